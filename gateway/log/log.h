@@ -1,0 +1,202 @@
+/*
+ * log.h - the durable log store: topics, partitions, segments, group commit, reads, retention, recovery.
+ *
+ * A data directory holds one directory per partition, "<topic>-<partition>/", laid out as Kafka lays them
+ * out: "<20-digit base offset>.log" segments of RecordBatch v2 batches back to back, sparse ".index" and
+ * ".timeindex" files, plus mqlog's "recovery-point" file (the position up to which the partition is known to
+ * be durable and indexed, and whether the last stop was clean).
+ *
+ * Writing. One process writes a data directory (mq_log_open(MQ_LOG_WRITE) takes an exclusive lock on
+ * "<dir>/.lock"); within it every mq_part_* function is thread-safe. Records become batches either through
+ * mq_part_append() (the caller's records become one batch, written at once) or mq_part_produce() (records
+ * gather in an open batch that is written when it reaches batch_bytes or at the next flush tick). Each batch
+ * is written with one write(). A flusher thread makes data durable by group commit: fdatasync at most every
+ * flush_interval_ms, or sooner when flush_bytes are unflushed; flush_interval_ms 0 means "flush always":
+ * every append returns only when its batch is durable. Per partition, mq_part_durable_end() is the offset
+ * below which every record is on stable storage; mq_part_wait_durable() and the durable callback let a
+ * connector acknowledge only durable records.
+ *
+ * Reading. Any number of threads, and other processes that open the directory with MQ_LOG_READ, read while
+ * the writer writes. In the writer's process readers see durable records only; in a reader process they see
+ * complete batches whose size and CRC check out. mq_part_read() hands out whole batches as a byte range of
+ * a segment file (for pread or sendfile), never a partial batch.
+ *
+ * Recovery. Opening a partition for writing scans only the tail after its recovery point, checks each
+ * batch's size and CRC, truncates at the first partial or invalid batch and rebuilds the tail's indexes; after
+ * a clean close it scans nothing.
+ */
+#ifndef MQ_LOG_H
+#define MQ_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log/batch.h"
+#include "util/err.h"
+
+struct mq_log;  /* an open data directory */
+struct mq_part; /* one partition of one topic; owned by its mq_log */
+
+struct mq_log_conf {
+    int64_t flush_interval_ms;     /* group commit interval; 0 = flush always (default 5) */
+    int64_t flush_bytes;           /* flush early once this many bytes are unflushed; 0 = off (default 1 MiB) */
+    int64_t segment_bytes;         /* roll a segment before it would exceed this (default 1 GiB) */
+    int64_t segment_ms;            /* roll a segment whose first record is older than this (default 7 d) */
+    int64_t index_interval_bytes;  /* an .index entry after this many bytes (default 4096) */
+    int64_t batch_bytes;           /* produce(): write the open batch once it reaches this (default 256 KiB) */
+    int64_t max_pending_bytes;     /* produce()/append() return MQ_ERR_FULL above this much unwritten data
+                                      per partition (default 64 MiB) */
+    int64_t checkpoint_bytes;      /* write a recovery point after this many bytes (default 64 MiB) */
+    int64_t retention_check_ms;    /* how often the maintenance thread applies retention (default 5 min) */
+};
+
+/* Fills conf with the defaults above. */
+void mq_log_conf_defaults(struct mq_log_conf *conf);
+
+/* Retention of one topic's partitions. 0 disables a limit. */
+struct mq_retention {
+    int64_t ms;    /* delete segments whose newest record is older than this (default 7 days) */
+    int64_t bytes; /* delete oldest segments while the partition is larger than this (default 0: off) */
+};
+#define MQ_RETENTION_MS_DEFAULT (7LL * 24 * 3600 * 1000)
+
+enum mq_log_mode {
+    MQ_LOG_WRITE, /* the single writer: recovery, appends, flushing, retention */
+    MQ_LOG_READ,  /* a reader beside a live writer: never modifies a file */
+};
+
+/*
+ * Opens the data directory dir (created in MQ_LOG_WRITE mode when missing). conf may be NULL for defaults.
+ * MQ_ERR_BUSY when another process holds the writer lock. On failure *logp is untouched and errstr says why.
+ * The caller owns the result and releases it with mq_log_close().
+ */
+enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_log_conf *conf, struct mq_log **logp,
+                        char *errstr, size_t errstr_size);
+
+/* Flushes every partition, writes clean-shutdown recovery points, stops the threads and frees everything,
+ * partitions included. Accepts NULL. Returns the first error met while flushing (the log is freed anyway). */
+enum mq_err mq_log_close(struct mq_log *log);
+
+const char *mq_log_dir(const struct mq_log *log);
+enum mq_log_mode mq_log_mode(const struct mq_log *log);
+
+/* Kafka's rule for topic names: 1..249 characters of [a-zA-Z0-9._-], not "." or "..". */
+bool mq_topic_name_valid(const char *name);
+
+/*
+ * Creates the directories of partitions [0, partitions) of topic (those that exist are kept). Write mode.
+ */
+enum mq_err mq_log_topic_create(struct mq_log *log, const char *topic, int32_t partitions);
+
+/*
+ * Returns partition `partition` of `topic`, opening (and in write mode recovering) it on first use.
+ * MQ_ERR_NOENT when its directory does not exist. The partition belongs to log: do not free it.
+ */
+enum mq_err mq_log_part(struct mq_log *log, const char *topic, int32_t partition, struct mq_part **partp);
+
+/* Lists the partition directories found in the data directory: calls fn for each, in name order. */
+enum mq_err mq_log_scan_dirs(const char *dir, void (*fn)(void *opaque, const char *topic, int32_t partition),
+                             void *opaque);
+
+/* Deletes a topic's partition directories (partitions must not be in use). */
+enum mq_err mq_log_topic_delete(struct mq_log *log, const char *topic);
+
+/*
+ * Called by the flusher thread after records became durable, with the new durable end. Must not block long
+ * and must not call back into the log's write functions. One callback per log; NULL removes it.
+ */
+typedef void mq_durable_cb(void *opaque, struct mq_part *part, int64_t durable_end);
+void mq_log_set_durable_cb(struct mq_log *log, mq_durable_cb *cb, void *opaque);
+
+/* ---- partitions: writing ---- */
+
+void mq_part_set_retention(struct mq_part *part, const struct mq_retention *ret);
+const char *mq_part_topic(const struct mq_part *part);
+int32_t mq_part_id(const struct mq_part *part);
+
+/*
+ * Appends recs[0..n) as one batch (split only if it would pass batch_bytes) after any records produced
+ * before. *first_offset (may be NULL) gets the offset of recs[0]. With flush always, returns once durable.
+ * Errors: MQ_ERR_NOSPC (nothing of this call was stored; retry once space returns), MQ_ERR_FULL, MQ_ERR_IO.
+ */
+enum mq_err mq_part_append(struct mq_part *part, const struct mq_record *recs, size_t n, int64_t *first_offset);
+
+/*
+ * Adds one record to the partition's open batch and returns its offset in *offset (may be NULL). The batch
+ * is written when full or at the next flush tick; wait for durability with mq_part_wait_durable().
+ * MQ_ERR_FULL when max_pending_bytes are waiting to be written (disk full or slow): stop reading input.
+ */
+enum mq_err mq_part_produce(struct mq_part *part, const struct mq_record *rec, int64_t *offset);
+
+/* Writes the open batch and fdatasyncs now; on MQ_OK every record produced before the call is durable. */
+enum mq_err mq_part_flush(struct mq_part *part);
+
+/* Waits until the record at `offset` is durable (durable_end > offset). timeout_ms < 0 waits forever.
+ * MQ_ERR_TIMEDOUT, or the partition's write error (e.g. MQ_ERR_NOSPC) if it is failing. */
+enum mq_err mq_part_wait_durable(struct mq_part *part, int64_t offset, int64_t timeout_ms);
+
+/* Applies retention now with `now_ms` as the current time; *deleted (may be NULL) gets the segment count. */
+enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *deleted);
+
+/* ---- partitions: reading ---- */
+
+struct mq_part_stats {
+    int64_t start_offset;   /* log start offset: the first offset still stored */
+    int64_t end_offset;     /* the next offset to be assigned (writer) / after the last complete batch (reader) */
+    int64_t durable_offset; /* offsets below this are durable (reader: same as end_offset) */
+    int64_t bytes;          /* bytes in segment files */
+    int32_t segments;
+    int64_t oldest_timestamp; /* max timestamp of the first batch, -1 when empty */
+    int64_t newest_timestamp; /* largest timestamp stored, -1 when empty */
+};
+/* In read mode, first looks for data the writer added since the last call. */
+enum mq_err mq_part_stats(struct mq_part *part, struct mq_part_stats *st);
+int64_t mq_part_durable_end(struct mq_part *part);
+
+/*
+ * A byte range of whole batches in one segment file. fd stays open until mq_slice_release(), even if
+ * retention deletes the segment meanwhile.
+ */
+struct mq_slice {
+    int fd;
+    int64_t pos;          /* file position of the first batch */
+    size_t len;           /* bytes of whole batches */
+    int64_t first_offset; /* base offset of the first batch */
+    int64_t next_offset;  /* the offset after the last batch in the range */
+    void *ref;            /* internal */
+};
+
+/*
+ * Finds the batch that holds `offset` (or the first batch after it, if records were removed) and returns
+ * whole batches from there, up to max_bytes but always at least one batch. Only visible records (see the
+ * top of this file). A slice never spans two segments: continue with next_offset.
+ * Returns MQ_OK with len 0 when offset is the visible end, MQ_ERR_RANGE when offset is below the log start
+ * or above the end. Release with mq_slice_release().
+ */
+enum mq_err mq_part_read(struct mq_part *part, int64_t offset, size_t max_bytes, struct mq_slice *slice);
+void mq_slice_release(struct mq_slice *slice);
+
+/*
+ * The first offset whose record timestamp is >= ts (Kafka's ListOffsets by time), found through the time
+ * index. *offset is -1 when no stored record is that new.
+ */
+enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *offset);
+
+/* ---- offline verification (mqlog verify) ---- */
+
+/* One problem found by mq_log_verify(). */
+struct mq_verify_issue {
+    const char *path; /* the file */
+    int64_t position; /* byte position in it, -1 for the whole file */
+    const char *what; /* e.g. "CRC mismatch: stored 0x..., computed 0x..." */
+};
+/*
+ * Checks every batch (size, CRC, offsets increasing) and every index entry of every partition under dir,
+ * without modifying anything. Calls fn per problem; *problems gets the count. MQ_OK even when problems
+ * were found (that is what *problems is for); errors are for when the check itself could not run.
+ */
+enum mq_err mq_log_verify(const char *dir, void (*fn)(void *opaque, const struct mq_verify_issue *issue),
+                          void *opaque, int64_t *problems, int64_t *batches);
+
+#endif

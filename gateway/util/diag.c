@@ -1,0 +1,69 @@
+/*
+ * diag.c - the stderr writer behind diag.h. One fprintf-sized write per line so that lines from several
+ * threads do not interleave.
+ */
+#include "util/diag.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int mq_diag_level = MQ_LV_INFO;
+
+static const char *mq_level_name(enum mq_level level)
+{
+    switch (level) {
+    case MQ_LV_ERROR:
+        return "error";
+    case MQ_LV_WARN:
+        return "warning";
+    case MQ_LV_NOTICE:
+        return "notice";
+    case MQ_LV_INFO:
+        return "info";
+    default:
+        return "debug";
+    }
+}
+
+void mq_diag_printf(enum mq_level level, const char *fmt, ...)
+{
+    /* JOURNAL_STREAM is set by systemd when stderr is connected to the journal. */
+    static int journal = -1;
+    if (journal < 0)
+        journal = getenv("JOURNAL_STREAM") != NULL;
+
+    char line[2048];
+    int n;
+    if (journal)
+        n = snprintf(line, sizeof line, "<%d>", (int)level);
+    else
+        n = snprintf(line, sizeof line, "mqlog %s: ", mq_level_name(level));
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof line - 2)
+        len = sizeof line - 2;
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w;
+}
+
+int mq_diag_level_parse(const char *name)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } names[] = {{"error", MQ_LV_ERROR}, {"warn", MQ_LV_WARN},   {"warning", MQ_LV_WARN},
+                 {"notice", MQ_LV_NOTICE}, {"info", MQ_LV_INFO}, {"debug", MQ_LV_DEBUG}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i].name) == 0)
+            return names[i].level;
+    return -1;
+}
