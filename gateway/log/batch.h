@@ -48,7 +48,9 @@ struct mq_record {
     int32_t header_count;
 };
 
-/* Bytes mq_batch_add() will append for r (the record's length varint included). */
+/* Bytes mq_batch_add() will append for r (the record's length varint included), at most: the timestamp and
+ * offset deltas depend on the batch, so they are counted at their widest (10 and 5 bytes). For the exact
+ * size in a given batch use mq_batch_record_size(). */
 size_t mq_record_encoded_size(const struct mq_record *r);
 
 /*
@@ -69,8 +71,12 @@ struct mq_batch_builder {
 void mq_batch_builder_init(struct mq_batch_builder *b);
 void mq_batch_builder_free(struct mq_batch_builder *b);
 void mq_batch_reset(struct mq_batch_builder *b, int64_t base_offset);
-/* MQ_ERR_NOMEM when the buffer cannot grow, MQ_ERR_INVAL for negative lengths other than -1. */
+/* MQ_ERR_NOMEM when the buffer cannot grow, MQ_ERR_INVAL for negative lengths other than -1 (or a null
+ * header key), MQ_ERR_RANGE when the batch would pass MQ_BATCH_MAX_SIZE (finish it and add r to the next;
+ * if r is alone in its batch it can never be stored). On error the batch is unchanged. */
 enum mq_err mq_batch_add(struct mq_batch_builder *b, const struct mq_record *r);
+/* Exact bytes mq_batch_add(b, r) would append now (r's deltas computed against b's current state). */
+size_t mq_batch_record_size(const struct mq_batch_builder *b, const struct mq_record *r);
 /* Writes the header and CRC. The batch must hold at least one record. */
 void mq_batch_finish(struct mq_batch_builder *b);
 
@@ -104,7 +110,8 @@ static inline int64_t mq_batch_last_offset(const struct mq_batch_info *bi)
 /*
  * Parses the header at p (avail bytes readable). Returns MQ_OK, MQ_ERR_RANGE when avail < 61 (need more
  * bytes: a partial header), or MQ_ERR_CORRUPT when the fields are impossible (magic != 2, Length < 49 or
- * > MQ_BATCH_MAX_SIZE, negative counts, LastOffsetDelta < RecordsCount - 1 ...). It does not check the CRC.
+ * > MQ_BATCH_MAX_SIZE, negative counts, LastOffsetDelta < RecordsCount - 1, BaseOffset < 0, more
+ * uncompressed records than Length can hold ...). It does not check the CRC.
  */
 enum mq_err mq_batch_parse_header(const uint8_t *p, size_t avail, struct mq_batch_info *bi);
 
@@ -134,7 +141,8 @@ struct mq_record_iter {
 
 /* MQ_ERR_INVAL for a compressed batch (attributes & 7), which mqlog does not decode. */
 enum mq_err mq_record_iter_init(struct mq_record_iter *it, const uint8_t *batch, const struct mq_batch_info *bi);
-/* 1 and *rv filled, 0 at the end, or -MQ_ERR_CORRUPT when a record is malformed. */
+/* 1 and *rv filled, 0 at the end, or -MQ_ERR_CORRUPT when a record is malformed (never reads outside the
+ * batch) or bytes remain after the last record. */
 int mq_record_next(struct mq_record_iter *it, struct mq_record_view *rv);
 /* Walks rv's headers: 1 and *h filled (key/value point into the batch), 0 at the end, <0 when malformed. */
 int mq_header_next(const uint8_t **cursor, const uint8_t *end, struct mq_header *h);
