@@ -1,0 +1,433 @@
+/*
+ * store.c - the data directory facade: opening log and catalog together, topic creation and deletion in a
+ * crash-safe order, partition lookup through the catalog, and the catalog/directory consistency check.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct mq_store {
+    char *dir;
+    int flags;
+    struct mq_log *log;
+    struct mq_catalog *cat;
+    /* Topic creation and deletion touch catalog and directories in two steps; two threads interleaving
+     * them (the Kafka endpoint auto-creating a topic while the daemon creates it from the configuration)
+     * could leave directories no row describes. */
+    pthread_mutex_t ddl_lock;
+};
+
+/* mkdir -p: creates path and its missing parents. */
+static int mq_store_mkdirs(const char *path)
+{
+    char *p = strdup(path);
+    if (!p) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+            free(p);
+            return -1;
+        }
+        *s = '/';
+    }
+    int rc = mkdir(p, 0755);
+    if (rc != 0 && errno == EEXIST) {
+        struct stat st;
+        rc = (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) ? 0 : -1;
+        if (rc != 0)
+            errno = ENOTDIR;
+    }
+    free(p);
+    return rc;
+}
+
+enum mq_err mq_store_open(const char *dir, int flags, const struct mq_log_conf *conf,
+                          struct mq_store **storep, char *errstr, size_t errstr_size)
+{
+    if (!dir || !*dir || !storep || !(flags & (MQ_STORE_READ | MQ_STORE_WRITE)))
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "mq_store_open: no directory or no mode");
+    bool write = (flags & MQ_STORE_WRITE) != 0;
+
+    size_t plen = strlen(dir) + sizeof("/" MQ_CATALOG_FILE);
+    char *catpath = malloc(plen);
+    struct mq_store *store = calloc(1, sizeof *store);
+    if (!catpath || !store || !(store->dir = strdup(dir))) {
+        free(catpath);
+        if (store)
+            free(store->dir);
+        free(store);
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "%s: out of memory", dir);
+    }
+    snprintf(catpath, plen, "%s/" MQ_CATALOG_FILE, dir);
+    store->flags = write ? (MQ_STORE_WRITE | MQ_STORE_READ) : MQ_STORE_READ;
+    if (pthread_mutex_init(&store->ddl_lock, NULL) != 0) {
+        free(catpath);
+        free(store->dir);
+        free(store);
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "%s: cannot create a mutex", dir);
+    }
+
+    enum mq_err err;
+    struct stat st;
+    if (write) {
+        if (mq_store_mkdirs(dir) != 0) {
+            int e = errno;
+            err = mq_errf(mq_err_from_errno(e), errstr, errstr_size, "cannot create data directory %s: %s",
+                          dir, strerror(e));
+            goto fail;
+        }
+    } else {
+        /* A reader creates nothing: a mistyped directory must be an error, not a new empty store. */
+        if (stat(dir, &st) != 0) {
+            int e = errno;
+            err =
+                mq_errf(mq_err_from_errno(e), errstr, errstr_size, "data directory %s: %s", dir, strerror(e));
+            goto fail;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            err = mq_errf(MQ_ERR_NOENT, errstr, errstr_size, "data directory %s is not a directory", dir);
+            goto fail;
+        }
+        if (stat(catpath, &st) != 0) {
+            int e = errno;
+            err = mq_errf(mq_err_from_errno(e), errstr, errstr_size,
+                          "%s: %s (not an mqlog data directory, or mqlogd has not run there yet)", catpath,
+                          strerror(e));
+            goto fail;
+        }
+    }
+
+    /* The log first: in write mode it takes the writer lock, so a second writer stops before the catalog. */
+    err = mq_log_open(dir, write ? MQ_LOG_WRITE : MQ_LOG_READ, conf, &store->log, errstr, errstr_size);
+    if (err != MQ_OK)
+        goto fail;
+    err = mq_catalog_open(catpath, write ? MQ_CATALOG_CREATE : 0, &store->cat, errstr, errstr_size);
+    if (err != MQ_OK)
+        goto fail;
+    free(catpath);
+    *storep = store;
+    return MQ_OK;
+
+fail:
+    free(catpath);
+    mq_store_close(store);
+    return err;
+}
+
+enum mq_err mq_store_close(struct mq_store *store)
+{
+    if (!store)
+        return MQ_OK;
+    enum mq_err err = mq_log_close(store->log);
+    mq_catalog_close(store->cat);
+    pthread_mutex_destroy(&store->ddl_lock);
+    free(store->dir);
+    free(store);
+    return err;
+}
+
+struct mq_log *mq_store_log(struct mq_store *store)
+{
+    return store->log;
+}
+
+struct mq_catalog *mq_store_catalog(struct mq_store *store)
+{
+    return store->cat;
+}
+
+const char *mq_store_dir(const struct mq_store *store)
+{
+    return store->dir;
+}
+
+/* ---- topics ---- */
+
+enum mq_err mq_store_topic_create(struct mq_store *store, const char *name, int32_t partitions,
+                                  const struct mq_retention *ret, char *errstr, size_t errstr_size)
+{
+    if (!name || !mq_topic_name_valid(name))
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size,
+                       "invalid topic name \"%s\" (1-249 characters of a-z A-Z 0-9 . _ -, not . or ..)",
+                       name ? name : "(null)");
+    if (partitions < 1 || partitions > MQ_CATALOG_PARTITIONS_MAX)
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "topic %s: partitions must be 1..%d, not %d", name,
+                       MQ_CATALOG_PARTITIONS_MAX, (int)partitions);
+    struct mq_retention r = {.ms = MQ_RETENTION_MS_DEFAULT, .bytes = 0};
+    if (ret)
+        r = *ret;
+    if (r.ms < 0 || r.bytes < 0)
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "topic %s: retention must not be negative", name);
+    if (!(store->flags & MQ_STORE_WRITE))
+        return mq_errf(MQ_ERR_READONLY, errstr, errstr_size,
+                       "topic %s: topics are created by the writer of %s (mqlogd), not by a reader", name,
+                       store->dir);
+
+    pthread_mutex_lock(&store->ddl_lock);
+    struct mq_catalog_topic t;
+    enum mq_err err = mq_catalog_topic_get(store->cat, name, &t);
+    if (err == MQ_OK) {
+        /* The topic exists: make sure its directories do too (they may have been lost or never made). */
+        err = mq_log_topic_create(store->log, name, t.partitions);
+        if (err != MQ_OK)
+            mq_errf(err, errstr, errstr_size, "topic %s: creating missing partition directories: %s", name,
+                    mq_strerror(err));
+        else
+            err = mq_errf(MQ_ERR_EXISTS, errstr, errstr_size, "topic %s already exists (%d partitions)", name,
+                          (int)t.partitions);
+    } else if (err == MQ_ERR_NOENT) {
+        /* Directories first, row second: until the row commits the topic does not exist for anyone. */
+        err = mq_log_topic_create(store->log, name, partitions);
+        if (err != MQ_OK) {
+            mq_errf(err, errstr, errstr_size, "topic %s: creating partition directories: %s", name,
+                    mq_strerror(err));
+        } else {
+            err = mq_catalog_topic_create(store->cat, name, partitions, r.ms, r.bytes);
+            if (err != MQ_OK)
+                mq_errf(err, errstr, errstr_size, "topic %s: catalog: %s (%s)", name, mq_strerror(err),
+                        mq_catalog_errmsg(store->cat));
+        }
+    } else {
+        mq_errf(err, errstr, errstr_size, "topic %s: catalog: %s (%s)", name, mq_strerror(err),
+                mq_catalog_errmsg(store->cat));
+    }
+    pthread_mutex_unlock(&store->ddl_lock);
+    return err;
+}
+
+enum mq_err mq_store_topic_get(struct mq_store *store, const char *name, struct mq_catalog_topic *topic)
+{
+    return mq_catalog_topic_get(store->cat, name, topic);
+}
+
+enum mq_err mq_store_topic_list(struct mq_store *store, struct mq_catalog_topic **topics, size_t *count)
+{
+    return mq_catalog_topic_list(store->cat, topics, count);
+}
+
+enum mq_err mq_store_topic_set_retention(struct mq_store *store, const char *name,
+                                         const struct mq_retention *ret)
+{
+    if (!name || !ret)
+        return MQ_ERR_INVAL;
+    pthread_mutex_lock(&store->ddl_lock);
+    enum mq_err err = mq_catalog_topic_set_retention(store->cat, name, ret->ms, ret->bytes);
+    struct mq_catalog_topic t;
+    if (err == MQ_OK && (store->flags & MQ_STORE_WRITE))
+        err = mq_catalog_topic_get(store->cat, name, &t);
+    if (err == MQ_OK && (store->flags & MQ_STORE_WRITE)) {
+        for (int32_t p = 0; p < t.partitions; p++) {
+            struct mq_part *part = NULL;
+            enum mq_err e = mq_log_part(store->log, name, p, &part);
+            if (e == MQ_OK)
+                mq_part_set_retention(part, ret);
+            else if (err == MQ_OK && e != MQ_ERR_NOENT) /* a missing directory is mq_store_check()'s report */
+                err = e;
+        }
+    }
+    pthread_mutex_unlock(&store->ddl_lock);
+    return err;
+}
+
+/* mq_log_scan_dirs() callback of mq_store_topic_delete(): counts the directories of one topic. */
+struct mq_store_count {
+    const char *topic;
+    int64_t n;
+};
+
+static void mq_store_count_dir(void *opaque, const char *topic, int32_t partition)
+{
+    struct mq_store_count *c = opaque;
+    (void)partition;
+    if (strcmp(topic, c->topic) == 0)
+        c->n++;
+}
+
+enum mq_err mq_store_topic_delete(struct mq_store *store, const char *name)
+{
+    if (!name || !mq_topic_name_valid(name))
+        return MQ_ERR_INVAL;
+    if (!(store->flags & MQ_STORE_WRITE))
+        return MQ_ERR_READONLY;
+    pthread_mutex_lock(&store->ddl_lock);
+    /* Row first: once it is gone nobody opens the partitions through the store, then the files go. */
+    enum mq_err err = mq_catalog_topic_delete(store->cat, name);
+    if (err == MQ_ERR_NOENT) {
+        /* No row: a delete (or a create) was interrupted. Directories left over are still removed. */
+        struct mq_store_count c = {.topic = name, .n = 0};
+        err = mq_log_scan_dirs(store->dir, mq_store_count_dir, &c);
+        if (err == MQ_OK && c.n == 0)
+            err = MQ_ERR_NOENT;
+    }
+    if (err == MQ_OK)
+        err = mq_log_topic_delete(store->log, name);
+    pthread_mutex_unlock(&store->ddl_lock);
+    return err;
+}
+
+enum mq_err mq_store_part(struct mq_store *store, const char *topic, int32_t partition,
+                          struct mq_part **partp)
+{
+    if (!topic || !partp)
+        return MQ_ERR_INVAL;
+    struct mq_catalog_topic t;
+    enum mq_err err = mq_catalog_topic_get(store->cat, topic, &t);
+    if (err != MQ_OK)
+        return err;
+    if (partition < 0 || partition >= t.partitions)
+        return MQ_ERR_NOENT;
+    struct mq_part *part = NULL;
+    err = mq_log_part(store->log, topic, partition, &part);
+    if (err != MQ_OK)
+        return err;
+    /* Every time, so that a retention changed by another process reaches the writer's partitions. */
+    struct mq_retention r = {.ms = t.retention_ms, .bytes = t.retention_bytes};
+    mq_part_set_retention(part, &r);
+    *partp = part;
+    return MQ_OK;
+}
+
+/* ---- consistency check ---- */
+
+struct mq_store_dirent {
+    char *topic;
+    int32_t partition;
+};
+
+struct mq_store_dirs {
+    struct mq_store_dirent *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void mq_store_collect_dir(void *opaque, const char *topic, int32_t partition)
+{
+    struct mq_store_dirs *d = opaque;
+    if (d->oom)
+        return;
+    if (d->n == d->cap) {
+        size_t ncap = d->cap ? d->cap * 2 : 64;
+        struct mq_store_dirent *grown = realloc(d->v, ncap * sizeof *grown);
+        if (!grown) {
+            d->oom = true;
+            return;
+        }
+        d->v = grown;
+        d->cap = ncap;
+    }
+    char *copy = strdup(topic);
+    if (!copy) {
+        d->oom = true;
+        return;
+    }
+    d->v[d->n++] = (struct mq_store_dirent){copy, partition};
+}
+
+static int mq_store_dirent_cmp(const void *a, const void *b)
+{
+    const struct mq_store_dirent *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    if (c)
+        return c;
+    return (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+static int mq_store_topic_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct mq_catalog_topic *)a)->name, ((const struct mq_catalog_topic *)b)->name);
+}
+
+/* Reports one problem with the directory of topic/partition. */
+static void mq_store_report(const struct mq_store *store, void (*fn)(void *, const struct mq_verify_issue *),
+                            void *opaque, const char *topic, int32_t partition, const char *what)
+{
+    size_t n = strlen(store->dir) + strlen(topic) + 16;
+    char *path = malloc(n);
+    if (path)
+        snprintf(path, n, "%s/%s-%d", store->dir, topic, (int)partition);
+    struct mq_verify_issue issue = {.path = path ? path : topic, .position = -1, .what = what};
+    if (fn)
+        fn(opaque, &issue);
+    free(path);
+}
+
+enum mq_err mq_store_check(struct mq_store *store,
+                           void (*fn)(void *opaque, const struct mq_verify_issue *issue), void *opaque,
+                           int64_t *problems)
+{
+    struct mq_store_dirs dirs = {0};
+    struct mq_catalog_topic *topics = NULL;
+    size_t ntopics = 0;
+    int64_t count = 0;
+    char what[512];
+
+    enum mq_err err = mq_log_scan_dirs(store->dir, mq_store_collect_dir, &dirs);
+    if (err == MQ_OK && dirs.oom)
+        err = MQ_ERR_NOMEM;
+    if (err == MQ_OK)
+        err = mq_catalog_topic_list(store->cat, &topics, &ntopics);
+    if (err != MQ_OK)
+        goto out;
+    if (dirs.n > 1)
+        qsort(dirs.v, dirs.n, sizeof *dirs.v, mq_store_dirent_cmp);
+    if (ntopics > 1)
+        qsort(topics, ntopics, sizeof *topics, mq_store_topic_cmp);
+
+    /* Directories the catalog does not describe. */
+    for (size_t i = 0; i < dirs.n; i++) {
+        struct mq_catalog_topic key;
+        snprintf(key.name, sizeof key.name, "%s", dirs.v[i].topic);
+        const struct mq_catalog_topic *t =
+            ntopics ? bsearch(&key, topics, ntopics, sizeof *topics, mq_store_topic_cmp) : NULL;
+        if (!t || strcmp(t->name, dirs.v[i].topic) != 0) {
+            snprintf(
+                what, sizeof what,
+                "partition directory without a catalog row: topic %s is not in the catalog (an interrupted "
+                "topic create or delete: create or delete the topic again)",
+                dirs.v[i].topic);
+        } else if (dirs.v[i].partition >= t->partitions) {
+            snprintf(what, sizeof what, "partition directory beyond topic %s's %d partitions in the catalog",
+                     t->name, (int)t->partitions);
+        } else {
+            continue;
+        }
+        mq_store_report(store, fn, opaque, dirs.v[i].topic, dirs.v[i].partition, what);
+        count++;
+    }
+
+    /* Catalog partitions without a directory. */
+    for (size_t i = 0; i < ntopics; i++) {
+        for (int32_t p = 0; p < topics[i].partitions; p++) {
+            struct mq_store_dirent key = {topics[i].name, p};
+            if (dirs.n && bsearch(&key, dirs.v, dirs.n, sizeof *dirs.v, mq_store_dirent_cmp))
+                continue;
+            snprintf(
+                what, sizeof what,
+                "partition directory missing: topic %s has %d partitions in the catalog (create the topic "
+                "again to restore empty directories)",
+                topics[i].name, (int)topics[i].partitions);
+            mq_store_report(store, fn, opaque, topics[i].name, p, what);
+            count++;
+        }
+    }
+
+out:
+    for (size_t i = 0; i < dirs.n; i++)
+        free(dirs.v[i].topic);
+    free(dirs.v);
+    free(topics);
+    if (problems)
+        *problems = count;
+    return err;
+}

@@ -1,0 +1,106 @@
+/*
+ * store.h - a data directory as the rest of mqlog sees it: the log (log/log.h) and its catalog
+ * (catalog/catalog.h) opened together, with the operations that must touch both in a safe order.
+ *
+ * The catalog is the authority on which topics exist, how many partitions they have and their retention; the
+ * log holds the partition directories and the records. mq_store_topic_create() writes both so that a crash
+ * in between leaves a state mq_store_check() reports and a repeated create repairs. mq_store_part() is the
+ * way to reach a partition: it checks the catalog and applies the topic's retention.
+ *
+ * Threads: every function may be called from any thread on one store (the catalog has a mutex, the log is
+ * thread-safe, topic creation and deletion are serialised by the store).
+ */
+#ifndef MQ_STORE_H
+#define MQ_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog/catalog.h"
+#include "log/log.h"
+#include "util/err.h"
+
+struct mq_store;
+
+/* Flags of mq_store_open(). */
+enum {
+    MQ_STORE_READ = 1 << 0,  /* a reader beside the daemon: log in MQ_LOG_READ, catalog read-write */
+    MQ_STORE_WRITE = 1 << 1, /* the single writer (implies READ): takes the log's writer lock */
+};
+
+/*
+ * Opens the data directory dir.
+ *  - MQ_STORE_WRITE: creates dir (and its parents) when missing, opens the log with MQ_LOG_WRITE (which
+ *    fails with MQ_ERR_BUSY when another process writes the directory) and creates or opens
+ *    "<dir>/catalog.db".
+ *  - MQ_STORE_READ alone: creates nothing; fails with MQ_ERR_NOENT when dir or its catalog is missing.
+ *    Opens the log with MQ_LOG_READ; the catalog is opened read-write because readers commit group offsets.
+ * conf (may be NULL for defaults) is passed to mq_log_open(). On failure *storep is untouched and errstr
+ * says why. The caller owns the store and releases it with mq_store_close().
+ */
+enum mq_err mq_store_open(const char *dir, int flags, const struct mq_log_conf *conf,
+                          struct mq_store **storep, char *errstr, size_t errstr_size);
+
+/* Closes the log (flushing it, see mq_log_close()) and the catalog, and frees the store. Accepts NULL.
+ * Returns the log's close error; the store is freed anyway. */
+enum mq_err mq_store_close(struct mq_store *store);
+
+/* The parts, owned by the store (do not close them). */
+struct mq_log *mq_store_log(struct mq_store *store);
+struct mq_catalog *mq_store_catalog(struct mq_store *store);
+const char *mq_store_dir(const struct mq_store *store);
+
+/*
+ * Creates topic `name` (mq_topic_name_valid()) with `partitions` partitions (1..MQ_CATALOG_PARTITIONS_MAX)
+ * and retention ret (NULL: MQ_RETENTION_MS_DEFAULT and no size limit). Write mode only (else
+ * MQ_ERR_READONLY). The partition directories are created first and the catalog row is committed after
+ * them, so a crash in between leaves directories without a row (mq_store_check() reports them) and calling
+ * create again completes the topic. When the topic exists, any of its missing partition directories are
+ * created and MQ_ERR_EXISTS is returned (its partition count and retention are left as they are). errstr
+ * (may be NULL) says why on failure.
+ */
+enum mq_err mq_store_topic_create(struct mq_store *store, const char *name, int32_t partitions,
+                                  const struct mq_retention *ret, char *errstr, size_t errstr_size);
+
+/* Topic `name` from the catalog; MQ_ERR_NOENT when there is none. */
+enum mq_err mq_store_topic_get(struct mq_store *store, const char *name, struct mq_catalog_topic *topic);
+
+/* All topics in name order; free *topics with free() (see mq_catalog_topic_list()). */
+enum mq_err mq_store_topic_list(struct mq_store *store, struct mq_catalog_topic **topics, size_t *count);
+
+/*
+ * Changes a topic's retention in the catalog. Write mode: also applies it at once to the topic's partitions
+ * (opening them). A reader store only updates the catalog: the writer applies the new retention to a
+ * partition at its next mq_store_part() call for it.
+ */
+enum mq_err mq_store_topic_set_retention(struct mq_store *store, const char *name,
+                                         const struct mq_retention *ret);
+
+/*
+ * Deletes topic `name`: its catalog row and group offsets first, then its partition directories (so a crash
+ * in between leaves directories without a row, which mq_store_check() reports and a repeated delete
+ * removes). Write mode only. No struct mq_part of the topic may be in use (see mq_log_topic_delete()).
+ * MQ_ERR_NOENT when neither a row nor a directory existed.
+ */
+enum mq_err mq_store_topic_delete(struct mq_store *store, const char *name);
+
+/*
+ * Returns partition `partition` of `topic` in *partp after checking that the catalog has the topic and the
+ * partition is below its partition count (else MQ_ERR_NOENT, Kafka's UNKNOWN_TOPIC_OR_PARTITION), opening
+ * it through mq_log_part() and applying the topic's current retention. The partition belongs to the log.
+ */
+enum mq_err mq_store_part(struct mq_store *store, const char *topic, int32_t partition,
+                          struct mq_part **partp);
+
+/*
+ * The consistency check of catalog and directories, for `mqlog verify`: calls fn once per partition
+ * directory without a catalog row (or beyond its topic's partition count) and once per partition of a
+ * catalog topic whose directory is missing. issue->path is the partition directory, position -1. *problems
+ * (may be NULL) gets the count. MQ_OK even when problems were found; an error only when the check could
+ * not run.
+ */
+enum mq_err mq_store_check(struct mq_store *store,
+                           void (*fn)(void *opaque, const struct mq_verify_issue *issue), void *opaque,
+                           int64_t *problems);
+
+#endif
