@@ -261,17 +261,26 @@ enum mq_err mq_store_topic_delete(struct mq_store *store, const char *name)
     if (!(store->flags & MQ_STORE_WRITE))
         return MQ_ERR_READONLY;
     pthread_mutex_lock(&store->ddl_lock);
-    /* Row first: once it is gone nobody opens the partitions through the store, then the files go. */
-    enum mq_err err = mq_catalog_topic_delete(store->cat, name);
-    if (err == MQ_ERR_NOENT) {
-        /* No row: a delete (or a create) was interrupted. Directories left over are still removed. */
-        struct mq_store_count c = {.topic = name, .n = 0};
+    struct mq_catalog_topic t;
+    struct mq_store_count c = {.topic = name, .n = 0};
+    enum mq_err err = mq_catalog_topic_get(store->cat, name, &t);
+    bool row = (err == MQ_OK);
+    if (err == MQ_OK || err == MQ_ERR_NOENT)
         err = mq_log_scan_dirs(store->dir, mq_store_count_dir, &c);
-        if (err == MQ_OK && c.n == 0)
-            err = MQ_ERR_NOENT;
-    }
-    if (err == MQ_OK)
+    if (err == MQ_OK && !row && c.n == 0)
+        err = MQ_ERR_NOENT;
+    /*
+     * Files first, row second. The log refuses (MQ_ERR_BUSY) while a partition of the topic is open, and
+     * then nothing has changed; a crash after the files leaves a row without directories, which
+     * mq_store_check() reports and a repeated delete completes.
+     */
+    if (err == MQ_OK && c.n > 0)
         err = mq_log_topic_delete(store->log, name);
+    if (err == MQ_OK && row) {
+        err = mq_catalog_topic_delete(store->cat, name); /* its group offsets go with it */
+        if (err == MQ_ERR_NOENT)
+            err = MQ_OK;
+    }
     pthread_mutex_unlock(&store->ddl_lock);
     return err;
 }

@@ -77,10 +77,10 @@ enum mq_err mq_store_topic_set_retention(struct mq_store *store, const char *nam
                                          const struct mq_retention *ret);
 
 /*
- * Deletes topic `name`: its catalog row and group offsets first, then its partition directories (so a crash
- * in between leaves directories without a row, which mq_store_check() reports and a repeated delete
- * removes). Write mode only. No struct mq_part of the topic may be in use (see mq_log_topic_delete()).
- * MQ_ERR_NOENT when neither a row nor a directory existed.
+ * Deletes topic `name`: its partition directories first, then its catalog row and group offsets (so a crash
+ * in between leaves a row without directories, which mq_store_check() reports and a repeated delete
+ * completes). Write mode only. MQ_ERR_BUSY, with nothing changed, while a partition of the topic is open in
+ * this process (see mq_log_topic_delete()). MQ_ERR_NOENT when neither a row nor a directory existed.
  */
 enum mq_err mq_store_topic_delete(struct mq_store *store, const char *name);
 
