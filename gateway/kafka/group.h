@@ -1,0 +1,108 @@
+/*
+ * group.h - the consumer group coordinator: Kafka's classic group membership protocol (JoinGroup,
+ * SyncGroup, Heartbeat, LeaveGroup) as a state machine without I/O.
+ *
+ * A group moves Empty -> PreparingRebalance (members (re)join; the coordinator waits until every known
+ * member has rejoined or the largest rebalance timeout passes, then drops those that did not) ->
+ * CompletingRebalance (a new generation: every member got its JoinGroup response, the leader with the
+ * members' metadata; the coordinator waits for the leader's SyncGroup with the assignments) -> Stable
+ * (every member got its assignment). A new member, a member whose protocols changed, a rejoining leader,
+ * a leaving member or a member whose session timed out (no heartbeat for session_timeout_ms) sends the
+ * group back to PreparingRebalance. The server never looks into protocol metadata or assignments: the
+ * leader client assigns.
+ *
+ * JoinGroup and SyncGroup responses may be delayed until other members act, so they are delivered through
+ * callbacks, with an opaque `waiter` the caller passed in (the server's pending request); a callback may
+ * run inside the call that caused it (for the caller's own waiter or another's). Callbacks must not call
+ * back into this module; they queue the response and return.
+ *
+ * Time is the caller's monotonic clock in milliseconds, passed to every call, so tests can drive it.
+ * Not thread-safe: the Kafka server's event loop is the only user. Static membership (group.instance.id)
+ * is carried through but not treated specially: such members behave as dynamic ones.
+ */
+#ifndef MQ_KAFKA_GROUP_H
+#define MQ_KAFKA_GROUP_H
+
+#include <stdint.h>
+
+#include "kafka/proto.h"
+#include "util/err.h"
+
+struct mq_kafka_groups;
+
+struct mq_kafka_groups_conf {
+    int32_t min_session_timeout_ms;     /* default 1000 (Kafka: 6000) */
+    int32_t max_session_timeout_ms;     /* default 1800000 */
+    int32_t initial_rebalance_delay_ms; /* wait this long after the first member joins an empty group for
+                                           others, capped by its rebalance timeout; default 0 */
+    int32_t max_group_size;             /* default 1000 */
+};
+void mq_kafka_groups_conf_defaults(struct mq_kafka_groups_conf *conf);
+
+/* Delivers a JoinGroup response for waiter. resp and what it points to are valid during the call only. */
+typedef void mq_kafka_join_cb(void *opaque, void *waiter, const struct mq_kafka_join_group_resp *resp);
+/* Delivers a SyncGroup response for waiter; assignment is valid during the call only. */
+typedef void mq_kafka_sync_cb(void *opaque, void *waiter, int16_t error, struct mq_kafka_str assignment);
+
+/* Creates an empty coordinator. conf may be NULL for defaults. The caller frees it with
+ * mq_kafka_groups_free(). MQ_ERR_NOMEM. */
+enum mq_err mq_kafka_groups_new(const struct mq_kafka_groups_conf *conf, mq_kafka_join_cb *join_cb,
+                                mq_kafka_sync_cb *sync_cb, void *opaque, struct mq_kafka_groups **groupsp);
+
+/* Frees every group without calling any callback (pending waiters are simply forgotten). Accepts NULL. */
+void mq_kafka_groups_free(struct mq_kafka_groups *groups);
+
+/*
+ * A JoinGroup request from client client_id. The response comes through join_cb for waiter, now or once
+ * the rebalance completes. A new member (empty member id) gets an id "<client_id>-<random>".
+ */
+void mq_kafka_groups_join(struct mq_kafka_groups *groups, int64_t now_ms,
+                          const struct mq_kafka_join_group_req *req, struct mq_kafka_str client_id,
+                          void *waiter);
+
+/* A SyncGroup request. The response comes through sync_cb for waiter, now or once the leader has synced. */
+void mq_kafka_groups_sync(struct mq_kafka_groups *groups, int64_t now_ms,
+                          const struct mq_kafka_sync_group_req *req, void *waiter);
+
+/* A heartbeat; returns the Kafka error code to answer with (NONE, REBALANCE_IN_PROGRESS, ...). */
+int16_t mq_kafka_groups_heartbeat(struct mq_kafka_groups *groups, int64_t now_ms,
+                                  struct mq_kafka_str group_id, int32_t generation_id,
+                                  struct mq_kafka_str member_id);
+
+/* A member leaves; returns the Kafka error code for it. */
+int16_t mq_kafka_groups_leave(struct mq_kafka_groups *groups, int64_t now_ms, struct mq_kafka_str group_id,
+                              struct mq_kafka_str member_id);
+
+/*
+ * Whether an OffsetCommit from (generation_id, member_id) may be stored, as Kafka decides it: a commit with
+ * a negative generation is accepted for a group without members (standalone consumers); otherwise the
+ * member must be in the group with the current generation, and not while the group awaits its assignment.
+ */
+int16_t mq_kafka_groups_check_commit(struct mq_kafka_groups *groups, struct mq_kafka_str group_id,
+                                     int32_t generation_id, struct mq_kafka_str member_id);
+
+/* Forgets waiter (its connection closed): no callback will be made for it. Its member stays in the
+ * group until its session times out, counted from now. */
+void mq_kafka_groups_cancel(struct mq_kafka_groups *groups, int64_t now_ms, void *waiter);
+
+/*
+ * Applies session timeouts and rebalance deadlines as of now. Returns the time (on the same clock) of the
+ * next deadline, or INT64_MAX when there is none.
+ */
+int64_t mq_kafka_groups_tick(struct mq_kafka_groups *groups, int64_t now_ms);
+
+/* ---- inspection (tests, diagnostics) ---- */
+
+enum mq_kafka_group_state {
+    MQ_KGROUP_NONE, /* no such group */
+    MQ_KGROUP_EMPTY,
+    MQ_KGROUP_PREPARING_REBALANCE,
+    MQ_KGROUP_COMPLETING_REBALANCE,
+    MQ_KGROUP_STABLE,
+};
+
+/* The state, generation and member count of group_id (*generation and *members may be NULL). */
+enum mq_kafka_group_state mq_kafka_groups_state(struct mq_kafka_groups *groups, const char *group_id,
+                                                int32_t *generation, int32_t *members);
+
+#endif
