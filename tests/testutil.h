@@ -13,8 +13,14 @@ struct mq_test {
     const char *name;
     void (*fn)(void);
 };
-#define MQ_TEST(fn) {#fn, fn}
-#define MQ_TEST_END {NULL, NULL}
+#define MQ_TEST(fn)                                                                                          \
+    {                                                                                                        \
+#fn, fn                                                                                              \
+    }
+#define MQ_TEST_END                                                                                          \
+    {                                                                                                        \
+        NULL, NULL                                                                                           \
+    }
 
 /* Runs the tests as one CUnit suite named suite and returns the process exit status (0: all passed). */
 int mq_test_run(const char *suite, const struct mq_test *tests);

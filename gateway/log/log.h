@@ -22,8 +22,8 @@
  * a segment file (for pread or sendfile), never a partial batch.
  *
  * Recovery. Opening a partition for writing scans only the tail after its recovery point, checks each
- * batch's size and CRC, truncates at the first partial or invalid batch and rebuilds the tail's indexes; after
- * a clean close it scans nothing.
+ * batch's size and CRC, truncates at the first partial or invalid batch and rebuilds the tail's indexes;
+ * after a clean close it scans nothing.
  */
 #ifndef MQ_LOG_H
 #define MQ_LOG_H
@@ -39,16 +39,16 @@ struct mq_log;  /* an open data directory */
 struct mq_part; /* one partition of one topic; owned by its mq_log */
 
 struct mq_log_conf {
-    int64_t flush_interval_ms;     /* group commit interval; 0 = flush always (default 5) */
-    int64_t flush_bytes;           /* flush early once this many bytes are unflushed; 0 = off (default 1 MiB) */
-    int64_t segment_bytes;         /* roll a segment before it would exceed this (default 1 GiB) */
-    int64_t segment_ms;            /* roll a segment whose first record is older than this (default 7 d) */
-    int64_t index_interval_bytes;  /* an .index entry after this many bytes (default 4096) */
-    int64_t batch_bytes;           /* produce(): write the open batch once it reaches this (default 256 KiB) */
-    int64_t max_pending_bytes;     /* produce()/append() return MQ_ERR_FULL above this much unwritten data
-                                      per partition (default 64 MiB) */
-    int64_t checkpoint_bytes;      /* write a recovery point after this many bytes (default 64 MiB) */
-    int64_t retention_check_ms;    /* how often the maintenance thread applies retention (default 5 min) */
+    int64_t flush_interval_ms; /* group commit interval; 0 = flush always (default 5) */
+    int64_t flush_bytes;       /* flush early once this many bytes are unflushed; 0 = off (default 1 MiB) */
+    int64_t segment_bytes;     /* roll a segment before it would exceed this (default 1 GiB) */
+    int64_t segment_ms;        /* roll a segment whose first record is older than this (default 7 d) */
+    int64_t index_interval_bytes; /* an .index entry after this many bytes (default 4096) */
+    int64_t batch_bytes;          /* produce(): write the open batch once it reaches this (default 256 KiB) */
+    int64_t max_pending_bytes;    /* produce()/append() return MQ_ERR_FULL above this much unwritten data
+                                     per partition (default 64 MiB) */
+    int64_t checkpoint_bytes;     /* write a recovery point after this many bytes (default 64 MiB) */
+    int64_t retention_check_ms;   /* how often the maintenance thread applies retention (default 5 min) */
 };
 
 /* Fills conf with the defaults above. */
@@ -71,8 +71,8 @@ enum mq_log_mode {
  * MQ_ERR_BUSY when another process holds the writer lock. On failure *logp is untouched and errstr says why.
  * The caller owns the result and releases it with mq_log_close().
  */
-enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_log_conf *conf, struct mq_log **logp,
-                        char *errstr, size_t errstr_size);
+enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_log_conf *conf,
+                        struct mq_log **logp, char *errstr, size_t errstr_size);
 
 /* Flushes every partition, writes clean-shutdown recovery points, stops the threads and frees everything,
  * partitions included. Accepts NULL. Returns the first error met while flushing (the log is freed anyway). */
@@ -120,7 +120,8 @@ int32_t mq_part_id(const struct mq_part *part);
  * before. *first_offset (may be NULL) gets the offset of recs[0]. With flush always, returns once durable.
  * Errors: MQ_ERR_NOSPC (nothing of this call was stored; retry once space returns), MQ_ERR_FULL, MQ_ERR_IO.
  */
-enum mq_err mq_part_append(struct mq_part *part, const struct mq_record *recs, size_t n, int64_t *first_offset);
+enum mq_err mq_part_append(struct mq_part *part, const struct mq_record *recs, size_t n,
+                           int64_t *first_offset);
 
 /*
  * Adds one record to the partition's open batch and returns its offset in *offset (may be NULL). The batch
@@ -142,8 +143,8 @@ enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *d
 /* ---- partitions: reading ---- */
 
 struct mq_part_stats {
-    int64_t start_offset;   /* log start offset: the first offset still stored */
-    int64_t end_offset;     /* the next offset to be assigned (writer) / after the last complete batch (reader) */
+    int64_t start_offset; /* log start offset: the first offset still stored */
+    int64_t end_offset; /* the next offset to be assigned (writer) / after the last complete batch (reader) */
     int64_t durable_offset; /* offsets below this are durable (reader: same as end_offset) */
     int64_t bytes;          /* bytes in segment files */
     int32_t segments;

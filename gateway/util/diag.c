@@ -60,7 +60,7 @@ int mq_diag_level_parse(const char *name)
     static const struct {
         const char *name;
         int level;
-    } names[] = {{"error", MQ_LV_ERROR}, {"warn", MQ_LV_WARN},   {"warning", MQ_LV_WARN},
+    } names[] = {{"error", MQ_LV_ERROR},   {"warn", MQ_LV_WARN}, {"warning", MQ_LV_WARN},
                  {"notice", MQ_LV_NOTICE}, {"info", MQ_LV_INFO}, {"debug", MQ_LV_DEBUG}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i].name) == 0)

@@ -12,22 +12,22 @@
 
 enum mq_err {
     MQ_OK = 0,
-    MQ_ERR_INVAL,     /* invalid argument or malformed input */
-    MQ_ERR_NOMEM,     /* out of memory */
-    MQ_ERR_IO,        /* an I/O error from the operating system */
-    MQ_ERR_NOSPC,     /* no space left on the device: the append was not stored, retry later */
-    MQ_ERR_NOENT,     /* no such topic, partition, file or row */
-    MQ_ERR_EXISTS,    /* already exists */
-    MQ_ERR_CORRUPT,   /* stored data failed a size or CRC check */
-    MQ_ERR_RANGE,     /* offset or value out of range */
-    MQ_ERR_BUSY,      /* the resource is held by another writer */
-    MQ_ERR_FULL,      /* backpressure: the store holds too much unwritten data, retry later */
-    MQ_ERR_CLOSED,    /* the object is closed or shutting down */
-    MQ_ERR_TIMEDOUT,  /* a wait reached its deadline */
-    MQ_ERR_DB,        /* a catalog (SQLite) error */
-    MQ_ERR_CONFIG,    /* a configuration error */
-    MQ_ERR_PROTOCOL,  /* a peer broke a protocol */
-    MQ_ERR_READONLY,  /* the object was opened read-only */
+    MQ_ERR_INVAL,    /* invalid argument or malformed input */
+    MQ_ERR_NOMEM,    /* out of memory */
+    MQ_ERR_IO,       /* an I/O error from the operating system */
+    MQ_ERR_NOSPC,    /* no space left on the device: the append was not stored, retry later */
+    MQ_ERR_NOENT,    /* no such topic, partition, file or row */
+    MQ_ERR_EXISTS,   /* already exists */
+    MQ_ERR_CORRUPT,  /* stored data failed a size or CRC check */
+    MQ_ERR_RANGE,    /* offset or value out of range */
+    MQ_ERR_BUSY,     /* the resource is held by another writer */
+    MQ_ERR_FULL,     /* backpressure: the store holds too much unwritten data, retry later */
+    MQ_ERR_CLOSED,   /* the object is closed or shutting down */
+    MQ_ERR_TIMEDOUT, /* a wait reached its deadline */
+    MQ_ERR_DB,       /* a catalog (SQLite) error */
+    MQ_ERR_CONFIG,   /* a configuration error */
+    MQ_ERR_PROTOCOL, /* a peer broke a protocol */
+    MQ_ERR_READONLY, /* the object was opened read-only */
     MQ_ERR__COUNT
 };
 

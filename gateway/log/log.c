@@ -1,0 +1,415 @@
+/*
+ * log.c - a data directory: the writer lock, the partition table and the flusher thread.
+ *
+ * The flusher is the group commit: it wakes every flush_interval_ms (or at once when a producer passes
+ * flush_bytes, or, with flush always, as soon as there is anything to write), writes each partition's open
+ * batch and fdatasyncs it, so that many records share one sync. It also applies retention every
+ * retention_check_ms, off the append path.
+ */
+#include "log/log_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/diag.h"
+#include "util/parse.h"
+
+void mq_log_conf_defaults(struct mq_log_conf *conf)
+{
+    conf->flush_interval_ms = 5;
+    conf->flush_bytes = 1 << 20;
+    conf->segment_bytes = 1LL << 30;
+    conf->segment_ms = 7LL * 24 * 3600 * 1000;
+    conf->index_interval_bytes = 4096;
+    conf->batch_bytes = 256 * 1024;
+    conf->max_pending_bytes = 64LL << 20;
+    conf->checkpoint_bytes = 64LL << 20;
+    conf->retention_check_ms = 5 * 60 * 1000;
+}
+
+const char *mq_log_dir(const struct mq_log *log)
+{
+    return log->dir;
+}
+
+enum mq_log_mode mq_log_mode(const struct mq_log *log)
+{
+    return log->mode;
+}
+
+bool mq_topic_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 249 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void *mq_log_flusher(void *arg)
+{
+    struct mq_log *log = arg;
+    int64_t next_retention = mq_mono_ms() + log->conf.retention_check_ms;
+    pthread_mutex_lock(&log->mu);
+    while (!log->stop) {
+        if (!log->kick) {
+            int64_t wait_ms = log->conf.flush_interval_ms > 0 ? log->conf.flush_interval_ms : 1000;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += wait_ms / 1000;
+            ts.tv_nsec += (wait_ms % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&log->cv, &log->mu, &ts);
+        }
+        if (log->stop)
+            break;
+        log->kick = false;
+        /* Partitions are only added while the log is open, never removed before the flusher stops, so
+         * the pointers stay valid once the table lock is released. */
+        size_t n = log->nparts;
+        struct mq_part **parts = malloc((n ? n : 1) * sizeof *parts);
+        if (parts)
+            memcpy(parts, log->parts, n * sizeof *parts);
+        pthread_mutex_unlock(&log->mu);
+        if (parts) {
+            for (size_t i = 0; i < n; i++)
+                if (mq_part_has_unflushed(parts[i]))
+                    mq_part_flush_tick(parts[i], false);
+            if (mq_mono_ms() >= next_retention) {
+                next_retention = mq_mono_ms() + log->conf.retention_check_ms;
+                for (size_t i = 0; i < n; i++)
+                    mq_part_apply_retention(parts[i], mq_now_ms(), NULL);
+            }
+            free(parts);
+        }
+        pthread_mutex_lock(&log->mu);
+    }
+    pthread_mutex_unlock(&log->mu);
+    return NULL;
+}
+
+static enum mq_err mq_mkdir_p(const char *dir)
+{
+    char *tmp = strdup(dir);
+    if (!tmp)
+        return MQ_ERR_NOMEM;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            free(tmp);
+            return mq_err_from_errno(e);
+        }
+        *p = '/';
+    }
+    enum mq_err err = MQ_OK;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        err = mq_err_from_errno(errno);
+    free(tmp);
+    return err;
+}
+
+enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_log_conf *conf,
+                        struct mq_log **logp, char *errstr, size_t errstr_size)
+{
+    struct mq_log *log = calloc(1, sizeof *log);
+    if (!log)
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    log->lock_fd = -1;
+    log->mode = mode;
+    if (conf)
+        log->conf = *conf;
+    else
+        mq_log_conf_defaults(&log->conf);
+    pthread_mutex_init(&log->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&log->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    log->dir = strdup(dir);
+    enum mq_err err = MQ_OK;
+    if (!log->dir) {
+        err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    const struct mq_log_conf *c = &log->conf;
+    if (c->flush_interval_ms < 0 || c->flush_bytes < 0 || c->segment_bytes < 4096 ||
+        c->segment_bytes > INT32_MAX || c->index_interval_bytes < 0 || c->batch_bytes < 1 ||
+        c->batch_bytes > MQ_BATCH_MAX_SIZE || c->max_pending_bytes < c->batch_bytes ||
+        c->checkpoint_bytes < 1 || c->retention_check_ms < 1) {
+        err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "invalid log settings");
+        goto fail;
+    }
+    struct stat st;
+    if (mode == MQ_LOG_WRITE) {
+        if ((err = mq_mkdir_p(dir)) != MQ_OK) {
+            mq_errf(err, errstr, errstr_size, "cannot create data directory %s: %s", dir, strerror(errno));
+            goto fail;
+        }
+        char *lock_path = NULL;
+        if (asprintf(&lock_path, "%s/.lock", dir) < 0) {
+            err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+            goto fail;
+        }
+        log->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        free(lock_path);
+        if (log->lock_fd < 0) {
+            err = mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "cannot open %s/.lock: %s", dir,
+                          strerror(errno));
+            goto fail;
+        }
+        if (flock(log->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            err = mq_errf(errno == EWOULDBLOCK ? MQ_ERR_BUSY : MQ_ERR_IO, errstr, errstr_size,
+                          "data directory %s is in use by another writer (mqlogd?)", dir);
+            goto fail;
+        }
+        char pid[32];
+        int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(log->lock_fd, 0) != 0 || pwrite(log->lock_fd, pid, (size_t)len, 0) != len)
+            MQ_DEBUG("%s/.lock: could not record the pid", dir);
+        if (pthread_create(&log->flusher, NULL, mq_log_flusher, log) != 0) {
+            err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "cannot start the flusher thread");
+            goto fail;
+        }
+        log->flusher_started = true;
+    } else if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        err = mq_errf(MQ_ERR_NOENT, errstr, errstr_size, "data directory %s does not exist", dir);
+        goto fail;
+    }
+    *logp = log;
+    return MQ_OK;
+fail:
+    mq_log_close(log);
+    return err;
+}
+
+enum mq_err mq_log_close(struct mq_log *log)
+{
+    if (!log)
+        return MQ_OK;
+    if (log->flusher_started) {
+        pthread_mutex_lock(&log->mu);
+        log->stop = true;
+        pthread_cond_signal(&log->cv);
+        pthread_mutex_unlock(&log->mu);
+        pthread_join(log->flusher, NULL);
+    }
+    enum mq_err first = MQ_OK;
+    for (size_t i = 0; i < log->nparts; i++) {
+        enum mq_err err = mq_part_close(log->parts[i], true);
+        if (err != MQ_OK && first == MQ_OK)
+            first = err;
+    }
+    free(log->parts);
+    if (log->lock_fd >= 0)
+        close(log->lock_fd); /* releases the flock */
+    pthread_mutex_destroy(&log->mu);
+    pthread_cond_destroy(&log->cv);
+    free(log->dir);
+    free(log);
+    return first;
+}
+
+void mq_log_set_durable_cb(struct mq_log *log, mq_durable_cb *cb, void *opaque)
+{
+    pthread_mutex_lock(&log->mu);
+    log->durable_cb = cb;
+    log->durable_opaque = opaque;
+    pthread_mutex_unlock(&log->mu);
+}
+
+enum mq_err mq_log_topic_create(struct mq_log *log, const char *topic, int32_t partitions)
+{
+    if (log->mode != MQ_LOG_WRITE)
+        return MQ_ERR_READONLY;
+    if (!mq_topic_name_valid(topic) || partitions < 1)
+        return MQ_ERR_INVAL;
+    for (int32_t p = 0; p < partitions; p++) {
+        char *path = NULL;
+        if (asprintf(&path, "%s/%s-%d", log->dir, topic, (int)p) < 0)
+            return MQ_ERR_NOMEM;
+        int r = mkdir(path, 0755);
+        int e = errno;
+        free(path);
+        if (r != 0 && e != EEXIST)
+            return mq_err_from_errno(e);
+    }
+    int dfd = open(log->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        int r = fsync(dfd);
+        close(dfd);
+        if (r != 0)
+            return mq_err_from_errno(errno);
+    }
+    return MQ_OK;
+}
+
+enum mq_err mq_log_part(struct mq_log *log, const char *topic, int32_t partition, struct mq_part **partp)
+{
+    if (!mq_topic_name_valid(topic) || partition < 0)
+        return MQ_ERR_INVAL;
+    pthread_mutex_lock(&log->mu);
+    for (size_t i = 0; i < log->nparts; i++) {
+        struct mq_part *p = log->parts[i];
+        if (p->id == partition && strcmp(p->topic, topic) == 0) {
+            pthread_mutex_unlock(&log->mu);
+            *partp = p;
+            return MQ_OK;
+        }
+    }
+    /* Opening (recovery) happens under the table lock: simple, and it is rare. */
+    enum mq_err err = MQ_OK;
+    if (log->nparts == log->parts_cap) {
+        size_t cap = log->parts_cap ? log->parts_cap * 2 : 16;
+        struct mq_part **np = realloc(log->parts, cap * sizeof *np);
+        if (!np)
+            err = MQ_ERR_NOMEM;
+        else {
+            log->parts = np;
+            log->parts_cap = cap;
+        }
+    }
+    struct mq_part *part = NULL;
+    if (err == MQ_OK)
+        err = mq_part_open(log, topic, partition, &part);
+    if (err == MQ_OK) {
+        log->parts[log->nparts++] = part;
+        *partp = part;
+    }
+    pthread_mutex_unlock(&log->mu);
+    return err;
+}
+
+static int mq_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Splits "<topic>-<n>" at the last '-'. */
+static bool mq_split_part_dir(const char *name, char *topic, size_t topic_size, int32_t *partition)
+{
+    const char *dash = strrchr(name, '-');
+    if (!dash || dash == name || !dash[1] || (size_t)(dash - name) >= topic_size)
+        return false;
+    int64_t v;
+    for (const char *p = dash + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    if (mq_parse_int64(dash + 1, 0, INT32_MAX, &v) != MQ_OK)
+        return false;
+    memcpy(topic, name, (size_t)(dash - name));
+    topic[dash - name] = '\0';
+    *partition = (int32_t)v;
+    return mq_topic_name_valid(topic);
+}
+
+enum mq_err mq_log_scan_dirs(const char *dir, void (*fn)(void *opaque, const char *topic, int32_t partition),
+                             void *opaque)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return mq_err_from_errno(errno);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    enum mq_err err = MQ_OK;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char topic[256];
+        int32_t p;
+        struct stat st;
+        if (de->d_name[0] == '.' || !mq_split_part_dir(de->d_name, topic, sizeof topic, &p))
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, 0) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) {
+                err = MQ_ERR_NOMEM;
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(de->d_name))) {
+            err = MQ_ERR_NOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (err == MQ_OK) {
+        qsort(names, n, sizeof *names, mq_cmp_str);
+        for (size_t i = 0; i < n; i++) {
+            char topic[256];
+            int32_t p;
+            if (mq_split_part_dir(names[i], topic, sizeof topic, &p))
+                fn(opaque, topic, p);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return err;
+}
+
+enum mq_err mq_log_topic_delete(struct mq_log *log, const char *topic)
+{
+    if (log->mode != MQ_LOG_WRITE)
+        return MQ_ERR_READONLY;
+    if (!mq_topic_name_valid(topic))
+        return MQ_ERR_INVAL;
+    pthread_mutex_lock(&log->mu);
+    for (size_t i = 0; i < log->nparts; i++)
+        if (strcmp(log->parts[i]->topic, topic) == 0) {
+            pthread_mutex_unlock(&log->mu);
+            return MQ_ERR_BUSY;
+        }
+    pthread_mutex_unlock(&log->mu);
+    DIR *d = opendir(log->dir);
+    if (!d)
+        return mq_err_from_errno(errno);
+    enum mq_err err = MQ_OK;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char t[256];
+        int32_t p;
+        if (!mq_split_part_dir(de->d_name, t, sizeof t, &p) || strcmp(t, topic) != 0)
+            continue;
+        int pfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *pd = pfd >= 0 ? fdopendir(pfd) : NULL;
+        if (!pd) {
+            if (pfd >= 0)
+                close(pfd);
+            err = mq_err_from_errno(errno);
+            continue;
+        }
+        struct dirent *fe;
+        while ((fe = readdir(pd)) != NULL)
+            if (fe->d_name[0] != '.' || (fe->d_name[1] && strcmp(fe->d_name, "..") != 0))
+                unlinkat(dirfd(pd), fe->d_name, 0);
+        closedir(pd);
+        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) != 0)
+            err = mq_err_from_errno(errno);
+    }
+    closedir(d);
+    return err;
+}

@@ -1,0 +1,165 @@
+/*
+ * log_int.h - the log store's internals, shared by segment.c, partition.c, log.c and verify.c only.
+ *
+ * Locking (why there are three kinds):
+ *   part->mu        the writer's lock: the open batch, the backlog, the active segment's file position and
+ *                   the unwritten index entries. Held while a batch is written (a memcpy into the page
+ *                   cache), never across fdatasync. Readers never take it.
+ *   part->segs_lock a read/write lock over the segment list. Readers hold it for reading just long enough to
+ *                   find and reference a segment; the writer takes it for writing only to roll a segment or
+ *                   to drop segments for retention, so it is off the append hot path.
+ *   atomics         what readers need to know about the data, without a lock: the durable end offset, each
+ *                   segment's durable size and next offset.
+ * Segments are reference counted: a slice handed to a reader keeps its segment's file descriptor open even if
+ * retention deletes the segment meanwhile.
+ */
+#ifndef MQ_LOG_INT_H
+#define MQ_LOG_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "log/log.h"
+
+#define MQ_IDX_ENTRY  8  /* .index: int32 relative offset, int32 position */
+#define MQ_TIDX_ENTRY 12 /* .timeindex: int64 timestamp, int32 relative offset */
+
+struct mq_idx_pending {
+    uint8_t *buf; /* encoded entries not yet written to the file */
+    size_t len, cap;
+};
+
+struct mq_segment {
+    int64_t base_offset;
+    char *path_log, *path_idx, *path_tidx;
+    int fd;                       /* .log: O_RDWR for the active segment, else O_RDONLY; opened lazily */
+    int idx_fd, tidx_fd;          /* writer only: the index files, opened while the segment is active */
+    atomic_int refs;              /* the segment list holds one; each slice one */
+    pthread_mutex_t fd_mu;        /* guards the lazy open of fd */
+    _Atomic int64_t size;         /* bytes of complete batches written (writer) or validated (reader) */
+    _Atomic int64_t durable_size; /* bytes known durable: what readers in the writer's process may see */
+    _Atomic int64_t next_offset;  /* the offset after the last batch in [0, size) */
+    _Atomic int64_t max_ts;       /* largest record timestamp, -1 unknown/empty */
+    int64_t max_ts_offset;        /* offset of the record that has max_ts (writer) */
+    int64_t first_ts;             /* max timestamp of the first batch (for segment_ms), -1 when empty */
+    bool max_ts_loaded;           /* sealed segments read max_ts lazily from the time index */
+    bool reader_seen;             /* reader mode: the segment's size was established once */
+    bool reader_complete;         /* reader mode: scanned to its end after a newer segment appeared */
+    /* writer state of the active segment (under part->mu) */
+    int64_t bytes_since_index;
+    int64_t idx_written;  /* bytes of .index on disk */
+    int64_t tidx_written; /* bytes of .timeindex on disk */
+    int64_t last_tidx_ts; /* timestamp of the last time index entry, or -1 */
+    struct mq_idx_pending idx_pend, tidx_pend;
+    int64_t synced_idx; /* bookkeeping for checkpoints: index bytes fdatasynced */
+};
+
+/* A batch scanner: walks batches of one segment file from a position, buffering reads. */
+struct mq_scan {
+    int fd;
+    int64_t pos; /* the next batch starts here */
+    int64_t end; /* scan no further than this */
+    uint8_t *buf;
+    size_t cap;
+    int64_t buf_pos;
+    size_t buf_len;
+};
+
+enum mq_scan_res {
+    MQ_SCAN_BATCH = 1,    /* a batch: *bi, and *body when asked for */
+    MQ_SCAN_END = 0,      /* pos == end */
+    MQ_SCAN_PARTIAL = -1, /* fewer bytes than the header or batch needs */
+    MQ_SCAN_BAD = -2,     /* impossible header or CRC mismatch */
+    MQ_SCAN_IOERR = -3,
+};
+
+void mq_scan_init(struct mq_scan *sc, int fd, int64_t pos, int64_t end);
+void mq_scan_free(struct mq_scan *sc);
+/* Returns the next batch; with want_body the whole batch is buffered, *body points at it and its CRC is
+ * checked. sc->pos moves past the batch only on MQ_SCAN_BATCH. */
+enum mq_scan_res mq_scan_next(struct mq_scan *sc, bool want_body, struct mq_batch_info *bi,
+                              const uint8_t **body);
+
+/* segment.c */
+struct mq_segment *mq_seg_new(const char *dir, int64_t base_offset);
+void mq_seg_ref(struct mq_segment *seg);
+void mq_seg_unref(struct mq_segment *seg);
+/* Opens seg->fd read-only if it is not open; returns the fd or -1 (errno set). */
+int mq_seg_fd(struct mq_segment *seg);
+/* Largest entry of the .index file with offset <= target: returns the batch position to scan from (0 when
+ * none), reading at most `max_entries` entries (the valid part of the file). */
+int64_t mq_seg_index_lookup(struct mq_segment *seg, int fd_idx, int64_t target, int64_t limit_pos);
+/* Largest .timeindex entry with timestamp < ts: returns its offset, or base_offset when none. */
+int64_t mq_seg_timeindex_lookup(struct mq_segment *seg, int fd_tidx, int64_t ts);
+/* Appends an entry to a pending index buffer. */
+enum mq_err mq_idx_pend_add(struct mq_idx_pending *p, const void *entry, size_t len);
+/* Reads the last entry of the .timeindex file: sets *ts and returns true when there is one. */
+bool mq_seg_read_last_time(const struct mq_segment *seg, int64_t *ts);
+
+/* Names "<20 digits>.log" etc.; returns true and *base for a segment file name with that extension. */
+bool mq_seg_name_parse(const char *name, const char *ext, int64_t *base);
+
+/* A partition. */
+struct mq_part {
+    struct mq_log *log;
+    char *topic;
+    int32_t id;
+    char *dir;
+    int dir_fd;
+
+    pthread_rwlock_t segs_lock;
+    struct mq_segment **segs; /* ascending base offsets; the last one is active */
+    size_t nsegs, segs_cap;
+
+    pthread_mutex_t mu; /* the writer's lock, see the top of this file */
+    pthread_cond_t durable_cv;
+    struct mq_batch_builder open; /* records produced, not yet written */
+    uint8_t *backlog;             /* complete batches that could not be written yet (disk full) */
+    size_t backlog_len, backlog_cap;
+    int64_t next_offset;         /* the next offset to assign */
+    int64_t written_end;         /* offset after the last batch written to a file */
+    _Atomic int64_t durable_end; /* offsets below are durable */
+    int64_t unflushed_bytes;
+    int64_t bytes_since_checkpoint;
+    bool dir_dirty; /* a segment file was created: fsync the directory */
+    bool checkpoint_due;
+    enum mq_err write_err; /* the last write's error (NOSPC is cleared once a write succeeds) */
+    enum mq_err fatal_err; /* fdatasync failed: data may be lost, refuse further writes */
+    struct mq_retention ret;
+    int64_t mtime_of_last_flush;
+
+    pthread_mutex_t hint_mu; /* a reader hint: where the last slice ended */
+    int64_t hint_offset, hint_base, hint_pos;
+
+    int64_t reader_refresh_mono; /* reader mode: when the directory was last listed */
+};
+
+struct mq_log {
+    char *dir;
+    enum mq_log_mode mode;
+    struct mq_log_conf conf;
+    int lock_fd;
+
+    pthread_mutex_t mu; /* the partition table and the flusher's wake-up */
+    pthread_cond_t cv;
+    struct mq_part **parts;
+    size_t nparts, parts_cap;
+    bool stop;
+    bool kick;
+    pthread_t flusher;
+    bool flusher_started;
+    mq_durable_cb *durable_cb;
+    void *durable_opaque;
+};
+
+/* partition.c */
+enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, struct mq_part **partp);
+/* Flushes (writer) and frees. clean: write a clean recovery point. */
+enum mq_err mq_part_close(struct mq_part *part, bool clean);
+/* The flusher's work for one partition: write the open batch and backlog, fdatasync, publish. */
+enum mq_err mq_part_flush_tick(struct mq_part *part, bool force);
+bool mq_part_has_unflushed(struct mq_part *part);
+
+#endif

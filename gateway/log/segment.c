@@ -1,0 +1,309 @@
+/*
+ * segment.c - one segment: its files, its sparse indexes, and the batch scanner every reader and the recovery
+ * share.
+ *
+ * Index entries follow Kafka: an .index entry (offset of the batch's last record relative to the segment's
+ * base, batch position) is added once more than index_interval_bytes were appended since the previous one; a
+ * .timeindex entry (largest timestamp so far, offset relative to base) is added with it when the largest
+ * timestamp grew, and once more when the segment stops being active. Lookups read the files with pread so
+ * that readers in any process share one source of truth and the writer keeps no index in memory.
+ */
+#include "log/log_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MQ_SCAN_CHUNK (256 * 1024)
+
+static char *mq_seg_path(const char *dir, int64_t base, const char *ext)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/%020" PRId64 "%s", dir, base, ext) < 0)
+        return NULL;
+    return p;
+}
+
+bool mq_seg_name_parse(const char *name, const char *ext, int64_t *base)
+{
+    size_t n = strlen(name), e = strlen(ext);
+    if (n != 20 + e || strcmp(name + 20, ext) != 0)
+        return false;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+        if (v > (INT64_MAX - (name[i] - '0')) / 10)
+            return false;
+        v = v * 10 + (name[i] - '0');
+    }
+    *base = v;
+    return true;
+}
+
+struct mq_segment *mq_seg_new(const char *dir, int64_t base_offset)
+{
+    struct mq_segment *seg = calloc(1, sizeof *seg);
+    if (!seg)
+        return NULL;
+    seg->base_offset = base_offset;
+    seg->fd = seg->idx_fd = seg->tidx_fd = -1;
+    seg->path_log = mq_seg_path(dir, base_offset, ".log");
+    seg->path_idx = mq_seg_path(dir, base_offset, ".index");
+    seg->path_tidx = mq_seg_path(dir, base_offset, ".timeindex");
+    if (!seg->path_log || !seg->path_idx || !seg->path_tidx || pthread_mutex_init(&seg->fd_mu, NULL) != 0) {
+        free(seg->path_log);
+        free(seg->path_idx);
+        free(seg->path_tidx);
+        free(seg);
+        return NULL;
+    }
+    atomic_init(&seg->refs, 1);
+    atomic_init(&seg->size, 0);
+    atomic_init(&seg->durable_size, 0);
+    atomic_init(&seg->next_offset, base_offset);
+    atomic_init(&seg->max_ts, -1);
+    seg->first_ts = -1;
+    seg->last_tidx_ts = -1;
+    seg->max_ts_offset = -1;
+    return seg;
+}
+
+void mq_seg_ref(struct mq_segment *seg)
+{
+    atomic_fetch_add(&seg->refs, 1);
+}
+
+void mq_seg_unref(struct mq_segment *seg)
+{
+    if (!seg || atomic_fetch_sub(&seg->refs, 1) != 1)
+        return;
+    if (seg->fd >= 0)
+        close(seg->fd);
+    if (seg->idx_fd >= 0)
+        close(seg->idx_fd);
+    if (seg->tidx_fd >= 0)
+        close(seg->tidx_fd);
+    free(seg->idx_pend.buf);
+    free(seg->tidx_pend.buf);
+    pthread_mutex_destroy(&seg->fd_mu);
+    free(seg->path_log);
+    free(seg->path_idx);
+    free(seg->path_tidx);
+    free(seg);
+}
+
+int mq_seg_fd(struct mq_segment *seg)
+{
+    pthread_mutex_lock(&seg->fd_mu);
+    if (seg->fd < 0)
+        seg->fd = open(seg->path_log, O_RDONLY | O_CLOEXEC);
+    int fd = seg->fd;
+    pthread_mutex_unlock(&seg->fd_mu);
+    return fd;
+}
+
+enum mq_err mq_idx_pend_add(struct mq_idx_pending *p, const void *entry, size_t len)
+{
+    if (p->len + len > p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 256;
+        while (cap < p->len + len)
+            cap *= 2;
+        uint8_t *nb = realloc(p->buf, cap);
+        if (!nb)
+            return MQ_ERR_NOMEM;
+        p->buf = nb;
+        p->cap = cap;
+    }
+    memcpy(p->buf + p->len, entry, len);
+    p->len += len;
+    return MQ_OK;
+}
+
+static bool mq_pread_full(int fd, void *buf, size_t len, int64_t pos)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+        pos += n;
+    }
+    return true;
+}
+
+static int64_t mq_file_size(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+int64_t mq_seg_index_lookup(struct mq_segment *seg, int fd_idx, int64_t target, int64_t limit_pos)
+{
+    bool own = false;
+    if (fd_idx < 0) {
+        fd_idx = open(seg->path_idx, O_RDONLY | O_CLOEXEC);
+        own = true;
+    }
+    if (fd_idx < 0)
+        return 0;
+    int64_t n = mq_file_size(fd_idx) / MQ_IDX_ENTRY;
+    int64_t lo = 0, hi = n - 1, best = 0;
+    uint8_t e[MQ_IDX_ENTRY];
+    /* Entries are ascending in both fields; an entry past limit_pos (data not visible or truncated) or out
+     * of order ends the usable part, which binary search handles by treating it as "too large". */
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (!mq_pread_full(fd_idx, e, sizeof e, mid * MQ_IDX_ENTRY))
+            break;
+        int64_t off = seg->base_offset + (int32_t)mq_be32_get(e);
+        int64_t pos = (int32_t)mq_be32_get(e + 4);
+        if (off <= target && pos >= 0 && pos < limit_pos) {
+            best = pos;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if (own)
+        close(fd_idx);
+    return best;
+}
+
+int64_t mq_seg_timeindex_lookup(struct mq_segment *seg, int fd_tidx, int64_t ts)
+{
+    bool own = false;
+    if (fd_tidx < 0) {
+        fd_tidx = open(seg->path_tidx, O_RDONLY | O_CLOEXEC);
+        own = true;
+    }
+    if (fd_tidx < 0)
+        return seg->base_offset;
+    int64_t n = mq_file_size(fd_tidx) / MQ_TIDX_ENTRY;
+    int64_t lo = 0, hi = n - 1, best = seg->base_offset;
+    uint8_t e[MQ_TIDX_ENTRY];
+    while (lo <= hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (!mq_pread_full(fd_tidx, e, sizeof e, mid * MQ_TIDX_ENTRY))
+            break;
+        int64_t t = (int64_t)mq_be64_get(e);
+        int64_t off = seg->base_offset + (int32_t)mq_be32_get(e + 8);
+        if (t < ts) {
+            best = off;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if (own)
+        close(fd_tidx);
+    return best;
+}
+
+bool mq_seg_read_last_time(const struct mq_segment *seg, int64_t *ts)
+{
+    int fd = open(seg->path_tidx, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    int64_t n = mq_file_size(fd) / MQ_TIDX_ENTRY;
+    uint8_t e[MQ_TIDX_ENTRY];
+    bool ok = n > 0 && mq_pread_full(fd, e, sizeof e, (n - 1) * MQ_TIDX_ENTRY);
+    close(fd);
+    if (ok)
+        *ts = (int64_t)mq_be64_get(e);
+    return ok;
+}
+
+/* ---- the scanner ---- */
+
+void mq_scan_init(struct mq_scan *sc, int fd, int64_t pos, int64_t end)
+{
+    memset(sc, 0, sizeof *sc);
+    sc->fd = fd;
+    sc->pos = pos;
+    sc->end = end;
+}
+
+void mq_scan_free(struct mq_scan *sc)
+{
+    free(sc->buf);
+    sc->buf = NULL;
+}
+
+/* Makes [sc->pos, sc->pos + need) available in the buffer. Returns 1, 0 when the file (or end) holds fewer
+ * bytes, -1 on an I/O error. */
+static int mq_scan_fill(struct mq_scan *sc, size_t need)
+{
+    if (sc->pos >= sc->buf_pos && sc->pos + (int64_t)need <= sc->buf_pos + (int64_t)sc->buf_len)
+        return 1;
+    if (sc->pos + (int64_t)need > sc->end)
+        return 0;
+    size_t want = need > MQ_SCAN_CHUNK ? need : MQ_SCAN_CHUNK;
+    if ((int64_t)want > sc->end - sc->pos)
+        want = (size_t)(sc->end - sc->pos);
+    if (want > sc->cap) {
+        uint8_t *nb = realloc(sc->buf, want);
+        if (!nb)
+            return -1;
+        sc->buf = nb;
+        sc->cap = want;
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(sc->fd, sc->buf + got, want - got, sc->pos + (int64_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    sc->buf_pos = sc->pos;
+    sc->buf_len = got;
+    return got >= need ? 1 : 0;
+}
+
+enum mq_scan_res mq_scan_next(struct mq_scan *sc, bool want_body, struct mq_batch_info *bi,
+                              const uint8_t **body)
+{
+    if (sc->pos >= sc->end)
+        return MQ_SCAN_END;
+    int r = mq_scan_fill(sc, MQ_BATCH_HEADER_SIZE);
+    if (r < 0)
+        return MQ_SCAN_IOERR;
+    if (r == 0)
+        return MQ_SCAN_PARTIAL;
+    const uint8_t *p = sc->buf + (sc->pos - sc->buf_pos);
+    enum mq_err err = mq_batch_parse_header(p, MQ_BATCH_HEADER_SIZE, bi);
+    if (err == MQ_ERR_RANGE)
+        return MQ_SCAN_PARTIAL;
+    if (err != MQ_OK)
+        return MQ_SCAN_BAD;
+    size_t size = mq_batch_size(bi);
+    if (sc->pos + (int64_t)size > sc->end)
+        return MQ_SCAN_PARTIAL;
+    if (want_body) {
+        r = mq_scan_fill(sc, size);
+        if (r < 0)
+            return MQ_SCAN_IOERR;
+        if (r == 0)
+            return MQ_SCAN_PARTIAL;
+        p = sc->buf + (sc->pos - sc->buf_pos);
+        if (!mq_batch_crc_ok(p, bi))
+            return MQ_SCAN_BAD;
+        if (body)
+            *body = p;
+    }
+    sc->pos += (int64_t)size;
+    return MQ_SCAN_BATCH;
+}

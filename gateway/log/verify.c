@@ -1,0 +1,265 @@
+/*
+ * verify.c - the offline check behind `mqlog verify`: every batch's size, CRC and offset continuity, and
+ * every index entry, in every partition of a data directory. It only reads.
+ */
+#include "log/log_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct mq_verify {
+    void (*fn)(void *opaque, const struct mq_verify_issue *issue);
+    void *opaque;
+    int64_t problems, batches;
+    const char *dir;
+};
+
+static void mq_verify_report(struct mq_verify *v, const char *path, int64_t pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void mq_verify_report(struct mq_verify *v, const char *path, int64_t pos, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    v->problems++;
+    struct mq_verify_issue issue = {path, pos, what};
+    if (v->fn)
+        v->fn(v->opaque, &issue);
+}
+
+/* Batch positions of a segment, to check index entries against. */
+struct mq_posmap {
+    int64_t *pos, *last;
+    size_t n, cap;
+};
+
+static bool mq_posmap_add(struct mq_posmap *m, int64_t pos, int64_t last)
+{
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        int64_t *np = realloc(m->pos, cap * sizeof *np);
+        if (!np)
+            return false;
+        m->pos = np;
+        int64_t *nl = realloc(m->last, cap * sizeof *nl);
+        if (!nl)
+            return false;
+        m->last = nl;
+        m->cap = cap;
+    }
+    m->pos[m->n] = pos;
+    m->last[m->n++] = last;
+    return true;
+}
+
+static ssize_t mq_posmap_find(const struct mq_posmap *m, int64_t pos)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->pos[mid] < pos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->n && m->pos[lo] == pos ? (ssize_t)lo : -1;
+}
+
+static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64_t *expect_next, bool last)
+{
+    int fd = open(seg->path_log, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        mq_verify_report(v, seg->path_log, -1, "cannot open: %s", strerror(errno));
+        return;
+    }
+    struct stat st;
+    fstat(fd, &st);
+    struct mq_scan sc;
+    mq_scan_init(&sc, fd, 0, st.st_size);
+    struct mq_posmap map = {0};
+    struct mq_batch_info bi;
+    const uint8_t *body;
+    enum mq_scan_res r;
+    int64_t next = seg->base_offset, max_ts = -1;
+    if (*expect_next >= 0 && *expect_next != seg->base_offset)
+        mq_verify_report(v, seg->path_log, 0,
+                         "segment starts at offset %" PRId64 ", previous one ends at %" PRId64,
+                         seg->base_offset, *expect_next);
+    for (;;) {
+        int64_t pos = sc.pos;
+        r = mq_scan_next(&sc, true, &bi, &body);
+        if (r != MQ_SCAN_BATCH) {
+            if (r == MQ_SCAN_PARTIAL)
+                mq_verify_report(v, seg->path_log, pos,
+                                 "partial batch at the end of the file (%" PRId64 " bytes)",
+                                 (int64_t)st.st_size - pos);
+            else if (r == MQ_SCAN_BAD) {
+                struct mq_batch_info hb;
+                uint8_t hdr[MQ_BATCH_HEADER_SIZE];
+                if (pread(fd, hdr, sizeof hdr, pos) == (ssize_t)sizeof hdr &&
+                    mq_batch_parse_header(hdr, sizeof hdr, &hb) == MQ_OK)
+                    mq_verify_report(v, seg->path_log, pos, "CRC mismatch in batch at offset %" PRId64,
+                                     hb.base_offset);
+                else
+                    mq_verify_report(v, seg->path_log, pos, "invalid batch header");
+            } else if (r == MQ_SCAN_IOERR)
+                mq_verify_report(v, seg->path_log, pos, "read error: %s", strerror(errno));
+            break;
+        }
+        v->batches++;
+        if (bi.base_offset != next)
+            mq_verify_report(v, seg->path_log, pos, "batch offset %" PRId64 ", expected %" PRId64,
+                             bi.base_offset, next);
+        if (bi.leader_epoch != 0)
+            mq_verify_report(v, seg->path_log, pos,
+                             "batch at offset %" PRId64 " has leader epoch %d, mqlog writes 0",
+                             bi.base_offset, (int)bi.leader_epoch);
+        struct mq_record_iter it;
+        struct mq_record_view rv;
+        if (mq_record_iter_init(&it, body, &bi) == MQ_OK) {
+            int rr;
+            int64_t count = 0;
+            while ((rr = mq_record_next(&it, &rv)) == 1)
+                count++;
+            if (rr < 0 || count != bi.count)
+                mq_verify_report(v, seg->path_log, pos, "malformed records in batch at offset %" PRId64,
+                                 bi.base_offset);
+        }
+        if (bi.max_timestamp > max_ts)
+            max_ts = bi.max_timestamp;
+        next = mq_batch_last_offset(&bi) + 1;
+        if (!mq_posmap_add(&map, pos, mq_batch_last_offset(&bi)))
+            break;
+    }
+    mq_scan_free(&sc);
+    close(fd);
+    *expect_next = next;
+
+    /* .index: ascending entries, each at a batch boundary and naming that batch's last offset. */
+    fd = open(seg->path_idx, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        mq_verify_report(v, seg->path_idx, -1, "missing offset index");
+    } else {
+        fstat(fd, &st);
+        if (st.st_size % MQ_IDX_ENTRY)
+            mq_verify_report(v, seg->path_idx, -1, "size %" PRId64 " is not a multiple of 8",
+                             (int64_t)st.st_size);
+        uint8_t e[MQ_IDX_ENTRY];
+        int64_t prev = -1;
+        for (int64_t i = 0; i < st.st_size / MQ_IDX_ENTRY; i++) {
+            if (pread(fd, e, sizeof e, i * MQ_IDX_ENTRY) != MQ_IDX_ENTRY)
+                break;
+            int64_t off = seg->base_offset + (int32_t)mq_be32_get(e), pos = (int32_t)mq_be32_get(e + 4);
+            ssize_t k = mq_posmap_find(&map, pos);
+            if (k < 0 || map.last[k] != off || pos <= prev) {
+                mq_verify_report(v, seg->path_idx, i * MQ_IDX_ENTRY,
+                                 "entry (offset %" PRId64 ", position %" PRId64 ") does not match a batch",
+                                 off, pos);
+                break;
+            }
+            prev = pos;
+        }
+        close(fd);
+    }
+    /* .timeindex: ascending timestamps, offsets inside the segment, never above the batches' timestamps. */
+    fd = open(seg->path_tidx, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        mq_verify_report(v, seg->path_tidx, -1, "missing time index");
+    } else {
+        fstat(fd, &st);
+        if (st.st_size % MQ_TIDX_ENTRY)
+            mq_verify_report(v, seg->path_tidx, -1, "size %" PRId64 " is not a multiple of 12",
+                             (int64_t)st.st_size);
+        uint8_t e[MQ_TIDX_ENTRY];
+        int64_t prev = INT64_MIN, n = st.st_size / MQ_TIDX_ENTRY;
+        for (int64_t i = 0; i < n; i++) {
+            if (pread(fd, e, sizeof e, i * MQ_TIDX_ENTRY) != MQ_TIDX_ENTRY)
+                break;
+            int64_t ts = (int64_t)mq_be64_get(e), off = seg->base_offset + (int32_t)mq_be32_get(e + 8);
+            if (ts <= prev || off < seg->base_offset || off >= next || ts > max_ts) {
+                mq_verify_report(v, seg->path_tidx, i * MQ_TIDX_ENTRY,
+                                 "entry (timestamp %" PRId64 ", offset %" PRId64 ") is inconsistent", ts,
+                                 off);
+                break;
+            }
+            prev = ts;
+        }
+        if (!last && map.n > 0 && prev != max_ts)
+            mq_verify_report(v, seg->path_tidx, -1,
+                             "last entry %" PRId64 " is not the segment's largest timestamp %" PRId64, prev,
+                             max_ts);
+        close(fd);
+    }
+    free(map.pos);
+    free(map.last);
+}
+
+static void mq_verify_part(void *opaque, const char *topic, int32_t partition)
+{
+    struct mq_verify *v = opaque;
+    char *pdir = NULL;
+    if (asprintf(&pdir, "%s/%s-%d", v->dir, topic, (int)partition) < 0)
+        return;
+    DIR *d = opendir(pdir);
+    if (!d) {
+        mq_verify_report(v, pdir, -1, "cannot open: %s", strerror(errno));
+        free(pdir);
+        return;
+    }
+    int64_t *bases = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        int64_t b;
+        if (!mq_seg_name_parse(de->d_name, ".log", &b))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *nb = realloc(bases, cap * sizeof *nb);
+            if (!nb)
+                break;
+            bases = nb;
+        }
+        bases[n++] = b;
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && bases[j - 1] > bases[j]; j--) {
+            int64_t t = bases[j];
+            bases[j] = bases[j - 1];
+            bases[j - 1] = t;
+        }
+    int64_t next = -1;
+    for (size_t i = 0; i < n; i++) {
+        struct mq_segment *seg = mq_seg_new(pdir, bases[i]);
+        if (!seg)
+            break;
+        mq_verify_segment(v, seg, &next, i + 1 == n);
+        mq_seg_unref(seg);
+    }
+    free(bases);
+    free(pdir);
+}
+
+enum mq_err mq_log_verify(const char *dir, void (*fn)(void *opaque, const struct mq_verify_issue *issue),
+                          void *opaque, int64_t *problems, int64_t *batches)
+{
+    struct mq_verify v = {fn, opaque, 0, 0, dir};
+    enum mq_err err = mq_log_scan_dirs(dir, mq_verify_part, &v);
+    if (problems)
+        *problems = v.problems;
+    if (batches)
+        *batches = v.batches;
+    return err;
+}

@@ -1,0 +1,739 @@
+/*
+ * test_log.c - the log store: append and read back, reopen, index and time lookups across segments,
+ * retention, recovery from cut and damaged tails, a writer killed with SIGKILL, a reader process following a
+ * writer process, and a full disk (a small tmpfs).
+ *
+ * Every record's value is "v<offset>" (padded), so any record read back can be checked against its offset.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log/log.h"
+#include "testutil.h"
+#include "util/diag.h"
+#include "util/parse.h"
+
+static struct mq_log_conf small_conf(void)
+{
+    struct mq_log_conf c;
+    mq_log_conf_defaults(&c);
+    c.segment_bytes = 64 * 1024;
+    c.index_interval_bytes = 512;
+    c.batch_bytes = 4096;
+    c.max_pending_bytes = 1 << 20;
+    c.flush_interval_ms = 2;
+    return c;
+}
+
+static struct mq_log *open_log(const char *dir, enum mq_log_mode mode, const struct mq_log_conf *c)
+{
+    struct mq_log *log = NULL;
+    char err[256];
+    enum mq_err e = mq_log_open(dir, mode, c, &log, err, sizeof err);
+    if (e != MQ_OK)
+        fprintf(stderr, "mq_log_open: %s\n", err);
+    CU_ASSERT_FATAL(e == MQ_OK);
+    return log;
+}
+
+static struct mq_part *get_part(struct mq_log *log, const char *topic, int32_t p)
+{
+    struct mq_part *part = NULL;
+    CU_ASSERT_FATAL(mq_log_part(log, topic, p, &part) == MQ_OK);
+    return part;
+}
+
+/* Record `off` of the test stream: value "v<off>" padded to a length that varies with off. */
+static int make_value(int64_t off, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "v%" PRId64 "-", off);
+    int pad = (int)(off % 37);
+    for (int i = 0; i < pad && (size_t)n + 1 < size; i++)
+        buf[n++] = (char)('a' + (off + i) % 26);
+    buf[n] = '\0';
+    return n;
+}
+
+static int64_t ts_of(int64_t off)
+{
+    /* increasing on the whole, with a small step back every 7th record */
+    return 1700000000000LL + off * 10 - (off % 7 == 3 ? 15 : 0);
+}
+
+static enum mq_err produce_n(struct mq_part *part, int64_t from, int64_t n)
+{
+    char v[128], k[32];
+    struct mq_header h = {"h", 1, "x", 1};
+    for (int64_t off = from; off < from + n; off++) {
+        int vl = make_value(off, v, sizeof v);
+        int kl = snprintf(k, sizeof k, "k%" PRId64, off % 13);
+        struct mq_record r = {ts_of(off), k, kl, v, vl, &h, off % 2 ? 1 : 0};
+        int64_t got;
+        enum mq_err e = mq_part_produce(part, &r, &got);
+        if (e != MQ_OK)
+            return e;
+        if (got != off)
+            return MQ_ERR_RANGE;
+    }
+    return MQ_OK;
+}
+
+/* Reads every visible record from `from`, checks each against its offset; returns the count, -1 on a
+ * mismatch. *next gets the offset after the last record. */
+static int64_t read_check(struct mq_part *part, int64_t from, int64_t *next)
+{
+    int64_t off = from, count = 0;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    for (;;) {
+        struct mq_slice s;
+        enum mq_err e = mq_part_read(part, off, 64 * 1024, &s);
+        if (e != MQ_OK) {
+            fprintf(stderr, "read at %" PRId64 ": %s\n", off, mq_strerror(e));
+            count = -1;
+            break;
+        }
+        if (s.len == 0)
+            break;
+        if (s.len > cap) {
+            cap = s.len;
+            buf = realloc(buf, cap);
+        }
+        if (pread(s.fd, buf, s.len, s.pos) != (ssize_t)s.len) {
+            mq_slice_release(&s);
+            count = -1;
+            break;
+        }
+        mq_slice_release(&s);
+        size_t p = 0;
+        while (p < s.len) {
+            struct mq_batch_info bi;
+            if (mq_batch_parse_header(buf + p, s.len - p, &bi) != MQ_OK || !mq_batch_crc_ok(buf + p, &bi)) {
+                fprintf(stderr, "bad batch in slice at %" PRId64 "\n", off);
+                free(buf);
+                return -1;
+            }
+            struct mq_record_iter it;
+            struct mq_record_view rv;
+            mq_record_iter_init(&it, buf + p, &bi);
+            while (mq_record_next(&it, &rv) == 1) {
+                if (rv.offset < off)
+                    continue;
+                char v[128];
+                int vl = make_value(rv.offset, v, sizeof v);
+                if (rv.offset != off || rv.value_len != vl || memcmp(rv.value, v, (size_t)vl) != 0 ||
+                    rv.timestamp != ts_of(rv.offset)) {
+                    fprintf(stderr, "record mismatch at %" PRId64 " (got offset %" PRId64 ")\n", off,
+                            rv.offset);
+                    free(buf);
+                    return -1;
+                }
+                off++;
+                count++;
+            }
+            p += mq_batch_size(&bi);
+        }
+    }
+    free(buf);
+    if (next)
+        *next = off;
+    return count;
+}
+
+static void test_produce_read_reopen(void)
+{
+    char *dir = mq_test_tmpdir("log");
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    CU_ASSERT(mq_log_topic_create(log, "t", 2) == MQ_OK);
+    struct mq_part *p0 = get_part(log, "t", 0);
+    CU_ASSERT(produce_n(p0, 0, 5000) == MQ_OK);
+    CU_ASSERT(mq_part_wait_durable(p0, 4999, 5000) == MQ_OK);
+    int64_t next;
+    CU_ASSERT(read_check(p0, 0, &next) == 5000);
+    CU_ASSERT(next == 5000);
+    /* append() after produce() keeps the order */
+    char v[128];
+    struct mq_record recs[3];
+    char vals[3][128];
+    for (int i = 0; i < 3; i++) {
+        int vl = make_value(5000 + i, vals[i], sizeof vals[i]);
+        recs[i] = (struct mq_record){ts_of(5000 + i), NULL, -1, vals[i], vl, NULL, 0};
+    }
+    int64_t first;
+    CU_ASSERT(mq_part_append(p0, recs, 3, &first) == MQ_OK);
+    CU_ASSERT(first == 5000);
+    (void)v;
+    CU_ASSERT(mq_part_flush(p0) == MQ_OK);
+    CU_ASSERT(mq_part_durable_end(p0) == 5003);
+    struct mq_part_stats st;
+    CU_ASSERT(mq_part_stats(p0, &st) == MQ_OK);
+    CU_ASSERT(st.start_offset == 0 && st.end_offset == 5003 && st.segments > 1);
+    CU_ASSERT(st.newest_timestamp == ts_of(5002));
+    CU_ASSERT(mq_part_read(p0, 5004, 100, &(struct mq_slice){0}) == MQ_ERR_RANGE);
+    /* the other partition is empty */
+    struct mq_part *p1 = get_part(log, "t", 1);
+    CU_ASSERT(read_check(p1, 0, &next) == 0);
+    CU_ASSERT(mq_log_part(log, "nosuch", 0, &p1) == MQ_ERR_NOENT);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+
+    /* a second writer is refused while one is open */
+    log = open_log(dir, MQ_LOG_WRITE, &c);
+    struct mq_log *log2 = NULL;
+    char err[200];
+    CU_ASSERT(mq_log_open(dir, MQ_LOG_WRITE, &c, &log2, err, sizeof err) == MQ_ERR_BUSY);
+    p0 = get_part(log, "t", 0);
+    CU_ASSERT(mq_part_durable_end(p0) == 5003);
+    CU_ASSERT(read_check(p0, 0, &next) == 5003);
+    CU_ASSERT(produce_n(p0, 5003, 10) == MQ_OK);
+    CU_ASSERT(mq_part_flush(p0) == MQ_OK);
+    CU_ASSERT(read_check(p0, 4990, &next) == 23);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+
+    int64_t problems = -1, batches = 0;
+    CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, &batches) == MQ_OK);
+    CU_ASSERT(problems == 0);
+    CU_ASSERT(batches > 10);
+    mq_test_rmdir(dir);
+}
+
+static void test_index_boundaries(void)
+{
+    char *dir = mq_test_tmpdir("idx");
+    struct mq_log_conf c = small_conf();
+    c.batch_bytes = 300; /* many small batches: several per index interval and per segment */
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    CU_ASSERT(mq_log_topic_create(log, "t", 1) == MQ_OK);
+    struct mq_part *p = get_part(log, "t", 0);
+    const int64_t n = 6000;
+    CU_ASSERT(produce_n(p, 0, n) == MQ_OK);
+    CU_ASSERT(mq_part_flush(p) == MQ_OK);
+    struct mq_part_stats st;
+    mq_part_stats(p, &st);
+    CU_ASSERT(st.segments >= 4);
+    /* every offset: the slice starts with the batch that holds it and never spans segments */
+    int bad = 0;
+    for (int64_t off = 0; off < n; off++) {
+        struct mq_slice s;
+        if (mq_part_read(p, off, 1, &s) != MQ_OK || s.len == 0 || s.first_offset > off ||
+            s.next_offset <= off) {
+            bad++;
+            continue;
+        }
+        mq_slice_release(&s);
+    }
+    CU_ASSERT(bad == 0);
+    /* by time: the first offset whose timestamp is >= T, compared with a brute-force answer */
+    int tbad = 0;
+    for (int64_t t = ts_of(0) - 5; t <= ts_of(n - 1) + 5; t += 7) {
+        int64_t expect = -1;
+        for (int64_t off = 0; off < n; off++)
+            if (ts_of(off) >= t) {
+                expect = off;
+                break;
+            }
+        int64_t got;
+        if (mq_part_offset_for_time(p, t, &got) != MQ_OK || got != expect) {
+            if (tbad++ < 5)
+                fprintf(stderr, "time %" PRId64 ": expected %" PRId64 " got %" PRId64 "\n", t, expect, got);
+        }
+    }
+    CU_ASSERT(tbad == 0);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+
+    /* the same lookups from a reader (read-only open) */
+    log = open_log(dir, MQ_LOG_READ, &c);
+    p = get_part(log, "t", 0);
+    int64_t got;
+    CU_ASSERT(mq_part_offset_for_time(p, ts_of(4321), &got) == MQ_OK);
+    CU_ASSERT(got == 4321);
+    CU_ASSERT(read_check(p, 1234, NULL) == n - 1234);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    mq_test_rmdir(dir);
+}
+
+static void test_retention(void)
+{
+    char *dir = mq_test_tmpdir("ret");
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    CU_ASSERT(mq_log_topic_create(log, "t", 1) == MQ_OK);
+    struct mq_part *p = get_part(log, "t", 0);
+    CU_ASSERT(produce_n(p, 0, 20000) == MQ_OK);
+    CU_ASSERT(mq_part_flush(p) == MQ_OK);
+    struct mq_part_stats st;
+    mq_part_stats(p, &st);
+    int32_t segs = st.segments;
+    CU_ASSERT(segs > 10);
+    /* by bytes: keep at most 200 KiB */
+    struct mq_retention r = {0, 200 * 1024};
+    mq_part_set_retention(p, &r);
+    int deleted = 0;
+    CU_ASSERT(mq_part_apply_retention(p, mq_now_ms(), &deleted) == MQ_OK);
+    mq_part_stats(p, &st);
+    CU_ASSERT(deleted > 0 && st.segments == segs - deleted);
+    /* Kafka's rule: whole segments go while the rest stays at or above the limit */
+    CU_ASSERT(st.bytes >= 200 * 1024 && st.bytes < 200 * 1024 + c.segment_bytes);
+    CU_ASSERT(st.start_offset > 0 && st.end_offset == 20000);
+    struct mq_slice s;
+    CU_ASSERT(mq_part_read(p, st.start_offset - 1, 100, &s) == MQ_ERR_RANGE);
+    CU_ASSERT(read_check(p, st.start_offset, NULL) == 20000 - st.start_offset);
+    int64_t got;
+    CU_ASSERT(mq_part_offset_for_time(p, ts_of(0), &got) == MQ_OK);
+    CU_ASSERT(got == st.start_offset);
+    CU_ASSERT(mq_part_offset_for_time(p, ts_of(19000), &got) == MQ_OK && got == 19000);
+    /* by time: records are from 2023; a 7-day retention at "now" removes all but the active segment, which is
+     * rolled away too because all of it expired */
+    r = (struct mq_retention){MQ_RETENTION_MS_DEFAULT, 0};
+    mq_part_set_retention(p, &r);
+    int64_t before = st.start_offset;
+    CU_ASSERT(mq_part_apply_retention(p, ts_of(17000) + MQ_RETENTION_MS_DEFAULT, &deleted) == MQ_OK);
+    mq_part_stats(p, &st);
+    if (!(st.start_offset > before && st.start_offset <= 17000))
+        fprintf(stderr, "after time retention: start %" PRId64 " deleted %d\n", st.start_offset, deleted);
+    CU_ASSERT(read_check(p, st.start_offset, NULL) == 20000 - st.start_offset);
+    CU_ASSERT(deleted > 0 && st.start_offset > before && st.start_offset <= 17000);
+    CU_ASSERT(mq_part_apply_retention(p, mq_now_ms(), &deleted) == MQ_OK);
+    mq_part_stats(p, &st);
+    CU_ASSERT(st.start_offset == 20000 && st.end_offset == 20000 && st.segments == 1);
+    CU_ASSERT(produce_n(p, 20000, 5) == MQ_OK);
+    CU_ASSERT(mq_part_flush(p) == MQ_OK);
+    CU_ASSERT(read_check(p, 20000, NULL) == 5);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    /* reopen after retention */
+    log = open_log(dir, MQ_LOG_WRITE, &c);
+    p = get_part(log, "t", 0);
+    mq_part_stats(p, &st);
+    CU_ASSERT(st.start_offset == 20000 && st.end_offset == 20005);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, NULL) == MQ_OK && problems == 0);
+    mq_test_rmdir(dir);
+}
+
+/* ---- crash safety ---- */
+
+/* In a child process: writes `batches` batches of 3 records and exits without closing (no clean recovery
+ * point). The first batch is covered by a recovery point, the rest form the tail that recovery scans. */
+static void write_unclean(const char *dir, int batches)
+{
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        struct mq_log_conf c = small_conf();
+        c.checkpoint_bytes = 1LL << 40;
+        struct mq_log *log = NULL;
+        if (mq_log_open(dir, MQ_LOG_WRITE, &c, &log, NULL, 0) != MQ_OK || mq_log_topic_create(log, "t", 1))
+            _exit(2);
+        struct mq_part *p;
+        if (mq_log_part(log, "t", 0, &p) != MQ_OK)
+            _exit(3);
+        for (int b = 0; b < batches; b++) {
+            char vals[3][128];
+            struct mq_record recs[3];
+            for (int i = 0; i < 3; i++) {
+                int64_t off = b * 3 + i;
+                int vl = make_value(off, vals[i], sizeof vals[i]);
+                recs[i] = (struct mq_record){ts_of(off), "k", 1, vals[i], vl, NULL, 0};
+            }
+            if (mq_part_append(p, recs, 3, NULL) != MQ_OK || mq_part_flush(p) != MQ_OK)
+                _exit(4);
+        }
+        _exit(0); /* no mq_log_close: as if killed */
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    CU_ASSERT_FATAL(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    fstat(fd, &st);
+    uint8_t *b = malloc((size_t)st.st_size + 1);
+    *len = (size_t)pread(fd, b, (size_t)st.st_size, 0);
+    close(fd);
+    return b;
+}
+
+static void spit(const char *path, const uint8_t *b, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT(write(fd, b, len) == (ssize_t)len);
+    close(fd);
+}
+
+/* Reopens dir after damage; expects exactly `expect` records (0..expect-1), then appends one record that
+ * must get offset `expect`. */
+static bool reopen_expect(const char *dir, int64_t expect)
+{
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = NULL;
+    if (mq_log_open(dir, MQ_LOG_WRITE, &c, &log, NULL, 0) != MQ_OK)
+        return false;
+    struct mq_part *p;
+    bool ok = mq_log_part(log, "t", 0, &p) == MQ_OK;
+    int64_t next = -1;
+    ok = ok && read_check(p, 0, &next) == expect && next == expect;
+    char v[128];
+    int vl = make_value(expect, v, sizeof v);
+    struct mq_record r = {ts_of(expect), NULL, -1, v, vl, NULL, 0};
+    int64_t first = -1;
+    ok = ok && mq_part_append(p, &r, 1, &first) == MQ_OK && first == expect && mq_part_flush(p) == MQ_OK;
+    ok = ok && read_check(p, 0, &next) == expect + 1;
+    mq_log_close(log);
+    return ok;
+}
+
+static void test_crash_cut_and_flip(void)
+{
+    char *dir = mq_test_tmpdir("crash");
+    const int batches = 6;
+    int level = mq_diag_level;
+    mq_diag_level = MQ_LV_ERROR; /* hundreds of expected "truncating" warnings */
+    write_unclean(dir, batches);
+    char seg[512], idx[512], tidx[512], rp[512];
+    snprintf(seg, sizeof seg, "%s/t-0/%020d.log", dir, 0);
+    snprintf(idx, sizeof idx, "%s/t-0/%020d.index", dir, 0);
+    snprintf(tidx, sizeof tidx, "%s/t-0/%020d.timeindex", dir, 0);
+    snprintf(rp, sizeof rp, "%s/t-0/recovery-point", dir);
+    size_t llen, ilen, tlen, rlen;
+    uint8_t *lb = slurp(seg, &llen), *ib = slurp(idx, &ilen), *tb = slurp(tidx, &tlen),
+            *rb = slurp(rp, &rlen);
+    CU_ASSERT_FATAL(lb && ib && tb && rb);
+    /* batch boundaries */
+    size_t pos[16] = {0}, nb = 0, p = 0;
+    while (p < llen && nb < 16) {
+        struct mq_batch_info bi;
+        CU_ASSERT_FATAL(mq_batch_parse_header(lb + p, llen - p, &bi) == MQ_OK);
+        pos[nb++] = p;
+        p += mq_batch_size(&bi);
+    }
+    CU_ASSERT_FATAL(nb == (size_t)batches && p == llen);
+
+    /* 1. cut inside the last batch at every byte position */
+    int fails = 0;
+    for (size_t cut = pos[batches - 1]; cut < llen; cut++) {
+        spit(seg, lb, cut);
+        spit(idx, ib, ilen);
+        spit(tidx, tb, tlen);
+        spit(rp, rb, rlen);
+        if (!reopen_expect(dir, (batches - 1) * 3) && fails++ < 3)
+            fprintf(stderr, "cut at %zu failed\n", cut);
+    }
+    CU_ASSERT(fails == 0);
+
+    /* 2. flip each byte of the next-to-last batch: records before it survive, nothing from it on */
+    fails = 0;
+    size_t b = (size_t)batches - 2;
+    for (size_t at = pos[b]; at < pos[b + 1]; at++) {
+        uint8_t *copy = malloc(llen);
+        memcpy(copy, lb, llen);
+        copy[at] ^= 0x5a;
+        spit(seg, copy, llen);
+        free(copy);
+        spit(idx, ib, ilen);
+        spit(tidx, tb, tlen);
+        spit(rp, rb, rlen);
+        if (!reopen_expect(dir, (int64_t)b * 3) && fails++ < 3)
+            fprintf(stderr, "flip at %zu (byte %zu of the batch) failed\n", at, at - pos[b]);
+    }
+    CU_ASSERT(fails == 0);
+
+    /* 3. a clean log damaged later: verify reports the file and position */
+    spit(seg, lb, llen);
+    spit(idx, ib, ilen);
+    spit(tidx, tb, tlen);
+    spit(rp, rb, rlen);
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, NULL) == MQ_OK && problems == 0);
+    uint8_t *copy = malloc(llen);
+    memcpy(copy, lb, llen);
+    copy[pos[2] + 70] ^= 1;
+    spit(seg, copy, llen);
+    free(copy);
+    CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, NULL) == MQ_OK && problems >= 1);
+    free(lb);
+    free(ib);
+    free(tb);
+    free(rb);
+    mq_diag_level = level;
+    mq_test_rmdir(dir);
+}
+
+/* A missing or garbage index is rebuilt; a stale recovery point is harmless. */
+static void test_index_rebuild(void)
+{
+    char *dir = mq_test_tmpdir("rebuild");
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    mq_log_topic_create(log, "t", 1);
+    struct mq_part *p = get_part(log, "t", 0);
+    CU_ASSERT(produce_n(p, 0, 8000) == MQ_OK);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    char path[512];
+    snprintf(path, sizeof path, "%s/t-0/%020d.index", dir, 0);
+    CU_ASSERT(unlink(path) == 0);
+    snprintf(path, sizeof path, "%s/t-0/%020d.timeindex", dir, 0);
+    spit(path, (const uint8_t *)"garbage", 7);
+    log = open_log(dir, MQ_LOG_WRITE, &c);
+    p = get_part(log, "t", 0);
+    CU_ASSERT(read_check(p, 0, NULL) == 8000);
+    int64_t got;
+    CU_ASSERT(mq_part_offset_for_time(p, ts_of(77), &got) == MQ_OK && got == 77);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, NULL) == MQ_OK && problems == 0);
+    mq_test_rmdir(dir);
+}
+
+/* ---- a writer killed with SIGKILL ---- */
+
+static void test_sigkill_writer(void)
+{
+    char *dir = mq_test_tmpdir("kill");
+    int64_t produced = 0;
+    for (int round = 0; round < 4; round++) {
+        int fds[2];
+        CU_ASSERT_FATAL(pipe(fds) == 0);
+        pid_t pid = fork();
+        CU_ASSERT_FATAL(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            struct mq_log_conf c = small_conf();
+            c.segment_bytes = 256 * 1024;
+            struct mq_log *log = NULL;
+            if (mq_log_open(dir, MQ_LOG_WRITE, &c, &log, NULL, 0) != MQ_OK ||
+                mq_log_topic_create(log, "t", 1))
+                _exit(2);
+            struct mq_part *p;
+            if (mq_log_part(log, "t", 0, &p) != MQ_OK)
+                _exit(3);
+            struct mq_part_stats st;
+            mq_part_stats(p, &st);
+            for (int64_t off = st.end_offset;; off += 50) {
+                if (produce_n(p, off, 50) != MQ_OK || mq_part_wait_durable(p, off + 49, 10000) != MQ_OK)
+                    _exit(4);
+                int64_t d = mq_part_durable_end(p);
+                if (write(fds[1], &d, sizeof d) != sizeof d)
+                    _exit(5);
+            }
+        }
+        close(fds[1]);
+        /* let it report a few hundred durable points, then kill it mid-stream */
+        int64_t d = 0, last = 0;
+        int reports = 0;
+        while (reports < 200 + round * 100 && read(fds[0], &d, sizeof d) == sizeof d) {
+            last = d;
+            reports++;
+        }
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        while (read(fds[0], &d, sizeof d) == sizeof d)
+            last = d; /* reports written before the kill */
+        close(fds[0]);
+        CU_ASSERT(WIFSIGNALED(status));
+        CU_ASSERT(last > produced);
+        produced = last;
+        /* everything reported durable is there, intact and in order */
+        struct mq_log_conf c = small_conf();
+        struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+        struct mq_part *p = get_part(log, "t", 0);
+        int64_t next = 0;
+        int64_t n = read_check(p, 0, &next);
+        CU_ASSERT(n >= last);
+        CU_ASSERT(next == n);
+        CU_ASSERT(mq_log_close(log) == MQ_OK);
+    }
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, NULL) == MQ_OK && problems == 0);
+    mq_test_rmdir(dir);
+}
+
+/* ---- a reader process following a writer process ---- */
+
+static void test_reader_follows_writer(void)
+{
+    char *dir = mq_test_tmpdir("follow");
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    mq_log_topic_create(log, "t", 1);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    const int64_t total = 30000;
+    int go[2];
+    CU_ASSERT_FATAL(pipe(go) == 0);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        /* the writer: produces in bursts, rolling many segments, while the parent reads */
+        close(go[1]);
+        struct mq_log *w = NULL;
+        if (mq_log_open(dir, MQ_LOG_WRITE, &c, &w, NULL, 0) != MQ_OK)
+            _exit(2);
+        struct mq_part *p;
+        if (mq_log_part(w, "t", 0, &p) != MQ_OK)
+            _exit(3);
+        char ch;
+        if (read(go[0], &ch, 1) != 1)
+            _exit(4);
+        for (int64_t off = 0; off < total; off += 100)
+            if (produce_n(p, off, 100) != MQ_OK)
+                _exit(5);
+        _exit(mq_log_close(w) == MQ_OK ? 0 : 6);
+    }
+    close(go[0]);
+    struct mq_log *r = open_log(dir, MQ_LOG_READ, &c);
+    struct mq_part *p = get_part(r, "t", 0);
+    CU_ASSERT(write(go[1], "x", 1) == 1);
+    close(go[1]);
+    int64_t next = 0, seen = 0;
+    int64_t deadline = mq_mono_ms() + 60000;
+    bool ok = true;
+    while (seen < total && mq_mono_ms() < deadline) {
+        int64_t n = read_check(p, next, &next);
+        if (n < 0) {
+            ok = false;
+            break;
+        }
+        seen += n;
+    }
+    CU_ASSERT(ok);
+    if (seen != total)
+        fprintf(stderr, "reader saw %" PRId64 " of %" PRId64 " records\n", seen, total);
+    CU_ASSERT(seen == total);
+    int status;
+    waitpid(pid, &status, 0);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct mq_part_stats st;
+    CU_ASSERT(mq_part_stats(p, &st) == MQ_OK);
+    CU_ASSERT(st.end_offset == total && st.segments > 5);
+    CU_ASSERT(mq_log_close(r) == MQ_OK);
+    mq_test_rmdir(dir);
+}
+
+/* ---- a full disk ---- */
+
+static void test_disk_full(void)
+{
+    char *dir = mq_test_tmpdir("full");
+    char mnt[600];
+    snprintf(mnt, sizeof mnt, "%s/mnt", dir);
+    CU_ASSERT_FATAL(mkdir(mnt, 0755) == 0);
+    /* a 4 MiB tmpfs (the suite runs as root in CI; without the right to mount this test fails) */
+    int mr = mount("tmpfs", mnt, "tmpfs", 0, "size=4m");
+    if (mr != 0)
+        fprintf(stderr, "mount tmpfs on %s: %s (this test needs root)\n", mnt, strerror(errno));
+    CU_ASSERT_FATAL(mr == 0);
+    char ballast[700], data[700];
+    snprintf(ballast, sizeof ballast, "%s/ballast", mnt);
+    snprintf(data, sizeof data, "%s/data", mnt);
+    int fd = open(ballast, O_WRONLY | O_CREAT, 0644);
+    static char chunk[64 * 1024];
+    for (int i = 0; i < 40; i++) /* 2.5 MiB */
+        CU_ASSERT(write(fd, chunk, sizeof chunk) == sizeof chunk);
+    close(fd);
+    struct mq_log_conf c = small_conf();
+    c.segment_bytes = 1 << 20;
+    c.max_pending_bytes = 256 * 1024;
+    struct mq_log *log = open_log(data, MQ_LOG_WRITE, &c);
+    CU_ASSERT(mq_log_topic_create(log, "t", 1) == MQ_OK);
+    struct mq_part *p = get_part(log, "t", 0);
+    /* produce until the store pushes back */
+    int64_t off = 0;
+    enum mq_err e = MQ_OK;
+    bool saw_nospc = false;
+    while (off < 200000) {
+        e = produce_n(p, off, 100);
+        if (e != MQ_OK)
+            break;
+        off += 100;
+        if (mq_part_flush(p) == MQ_ERR_NOSPC)
+            saw_nospc = true;
+    }
+    CU_ASSERT(e == MQ_ERR_FULL);
+    CU_ASSERT(saw_nospc);
+    int64_t accepted = off;
+    /* a record was accepted only when produce returned MQ_OK; produce_n stops at the first refusal */
+    struct mq_part_stats st;
+    mq_part_stats(p, &st);
+    accepted = st.end_offset;
+    CU_ASSERT(st.durable_offset < accepted);
+    CU_ASSERT(mq_part_wait_durable(p, accepted - 1, 50) == MQ_ERR_NOSPC);
+    /* what is durable reads back intact */
+    int64_t next;
+    CU_ASSERT(read_check(p, 0, &next) == st.durable_offset);
+    /* space returns: everything accepted becomes durable, nothing damaged or lost */
+    CU_ASSERT(unlink(ballast) == 0);
+    CU_ASSERT(mq_part_flush(p) == MQ_OK);
+    CU_ASSERT(mq_part_durable_end(p) == accepted);
+    CU_ASSERT(read_check(p, 0, &next) == accepted);
+    CU_ASSERT(produce_n(p, accepted, 10) == MQ_OK);
+    CU_ASSERT(mq_part_flush(p) == MQ_OK);
+    CU_ASSERT(read_check(p, 0, &next) == accepted + 10);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(data, NULL, NULL, &problems, NULL) == MQ_OK && problems == 0);
+    log = open_log(data, MQ_LOG_WRITE, &c);
+    p = get_part(log, "t", 0);
+    CU_ASSERT(read_check(p, 0, &next) == accepted + 10);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    CU_ASSERT(umount(mnt) == 0);
+    mq_test_rmdir(dir);
+}
+
+static void test_args(void)
+{
+    CU_ASSERT(mq_topic_name_valid("telemetry.temperature_1-a"));
+    CU_ASSERT(!mq_topic_name_valid(""));
+    CU_ASSERT(!mq_topic_name_valid("."));
+    CU_ASSERT(!mq_topic_name_valid(".."));
+    CU_ASSERT(!mq_topic_name_valid("a/b"));
+    CU_ASSERT(!mq_topic_name_valid("a b"));
+    char longname[251];
+    memset(longname, 'x', 250);
+    longname[250] = 0;
+    CU_ASSERT(!mq_topic_name_valid(longname));
+    longname[249] = 0;
+    CU_ASSERT(mq_topic_name_valid(longname));
+    struct mq_log *log = NULL;
+    char err[256] = "";
+    CU_ASSERT(mq_log_open("/nonexistent/mqlog", MQ_LOG_READ, NULL, &log, err, sizeof err) == MQ_ERR_NOENT);
+    CU_ASSERT(strstr(err, "/nonexistent/mqlog") != NULL);
+    struct mq_log_conf c;
+    mq_log_conf_defaults(&c);
+    c.segment_bytes = 10;
+    char *dir = mq_test_tmpdir("args");
+    CU_ASSERT(mq_log_open(dir, MQ_LOG_WRITE, &c, &log, err, sizeof err) == MQ_ERR_INVAL);
+    mq_test_rmdir(dir);
+}
+
+int main(void)
+{
+    static const struct mq_test tests[] = {
+        MQ_TEST(test_args),
+        MQ_TEST(test_produce_read_reopen),
+        MQ_TEST(test_index_boundaries),
+        MQ_TEST(test_retention),
+        MQ_TEST(test_crash_cut_and_flip),
+        MQ_TEST(test_index_rebuild),
+        MQ_TEST(test_sigkill_writer),
+        MQ_TEST(test_reader_follows_writer),
+        MQ_TEST(test_disk_full),
+        MQ_TEST_END,
+    };
+    return mq_test_run("log", tests);
+}
