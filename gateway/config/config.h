@@ -1,0 +1,141 @@
+/*
+ * config.h - mqlogd's configuration: a YAML file (and the mapping files it includes) parsed with libyaml,
+ * checked completely, and handed to the daemon as plain structs.
+ *
+ * Every key of every section is described once, in a table (config/table.c: name, type, default, bounds,
+ * description); the parser, the validation and the reference docs/configuration.md all come from it.
+ * Loading never stops at the first problem: every error is reported, one line each, as
+ * "FILE:LINE:COL: message" (1-based line and column), sorted by file and position. No value that fails to
+ * parse ever falls back to a default. Only when the configuration file itself cannot be read is the message
+ * "FILE: message" without a position.
+ */
+#ifndef MQ_CONFIG_H
+#define MQ_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "route/route.h"
+#include "util/err.h"
+
+/* Where something was written: the file (owned by the config, see mq_config.files) and 1-based position. */
+struct mq_config_loc {
+    const char *file;
+    int line;
+    int col;
+};
+
+/* Store-wide settings (section "log"); the names follow struct mq_log_conf and struct mq_retention. */
+struct mq_config_log {
+    int64_t flush_interval_ms;
+    int64_t flush_bytes;
+    int64_t segment_bytes;
+    int64_t segment_ms;
+    int64_t index_interval_bytes;
+    int64_t batch_bytes;
+    int64_t max_pending_bytes;
+    int64_t checkpoint_bytes;
+    int64_t retention_check_ms;
+    int64_t retention_ms;    /* key "retention"; 0 = keep forever */
+    int64_t retention_bytes; /* 0 = no size limit */
+};
+
+enum mq_config_client { MQ_CLIENT_PAHO, MQ_CLIENT_MOSQUITTO };
+
+struct mq_config_tls {
+    char *ca;   /* CA file (absolute path), NULL: the system's trust store */
+    char *cert; /* client certificate (with key), or NULL */
+    char *key;
+    bool insecure; /* skip server certificate verification (testing only) */
+};
+
+struct mq_config_broker {
+    char *name;
+    char *url;  /* as written: mqtt://host[:port] or mqtts://host[:port] */
+    char *host; /* from url; an IPv6 address without its brackets */
+    int port;   /* from url; 1883 or 8883 when not given */
+    bool tls;   /* mqtts:// */
+    enum mq_config_client client;
+    char
+        *client_id; /* default "mqlog-<name>"; connection i > 0 of sessions > 1 appends "-<i>" (connectors) */
+    int protocol;   /* MQTT protocol level: 4 (3.1.1) or 5 */
+    bool clean_session;
+    char *username;                /* NULL when not set */
+    char *password_file;           /* absolute path; the first line is the password; NULL when not set */
+    struct mq_config_tls tls_opts; /* meaningful only when tls */
+    int64_t sessions; /* >1: that many connections sharing the subscriptions via $share/<share_group>/ */
+    char *share_group;
+    int64_t keepalive_s;
+    int64_t connect_timeout_ms;
+    int64_t reconnect_min_ms; /* capped exponential backoff with jitter between these two */
+    int64_t reconnect_max_ms;
+    int64_t max_inflight; /* MQTT 5 receive maximum / in-flight window */
+    bool durable_ack;     /* paho: acknowledge QoS 1/2 only after the record is durable */
+    struct mq_config_loc loc;
+};
+
+struct mq_config_mapping {
+    char **from; /* topic filters (nfrom >= 1) */
+    size_t nfrom;
+    char *broker; /* NULL: every broker */
+    int64_t qos;
+    char *to; /* log topic template */
+    int64_t partitions;
+    char *key;               /* key strategy (route.h), never NULL */
+    int64_t retention_ms;    /* -1: the log section's */
+    int64_t retention_bytes; /* -1: the log section's */
+    struct mq_config_loc loc;
+};
+
+struct mq_config_kafka {
+    char *listen; /* "host:port" or NULL: no Kafka listener */
+    char *listen_host;
+    int listen_port;
+    char *advertised; /* "host:port"; defaults to listen */
+    char *advertised_host;
+    int advertised_port;
+};
+
+struct mq_config {
+    char **files; /* files[0] is the configuration file, then every included file in load order */
+    size_t nfiles;
+    char *data_dir; /* absolute */
+    struct mq_config_log log;
+    struct mq_config_broker *brokers;
+    size_t nbrokers;
+    struct mq_config_mapping *mappings; /* the file's own, then each included file's, in load order */
+    size_t nmappings;
+    char *unmatched; /* log topic for messages no mapping takes, NULL: drop them */
+    struct mq_config_kafka kafka;
+};
+
+/* Receives one error line (no trailing newline); the string is valid during the call only. */
+typedef void mq_config_report_fn(void *opaque, const char *msg);
+
+/*
+ * Loads and checks the configuration file at path and everything it includes. On MQ_OK the caller owns
+ * *cfgp and frees it with mq_config_free(). On MQ_ERR_CONFIG every problem was passed to report (or, when
+ * report is NULL, printed with MQ_ERROR) and *cfgp is untouched; MQ_ERR_NOMEM likewise.
+ */
+enum mq_err mq_config_load(const char *path, struct mq_config **cfgp, mq_config_report_fn *report,
+                           void *opaque);
+
+/* Frees a configuration, completely or partly built. Accepts NULL. */
+void mq_config_free(struct mq_config *cfg);
+
+/* The broker named name, or NULL. */
+const struct mq_config_broker *mq_config_broker_find(const struct mq_config *cfg, const char *name);
+
+/*
+ * Builds the route table of cfg's mappings (mapping i of the table is cfg->mappings[i]) and unmatched topic.
+ * The caller owns *out (mq_route_table_free()); the table does not refer to cfg.
+ */
+enum mq_err mq_config_route_table(const struct mq_config *cfg, struct mq_route_table **out, char *errstr,
+                                  size_t errstr_size);
+
+/* Fills a store's retention for a mapping: its own values, else the log section's. */
+void mq_config_mapping_retention(const struct mq_config *cfg, const struct mq_config_mapping *m, int64_t *ms,
+                                 int64_t *bytes);
+
+#endif

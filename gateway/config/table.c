@@ -1,0 +1,803 @@
+/*
+ * table.c - every configuration key mqlogd knows, section by section, and the checks that involve more
+ * than one key (a template against its filters, a mapping's broker against the brokers, ...).
+ *
+ * The rows are the single source of truth: config.c parses with them and the generated reference
+ * (docs/configuration.md) is rendered from them, so a default or a bound cannot differ between the two.
+ */
+#include "config/table.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "route/route.h"
+#include "util/parse.h"
+
+_Static_assert(sizeof(enum mq_config_client) == sizeof(int), "ENUM keys store an int");
+
+#define KIB  (1024LL)
+#define MIB  (1024LL * 1024)
+#define GIB  (1024LL * 1024 * 1024)
+#define TIB  (1024LL * 1024 * 1024 * 1024)
+#define SEC  (1000LL)
+#define MIN  (60LL * 1000)
+#define HOUR (3600LL * 1000)
+#define DAY  (86400LL * 1000)
+
+/* ---- helpers shared with config.c and the doc generator ---- */
+
+static bool mq_host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_';
+}
+
+enum mq_err mq_config_hostport(const char *s, bool port_optional, int64_t pmin, int64_t pmax, char **host,
+                               int *port, char *why, size_t why_size)
+{
+    const char *hs, *he, *rest;
+    if (s[0] == '[') {
+        hs = s + 1;
+        he = strchr(hs, ']');
+        if (!he || he == hs)
+            return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': an IPv6 address needs [brackets] around it",
+                           s);
+        for (const char *p = hs; p < he; p++)
+            if (!strchr("0123456789abcdefABCDEF:.", *p))
+                return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': '%c' cannot appear in an IPv6 address", s,
+                               *p);
+        rest = he + 1;
+    } else {
+        hs = s;
+        he = s;
+        while (*he && *he != ':') {
+            if (!mq_host_char(*he))
+                return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': '%c' cannot appear in a host name", s,
+                               *he);
+            he++;
+        }
+        if (he == hs)
+            return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': missing host", s);
+        rest = he;
+    }
+    int64_t p = -1;
+    if (*rest == ':') {
+        if (rest[1] < '0' || rest[1] > '9' || mq_parse_int64(rest + 1, pmin, pmax, &p) != MQ_OK)
+            return mq_errf(MQ_ERR_INVAL, why, why_size,
+                           "'%s': the port must be a number from %" PRId64 " to %" PRId64, s, pmin, pmax);
+    } else if (*rest) {
+        return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': unexpected '%s' after the host", s, rest);
+    } else if (!port_optional) {
+        return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': expected HOST:PORT", s);
+    }
+    if (host) {
+        *host = strndup(hs, (size_t)(he - hs));
+        if (!*host)
+            return mq_errf(MQ_ERR_NOMEM, why, why_size, "out of memory");
+    }
+    if (p >= 0 && port)
+        *port = (int)p;
+    return MQ_OK;
+}
+
+enum mq_err mq_config_url(const char *url, char **host, int *port, bool *tls, char *why, size_t why_size)
+{
+    bool secure;
+    const char *hp;
+    if (strncmp(url, "mqtt://", 7) == 0) {
+        secure = false;
+        hp = url + 7;
+    } else if (strncmp(url, "mqtts://", 8) == 0) {
+        secure = true;
+        hp = url + 8;
+    } else {
+        return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': a broker URL starts with mqtt:// or mqtts://",
+                       url);
+    }
+    if (strchr(hp, '@'))
+        return mq_errf(MQ_ERR_INVAL, why, why_size,
+                       "'%s': put credentials in username and password_file, not in the URL", url);
+    if (strchr(hp, '/') || strchr(hp, '?'))
+        return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': a broker URL has no path", url);
+    int p = secure ? 8883 : 1883;
+    enum mq_err err = mq_config_hostport(hp, true, 1, 65535, host, &p, why, why_size);
+    if (err)
+        return err;
+    if (port)
+        *port = p;
+    if (tls)
+        *tls = secure;
+    return MQ_OK;
+}
+
+/* The largest unit that divides v exactly, so that a value prints as it would be written. */
+static void mq_fmt_units(int64_t v, const char *const *names, const int64_t *factors, size_t n,
+                         bool minus_one, char *buf, size_t size)
+{
+    for (size_t i = n; i-- > 1;)
+        if (v != 0 && v % factors[i] == 0) {
+            snprintf(buf, size, "%" PRId64 "%s", v / factors[i], names[i]);
+            return;
+        }
+    /* A bound such as 2^31 - 1 reads better as "2147483647 (2GiB-1)". */
+    for (size_t i = n; i-- > 1;)
+        if (minus_one && v > 0 && v < INT64_MAX && (v + 1) % factors[i] == 0) {
+            snprintf(buf, size, "%" PRId64 " (%" PRId64 "%s-1)", v, (v + 1) / factors[i], names[i]);
+            return;
+        }
+    snprintf(buf, size, "%" PRId64 "%s", v, v == 0 ? "" : names[0]);
+}
+
+void mq_config_fmt_size(int64_t bytes, char *buf, size_t size)
+{
+    static const char *const names[] = {"", "KiB", "MiB", "GiB", "TiB"};
+    static const int64_t factors[] = {1, KIB, MIB, GIB, TIB};
+    mq_fmt_units(bytes, names, factors, 5, true, buf, size);
+}
+
+void mq_config_fmt_duration(int64_t ms, char *buf, size_t size)
+{
+    static const char *const names[] = {"ms", "s", "m", "h", "d"};
+    static const int64_t factors[] = {1, SEC, MIN, HOUR, DAY};
+    mq_fmt_units(ms, names, factors, 5, false, buf, size);
+}
+
+/* ---- log ---- */
+
+#define LOGK(field) offsetof(struct mq_config_log, field)
+
+static const struct mq_ckey mq_keys_log[] = {
+    {.name = "flush_interval_ms",
+     .type = MQ_CT_DURATION,
+     .off = LOGK(flush_interval_ms),
+     .def = "5ms",
+     .min = 0,
+     .max = MIN,
+     .doc = "Group commit: how long appended records may wait before an fdatasync makes them durable. "
+            "0 syncs every append before it returns."},
+    {.name = "flush_bytes",
+     .type = MQ_CT_SIZE,
+     .off = LOGK(flush_bytes),
+     .def = "1MiB",
+     .min = 0,
+     .max = GIB,
+     .doc = "Sync earlier once this many bytes are waiting to become durable; 0 turns this trigger off."},
+    {.name = "segment_bytes",
+     .type = MQ_CT_SIZE,
+     .off = LOGK(segment_bytes),
+     .def = "1GiB",
+     .min = 64 * KIB,
+     .max = 2 * GIB - 1,
+     .doc = "Start a new segment file before a segment would grow past this size (Kafka's segment.bytes; "
+            "index entries hold 32-bit positions, hence the maximum)."},
+    {.name = "segment_ms",
+     .type = MQ_CT_DURATION,
+     .off = LOGK(segment_ms),
+     .def = "7d",
+     .min = SEC,
+     .max = 3650 * DAY,
+     .doc = "Start a new segment once the current one's first record is older than this."},
+    {.name = "index_interval_bytes",
+     .type = MQ_CT_SIZE,
+     .off = LOGK(index_interval_bytes),
+     .def = "4KiB",
+     .min = 0,
+     .max = 16 * MIB,
+     .doc = "Bytes of log between two entries of the sparse offset index."},
+    {.name = "batch_bytes",
+     .type = MQ_CT_SIZE,
+     .off = LOGK(batch_bytes),
+     .def = "256KiB",
+     .min = KIB,
+     .max = 64 * MIB,
+     .doc = "Records gather in a batch of up to this size before it is written."},
+    {.name = "max_pending_bytes",
+     .type = MQ_CT_SIZE,
+     .off = LOGK(max_pending_bytes),
+     .def = "64MiB",
+     .min = MIB,
+     .max = TIB,
+     .doc = "Backpressure: above this much unwritten data in a partition, the connectors stop reading "
+            "from their brokers until the store catches up."},
+    {.name = "checkpoint_bytes",
+     .type = MQ_CT_SIZE,
+     .off = LOGK(checkpoint_bytes),
+     .def = "64MiB",
+     .min = 64 * KIB,
+     .max = TIB,
+     .doc = "Write a recovery point after this many bytes, bounding the scan after a crash."},
+    {.name = "retention_check_ms",
+     .type = MQ_CT_DURATION,
+     .off = LOGK(retention_check_ms),
+     .def = "5m",
+     .min = SEC,
+     .max = DAY,
+     .doc = "How often retention is applied."},
+    {.name = "retention",
+     .type = MQ_CT_DURATION,
+     .off = LOGK(retention_ms),
+     .def = "7d",
+     .min = 0,
+     .max = 36500 * DAY,
+     .doc = "Delete a segment once its newest record is older than this (Kafka's retention.ms); 0 keeps "
+            "records forever. A mapping can override it for its topics."},
+    {.name = "retention_bytes",
+     .type = MQ_CT_SIZE,
+     .off = LOGK(retention_bytes),
+     .def = "0",
+     .min = 0,
+     .max = INT64_MAX,
+     .doc = "Delete the oldest segments while a partition is larger than this; 0 means no size limit. A "
+            "mapping can override it for its topics."},
+    {.name = NULL},
+};
+
+static const struct mq_csection mq_csection_log = {
+    .name = "log",
+    .what = "the log section",
+    .doc = "The durable store: group commit, segments and default retention. Every key is optional.",
+    .keys = mq_keys_log,
+};
+
+/* ---- brokers[].tls ---- */
+
+#define TLSK(field) offsetof(struct mq_config_tls, field)
+
+static const struct mq_ckey mq_keys_tls[] = {
+    {.name = "ca",
+     .type = MQ_CT_PATH,
+     .off = TLSK(ca),
+     .def_doc = "the system's trust store",
+     .doc = "PEM file of the certificate authorities that may sign the broker's certificate."},
+    {.name = "cert",
+     .type = MQ_CT_PATH,
+     .off = TLSK(cert),
+     .def_doc = "none",
+     .doc = "PEM client certificate, for brokers that authenticate clients by certificate (needs key)."},
+    {.name = "key",
+     .type = MQ_CT_PATH,
+     .off = TLSK(key),
+     .def_doc = "none",
+     .doc = "PEM private key of cert (needs cert)."},
+    {.name = "insecure",
+     .type = MQ_CT_BOOL,
+     .off = TLSK(insecure),
+     .def = "false",
+     .doc = "Skip the verification of the broker's certificate and host name. For tests only."},
+    {.name = NULL},
+};
+
+static void mq_tls_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *node,
+                         const yaml_node_t *const *vals)
+{
+    (void)vals;
+    struct mq_config_tls *tls = obj;
+    if (node && !tls->cert != !tls->key)
+        mq_cctx_error(ctx, node, "tls: cert and key go together: give both or neither");
+}
+
+static const struct mq_csection mq_csection_tls = {
+    .name = "brokers[].tls",
+    .what = "a broker's tls section",
+    .doc = "TLS settings of an mqtts:// broker. Relative file names are relative to the directory of the "
+           "file they are written in.",
+    .keys = mq_keys_tls,
+    .check = mq_tls_check,
+};
+
+/* ---- brokers[] ---- */
+
+/* The sections refer to each other from their check hooks. */
+static const struct mq_csection mq_csection_broker, mq_csection_mapping, mq_csection_kafka;
+
+static const struct mq_cenum mq_enum_client[] = {
+    {"paho", MQ_CLIENT_PAHO},
+    {"mosquitto", MQ_CLIENT_MOSQUITTO},
+    {NULL, 0},
+};
+
+static const struct mq_cenum mq_enum_protocol[] = {
+    {"3.1.1", 4},
+    {"5", 5},
+    {NULL, 0},
+};
+
+#define BRK(field) offsetof(struct mq_config_broker, field)
+
+static const struct mq_ckey mq_keys_broker[] = {
+    {.name = "name",
+     .type = MQ_CT_NAME,
+     .off = BRK(name),
+     .flags = MQ_CK_REQUIRED,
+     .doc = "The broker's name, unique among the brokers; mappings refer to it and records carry it in "
+            "their mqtt.broker header."},
+    {.name = "url",
+     .type = MQ_CT_URL,
+     .off = BRK(url),
+     .flags = MQ_CK_REQUIRED,
+     .doc = "mqtt://HOST[:PORT] (default port 1883) or mqtts://HOST[:PORT] for TLS (default port 8883). "
+            "An IPv6 address goes in brackets: mqtt://[::1]:1883."},
+    {.name = "client",
+     .type = MQ_CT_ENUM,
+     .off = BRK(client),
+     .def = "paho",
+     .enums = mq_enum_client,
+     .doc = "The MQTT client library. paho acknowledges QoS 1/2 messages only once they are durable "
+            "(durable_ack); mosquitto acknowledges on receipt, so up to flush_interval_ms of messages can be "
+            "lost in a crash."},
+    {.name = "client_id",
+     .type = MQ_CT_STRING,
+     .off = BRK(client_id),
+     .def_doc = "mqlog-NAME",
+     .doc = "The MQTT client identifier. With a persistent session (clean_session false) it must stay the "
+            "same across restarts. With sessions > 1 connection i > 0 uses CLIENT_ID-i."},
+    {.name = "protocol",
+     .type = MQ_CT_ENUM,
+     .off = BRK(protocol),
+     .def = "3.1.1",
+     .enums = mq_enum_protocol,
+     .doc = "The MQTT protocol version: 3.1.1 or 5."},
+    {.name = "clean_session",
+     .type = MQ_CT_BOOL,
+     .off = BRK(clean_session),
+     .def = "false",
+     .doc = "false asks the broker for a persistent session: it keeps the subscriptions and queues QoS 1/2 "
+            "messages while mqlogd is away (MQTT 5: session expiry set to the maximum)."},
+    {.name = "username",
+     .type = MQ_CT_STRING,
+     .off = BRK(username),
+     .def_doc = "none",
+     .doc = "User name to authenticate with."},
+    {.name = "password_file",
+     .type = MQ_CT_PATH,
+     .off = BRK(password_file),
+     .def_doc = "none",
+     .doc = "File whose first line is the password (kept out of the configuration). MQTT 3.1.1 needs "
+            "username with it."},
+    {.name = "tls",
+     .type = MQ_CT_MAP,
+     .off = BRK(tls_opts),
+     .sub = &mq_csection_tls,
+     .doc = "TLS settings (see brokers[].tls); only for mqtts:// URLs."},
+    {.name = "sessions",
+     .type = MQ_CT_INT,
+     .off = BRK(sessions),
+     .def = "1",
+     .min = 1,
+     .max = 64,
+     .doc = "Number of connections to this broker. Above 1 they share the subscriptions "
+            "($share/SHARE_GROUP/FILTER), so that the broker spreads messages over them and durable "
+            "acknowledgement waits in parallel. Messages of one MQTT topic may then be stored out of order."},
+    {.name = "share_group",
+     .type = MQ_CT_NAME,
+     .off = BRK(share_group),
+     .def = "mqlog",
+     .doc = "The shared subscription group used when sessions > 1."},
+    {.name = "keepalive",
+     .type = MQ_CT_INT,
+     .off = BRK(keepalive_s),
+     .def = "60",
+     .min = 0,
+     .max = 65535,
+     .doc = "MQTT keep-alive interval in seconds; 0 turns keep-alive off."},
+    {.name = "connect_timeout",
+     .type = MQ_CT_DURATION,
+     .off = BRK(connect_timeout_ms),
+     .def = "10s",
+     .min = 100,
+     .max = 10 * MIN,
+     .doc = "Give up a connection attempt after this long."},
+    {.name = "reconnect_min",
+     .type = MQ_CT_DURATION,
+     .off = BRK(reconnect_min_ms),
+     .def = "500ms",
+     .min = 10,
+     .max = HOUR,
+     .doc = "First delay before reconnecting; it doubles (with jitter) after each failure."},
+    {.name = "reconnect_max",
+     .type = MQ_CT_DURATION,
+     .off = BRK(reconnect_max_ms),
+     .def = "30s",
+     .min = 10,
+     .max = HOUR,
+     .doc = "Cap of the reconnect delay; at least reconnect_min."},
+    {.name = "max_inflight",
+     .type = MQ_CT_INT,
+     .off = BRK(max_inflight),
+     .def = "1000",
+     .min = 1,
+     .max = 65535,
+     .doc = "How many QoS 1/2 messages the broker may have unacknowledged towards mqlogd (MQTT 5 receive "
+            "maximum)."},
+    {.name = "durable_ack",
+     .type = MQ_CT_BOOL,
+     .off = BRK(durable_ack),
+     .def = "true",
+     .doc = "paho: acknowledge a QoS 1/2 message only after its record is durable, so that a crash loses "
+            "nothing the broker handed over. The mosquitto client cannot do this; setting it true there "
+            "is an error."},
+    {.name = NULL},
+};
+
+static void mq_broker_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *node,
+                            const yaml_node_t *const *vals)
+{
+    const struct mq_csection *bs = &mq_csection_broker;
+    struct mq_config_broker *b = obj;
+    struct mq_config *cfg = mq_cctx_config(ctx);
+    mq_cctx_loc(ctx, node, &b->loc);
+    if (b->url) {
+        char why[300];
+        enum mq_err err = mq_config_url(b->url, &b->host, &b->port, &b->tls, why, sizeof(why));
+        if (err == MQ_ERR_NOMEM)
+            mq_cctx_oom(ctx);
+    }
+    if (b->name) {
+        /* b is the last element of cfg->brokers: compare with those before it. */
+        for (struct mq_config_broker *o = cfg->brokers; o < b; o++)
+            if (o->name && strcmp(o->name, b->name) == 0)
+                mq_cctx_error(ctx, mq_cctx_value(bs, vals, "name"),
+                              "duplicate broker name '%s' (also at line %d)", b->name, o->loc.line);
+        if (!b->client_id) {
+            size_t n = strlen(b->name) + 7;
+            if (!(b->client_id = malloc(n)))
+                mq_cctx_oom(ctx);
+            else
+                snprintf(b->client_id, n, "mqlog-%s", b->name);
+        }
+    }
+    const yaml_node_t *tls = mq_cctx_value(bs, vals, "tls");
+    if (tls && tls->type == YAML_MAPPING_NODE && b->url && !b->tls)
+        mq_cctx_error(ctx, tls, "tls settings need an mqtts:// URL (url is '%s')", b->url);
+    const yaml_node_t *pw = mq_cctx_value(bs, vals, "password_file");
+    if (pw && !b->username && b->protocol == 4)
+        mq_cctx_error(ctx, pw, "MQTT 3.1.1 sends a password only with a user name: set username too");
+    if (b->reconnect_min_ms > b->reconnect_max_ms)
+        mq_cctx_error(
+            ctx, mq_cctx_value(bs, vals, "reconnect_max") ? mq_cctx_value(bs, vals, "reconnect_max") : node,
+            "reconnect_max must be at least reconnect_min");
+    const yaml_node_t *da = mq_cctx_value(bs, vals, "durable_ack");
+    if (da && b->durable_ack && b->client == MQ_CLIENT_MOSQUITTO)
+        mq_cctx_error(ctx, da,
+                      "durable_ack: the mosquitto client acknowledges messages before mqlogd sees them; use "
+                      "client: paho or durable_ack: false");
+}
+
+static void mq_broker_fini(void *obj)
+{
+    struct mq_config_broker *b = obj;
+    free(b->host);
+}
+
+static const struct mq_csection mq_csection_broker = {
+    .name = "brokers[]",
+    .what = "a broker",
+    .doc =
+        "One entry per MQTT broker to subscribe to. Each broker gets its own connections; one that is down "
+        "does not hold up the others.",
+    .size = sizeof(struct mq_config_broker),
+    .keys = mq_keys_broker,
+    .check = mq_broker_check,
+    .fini = mq_broker_fini,
+};
+
+/* ---- mappings[] ---- */
+
+#define MAPK(field) offsetof(struct mq_config_mapping, field)
+
+static const struct mq_ckey mq_keys_mapping[] = {
+    {.name = "from",
+     .type = MQ_CT_FILTERS,
+     .off = MAPK(from),
+     .off2 = MAPK(nfrom),
+     .flags = MQ_CK_REQUIRED,
+     .doc = "One MQTT topic filter or a list of them (+ matches one level, # the rest). A shared "
+            "subscription $share/GROUP/FILTER routes by FILTER."},
+    {.name = "broker",
+     .type = MQ_CT_NAME,
+     .off = MAPK(broker),
+     .def_doc = "every broker",
+     .doc = "Take messages from this broker only."},
+    {.name = "qos",
+     .type = MQ_CT_INT,
+     .off = MAPK(qos),
+     .def = "1",
+     .min = 0,
+     .max = 2,
+     .doc = "The QoS to subscribe with."},
+    {.name = "to",
+     .type = MQ_CT_TEMPLATE,
+     .off = MAPK(to),
+     .flags = MQ_CK_REQUIRED,
+     .doc = "The log topic. {1}, {2}... insert what the first, second... wildcard of the matching filter "
+            "matched (see Templates)."},
+    {.name = "partitions",
+     .type = MQ_CT_INT,
+     .off = MAPK(partitions),
+     .def = "1",
+     .min = 1,
+     .max = 10000,
+     .doc = "Partitions of the log topics this mapping creates."},
+    {.name = "key",
+     .type = MQ_CT_KEY,
+     .off = MAPK(key),
+     .def = "topic",
+     .doc = "The record key, which also chooses the partition: topic, level:N, json:/POINTER or none (see "
+            "Keys and partitions)."},
+    {.name = "retention",
+     .type = MQ_CT_DURATION,
+     .off = MAPK(retention_ms),
+     .def_doc = "log.retention",
+     .min = 0,
+     .max = 36500 * DAY,
+     .doc = "Retention by age of this mapping's topics; 0 keeps forever."},
+    {.name = "retention_bytes",
+     .type = MQ_CT_SIZE,
+     .off = MAPK(retention_bytes),
+     .def_doc = "log.retention_bytes",
+     .min = 0,
+     .max = INT64_MAX,
+     .doc = "Retention by size of this mapping's topics, per partition; 0: no limit."},
+    {.name = NULL},
+};
+
+static void mq_mapping_init(void *obj)
+{
+    struct mq_config_mapping *m = obj;
+    m->retention_ms = -1;
+    m->retention_bytes = -1;
+}
+
+/* Reports a literal log topic that an earlier mapping also names with different topic settings. */
+static void mq_mapping_check_target(struct mq_cctx *ctx, struct mq_config_mapping *m, const yaml_node_t *to)
+{
+    struct mq_config *cfg = mq_cctx_config(ctx);
+    if (strchr(m->to, '{'))
+        return; /* a template's topics are only known per message */
+    for (struct mq_config_mapping *o = cfg->mappings; o < m; o++) {
+        if (!o->to || strcmp(o->to, m->to) != 0)
+            continue;
+        const char *what = NULL;
+        if (o->partitions != m->partitions)
+            what = "partitions";
+        else if (o->retention_ms != m->retention_ms)
+            what = "retention";
+        else if (o->retention_bytes != m->retention_bytes)
+            what = "retention_bytes";
+        if (what)
+            mq_cctx_error(ctx, to,
+                          "log topic '%s' is also the target of the mapping at %s:%d:%d; their %s differ",
+                          m->to, o->loc.file, o->loc.line, o->loc.col, what);
+        return;
+    }
+}
+
+static void mq_mapping_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *node,
+                             const yaml_node_t *const *vals)
+{
+    const struct mq_csection *ms = &mq_csection_mapping;
+    struct mq_config_mapping *m = obj;
+    struct mq_config *cfg = mq_cctx_config(ctx);
+    mq_cctx_loc(ctx, node, &m->loc);
+    if (m->to && m->nfrom > 0) {
+        int max_ref = 0;
+        if (mq_route_template_check(m->to, &max_ref, NULL, 0) == MQ_OK && max_ref > 0)
+            for (size_t i = 0; i < m->nfrom; i++) {
+                int wild;
+                mq_filter_shape(m->from[i], &wild, NULL, NULL);
+                if (max_ref > wild)
+                    mq_cctx_error(ctx, mq_cctx_value(ms, vals, "to"),
+                                  "template '%s' uses {%d} but filter '%s' has %s%d wildcard%s", m->to,
+                                  max_ref, m->from[i], wild ? "only " : "", wild, wild == 1 ? "" : "s");
+            }
+    }
+    if (m->key && m->nfrom > 0) {
+        int level = 0;
+        if (mq_route_key_check(m->key, &level, NULL, 0) == MQ_OK && level > 0) {
+            int most = 0;
+            bool deep = false;
+            for (size_t i = 0; i < m->nfrom; i++) {
+                int levels;
+                bool multi;
+                mq_filter_shape(m->from[i], NULL, &levels, &multi);
+                deep = deep || multi;
+                if (levels > most)
+                    most = levels;
+            }
+            if (!deep && level > most)
+                mq_cctx_error(ctx, mq_cctx_value(ms, vals, "key"),
+                              "key level:%d: the filters match topics of at most %d level%s", level, most,
+                              most == 1 ? "" : "s");
+        }
+    }
+    const yaml_node_t *bn = mq_cctx_value(ms, vals, "broker");
+    if (m->broker && bn) {
+        bool known = false, broken = false;
+        for (size_t i = 0; i < cfg->nbrokers; i++) {
+            if (!cfg->brokers[i].name)
+                broken = true; /* already reported: do not pile a second error on it */
+            else if (strcmp(cfg->brokers[i].name, m->broker) == 0)
+                known = true;
+        }
+        if (!known && !broken)
+            mq_cctx_error(ctx, bn, "unknown broker '%s'%s", m->broker,
+                          cfg->nbrokers ? "" : " (no brokers are configured)");
+    }
+    if (m->to)
+        mq_mapping_check_target(ctx, m, mq_cctx_value(ms, vals, "to"));
+}
+
+static const struct mq_csection mq_csection_mapping = {
+    .name = "mappings[]",
+    .what = "a mapping",
+    .doc =
+        "One entry per group of MQTT topics and the log topic they go to. A message is stored once in each "
+        "distinct log topic whose mapping matches it.",
+    .size = sizeof(struct mq_config_mapping),
+    .keys = mq_keys_mapping,
+    .init = mq_mapping_init,
+    .check = mq_mapping_check,
+};
+
+/* ---- kafka ---- */
+
+#define KFK(field) offsetof(struct mq_config_kafka, field)
+
+static const struct mq_ckey mq_keys_kafka[] = {
+    {.name = "listen",
+     .type = MQ_CT_HOSTPORT,
+     .off = KFK(listen),
+     .def_doc = "no listener",
+     .min = 0,
+     .max = 65535,
+     .doc = "HOST:PORT where Kafka consumers connect (e.g. 127.0.0.1:9092; [::1]:9092 for IPv6). Port 0 "
+            "picks a free port."},
+    {.name = "advertised",
+     .type = MQ_CT_HOSTPORT,
+     .off = KFK(advertised),
+     .def_doc = "listen",
+     .min = 1,
+     .max = 65535,
+     .doc = "HOST:PORT that consumers are told to connect to, when it differs from listen."},
+    {.name = NULL},
+};
+
+static void mq_kafka_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *node,
+                           const yaml_node_t *const *vals)
+{
+    (void)node;
+    struct mq_config_kafka *k = obj;
+    char why[300];
+    if (k->listen && mq_config_hostport(k->listen, false, 0, 65535, &k->listen_host, &k->listen_port, why,
+                                        sizeof(why)) == MQ_ERR_NOMEM)
+        mq_cctx_oom(ctx);
+    if (k->advertised) {
+        if (!k->listen)
+            mq_cctx_error(ctx, mq_cctx_value(&mq_csection_kafka, vals, "advertised"),
+                          "advertised needs listen: there is no Kafka listener to advertise");
+        if (mq_config_hostport(k->advertised, false, 1, 65535, &k->advertised_host, &k->advertised_port, why,
+                               sizeof(why)) == MQ_ERR_NOMEM)
+            mq_cctx_oom(ctx);
+    } else if (k->listen) {
+        k->advertised_port = k->listen_port;
+        if (!(k->advertised = strdup(k->listen)) ||
+            !(k->advertised_host = strdup(k->listen_host ? k->listen_host : "")))
+            mq_cctx_oom(ctx);
+    }
+}
+
+static void mq_kafka_fini(void *obj)
+{
+    struct mq_config_kafka *k = obj;
+    free(k->listen_host);
+    free(k->advertised_host);
+}
+
+static const struct mq_csection mq_csection_kafka = {
+    .name = "kafka",
+    .what = "the kafka section",
+    .doc = "The Kafka consumer endpoint, which serves the stored topics to Kafka clients.",
+    .keys = mq_keys_kafka,
+    .check = mq_kafka_check,
+    .fini = mq_kafka_fini,
+};
+
+/* ---- the main file and mapping files ---- */
+
+#define TOP(field) offsetof(struct mq_config, field)
+
+static const struct mq_ckey mq_keys_top[] = {
+    {.name = "data_dir",
+     .type = MQ_CT_PATH,
+     .off = TOP(data_dir),
+     .def = "/var/lib/mqlog",
+     .doc = "Directory of the log store (one sub-directory per topic partition) and its catalog."},
+    {.name = "log",
+     .type = MQ_CT_MAP,
+     .off = TOP(log),
+     .sub = &mq_csection_log,
+     .doc = "Store settings (see log)."},
+    {.name = "brokers",
+     .type = MQ_CT_LIST,
+     .off = TOP(brokers),
+     .off2 = TOP(nbrokers),
+     .sub = &mq_csection_broker,
+     .def_doc = "none",
+     .doc = "The MQTT brokers (see brokers[])."},
+    {.name = "mappings",
+     .type = MQ_CT_LIST,
+     .off = TOP(mappings),
+     .off2 = TOP(nmappings),
+     .sub = &mq_csection_mapping,
+     .def_doc = "none",
+     .doc = "MQTT topics to log topics (see mappings[])."},
+    {.name = "include",
+     .type = MQ_CT_INCLUDE,
+     .def_doc = "none",
+     .doc = "A glob or a list of globs of mapping files, relative to this file's directory (e.g. "
+            "\"mappings.d/*.yaml\"); their mappings are added after this file's, files in name order. A "
+            "glob that matches nothing is fine; a name without wildcards must exist."},
+    {.name = "unmatched",
+     .type = MQ_CT_UNMATCHED,
+     .off = TOP(unmatched),
+     .def = "drop",
+     .doc = "What happens to a message no mapping takes: drop, or the name of a log topic that collects "
+            "them (1 partition, keyed by the MQTT topic)."},
+    {.name = "kafka",
+     .type = MQ_CT_MAP,
+     .off = TOP(kafka),
+     .sub = &mq_csection_kafka,
+     .doc = "The Kafka consumer endpoint (see kafka)."},
+    {.name = NULL},
+};
+
+static void mq_top_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *node,
+                         const yaml_node_t *const *vals)
+{
+    (void)node;
+    struct mq_config *cfg = obj;
+    const yaml_node_t *un = mq_cctx_value(&mq_csection_top, vals, "unmatched");
+    if (!cfg->unmatched || !un)
+        return;
+    for (size_t i = 0; i < cfg->nmappings; i++) {
+        const struct mq_config_mapping *m = &cfg->mappings[i];
+        if (m->to && strcmp(m->to, cfg->unmatched) == 0 && m->partitions != 1)
+            mq_cctx_error(
+                ctx, un,
+                "the unmatched topic '%s' has 1 partition, but the mapping at %s:%d:%d gives it %" PRId64,
+                cfg->unmatched, m->loc.file, m->loc.line, m->loc.col, m->partitions);
+    }
+}
+
+const struct mq_csection mq_csection_top = {
+    .name = "top level",
+    .what = "the configuration file",
+    .doc = "The configuration file given with -c.",
+    .keys = mq_keys_top,
+    .check = mq_top_check,
+};
+
+static const struct mq_ckey mq_keys_mapfile[] = {
+    {.name = "mappings",
+     .type = MQ_CT_LIST,
+     .off = TOP(mappings),
+     .off2 = TOP(nmappings),
+     .sub = &mq_csection_mapping,
+     .def_doc = "none",
+     .doc = "More mappings (see mappings[])."},
+    {.name = "include",
+     .type = MQ_CT_INCLUDE,
+     .def_doc = "none",
+     .doc = "More mapping files, relative to this file's directory."},
+    {.name = NULL},
+};
+
+const struct mq_csection mq_csection_mapfile = {
+    .name = "mapping files",
+    .what = "a mapping file",
+    .doc = "A file named by include holds only mappings (and may include further mapping files). Its "
+           "mappings may name any broker of the main file.",
+    .keys = mq_keys_mapfile,
+};

@@ -1,0 +1,103 @@
+/*
+ * table.h - the declarative description of the configuration (internal to the config module and its doc
+ * generator): one table of keys per section, each key with its type, where it is stored, its default (as the
+ * text a user would write, parsed by the same code as user input), its bounds and its description.
+ *
+ * config.c walks a YAML document with these tables; gateway/config/doc/confdoc.c renders them as
+ * docs/configuration.md. Changing a key means changing only its row here (and the struct field it fills).
+ */
+#ifndef MQ_CONFIG_TABLE_H
+#define MQ_CONFIG_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <yaml.h>
+
+#include "config/config.h"
+
+enum mq_ctype {
+    MQ_CT_STRING,    /* char *: non-empty text */
+    MQ_CT_NAME,      /* char *: 1..64 of [a-zA-Z0-9._-] */
+    MQ_CT_PATH,      /* char *: a file name, made absolute against the directory of the file it is in */
+    MQ_CT_INT,       /* int64_t, a plain (unquoted) decimal integer within [min, max] */
+    MQ_CT_BOOL,      /* bool, exactly true or false, unquoted */
+    MQ_CT_SIZE,      /* int64_t bytes: 4096, 512KiB, 256MiB, 1GiB (also kB, MB, GB) within [min, max] */
+    MQ_CT_DURATION,  /* int64_t milliseconds: 250ms, 30s, 5m, 12h, 7d, 2w; a bare number is ms */
+    MQ_CT_ENUM,      /* int: the value of the matching name in enums */
+    MQ_CT_URL,       /* char *: mqtt://HOST[:PORT] or mqtts://HOST[:PORT] */
+    MQ_CT_HOSTPORT,  /* char *: HOST:PORT with PORT in [min, max] */
+    MQ_CT_FILTERS,   /* char ** at off, size_t count at off2: one MQTT topic filter or a list */
+    MQ_CT_TEMPLATE,  /* char *: a log topic template */
+    MQ_CT_KEY,       /* char *: a key strategy */
+    MQ_CT_UNMATCHED, /* char *: "drop" (stored as NULL) or a log topic name */
+    MQ_CT_INCLUDE,   /* nothing stored: one glob or a list; the files are loaded as mapping files */
+    MQ_CT_MAP,       /* a nested section whose struct lies at off */
+    MQ_CT_LIST,      /* a list of sections: element array at off, size_t count at off2 */
+};
+
+struct mq_cenum {
+    const char *name;
+    int value;
+};
+
+#define MQ_CK_REQUIRED 1u
+
+struct mq_csection;
+
+struct mq_ckey {
+    const char *name;
+    enum mq_ctype type;
+    size_t off, off2;
+    const char *def;     /* the default as YAML text, or NULL: required (MQ_CK_REQUIRED) or optional */
+    const char *def_doc; /* what the docs say when def is NULL and the key is optional */
+    int64_t min, max;    /* INT, SIZE, DURATION; the port of HOSTPORT */
+    const struct mq_cenum *enums;  /* ENUM: terminated by a NULL name */
+    const struct mq_csection *sub; /* MAP, LIST */
+    unsigned flags;
+    const char *doc;
+};
+
+struct mq_cctx; /* the parser's state (config.c) */
+
+struct mq_csection {
+    const char *name; /* as the docs and error messages name it: "log", "brokers[]", "brokers[].tls" */
+    const char *what; /* in messages: "the log section", "a broker" */
+    const char *doc;
+    size_t size;                /* the struct one element fills (LIST elements) */
+    const struct mq_ckey *keys; /* terminated by a NULL name */
+    void (*init)(void *obj);    /* sets fields whose "absent" value is not zero, before parsing */
+    /* Cross-key checks and derived fields, after every key; vals[i] is the value node of keys[i] or NULL. */
+    void (*check)(struct mq_cctx *ctx, void *obj, const yaml_node_t *node, const yaml_node_t *const *vals);
+    void (*fini)(void *obj); /* frees derived fields the keys do not describe */
+};
+
+/* The main file and included mapping files. */
+extern const struct mq_csection mq_csection_top;
+extern const struct mq_csection mq_csection_mapfile;
+
+/* For check hooks (config.c). */
+void mq_cctx_error(struct mq_cctx *ctx, const yaml_node_t *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void mq_cctx_oom(struct mq_cctx *ctx);
+struct mq_config *mq_cctx_config(struct mq_cctx *ctx);
+void mq_cctx_loc(struct mq_cctx *ctx, const yaml_node_t *node, struct mq_config_loc *loc);
+/* The value node of key `name` in a check hook's vals, or NULL. */
+const yaml_node_t *mq_cctx_value(const struct mq_csection *sec, const yaml_node_t *const *vals,
+                                 const char *name);
+
+/*
+ * Splits "HOST:PORT" (HOST a name, an IPv4 address or a bracketed IPv6 address) into a malloc'd host and a
+ * port within [pmin, pmax]; with port_optional, "HOST" alone leaves *port untouched. MQ_ERR_INVAL with why.
+ */
+enum mq_err mq_config_hostport(const char *s, bool port_optional, int64_t pmin, int64_t pmax, char **host,
+                               int *port, char *why, size_t why_size);
+
+/* Splits a broker URL into host, port (default 1883, or 8883 for mqtts) and TLS. MQ_ERR_INVAL with why. */
+enum mq_err mq_config_url(const char *url, char **host, int *port, bool *tls, char *why, size_t why_size);
+
+/* Formats bytes or milliseconds the way a user would write them ("256MiB", "7d", "1500ms"). */
+void mq_config_fmt_size(int64_t bytes, char *buf, size_t size);
+void mq_config_fmt_duration(int64_t ms, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,606 @@
+/*
+ * test_config.c - the YAML configuration: every broken fixture under tests/data/config/ (bad_NAME.yaml)
+ * must produce exactly the error lines of bad_NAME.expect, in order; the full good fixture and the shipped
+ * example conf/mqlogd.yaml must load with every value as written; defaults, includes, limits and the route
+ * table built from a configuration.
+ */
+#include <glob.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/stat.h>
+
+#include "config/config.h"
+#include "log/log.h"
+#include "route/partition.h"
+#include "route/route.h"
+#include "testutil.h"
+#include "util/diag.h"
+
+/* The fixture directory, resolved (included files are reported by their resolved names). */
+static char *data_dir(void)
+{
+    const char *src = getenv("MQ_SOURCE_DIR");
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/tests/data/config", src ? src : ".");
+    char *real = realpath(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(real);
+    return real;
+}
+
+struct msgs {
+    size_t n;
+    char *v[1100];
+};
+
+static void collect(void *opaque, const char *msg)
+{
+    struct msgs *m = opaque;
+    if (m->n < sizeof(m->v) / sizeof(m->v[0]))
+        m->v[m->n++] = strdup(msg);
+}
+
+static void msgs_free(struct msgs *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        free(m->v[i]);
+    m->n = 0;
+}
+
+/* Removes every occurrence of prefix from s, in place. */
+static void strip(char *s, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    char *p;
+    while ((p = strstr(s, prefix)))
+        memmove(p, p + pl, strlen(p + pl) + 1);
+}
+
+static char *write_file(const char *dir, const char *name, const char *text)
+{
+    char *path;
+    CU_ASSERT_FATAL(asprintf(&path, "%s/%s", dir, name) > 0);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
+    return path;
+}
+
+/* ---- broken fixtures ---- */
+
+static int check_fixture(const char *dir, const char *yaml)
+{
+    char expect_path[PATH_MAX];
+    snprintf(expect_path, sizeof(expect_path), "%.*s.expect", (int)(strlen(yaml) - 5), yaml);
+    FILE *f = fopen(expect_path, "r");
+    if (!f) {
+        fprintf(stderr, "%s: missing %s\n", yaml, expect_path);
+        return 1;
+    }
+    struct msgs want = {0}, got = {0};
+    char line[2048];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (*line)
+            collect(&want, line);
+    }
+    fclose(f);
+    struct mq_config *cfg = NULL;
+    enum mq_err err = mq_config_load(yaml, &cfg, collect, &got);
+    int bad = 0;
+    if (err != MQ_ERR_CONFIG || cfg != NULL) {
+        fprintf(stderr, "%s: loaded with %s\n", yaml, mq_strerror(err));
+        bad = 1;
+    }
+    char prefix[PATH_MAX];
+    snprintf(prefix, sizeof(prefix), "%s/", dir);
+    for (size_t i = 0; i < got.n; i++)
+        strip(got.v[i], prefix);
+    if (want.n == 0 || got.n != want.n)
+        bad = 1;
+    for (size_t i = 0; i < got.n && i < want.n; i++)
+        if (strcmp(got.v[i], want.v[i]) != 0)
+            bad = 1;
+    if (bad) {
+        fprintf(stderr, "%s: expected %zu errors:\n", yaml, want.n);
+        for (size_t i = 0; i < want.n; i++)
+            fprintf(stderr, "  want %s\n", want.v[i]);
+        for (size_t i = 0; i < got.n; i++)
+            fprintf(stderr, "  got  %s\n", got.v[i]);
+    }
+    msgs_free(&want);
+    msgs_free(&got);
+    return bad;
+}
+
+static void test_broken_fixtures(void)
+{
+    char *dir = data_dir();
+    char pattern[PATH_MAX];
+    snprintf(pattern, sizeof(pattern), "%s/bad_*.yaml", dir);
+    glob_t g;
+    CU_ASSERT_EQUAL_FATAL(glob(pattern, 0, NULL, &g), 0);
+    CU_ASSERT(g.gl_pathc >= 12);
+    int failed = 0;
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        failed += check_fixture(dir, g.gl_pathv[i]);
+    CU_ASSERT_EQUAL(failed, 0);
+    globfree(&g);
+    free(dir);
+}
+
+/* ---- good files ---- */
+
+static struct mq_config *load_ok(const char *path)
+{
+    struct msgs m = {0};
+    struct mq_config *cfg = NULL;
+    enum mq_err err = mq_config_load(path, &cfg, collect, &m);
+    for (size_t i = 0; i < m.n; i++)
+        fprintf(stderr, "unexpected: %s\n", m.v[i]);
+    CU_ASSERT_EQUAL(m.n, 0);
+    msgs_free(&m);
+    CU_ASSERT_EQUAL_FATAL(err, MQ_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    return cfg;
+}
+
+static void assert_path(const char *got, const char *dir, const char *rel)
+{
+    char want[PATH_MAX];
+    snprintf(want, sizeof(want), "%s/%s", dir, rel);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    CU_ASSERT_STRING_EQUAL(got, want);
+}
+
+static void test_good_full(void)
+{
+    char *dir = data_dir();
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/good_full.yaml", dir);
+    struct mq_config *cfg = load_ok(path);
+
+    CU_ASSERT_EQUAL_FATAL(cfg->nfiles, 3);
+    CU_ASSERT_STRING_EQUAL(cfg->files[0], path);
+    assert_path(cfg->files[1], dir, "good_full.d/a.yaml");
+    assert_path(cfg->files[2], dir, "good_full.d/b.yaml");
+    assert_path(cfg->data_dir, dir, "data");
+
+    const struct mq_config_log *l = &cfg->log;
+    CU_ASSERT_EQUAL(l->flush_interval_ms, 0);
+    CU_ASSERT_EQUAL(l->flush_bytes, 512 * 1024);
+    CU_ASSERT_EQUAL(l->segment_bytes, 64LL << 20);
+    CU_ASSERT_EQUAL(l->segment_ms, 12LL * 3600 * 1000);
+    CU_ASSERT_EQUAL(l->index_interval_bytes, 8192);
+    CU_ASSERT_EQUAL(l->batch_bytes, 128 * 1024);
+    CU_ASSERT_EQUAL(l->max_pending_bytes, 32LL << 20);
+    CU_ASSERT_EQUAL(l->checkpoint_bytes, 16LL << 20);
+    CU_ASSERT_EQUAL(l->retention_check_ms, 30000);
+    CU_ASSERT_EQUAL(l->retention_ms, 14LL * 86400 * 1000);
+    CU_ASSERT_EQUAL(l->retention_bytes, 5000000000LL);
+
+    CU_ASSERT_EQUAL_FATAL(cfg->nbrokers, 2);
+    const struct mq_config_broker *b = &cfg->brokers[0];
+    CU_ASSERT_PTR_EQUAL(mq_config_broker_find(cfg, "site"), b);
+    CU_ASSERT_STRING_EQUAL(b->name, "site");
+    CU_ASSERT_STRING_EQUAL(b->url, "mqtt://127.0.0.1");
+    CU_ASSERT_STRING_EQUAL(b->host, "127.0.0.1");
+    CU_ASSERT_EQUAL(b->port, 1883);
+    CU_ASSERT_FALSE(b->tls);
+    CU_ASSERT_EQUAL(b->client, MQ_CLIENT_PAHO);
+    CU_ASSERT_STRING_EQUAL(b->client_id, "mqlog-site");
+    CU_ASSERT_EQUAL(b->protocol, 5);
+    CU_ASSERT_TRUE(b->clean_session);
+    CU_ASSERT_STRING_EQUAL(b->username, "gw");
+    assert_path(b->password_file, dir, "secrets/site.pw");
+    CU_ASSERT_EQUAL(b->sessions, 4);
+    CU_ASSERT_STRING_EQUAL(b->share_group, "gw-pool");
+    CU_ASSERT_EQUAL(b->keepalive_s, 0);
+    CU_ASSERT_EQUAL(b->connect_timeout_ms, 2000);
+    CU_ASSERT_EQUAL(b->reconnect_min_ms, 100);
+    CU_ASSERT_EQUAL(b->reconnect_max_ms, 60000);
+    CU_ASSERT_EQUAL(b->max_inflight, 65535);
+    CU_ASSERT_TRUE(b->durable_ack);
+    CU_ASSERT_PTR_NULL(b->tls_opts.ca);
+    CU_ASSERT_FALSE(b->tls_opts.insecure);
+    CU_ASSERT_STRING_EQUAL(b->loc.file, path);
+    CU_ASSERT_EQUAL(b->loc.line, 17);
+    CU_ASSERT_EQUAL(b->loc.col, 5);
+
+    b = &cfg->brokers[1];
+    CU_ASSERT_STRING_EQUAL(b->name, "tls.broker-2");
+    CU_ASSERT_STRING_EQUAL(b->host, "::1");
+    CU_ASSERT_EQUAL(b->port, 8883);
+    CU_ASSERT_TRUE(b->tls);
+    CU_ASSERT_EQUAL(b->client, MQ_CLIENT_MOSQUITTO);
+    CU_ASSERT_STRING_EQUAL(b->client_id, "12345");
+    CU_ASSERT_EQUAL(b->protocol, 4);
+    CU_ASSERT_FALSE(b->clean_session);
+    CU_ASSERT_PTR_NULL(b->username);
+    CU_ASSERT_PTR_NULL(b->password_file);
+    CU_ASSERT_FALSE(b->durable_ack);
+    CU_ASSERT_STRING_EQUAL(b->tls_opts.ca, "/etc/ssl/ca.pem");
+    assert_path(b->tls_opts.cert, dir, "c.pem");
+    assert_path(b->tls_opts.key, dir, "k.pem");
+    CU_ASSERT_TRUE(b->tls_opts.insecure);
+    CU_ASSERT_EQUAL(b->sessions, 1);
+    CU_ASSERT_STRING_EQUAL(b->share_group, "mqlog");
+    CU_ASSERT_EQUAL(b->keepalive_s, 60);
+    CU_ASSERT_EQUAL(b->connect_timeout_ms, 10000);
+    CU_ASSERT_EQUAL(b->reconnect_min_ms, 500);
+    CU_ASSERT_EQUAL(b->reconnect_max_ms, 30000);
+    CU_ASSERT_EQUAL(b->max_inflight, 1000);
+    CU_ASSERT_PTR_NULL(mq_config_broker_find(cfg, "nope"));
+
+    CU_ASSERT_EQUAL_FATAL(cfg->nmappings, 5);
+    const struct mq_config_mapping *m = &cfg->mappings[0];
+    CU_ASSERT_EQUAL_FATAL(m->nfrom, 1);
+    CU_ASSERT_STRING_EQUAL(m->from[0], "sensors/+/temperature");
+    CU_ASSERT_STRING_EQUAL(m->broker, "site");
+    CU_ASSERT_EQUAL(m->qos, 0);
+    CU_ASSERT_STRING_EQUAL(m->to, "telemetry.temperature");
+    CU_ASSERT_EQUAL(m->partitions, 8);
+    CU_ASSERT_STRING_EQUAL(m->key, "level:2");
+    CU_ASSERT_EQUAL(m->retention_ms, -1);
+    CU_ASSERT_EQUAL(m->retention_bytes, -1);
+    int64_t rms, rbytes;
+    mq_config_mapping_retention(cfg, m, &rms, &rbytes);
+    CU_ASSERT_EQUAL(rms, 14LL * 86400 * 1000);
+    CU_ASSERT_EQUAL(rbytes, 5000000000LL);
+    CU_ASSERT_EQUAL(m->loc.line, 40);
+
+    m = &cfg->mappings[1];
+    CU_ASSERT_EQUAL_FATAL(m->nfrom, 2);
+    CU_ASSERT_STRING_EQUAL(m->from[0], "a/+/b/#");
+    CU_ASSERT_STRING_EQUAL(m->from[1], "$share/g/c/+/+");
+    CU_ASSERT_PTR_NULL(m->broker);
+    CU_ASSERT_EQUAL(m->qos, 2);
+    CU_ASSERT_STRING_EQUAL(m->to, "x.{1}.{2}");
+    CU_ASSERT_EQUAL(m->partitions, 1);
+    CU_ASSERT_STRING_EQUAL(m->key, "json:/device/id");
+    mq_config_mapping_retention(cfg, m, &rms, &rbytes);
+    CU_ASSERT_EQUAL(rms, 0);
+    CU_ASSERT_EQUAL(rbytes, 1LL << 30);
+
+    CU_ASSERT_STRING_EQUAL(cfg->mappings[2].key, "none");
+    CU_ASSERT_EQUAL(cfg->mappings[2].qos, 1);
+    m = &cfg->mappings[3];
+    CU_ASSERT_STRING_EQUAL(m->to, "factory.{1}");
+    CU_ASSERT_STRING_EQUAL(m->broker, "tls.broker-2");
+    CU_ASSERT_STRING_EQUAL(m->loc.file, cfg->files[1]);
+    CU_ASSERT_EQUAL(m->loc.line, 3);
+    m = &cfg->mappings[4];
+    CU_ASSERT_EQUAL(m->nfrom, 2);
+    CU_ASSERT_STRING_EQUAL(m->to, "zed");
+    CU_ASSERT_STRING_EQUAL(m->key, "topic");
+
+    CU_ASSERT_STRING_EQUAL(cfg->unmatched, "lost.and.found");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.listen, "[::1]:0");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.listen_host, "::1");
+    CU_ASSERT_EQUAL(cfg->kafka.listen_port, 0);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.advertised_host, "gw.example.com");
+    CU_ASSERT_EQUAL(cfg->kafka.advertised_port, 19092);
+    mq_config_free(cfg);
+    free(dir);
+}
+
+/* Collects route hits as "TOPIC PARTITION KEY" lines. */
+struct routes {
+    int n;
+    char line[8][300];
+};
+
+static enum mq_err collect_route(void *opaque, const struct mq_route_hit *hit)
+{
+    struct routes *r = opaque;
+    CU_ASSERT_FATAL(r->n < 8);
+    snprintf(r->line[r->n++], sizeof(r->line[0]), "%s %d %.*s", hit->topic, (int)hit->partition,
+             hit->key ? (int)hit->key_len : 4, hit->key ? (const char *)hit->key : "null");
+    return MQ_OK;
+}
+
+static void route(struct mq_route_table *t, const char *broker, const char *topic, const char *payload,
+                  struct routes *r)
+{
+    memset(r, 0, sizeof(*r));
+    CU_ASSERT_EQUAL(mq_route_match(t, broker, topic, strlen(topic), payload, payload ? strlen(payload) : 0,
+                                   collect_route, r, NULL),
+                    MQ_OK);
+}
+
+static void test_route_from_config(void)
+{
+    char *dir = data_dir();
+    char path[PATH_MAX], want[300];
+    snprintf(path, sizeof(path), "%s/good_full.yaml", dir);
+    struct mq_config *cfg = load_ok(path);
+    struct mq_route_table *t = NULL;
+    char why[300];
+    CU_ASSERT_EQUAL_FATAL(mq_config_route_table(cfg, &t, why, sizeof(why)), MQ_OK);
+    CU_ASSERT_EQUAL(mq_route_count(t), cfg->nmappings);
+    mq_config_free(cfg); /* the table does not refer to the configuration */
+    struct routes r;
+    route(t, "site", "sensors/s1/temperature", "x", &r);
+    CU_ASSERT_EQUAL_FATAL(r.n, 1); /* mappings 0 and 2 name the same topic: stored once */
+    snprintf(want, sizeof(want), "telemetry.temperature %d s1", (int)mq_partition_for_key("s1", 2, 8));
+    CU_ASSERT_STRING_EQUAL(r.line[0], want);
+    route(t, "site", "a/x/b/c/d", "{\"device\": {\"id\": 5}}", &r);
+    CU_ASSERT_EQUAL_FATAL(r.n, 1);
+    CU_ASSERT_STRING_EQUAL(r.line[0], "x.x.c.d 0 5");
+    route(t, "site", "c/p/q", "[]", &r);
+    CU_ASSERT_STRING_EQUAL(r.line[0], "x.p.q 0 null");
+    route(t, "site", "factory/a", "x", &r);
+    CU_ASSERT_STRING_EQUAL(r.line[0], "lost.and.found 0 factory/a");
+    route(t, "tls.broker-2", "factory/line 3/press", "x", &r);
+    CU_ASSERT_STRING_EQUAL(r.line[0], "factory.line_3.press 0 factory/line 3/press");
+    route(t, NULL, "z/2", "x", &r);
+    CU_ASSERT_STRING_EQUAL(r.line[0], "zed 0 z/2");
+    mq_route_table_free(t);
+    free(dir);
+}
+
+static void test_example_conf(void)
+{
+    const char *src = getenv("MQ_SOURCE_DIR");
+    char path[PATH_MAX], want[300];
+    snprintf(path, sizeof(path), "%s/conf/mqlogd.yaml", src ? src : ".");
+    struct mq_config *cfg = load_ok(path);
+    CU_ASSERT_EQUAL(cfg->nfiles, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->data_dir, "/var/lib/mqlog");
+    CU_ASSERT_EQUAL(cfg->log.flush_interval_ms, 5);
+    CU_ASSERT_EQUAL(cfg->log.segment_bytes, 256LL << 20);
+    CU_ASSERT_EQUAL(cfg->log.retention_ms, 7LL * 86400 * 1000);
+    CU_ASSERT_EQUAL_FATAL(cfg->nbrokers, 2);
+    CU_ASSERT_EQUAL(cfg->brokers[0].protocol, 5);
+    CU_ASSERT_STRING_EQUAL(cfg->brokers[0].client_id, "mqlog-site-1");
+    CU_ASSERT_EQUAL(cfg->brokers[1].port, 8883);
+    CU_ASSERT_TRUE(cfg->brokers[1].tls);
+    CU_ASSERT_EQUAL(cfg->nmappings, 5);
+    CU_ASSERT_PTR_NULL(cfg->unmatched);
+    CU_ASSERT_EQUAL(cfg->kafka.listen_port, 9092);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.advertised, "127.0.0.1:9092");
+    struct mq_route_table *t = NULL;
+    char why[300];
+    CU_ASSERT_EQUAL_FATAL(mq_config_route_table(cfg, &t, why, sizeof(why)), MQ_OK);
+    struct routes r;
+    route(t, "site", "sensors/hall/temperature", "21.5", &r);
+    CU_ASSERT_EQUAL_FATAL(r.n, 1);
+    snprintf(want, sizeof(want), "telemetry.temperature %d hall", (int)mq_partition_for_key("hall", 4, 8));
+    CU_ASSERT_STRING_EQUAL(r.line[0], want);
+    route(t, "site", "sensors/hall/humidity", "40", &r);
+    CU_ASSERT_EQUAL_FATAL(r.n, 1);
+    CU_ASSERT_EQUAL(strncmp(r.line[0], "telemetry.hall ", 15), 0);
+    route(t, "cloud", "alerts/fire", "{\"device\": {\"id\": \"d-9\"}}", &r);
+    snprintf(want, sizeof(want), "alerts %d d-9", (int)mq_partition_for_key("d-9", 3, 4));
+    CU_ASSERT_STRING_EQUAL(r.line[0], want);
+    route(t, "cloud", "factory/line 3/press/state", "on", &r);
+    CU_ASSERT_STRING_EQUAL(r.line[0], "factory.line_3.press.state 0 null");
+    route(t, "site", "meters/m1/reading", "7", &r);
+    snprintf(want, sizeof(want), "meters %d m1", (int)mq_partition_for_key("m1", 2, 4));
+    CU_ASSERT_STRING_EQUAL(r.line[0], want);
+    route(t, "cloud", "meters/m1/reading", "7", &r);
+    CU_ASSERT_EQUAL(r.n, 0); /* that mapping is for broker site only, and unmatched messages are dropped */
+    mq_route_table_free(t);
+    mq_config_free(cfg);
+}
+
+/* ---- defaults and edge cases ---- */
+
+static void test_defaults(void)
+{
+    char *tmp = mq_test_tmpdir("config");
+    static const char *const texts[] = {"", "# only a comment\n", "---\n", "{}\n"};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        char *path = write_file(tmp, "empty.yaml", texts[i]);
+        struct mq_config *cfg = load_ok(path);
+        CU_ASSERT_STRING_EQUAL(cfg->data_dir, "/var/lib/mqlog");
+        /* The store's documented defaults (log.h). */
+        CU_ASSERT_EQUAL(cfg->log.flush_interval_ms, 5);
+        CU_ASSERT_EQUAL(cfg->log.flush_bytes, 1 << 20);
+        CU_ASSERT_EQUAL(cfg->log.segment_bytes, 1LL << 30);
+        CU_ASSERT_EQUAL(cfg->log.segment_ms, 7LL * 86400 * 1000);
+        CU_ASSERT_EQUAL(cfg->log.index_interval_bytes, 4096);
+        CU_ASSERT_EQUAL(cfg->log.batch_bytes, 256 * 1024);
+        CU_ASSERT_EQUAL(cfg->log.max_pending_bytes, 64LL << 20);
+        CU_ASSERT_EQUAL(cfg->log.checkpoint_bytes, 64LL << 20);
+        CU_ASSERT_EQUAL(cfg->log.retention_check_ms, 5 * 60 * 1000);
+        CU_ASSERT_EQUAL(cfg->log.retention_ms, MQ_RETENTION_MS_DEFAULT);
+        CU_ASSERT_EQUAL(cfg->log.retention_bytes, 0);
+        CU_ASSERT_EQUAL(cfg->nbrokers, 0);
+        CU_ASSERT_EQUAL(cfg->nmappings, 0);
+        CU_ASSERT_PTR_NULL(cfg->unmatched);
+        CU_ASSERT_PTR_NULL(cfg->kafka.listen);
+        CU_ASSERT_PTR_NULL(cfg->kafka.advertised);
+        struct mq_route_table *t = NULL;
+        CU_ASSERT_EQUAL(mq_config_route_table(cfg, &t, NULL, 0), MQ_OK);
+        CU_ASSERT_EQUAL(mq_route_count(t), 0);
+        mq_route_table_free(t);
+        mq_config_free(cfg);
+        free(path);
+    }
+    mq_config_free(NULL);
+    mq_test_rmdir(tmp);
+}
+
+static void test_unreadable(void)
+{
+    char *tmp = mq_test_tmpdir("config");
+    struct msgs m = {0};
+    struct mq_config *cfg = NULL;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/none.yaml", tmp);
+    CU_ASSERT_EQUAL(mq_config_load(path, &cfg, collect, &m), MQ_ERR_CONFIG);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL_FATAL(m.n, 1);
+    char want[PATH_MAX + 100];
+    snprintf(want, sizeof(want), "%s: cannot read the configuration file: No such file or directory", path);
+    CU_ASSERT_STRING_EQUAL(m.v[0], want);
+    msgs_free(&m);
+    CU_ASSERT_EQUAL(mq_config_load(tmp, &cfg, collect, &m), MQ_ERR_CONFIG);
+    CU_ASSERT_EQUAL_FATAL(m.n, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.v[0], "not a regular file"));
+    msgs_free(&m);
+    /* Invalid UTF-8 is a reader error, without a line. */
+    char *bin = write_file(tmp, "bin.yaml", "data_dir: /a\xff\n");
+    CU_ASSERT_EQUAL(mq_config_load(bin, &cfg, collect, &m), MQ_ERR_CONFIG);
+    CU_ASSERT_EQUAL_FATAL(m.n, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.v[0], "YAML syntax error"));
+    msgs_free(&m);
+    /* Without a report function the errors go to the diagnostics (stderr); nothing leaks. */
+    int level = mq_diag_level;
+    mq_diag_level = 0;
+    CU_ASSERT_EQUAL(mq_config_load(bin, &cfg, NULL, NULL), MQ_ERR_CONFIG);
+    mq_diag_level = level;
+    free(bin);
+    mq_test_rmdir(tmp);
+}
+
+static void test_include_cycle_and_nesting(void)
+{
+    char *tmp = mq_test_tmpdir("config");
+    char *main_path =
+        write_file(tmp, "main.yaml", "include: a.yaml\nbrokers: [{name: b, url: \"mqtt://h\"}]\n");
+    free(write_file(tmp, "a.yaml", "include: sub/*.yaml\nmappings: [{from: a, to: a, broker: b}]\n"));
+    char sub[PATH_MAX];
+    snprintf(sub, sizeof(sub), "%s/sub", tmp);
+    CU_ASSERT_EQUAL_FATAL(mkdir(sub, 0700), 0);
+    free(write_file(sub, "x.yaml", "include: ../main.yaml\nmappings: [{from: x, to: x}]\n"));
+    struct msgs m = {0};
+    struct mq_config *cfg = NULL;
+    CU_ASSERT_EQUAL(mq_config_load(main_path, &cfg, collect, &m), MQ_ERR_CONFIG);
+    CU_ASSERT_EQUAL_FATAL(m.n, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.v[0], "sub/x.yaml:1:10: '"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.v[0], "is included more than once (or includes itself)"));
+    msgs_free(&m);
+    /* Without the cycle, the nested file's mapping arrives after its parent's. */
+    free(write_file(sub, "x.yaml", "mappings: [{from: x, to: x}]\n"));
+    cfg = load_ok(main_path);
+    CU_ASSERT_EQUAL_FATAL(cfg->nmappings, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->mappings[0].to, "a");
+    CU_ASSERT_STRING_EQUAL(cfg->mappings[1].to, "x");
+    CU_ASSERT_EQUAL(cfg->nfiles, 3);
+    mq_config_free(cfg);
+    free(main_path);
+    mq_test_rmdir(tmp);
+}
+
+static void test_many_errors(void)
+{
+    /* 1200 unknown keys: 1000 are reported, then a count of the rest. */
+    char *tmp = mq_test_tmpdir("config");
+    size_t cap = 1200 * 16 + 1, n = 0;
+    char *text = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    for (int i = 0; i < 1200; i++)
+        n += (size_t)snprintf(text + n, cap - n, "k%d: 1\n", i);
+    char *path = write_file(tmp, "many.yaml", text);
+    struct msgs m = {0};
+    struct mq_config *cfg = NULL;
+    CU_ASSERT_EQUAL(mq_config_load(path, &cfg, collect, &m), MQ_ERR_CONFIG);
+    CU_ASSERT_EQUAL_FATAL(m.n, 1001);
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.v[0], "many.yaml:1:1: unknown key 'k0'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.v[999], "many.yaml:1000:1: unknown key 'k999'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.v[1000], "200 more errors not shown"));
+    msgs_free(&m);
+    free(text);
+    free(path);
+    mq_test_rmdir(tmp);
+}
+
+static void test_alias_bomb(void)
+{
+    /* Nested aliases make a tiny file stand for billions of nodes; none of the configuration's lists
+     * nests, so they are refused at once, and each error is reported once (at the anchor). */
+    char *tmp = mq_test_tmpdir("config");
+    char *path = write_file(tmp, "bomb.yaml",
+                            "mappings:\n"
+                            "  - from: [&a [x, x, x, x, x, x, x, x, x, x],\n"
+                            "           &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a],\n"
+                            "           &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b],\n"
+                            "           [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]]\n"
+                            "    to: t\n");
+    struct msgs m = {0};
+    struct mq_config *cfg = NULL;
+    CU_ASSERT_EQUAL(mq_config_load(path, &cfg, collect, &m), MQ_ERR_CONFIG);
+    CU_ASSERT_EQUAL(m.n, 4);
+    for (size_t i = 0; i < m.n; i++)
+        CU_ASSERT_PTR_NOT_NULL(strstr(m.v[i], "got a list item that is a list"));
+    msgs_free(&m);
+    free(path);
+
+    /* Aliases can still multiply real work (2001 mappings of 100 filters each): the walk stops at a bound. */
+    size_t cap = 64 * 1024, n = 0;
+    char *text = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    n += (size_t)snprintf(text + n, cap - n, "x-filters: &f [");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%sf/%d", i ? ", " : "", i);
+    n += (size_t)snprintf(text + n, cap - n, "]\nx-map: &m {from: *f, to: t}\nmappings: [");
+    for (int i = 0; i < 2001; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%s*m", i ? ", " : "");
+    snprintf(text + n, cap - n, "]\n");
+    path = write_file(tmp, "wide.yaml", text);
+    CU_ASSERT_EQUAL(mq_config_load(path, &cfg, collect, &m), MQ_ERR_CONFIG);
+    bool too_large = false;
+    for (size_t i = 0; i < m.n; i++)
+        too_large = too_large || strstr(m.v[i], "the configuration is too large") != NULL;
+    CU_ASSERT_TRUE(too_large);
+    CU_ASSERT_EQUAL(m.n, 3); /* the two unknown x- keys and the size */
+    msgs_free(&m);
+    free(text);
+    free(path);
+    mq_test_rmdir(tmp);
+}
+
+static void test_yaml_features(void)
+{
+    /* Anchors, flow style, quoting styles and a merge-free alias all work as YAML defines them. */
+    char *tmp = mq_test_tmpdir("config");
+    char *path = write_file(tmp, "y.yaml",
+                            "brokers:\n"
+                            "  - {name: 'b1', url: \"mqtt://h:1\", client_id: &id shared-id}\n"
+                            "  - name: b2\n"
+                            "    url: >-\n"
+                            "      mqtt://h:2\n"
+                            "    client_id: *id\n"
+                            "mappings:\n"
+                            "  - from: &f [\"a/#\"]\n"
+                            "    to: a\n"
+                            "    partitions: 3\n"
+                            "  - from: *f\n"
+                            "    to: b\n"
+                            "    broker: b2\n");
+    struct mq_config *cfg = load_ok(path);
+    CU_ASSERT_EQUAL_FATAL(cfg->nbrokers, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->brokers[0].client_id, "shared-id");
+    CU_ASSERT_STRING_EQUAL(cfg->brokers[1].client_id, "shared-id");
+    CU_ASSERT_EQUAL(cfg->brokers[1].port, 2);
+    CU_ASSERT_EQUAL_FATAL(cfg->nmappings, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->mappings[1].from[0], "a/#");
+    CU_ASSERT_EQUAL(cfg->mappings[0].partitions, 3);
+    mq_config_free(cfg);
+    free(path);
+    mq_test_rmdir(tmp);
+}
+
+int main(void)
+{
+    static const struct mq_test tests[] = {
+        MQ_TEST(test_broken_fixtures),
+        MQ_TEST(test_good_full),
+        MQ_TEST(test_route_from_config),
+        MQ_TEST(test_example_conf),
+        MQ_TEST(test_defaults),
+        MQ_TEST(test_unreadable),
+        MQ_TEST(test_include_cycle_and_nesting),
+        MQ_TEST(test_many_errors),
+        MQ_TEST(test_alias_bomb),
+        MQ_TEST(test_yaml_features),
+        MQ_TEST_END,
+    };
+    return mq_test_run("config", tests);
+}
