@@ -344,7 +344,8 @@ static const struct mq_ckey mq_keys_broker[] = {
      .off = BRK(clean_session),
      .def = "false",
      .doc = "false asks the broker for a persistent session: it keeps the subscriptions and queues QoS 1/2 "
-            "messages while mqlogd is away (MQTT 5: session expiry set to the maximum)."},
+            "messages while mqlogd is away (MQTT 5: a session expiry interval keeps the session after the "
+            "connection ends)."},
     {.name = "username",
      .type = MQ_CT_STRING,
      .off = BRK(username),
@@ -737,7 +738,7 @@ static const struct mq_ckey mq_keys_top[] = {
      .type = MQ_CT_INCLUDE,
      .def_doc = "none",
      .doc = "A glob or a list of globs of mapping files, relative to this file's directory (e.g. "
-            "\"mappings.d/*.yaml\"); their mappings are added after this file's, files in name order. A "
+            "`mappings.d/*.yaml`); their mappings are added after this file's, files in name order. A "
             "glob that matches nothing is fine; a name without wildcards must exist."},
     {.name = "unmatched",
      .type = MQ_CT_UNMATCHED,
