@@ -1,0 +1,86 @@
+/*
+ * server.h - the read-only Kafka endpoint: a listener that serves a data directory's topics to Kafka
+ * consumers (kcat, librdkafka, kafka-python, Java clients) over the Kafka wire protocol.
+ *
+ * One thread runs an epoll event loop over every connection (non-blocking sockets). As Kafka does, each
+ * connection is served one request at a time, in order: later pipelined requests wait in the connection's
+ * input buffer until the current one is answered, so responses always go out in request order. A request
+ * larger than max_request_bytes, one that cannot be parsed, or a connection error closes that connection
+ * only; an API or version not served is answered with UNSUPPORTED_VERSION (ApiVersions: Kafka's v0
+ * fallback response), Produce with TOPIC_AUTHORIZATION_FAILED (the endpoint is read-only).
+ *
+ * Fetch returns whole stored batches unchanged, sent with sendfile() from the segment files, at least one
+ * batch even above max_bytes (KIP-74). A Fetch that finds fewer than min_bytes waits up to max_wait_ms and
+ * is answered as soon as new records become durable: the log's durable callback (set by the server unless
+ * told otherwise, or forwarded through mq_kafka_server_notify()) wakes the loop through an eventfd. Stores
+ * opened for reading only (beside a writer process) have no such callback: there parked fetches look for
+ * new data every fetch_poll_ms.
+ *
+ * Consumer groups: the coordinator (group.h) runs in the loop; committed offsets are stored in the
+ * catalog, where `mqlog consume --group` finds them too.
+ */
+#ifndef MQ_KAFKA_SERVER_H
+#define MQ_KAFKA_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kafka/group.h"
+#include "store/store.h"
+#include "util/err.h"
+
+struct mq_kafka_server;
+
+struct mq_kafka_server_conf {
+    const char *listen_host;     /* numeric address to bind; default "127.0.0.1" */
+    int port;                    /* default 9092; 0 picks a free port (see mq_kafka_server_port()) */
+    const char *advertised_host; /* what Metadata tells clients; default the listen host, or "127.0.0.1"
+                                    when listening on a wildcard address */
+    int advertised_port;         /* default (0): the bound port */
+    int32_t node_id;             /* this broker's id; default 0 */
+    const char *cluster_id;      /* default "mqlog" */
+    size_t max_request_bytes;    /* larger requests close the connection; default 16 MiB */
+    int max_connections;         /* further connections are closed at once; default 1024 */
+    int64_t fetch_poll_ms;       /* read-only stores: how often parked fetches look for data (default 50) */
+    bool install_durable_cb;     /* set the log's durable callback (default true); when false, whoever
+                                    owns the callback must call mq_kafka_server_notify() from it */
+    struct mq_kafka_groups_conf groups;
+};
+
+/* Fills conf with the defaults above. */
+void mq_kafka_server_conf_defaults(struct mq_kafka_server_conf *conf);
+
+/*
+ * Binds the listener and starts the event-loop thread serving store. conf may be NULL for defaults; its
+ * strings are copied. store must outlive the server. On failure (e.g. MQ_ERR_BUSY: address in use,
+ * MQ_ERR_IO) *srvp is untouched and errstr says why. The caller owns the server and stops it with
+ * mq_kafka_server_stop().
+ */
+enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_server_conf *conf,
+                                  struct mq_kafka_server **srvp, char *errstr, size_t errstr_size);
+
+/* The port the listener is bound to. */
+int mq_kafka_server_port(const struct mq_kafka_server *srv);
+
+/* Tells the server that records became durable (any thread, cheap, never blocks). */
+void mq_kafka_server_notify(struct mq_kafka_server *srv);
+
+/* Counters, for tests and diagnostics (read from any thread). */
+struct mq_kafka_server_stats {
+    uint64_t accepted;        /* connections accepted */
+    uint64_t open;            /* connections open now */
+    uint64_t requests;        /* requests answered or refused */
+    uint64_t protocol_errors; /* connections closed for an oversized, truncated or malformed request */
+    uint64_t unsupported;     /* requests answered with UNSUPPORTED_VERSION */
+    uint64_t fetch_waiting;   /* Fetch requests parked now, waiting for data */
+};
+void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_server_stats *st);
+
+/*
+ * Removes the durable callback (if the server set it), stops the loop, closes every connection (parked
+ * requests are dropped unanswered) and frees the server. Accepts NULL.
+ */
+void mq_kafka_server_stop(struct mq_kafka_server *srv);
+
+#endif

@@ -1,0 +1,1034 @@
+/*
+ * test_kafka_server.c - the Kafka endpoint over real loopback sockets, driven by a minimal client written
+ * here from the protocol (independent of the server's encoders): API negotiation and unsupported versions,
+ * metadata and offsets, Fetch with sendfile'd batches and long polling, pipelining, Produce refusal,
+ * malformed, oversized and truncated requests, consumer groups with committed offsets, many connections.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kafka/server.h"
+#include "kafka/wire.h"
+#include "log/batch.h"
+#include "store/store.h"
+#include "testutil.h"
+#include "util/parse.h"
+
+/* ---- fixture: a store with topics t1 (2 partitions) and t2 (1), and a server on a free port ---- */
+
+static char *dir;
+static struct mq_store *store;
+static struct mq_kafka_server *srv;
+static int port;
+
+#define MAX_REQ (1024 * 1024)
+
+static void fixture_up(void)
+{
+    dir = mq_test_tmpdir("kafka-server");
+    char errstr[256];
+    struct mq_log_conf lc;
+    mq_log_conf_defaults(&lc);
+    lc.flush_interval_ms = 0; /* appends are durable when they return */
+    CU_ASSERT_EQUAL_FATAL(mq_store_open(dir, MQ_STORE_WRITE, &lc, &store, errstr, sizeof errstr), MQ_OK);
+    CU_ASSERT_EQUAL_FATAL(mq_store_topic_create(store, "t1", 2, NULL, errstr, sizeof errstr), MQ_OK);
+    CU_ASSERT_EQUAL_FATAL(mq_store_topic_create(store, "t2", 1, NULL, errstr, sizeof errstr), MQ_OK);
+    struct mq_kafka_server_conf conf;
+    mq_kafka_server_conf_defaults(&conf);
+    conf.port = 0;
+    conf.max_request_bytes = MAX_REQ;
+    enum mq_err err = mq_kafka_server_start(store, &conf, &srv, errstr, sizeof errstr);
+    if (err != MQ_OK)
+        fprintf(stderr, "server: %s\n", errstr);
+    CU_ASSERT_EQUAL_FATAL(err, MQ_OK);
+    port = mq_kafka_server_port(srv);
+    CU_ASSERT_TRUE(port > 0);
+}
+
+static void fixture_down(void)
+{
+    mq_kafka_server_stop(srv);
+    srv = NULL;
+    CU_ASSERT_EQUAL(mq_store_close(store), MQ_OK);
+    store = NULL;
+    mq_test_rmdir(dir);
+    dir = NULL;
+}
+
+/* Appends n records "<prefix><i>" with keys "k<i>" and timestamps ts0 + i as one batch. */
+static int64_t append(const char *topic, int32_t partition, const char *prefix, int n, int64_t ts0)
+{
+    struct mq_part *part = NULL;
+    CU_ASSERT_EQUAL_FATAL(mq_store_part(store, topic, partition, &part), MQ_OK);
+    struct mq_record recs[16];
+    char keys[16][16], vals[16][64];
+    CU_ASSERT_FATAL(n <= 16);
+    for (int i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        snprintf(vals[i], sizeof vals[i], "%s%d", prefix, i);
+        recs[i] = (struct mq_record){
+            ts0 + i, keys[i], (int32_t)strlen(keys[i]), vals[i], (int32_t)strlen(vals[i]), NULL, 0};
+    }
+    int64_t first = -1;
+    CU_ASSERT_EQUAL_FATAL(mq_part_append(part, recs, (size_t)n, &first), MQ_OK);
+    return first;
+}
+
+/* ---- a minimal client ---- */
+
+static int cli_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        CU_ASSERT_FATAL(w > 0);
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Frames a request (header v1, or v2 with an empty tag section) around body into out. */
+static void frame(struct mq_kafka_wr *out, int16_t key, int16_t ver, int32_t corr,
+                  const struct mq_kafka_wr *body, int hdr_version)
+{
+    size_t pos = mq_kafka_wr_reserve_i32(out);
+    mq_kafka_wr_i16(out, key);
+    mq_kafka_wr_i16(out, ver);
+    mq_kafka_wr_i32(out, corr);
+    mq_kafka_wr_string(out, "test-client");
+    if (hdr_version >= 2)
+        mq_kafka_wr_tags(out);
+    if (body && body->len)
+        mq_kafka_wr_raw(out, body->buf, body->len);
+    mq_kafka_wr_patch_i32(out, pos, (int32_t)(out->len - pos - 4));
+}
+
+static void cli_send(int fd, int16_t key, int16_t ver, int32_t corr, const struct mq_kafka_wr *body)
+{
+    struct mq_kafka_wr out;
+    mq_kafka_wr_init(&out);
+    frame(&out, key, ver, corr, body, key == 18 && ver >= 3 ? 2 : 1);
+    send_all(fd, out.buf, out.len);
+    mq_kafka_wr_free(&out);
+}
+
+/* Reads exactly n bytes by the deadline; false on EOF, error or timeout. */
+static bool recv_exact(int fd, uint8_t *b, size_t n, int64_t deadline)
+{
+    while (n > 0) {
+        int64_t left = deadline - mq_mono_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {fd, POLLIN, 0};
+        int rc = poll(&p, 1, (int)left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        if (rc <= 0)
+            return false;
+        ssize_t r = recv(fd, b, n, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        b += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+/* One response: returns the body after the correlation id (malloc'd), checks the correlation id. */
+static uint8_t *cli_recv(int fd, int32_t corr, size_t *len, int timeout_ms)
+{
+    int64_t deadline = mq_mono_ms() + timeout_ms;
+    uint8_t pre[4];
+    if (!recv_exact(fd, pre, 4, deadline))
+        return NULL;
+    uint32_t size = mq_be32_get(pre);
+    CU_ASSERT_FATAL(size >= 4 && size < 64 * 1024 * 1024);
+    uint8_t *b = malloc(size);
+    CU_ASSERT_FATAL(b != NULL);
+    if (!recv_exact(fd, b, size, deadline)) {
+        free(b);
+        return NULL;
+    }
+    CU_ASSERT_EQUAL((int32_t)mq_be32_get(b), corr);
+    memmove(b, b + 4, size - 4);
+    *len = size - 4;
+    return b;
+}
+
+/* True when the server closed fd (EOF) by the deadline. */
+static bool closed_by_server(int fd, int timeout_ms)
+{
+    int64_t deadline = mq_mono_ms() + timeout_ms;
+    uint8_t buf[256];
+    for (;;) {
+        int64_t left = deadline - mq_mono_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r == 0 || (r < 0 && errno == ECONNRESET))
+            return true;
+    }
+}
+
+/* ---- tests ---- */
+
+static void test_api_versions(void)
+{
+    fixture_up();
+    int fd = cli_connect();
+    size_t len;
+    /* v0: error, then 12 (key, min, max). */
+    cli_send(fd, 18, 0, 1, NULL);
+    uint8_t *b = cli_recv(fd, 1, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, b, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+    int32_t n = mq_kafka_rd_array(&rd, 6, false);
+    CU_ASSERT_EQUAL(n, 12);
+    bool fetch11 = false;
+    for (int32_t i = 0; i < n; i++) {
+        int16_t k = mq_kafka_rd_i16(&rd), mn = mq_kafka_rd_i16(&rd), mx = mq_kafka_rd_i16(&rd);
+        if (k == 1 && mn == 4 && mx == 11)
+            fetch11 = true;
+    }
+    CU_ASSERT_TRUE(fetch11);
+    CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+    free(b);
+
+    /* v3 as librdkafka sends it: flexible header and body; the response header stays v0. */
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    mq_kafka_wr_cstring(&body, "librdkafka");
+    mq_kafka_wr_cstring(&body, "2.0.2");
+    mq_kafka_wr_tags(&body);
+    cli_send(fd, 18, 3, 2, &body);
+    b = cli_recv(fd, 2, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    mq_kafka_rd_init(&rd, b, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+    CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 7, false), 12);
+    free(b);
+
+    /* An ApiVersions version from the future: Kafka's v0 answer with UNSUPPORTED_VERSION and the list. */
+    cli_send(fd, 18, 9, 3, &body);
+    b = cli_recv(fd, 3, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    mq_kafka_rd_init(&rd, b, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 35);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 6, false), 12);
+    free(b);
+
+    /* An API not served (CreateTopics) and a version not served (Fetch v3): error 35, connection open. */
+    cli_send(fd, 19, 0, 4, &body);
+    b = cli_recv(fd, 4, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(len, 2);
+    CU_ASSERT_EQUAL(mq_be16_get(b), 35);
+    free(b);
+    cli_send(fd, 1, 3, 5, &body);
+    b = cli_recv(fd, 5, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(mq_be16_get(b), 35);
+    free(b);
+    cli_send(fd, 18, 0, 6, NULL);
+    b = cli_recv(fd, 6, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL(b);
+    free(b);
+    mq_kafka_wr_free(&body);
+    struct mq_kafka_server_stats st;
+    mq_kafka_server_stats(srv, &st);
+    CU_ASSERT_EQUAL(st.unsupported, 3);
+    CU_ASSERT_EQUAL(st.protocol_errors, 0);
+    close(fd);
+    fixture_down();
+}
+
+static void test_metadata_and_offsets(void)
+{
+    fixture_up();
+    append("t1", 0, "a", 3, 1000); /* offsets 0-2, timestamps 1000-1002 */
+    append("t1", 0, "b", 2, 2000); /* offsets 3-4, timestamps 2000-2001 */
+    int fd = cli_connect();
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    size_t len;
+    struct mq_kafka_rd rd;
+
+    /* Metadata v1, all topics (null array). */
+    mq_kafka_wr_array(&body, -1);
+    cli_send(fd, 3, 1, 10, &body);
+    uint8_t *b = cli_recv(fd, 10, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    mq_kafka_rd_init(&rd, b, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+    CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "127.0.0.1"));
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), port);
+    (void)mq_kafka_rd_nstring(&rd);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0); /* controller */
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 2);
+    for (int t = 0; t < 2; t++) {
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), t == 0 ? "t1" : "t2"));
+        (void)mq_kafka_rd_bool(&rd);
+        int32_t np = mq_kafka_rd_array(&rd, 1, false);
+        CU_ASSERT_EQUAL(np, t == 0 ? 2 : 1);
+        for (int32_t p = 0; p < np; p++) {
+            (void)mq_kafka_rd_i16(&rd);
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), p);
+            (void)mq_kafka_rd_i32(&rd);
+            int32_t nr = mq_kafka_rd_array(&rd, 4, false);
+            for (int32_t k = 0; k < nr; k++)
+                (void)mq_kafka_rd_i32(&rd);
+            nr = mq_kafka_rd_array(&rd, 4, false);
+            for (int32_t k = 0; k < nr; k++)
+                (void)mq_kafka_rd_i32(&rd);
+        }
+    }
+    CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+    CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+    free(b);
+
+    /* Metadata v0 for a missing topic: UNKNOWN_TOPIC_OR_PARTITION. */
+    mq_kafka_wr_reset(&body);
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_string(&body, "nope");
+    cli_send(fd, 3, 0, 11, &body);
+    b = cli_recv(fd, 11, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    mq_kafka_rd_init(&rd, b, len);
+    int32_t nb = mq_kafka_rd_array(&rd, 1, false);
+    for (int32_t i = 0; i < nb; i++) {
+        (void)mq_kafka_rd_i32(&rd);
+        (void)mq_kafka_rd_string(&rd);
+        (void)mq_kafka_rd_i32(&rd);
+    }
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 3);
+    free(b);
+
+    /* ListOffsets v1: earliest, latest, by time (1500 -> offset 3 at 2000), after the last (-1), unknown. */
+    static const int64_t ts[] = {-2, -1, 1500, 1001, 99999};
+    static const int64_t want_off[] = {0, 5, 3, 1, -1};
+    static const int64_t want_ts[] = {-1, -1, 2000, 1001, -1};
+    mq_kafka_wr_reset(&body);
+    mq_kafka_wr_i32(&body, -1);
+    mq_kafka_wr_array(&body, 2);
+    mq_kafka_wr_string(&body, "t1");
+    mq_kafka_wr_array(&body, 5);
+    for (int i = 0; i < 5; i++) {
+        mq_kafka_wr_i32(&body, 0);
+        mq_kafka_wr_i64(&body, ts[i]);
+    }
+    mq_kafka_wr_string(&body, "nope");
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_i32(&body, 0);
+    mq_kafka_wr_i64(&body, -1);
+    cli_send(fd, 2, 1, 12, &body);
+    b = cli_recv(fd, 12, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    mq_kafka_rd_init(&rd, b, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 2);
+    CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "t1"));
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 5);
+    for (int i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), want_ts[i]);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), want_off[i]);
+    }
+    CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "nope"));
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 3);
+    free(b);
+    mq_kafka_wr_free(&body);
+    close(fd);
+    fixture_down();
+}
+
+/* Builds a Fetch request body (v4+) for one partition of one topic. */
+static void fetch_body(struct mq_kafka_wr *w, int16_t v, const char *topic, int32_t part, int64_t offset,
+                       int32_t max_wait, int32_t min_bytes, int32_t max_bytes, int32_t part_max)
+{
+    mq_kafka_wr_reset(w);
+    mq_kafka_wr_i32(w, -1);
+    mq_kafka_wr_i32(w, max_wait);
+    mq_kafka_wr_i32(w, min_bytes);
+    mq_kafka_wr_i32(w, max_bytes);
+    mq_kafka_wr_i8(w, 0);
+    if (v >= 7) {
+        mq_kafka_wr_i32(w, 0);
+        mq_kafka_wr_i32(w, -1);
+    }
+    mq_kafka_wr_array(w, 1);
+    mq_kafka_wr_string(w, topic);
+    mq_kafka_wr_array(w, 1);
+    mq_kafka_wr_i32(w, part);
+    if (v >= 9)
+        mq_kafka_wr_i32(w, -1);
+    mq_kafka_wr_i64(w, offset);
+    if (v >= 5)
+        mq_kafka_wr_i64(w, -1);
+    mq_kafka_wr_i32(w, part_max);
+    if (v >= 7)
+        mq_kafka_wr_array(w, 0);
+    if (v >= 11)
+        mq_kafka_wr_string(w, "");
+}
+
+struct fetched {
+    int16_t error;
+    int64_t hw, log_start;
+    int batches;
+    int records;
+    int64_t offsets[64];
+    char values[64][16];
+};
+
+/* Parses a one-partition Fetch response of version v and decodes its batches. */
+static void parse_fetch(const uint8_t *b, size_t len, int16_t v, struct fetched *f)
+{
+    memset(f, 0, sizeof *f);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, b, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+    if (v >= 7) {
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+    }
+    CU_ASSERT_EQUAL_FATAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    (void)mq_kafka_rd_string(&rd);
+    CU_ASSERT_EQUAL_FATAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    (void)mq_kafka_rd_i32(&rd);
+    f->error = mq_kafka_rd_i16(&rd);
+    f->hw = mq_kafka_rd_i64(&rd);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), f->hw); /* last stable offset */
+    if (v >= 5)
+        f->log_start = mq_kafka_rd_i64(&rd);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 16, true), 0);
+    if (v >= 11)
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), -1);
+    struct mq_kafka_str recs = mq_kafka_rd_nbytes(&rd);
+    CU_ASSERT_TRUE_FATAL(mq_kafka_rd_ok(&rd));
+    CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+    const uint8_t *p = (const uint8_t *)recs.ptr;
+    size_t left = recs.len > 0 ? (size_t)recs.len : 0;
+    while (left >= MQ_BATCH_HEADER_SIZE) {
+        struct mq_batch_info bi;
+        CU_ASSERT_EQUAL_FATAL(mq_batch_parse_header(p, left, &bi), MQ_OK);
+        CU_ASSERT_FATAL(mq_batch_size(&bi) <= left);
+        CU_ASSERT_TRUE(mq_batch_crc_ok(p, &bi));
+        struct mq_record_iter it;
+        CU_ASSERT_EQUAL_FATAL(mq_record_iter_init(&it, p, &bi), MQ_OK);
+        struct mq_record_view rv;
+        while (mq_record_next(&it, &rv) == 1 && f->records < 64) {
+            f->offsets[f->records] = rv.offset;
+            snprintf(f->values[f->records], sizeof f->values[0], "%.*s", rv.value_len,
+                     (const char *)rv.value);
+            f->records++;
+        }
+        f->batches++;
+        p += mq_batch_size(&bi);
+        left -= mq_batch_size(&bi);
+    }
+    CU_ASSERT_EQUAL(left, 0); /* whole batches only */
+}
+
+static void test_fetch(void)
+{
+    fixture_up();
+    append("t1", 1, "a", 3, 1000);
+    append("t1", 1, "b", 2, 2000);
+    append("t1", 1, "c", 4, 3000);
+    int fd = cli_connect();
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    size_t len;
+    struct fetched f;
+    int32_t corr = 100;
+    for (int16_t v = 4; v <= 11; v++) {
+        fetch_body(&body, v, "t1", 1, 0, 100, 1, 1 << 20, 1 << 20);
+        cli_send(fd, 1, v, ++corr, &body);
+        uint8_t *b = cli_recv(fd, corr, &len, 5000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        parse_fetch(b, len, v, &f);
+        free(b);
+        CU_ASSERT_EQUAL(f.error, 0);
+        CU_ASSERT_EQUAL(f.hw, 9);
+        CU_ASSERT_EQUAL(f.log_start, 0);
+        CU_ASSERT_EQUAL(f.batches, 3);
+        CU_ASSERT_EQUAL(f.records, 9);
+        CU_ASSERT_EQUAL(f.offsets[8], 8);
+        CU_ASSERT_STRING_EQUAL(f.values[0], "a0");
+        CU_ASSERT_STRING_EQUAL(f.values[3], "b0");
+        CU_ASSERT_STRING_EQUAL(f.values[8], "c3");
+    }
+    /* From the middle of the second batch: that batch and the rest. */
+    fetch_body(&body, 11, "t1", 1, 4, 100, 1, 1 << 20, 1 << 20);
+    cli_send(fd, 1, 11, ++corr, &body);
+    uint8_t *b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    parse_fetch(b, len, 11, &f);
+    free(b);
+    CU_ASSERT_EQUAL(f.batches, 2);
+    CU_ASSERT_EQUAL(f.offsets[0], 3);
+    /* max_bytes 1: still one whole batch (KIP-74). */
+    fetch_body(&body, 11, "t1", 1, 0, 100, 1, 1, 1);
+    cli_send(fd, 1, 11, ++corr, &body);
+    b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    parse_fetch(b, len, 11, &f);
+    free(b);
+    CU_ASSERT_EQUAL(f.batches, 1);
+    CU_ASSERT_EQUAL(f.records, 3);
+    /* Out of range and unknown partitions answer at once with their errors. */
+    fetch_body(&body, 11, "t1", 1, 10, 5000, 1, 1 << 20, 1 << 20);
+    cli_send(fd, 1, 11, ++corr, &body);
+    b = cli_recv(fd, corr, &len, 2000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    parse_fetch(b, len, 11, &f);
+    free(b);
+    CU_ASSERT_EQUAL(f.error, 1);
+    fetch_body(&body, 11, "t1", 7, 0, 5000, 1, 1 << 20, 1 << 20);
+    cli_send(fd, 1, 11, ++corr, &body);
+    b = cli_recv(fd, corr, &len, 2000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    parse_fetch(b, len, 11, &f);
+    free(b);
+    CU_ASSERT_EQUAL(f.error, 3);
+    mq_kafka_wr_free(&body);
+    close(fd);
+    fixture_down();
+}
+
+struct appender {
+    int64_t at;  /* mono ms of the append */
+    bool parked; /* the fetch was parked when the record was appended */
+};
+
+static bool fetch_parked(void *opaque)
+{
+    (void)opaque;
+    struct mq_kafka_server_stats st;
+    mq_kafka_server_stats(srv, &st);
+    return st.fetch_waiting == 1;
+}
+
+static void *append_later(void *arg)
+{
+    struct appender *a = arg;
+    /* The record must arrive while the fetch is parked, to exercise the wake-up. */
+    a->parked = mq_test_wait(fetch_parked, NULL, 5000);
+    a->at = mq_mono_ms();
+    append("t2", 0, "late", 1, 5000);
+    return NULL;
+}
+
+static void test_long_poll(void)
+{
+    fixture_up();
+    append("t2", 0, "x", 1, 1000);
+    int fd = cli_connect();
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    size_t len;
+    struct fetched f;
+
+    uint8_t *b;
+    /* Nothing new at offset 1 within max_wait: an empty answer after about max_wait. */
+    int64_t t0 = mq_mono_ms();
+    fetch_body(&body, 11, "t2", 0, 1, 300, 1, 1 << 20, 1 << 20);
+    cli_send(fd, 1, 11, 2, &body);
+    b = cli_recv(fd, 2, &len, 5000);
+    int64_t waited = mq_mono_ms() - t0;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    parse_fetch(b, len, 11, &f);
+    free(b);
+    CU_ASSERT_EQUAL(f.error, 0);
+    CU_ASSERT_EQUAL(f.records, 0);
+    CU_ASSERT_TRUE(waited >= 280 && waited < 3000);
+
+    /* A record appended while the fetch waits is delivered at once, long before max_wait. */
+    struct appender a = {0};
+    pthread_t th;
+    fetch_body(&body, 11, "t2", 0, 1, 20000, 1, 1 << 20, 1 << 20);
+    cli_send(fd, 1, 11, 3, &body);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, append_later, &a), 0);
+    b = cli_recv(fd, 3, &len, 10000);
+    int64_t got = mq_mono_ms();
+    pthread_join(th, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    parse_fetch(b, len, 11, &f);
+    free(b);
+    CU_ASSERT_TRUE(a.parked);
+    CU_ASSERT_EQUAL(f.records, 1);
+    CU_ASSERT_STRING_EQUAL(f.values[0], "late0");
+    CU_ASSERT_EQUAL(f.offsets[0], 1);
+    fprintf(stderr, "long poll: record delivered %lld ms after its append\n", (long long)(got - a.at));
+    CU_ASSERT_TRUE(got - a.at < 1000);
+    mq_kafka_wr_free(&body);
+    close(fd);
+    fixture_down();
+}
+
+static void test_pipelining_and_produce(void)
+{
+    fixture_up();
+    int fd = cli_connect();
+    struct mq_kafka_wr all, body;
+    mq_kafka_wr_init(&all);
+    mq_kafka_wr_init(&body);
+    frame(&all, 18, 0, 1, NULL, 1);
+    /* Produce v3 with acks=0: no answer at all. */
+    mq_kafka_wr_string(&body, NULL);
+    mq_kafka_wr_i16(&body, 0);
+    mq_kafka_wr_i32(&body, 1000);
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_string(&body, "t1");
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_i32(&body, 0);
+    mq_kafka_wr_bytes(&body, "garbage-records", 15);
+    frame(&all, 0, 3, 2, &body, 1);
+    /* The same with acks=-1: TOPIC_AUTHORIZATION_FAILED. */
+    mq_kafka_wr_reset(&body);
+    mq_kafka_wr_string(&body, NULL);
+    mq_kafka_wr_i16(&body, -1);
+    mq_kafka_wr_i32(&body, 1000);
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_string(&body, "t1");
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_i32(&body, 0);
+    mq_kafka_wr_bytes(&body, "garbage-records", 15);
+    frame(&all, 0, 7, 3, &body, 1);
+    mq_kafka_wr_reset(&body);
+    mq_kafka_wr_array(&body, 0);
+    frame(&all, 3, 1, 4, &body, 1);
+    send_all(fd, all.buf, all.len); /* four requests in one write */
+
+    size_t len;
+    uint8_t *b = cli_recv(fd, 1, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL(b);
+    free(b);
+    b = cli_recv(fd, 3, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, b, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "t1"));
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 29);
+    free(b);
+    b = cli_recv(fd, 4, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL(b);
+    free(b);
+    mq_kafka_wr_free(&all);
+    mq_kafka_wr_free(&body);
+    close(fd);
+    fixture_down();
+}
+
+static void test_bad_requests(void)
+{
+    fixture_up();
+    int good = cli_connect();
+    size_t len;
+
+    /* Garbage whose first four bytes announce an absurd size. */
+    int fd = cli_connect();
+    send_all(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27);
+    CU_ASSERT_TRUE(closed_by_server(fd, 5000));
+    close(fd);
+    /* A size just above the limit. */
+    fd = cli_connect();
+    uint8_t pre[4];
+    mq_be32_put(pre, MAX_REQ + 1);
+    send_all(fd, pre, 4);
+    CU_ASSERT_TRUE(closed_by_server(fd, 5000));
+    close(fd);
+    /* A size too small to hold a request header. */
+    fd = cli_connect();
+    mq_be32_put(pre, 3);
+    send_all(fd, pre, 4);
+    send_all(fd, "abc", 3);
+    CU_ASSERT_TRUE(closed_by_server(fd, 5000));
+    close(fd);
+    /* A well-framed Metadata request whose topic array claims more than it holds. */
+    fd = cli_connect();
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    mq_kafka_wr_array(&body, 1000);
+    mq_kafka_wr_string(&body, "t1");
+    cli_send(fd, 3, 1, 7, &body);
+    CU_ASSERT_TRUE(closed_by_server(fd, 5000));
+    close(fd);
+    /* A client that announces 100 bytes, sends 50 and goes away. */
+    fd = cli_connect();
+    mq_be32_put(pre, 100);
+    send_all(fd, pre, 4);
+    uint8_t half[50] = {0, 18, 0, 0};
+    send_all(fd, half, sizeof half);
+    close(fd);
+    /* Random bytes in well-formed frames of every API. */
+    unsigned seed = 99;
+    for (int i = 0; i < 40; i++) {
+        fd = cli_connect();
+        uint8_t msg[4 + 64];
+        mq_be32_put(msg, 64);
+        for (size_t k = 4; k < sizeof msg; k++)
+            msg[k] = (uint8_t)rand_r(&seed);
+        static const int16_t keys[] = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 18};
+        mq_be16_put(msg + 4, (uint16_t)keys[i % 12]);
+        mq_be16_put(msg + 6, (uint16_t)(rand_r(&seed) % 4));
+        send_all(fd, msg, sizeof msg);
+        /* Wait for the verdict (an answer, or the connection closed) before going away. */
+        struct pollfd pf = {fd, POLLIN, 0};
+        CU_ASSERT_EQUAL(poll(&pf, 1, 5000), 1);
+        close(fd);
+    }
+
+    /* The well-behaved client never noticed. */
+    cli_send(good, 18, 0, 42, NULL);
+    uint8_t *b = cli_recv(good, 42, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL(b);
+    free(b);
+    struct mq_kafka_server_stats st;
+    mq_kafka_server_stats(srv, &st);
+    CU_ASSERT_TRUE(st.protocol_errors >= 4);
+    mq_kafka_wr_free(&body);
+    close(good);
+    fixture_down();
+}
+
+/* ---- groups ---- */
+
+struct joined {
+    int16_t error;
+    int32_t generation;
+    char leader[128], member_id[128];
+    int32_t members;
+};
+
+static void join_group(int fd, int32_t corr, const char *member_id)
+{
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    mq_kafka_wr_string(&body, "grp");
+    mq_kafka_wr_i32(&body, 6000);
+    mq_kafka_wr_i32(&body, 10000);
+    mq_kafka_wr_string(&body, member_id);
+    mq_kafka_wr_string(&body, NULL); /* group instance id (v5) */
+    mq_kafka_wr_string(&body, "consumer");
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_string(&body, "range");
+    mq_kafka_wr_bytes(&body, "md", 2);
+    cli_send(fd, 11, 5, corr, &body);
+    mq_kafka_wr_free(&body);
+}
+
+static bool read_join(int fd, int32_t corr, struct joined *j, int timeout_ms)
+{
+    size_t len;
+    uint8_t *b = cli_recv(fd, corr, &len, timeout_ms);
+    if (!b)
+        return false;
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, b, len);
+    (void)mq_kafka_rd_i32(&rd);
+    j->error = mq_kafka_rd_i16(&rd);
+    j->generation = mq_kafka_rd_i32(&rd);
+    (void)mq_kafka_rd_string(&rd);
+    CU_ASSERT_TRUE(mq_kafka_str_copy(mq_kafka_rd_string(&rd), j->leader, sizeof j->leader));
+    CU_ASSERT_TRUE(mq_kafka_str_copy(mq_kafka_rd_string(&rd), j->member_id, sizeof j->member_id));
+    j->members = mq_kafka_rd_array(&rd, 1, false);
+    free(b);
+    return true;
+}
+
+static void sync_group(int fd, int32_t corr, const struct joined *j, const char *other)
+{
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    mq_kafka_wr_string(&body, "grp");
+    mq_kafka_wr_i32(&body, j->generation);
+    mq_kafka_wr_string(&body, j->member_id);
+    mq_kafka_wr_string(&body, NULL); /* v3 instance id */
+    if (strcmp(j->leader, j->member_id) == 0) {
+        mq_kafka_wr_array(&body, other ? 2 : 1);
+        mq_kafka_wr_string(&body, j->member_id);
+        mq_kafka_wr_bytes(&body, "leader-part", 11);
+        if (other) {
+            mq_kafka_wr_string(&body, other);
+            mq_kafka_wr_bytes(&body, "follower-part", 13);
+        }
+    } else {
+        mq_kafka_wr_array(&body, 0);
+    }
+    cli_send(fd, 14, 3, corr, &body);
+    mq_kafka_wr_free(&body);
+}
+
+static int16_t read_sync(int fd, int32_t corr, char *assignment, size_t size)
+{
+    size_t len;
+    uint8_t *b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, b, len);
+    (void)mq_kafka_rd_i32(&rd);
+    int16_t e = mq_kafka_rd_i16(&rd);
+    CU_ASSERT_TRUE(mq_kafka_str_copy(mq_kafka_rd_bytes(&rd), assignment, size));
+    free(b);
+    return e;
+}
+
+static int16_t simple(int fd, int16_t key, int16_t v, int32_t corr, const struct joined *j)
+{
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    mq_kafka_wr_string(&body, "grp");
+    if (key == 12) { /* Heartbeat v1 */
+        mq_kafka_wr_i32(&body, j->generation);
+        mq_kafka_wr_string(&body, j->member_id);
+    } else { /* LeaveGroup v1 */
+        mq_kafka_wr_string(&body, j->member_id);
+    }
+    cli_send(fd, key, v, corr, &body);
+    mq_kafka_wr_free(&body);
+    size_t len;
+    uint8_t *b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(len, 6);
+    int16_t e = (int16_t)mq_be16_get(b + 4);
+    free(b);
+    return e;
+}
+
+/* Heartbeats as j until the server reports a rebalance (another connection's join has been handled). */
+static int16_t await_rebalance(int fd, int32_t corr0, const struct joined *j)
+{
+    int16_t hb = 0;
+    int64_t deadline = mq_mono_ms() + 5000;
+    for (int32_t corr = corr0; hb != 27 && mq_mono_ms() < deadline; corr++)
+        hb = simple(fd, 12, 1, corr, j);
+    return hb;
+}
+
+static void test_groups_and_offsets(void)
+{
+    fixture_up();
+    int a = cli_connect(), b = cli_connect();
+    size_t len;
+    struct mq_kafka_rd rd;
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+
+    /* FindCoordinator v1: this server. */
+    mq_kafka_wr_string(&body, "grp");
+    mq_kafka_wr_i8(&body, 0);
+    cli_send(a, 10, 1, 1, &body);
+    uint8_t *r = cli_recv(a, 1, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    mq_kafka_rd_init(&rd, r, len);
+    (void)mq_kafka_rd_i32(&rd);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+    (void)mq_kafka_rd_nstring(&rd);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+    CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "127.0.0.1"));
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), port);
+    free(r);
+
+    /* A joins alone, syncs, becomes stable. */
+    struct joined ja, jb;
+    join_group(a, 2, "");
+    CU_ASSERT_FATAL(read_join(a, 2, &ja, 5000));
+    CU_ASSERT_EQUAL(ja.error, 0);
+    CU_ASSERT_EQUAL(ja.generation, 1);
+    CU_ASSERT_STRING_EQUAL(ja.leader, ja.member_id);
+    CU_ASSERT_TRUE(strncmp(ja.member_id, "test-client-", 12) == 0);
+    char asg[64];
+    sync_group(a, 3, &ja, NULL);
+    CU_ASSERT_EQUAL(read_sync(a, 3, asg, sizeof asg), 0);
+    CU_ASSERT_STRING_EQUAL(asg, "leader-part");
+
+    /* B joins: parked until A rejoins (A learns of the rebalance from its heartbeat). */
+    join_group(b, 4, "");
+    CU_ASSERT_EQUAL(await_rebalance(a, 500, &ja), 27);
+    join_group(a, 6, ja.member_id);
+    CU_ASSERT_FATAL(read_join(a, 6, &ja, 5000));
+    CU_ASSERT_FATAL(read_join(b, 4, &jb, 5000));
+    CU_ASSERT_EQUAL(ja.generation, 2);
+    CU_ASSERT_EQUAL(jb.generation, 2);
+    CU_ASSERT_EQUAL(ja.members, 2);
+    CU_ASSERT_EQUAL(jb.members, 0);
+    /* B's sync waits for the leader's. */
+    sync_group(b, 7, &jb, NULL);
+    sync_group(a, 8, &ja, jb.member_id);
+    CU_ASSERT_EQUAL(read_sync(a, 8, asg, sizeof asg), 0);
+    CU_ASSERT_STRING_EQUAL(asg, "leader-part");
+    CU_ASSERT_EQUAL(read_sync(b, 7, asg, sizeof asg), 0);
+    CU_ASSERT_STRING_EQUAL(asg, "follower-part");
+    CU_ASSERT_EQUAL(simple(b, 12, 1, 9, &jb), 0);
+
+    /* OffsetCommit v2 from B (generation 2) for t1/0 and t1/1; a stale generation is refused. */
+    for (int stale = 0; stale < 2; stale++) {
+        mq_kafka_wr_reset(&body);
+        mq_kafka_wr_string(&body, "grp");
+        mq_kafka_wr_i32(&body, stale ? 1 : jb.generation);
+        mq_kafka_wr_string(&body, jb.member_id);
+        mq_kafka_wr_i64(&body, -1);
+        mq_kafka_wr_array(&body, 1);
+        mq_kafka_wr_string(&body, "t1");
+        mq_kafka_wr_array(&body, 2);
+        for (int p = 0; p < 2; p++) {
+            mq_kafka_wr_i32(&body, p);
+            mq_kafka_wr_i64(&body, 40 + p);
+            mq_kafka_wr_string(&body, p ? NULL : "meta");
+        }
+        cli_send(b, 8, 2, 10 + stale, &body);
+        r = cli_recv(b, 10 + stale, &len, 5000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        mq_kafka_rd_init(&rd, r, len);
+        CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+        (void)mq_kafka_rd_string(&rd);
+        CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 2);
+        for (int p = 0; p < 2; p++) {
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), p);
+            CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), stale ? 22 : 0);
+        }
+        free(r);
+    }
+
+    /* OffsetFetch v1 for t1/0,1,2 (2 does not exist: offset -1). */
+    mq_kafka_wr_reset(&body);
+    mq_kafka_wr_string(&body, "grp");
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_string(&body, "t1");
+    mq_kafka_wr_array(&body, 3);
+    for (int p = 0; p < 3; p++)
+        mq_kafka_wr_i32(&body, p);
+    cli_send(a, 9, 1, 12, &body);
+    r = cli_recv(a, 12, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    mq_kafka_rd_init(&rd, r, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    (void)mq_kafka_rd_string(&rd);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 3);
+    for (int p = 0; p < 3; p++) {
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), p);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), p < 2 ? 40 + p : -1);
+        struct mq_kafka_str md = mq_kafka_rd_nstring(&rd);
+        CU_ASSERT_TRUE(p != 0 || mq_kafka_str_eq(md, "meta"));
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+    }
+    CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+    free(r);
+
+    /* OffsetFetch v3 with a null topic array: everything the group committed. */
+    mq_kafka_wr_reset(&body);
+    mq_kafka_wr_string(&body, "grp");
+    mq_kafka_wr_array(&body, -1);
+    cli_send(a, 9, 3, 13, &body);
+    r = cli_recv(a, 13, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    mq_kafka_rd_init(&rd, r, len);
+    (void)mq_kafka_rd_i32(&rd);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "t1"));
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 2);
+    free(r);
+
+    /* The offsets are in the catalog, where other tools find them. */
+    int64_t off = -1;
+    CU_ASSERT_EQUAL(mq_catalog_offset_fetch(mq_store_catalog(store), "grp", "t1", 1, &off, NULL, NULL),
+                    MQ_OK);
+    CU_ASSERT_EQUAL(off, 41);
+
+    /* B leaves; A is told to rejoin and gets the group alone. */
+    CU_ASSERT_EQUAL(simple(b, 13, 1, 14, &jb), 0);
+    CU_ASSERT_EQUAL(simple(a, 12, 1, 15, &ja), 27);
+    join_group(a, 16, ja.member_id);
+    CU_ASSERT_FATAL(read_join(a, 16, &ja, 5000));
+    CU_ASSERT_EQUAL(ja.generation, 3);
+    CU_ASSERT_EQUAL(ja.members, 1);
+
+    /* A connection that dies with a parked JoinGroup does not hurt the others. */
+    int c = cli_connect();
+    join_group(c, 17, "");
+    /* Once A's heartbeat reports the rebalance, C's join is parked in the server. */
+    CU_ASSERT_EQUAL(await_rebalance(a, 100, &ja), 27);
+    close(c);
+    /* A's rejoin completes the round without waiting for C's lost connection. */
+    join_group(a, 18, ja.member_id);
+    CU_ASSERT_FATAL(read_join(a, 18, &ja, 5000));
+    CU_ASSERT_EQUAL(ja.error, 0);
+    CU_ASSERT_EQUAL(ja.generation, 4);
+    mq_kafka_wr_free(&body);
+    close(a);
+    close(b);
+    fixture_down();
+}
+
+static void test_many_connections(void)
+{
+    fixture_up();
+    enum { N = 300 };
+    static int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = cli_connect();
+    for (int i = 0; i < N; i++)
+        cli_send(fds[i], 18, 0, i, NULL);
+    int answered = 0;
+    for (int i = 0; i < N; i++) {
+        size_t len;
+        uint8_t *b = cli_recv(fds[i], i, &len, 10000);
+        if (b)
+            answered++;
+        free(b);
+    }
+    CU_ASSERT_EQUAL(answered, N);
+    struct mq_kafka_server_stats st;
+    mq_kafka_server_stats(srv, &st);
+    CU_ASSERT_EQUAL(st.open, N);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    fixture_down();
+}
+
+int main(void)
+{
+    static const struct mq_test tests[] = {
+        MQ_TEST(test_api_versions),       MQ_TEST(test_metadata_and_offsets),   MQ_TEST(test_fetch),
+        MQ_TEST(test_long_poll),          MQ_TEST(test_pipelining_and_produce), MQ_TEST(test_bad_requests),
+        MQ_TEST(test_groups_and_offsets), MQ_TEST(test_many_connections),       MQ_TEST_END,
+    };
+    return mq_test_run("kafka_server", tests);
+}
