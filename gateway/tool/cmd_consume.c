@@ -1,0 +1,601 @@
+/*
+ * cmd_consume.c - `mqlog consume`: prints the records of a topic, raw or as JSON lines, from an offset or a
+ * point in time, optionally following new records and committing a consumer group's position.
+ *
+ * The store is opened read-only (MQ_LOG_READ), so consume works beside a running mqlogd. The hot path reads
+ * whole batches as byte ranges (mq_part_read), preads them into one reusable buffer, checks each batch's
+ * CRC and decodes records in place into a large output buffer: no allocation and no system call per record.
+ * A batch whose CRC fails is an error naming the segment file and position; it is never printed as data.
+ *
+ * Order: records of one partition come in offset order. Without -p the partitions are visited in turn, one
+ * chunk (up to 1 MiB of batches) at a time, so a large backlog in one partition does not hide the others.
+ *
+ * Group offsets: with --group the committed offset of a partition is the offset after the last record of it
+ * that was written to stdout successfully (not merely buffered). Commits happen every second while running
+ * and once at exit (end of data, -n reached, SIGINT/SIGTERM, or the reader of a pipe going away).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tool/out.h"
+#include "tool/tool.h"
+#include "util/parse.h"
+
+#define MQ_CONSUME_CHUNK     (1024 * 1024) /* bytes of batches read from one partition in one turn */
+#define MQ_CONSUME_OUT_BUF   (1024 * 1024)
+#define MQ_CONSUME_WAIT_MS   100  /* longest sleep when following (a backstop for missed notifications) */
+#define MQ_CONSUME_COMMIT_MS 1000 /* group commit period */
+
+static void mq_consume_help(void)
+{
+    printf(
+        "usage: mqlog consume -d DATA_DIR TOPIC [-p PARTITION] [-o beginning|end|OFFSET|@EPOCH_MS] [-n "
+        "COUNT]\n"
+        "                     [-f] [-g GROUP] [--format raw|json]\n"
+        "\n"
+        "Prints records of TOPIC. Read-only: safe beside a running mqlogd.\n"
+        "\n"
+        "  -d, --dir DATA_DIR      the data directory\n"
+        "  -p, --partition N       only this partition (default: all, visited in turn, 1 MiB at a time;\n"
+        "                          records of one partition are always in offset order)\n"
+        "  -o, --offset WHERE      where to start in each partition: beginning (default), end (only records\n"
+        "                          that arrive later, with -f), OFFSET (records at or after it), or\n"
+        "                          @EPOCH_MS (the first record with a timestamp at or after it)\n"
+        "  -n, --count COUNT       stop after COUNT records in total\n"
+        "  -f, --follow            at the end, wait for new records (until SIGINT/SIGTERM or -n)\n"
+        "  -g, --group GROUP       start from GROUP's committed offset where it has one (else from -o),\n"
+        "                          and commit the position after what was printed (every second and at "
+        "exit)\n"
+        "  -F, --format FORMAT     raw (default): each value on a line of its own (a null value is an empty\n"
+        "                          line); json: one object per line:\n"
+        "                          "
+        "{\"topic\":T,\"partition\":P,\"offset\":O,\"timestamp\":MS,\"key\":K,\"value\":V,\n"
+        "                           \"headers\":[{\"key\":HK,\"value\":HV}]}\n"
+        "                          where keys and values are JSON strings when they are valid UTF-8, null "
+        "when\n"
+        "                          null, and otherwise appear as \"key_base64\"/\"value_base64\" (standard "
+        "base64)\n"
+        "                          instead of \"key\"/\"value\"\n"
+        "  -h, --help              this text\n");
+}
+
+enum mq_start_kind { MQ_START_BEGINNING, MQ_START_END, MQ_START_OFFSET, MQ_START_TIME };
+
+/* The state of one partition being consumed. */
+struct mq_cpart {
+    int32_t id;
+    struct mq_part *part;
+    char *dir;            /* the partition directory, for inotify and messages */
+    int64_t pos;          /* the offset of the next read */
+    int64_t want;         /* records below this are skipped (a start inside a batch) */
+    int64_t pending_next; /* offset after the last record put into the output buffer, -1 when none */
+    int64_t flushed_next; /* offset after the last record written to stdout, -1 when none */
+    int64_t committed;    /* the group offset last committed (or fetched), -1 when none */
+    char *json_prefix;    /* {"topic":"T","partition":P,"offset": */
+    size_t json_prefix_len;
+};
+
+struct mq_consume {
+    const char *topic;
+    struct mq_store *store;
+    struct mq_cpart *parts;
+    int32_t nparts;
+    bool json;
+    int64_t limit; /* -n, or -1 */
+    int64_t printed;
+    const char *group;
+    struct mq_out out;
+    uint8_t *rbuf;
+    size_t rcap;
+    int ifd; /* inotify, -1 when unavailable */
+};
+
+/* Names the file behind fd for an error message (the segment of a slice). */
+static void mq_fd_path(int fd, char *buf, size_t size)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, buf, size - 1);
+    if (n <= 0)
+        snprintf(buf, size, "(segment file)");
+    else
+        buf[n] = 0;
+}
+
+/* Writes the buffered output and marks every record in it as printed. Returns 0 or the write's errno. */
+static int mq_consume_flush(struct mq_consume *cs)
+{
+    int err = mq_out_flush(&cs->out);
+    if (err)
+        return err;
+    for (int32_t i = 0; i < cs->nparts; i++)
+        cs->parts[i].flushed_next = cs->parts[i].pending_next;
+    return 0;
+}
+
+/* Commits the flushed position of every partition that moved. Returns false (after a message) on error. */
+static bool mq_consume_commit(struct mq_consume *cs)
+{
+    if (!cs->group)
+        return true;
+    struct mq_offset_commit *cm = calloc((size_t)cs->nparts, sizeof *cm);
+    if (!cm) {
+        mq_tool_error("out of memory");
+        return false;
+    }
+    size_t n = 0;
+    for (int32_t i = 0; i < cs->nparts; i++) {
+        struct mq_cpart *cp = &cs->parts[i];
+        if (cp->flushed_next >= 0 && cp->flushed_next != cp->committed)
+            cm[n++] = (struct mq_offset_commit){
+                .topic = cs->topic, .partition = cp->id, .offset = cp->flushed_next, .metadata = NULL};
+    }
+    bool ok = true;
+    if (n) {
+        enum mq_err err = mq_catalog_offset_commit_many(mq_store_catalog(cs->store), cs->group, cm, n);
+        for (size_t k = 0; k < n && err == MQ_OK; k++)
+            if (cm[k].err != MQ_OK)
+                err = cm[k].err;
+        if (err != MQ_OK) {
+            mq_tool_error("committing offsets of group %s: %s (%s)", cs->group, mq_strerror(err),
+                          mq_catalog_errmsg(mq_store_catalog(cs->store)));
+            ok = false;
+        } else {
+            for (size_t k = 0; k < n; k++)
+                for (int32_t i = 0; i < cs->nparts; i++)
+                    if (cs->parts[i].id == cm[k].partition)
+                        cs->parts[i].committed = cm[k].offset;
+        }
+    }
+    free(cm);
+    return ok;
+}
+
+/* Appends one record in the chosen format. */
+static void mq_consume_emit(struct mq_consume *cs, const struct mq_cpart *cp, const struct mq_record_view *rv)
+{
+    struct mq_out *out = &cs->out;
+    if (!cs->json) {
+        if (rv->value_len > 0)
+            mq_out_bytes(out, rv->value, (size_t)rv->value_len);
+        mq_out_char(out, '\n');
+        return;
+    }
+    mq_out_bytes(out, cp->json_prefix, cp->json_prefix_len);
+    mq_out_int(out, rv->offset);
+    mq_out_str(out, ",\"timestamp\":");
+    mq_out_int(out, rv->timestamp);
+    mq_out_char(out, ',');
+    mq_out_json_bytes(out, "key", rv->key, rv->key_len);
+    mq_out_char(out, ',');
+    mq_out_json_bytes(out, "value", rv->value, rv->value_len);
+    mq_out_str(out, ",\"headers\":[");
+    const uint8_t *cur = rv->headers;
+    struct mq_header h;
+    for (int32_t i = 0; mq_header_next(&cur, rv->headers_end, &h) == 1; i++) {
+        mq_out_str(out, i ? ",{" : "{");
+        mq_out_json_bytes(out, "key", (const uint8_t *)h.key, h.key_len);
+        mq_out_char(out, ',');
+        mq_out_json_bytes(out, "value", h.value, h.value_len);
+        mq_out_char(out, '}');
+    }
+    mq_out_str(out, "]}\n");
+}
+
+/* Outcome of one read turn on a partition. */
+enum mq_turn { MQ_TURN_DATA, MQ_TURN_IDLE, MQ_TURN_LIMIT, MQ_TURN_FAIL };
+
+/* Reports a damaged batch of cp at file position pos and returns MQ_TURN_FAIL. */
+static enum mq_turn mq_consume_bad_batch(const struct mq_cpart *cp, const struct mq_consume *cs,
+                                         const struct mq_slice *sl, int64_t pos, int64_t base,
+                                         const char *what)
+{
+    char path[PATH_MAX];
+    mq_fd_path(sl->fd, path, sizeof path);
+    mq_tool_error("%s:%" PRId64 ": %s (partition %s-%d, batch at offset %" PRId64 "); not printed", path, pos,
+                  what, cs->topic, (int)cp->id, base);
+    return MQ_TURN_FAIL;
+}
+
+/* Reads one chunk of batches from cp and prints its records. */
+static enum mq_turn mq_consume_turn(struct mq_consume *cs, struct mq_cpart *cp)
+{
+    struct mq_slice sl;
+    enum mq_err err = mq_part_read(cp->part, cp->pos, MQ_CONSUME_CHUNK, &sl);
+    if (err == MQ_ERR_RANGE) {
+        /* Retention removed the segment we were in (or the log was truncated): continue at the new start. */
+        struct mq_part_stats st;
+        err = mq_part_stats(cp->part, &st);
+        if (err == MQ_OK && (cp->pos < st.start_offset || cp->pos > st.end_offset)) {
+            if (cp->pos < st.start_offset)
+                mq_tool_error("warning: %s-%d: offsets %" PRId64 "..%" PRId64 " were deleted by retention",
+                              cs->topic, (int)cp->id, cp->pos, st.start_offset - 1);
+            cp->pos = cp->pos < st.start_offset ? st.start_offset : st.end_offset;
+            return MQ_TURN_DATA; /* try again at once */
+        }
+        if (err == MQ_OK)
+            err = MQ_ERR_RANGE;
+    }
+    if (err != MQ_OK) {
+        mq_tool_error("reading %s-%d at offset %" PRId64 ": %s", cs->topic, (int)cp->id, cp->pos,
+                      mq_strerror(err));
+        return MQ_TURN_FAIL;
+    }
+    if (sl.len == 0) {
+        mq_slice_release(&sl);
+        return MQ_TURN_IDLE;
+    }
+    if (sl.len > cs->rcap) {
+        uint8_t *nb = realloc(cs->rbuf, sl.len);
+        if (!nb) {
+            mq_slice_release(&sl);
+            mq_tool_error("out of memory");
+            return MQ_TURN_FAIL;
+        }
+        cs->rbuf = nb;
+        cs->rcap = sl.len;
+    }
+    size_t got = 0;
+    while (got < sl.len) {
+        ssize_t r = pread(sl.fd, cs->rbuf + got, sl.len - got, sl.pos + (int64_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            char path[PATH_MAX];
+            mq_fd_path(sl.fd, path, sizeof path);
+            mq_tool_error("%s: read at %" PRId64 ": %s", path, sl.pos + (int64_t)got,
+                          r < 0 ? strerror(errno) : "unexpected end of file");
+            mq_slice_release(&sl);
+            return MQ_TURN_FAIL;
+        }
+        got += (size_t)r;
+    }
+
+    enum mq_turn res = MQ_TURN_DATA;
+    size_t at = 0;
+    while (at < sl.len) {
+        const uint8_t *b = cs->rbuf + at;
+        struct mq_batch_info bi;
+        int64_t fpos = sl.pos + (int64_t)at;
+        err = mq_batch_parse_header(b, sl.len - at, &bi);
+        if (err != MQ_OK || mq_batch_size(&bi) > sl.len - at) {
+            res = mq_consume_bad_batch(cp, cs, &sl, fpos, err == MQ_OK ? bi.base_offset : cp->pos,
+                                       "malformed batch header");
+            break;
+        }
+        if (!mq_batch_crc_ok(b, &bi)) {
+            char what[96];
+            snprintf(what, sizeof what, "CRC mismatch: stored 0x%08" PRIx32 ", computed 0x%08" PRIx32, bi.crc,
+                     mq_crc32c(0, b + MQ_BATCH_CRC_START, mq_batch_size(&bi) - MQ_BATCH_CRC_START));
+            res = mq_consume_bad_batch(cp, cs, &sl, fpos, bi.base_offset, what);
+            break;
+        }
+        at += mq_batch_size(&bi);
+        cp->pos = mq_batch_last_offset(&bi) + 1;
+        if (bi.attributes & 0x20)
+            continue; /* a control batch (transaction marker): not data; mqlog writes none */
+        struct mq_record_iter it;
+        if (mq_record_iter_init(&it, b, &bi) != MQ_OK) {
+            res = mq_consume_bad_batch(cp, cs, &sl, fpos, bi.base_offset,
+                                       "compressed batch: mqlog does not decompress");
+            break;
+        }
+        struct mq_record_view rv;
+        int r;
+        while ((r = mq_record_next(&it, &rv)) == 1) {
+            if (rv.offset < cp->want)
+                continue;
+            mq_consume_emit(cs, cp, &rv);
+            cp->pending_next = rv.offset + 1;
+            if (++cs->printed == cs->limit) {
+                res = MQ_TURN_LIMIT;
+                break;
+            }
+        }
+        if (r < 0) {
+            res = mq_consume_bad_batch(cp, cs, &sl, fpos, bi.base_offset, "malformed record");
+            break;
+        }
+        if (res == MQ_TURN_LIMIT)
+            break;
+    }
+    if (res == MQ_TURN_DATA && cp->pos < sl.next_offset)
+        cp->pos = sl.next_offset;
+    mq_slice_release(&sl);
+    return res;
+}
+
+/* Resolves where cp starts: the group's committed offset, else -o. */
+static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq_start_kind kind, int64_t arg)
+{
+    struct mq_part_stats st;
+    enum mq_err err = mq_part_stats(cp->part, &st);
+    if (err != MQ_OK) {
+        mq_tool_error("partition %s-%d: %s", cs->topic, (int)cp->id, mq_strerror(err));
+        return false;
+    }
+    int64_t want;
+    if (cs->group) {
+        int64_t off;
+        err = mq_catalog_offset_fetch(mq_store_catalog(cs->store), cs->group, cs->topic, cp->id, &off, NULL,
+                                      NULL);
+        if (err == MQ_OK) {
+            cp->committed = off;
+            kind = MQ_START_OFFSET;
+            arg = off;
+        } else if (err != MQ_ERR_NOENT) {
+            mq_tool_error("group %s: fetching the offset of %s-%d: %s (%s)", cs->group, cs->topic,
+                          (int)cp->id, mq_strerror(err), mq_catalog_errmsg(mq_store_catalog(cs->store)));
+            return false;
+        }
+    }
+    switch (kind) {
+    case MQ_START_BEGINNING:
+        want = st.start_offset;
+        break;
+    case MQ_START_END:
+        want = st.end_offset;
+        break;
+    case MQ_START_TIME:
+        err = mq_part_offset_for_time(cp->part, arg, &want);
+        if (err != MQ_OK) {
+            mq_tool_error("partition %s-%d: looking up time %" PRId64 ": %s", cs->topic, (int)cp->id, arg,
+                          mq_strerror(err));
+            return false;
+        }
+        if (want < 0) /* no record that new yet: only what arrives later */
+            want = st.end_offset;
+        break;
+    default:
+        want = arg;
+        break;
+    }
+    /* Below the log start the records are gone: start at the first one there is. Above the end, wait for
+     * the offset to be reached (reading from the end and skipping what lies below it). */
+    if (want < st.start_offset)
+        want = st.start_offset;
+    cp->want = want;
+    cp->pos = want > st.end_offset ? st.end_offset : want;
+    return true;
+}
+
+/* Sleeps until a partition directory changes, a signal arrives or MQ_CONSUME_WAIT_MS pass. */
+static void mq_consume_wait(struct mq_consume *cs)
+{
+    if (cs->ifd < 0) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    struct pollfd pfd = {.fd = cs->ifd, .events = POLLIN};
+    if (poll(&pfd, 1, MQ_CONSUME_WAIT_MS) > 0) {
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        while (read(cs->ifd, buf, sizeof buf) > 0) {
+            /* drain: which file changed does not matter, the next read looks at every partition */
+        }
+    }
+}
+
+static bool mq_consume_parse_offset(const char *s, enum mq_start_kind *kind, int64_t *arg)
+{
+    if (strcmp(s, "beginning") == 0) {
+        *kind = MQ_START_BEGINNING;
+        return true;
+    }
+    if (strcmp(s, "end") == 0) {
+        *kind = MQ_START_END;
+        return true;
+    }
+    if (s[0] == '@') {
+        *kind = MQ_START_TIME;
+        return mq_parse_int64(s + 1, 0, INT64_MAX, arg) == MQ_OK;
+    }
+    *kind = MQ_START_OFFSET;
+    return mq_parse_int64(s, 0, INT64_MAX, arg) == MQ_OK;
+}
+
+static void mq_consume_free(struct mq_consume *cs)
+{
+    if (cs->parts)
+        for (int32_t i = 0; i < cs->nparts; i++) {
+            free(cs->parts[i].dir);
+            free(cs->parts[i].json_prefix);
+        }
+    free(cs->parts);
+    free(cs->rbuf);
+    mq_out_free(&cs->out);
+    if (cs->ifd >= 0)
+        close(cs->ifd);
+    mq_store_close(cs->store);
+}
+
+int mq_cmd_consume(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"partition", required_argument, NULL, 'p'},
+        {"offset", required_argument, NULL, 'o'},
+        {"count", required_argument, NULL, 'n'},
+        {"follow", no_argument, NULL, 'f'},
+        {"group", required_argument, NULL, 'g'},
+        {"format", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL, *group = NULL;
+    int64_t partition = -1, limit = -1, arg = 0;
+    enum mq_start_kind kind = MQ_START_BEGINNING;
+    bool follow = false, json = false;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":d:p:o:n:fg:F:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'p':
+            if (!mq_tool_parse_int("consume", "-p", optarg, 0, MQ_CATALOG_PARTITIONS_MAX - 1, &partition))
+                return MQ_EXIT_USAGE;
+            break;
+        case 'o':
+            if (!mq_consume_parse_offset(optarg, &kind, &arg))
+                return mq_tool_usage_error(
+                    "consume", "-o '%s': expected beginning, end, an offset >= 0 or @EPOCH_MS", optarg);
+            break;
+        case 'n':
+            if (!mq_tool_parse_int("consume", "-n", optarg, 1, INT64_MAX, &limit))
+                return MQ_EXIT_USAGE;
+            break;
+        case 'f':
+            follow = true;
+            break;
+        case 'g':
+            if (!*optarg)
+                return mq_tool_usage_error("consume", "--group: empty group name");
+            group = optarg;
+            break;
+        case 'F':
+            if (strcmp(optarg, "json") == 0)
+                json = true;
+            else if (strcmp(optarg, "raw") == 0)
+                json = false;
+            else
+                return mq_tool_usage_error("consume", "--format '%s': expected raw or json", optarg);
+            break;
+        case 'h':
+            mq_consume_help();
+            return MQ_EXIT_OK;
+        default:
+            return mq_tool_bad_option("consume", argc, argv, c);
+        }
+    }
+    if (!dir)
+        return mq_tool_usage_error("consume", "no data directory (-d DIR)");
+    if (optind >= argc)
+        return mq_tool_usage_error("consume", "no topic");
+    if (optind + 1 < argc)
+        return mq_tool_usage_error("consume", "unexpected argument '%s'", argv[optind + 1]);
+    const char *topic_name = argv[optind];
+    if (!mq_topic_name_valid(topic_name))
+        return mq_tool_usage_error("consume", "invalid topic name '%s'", topic_name);
+
+    struct mq_consume cs = {.topic = topic_name, .json = json, .limit = limit, .group = group, .ifd = -1};
+    cs.store = mq_tool_open_store(dir, MQ_STORE_READ, false);
+    if (!cs.store)
+        return MQ_EXIT_FAIL;
+    int rc = MQ_EXIT_FAIL;
+    struct mq_catalog_topic topic;
+    if (!mq_out_init(&cs.out, STDOUT_FILENO, MQ_CONSUME_OUT_BUF)) {
+        mq_tool_error("out of memory");
+        goto out;
+    }
+    if (!mq_tool_topic(cs.store, topic_name, &topic))
+        goto out;
+    if (partition >= topic.partitions) {
+        mq_tool_error("unknown partition %" PRId64 " of topic %s (it has %d: 0..%d)", partition, topic.name,
+                      (int)topic.partitions, (int)topic.partitions - 1);
+        goto out;
+    }
+    cs.nparts = partition >= 0 ? 1 : topic.partitions;
+    cs.parts = calloc((size_t)cs.nparts, sizeof *cs.parts);
+    if (!cs.parts) {
+        mq_tool_error("out of memory");
+        goto out;
+    }
+    if (follow) {
+        cs.ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC); /* on failure: poll every 5 ms instead */
+    }
+    for (int32_t i = 0; i < cs.nparts; i++) {
+        struct mq_cpart *cp = &cs.parts[i];
+        cp->id = partition >= 0 ? (int32_t)partition : i;
+        cp->pending_next = cp->flushed_next = cp->committed = -1;
+        if (!(cp->part = mq_tool_part(cs.store, &topic, cp->id)))
+            goto out;
+        int n = asprintf(&cp->json_prefix, "{\"topic\":\"%s\",\"partition\":%d,\"offset\":", topic.name,
+                         (int)cp->id);
+        if (n < 0 || asprintf(&cp->dir, "%s/%s-%d", dir, topic.name, (int)cp->id) < 0) {
+            if (n < 0)
+                cp->json_prefix = NULL;
+            cp->dir = NULL;
+            mq_tool_error("out of memory");
+            goto out;
+        }
+        cp->json_prefix_len = (size_t)n;
+        /* Watch before the start is resolved, so that nothing written after it goes unnoticed. */
+        if (cs.ifd >= 0 &&
+            inotify_add_watch(cs.ifd, cp->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+            close(cs.ifd);
+            cs.ifd = -1;
+        }
+        if (!mq_consume_start(&cs, cp, kind, arg))
+            goto out;
+    }
+    if (follow || group)
+        mq_tool_signals();
+    else
+        signal(SIGPIPE, SIG_IGN);
+
+    bool failed = false;
+    int64_t last_commit = mq_mono_ms();
+    int32_t next = 0;
+    for (;;) {
+        bool progressed = false, limit_hit = false;
+        for (int32_t k = 0; k < cs.nparts && !failed && !limit_hit; k++) {
+            struct mq_cpart *cp = &cs.parts[next];
+            next = next + 1 == cs.nparts ? 0 : next + 1;
+            enum mq_turn t = mq_consume_turn(&cs, cp);
+            if (t == MQ_TURN_FAIL)
+                failed = true;
+            else if (t == MQ_TURN_LIMIT)
+                limit_hit = true;
+            else if (t == MQ_TURN_DATA)
+                progressed = true;
+            if (cs.out.err)
+                break;
+        }
+        if (failed || limit_hit || cs.out.err || mq_tool_stop_requested())
+            break;
+        if (group && mq_mono_ms() - last_commit >= MQ_CONSUME_COMMIT_MS) {
+            if (mq_consume_flush(&cs))
+                break;
+            if (!mq_consume_commit(&cs)) {
+                failed = true;
+                break;
+            }
+            last_commit = mq_mono_ms();
+        }
+        if (!progressed) {
+            if (!follow)
+                break;
+            /* Idle: make what was printed visible to the reader of the pipe before sleeping. */
+            if (mq_consume_flush(&cs))
+                break;
+            mq_consume_wait(&cs);
+            if (mq_tool_stop_requested())
+                break;
+        }
+    }
+    /* EPIPE: the reader went away (`| head`), which ends a consumer normally, as it ends cat. */
+    int werr = mq_consume_flush(&cs);
+    if (werr && werr != EPIPE) {
+        mq_tool_error("writing output: %s", strerror(werr));
+        failed = true;
+    }
+    if (!mq_consume_commit(&cs))
+        failed = true;
+    rc = failed ? MQ_EXIT_FAIL : MQ_EXIT_OK;
+out:
+    mq_consume_free(&cs);
+    return rc;
+}

@@ -1,0 +1,67 @@
+/*
+ * tool.h - what the `mqlog` commands share: their entry points, exit codes, error reporting and the checks
+ * every command makes on its arguments (data directory, topic, partition) before touching anything stored.
+ *
+ * Conventions of every command: options are parsed completely (getopt_long) before the store is opened, so
+ * a malformed argument never touches a data directory; an error is one line on stderr starting "mqlog: ";
+ * usage errors exit with MQ_EXIT_USAGE, runtime errors with MQ_EXIT_FAIL.
+ */
+#ifndef MQ_TOOL_H
+#define MQ_TOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+enum {
+    MQ_EXIT_OK = 0,
+    MQ_EXIT_FAIL = 1,  /* a runtime error, or problems found by verify */
+    MQ_EXIT_USAGE = 2, /* malformed command line */
+};
+
+/* One command: argv[0] is the command name; returns the process exit status. */
+int mq_cmd_topics(int argc, char **argv);
+int mq_cmd_create(int argc, char **argv);
+int mq_cmd_produce(int argc, char **argv);
+int mq_cmd_consume(int argc, char **argv);
+int mq_cmd_verify(int argc, char **argv);
+int mq_cmd_groups(int argc, char **argv);
+
+/* Prints "mqlog: <message>\n" to stderr. */
+void mq_tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "mqlog: <message> (try 'mqlog <cmd> --help')" and returns MQ_EXIT_USAGE. */
+int mq_tool_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reports the option getopt_long() rejected (opterr must be 0); returns MQ_EXIT_USAGE. */
+int mq_tool_bad_option(const char *cmd, int argc, char **argv, int c);
+
+/* Parses a number argument of option opt into [min, max]; prints a usage error and returns false when
+ * malformed. */
+bool mq_tool_parse_int(const char *cmd, const char *opt, const char *s, int64_t min, int64_t max,
+                       int64_t *out);
+
+/*
+ * Opens the data directory dir as a store with flags (MQ_STORE_READ or MQ_STORE_WRITE). Prints one clear
+ * error line on failure (a missing directory, not a data directory, locked by mqlogd, not writable) and
+ * returns NULL. A write open of a missing directory fails too unless create_dir is set.
+ */
+struct mq_store *mq_tool_open_store(const char *dir, int flags, bool create_dir);
+
+/* Looks topic up in the catalog; prints an error and returns false when unknown. */
+bool mq_tool_topic(struct mq_store *store, const char *name, struct mq_catalog_topic *topic);
+
+/* Opens partition p of topic (which must exist); prints an error naming it and returns NULL on failure. */
+struct mq_part *mq_tool_part(struct mq_store *store, const struct mq_catalog_topic *topic, int32_t p);
+
+/* Formats ms since the epoch as ISO 8601 UTC with milliseconds ("2024-05-01T12:00:00.000Z") into buf
+ * (at least 32 bytes); "-" for a negative value. Returns buf. */
+char *mq_tool_iso8601(int64_t ms, char *buf, size_t size);
+
+/* Installs SIGINT/SIGTERM handlers (without SA_RESTART) that set the flag mq_tool_stop_requested() reads,
+ * and ignores SIGPIPE so that a closed pipe is a write error (EPIPE) the command handles. */
+void mq_tool_signals(void);
+bool mq_tool_stop_requested(void);
+
+#endif
