@@ -84,7 +84,7 @@ static void *mq_log_flusher(void *arg)
          * the pointers stay valid once the table lock is released. */
         size_t n = log->nparts;
         struct mq_part **parts = malloc((n ? n : 1) * sizeof *parts);
-        if (parts)
+        if (parts && n)
             memcpy(parts, log->parts, n * sizeof *parts);
         pthread_mutex_unlock(&log->mu);
         if (parts) {
@@ -357,7 +357,8 @@ enum mq_err mq_log_scan_dirs(const char *dir, void (*fn)(void *opaque, const cha
     }
     closedir(d);
     if (err == MQ_OK) {
-        qsort(names, n, sizeof *names, mq_cmp_str);
+        if (n > 1)
+            qsort(names, n, sizeof *names, mq_cmp_str);
         for (size_t i = 0; i < n; i++) {
             char topic[256];
             int32_t p;

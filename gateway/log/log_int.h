@@ -113,6 +113,8 @@ struct mq_part {
     struct mq_segment **segs; /* ascending base offsets; the last one is active */
     size_t nsegs, segs_cap;
 
+    pthread_mutex_t
+        flush_mu;       /* one flush at a time (the flusher thread, mq_part_flush, flush-always appends) */
     pthread_mutex_t mu; /* the writer's lock, see the top of this file */
     pthread_cond_t durable_cv;
     struct mq_batch_builder open; /* records produced, not yet written */

@@ -527,10 +527,24 @@ struct mq_sync_item {
     bool sealed;
 };
 
+static enum mq_err mq_part_flush_locked(struct mq_part *part);
+
 enum mq_err mq_part_flush_tick(struct mq_part *part, bool force)
 {
+    (void)force;
     if (!mq_part_writer(part))
         return MQ_OK;
+    /* Ticks are serialised: a tick closes the index files of segments it synced, which another tick
+     * running at the same time could still be syncing. A caller that waits here usually finds its data
+     * already made durable by the tick it waited for. */
+    pthread_mutex_lock(&part->flush_mu);
+    enum mq_err err = mq_part_flush_locked(part);
+    pthread_mutex_unlock(&part->flush_mu);
+    return err;
+}
+
+static enum mq_err mq_part_flush_locked(struct mq_part *part)
+{
     const struct mq_log_conf *conf = &part->log->conf;
     struct mq_sync_item items[8];
     size_t nitems = 0;
@@ -581,7 +595,6 @@ enum mq_err mq_part_flush_tick(struct mq_part *part, bool force)
     int64_t ckpt_bytes = part->bytes_since_checkpoint;
     part->unflushed_bytes = 0;
     pthread_mutex_unlock(&part->mu);
-    (void)force;
 
     /* fdatasync without the writer's lock: appends continue meanwhile. Oldest first. */
     enum mq_err serr = MQ_OK;
@@ -829,7 +842,7 @@ static enum mq_err mq_part_list(struct mq_part *part, struct mq_bases *bases, bo
         }
     }
     closedir(d);
-    if (err == MQ_OK)
+    if (err == MQ_OK && bases->n > 1)
         qsort(bases->v, bases->n, sizeof *bases->v, mq_cmp_i64);
     return err;
 }
@@ -960,6 +973,7 @@ static void mq_part_free(struct mq_part *part)
         close(part->dir_fd);
     pthread_rwlock_destroy(&part->segs_lock);
     pthread_mutex_destroy(&part->mu);
+    pthread_mutex_destroy(&part->flush_mu);
     pthread_mutex_destroy(&part->hint_mu);
     pthread_cond_destroy(&part->durable_cv);
     free(part->topic);
@@ -1247,6 +1261,7 @@ enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, stru
     part->ret.ms = MQ_RETENTION_MS_DEFAULT;
     pthread_rwlock_init(&part->segs_lock, NULL);
     pthread_mutex_init(&part->mu, NULL);
+    pthread_mutex_init(&part->flush_mu, NULL);
     pthread_mutex_init(&part->hint_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

@@ -305,7 +305,11 @@ static void test_retention(void)
     CU_ASSERT(mq_part_apply_retention(p, mq_now_ms(), &deleted) == MQ_OK);
     mq_part_stats(p, &st);
     CU_ASSERT(st.start_offset == 20000 && st.end_offset == 20000 && st.segments == 1);
-    CU_ASSERT(produce_n(p, 20000, 5) == MQ_OK);
+    enum mq_err pe = produce_n(p, 20000, 5);
+    if (pe != MQ_OK)
+        fprintf(stderr, "produce after retention: %s (start %" PRId64 " end %" PRId64 " segs %d)\n",
+                mq_strerror(pe), st.start_offset, st.end_offset, st.segments);
+    CU_ASSERT(pe == MQ_OK);
     CU_ASSERT(mq_part_flush(p) == MQ_OK);
     CU_ASSERT(read_check(p, 20000, NULL) == 5);
     CU_ASSERT(mq_log_close(log) == MQ_OK);
