@@ -84,6 +84,7 @@ struct conn {
     bool dead;
     bool ready;
     struct conn *ready_next;
+    int64_t last_active; /* mono ms of the last byte received or sent */
     char peer[64];
 };
 
@@ -105,11 +106,17 @@ struct mq_kafka_server {
     struct conn *ready;
     struct req *waiting;
     int64_t last_poll;
+    int64_t last_idle_sweep;
     struct mq_kafka_groups *groups;
     _Atomic uint64_t st_accepted, st_open, st_requests, st_protocol_errors, st_unsupported, st_waiting;
 };
 
 /* ---- small helpers ---- */
+
+static int64_t now_ms(void)
+{
+    return mq_mono_ms();
+}
 
 static void conn_set_ready(struct conn *c)
 {
@@ -228,6 +235,7 @@ static void conn_flush(struct conn *c)
                     return;
                 }
                 it->off += (size_t)w;
+                c->last_active = now_ms();
                 if (from + it->off < to)
                     continue;
             }
@@ -256,6 +264,7 @@ static void conn_flush(struct conn *c)
                     return;
                 }
                 it->off += (size_t)w;
+                c->last_active = now_ms();
                 if (it->off < s->len)
                     continue;
             }
@@ -275,11 +284,6 @@ static void conn_flush(struct conn *c)
 }
 
 /* ---- handlers ---- */
-
-static int64_t now_ms(void)
-{
-    return mq_mono_ms();
-}
 
 /* Copies a topic name view into buf (TOPIC_NAME_MAX + 1 bytes); false when it cannot be a topic. */
 static bool topic_name(struct mq_kafka_str s, char *buf)
@@ -1125,6 +1129,7 @@ static void conn_read(struct conn *c)
         ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (n > 0) {
             c->in_len += (size_t)n;
+            c->last_active = now_ms();
             continue;
         }
         if (n == 0) {
@@ -1202,6 +1207,7 @@ static void accept_all(struct mq_kafka_server *srv)
         c->srv = srv;
         c->fd = fd;
         c->events = EPOLLIN;
+        c->last_active = now_ms();
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &e) != 0) {
             MQ_WARN("kafka: epoll_ctl: %s", strerror(errno));
@@ -1292,6 +1298,13 @@ static void *loop_main(void *arg)
             if (!c->dead)
                 conn_process(c);
         }
+        if (srv->conf.idle_timeout_ms > 0 && now - srv->last_idle_sweep >= 1000) {
+            /* Connections with nothing parked and nothing to send that stayed silent too long. */
+            srv->last_idle_sweep = now;
+            for (struct conn *c = srv->conns; c; c = c->next)
+                if (!c->cur && !c->out_head && now - c->last_active > srv->conf.idle_timeout_ms)
+                    conn_kill(c, "idle");
+        }
         for (struct conn *c = srv->conns, *next; c; c = next) {
             next = c->next;
             if (c->dead)
@@ -1315,6 +1328,7 @@ void mq_kafka_server_conf_defaults(struct mq_kafka_server_conf *conf)
     conf->max_request_bytes = 16 * 1024 * 1024;
     conf->max_connections = 1024;
     conf->fetch_poll_ms = 50;
+    conf->idle_timeout_ms = 600000;
     conf->install_durable_cb = true;
     mq_kafka_groups_conf_defaults(&conf->groups);
 }
@@ -1421,7 +1435,8 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         conf = &defaults;
     }
     if (!store || conf->port < 0 || conf->port > 65535 || conf->max_request_bytes < MQ_KAFKA_MIN_REQUEST ||
-        conf->max_request_bytes > INT32_MAX || conf->max_connections < 1 || conf->fetch_poll_ms < 1)
+        conf->max_request_bytes > INT32_MAX || conf->max_connections < 1 || conf->fetch_poll_ms < 1 ||
+        conf->idle_timeout_ms < 0)
         return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "kafka listener: invalid configuration");
     struct mq_kafka_server *srv = calloc(1, sizeof *srv);
     if (!srv)

@@ -43,6 +43,8 @@ struct mq_kafka_server_conf {
     size_t max_request_bytes;    /* larger requests close the connection; default 16 MiB */
     int max_connections;         /* further connections are closed at once; default 1024 */
     int64_t fetch_poll_ms;       /* read-only stores: how often parked fetches look for data (default 50) */
+    int64_t idle_timeout_ms;     /* close connections silent this long with nothing pending (Kafka's
+                                    connections.max.idle.ms); default 600000, 0 never */
     bool install_durable_cb;     /* set the log's durable callback (default true); when false, whoever
                                     owns the callback must call mq_kafka_server_notify() from it */
     struct mq_kafka_groups_conf groups;

@@ -30,7 +30,7 @@ static int port;
 
 #define MAX_REQ (1024 * 1024)
 
-static void fixture_up(void)
+static void fixture_up_idle(int64_t idle_ms)
 {
     dir = mq_test_tmpdir("kafka-server");
     char errstr[256];
@@ -44,12 +44,19 @@ static void fixture_up(void)
     mq_kafka_server_conf_defaults(&conf);
     conf.port = 0;
     conf.max_request_bytes = MAX_REQ;
+    if (idle_ms > 0)
+        conf.idle_timeout_ms = idle_ms;
     enum mq_err err = mq_kafka_server_start(store, &conf, &srv, errstr, sizeof errstr);
     if (err != MQ_OK)
         fprintf(stderr, "server: %s\n", errstr);
     CU_ASSERT_EQUAL_FATAL(err, MQ_OK);
     port = mq_kafka_server_port(srv);
     CU_ASSERT_TRUE(port > 0);
+}
+
+static void fixture_up(void)
+{
+    fixture_up_idle(0);
 }
 
 static void fixture_down(void)
@@ -1023,12 +1030,44 @@ static void test_many_connections(void)
     fixture_down();
 }
 
+static void test_idle_timeout(void)
+{
+    fixture_up_idle(300);
+    int idle = cli_connect(), busy = cli_connect();
+    int64_t t0 = mq_mono_ms();
+    /* The busy connection keeps talking; the idle one says nothing and is closed. */
+    bool idle_closed = false;
+    for (int32_t corr = 1; mq_mono_ms() - t0 < 5000 && !idle_closed; corr++) {
+        cli_send(busy, 18, 0, corr, NULL);
+        size_t len;
+        uint8_t *b = cli_recv(busy, corr, &len, 2000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        free(b);
+        idle_closed = closed_by_server(idle, 100);
+    }
+    CU_ASSERT_TRUE(idle_closed);
+    CU_ASSERT_TRUE(mq_mono_ms() - t0 >= 300);
+    struct mq_kafka_server_stats st;
+    mq_kafka_server_stats(srv, &st);
+    CU_ASSERT_EQUAL(st.open, 1);
+    close(idle);
+    close(busy);
+    fixture_down();
+}
+
 int main(void)
 {
     static const struct mq_test tests[] = {
-        MQ_TEST(test_api_versions),       MQ_TEST(test_metadata_and_offsets),   MQ_TEST(test_fetch),
-        MQ_TEST(test_long_poll),          MQ_TEST(test_pipelining_and_produce), MQ_TEST(test_bad_requests),
-        MQ_TEST(test_groups_and_offsets), MQ_TEST(test_many_connections),       MQ_TEST_END,
+        MQ_TEST(test_api_versions),
+        MQ_TEST(test_metadata_and_offsets),
+        MQ_TEST(test_fetch),
+        MQ_TEST(test_long_poll),
+        MQ_TEST(test_pipelining_and_produce),
+        MQ_TEST(test_bad_requests),
+        MQ_TEST(test_groups_and_offsets),
+        MQ_TEST(test_many_connections),
+        MQ_TEST(test_idle_timeout),
+        MQ_TEST_END,
     };
     return mq_test_run("kafka_server", tests);
 }
