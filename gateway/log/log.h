@@ -130,6 +130,10 @@ enum mq_err mq_part_append(struct mq_part *part, const struct mq_record *recs, s
  */
 enum mq_err mq_part_produce(struct mq_part *part, const struct mq_record *rec, int64_t *offset);
 
+/* Asks the flusher thread to write and sync this partition now instead of at its next tick (for a caller that
+ * is about to wait for durability). Returns at once. */
+void mq_part_request_flush(struct mq_part *part);
+
 /* Writes the open batch and fdatasyncs now; on MQ_OK every record produced before the call is durable. */
 enum mq_err mq_part_flush(struct mq_part *part);
 

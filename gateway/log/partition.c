@@ -424,6 +424,11 @@ static void mq_part_kick(struct mq_part *part)
     pthread_mutex_unlock(&log->mu);
 }
 
+void mq_part_request_flush(struct mq_part *part)
+{
+    mq_part_kick(part);
+}
+
 enum mq_err mq_part_produce(struct mq_part *part, const struct mq_record *rec, int64_t *offset)
 {
     if (!mq_part_writer(part))
