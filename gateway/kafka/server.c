@@ -1160,6 +1160,8 @@ static void conn_close(struct mq_kafka_server *srv, struct conn *c)
         mq_kafka_out_free(&it->out);
         free(it);
     }
+    /* Counted before the close, so that a client seeing its connection end also sees the count drop. */
+    atomic_fetch_sub(&srv->st_open, 1);
     epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     free(c->in);
@@ -1169,7 +1171,6 @@ static void conn_close(struct mq_kafka_server *srv, struct conn *c)
         srv->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    atomic_fetch_sub(&srv->st_open, 1);
     MQ_DEBUG("kafka: connection from %s closed", c->peer);
     free(c);
 }

@@ -541,11 +541,11 @@ struct appender {
     bool parked; /* the fetch was parked when the record was appended */
 };
 
+/* True when the server (opaque) has exactly one fetch parked. */
 static bool fetch_parked(void *opaque)
 {
-    (void)opaque;
     struct mq_kafka_server_stats st;
-    mq_kafka_server_stats(srv, &st);
+    mq_kafka_server_stats(opaque, &st);
     return st.fetch_waiting == 1;
 }
 
@@ -553,7 +553,7 @@ static void *append_later(void *arg)
 {
     struct appender *a = arg;
     /* The record must arrive while the fetch is parked, to exercise the wake-up. */
-    a->parked = mq_test_wait(fetch_parked, NULL, 5000);
+    a->parked = mq_test_wait(fetch_parked, srv, 5000);
     a->at = mq_mono_ms();
     append("t2", 0, "late", 1, 5000);
     return NULL;
@@ -1055,6 +1055,58 @@ static void test_idle_timeout(void)
     fixture_down();
 }
 
+/* A server over a store opened read-only beside the writer (as `mqlog serve` beside mqlogd would run):
+ * no durable callback, so parked fetches poll for the writer's new records. */
+static void test_read_only_store(void)
+{
+    fixture_up();
+    append("t2", 0, "x", 2, 1000);
+    char errstr[256];
+    struct mq_store *ro = NULL;
+    CU_ASSERT_EQUAL_FATAL(mq_store_open(dir, MQ_STORE_READ, NULL, &ro, errstr, sizeof errstr), MQ_OK);
+    struct mq_kafka_server_conf conf;
+    mq_kafka_server_conf_defaults(&conf);
+    conf.port = 0;
+    conf.fetch_poll_ms = 20;
+    struct mq_kafka_server *rsrv = NULL;
+    CU_ASSERT_EQUAL_FATAL(mq_kafka_server_start(ro, &conf, &rsrv, errstr, sizeof errstr), MQ_OK);
+    int saved_port = port;
+    port = mq_kafka_server_port(rsrv);
+    int fd = cli_connect();
+    port = saved_port;
+
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    size_t len;
+    struct fetched f;
+    fetch_body(&body, 11, "t2", 0, 0, 100, 1, 1 << 20, 1 << 20);
+    cli_send(fd, 1, 11, 1, &body);
+    uint8_t *b = cli_recv(fd, 1, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    parse_fetch(b, len, 11, &f);
+    free(b);
+    CU_ASSERT_EQUAL(f.records, 2);
+
+    /* Parked at the end; the writer appends; the reader's poll finds it long before max_wait. */
+    fetch_body(&body, 11, "t2", 0, 2, 20000, 1, 1 << 20, 1 << 20);
+    cli_send(fd, 1, 11, 2, &body);
+    CU_ASSERT_TRUE(mq_test_wait(fetch_parked, rsrv, 5000));
+    int64_t t0 = mq_mono_ms();
+    append("t2", 0, "more", 1, 2000);
+    b = cli_recv(fd, 2, &len, 10000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_TRUE(mq_mono_ms() - t0 < 3000);
+    parse_fetch(b, len, 11, &f);
+    free(b);
+    CU_ASSERT_EQUAL(f.records, 1);
+    CU_ASSERT_STRING_EQUAL(f.values[0], "more0");
+    mq_kafka_wr_free(&body);
+    close(fd);
+    mq_kafka_server_stop(rsrv);
+    CU_ASSERT_EQUAL(mq_store_close(ro), MQ_OK);
+    fixture_down();
+}
+
 int main(void)
 {
     static const struct mq_test tests[] = {
@@ -1067,6 +1119,7 @@ int main(void)
         MQ_TEST(test_groups_and_offsets),
         MQ_TEST(test_many_connections),
         MQ_TEST(test_idle_timeout),
+        MQ_TEST(test_read_only_store),
         MQ_TEST_END,
     };
     return mq_test_run("kafka_server", tests);
