@@ -98,6 +98,7 @@ struct mq_kafka_server {
     int port;
     bool read_mode;
     bool durable_cb_set;
+    struct mq_kafka_server *live_next; /* in live_servers while the durable callback may name it */
     pthread_t thread;
     bool thread_started;
     atomic_bool stop;
@@ -1334,11 +1335,44 @@ void mq_kafka_server_conf_defaults(struct mq_kafka_server_conf *conf)
     mq_kafka_groups_conf_defaults(&conf->groups);
 }
 
+/*
+ * The log may still run a durable callback it read just before mq_kafka_server_stop() removed it, after the
+ * server is gone. So the callback only touches a server found in this list, under its lock, and stop()
+ * takes the server out (waiting for a callback in progress) before freeing it.
+ */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mq_kafka_server *live_servers;
+
 static void on_durable(void *opaque, struct mq_part *part, int64_t durable_end)
 {
     (void)part;
     (void)durable_end;
-    mq_kafka_server_notify(opaque);
+    pthread_mutex_lock(&live_mu);
+    for (struct mq_kafka_server *s = live_servers; s; s = s->live_next)
+        if (s == opaque) {
+            mq_kafka_server_notify(s);
+            break;
+        }
+    pthread_mutex_unlock(&live_mu);
+}
+
+static void live_add(struct mq_kafka_server *srv)
+{
+    pthread_mutex_lock(&live_mu);
+    srv->live_next = live_servers;
+    live_servers = srv;
+    pthread_mutex_unlock(&live_mu);
+}
+
+static void live_remove(struct mq_kafka_server *srv)
+{
+    pthread_mutex_lock(&live_mu);
+    for (struct mq_kafka_server **pp = &live_servers; *pp; pp = &(*pp)->live_next)
+        if (*pp == srv) {
+            *pp = srv->live_next;
+            break;
+        }
+    pthread_mutex_unlock(&live_mu);
 }
 
 void mq_kafka_server_notify(struct mq_kafka_server *srv)
@@ -1490,13 +1524,16 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         return err;
     }
     if (conf->install_durable_cb && !srv->read_mode) {
+        live_add(srv);
         mq_log_set_durable_cb(srv->log, on_durable, srv);
         srv->durable_cb_set = true;
     }
     int rc = pthread_create(&srv->thread, NULL, loop_main, srv);
     if (rc != 0) {
-        if (srv->durable_cb_set)
+        if (srv->durable_cb_set) {
             mq_log_set_durable_cb(srv->log, NULL, NULL);
+            live_remove(srv);
+        }
         server_free(srv);
         return mq_errf(mq_err_from_errno(rc), errstr, errstr_size, "kafka: pthread_create: %s", strerror(rc));
     }
@@ -1511,8 +1548,10 @@ void mq_kafka_server_stop(struct mq_kafka_server *srv)
 {
     if (!srv)
         return;
-    if (srv->durable_cb_set)
+    if (srv->durable_cb_set) {
         mq_log_set_durable_cb(srv->log, NULL, NULL);
+        live_remove(srv);
+    }
     atomic_store(&srv->stop, true);
     uint64_t one = 1;
     ssize_t w = write(srv->wake_fd, &one, sizeof one);
