@@ -14,12 +14,14 @@
 
 /* ---- APIs and versions ---- */
 
-/* What ApiVersions advertises. Produce is listed so that producers get a clear authorisation error. */
+/* What ApiVersions advertises. Produce and InitProducerId are listed so that producers get a clear
+ * authorisation error rather than an unsupported version. */
 static const struct mq_kafka_api_range apis[] = {
     {MQ_KAPI_PRODUCE, 0, 8},          {MQ_KAPI_FETCH, 4, 11},        {MQ_KAPI_LIST_OFFSETS, 0, 5},
     {MQ_KAPI_METADATA, 0, 8},         {MQ_KAPI_OFFSET_COMMIT, 0, 7}, {MQ_KAPI_OFFSET_FETCH, 0, 5},
     {MQ_KAPI_FIND_COORDINATOR, 0, 2}, {MQ_KAPI_JOIN_GROUP, 0, 5},    {MQ_KAPI_HEARTBEAT, 0, 3},
     {MQ_KAPI_LEAVE_GROUP, 0, 3},      {MQ_KAPI_SYNC_GROUP, 0, 3},    {MQ_KAPI_API_VERSIONS, 0, 3},
+    {MQ_KAPI_INIT_PRODUCER_ID, 0, 1},
 };
 
 const struct mq_kafka_api_range *mq_kafka_apis(size_t *n)
@@ -64,6 +66,8 @@ static int16_t first_flexible(int16_t key)
         return 4;
     case MQ_KAPI_API_VERSIONS:
         return 3;
+    case MQ_KAPI_INIT_PRODUCER_ID:
+        return 2;
     default:
         return INT16_MAX;
     }
@@ -109,6 +113,8 @@ const char *mq_kafka_api_name(int16_t key)
         return "SyncGroup";
     case MQ_KAPI_API_VERSIONS:
         return "ApiVersions";
+    case MQ_KAPI_INIT_PRODUCER_ID:
+        return "InitProducerId";
     default:
         return "?";
     }
@@ -871,6 +877,28 @@ void mq_kafka_produce_resp_encode(struct mq_kafka_wr *wr, int16_t v, const struc
     }
     if (v >= 1)
         wr_throttle(wr);
+}
+
+/* ---- InitProducerId ---- */
+
+enum mq_err mq_kafka_init_producer_id_req_decode(struct mq_kafka_rd *rd, int16_t v,
+                                                 struct mq_kafka_init_producer_id_req *r)
+{
+    (void)v;
+    memset(r, 0, sizeof *r);
+    r->transactional_id = mq_kafka_rd_nstring(rd);
+    r->transaction_timeout_ms = mq_kafka_rd_i32(rd);
+    return rd->err;
+}
+
+void mq_kafka_init_producer_id_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                           const struct mq_kafka_init_producer_id_req *r)
+{
+    (void)v;
+    wr_throttle(wr);
+    mq_kafka_wr_i16(wr, r->error);
+    mq_kafka_wr_i64(wr, -1); /* producer id */
+    mq_kafka_wr_i16(wr, -1); /* producer epoch */
 }
 
 void mq_kafka_error_resp_encode(struct mq_kafka_wr *wr, int16_t error)

@@ -42,6 +42,7 @@ enum mq_kafka_api {
     MQ_KAPI_LEAVE_GROUP = 13,
     MQ_KAPI_SYNC_GROUP = 14,
     MQ_KAPI_API_VERSIONS = 18,
+    MQ_KAPI_INIT_PRODUCER_ID = 22,
 };
 
 /* Kafka's error codes (INT16 on the wire) that mqlog sends. */
@@ -449,6 +450,20 @@ struct mq_kafka_produce_req {
 enum mq_err mq_kafka_produce_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
                                         struct mq_kafka_produce_req *r);
 void mq_kafka_produce_resp_encode(struct mq_kafka_wr *wr, int16_t v, const struct mq_kafka_produce_req *r);
+
+/* ---- InitProducerId (22) v0-1: decoded only to refuse it (idempotent and transactional producers) ---- */
+
+struct mq_kafka_init_producer_id_req {
+    struct mq_kafka_str transactional_id;
+    int32_t transaction_timeout_ms;
+    /* out */
+    int16_t error;
+};
+enum mq_err mq_kafka_init_producer_id_req_decode(struct mq_kafka_rd *rd, int16_t v,
+                                                 struct mq_kafka_init_producer_id_req *r);
+/* Answers with producer id -1 and epoch -1. */
+void mq_kafka_init_producer_id_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                           const struct mq_kafka_init_producer_id_req *r);
 
 /* ---- any API ---- */
 

@@ -954,6 +954,22 @@ static void handle_produce(struct req *r, struct mq_kafka_rd *rd)
     resp_end(r, it);
 }
 
+static void handle_init_producer_id(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_init_producer_id_req q;
+    if (mq_kafka_init_producer_id_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
+        protocol_error(r->conn, "malformed InitProducerId request");
+        return;
+    }
+    /* Idempotent producers need cluster-level write rights, transactional ones their transactional id's. */
+    q.error = q.transactional_id.len >= 0 ? MQ_KC_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                                          : MQ_KC_CLUSTER_AUTHORIZATION_FAILED;
+    struct out_item *it = resp_begin(r);
+    if (it)
+        mq_kafka_init_producer_id_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    resp_end(r, it);
+}
+
 /* Answers a request whose API or version is not served. */
 static void handle_unsupported(struct req *r)
 {
@@ -1044,6 +1060,9 @@ static void handle_request(struct conn *c, uint8_t *body, size_t len)
         break;
     case MQ_KAPI_PRODUCE:
         handle_produce(r, &rd);
+        break;
+    case MQ_KAPI_INIT_PRODUCER_ID:
+        handle_init_producer_id(r, &rd);
         break;
     default:
         handle_unsupported(r);

@@ -7,7 +7,8 @@
  * input buffer until the current one is answered, so responses always go out in request order. A request
  * larger than max_request_bytes, one that cannot be parsed, or a connection error closes that connection
  * only; an API or version not served is answered with UNSUPPORTED_VERSION (ApiVersions: Kafka's v0
- * fallback response), Produce with TOPIC_AUTHORIZATION_FAILED (the endpoint is read-only).
+ * fallback response). The endpoint is read-only: Produce is answered with TOPIC_AUTHORIZATION_FAILED,
+ * InitProducerId (idempotent producers) with CLUSTER_AUTHORIZATION_FAILED.
  *
  * Fetch returns whole stored batches unchanged, sent with sendfile() from the segment files, at least one
  * batch even above max_bytes (KIP-74). A Fetch that finds fewer than min_bytes waits up to max_wait_ms and

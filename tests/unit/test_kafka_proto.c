@@ -203,6 +203,13 @@ static void build_produce(struct mq_kafka_wr *w, int16_t v)
     mq_kafka_wr_bytes(w, "xyz", 3);
 }
 
+static void build_init_producer_id(struct mq_kafka_wr *w, int16_t v)
+{
+    (void)v;
+    mq_kafka_wr_string(w, "txn-1");
+    mq_kafka_wr_i32(w, 60000);
+}
+
 static void build_api_versions(struct mq_kafka_wr *w, int16_t v)
 {
     if (v >= 3) {
@@ -284,6 +291,11 @@ static enum mq_err decode_any(int16_t key, int16_t v, const uint8_t *buf, size_t
         err = mq_kafka_produce_req_decode(&rd, v, &a, &r);
         break;
     }
+    case MQ_KAPI_INIT_PRODUCER_ID: {
+        struct mq_kafka_init_producer_id_req r;
+        err = mq_kafka_init_producer_id_req_decode(&rd, v, &r);
+        break;
+    }
     }
     mq_kafka_arena_free(&a);
     return err;
@@ -330,6 +342,9 @@ static void build_any(struct mq_kafka_wr *w, int16_t key, int16_t v)
     case MQ_KAPI_PRODUCE:
         build_produce(w, v);
         break;
+    case MQ_KAPI_INIT_PRODUCER_ID:
+        build_init_producer_id(w, v);
+        break;
     }
 }
 
@@ -349,7 +364,7 @@ static void test_api_table(void)
 {
     size_t n;
     const struct mq_kafka_api_range *t = mq_kafka_apis(&n);
-    CU_ASSERT_EQUAL(n, 12);
+    CU_ASSERT_EQUAL(n, 13);
     for (size_t i = 1; i < n; i++)
         CU_ASSERT_TRUE(t[i - 1].key < t[i].key);
     /* The versions REFERENCE.md lists, and librdkafka's must-haves (ApiVersions 0, FindCoordinator 0,
@@ -394,10 +409,10 @@ static void test_api_versions(void)
     r.error = MQ_KC_NONE;
     mq_kafka_wr_reset(&w);
     mq_kafka_api_versions_resp_encode(&w, 0, &r);
-    CU_ASSERT_EQUAL(w.len, 2 + 4 + 12 * 6);
+    CU_ASSERT_EQUAL(w.len, 2 + 4 + 13 * 6);
     mq_kafka_rd_init(&rd, w.buf, w.len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
-    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 6, false), 12);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 6, false), 13);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KAPI_PRODUCE);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 8);
@@ -408,11 +423,11 @@ static void test_api_versions(void)
     /* v3: COMPACT_ARRAY with a tag section per entry, throttle time, a final tag section. */
     mq_kafka_wr_reset(&w);
     mq_kafka_api_versions_resp_encode(&w, 3, &r);
-    CU_ASSERT_EQUAL(w.len, 2 + 1 + 12 * 7 + 4 + 1);
+    CU_ASSERT_EQUAL(w.len, 2 + 1 + 13 * 7 + 4 + 1);
     mq_kafka_rd_init(&rd, w.buf, w.len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
-    CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 7, false), 12);
-    for (int i = 0; i < 12; i++) {
+    CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 7, false), 13);
+    for (int i = 0; i < 13; i++) {
         int16_t key = mq_kafka_rd_i16(&rd), min = mq_kafka_rd_i16(&rd), max = mq_kafka_rd_i16(&rd);
         CU_ASSERT_TRUE(mq_kafka_api_supported(key, min));
         CU_ASSERT_TRUE(mq_kafka_api_supported(key, max));

@@ -218,7 +218,7 @@ static void test_api_versions(void)
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
     int32_t n = mq_kafka_rd_array(&rd, 6, false);
-    CU_ASSERT_EQUAL(n, 12);
+    CU_ASSERT_EQUAL(n, 13);
     bool fetch11 = false;
     for (int32_t i = 0; i < n; i++) {
         int16_t k = mq_kafka_rd_i16(&rd), mn = mq_kafka_rd_i16(&rd), mx = mq_kafka_rd_i16(&rd);
@@ -240,7 +240,7 @@ static void test_api_versions(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
-    CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 7, false), 12);
+    CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 7, false), 13);
     free(b);
 
     /* An ApiVersions version from the future: Kafka's v0 answer with UNSUPPORTED_VERSION and the list. */
@@ -249,7 +249,7 @@ static void test_api_versions(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 35);
-    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 6, false), 12);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 6, false), 13);
     free(b);
 
     /* An API not served (CreateTopics) and a version not served (Fetch v3): error 35, connection open. */
@@ -656,6 +656,20 @@ static void test_pipelining_and_produce(void)
     free(b);
     b = cli_recv(fd, 4, &len, 5000);
     CU_ASSERT_PTR_NOT_NULL(b);
+    free(b);
+    /* InitProducerId (idempotent producer): CLUSTER_AUTHORIZATION_FAILED, producer id -1. */
+    mq_kafka_wr_reset(&body);
+    mq_kafka_wr_string(&body, NULL);
+    mq_kafka_wr_i32(&body, 60000);
+    cli_send(fd, 22, 1, 5, &body);
+    b = cli_recv(fd, 5, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(len, 4 + 2 + 8 + 2);
+    mq_kafka_rd_init(&rd, b, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 31);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), -1);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), -1);
     free(b);
     mq_kafka_wr_free(&all);
     mq_kafka_wr_free(&body);

@@ -12,6 +12,7 @@ Checks:
   - long poll: a consumer waiting at the end of a partition gets a new record long before max_wait.
   - librdkafka group: two members split the partitions; one leaves, the other takes them all.
   - committed offsets survive a restart of the server.
+  - producers are refused (kcat -P: topic authorization failed; idempotent: cluster authorization failed).
   - garbage, oversized and truncated requests: the server stays up and other clients are unaffected.
 
 Usage: test_kafka_clients.py --serve PATH/kafka_serve --consumer PATH/rdkafka_consumer [--keep]
@@ -332,6 +333,18 @@ def test_offsets_survive_restart(srv, serve_exe, consumer_exe, data_dir):
     return srv
 
 
+def test_producers_refused(srv):
+    for extra, want in (([], "Topic authorization failed"),
+                        (["-X", "enable.idempotence=true"], "Cluster authorization failed")):
+        r = subprocess.run([KCAT, "-P", "-b", srv.broker, "-t", "multi"] + extra, input="hello\n",
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode != 0 and want in r.stderr,
+              "kcat -P %s: exit %d, stderr %s" % (" ".join(extra), r.returncode, r.stderr[-500:]))
+    out = kcat(["-C", "-J", "-e", "-q", "-b", srv.broker, "-t", "multi", "-p", "0"])
+    check(len(out.splitlines()) == 5, "a refused produce changed partition 0: %s" % out)
+    print("producers refused: Topic / Cluster authorization failed, nothing written", flush=True)
+
+
 def test_bad_clients(srv):
     before = int(srv.stats()["protocol_errors"])
     good = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
@@ -386,6 +399,7 @@ def main():
         test_long_poll(srv)
         test_rdkafka_group(srv, args.consumer)
         srv = test_offsets_survive_restart(srv, args.serve, args.consumer, data_dir)
+        test_producers_refused(srv)
         test_bad_clients(srv)
         srv.stop()
     finally:
