@@ -1442,7 +1442,7 @@ static int listen_on(const char *host, int port, int *bound_port, char *errstr, 
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int rc = getaddrinfo(host, ports, &hints, &ai);
     if (rc != 0) {
         *err = mq_errf(MQ_ERR_CONFIG, errstr, errstr_size, "kafka listener %s:%d: %s", host, port,

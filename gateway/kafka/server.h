@@ -34,7 +34,7 @@
 struct mq_kafka_server;
 
 struct mq_kafka_server_conf {
-    const char *listen_host;     /* numeric address to bind; default "127.0.0.1" */
+    const char *listen_host;     /* address or host name to bind; default "127.0.0.1" */
     int port;                    /* default 9092; 0 picks a free port (see mq_kafka_server_port()) */
     const char *advertised_host; /* what Metadata tells clients; default the listen host, or "127.0.0.1"
                                     when listening on a wildcard address */

@@ -1121,20 +1121,39 @@ static void test_read_only_store(void)
     fixture_down();
 }
 
+static void test_start_errors(void)
+{
+    fixture_up();
+    char errstr[256];
+    struct mq_kafka_server_conf conf;
+    mq_kafka_server_conf_defaults(&conf);
+    struct mq_kafka_server *other = NULL;
+    /* The port is taken by the fixture's server. */
+    conf.port = port;
+    CU_ASSERT_EQUAL(mq_kafka_server_start(store, &conf, &other, errstr, sizeof errstr), MQ_ERR_BUSY);
+    CU_ASSERT_PTR_NULL(other);
+    CU_ASSERT_PTR_NOT_NULL(strstr(errstr, "in use"));
+    mq_kafka_server_conf_defaults(&conf);
+    conf.max_request_bytes = 4;
+    CU_ASSERT_EQUAL(mq_kafka_server_start(store, &conf, &other, errstr, sizeof errstr), MQ_ERR_INVAL);
+    CU_ASSERT_EQUAL(mq_kafka_server_start(NULL, NULL, &other, errstr, sizeof errstr), MQ_ERR_INVAL);
+    /* A host name works as the listen address; the advertised host defaults to it. */
+    mq_kafka_server_conf_defaults(&conf);
+    conf.port = 0;
+    conf.listen_host = "localhost";
+    CU_ASSERT_EQUAL(mq_kafka_server_start(store, &conf, &other, errstr, sizeof errstr), MQ_OK);
+    mq_kafka_server_stop(other);
+    mq_kafka_server_stop(NULL);
+    fixture_down();
+}
+
 int main(void)
 {
     static const struct mq_test tests[] = {
-        MQ_TEST(test_api_versions),
-        MQ_TEST(test_metadata_and_offsets),
-        MQ_TEST(test_fetch),
-        MQ_TEST(test_long_poll),
-        MQ_TEST(test_pipelining_and_produce),
-        MQ_TEST(test_bad_requests),
-        MQ_TEST(test_groups_and_offsets),
-        MQ_TEST(test_many_connections),
-        MQ_TEST(test_idle_timeout),
-        MQ_TEST(test_read_only_store),
-        MQ_TEST_END,
+        MQ_TEST(test_api_versions),       MQ_TEST(test_metadata_and_offsets),   MQ_TEST(test_fetch),
+        MQ_TEST(test_long_poll),          MQ_TEST(test_pipelining_and_produce), MQ_TEST(test_bad_requests),
+        MQ_TEST(test_groups_and_offsets), MQ_TEST(test_many_connections),       MQ_TEST(test_idle_timeout),
+        MQ_TEST(test_read_only_store),    MQ_TEST(test_start_errors),           MQ_TEST_END,
     };
     return mq_test_run("kafka_server", tests);
 }
