@@ -182,30 +182,28 @@ static enum mq_err mq_seg_account(struct mq_segment *seg, int64_t pos, const str
     return MQ_OK;
 }
 
+/* Appends one index file's pending entries; a failed write is cut back so the file keeps whole entries. */
+static enum mq_err mq_idx_flush(int fd, struct mq_idx_pending *pend, int64_t *written, const char *path)
+{
+    if (pend->len == 0 || fd < 0)
+        return MQ_OK;
+    enum mq_err err = mq_pwrite_full(fd, pend->buf, pend->len, *written);
+    if (err != MQ_OK) {
+        if (ftruncate(fd, *written) != 0)
+            MQ_WARN("%s: truncate after failed write: %s", path, strerror(errno));
+        return err;
+    }
+    *written += (int64_t)pend->len;
+    pend->len = 0;
+    return MQ_OK;
+}
+
 /* Writes pending index entries to the index files. */
 static enum mq_err mq_seg_write_index(struct mq_segment *seg)
 {
-    enum mq_err err = MQ_OK;
-    if (seg->idx_pend.len && seg->idx_fd >= 0) {
-        err = mq_pwrite_full(seg->idx_fd, seg->idx_pend.buf, seg->idx_pend.len, seg->idx_written);
-        if (err != MQ_OK) {
-            if (ftruncate(seg->idx_fd, seg->idx_written) != 0)
-                MQ_WARN("%s: truncate after failed write: %s", seg->path_idx, strerror(errno));
-            return err;
-        }
-        seg->idx_written += (int64_t)seg->idx_pend.len;
-        seg->idx_pend.len = 0;
-    }
-    if (seg->tidx_pend.len && seg->tidx_fd >= 0) {
-        err = mq_pwrite_full(seg->tidx_fd, seg->tidx_pend.buf, seg->tidx_pend.len, seg->tidx_written);
-        if (err != MQ_OK) {
-            if (ftruncate(seg->tidx_fd, seg->tidx_written) != 0)
-                MQ_WARN("%s: truncate after failed write: %s", seg->path_tidx, strerror(errno));
-            return err;
-        }
-        seg->tidx_written += (int64_t)seg->tidx_pend.len;
-        seg->tidx_pend.len = 0;
-    }
+    enum mq_err err = mq_idx_flush(seg->idx_fd, &seg->idx_pend, &seg->idx_written, seg->path_idx);
+    if (err == MQ_OK)
+        err = mq_idx_flush(seg->tidx_fd, &seg->tidx_pend, &seg->tidx_written, seg->path_tidx);
     return err;
 }
 
@@ -427,6 +425,16 @@ static void mq_part_kick(struct mq_part *part)
 void mq_part_request_flush(struct mq_part *part)
 {
     mq_part_kick(part);
+}
+
+bool mq_part_can_produce(struct mq_part *part)
+{
+    if (!mq_part_writer(part))
+        return false;
+    pthread_mutex_lock(&part->mu);
+    bool ok = part->fatal_err == MQ_OK && mq_part_pending_bytes(part) < part->log->conf.max_pending_bytes;
+    pthread_mutex_unlock(&part->mu);
+    return ok;
 }
 
 enum mq_err mq_part_produce(struct mq_part *part, const struct mq_record *rec, int64_t *offset)
