@@ -1120,6 +1120,12 @@ static void conn_process(struct conn *c)
         if (c->dead || c->cur || c->out_items >= OUT_ITEMS_MAX || !conn_has_request(c))
             break;
     }
+    if (c->in_len == 0 && c->in_cap > IN_CHUNK) {
+        /* A large request is done with: do not keep its buffer for the connection's lifetime. */
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
     conn_update_events(c);
 }
 
