@@ -130,6 +130,11 @@ enum mq_err mq_part_append(struct mq_part *part, const struct mq_record *recs, s
  */
 enum mq_err mq_part_produce(struct mq_part *part, const struct mq_record *rec, int64_t *offset);
 
+/* True when mq_part_produce() would take a record now (no fatal error, less than max_pending_bytes waiting).
+ * For a caller storing one message into several partitions: it checks them all before producing into any,
+ * so that backpressure never leaves the message stored in some of them only. */
+bool mq_part_can_produce(struct mq_part *part);
+
 /* Asks the flusher thread to write and sync this partition now instead of at its next tick (for a caller that
  * is about to wait for durability). Returns at once. */
 void mq_part_request_flush(struct mq_part *part);
