@@ -163,6 +163,10 @@ struct mq_part_stats {
 /* In read mode, first looks for data the writer added since the last call. */
 enum mq_err mq_part_stats(struct mq_part *part, struct mq_part_stats *st);
 int64_t mq_part_durable_end(struct mq_part *part);
+/* The cheap pair a Kafka fetch needs, without the I/O of mq_part_stats: the log start offset and the end of
+ * what readers may see (the durable end in the writer's process; a reader process looks for new data at most
+ * every 100 ms here). */
+enum mq_err mq_part_offsets(struct mq_part *part, int64_t *start, int64_t *end);
 
 /*
  * A byte range of whole batches in one segment file. fd stays open until mq_slice_release(), even if

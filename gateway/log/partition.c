@@ -38,6 +38,9 @@ struct mq_rp {
     int64_t seg_base, pos, next_offset, max_ts, max_ts_offset;
 };
 
+static enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list);
+static int64_t mq_part_visible_end(struct mq_part *part);
+
 static bool mq_part_writer(const struct mq_part *part)
 {
     return mq_log_mode(part->log) == MQ_LOG_WRITE;
@@ -677,8 +680,12 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
 
     if (serr == MQ_OK && nitems > 0) {
         struct mq_log *log = part->log;
-        if (log->durable_cb)
-            log->durable_cb(log->durable_opaque, part, durable);
+        pthread_mutex_lock(&log->mu);
+        mq_durable_cb *cb = log->durable_cb;
+        void *opaque = log->durable_opaque;
+        pthread_mutex_unlock(&log->mu);
+        if (cb)
+            cb(opaque, part, durable);
     }
     if (serr != MQ_OK)
         return MQ_ERR_IO;
@@ -722,6 +729,20 @@ enum mq_err mq_part_wait_durable(struct mq_part *part, int64_t offset, int64_t t
     }
     pthread_mutex_unlock(&part->mu);
     return err;
+}
+
+enum mq_err mq_part_offsets(struct mq_part *part, int64_t *start, int64_t *end)
+{
+    if (!mq_part_writer(part) && mq_mono_ms() - part->reader_refresh_mono >= 100) {
+        enum mq_err err = mq_part_reader_refresh(part, true);
+        if (err != MQ_OK)
+            return err;
+    }
+    pthread_rwlock_rdlock(&part->segs_lock);
+    *start = part->nsegs ? part->segs[0]->base_offset : 0;
+    pthread_rwlock_unlock(&part->segs_lock);
+    *end = mq_part_visible_end(part);
+    return MQ_OK;
 }
 
 int64_t mq_part_durable_end(struct mq_part *part)
