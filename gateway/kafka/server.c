@@ -425,18 +425,18 @@ static void handle_list_offsets(struct req *r, struct mq_kafka_rd *rd)
             struct mq_kafka_lo_part *p = &t->parts[j];
             struct mq_part *part = NULL;
             enum mq_err err = valid ? mq_store_part(srv->store, name, p->partition, &part) : MQ_ERR_NOENT;
-            struct mq_part_stats st;
+            int64_t start = 0, end = 0;
             if (err == MQ_OK)
-                err = mq_part_stats(part, &st);
+                err = mq_part_offsets(part, &start, &end);
             if (err != MQ_OK) {
                 p->error = code_for(err);
                 continue;
             }
             p->out_timestamp = -1;
             if (p->timestamp == MQ_KAFKA_TS_LATEST) {
-                p->offset = st.durable_offset;
+                p->offset = end;
             } else if (p->timestamp == MQ_KAFKA_TS_EARLIEST) {
-                p->offset = st.start_offset;
+                p->offset = start;
             } else if (p->timestamp < 0) {
                 /* -3 (max timestamp) and others belong to versions not served. */
                 p->error = MQ_KC_INVALID_REQUEST;
@@ -445,7 +445,7 @@ static void handle_list_offsets(struct req *r, struct mq_kafka_rd *rd)
                 err = mq_part_offset_for_time(part, p->timestamp, &off);
                 if (err != MQ_OK) {
                     p->error = code_for(err);
-                } else if (off < 0 || off >= st.durable_offset) {
+                } else if (off < 0 || off >= end) {
                     p->offset = -1; /* no record that new: clients read this as "the end" */
                 } else {
                     p->offset = off;
@@ -538,16 +538,18 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
                 continue;
             }
             p->error = MQ_KC_NONE;
-            struct mq_part_stats st;
-            enum mq_err err = mq_part_stats(part, &st);
+            /* mq_part_offsets, not mq_part_stats: every fetch and every recheck of a parked fetch comes
+             * here, and the stats walk the segment list and read files. */
+            int64_t start = 0, end = 0;
+            enum mq_err err = mq_part_offsets(part, &start, &end);
             if (err != MQ_OK) {
                 p->error = code_for(err);
                 error = true;
                 continue;
             }
-            p->high_watermark = p->last_stable_offset = st.durable_offset;
-            p->log_start = st.start_offset;
-            if (p->fetch_offset < st.start_offset || p->fetch_offset > st.durable_offset) {
+            p->high_watermark = p->last_stable_offset = end;
+            p->log_start = start;
+            if (p->fetch_offset < start || p->fetch_offset > end) {
                 p->error = MQ_KC_OFFSET_OUT_OF_RANGE;
                 error = true;
                 continue;
@@ -556,7 +558,7 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
             if (pbudget > budget - total)
                 pbudget = budget - total;
             int64_t off = p->fetch_offset, got = 0;
-            while (off < st.durable_offset) {
+            while (off < end) {
                 /* Only the response's very first batch may exceed the limits (KIP-74). */
                 bool may_exceed = total == 0 && got == 0;
                 if (pbudget - got <= 0 && !may_exceed)
