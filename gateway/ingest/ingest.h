@@ -7,6 +7,8 @@
  * supplies (MQTT 5 user properties, mqtt.content_type, mqtt.response_topic, mqtt.correlation_data). It
  * returns a ticket: the partitions and offsets of the records. A connector that acknowledges only durable
  * records waits on the ticket with mq_ingest_wait() (or polls mq_ingest_durable()) before the ack.
+ * Header values: mqtt.topic the topic as received, mqtt.qos "0", "1" or "2", mqtt.retain "true" or "false",
+ * mqtt.broker the broker's configured name; the connector's headers follow in the order it gives them.
  *
  * Thread-safe: any connector thread may call any function. The route table can be swapped (SIGHUP) while
  * connectors run: messages already inside mq_ingest_message() finish with the table they started with.
@@ -19,10 +21,14 @@
 #include <stdint.h>
 
 #include "log/batch.h"
+#include "log/log.h"
 #include "util/err.h"
 
 struct mq_ingest;
 struct mq_part;
+struct mq_config;
+struct mq_route_table;
+struct mq_store;
 
 /* A received message, as a connector hands it over. Pointers are only read during the call. */
 struct mq_source_msg {
@@ -53,7 +59,8 @@ struct mq_ticket {
  * written or queued and *ticket (may be NULL) tells where. MQ_ERR_FULL: the store cannot take more right now
  * (disk full or slow): nothing of this message was stored; the connector stops reading from its broker and
  * calls again later with the same message. A message that matches no mapping (and no unmatched topic) is
- * dropped: MQ_OK with ticket->n == 0. MQ_ERR_INVAL: not a valid MQTT topic; the message is dropped and logged.
+ * dropped: MQ_OK with ticket->n == 0. MQ_ERR_INVAL: not a valid MQTT topic; the message is dropped and
+ * logged.
  */
 enum mq_err mq_ingest_message(struct mq_ingest *in, const char *broker, const struct mq_source_msg *msg,
                               struct mq_ticket *ticket);
@@ -64,5 +71,65 @@ bool mq_ingest_durable(struct mq_ingest *in, const struct mq_ticket *ticket);
 /* Waits until every record of the ticket is durable, asking the log to flush now rather than at its next
  * tick (a connector holding back an ack is waiting). MQ_ERR_TIMEDOUT, or the store's write error. */
 enum mq_err mq_ingest_wait(struct mq_ingest *in, const struct mq_ticket *ticket, int64_t timeout_ms);
+
+/* ---- building and running the ingest layer (the daemon's side) ---- */
+
+/*
+ * What ingest routes with: a route table plus the retention of the log topics each of its mappings creates
+ * (and of the unmatched topic). The daemon and `mqlog route` build it with the same function, so the tool
+ * shows exactly what the daemon does.
+ */
+struct mq_ingest_routes;
+
+/* Builds the routes of a loaded configuration (mq_config_route_table() plus each mapping's retention, see
+ * mq_config_mapping_retention()). The result does not refer to cfg; the caller owns it until it hands it to
+ * mq_ingest_new() or mq_ingest_set_routes(). On failure *out is untouched and errstr says why. */
+enum mq_err mq_ingest_routes_new(const struct mq_config *cfg, struct mq_ingest_routes **out, char *errstr,
+                                 size_t errstr_size);
+
+/* Wraps an already built table. rets[i] (rets may be NULL: the store's default retention) is the retention of
+ * the topics mapping i creates, nrets must then be mq_route_count(table); unmatched_ret (may be NULL) that of
+ * the unmatched topic. On MQ_OK the routes own table; on failure the caller still does. */
+enum mq_err mq_ingest_routes_from_table(struct mq_route_table *table, const struct mq_retention *rets,
+                                        size_t nrets, const struct mq_retention *unmatched_ret,
+                                        struct mq_ingest_routes **out);
+
+/* The route table inside (owned by the routes). */
+struct mq_route_table *mq_ingest_routes_table(const struct mq_ingest_routes *routes);
+
+/* Frees routes not handed over. Accepts NULL. */
+void mq_ingest_routes_free(struct mq_ingest_routes *routes);
+
+/*
+ * Creates the ingest layer over a store opened with MQ_STORE_WRITE (which must outlive it). On MQ_OK it owns
+ * routes; on failure the caller still does and errstr says why. Free with mq_ingest_free().
+ */
+enum mq_err mq_ingest_new(struct mq_store *store, struct mq_ingest_routes *routes, struct mq_ingest **out,
+                          char *errstr, size_t errstr_size);
+
+/*
+ * Replaces the routes (SIGHUP) while connectors keep calling mq_ingest_message(): takes routes over, then
+ * waits until no message uses the old ones any more and frees them. Messages already being routed finish with
+ * the routes they started with; later ones use the new. Call from one thread at a time (the daemon's main
+ * thread). Topics the new routes create get the new retention; a topic already in use gets its retention
+ * updated in the catalog when a message first reaches it through the new routes.
+ */
+void mq_ingest_set_routes(struct mq_ingest *in, struct mq_ingest_routes *routes);
+
+/* Frees the ingest layer and its routes. Every connector must be stopped before. Accepts NULL. The store is
+ * left open (the caller closes it, which flushes). */
+void mq_ingest_free(struct mq_ingest *in);
+
+/* Counters (read from any thread; each is exact, the set is not a snapshot). */
+struct mq_ingest_stats {
+    uint64_t messages;  /* accepted messages (stored, or dropped as unmatched) */
+    uint64_t records;   /* records produced (a message matching k topics makes k) */
+    uint64_t bytes;     /* payload bytes of the records */
+    uint64_t unmatched; /* messages dropped: no mapping and no unmatched topic */
+    uint64_t invalid;   /* messages refused: not a valid MQTT topic name */
+    uint64_t full;      /* MQ_ERR_FULL answers (backpressure) */
+    uint64_t topics;    /* log topics created by ingest */
+};
+void mq_ingest_stats(struct mq_ingest *in, struct mq_ingest_stats *st);
 
 #endif

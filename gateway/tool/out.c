@@ -96,7 +96,7 @@ static size_t mq_utf8_seq(const uint8_t *p, const uint8_t *end)
     return 0;
 }
 
-bool mq_utf8_valid(const uint8_t *p, size_t n)
+bool mq_out_utf8_valid(const uint8_t *p, size_t n)
 {
     const uint8_t *end = p + n;
     while (p < end) {

@@ -64,7 +64,7 @@ static inline void mq_out_str(struct mq_out *out, const char *s)
 void mq_out_int(struct mq_out *out, int64_t v);
 
 /* True when p[0..n) is well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF). */
-bool mq_utf8_valid(const uint8_t *p, size_t n);
+bool mq_out_utf8_valid(const uint8_t *p, size_t n);
 
 /* Appends p[0..n) as a quoted JSON string when it is valid UTF-8 and returns true; otherwise appends
  * nothing and returns false. */

@@ -1,0 +1,331 @@
+/*
+ * daemon.c - mqlogd's two modes: --check, and the run loop.
+ *
+ * Signals: SIGTERM, SIGINT, SIGHUP and SIGUSR1 are blocked before the first thread exists (so every thread
+ * inherits the mask and none of them is interrupted) and the main thread takes them with sigtimedwait(): no
+ * handler runs at all, and everything a signal asks for (stop, reload, print counters) happens on the main
+ * thread between waits. The one-second wait timeout also paces the systemd watchdog and the periodic
+ * counters.
+ *
+ * Start-up order: configuration, store (its recovery happens here), ingest, the Kafka endpoint, the
+ * connectors, then READY=1. Stop order is the reverse, so that nothing reaches a module after it is gone:
+ * the connectors stop (unacknowledged messages stay with the brokers), the endpoint stops, and closing the
+ * store flushes everything produced.
+ */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "kafka/server.h"
+#include "store/store.h"
+#include "util/diag.h"
+#include "util/parse.h"
+
+#define MQ_DAEMON_STATS_MS 60000 /* counters at debug level this often (SIGUSR1: at once, at info level) */
+
+struct mq_daemon {
+    const char *config_path;
+    struct mq_daemon_cfg *dc; /* the configuration in force */
+    struct mq_store *store;
+    struct mq_ingest *ingest;
+    struct mq_sup *sup;
+    struct mq_kafka_server *kafka;
+};
+
+/* ---- --check ---- */
+
+static void mq_report_stderr(void *opaque, const char *msg)
+{
+    int *count = opaque;
+    fprintf(stderr, "%s\n", msg);
+    (*count)++;
+}
+
+int mq_daemon_check(const char *config_path)
+{
+    int count = 0;
+    struct mq_config *cfg = NULL;
+    struct mq_ingest_routes *routes = NULL;
+    enum mq_err err = mq_daemon_load(config_path, &cfg, &routes, mq_report_stderr, &count);
+    if (err != MQ_OK) {
+        if (count == 0)
+            fprintf(stderr, "%s: %s\n", config_path, mq_strerror(err));
+        return 1;
+    }
+    printf("%s: OK (%zu file%s, %zu broker%s, %zu mapping%s, %zu route%s)\n", config_path, cfg->nfiles,
+           cfg->nfiles == 1 ? "" : "s", cfg->nbrokers, cfg->nbrokers == 1 ? "" : "s", cfg->nmappings,
+           cfg->nmappings == 1 ? "" : "s", mq_route_count(mq_ingest_routes_table(routes)),
+           mq_route_count(mq_ingest_routes_table(routes)) == 1 ? "" : "s");
+    mq_ingest_routes_free(routes);
+    mq_config_free(cfg);
+    return 0;
+}
+
+/* ---- run ---- */
+
+static void mq_report_log(void *opaque, const char *msg)
+{
+    (void)opaque;
+    MQ_ERROR("%s", msg);
+}
+
+static void mq_log_conf_from(const struct mq_config *cfg, struct mq_log_conf *lc)
+{
+    mq_log_conf_defaults(lc);
+    lc->flush_interval_ms = cfg->log.flush_interval_ms;
+    lc->flush_bytes = cfg->log.flush_bytes;
+    lc->segment_bytes = cfg->log.segment_bytes;
+    lc->segment_ms = cfg->log.segment_ms;
+    lc->index_interval_bytes = cfg->log.index_interval_bytes;
+    lc->batch_bytes = cfg->log.batch_bytes;
+    lc->max_pending_bytes = cfg->log.max_pending_bytes;
+    lc->checkpoint_bytes = cfg->log.checkpoint_bytes;
+    lc->retention_check_ms = cfg->log.retention_check_ms;
+}
+
+static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
+{
+    const struct mq_config *cfg = d->dc->cfg;
+    if (!cfg->kafka.listen)
+        return MQ_OK;
+    struct mq_kafka_server_conf kc;
+    mq_kafka_server_conf_defaults(&kc);
+    kc.listen_host = cfg->kafka.listen_host;
+    kc.port = cfg->kafka.listen_port;
+    if (cfg->kafka.advertised) {
+        kc.advertised_host = cfg->kafka.advertised_host;
+        kc.advertised_port = cfg->kafka.advertised_port;
+    }
+    char why[512] = "";
+    enum mq_err err = mq_kafka_server_start(d->store, &kc, &d->kafka, why, sizeof why);
+    if (err != MQ_OK) {
+        MQ_ERROR("kafka endpoint on %s: %s", cfg->kafka.listen, why[0] ? why : mq_strerror(err));
+        return err;
+    }
+    MQ_NOTICE("kafka endpoint listening on %s:%d", kc.listen_host ? kc.listen_host : "127.0.0.1",
+              mq_kafka_server_port(d->kafka));
+    return MQ_OK;
+}
+
+static bool mq_str_same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Settings a reload cannot change without reopening the store or the listener: say so instead of
+ * pretending. */
+static void mq_daemon_reload_warnings(const struct mq_config *old, const struct mq_config *cfg)
+{
+    if (!mq_str_same(old->data_dir, cfg->data_dir))
+        MQ_WARN("reload: data_dir changed to %s: it takes effect at the next start (still writing %s)",
+                cfg->data_dir, old->data_dir);
+    struct mq_log_conf a, b;
+    mq_log_conf_from(old, &a);
+    mq_log_conf_from(cfg, &b);
+    if (memcmp(&a, &b, sizeof a) != 0)
+        MQ_WARN("reload: the log section changed: its store settings take effect at the next start");
+    if (!mq_str_same(old->kafka.listen, cfg->kafka.listen) ||
+        !mq_str_same(old->kafka.advertised, cfg->kafka.advertised))
+        MQ_WARN("reload: the kafka section changed: it takes effect at the next start");
+}
+
+static void mq_daemon_reload(struct mq_daemon *d)
+{
+    sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration");
+    MQ_NOTICE("SIGHUP: reloading %s", d->config_path);
+    struct mq_config *cfg = NULL;
+    struct mq_ingest_routes *routes = NULL;
+    enum mq_err err = mq_daemon_load(d->config_path, &cfg, &routes, mq_report_log, NULL);
+    if (err != MQ_OK) {
+        MQ_ERROR("reload rejected (%s): the running configuration stays in force", mq_strerror(err));
+        sd_notify(0, "READY=1\nSTATUS=Running (reload rejected: configuration errors)");
+        return;
+    }
+    mq_daemon_reload_warnings(d->dc->cfg, cfg);
+    struct mq_daemon_cfg *dc = mq_daemon_cfg_new(cfg);
+    if (!dc) {
+        mq_ingest_routes_free(routes);
+        mq_config_free(cfg);
+        MQ_ERROR("reload rejected: out of memory");
+        sd_notify(0, "READY=1");
+        return;
+    }
+    char why[512] = "";
+    err = mq_sup_apply(d->sup, dc, mq_ingest_routes_table(routes), routes, why, sizeof why);
+    if (err != MQ_OK) {
+        mq_ingest_routes_free(routes);
+        mq_daemon_cfg_unref(dc);
+        MQ_ERROR("reload rejected: %s: the running configuration stays in force", why);
+        sd_notify(0, "READY=1\nSTATUS=Running (reload rejected)");
+        return;
+    }
+    mq_daemon_cfg_unref(d->dc);
+    d->dc = dc;
+    MQ_NOTICE("reloaded %s: %zu broker%s, %zu mapping%s", d->config_path, cfg->nbrokers,
+              cfg->nbrokers == 1 ? "" : "s", cfg->nmappings, cfg->nmappings == 1 ? "" : "s");
+    sd_notify(0, "READY=1\nSTATUS=Running");
+}
+
+static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
+{
+    if ((int)level > mq_diag_level)
+        return;
+    struct mq_ingest_stats st;
+    mq_ingest_stats(d->ingest, &st);
+    size_t n, connected;
+    mq_sup_count(d->sup, &n, &connected);
+    mq_diag_printf(level,
+                   "%llu messages, %llu records, %llu payload bytes stored; %llu unmatched, %llu invalid, "
+                   "%llu pushed back; %zu of %zu connections up",
+                   (unsigned long long)st.messages, (unsigned long long)st.records,
+                   (unsigned long long)st.bytes, (unsigned long long)st.unmatched,
+                   (unsigned long long)st.invalid, (unsigned long long)st.full, connected, n);
+    if (level == MQ_LV_INFO)
+        mq_sup_log_stats(d->sup);
+}
+
+/* Frees what mq_daemon_start built, in reverse order. Returns the store's close error. */
+static enum mq_err mq_daemon_teardown(struct mq_daemon *d)
+{
+    mq_sup_free(d->sup);
+    d->sup = NULL;
+    mq_kafka_server_stop(d->kafka);
+    d->kafka = NULL;
+    mq_ingest_free(d->ingest);
+    d->ingest = NULL;
+    enum mq_err err = mq_store_close(d->store);
+    d->store = NULL;
+    mq_daemon_cfg_unref(d->dc);
+    d->dc = NULL;
+    return err;
+}
+
+static enum mq_err mq_daemon_start(struct mq_daemon *d)
+{
+    struct mq_config *cfg = NULL;
+    struct mq_ingest_routes *routes = NULL;
+    enum mq_err err = mq_daemon_load(d->config_path, &cfg, &routes, mq_report_log, NULL);
+    if (err != MQ_OK)
+        return err;
+    d->dc = mq_daemon_cfg_new(cfg);
+    if (!d->dc) {
+        mq_config_free(cfg);
+        mq_ingest_routes_free(routes);
+        return MQ_ERR_NOMEM;
+    }
+    struct mq_log_conf lc;
+    mq_log_conf_from(cfg, &lc);
+    char why[512] = "";
+    err = mq_store_open(cfg->data_dir, MQ_STORE_WRITE, &lc, &d->store, why, sizeof why);
+    if (err != MQ_OK) {
+        mq_ingest_routes_free(routes);
+        if (err == MQ_ERR_BUSY)
+            MQ_ERROR("data directory %s is being written by another process (another mqlogd?): %s",
+                     cfg->data_dir, why);
+        else
+            MQ_ERROR("cannot open the data directory %s: %s", cfg->data_dir, why[0] ? why : mq_strerror(err));
+        return err;
+    }
+    err = mq_ingest_new(d->store, routes, &d->ingest, why, sizeof why);
+    if (err != MQ_OK) {
+        mq_ingest_routes_free(routes);
+        MQ_ERROR("ingest: %s", why);
+        return err;
+    }
+    err = mq_daemon_kafka_start(d);
+    if (err != MQ_OK)
+        return err;
+    err = mq_sup_new(d->ingest, &d->sup);
+    if (err != MQ_OK)
+        return err;
+    err = mq_sup_apply(d->sup, d->dc, mq_ingest_routes_table(routes), NULL, why, sizeof why);
+    if (err != MQ_OK) {
+        MQ_ERROR("%s", why);
+        return err;
+    }
+    return MQ_OK;
+}
+
+int mq_daemon_run(const char *config_path)
+{
+    /* before any thread exists: see the top of the file */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (rc != 0) {
+        MQ_ERROR("pthread_sigmask: %s", strerror(rc));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a peer closing a socket is an EPIPE error, not the end of the daemon */
+
+    struct mq_daemon d = {.config_path = config_path};
+    enum mq_err err = mq_daemon_start(&d);
+    if (err != MQ_OK) {
+        MQ_ERROR("mqlogd not started: %s", mq_strerror(err));
+        sd_notifyf(0, "STATUS=Failed to start: %s", mq_strerror(err));
+        mq_daemon_teardown(&d);
+        return 1;
+    }
+    size_t n, connected;
+    mq_sup_count(d.sup, &n, &connected);
+    MQ_NOTICE("mqlogd running: data in %s, %zu broker%s, %zu connection%s, %zu mapping%s",
+              d.dc->cfg->data_dir, d.dc->cfg->nbrokers, d.dc->cfg->nbrokers == 1 ? "" : "s", n,
+              n == 1 ? "" : "s", d.dc->cfg->nmappings, d.dc->cfg->nmappings == 1 ? "" : "s");
+    sd_notify(0, "READY=1\nSTATUS=Running");
+
+    uint64_t wd_usec = 0;
+    bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
+    int64_t wd_every_ms = watchdog ? (int64_t)(wd_usec / 2000) : 0;
+    int64_t next_wd = mq_mono_ms(), next_stats = mq_mono_ms() + MQ_DAEMON_STATS_MS;
+    int exit_status = 0;
+    for (;;) {
+        struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
+        if (watchdog && wd_every_ms < 1000) {
+            ts.tv_sec = 0;
+            ts.tv_nsec = (wd_every_ms > 0 ? wd_every_ms : 1) * 1000000L;
+        }
+        siginfo_t si;
+        int sig = sigtimedwait(&set, &si, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            MQ_NOTICE("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        if (sig == SIGHUP)
+            mq_daemon_reload(&d);
+        else if (sig == SIGUSR1)
+            mq_daemon_stats(&d, MQ_LV_INFO);
+        else if (sig < 0 && errno != EAGAIN && errno != EINTR) {
+            MQ_ERROR("sigtimedwait: %s", strerror(errno));
+            exit_status = 1;
+            break;
+        }
+        int64_t now = mq_mono_ms();
+        if (watchdog && now >= next_wd) {
+            sd_notify(0, "WATCHDOG=1");
+            next_wd = now + wd_every_ms;
+        }
+        if (now >= next_stats) {
+            mq_daemon_stats(&d, MQ_LV_DEBUG);
+            next_stats = now + MQ_DAEMON_STATS_MS;
+        }
+    }
+    sd_notify(0, "STOPPING=1\nSTATUS=Stopping: flushing the log");
+    mq_daemon_stats(&d, MQ_LV_INFO);
+    err = mq_daemon_teardown(&d);
+    if (err != MQ_OK) {
+        MQ_ERROR("closing the store: %s", mq_strerror(err));
+        return 1;
+    }
+    MQ_NOTICE("mqlogd stopped: everything received is stored");
+    return exit_status;
+}

@@ -1,0 +1,77 @@
+/*
+ * daemon.h - mqlogd's internals: loading and checking a configuration the way the daemon uses it, the
+ * connector instances it supervises, and the run loop (signals, reload, systemd notification).
+ *
+ * mqlogd.c only parses its command line and calls mq_daemon_check() or mq_daemon_run().
+ */
+#ifndef MQ_DAEMON_H
+#define MQ_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "connector.h"
+#include "ingest/ingest.h"
+#include "util/err.h"
+
+/* ---- load.c: configuration + routes, as the daemon (and --check) takes them ---- */
+
+/*
+ * Loads the configuration at path, builds its routes (mq_ingest_routes_new) and checks that every broker's
+ * client is built into this binary. Every problem goes to report (one "FILE:LINE:COL: message" line, or
+ * "FILE: message" when there is no position). On MQ_OK the caller owns *cfgp and *routesp (either pointer
+ * may be NULL when not wanted: what it would get is freed); on failure both are untouched.
+ */
+enum mq_err mq_daemon_load(const char *path, struct mq_config **cfgp, struct mq_ingest_routes **routesp,
+                           mq_config_report_fn *report, void *opaque);
+
+/* The name a configuration's client enum stands for ("paho", "mosquitto"). */
+const char *mq_daemon_client_name(enum mq_config_client client);
+
+/* ---- supervise.c: the connector instances ---- */
+
+/* A configuration shared by the instances created from it; freed with its last reference. */
+struct mq_daemon_cfg {
+    struct mq_config *cfg;
+    int refs;
+};
+struct mq_daemon_cfg *mq_daemon_cfg_new(struct mq_config *cfg); /* takes cfg over, refs = 1 */
+void mq_daemon_cfg_unref(struct mq_daemon_cfg *dc);             /* accepts NULL */
+
+struct mq_sup; /* every connector instance of the daemon */
+
+/* An empty set of instances feeding ingest (which must outlive it). */
+enum mq_err mq_sup_new(struct mq_ingest *ingest, struct mq_sup **out);
+
+/*
+ * Brings the instances in line with configuration dc and route table table: one instance per broker and
+ * session, subscribed to what mq_route_subscriptions() gives for its broker. An instance whose broker
+ * settings, session and subscriptions are unchanged keeps running (and keeps its reference on the
+ * configuration it was made from); the others are created first (so that a failure changes nothing:
+ * MQ_ERR_* with errstr, and install is still the caller's), then install (when not NULL; table must be its
+ * table) becomes ingest's routes, then the outdated instances are stopped and the new ones started. Each
+ * instance takes a reference on dc. A broker that is down stops nothing: connectors retry on their own.
+ */
+enum mq_err mq_sup_apply(struct mq_sup *sup, struct mq_daemon_cfg *dc, const struct mq_route_table *table,
+                         struct mq_ingest_routes *install, char *errstr, size_t errstr_size);
+
+/* Logs one line per instance with its counters (level info). */
+void mq_sup_log_stats(struct mq_sup *sup);
+
+/* Number of instances, and how many of them are connected now. */
+void mq_sup_count(struct mq_sup *sup, size_t *instances, size_t *connected);
+
+/* Stops every instance (each stop() returns once its callbacks are done) and frees everything. Accepts
+ * NULL. */
+void mq_sup_free(struct mq_sup *sup);
+
+/* ---- daemon.c: the two modes of mqlogd ---- */
+
+/* --check: loads and checks config_path, prints each problem on stderr, connects nowhere. Exit status. */
+int mq_daemon_check(const char *config_path);
+
+/* Runs until SIGTERM/SIGINT (SIGHUP reloads). Returns the process exit status. */
+int mq_daemon_run(const char *config_path);
+
+#endif

@@ -1,0 +1,729 @@
+/*
+ * ingest.c - routes each message a connector hands over and produces its records into the log.
+ *
+ * The hot path (a message to a topic already in use) takes no lock of its own, makes no catalog query and
+ * allocates nothing: the route table is read under an epoch counter (below), the log topics in use sit in an
+ * open-addressing hash map that readers probe without locking, and the partitions each topic has opened are
+ * atomic pointers. Only the first message to a topic or partition takes the slow path, under one mutex:
+ * create the topic in the store (catalog + directories), open the partition, publish both.
+ *
+ * Backpressure without duplicates: a message that matches several log topics is stored in all or in none.
+ * The hits are collected first, every partition is asked whether it takes data (mq_part_can_produce), and
+ * only then is anything produced. Another thread can fill a partition between the check and the produce;
+ * then the remaining records wait for room (a short, bounded wait) rather than leave the message half stored.
+ *
+ * Route table swap (SIGHUP), an RCU of two counters: a reader adds itself to readers[epoch & 1] before it
+ * loads the routes pointer and leaves that counter when done. The swapper publishes the new pointer, then
+ * twice flips the epoch and waits for the counter of the previous parity to drain. A reader that could still
+ * see the old pointer counted itself before the publication, in one of the two counters, so after both
+ * drains none is left; after a flip only readers that read the epoch before it join the drained counter,
+ * so the wait ends even under constant traffic.
+ *
+ * Topic and partition counts: a topic that already exists with another partition count than its mapping
+ * says (the mapping was edited) keeps its count: Kafka's partitioner is applied with the topic's real count,
+ * so keys still land where Kafka would put them, and a warning says so once.
+ */
+#include "ingest/ingest.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config/config.h"
+#include "route/partition.h"
+#include "route/route.h"
+#include "store/store.h"
+#include "util/diag.h"
+#include "util/parse.h"
+
+#define MQ_INGEST_HITS_STACK   16   /* hits kept on the stack; more are rare (a message in many topics) */
+#define MQ_INGEST_KEYBUF       1024 /* key bytes copied on the stack; longer keys are allocated */
+#define MQ_INGEST_HEADERS      16   /* headers on the stack: ours plus the connector's */
+#define MQ_INGEST_RACE_WAIT_MS 5000 /* how long a half-produced message waits for room (see above) */
+#define MQ_INGEST_LOG_EVERY_MS 10000
+
+struct mq_ingest_routes {
+    struct mq_route_table *table;
+    struct mq_retention *rets; /* per mapping */
+    size_t nrets;
+    struct mq_retention unmatched_ret;
+    unsigned gen; /* set when installed: which routes generation a topic's retention was checked against */
+};
+
+/* A log topic in use. The partition pointers are filled as partitions are first produced to. */
+struct mq_itopic {
+    uint64_t hash;
+    int32_t nparts;          /* the topic's real partition count (catalog) */
+    atomic_uint checked_gen; /* routes generation whose retention this topic was checked against */
+    _Atomic(struct mq_part *) *parts;
+    char name[];
+};
+
+/* The topic map: open addressing, linear probing, at most half full. Readers probe it without a lock; the
+ * writer (under map_mu) fills empty slots or publishes a bigger copy. Old maps stay until mq_ingest_free()
+ * because a reader may still be probing one (they add up to less than the current one). */
+struct mq_tmap {
+    struct mq_tmap *retired; /* the map this one replaced */
+    size_t cap;              /* a power of two */
+    size_t n;
+    _Atomic(struct mq_itopic *) slot[];
+};
+
+/* A counter on a cache line of its own, so that threads counting in different ones do not share a line. */
+struct mq_padded_counter {
+    atomic_long v;
+    char pad[64 - sizeof(atomic_long)];
+};
+
+struct mq_ingest {
+    struct mq_store *store;
+
+    _Atomic(struct mq_ingest_routes *) routes;
+    atomic_uint epoch;
+    struct mq_padded_counter readers[2];
+    unsigned gen; /* last routes generation handed out (swapper only) */
+
+    pthread_mutex_t map_mu; /* topic creation, partition opening, map growth */
+    _Atomic(struct mq_tmap *) map;
+
+    atomic_uint_fast64_t messages, records, bytes, unmatched, invalid, full, topics;
+    atomic_int_fast64_t last_log_ms; /* rate limit of repeated warnings */
+};
+
+/* ---- routes ---- */
+
+enum mq_err mq_ingest_routes_from_table(struct mq_route_table *table, const struct mq_retention *rets,
+                                        size_t nrets, const struct mq_retention *unmatched_ret,
+                                        struct mq_ingest_routes **out)
+{
+    size_t n = mq_route_count(table);
+    if (rets && nrets != n)
+        return MQ_ERR_INVAL;
+    struct mq_ingest_routes *r = calloc(1, sizeof *r);
+    if (!r)
+        return MQ_ERR_NOMEM;
+    r->rets = calloc(n ? n : 1, sizeof *r->rets);
+    if (!r->rets) {
+        free(r);
+        return MQ_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        r->rets[i] = rets ? rets[i] : (struct mq_retention){.ms = MQ_RETENTION_MS_DEFAULT, .bytes = 0};
+    r->nrets = n;
+    r->unmatched_ret =
+        unmatched_ret ? *unmatched_ret : (struct mq_retention){.ms = MQ_RETENTION_MS_DEFAULT, .bytes = 0};
+    r->table = table;
+    *out = r;
+    return MQ_OK;
+}
+
+enum mq_err mq_ingest_routes_new(const struct mq_config *cfg, struct mq_ingest_routes **out, char *errstr,
+                                 size_t errstr_size)
+{
+    struct mq_route_table *table = NULL;
+    enum mq_err err = mq_config_route_table(cfg, &table, errstr, errstr_size);
+    if (err != MQ_OK)
+        return err;
+    struct mq_retention *rets = calloc(cfg->nmappings ? cfg->nmappings : 1, sizeof *rets);
+    if (!rets) {
+        mq_route_table_free(table);
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    }
+    for (size_t i = 0; i < cfg->nmappings; i++)
+        mq_config_mapping_retention(cfg, &cfg->mappings[i], &rets[i].ms, &rets[i].bytes);
+    struct mq_retention um = {.ms = cfg->log.retention_ms, .bytes = cfg->log.retention_bytes};
+    err = mq_ingest_routes_from_table(table, rets, cfg->nmappings, &um, out);
+    free(rets);
+    if (err != MQ_OK) {
+        mq_route_table_free(table);
+        return mq_errf(err, errstr, errstr_size, "route table: %s", mq_strerror(err));
+    }
+    return MQ_OK;
+}
+
+struct mq_route_table *mq_ingest_routes_table(const struct mq_ingest_routes *routes)
+{
+    return routes->table;
+}
+
+void mq_ingest_routes_free(struct mq_ingest_routes *routes)
+{
+    if (!routes)
+        return;
+    mq_route_table_free(routes->table);
+    free(routes->rets);
+    free(routes);
+}
+
+/* ---- the topic map ---- */
+
+static uint64_t mq_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct mq_tmap *mq_tmap_new(size_t cap)
+{
+    struct mq_tmap *m = calloc(1, sizeof *m + cap * sizeof m->slot[0]);
+    if (m)
+        m->cap = cap;
+    return m;
+}
+
+static struct mq_itopic *mq_tmap_find(struct mq_tmap *m, const char *name, uint64_t hash)
+{
+    for (size_t i = hash & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        struct mq_itopic *t = atomic_load_explicit(&m->slot[i], memory_order_acquire);
+        if (!t)
+            return NULL;
+        if (t->hash == hash && strcmp(t->name, name) == 0)
+            return t;
+    }
+}
+
+static void mq_tmap_put(struct mq_tmap *m, struct mq_itopic *t)
+{
+    size_t i = t->hash & (m->cap - 1);
+    while (atomic_load_explicit(&m->slot[i], memory_order_relaxed))
+        i = (i + 1) & (m->cap - 1);
+    atomic_store_explicit(&m->slot[i], t, memory_order_release);
+    m->n++;
+}
+
+static void mq_itopic_free(struct mq_itopic *t)
+{
+    if (t) {
+        free(t->parts);
+        free(t);
+    }
+}
+
+/* Adds t to the map, growing it first when it would become more than half full (under map_mu). */
+static enum mq_err mq_ingest_map_add(struct mq_ingest *in, struct mq_itopic *t)
+{
+    struct mq_tmap *m = atomic_load(&in->map);
+    if ((m->n + 1) * 2 > m->cap) {
+        struct mq_tmap *bigger = mq_tmap_new(m->cap * 2);
+        if (!bigger)
+            return MQ_ERR_NOMEM;
+        for (size_t i = 0; i < m->cap; i++) {
+            struct mq_itopic *old = atomic_load_explicit(&m->slot[i], memory_order_relaxed);
+            if (old)
+                mq_tmap_put(bigger, old);
+        }
+        bigger->retired = m;
+        atomic_store(&in->map, bigger);
+        m = bigger;
+    }
+    mq_tmap_put(m, t);
+    return MQ_OK;
+}
+
+/* Logs at most one line per MQ_INGEST_LOG_EVERY_MS for repeated conditions (full store, bad topics). */
+static bool mq_ingest_log_due(struct mq_ingest *in)
+{
+    int64_t now = mq_mono_ms();
+    int64_t last = atomic_load_explicit(&in->last_log_ms, memory_order_relaxed);
+    return now - last >= MQ_INGEST_LOG_EVERY_MS &&
+           atomic_compare_exchange_strong(&in->last_log_ms, &last, now);
+}
+
+/*
+ * The slow path of a topic: creates it in the store when missing (with the hit's partition count and
+ * retention), brings its catalog retention in line with the routes, and adds it to the map. Under map_mu.
+ */
+static enum mq_err mq_ingest_topic_open(struct mq_ingest *in, const char *name, uint64_t hash,
+                                        int32_t partitions, const struct mq_retention *ret,
+                                        struct mq_itopic **tp)
+{
+    struct mq_itopic *t = mq_tmap_find(atomic_load(&in->map), name, hash);
+    if (t) {
+        *tp = t;
+        return MQ_OK;
+    }
+    char why[256] = "";
+    struct mq_catalog_topic ct;
+    enum mq_err err = mq_store_topic_get(in->store, name, &ct);
+    if (err == MQ_ERR_NOENT) {
+        err = mq_store_topic_create(in->store, name, partitions, ret, why, sizeof why);
+        if (err == MQ_OK) {
+            MQ_INFO("created log topic %s with %d partition%s", name, (int)partitions,
+                    partitions == 1 ? "" : "s");
+            atomic_fetch_add_explicit(&in->topics, 1, memory_order_relaxed);
+        }
+        if (err == MQ_OK || err == MQ_ERR_EXISTS)
+            err = mq_store_topic_get(in->store, name, &ct);
+    }
+    if (err != MQ_OK) {
+        if (mq_ingest_log_due(in))
+            MQ_ERROR("cannot create log topic %s: %s", name, why[0] ? why : mq_strerror(err));
+        return err;
+    }
+    if (ct.partitions != partitions)
+        MQ_WARN(
+            "log topic %s exists with %d partitions, its mapping says %d: keeping %d (a topic's partition "
+            "count is never changed; records go where Kafka's partitioner puts them for %d)",
+            name, (int)ct.partitions, (int)partitions, (int)ct.partitions, (int)ct.partitions);
+    size_t len = strlen(name);
+    t = calloc(1, sizeof *t + len + 1);
+    if (!t)
+        return MQ_ERR_NOMEM;
+    t->parts = calloc((size_t)ct.partitions, sizeof *t->parts);
+    if (!t->parts) {
+        free(t);
+        return MQ_ERR_NOMEM;
+    }
+    memcpy(t->name, name, len + 1);
+    t->hash = hash;
+    t->nparts = ct.partitions;
+    atomic_init(&t->checked_gen,
+                0); /* generation 0 is never handed out: the first message checks retention */
+    err = mq_ingest_map_add(in, t);
+    if (err != MQ_OK) {
+        mq_itopic_free(t);
+        return err;
+    }
+    *tp = t;
+    return MQ_OK;
+}
+
+/* Brings the catalog's retention of t in line with the routes of generation gen (under map_mu). */
+static enum mq_err mq_ingest_topic_retention(struct mq_ingest *in, struct mq_itopic *t, unsigned gen,
+                                             const struct mq_retention *ret)
+{
+    if (atomic_load(&t->checked_gen) == gen)
+        return MQ_OK;
+    struct mq_catalog_topic ct;
+    enum mq_err err = mq_store_topic_get(in->store, t->name, &ct);
+    if (err == MQ_OK && (ct.retention_ms != ret->ms || ct.retention_bytes != ret->bytes)) {
+        err = mq_store_topic_set_retention(in->store, t->name, ret);
+        if (err == MQ_OK)
+            MQ_NOTICE(
+                "log topic %s: retention set to %lld ms, %lld bytes per partition (was %lld ms, %lld bytes)",
+                t->name, (long long)ret->ms, (long long)ret->bytes, (long long)ct.retention_ms,
+                (long long)ct.retention_bytes);
+    }
+    if (err != MQ_OK) {
+        MQ_ERROR("log topic %s: cannot update its retention: %s", t->name, mq_strerror(err));
+        return err;
+    }
+    atomic_store(&t->checked_gen, gen);
+    return MQ_OK;
+}
+
+/* Opens partition p of t (under map_mu). */
+static enum mq_err mq_ingest_part_open(struct mq_ingest *in, struct mq_itopic *t, int32_t p,
+                                       struct mq_part **partp)
+{
+    struct mq_part *part = atomic_load(&t->parts[p]);
+    if (part) {
+        *partp = part;
+        return MQ_OK;
+    }
+    enum mq_err err = mq_store_part(in->store, t->name, p, &part);
+    if (err != MQ_OK) {
+        if (mq_ingest_log_due(in))
+            MQ_ERROR("cannot open partition %d of log topic %s: %s", (int)p, t->name, mq_strerror(err));
+        return err;
+    }
+    atomic_store(&t->parts[p], part);
+    *partp = part;
+    return MQ_OK;
+}
+
+/* ---- the hot path ---- */
+
+struct mq_ingest_hit {
+    struct mq_part *part;
+    const void *key; /* NULL: null key */
+    size_t key_len;
+};
+
+/* What mq_route_match's callback collects for one message. */
+struct mq_ingest_collect {
+    struct mq_ingest *in;
+    const struct mq_ingest_routes *routes;
+    struct mq_ingest_hit stack[MQ_INGEST_HITS_STACK];
+    struct mq_ingest_hit *hits;
+    size_t n, cap;
+    unsigned char keybuf[MQ_INGEST_KEYBUF];
+    size_t keyused;
+    void **heap; /* keys that did not fit keybuf */
+    size_t nheap;
+    bool called; /* the route table accepted the topic and called back */
+};
+
+static void mq_collect_release(struct mq_ingest_collect *c)
+{
+    for (size_t i = 0; i < c->nheap; i++)
+        free(c->heap[i]);
+    free(c->heap);
+    if (c->hits != c->stack)
+        free(c->hits);
+}
+
+/* Keeps a copy of the key: the hit's key may point into a buffer that lives only during the callback. */
+static enum mq_err mq_collect_key(struct mq_ingest_collect *c, const struct mq_route_hit *hit,
+                                  struct mq_ingest_hit *h)
+{
+    h->key = NULL;
+    h->key_len = 0;
+    if (!hit->key)
+        return MQ_OK;
+    h->key_len = hit->key_len;
+    if (hit->key_len <= sizeof c->keybuf - c->keyused) {
+        unsigned char *k = c->keybuf + c->keyused;
+        if (hit->key_len)
+            memcpy(k, hit->key, hit->key_len);
+        c->keyused += hit->key_len;
+        h->key = k;
+        return MQ_OK;
+    }
+    void **nh = realloc(c->heap, (c->nheap + 1) * sizeof *nh);
+    if (!nh)
+        return MQ_ERR_NOMEM;
+    c->heap = nh;
+    void *k = malloc(hit->key_len);
+    if (!k)
+        return MQ_ERR_NOMEM;
+    memcpy(k, hit->key, hit->key_len);
+    c->heap[c->nheap++] = k;
+    h->key = k;
+    return MQ_OK;
+}
+
+static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
+{
+    struct mq_ingest_collect *c = opaque;
+    struct mq_ingest *in = c->in;
+    c->called = true;
+    const struct mq_retention *ret = hit->mapping >= 0 && (size_t)hit->mapping < c->routes->nrets
+                                         ? &c->routes->rets[hit->mapping]
+                                         : &c->routes->unmatched_ret;
+    uint64_t hash = mq_hash(hit->topic);
+    struct mq_itopic *t =
+        mq_tmap_find(atomic_load_explicit(&in->map, memory_order_acquire), hit->topic, hash);
+    enum mq_err err = MQ_OK;
+    if (!t || atomic_load_explicit(&t->checked_gen, memory_order_acquire) != c->routes->gen) {
+        pthread_mutex_lock(&in->map_mu);
+        err = mq_ingest_topic_open(in, hit->topic, hash, hit->partitions, ret, &t);
+        if (err == MQ_OK)
+            err = mq_ingest_topic_retention(in, t, c->routes->gen, ret);
+        pthread_mutex_unlock(&in->map_mu);
+        if (err != MQ_OK)
+            return err;
+    }
+    int32_t p = hit->partition;
+    if (t->nparts != hit->partitions)
+        p = hit->key ? mq_partition_for_key(hit->key, hit->key_len, t->nparts) : hit->partition % t->nparts;
+    struct mq_part *part = atomic_load_explicit(&t->parts[p], memory_order_acquire);
+    if (!part) {
+        pthread_mutex_lock(&in->map_mu);
+        err = mq_ingest_part_open(in, t, p, &part);
+        pthread_mutex_unlock(&in->map_mu);
+        if (err != MQ_OK)
+            return err;
+    }
+    if (c->n == c->cap) {
+        size_t ncap = c->cap * 2;
+        struct mq_ingest_hit *nh =
+            c->hits == c->stack ? malloc(ncap * sizeof *nh) : realloc(c->hits, ncap * sizeof *nh);
+        if (!nh)
+            return MQ_ERR_NOMEM;
+        if (c->hits == c->stack)
+            memcpy(nh, c->stack, sizeof c->stack);
+        c->hits = nh;
+        c->cap = ncap;
+    }
+    struct mq_ingest_hit *h = &c->hits[c->n];
+    h->part = part;
+    err = mq_collect_key(c, hit, h);
+    if (err == MQ_OK)
+        c->n++;
+    return err;
+}
+
+static void mq_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Produces one record; a partition that just said it had room but filled meanwhile is waited for. */
+static enum mq_err mq_ingest_produce_one(struct mq_ingest *in, struct mq_part *part,
+                                         const struct mq_record *rec, bool must, int64_t *offset)
+{
+    enum mq_err err = mq_part_produce(part, rec, offset);
+    if (err == MQ_ERR_RANGE) {
+        /* the open batch cannot take this (large) record on top of what it holds: it fits in a batch of its
+         * own once the flusher has sealed the open one */
+        mq_part_request_flush(part);
+        err = MQ_ERR_FULL;
+    }
+    if (err != MQ_ERR_FULL || !must)
+        return err;
+    int64_t deadline = mq_mono_ms() + MQ_INGEST_RACE_WAIT_MS;
+    while (err == MQ_ERR_FULL && mq_mono_ms() < deadline) {
+        mq_part_request_flush(part);
+        mq_sleep_ms(1);
+        err = mq_part_produce(part, rec, offset);
+        if (err == MQ_ERR_RANGE)
+            err = MQ_ERR_FULL;
+    }
+    if (err == MQ_ERR_FULL)
+        MQ_WARN(
+            "log topic %s partition %d stayed full for %d ms with a message half stored: it will be stored "
+            "again in the topics it already reached when it is retried",
+            mq_part_topic(part), (int)mq_part_id(part), MQ_INGEST_RACE_WAIT_MS);
+    (void)in;
+    return err;
+}
+
+static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, const struct mq_source_msg *msg,
+                                   struct mq_ingest_collect *c, struct mq_ticket *ticket)
+{
+    /* a record no batch can hold (MQTT allows 256 MiB payloads, a batch 64 MiB) is refused before anything
+     * is stored: retrying could never help */
+    if (msg->payload_len + msg->topic_len > MQ_BATCH_MAX_SIZE - MQ_BATCH_HEADER_SIZE - 4096)
+        return MQ_ERR_INVAL;
+    /* all or nothing: ask every partition first (a partition named twice is asked twice, harmlessly) */
+    for (size_t i = 0; i < c->n; i++) {
+        if (!mq_part_can_produce(c->hits[i].part)) {
+            atomic_fetch_add_explicit(&in->full, 1, memory_order_relaxed);
+            return MQ_ERR_FULL;
+        }
+    }
+    char qos[2] = {(char)('0' + (msg->qos >= 0 && msg->qos <= 2 ? msg->qos : 0)), 0};
+    const char *retain = msg->retain ? "true" : "false";
+    struct mq_header hstack[MQ_INGEST_HEADERS];
+    struct mq_header *hdr = hstack;
+    size_t nextra = msg->headers && msg->header_count > 0 ? (size_t)msg->header_count : 0;
+    size_t nh = 4 + nextra;
+    if (nh > MQ_INGEST_HEADERS) {
+        hdr = malloc(nh * sizeof *hdr);
+        if (!hdr)
+            return MQ_ERR_NOMEM;
+    }
+    hdr[0] = (struct mq_header){"mqtt.topic", 10, msg->topic, (int32_t)msg->topic_len};
+    hdr[1] = (struct mq_header){"mqtt.qos", 8, qos, 1};
+    hdr[2] = (struct mq_header){"mqtt.retain", 11, retain, (int32_t)strlen(retain)};
+    hdr[3] = (struct mq_header){"mqtt.broker", 11, broker, (int32_t)strlen(broker)};
+    if (nextra)
+        memcpy(hdr + 4, msg->headers, nextra * sizeof *hdr);
+
+    struct mq_record rec = {
+        .timestamp = msg->timestamp,
+        .value = msg->payload,
+        .value_len = (int32_t)msg->payload_len,
+        .headers = hdr,
+        .header_count = (int32_t)nh,
+    };
+    enum mq_err err = MQ_OK;
+    size_t done = 0;
+    for (; done < c->n; done++) {
+        const struct mq_ingest_hit *h = &c->hits[done];
+        rec.key = h->key;
+        rec.key_len = h->key ? (int32_t)h->key_len : -1;
+        int64_t off = -1;
+        err = mq_ingest_produce_one(in, h->part, &rec, done > 0, &off);
+        if (err != MQ_OK)
+            break;
+        if (ticket && ticket->n < MQ_TICKET_MAX) {
+            ticket->at[ticket->n].part = h->part;
+            ticket->at[ticket->n].offset = off;
+            ticket->n++;
+        }
+    }
+    if (hdr != hstack)
+        free(hdr);
+    atomic_fetch_add_explicit(&in->records, done, memory_order_relaxed);
+    atomic_fetch_add_explicit(&in->bytes, done * msg->payload_len, memory_order_relaxed);
+    if (err == MQ_ERR_FULL) {
+        atomic_fetch_add_explicit(&in->full, 1, memory_order_relaxed);
+    } else if (err != MQ_OK && err != MQ_ERR_INVAL && mq_ingest_log_due(in)) {
+        MQ_ERROR("cannot store a message from %s on %.*s: %s", broker, (int)msg->topic_len, msg->topic,
+                 mq_strerror(err));
+    }
+    return err;
+}
+
+enum mq_err mq_ingest_message(struct mq_ingest *in, const char *broker, const struct mq_source_msg *msg,
+                              struct mq_ticket *ticket)
+{
+    if (ticket)
+        ticket->n = 0;
+    /* enter the read side: count ourselves before loading the routes (see the top of the file) */
+    unsigned e = atomic_load(&in->epoch) & 1;
+    atomic_fetch_add(&in->readers[e].v, 1);
+    struct mq_ingest_routes *routes = atomic_load(&in->routes);
+
+    struct mq_ingest_collect c;
+    c.in = in;
+    c.routes = routes;
+    c.hits = c.stack;
+    c.n = 0;
+    c.cap = MQ_INGEST_HITS_STACK;
+    c.keyused = 0;
+    c.heap = NULL;
+    c.nheap = 0;
+    c.called = false;
+    int nhits = 0;
+    enum mq_err err = mq_route_match(routes->table, broker, msg->topic, msg->topic_len, msg->payload,
+                                     msg->payload_len, mq_collect_hit, &c, &nhits);
+    if (err == MQ_OK && c.n > 0)
+        err = mq_ingest_store(in, broker, msg, &c, ticket);
+    mq_collect_release(&c);
+    atomic_fetch_sub(&in->readers[e].v, 1);
+
+    if (err == MQ_OK) {
+        atomic_fetch_add_explicit(&in->messages, 1, memory_order_relaxed);
+        if (nhits == 0)
+            atomic_fetch_add_explicit(&in->unmatched, 1, memory_order_relaxed);
+        return MQ_OK;
+    }
+    if (err == MQ_ERR_INVAL) {
+        /* a topic the route table refuses, or a record the log can never take (larger than a batch may
+         * be): retrying cannot help, so the message is dropped, loudly */
+        atomic_fetch_add_explicit(&in->invalid, 1, memory_order_relaxed);
+        if (mq_ingest_log_due(in))
+            MQ_WARN("dropped a message from %s on '%.*s': %s", broker,
+                    (int)(msg->topic_len > 200 ? 200 : msg->topic_len), msg->topic,
+                    c.called ? "it cannot be stored as a record (too large?)"
+                             : "not a valid MQTT topic name");
+        return MQ_ERR_INVAL;
+    }
+    if (err == MQ_ERR_NOMEM)
+        return MQ_ERR_FULL; /* nothing stored; the connector retries after a pause */
+    /* the store could not create or open a topic, or write: nothing (or, after a long race, part) of the
+     * message was stored; the connector holds its input and retries, so nothing is lost */
+    if (err != MQ_ERR_FULL)
+        atomic_fetch_add_explicit(&in->full, 1, memory_order_relaxed);
+    return MQ_ERR_FULL;
+}
+
+bool mq_ingest_durable(struct mq_ingest *in, const struct mq_ticket *ticket)
+{
+    (void)in;
+    for (int i = 0; i < ticket->n; i++)
+        if (mq_part_durable_end(ticket->at[i].part) <= ticket->at[i].offset)
+            return false;
+    return true;
+}
+
+enum mq_err mq_ingest_wait(struct mq_ingest *in, const struct mq_ticket *ticket, int64_t timeout_ms)
+{
+    (void)in;
+    int64_t deadline = timeout_ms >= 0 ? mq_mono_ms() + timeout_ms : -1;
+    for (int i = 0; i < ticket->n; i++)
+        if (mq_part_durable_end(ticket->at[i].part) <= ticket->at[i].offset)
+            mq_part_request_flush(ticket->at[i].part);
+    for (int i = 0; i < ticket->n; i++) {
+        for (;;) {
+            int64_t left = deadline < 0 ? -1 : deadline - mq_mono_ms();
+            if (deadline >= 0 && left < 0)
+                left = 0;
+            enum mq_err err = mq_part_wait_durable(ticket->at[i].part, ticket->at[i].offset, left);
+            if (err == MQ_OK)
+                break;
+            /* a full disk is a state the log recovers from by itself (the record waits in its backlog):
+             * keep waiting for it like for a slow disk, until the deadline */
+            if (err != MQ_ERR_NOSPC || (deadline >= 0 && mq_mono_ms() >= deadline))
+                return err;
+            mq_sleep_ms(10);
+            mq_part_request_flush(ticket->at[i].part);
+        }
+    }
+    return MQ_OK;
+}
+
+/* ---- lifecycle ---- */
+
+enum mq_err mq_ingest_new(struct mq_store *store, struct mq_ingest_routes *routes, struct mq_ingest **out,
+                          char *errstr, size_t errstr_size)
+{
+    if (!store || !routes || !out)
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "mq_ingest_new: missing argument");
+    struct mq_ingest *in = calloc(1, sizeof *in);
+    if (!in)
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    struct mq_tmap *map = mq_tmap_new(64);
+    if (!map) {
+        free(in);
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    }
+    int rc = pthread_mutex_init(&in->map_mu, NULL);
+    if (rc != 0) {
+        free(map);
+        free(in);
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "pthread_mutex_init: %s", strerror(rc));
+    }
+    in->store = store;
+    atomic_init(&in->map, map);
+    in->gen = 1;
+    routes->gen = in->gen;
+    atomic_init(&in->routes, routes);
+    atomic_init(&in->epoch, 0);
+    atomic_init(&in->readers[0].v, 0);
+    atomic_init(&in->readers[1].v, 0);
+    atomic_init(&in->last_log_ms, INT64_MIN / 2);
+    *out = in;
+    return MQ_OK;
+}
+
+/* Flips the epoch and waits until the readers that counted themselves under the previous one are gone. */
+static void mq_ingest_flip_and_drain(struct mq_ingest *in)
+{
+    unsigned old = atomic_fetch_add(&in->epoch, 1) & 1;
+    while (atomic_load(&in->readers[old].v) != 0)
+        sched_yield();
+}
+
+void mq_ingest_set_routes(struct mq_ingest *in, struct mq_ingest_routes *routes)
+{
+    routes->gen = ++in->gen;
+    if (in->gen == 0) /* 0 marks "never checked" in the topics */
+        routes->gen = in->gen = 1;
+    struct mq_ingest_routes *old = atomic_exchange(&in->routes, routes);
+    mq_ingest_flip_and_drain(in);
+    mq_ingest_flip_and_drain(in);
+    mq_ingest_routes_free(old);
+}
+
+void mq_ingest_free(struct mq_ingest *in)
+{
+    if (!in)
+        return;
+    struct mq_tmap *m = atomic_load(&in->map);
+    if (m) {
+        for (size_t i = 0; i < m->cap; i++)
+            mq_itopic_free(atomic_load(&m->slot[i]));
+        while (m) {
+            struct mq_tmap *next = m->retired;
+            free(m);
+            m = next;
+        }
+    }
+    mq_ingest_routes_free(atomic_load(&in->routes));
+    pthread_mutex_destroy(&in->map_mu);
+    free(in);
+}
+
+void mq_ingest_stats(struct mq_ingest *in, struct mq_ingest_stats *st)
+{
+    st->messages = atomic_load(&in->messages);
+    st->records = atomic_load(&in->records);
+    st->bytes = atomic_load(&in->bytes);
+    st->unmatched = atomic_load(&in->unmatched);
+    st->invalid = atomic_load(&in->invalid);
+    st->full = atomic_load(&in->full);
+    st->topics = atomic_load(&in->topics);
+}
