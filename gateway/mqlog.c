@@ -25,6 +25,7 @@ static const struct mq_command mq_commands[] = {
     {"consume", mq_cmd_consume, "print records (raw or JSON), optionally following new ones"},
     {"verify", mq_cmd_verify, "check every batch's CRC, every index and the catalog"},
     {"groups", mq_cmd_groups, "list consumer groups and their committed offsets"},
+    {"replay", mq_cmd_replay, "republish stored records to an MQTT broker"},
     {"route", mq_cmd_route, "show where mqlogd would store a message on an MQTT topic"},
     {NULL, NULL, NULL},
 };

@@ -27,6 +27,7 @@ int mq_cmd_produce(int argc, char **argv);
 int mq_cmd_consume(int argc, char **argv);
 int mq_cmd_verify(int argc, char **argv);
 int mq_cmd_groups(int argc, char **argv);
+int mq_cmd_replay(int argc, char **argv);
 int mq_cmd_route(int argc, char **argv); /* cmd_route.c: where mqlogd would store a message */
 
 /* Prints "mqlog: <message>\n" to stderr. */

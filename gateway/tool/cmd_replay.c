@@ -1,0 +1,1019 @@
+/*
+ * cmd_replay.c - `mqlog replay`: republishes stored records to an MQTT broker, on the MQTT topic each record
+ * arrived on (its "mqtt.topic" header) or on a topic built from a template, at full speed, at a fixed rate,
+ * or at the pace the records were stored at, scaled.
+ *
+ * The store is opened read-only (MQ_LOG_READ), so replay works beside a running mqlogd. What is replayed is
+ * fixed when the command starts: every partition's end offset is taken then, so records that arrive during
+ * the replay are not part of it and the command always ends.
+ *
+ * Order: the records of one partition go out in offset order. With several partitions their records are
+ * merged by timestamp (the head record with the smallest timestamp goes next; ties go to the lower
+ * partition), which is the order they arrived in when they came from one MQTT source, and the only order in
+ * which "the original pacing" means something.
+ *
+ * MQTT side: one libmosquitto client driven from this thread (mosquitto_loop() while waiting; no library
+ * thread, no locks). Publishes are counted until the broker acknowledges them (PUBACK for QoS 1, PUBCOMP for
+ * QoS 2; for QoS 0 until the bytes are written to the socket), and no more than --inflight are outstanding,
+ * which bounds the memory libmosquitto queues. The command ends only once every publish is acknowledged. A
+ * connection lost midway is an error (reported with how far the replay got), not a silent reconnect: with a
+ * clean session the broker would not know what was in flight.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <mosquitto.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tool/tool.h"
+#include "util/parse.h"
+
+#define MQ_REPLAY_CHUNK        (1024 * 1024) /* bytes of batches read from a partition at a time */
+#define MQ_REPLAY_INFLIGHT     100           /* default bound on unacknowledged publishes */
+#define MQ_REPLAY_CONNECT_MS   10000         /* TCP connect + CONNACK */
+#define MQ_REPLAY_ACK_STALL_MS 30000         /* give up when no acknowledgement arrives for this long */
+#define MQ_REPLAY_KEEPALIVE_S  30
+#define MQ_REPLAY_BAR_MS       100 /* progress bar refresh period */
+#define MQ_REPLAY_TOPIC_HDR    "mqtt.topic"
+
+static void mq_replay_help(void)
+{
+    printf(
+        "usage: mqlog replay -d DATA_DIR TOPIC --to mqtt://HOST[:PORT] [-p PARTITION]\n"
+        "                    [-o beginning|end|OFFSET|@EPOCH_MS] [--until OFFSET|@EPOCH_MS]\n"
+        "                    [--topic TEMPLATE] [--qos 0|1|2] [--rate MSGS_PER_S | --speed X]\n"
+        "                    [--client-id ID] [--inflight N]\n"
+        "\n"
+        "Publishes the stored records of TOPIC to an MQTT broker: each record's value is the payload, sent\n"
+        "on the MQTT topic it arrived on (its mqtt.topic header). Read-only: safe beside a running mqlogd.\n"
+        "Records stored after the command starts are not replayed. The retain flag is never set.\n"
+        "\n"
+        "  -d, --dir DATA_DIR      the data directory\n"
+        "  -t, --to URL            the broker: mqtt://HOST[:PORT] (port 1883 by default)\n"
+        "  -p, --partition N       only this partition (default: all, merged in timestamp order; the\n"
+        "                          records of one partition always go out in offset order)\n"
+        "  -o, --offset WHERE      where to start in each partition: beginning (default), end, OFFSET, or\n"
+        "                          @EPOCH_MS (the first record with a timestamp at or after it)\n"
+        "  -u, --until WHERE       stop each partition before the record at OFFSET, or before its first\n"
+        "                          record with a timestamp at or after EPOCH_MS (default: the end)\n"
+        "  -T, --topic TEMPLATE    publish on TEMPLATE instead, where {topic} is the stored MQTT topic,\n"
+        "                          {partition} and {offset} the record's, {key} its key (empty when null)\n"
+        "  -q, --qos N             QoS of the publishes (default 1); with 1 and 2 the command ends once the\n"
+        "                          broker acknowledged every one\n"
+        "  -r, --rate N            publish N messages per second (N may have a fraction)\n"
+        "  -s, --speed X           keep the stored pacing (timestamp differences) scaled by X: 1 as stored,\n"
+        "                          2 twice as fast (default without --rate/--speed: as fast as possible)\n"
+        "  -i, --client-id ID      MQTT client id (default mqlog-replay-PID)\n"
+        "  -I, --inflight N        at most N publishes awaiting acknowledgement (default %d)\n"
+        "  -h, --help              this text\n"
+        "\n"
+        "A progress bar is drawn on stderr when it is a terminal; a summary line ends the run either way.\n",
+        MQ_REPLAY_INFLIGHT);
+}
+
+/* ---- the topic template ---- */
+
+enum mq_tpl_kind { MQ_TPL_TEXT, MQ_TPL_TOPIC, MQ_TPL_PARTITION, MQ_TPL_OFFSET, MQ_TPL_KEY };
+
+struct mq_tpl_piece {
+    enum mq_tpl_kind kind;
+    const char *text; /* MQ_TPL_TEXT: points into the template string */
+    size_t len;
+};
+
+struct mq_tpl {
+    struct mq_tpl_piece *pieces;
+    size_t n;
+    bool uses_topic;
+};
+
+/* Splits tmpl into text and placeholders; prints a usage error and returns false when malformed. */
+static bool mq_tpl_parse(const char *tmpl, struct mq_tpl *tpl)
+{
+    static const struct {
+        const char *name;
+        enum mq_tpl_kind kind;
+    } names[] = {
+        {"topic", MQ_TPL_TOPIC},
+        {"partition", MQ_TPL_PARTITION},
+        {"offset", MQ_TPL_OFFSET},
+        {"key", MQ_TPL_KEY},
+    };
+    size_t len = strlen(tmpl);
+    if (len == 0) {
+        mq_tool_usage_error("replay", "--topic: empty template");
+        return false;
+    }
+    tpl->pieces = calloc(len + 1, sizeof *tpl->pieces); /* never more pieces than characters */
+    if (!tpl->pieces) {
+        mq_tool_error("out of memory");
+        return false;
+    }
+    const char *p = tmpl;
+    while (*p) {
+        if (*p == '}') {
+            mq_tool_usage_error("replay", "--topic '%s': '}' without '{'", tmpl);
+            return false;
+        }
+        if (*p != '{') {
+            size_t n = strcspn(p, "{}");
+            tpl->pieces[tpl->n++] = (struct mq_tpl_piece){MQ_TPL_TEXT, p, n};
+            p += n;
+            continue;
+        }
+        const char *close = strchr(p, '}');
+        size_t nlen = close ? (size_t)(close - p - 1) : 0;
+        size_t k = 0;
+        for (; close && k < sizeof names / sizeof names[0]; k++)
+            if (strlen(names[k].name) == nlen && memcmp(names[k].name, p + 1, nlen) == 0)
+                break;
+        if (!close || k == sizeof names / sizeof names[0]) {
+            mq_tool_usage_error("replay",
+                                "--topic '%s': unknown placeholder at '%s' (expected {topic}, {partition}, "
+                                "{offset} or {key})",
+                                tmpl, p);
+            return false;
+        }
+        tpl->pieces[tpl->n++] = (struct mq_tpl_piece){names[k].kind, NULL, 0};
+        if (names[k].kind == MQ_TPL_TOPIC)
+            tpl->uses_topic = true;
+        p = close + 1;
+    }
+    return true;
+}
+
+/* A growing string for the topic of one publish. */
+struct mq_sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static bool mq_sbuf_add(struct mq_sbuf *b, const void *s, size_t n)
+{
+    if (b->cap - b->len < n + 1) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->len < n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np)
+            return false;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return true;
+}
+
+/* ---- reading the partitions ---- */
+
+/* One partition being replayed: a cursor over its records with the next one to send decoded (the head). */
+struct mq_rpart {
+    int32_t id;
+    struct mq_part *part;
+    int64_t pos;  /* offset of the next batch to read */
+    int64_t want; /* the first offset to replay (a start inside a batch skips the records before it) */
+    int64_t end;  /* records at or after this offset are not replayed (the end at start, or --until) */
+    uint8_t *buf; /* batches read from the segment; the head points into it */
+    size_t cap, len, at;
+    int64_t buf_pos; /* file position of buf[0], for messages */
+    bool in_batch;
+    struct mq_record_iter it;
+    int64_t batch_base;
+    bool has_head;
+    struct mq_record_view head;
+    bool done;
+};
+
+enum mq_where_kind { MQ_WHERE_BEGINNING, MQ_WHERE_END, MQ_WHERE_OFFSET, MQ_WHERE_TIME };
+
+struct mq_replay {
+    const char *topic; /* the log topic */
+    struct mq_store *store;
+    struct mq_rpart *parts;
+    int32_t nparts;
+    int64_t until_ts; /* --until @EPOCH_MS, or -1 */
+    struct mq_tpl tpl;
+    bool have_tpl;
+    struct mq_sbuf mtopic;
+    /* MQTT */
+    const char *url;
+    char *host;
+    int port;
+    int qos;
+    int inflight_max;
+    struct mosquitto *mosq;
+    bool lib_init;
+    bool connected; /* CONNACK accepted */
+    int connack_rc; /* -1 until a CONNACK arrived */
+    bool conn_lost; /* on_disconnect after a successful connect */
+    int64_t inflight;
+    int64_t published, acked;
+    int64_t last_ack_us; /* mono time of the last acknowledgement */
+    /* progress */
+    bool bar;
+    int64_t total; /* records expected (an upper bound when --until is a time) */
+    int64_t bar_last_ms;
+};
+
+static void mq_replay_bad_batch(const struct mq_replay *rs, const struct mq_rpart *rp, const char *what)
+{
+    mq_tool_error("%s-%d: %s in the batch at offset %" PRId64 " (file position %" PRId64 " of its segment)",
+                  rs->topic, (int)rp->id, what, rp->batch_base, rp->buf_pos + (int64_t)rp->at);
+}
+
+/* Reads the next chunk of whole batches of rp into its buffer. False after a message. */
+static bool mq_replay_read(struct mq_replay *rs, struct mq_rpart *rp)
+{
+    struct mq_slice sl;
+    enum mq_err err = mq_part_read(rp->part, rp->pos, MQ_REPLAY_CHUNK, &sl);
+    if (err == MQ_ERR_RANGE) {
+        /* Retention removed what we were about to read: go on from the new log start. */
+        int64_t start, end;
+        err = mq_part_offsets(rp->part, &start, &end);
+        if (err == MQ_OK && rp->pos < start) {
+            mq_tool_error("warning: %s-%d: offsets %" PRId64 "..%" PRId64 " were deleted by retention",
+                          rs->topic, (int)rp->id, rp->pos, start - 1);
+            rp->pos = start;
+            err = mq_part_read(rp->part, rp->pos, MQ_REPLAY_CHUNK, &sl);
+        } else if (err == MQ_OK) {
+            err = MQ_ERR_RANGE;
+        }
+    }
+    if (err != MQ_OK) {
+        mq_tool_error("reading %s-%d at offset %" PRId64 ": %s", rs->topic, (int)rp->id, rp->pos,
+                      mq_strerror(err));
+        return false;
+    }
+    rp->len = rp->at = 0;
+    if (sl.len == 0) { /* the log ends earlier than it did at the start (truncated by recovery) */
+        mq_slice_release(&sl);
+        rp->done = true;
+        return true;
+    }
+    if (sl.len > rp->cap) {
+        uint8_t *nb = realloc(rp->buf, sl.len);
+        if (!nb) {
+            mq_slice_release(&sl);
+            mq_tool_error("out of memory");
+            return false;
+        }
+        rp->buf = nb;
+        rp->cap = sl.len;
+    }
+    size_t got = 0;
+    while (got < sl.len) {
+        ssize_t r = pread(sl.fd, rp->buf + got, sl.len - got, sl.pos + (int64_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            mq_tool_error("%s-%d: reading the segment at position %" PRId64 ": %s", rs->topic, (int)rp->id,
+                          sl.pos + (int64_t)got, r < 0 ? strerror(errno) : "unexpected end of file");
+            mq_slice_release(&sl);
+            return false;
+        }
+        got += (size_t)r;
+    }
+    rp->len = sl.len;
+    rp->buf_pos = sl.pos;
+    rp->pos = sl.next_offset;
+    mq_slice_release(&sl);
+    return true;
+}
+
+/*
+ * Makes rp's head the next record to replay, or marks rp done (its end, --until). The previous head's
+ * pointers are invalid afterwards. False after a message (a damaged batch, an I/O error).
+ */
+static bool mq_replay_advance(struct mq_replay *rs, struct mq_rpart *rp)
+{
+    rp->has_head = false;
+    while (!rp->done) {
+        if (rp->in_batch) {
+            struct mq_record_view rv;
+            int r = mq_record_next(&rp->it, &rv);
+            if (r < 0) {
+                mq_replay_bad_batch(rs, rp, "malformed record");
+                return false;
+            }
+            if (r == 0) {
+                rp->in_batch = false;
+                continue;
+            }
+            if (rv.offset < rp->want)
+                continue;
+            if (rv.offset >= rp->end || (rs->until_ts >= 0 && rv.timestamp >= rs->until_ts)) {
+                rp->done = true;
+                break;
+            }
+            rp->head = rv;
+            rp->has_head = true;
+            return true;
+        }
+        if (rp->at < rp->len) {
+            const uint8_t *b = rp->buf + rp->at;
+            struct mq_batch_info bi;
+            enum mq_err err = mq_batch_parse_header(b, rp->len - rp->at, &bi);
+            rp->batch_base = err == MQ_OK ? bi.base_offset : rp->pos;
+            if (err != MQ_OK || mq_batch_size(&bi) > rp->len - rp->at) {
+                mq_replay_bad_batch(rs, rp, "malformed batch header");
+                return false;
+            }
+            if (!mq_batch_crc_ok(b, &bi)) {
+                mq_replay_bad_batch(rs, rp, "CRC mismatch");
+                return false;
+            }
+            if (!(bi.attributes & 0x20)) { /* control batches (transaction markers) carry no data */
+                if (mq_record_iter_init(&rp->it, b, &bi) != MQ_OK) {
+                    mq_replay_bad_batch(rs, rp, "compressed batch (mqlog does not decompress)");
+                    return false;
+                }
+                rp->in_batch = true;
+            }
+            rp->at += mq_batch_size(&bi);
+            continue;
+        }
+        if (rp->pos >= rp->end) {
+            rp->done = true;
+            break;
+        }
+        if (!mq_replay_read(rs, rp))
+            return false;
+    }
+    return true;
+}
+
+static bool mq_replay_parse_where(const char *s, bool allow_words, enum mq_where_kind *kind, int64_t *arg)
+{
+    if (allow_words && strcmp(s, "beginning") == 0) {
+        *kind = MQ_WHERE_BEGINNING;
+        return true;
+    }
+    if (allow_words && strcmp(s, "end") == 0) {
+        *kind = MQ_WHERE_END;
+        return true;
+    }
+    if (s[0] == '@') {
+        *kind = MQ_WHERE_TIME;
+        return mq_parse_int64(s + 1, 0, INT64_MAX, arg) == MQ_OK;
+    }
+    *kind = MQ_WHERE_OFFSET;
+    return mq_parse_int64(s, 0, INT64_MAX, arg) == MQ_OK;
+}
+
+/* Positions rp at -o and sets its end (the end now, or --until OFFSET when smaller). */
+static bool mq_replay_start(struct mq_replay *rs, struct mq_rpart *rp, enum mq_where_kind kind, int64_t arg,
+                            int64_t until_off)
+{
+    int64_t start, end;
+    enum mq_err err = mq_part_offsets(rp->part, &start, &end);
+    if (err != MQ_OK) {
+        mq_tool_error("partition %s-%d: %s", rs->topic, (int)rp->id, mq_strerror(err));
+        return false;
+    }
+    int64_t want = start;
+    switch (kind) {
+    case MQ_WHERE_BEGINNING:
+        break;
+    case MQ_WHERE_END:
+        want = end;
+        break;
+    case MQ_WHERE_TIME:
+        err = mq_part_offset_for_time(rp->part, arg, &want);
+        if (err != MQ_OK) {
+            mq_tool_error("partition %s-%d: looking up time %" PRId64 ": %s", rs->topic, (int)rp->id, arg,
+                          mq_strerror(err));
+            return false;
+        }
+        if (want < 0 || want > end)
+            want = end;
+        break;
+    case MQ_WHERE_OFFSET:
+        want = arg;
+        break;
+    }
+    if (want < start)
+        want = start;
+    if (want > end)
+        want = end;
+    rp->want = rp->pos = want;
+    rp->end = until_off >= 0 && until_off < end ? until_off : end;
+    if (rp->end > want)
+        rs->total += rp->end - want;
+    return true;
+}
+
+/* ---- MQTT ---- */
+
+static void mq_replay_on_connect(struct mosquitto *mosq, void *opaque, int rc)
+{
+    (void)mosq;
+    struct mq_replay *rs = opaque;
+    rs->connack_rc = rc;
+    rs->connected = rc == 0;
+}
+
+static void mq_replay_on_disconnect(struct mosquitto *mosq, void *opaque, int rc)
+{
+    (void)mosq;
+    (void)rc;
+    struct mq_replay *rs = opaque;
+    if (rs->connected)
+        rs->conn_lost = true;
+    rs->connected = false;
+}
+
+static void mq_replay_on_publish(struct mosquitto *mosq, void *opaque, int mid)
+{
+    (void)mosq;
+    (void)mid;
+    struct mq_replay *rs = opaque;
+    rs->inflight--;
+    rs->acked++;
+    rs->last_ack_us = mq_mono_us();
+}
+
+/* Splits "mqtt://HOST[:PORT][/]" into rs->host and rs->port. */
+static bool mq_replay_parse_url(struct mq_replay *rs, const char *url)
+{
+    static const char scheme[] = "mqtt://";
+    if (strncmp(url, scheme, sizeof scheme - 1) != 0) {
+        mq_tool_usage_error("replay", "--to '%s': expected mqtt://HOST[:PORT]", url);
+        return false;
+    }
+    const char *h = url + sizeof scheme - 1, *hend, *rest;
+    if (*h == '[') { /* [IPv6 literal] */
+        hend = strchr(h, ']');
+        if (!hend) {
+            mq_tool_usage_error("replay", "--to '%s': missing ']'", url);
+            return false;
+        }
+        h++;
+        rest = hend + 1;
+    } else {
+        hend = h + strcspn(h, ":/");
+        rest = hend;
+    }
+    if (hend == h) {
+        mq_tool_usage_error("replay", "--to '%s': no host", url);
+        return false;
+    }
+    int64_t port = 1883;
+    char portbuf[16];
+    if (*rest == ':') {
+        size_t n = strcspn(rest + 1, "/");
+        if (n == 0 || n >= sizeof portbuf) {
+            mq_tool_usage_error("replay", "--to '%s': bad port", url);
+            return false;
+        }
+        memcpy(portbuf, rest + 1, n);
+        portbuf[n] = 0;
+        if (mq_parse_int64(portbuf, 1, 65535, &port) != MQ_OK) {
+            mq_tool_usage_error("replay", "--to '%s': bad port '%s' (1..65535)", url, portbuf);
+            return false;
+        }
+        rest += 1 + n;
+    }
+    if (*rest && strcmp(rest, "/") != 0) {
+        mq_tool_usage_error("replay", "--to '%s': unexpected '%s' after the port", url, rest);
+        return false;
+    }
+    rs->host = strndup(h, (size_t)(hend - h));
+    if (!rs->host) {
+        mq_tool_error("out of memory");
+        return false;
+    }
+    rs->port = (int)port;
+    rs->url = url;
+    return true;
+}
+
+/* Describes a libmosquitto error code (its errno for MOSQ_ERR_ERRNO). */
+static const char *mq_replay_mosq_str(int rc, int saved_errno)
+{
+    if (rc == MOSQ_ERR_ERRNO)
+        return strerror(saved_errno);
+    return mosquitto_strerror(rc);
+}
+
+/* Runs the client's network loop for up to timeout_ms. False (after a message) when the connection is gone;
+ * a signal only cuts the wait short. */
+static bool mq_replay_pump(struct mq_replay *rs, int timeout_ms)
+{
+    errno = 0;
+    int rc = mosquitto_loop(rs->mosq, timeout_ms, 1);
+    int e = errno;
+    if (rc == MOSQ_ERR_ERRNO && e == EINTR)
+        rc = MOSQ_ERR_SUCCESS;
+    if (rc == MOSQ_ERR_SUCCESS && !rs->conn_lost)
+        return true;
+    mq_tool_error("connection to %s lost after %" PRId64 " of %" PRId64 " published messages were "
+                  "acknowledged: %s",
+                  rs->url, rs->acked, rs->published,
+                  rc == MOSQ_ERR_SUCCESS ? "the broker closed it" : mq_replay_mosq_str(rc, e));
+    return false;
+}
+
+/* Connects and waits for the broker's CONNACK. False after one message. */
+static bool mq_replay_connect(struct mq_replay *rs, const char *client_id)
+{
+    int rc = mosquitto_lib_init();
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mq_tool_error("libmosquitto: %s", mosquitto_strerror(rc));
+        return false;
+    }
+    rs->lib_init = true;
+    rs->mosq = mosquitto_new(client_id, true, rs);
+    if (!rs->mosq) {
+        mq_tool_error("libmosquitto: %s", errno == EINVAL ? "invalid client id" : strerror(errno));
+        return false;
+    }
+    mosquitto_connect_callback_set(rs->mosq, mq_replay_on_connect);
+    mosquitto_disconnect_callback_set(rs->mosq, mq_replay_on_disconnect);
+    mosquitto_publish_callback_set(rs->mosq, mq_replay_on_publish);
+    /* The library's own limit (20 by default) would queue publishes beyond it in memory; ours is the one
+     * that holds, so let the library send as many as we allow. */
+    rc = mosquitto_int_option(rs->mosq, MOSQ_OPT_SEND_MAXIMUM, rs->inflight_max);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mq_tool_error("libmosquitto: setting the in-flight limit: %s", mosquitto_strerror(rc));
+        return false;
+    }
+    /* Without it the last publishes of a run wait for the delayed ACK of the ones before (Nagle: ~40 ms). */
+    rc = mosquitto_int_option(rs->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mq_tool_error("libmosquitto: setting TCP_NODELAY: %s", mosquitto_strerror(rc));
+        return false;
+    }
+    rs->connack_rc = -1;
+    errno = 0;
+    rc = mosquitto_connect(rs->mosq, rs->host, rs->port, MQ_REPLAY_KEEPALIVE_S);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mq_tool_error("cannot connect to %s: %s", rs->url, mq_replay_mosq_str(rc, errno));
+        return false;
+    }
+    int64_t deadline = mq_mono_ms() + MQ_REPLAY_CONNECT_MS;
+    while (rs->connack_rc < 0) {
+        if (mq_tool_stop_requested()) {
+            mq_tool_error("interrupted while connecting to %s", rs->url);
+            return false;
+        }
+        int64_t left = deadline - mq_mono_ms();
+        if (left <= 0) {
+            mq_tool_error("cannot connect to %s: no CONNACK within %d s (is it an MQTT broker?)", rs->url,
+                          MQ_REPLAY_CONNECT_MS / 1000);
+            return false;
+        }
+        errno = 0;
+        rc = mosquitto_loop(rs->mosq, left < 100 ? (int)left : 100, 1);
+        int e = errno;
+        if (rc != MOSQ_ERR_SUCCESS && !(rc == MOSQ_ERR_ERRNO && e == EINTR)) {
+            if (rs->connack_rc < 0) {
+                mq_tool_error("cannot connect to %s: %s", rs->url,
+                              rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_NO_CONN
+                                  ? "the broker closed the connection before CONNACK"
+                                  : mq_replay_mosq_str(rc, e));
+                return false;
+            }
+        }
+    }
+    if (rs->connack_rc != 0) {
+        mq_tool_error("%s refused the connection: %s", rs->url, mosquitto_connack_string(rs->connack_rc));
+        return false;
+    }
+    return true;
+}
+
+/* Builds the MQTT topic of rp's head into rs->mtopic. False after a message. */
+static bool mq_replay_topic(struct mq_replay *rs, const struct mq_rpart *rp)
+{
+    const struct mq_record_view *rv = &rp->head;
+    const void *stored = NULL;
+    int32_t stored_len = -1;
+    const uint8_t *cur = rv->headers;
+    struct mq_header h;
+    int r;
+    while ((r = mq_header_next(&cur, rv->headers_end, &h)) == 1)
+        if (h.key_len == (int32_t)sizeof MQ_REPLAY_TOPIC_HDR - 1 &&
+            memcmp(h.key, MQ_REPLAY_TOPIC_HDR, sizeof MQ_REPLAY_TOPIC_HDR - 1) == 0) {
+            stored = h.value;
+            stored_len = h.value_len;
+        }
+    if (r < 0) {
+        mq_tool_error("%s-%d offset %" PRId64 ": malformed headers", rs->topic, (int)rp->id, rv->offset);
+        return false;
+    }
+    if ((!rs->have_tpl || rs->tpl.uses_topic) && stored_len < 0) {
+        mq_tool_error("%s-%d offset %" PRId64 ": the record has no " MQ_REPLAY_TOPIC_HDR " header%s",
+                      rs->topic, (int)rp->id, rv->offset,
+                      rs->have_tpl ? " for {topic}" : " (name a topic with --topic TEMPLATE)");
+        return false;
+    }
+    rs->mtopic.len = 0;
+    bool ok = true;
+    if (!rs->have_tpl) {
+        ok = mq_sbuf_add(&rs->mtopic, stored, (size_t)stored_len);
+    } else {
+        for (size_t i = 0; i < rs->tpl.n && ok; i++) {
+            const struct mq_tpl_piece *pc = &rs->tpl.pieces[i];
+            char num[24];
+            switch (pc->kind) {
+            case MQ_TPL_TEXT:
+                ok = mq_sbuf_add(&rs->mtopic, pc->text, pc->len);
+                break;
+            case MQ_TPL_TOPIC:
+                ok = mq_sbuf_add(&rs->mtopic, stored, (size_t)stored_len);
+                break;
+            case MQ_TPL_PARTITION:
+                snprintf(num, sizeof num, "%d", (int)rp->id);
+                ok = mq_sbuf_add(&rs->mtopic, num, strlen(num));
+                break;
+            case MQ_TPL_OFFSET:
+                snprintf(num, sizeof num, "%" PRId64, rv->offset);
+                ok = mq_sbuf_add(&rs->mtopic, num, strlen(num));
+                break;
+            case MQ_TPL_KEY:
+                if (rv->key_len > 0)
+                    ok = mq_sbuf_add(&rs->mtopic, rv->key, (size_t)rv->key_len);
+                break;
+            }
+        }
+    }
+    if (ok && !rs->mtopic.p)
+        ok = mq_sbuf_add(&rs->mtopic, "", 0);
+    if (!ok) {
+        mq_tool_error("out of memory");
+        return false;
+    }
+    const char *why = NULL;
+    if (rs->mtopic.len == 0)
+        why = "empty";
+    else if (memchr(rs->mtopic.p, 0, rs->mtopic.len))
+        why = "contains a NUL byte";
+    else if (rs->mtopic.len > 65535)
+        why = "longer than 65535 bytes";
+    else if (mosquitto_validate_utf8(rs->mtopic.p, (int)rs->mtopic.len) != MOSQ_ERR_SUCCESS)
+        why = "not valid UTF-8";
+    else if (mosquitto_pub_topic_check2(rs->mtopic.p, rs->mtopic.len) != MOSQ_ERR_SUCCESS)
+        why = "contains a wildcard (+ or #)";
+    if (why) {
+        mq_tool_error("%s-%d offset %" PRId64 ": cannot publish on MQTT topic '%.*s': %s", rs->topic,
+                      (int)rp->id, rv->offset, (int)(rs->mtopic.len > 200 ? 200 : rs->mtopic.len),
+                      rs->mtopic.p, why);
+        return false;
+    }
+    return true;
+}
+
+/* ---- progress ---- */
+
+static void mq_replay_bar(struct mq_replay *rs, bool force)
+{
+    if (!rs->bar)
+        return;
+    int64_t now = mq_mono_ms();
+    if (!force && now - rs->bar_last_ms < MQ_REPLAY_BAR_MS)
+        return;
+    rs->bar_last_ms = now;
+    enum { WIDTH = 30 };
+    double frac = rs->total > 0 ? (double)rs->published / (double)rs->total : 1.0;
+    if (frac > 1.0)
+        frac = 1.0;
+    char bar[WIDTH + 1];
+    int full = (int)(frac * WIDTH);
+    for (int i = 0; i < WIDTH; i++)
+        bar[i] = i < full ? '#' : '.';
+    bar[WIDTH] = 0;
+    fprintf(stderr, "\r[%s] %3d%% %" PRId64 "/%" PRId64 " sent, %" PRId64 " acked ", bar, (int)(frac * 100),
+            rs->published, rs->total, rs->acked);
+    fflush(stderr);
+}
+
+/* ---- the run ---- */
+
+/* Sleeps (serving the connection) until mono time due_us. False when the connection failed. */
+static bool mq_replay_wait_until(struct mq_replay *rs, int64_t due_us)
+{
+    for (;;) {
+        int64_t left = due_us - mq_mono_us();
+        if (left <= 0 || mq_tool_stop_requested())
+            return true;
+        int ms = left >= 1000000 ? 1000 : (int)((left + 999) / 1000);
+        /* mosquitto_loop waits whole milliseconds: the last fraction of one is spent polling, so that a
+         * fixed rate is kept to the microsecond on average rather than rounded up per message. */
+        if (!mq_replay_pump(rs, left < 1000 ? 0 : ms - 1))
+            return false;
+        mq_replay_bar(rs, false);
+    }
+}
+
+/* Waits while `limit` or more publishes are unacknowledged. False on connection loss or a stall. */
+static bool mq_replay_drain(struct mq_replay *rs, int64_t limit, bool interruptible)
+{
+    rs->last_ack_us = mq_mono_us();
+    while (rs->inflight >= limit && rs->inflight > 0) {
+        if (interruptible && mq_tool_stop_requested())
+            return true;
+        if (mq_mono_us() - rs->last_ack_us > (int64_t)MQ_REPLAY_ACK_STALL_MS * 1000) {
+            mq_tool_error("%s acknowledged nothing for %d s: %" PRId64 " of %" PRId64
+                          " published messages unacknowledged",
+                          rs->url, MQ_REPLAY_ACK_STALL_MS / 1000, rs->inflight, rs->published);
+            return false;
+        }
+        /* Brokers that keep Nagle on hold a PUBACK back until the previous one's TCP ACK arrives, which
+         * delayed ACK postpones by up to 40 ms while we have nothing to send: acknowledge at once. */
+        int one = 1;
+        (void)setsockopt(mosquitto_socket(rs->mosq), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+        if (!mq_replay_pump(rs, 100))
+            return false;
+        mq_replay_bar(rs, false);
+    }
+    return true;
+}
+
+/* The partition whose head goes next: the smallest timestamp, ties to the lower partition; NULL at the end.
+ */
+static struct mq_rpart *mq_replay_pick(struct mq_replay *rs)
+{
+    struct mq_rpart *best = NULL;
+    for (int32_t i = 0; i < rs->nparts; i++) {
+        struct mq_rpart *rp = &rs->parts[i];
+        if (rp->has_head && (!best || rp->head.timestamp < best->head.timestamp))
+            best = rp;
+    }
+    return best;
+}
+
+/* Publishes every selected record. False after a message. */
+static bool mq_replay_run(struct mq_replay *rs, double rate, double speed)
+{
+    int64_t t0_us = mq_mono_us(), ts0 = -1;
+    struct mq_rpart *rp;
+    while ((rp = mq_replay_pick(rs)) != NULL) {
+        if (mq_tool_stop_requested())
+            return true;
+        if (!mq_replay_topic(rs, rp))
+            return false;
+        if (ts0 < 0) {
+            ts0 = rp->head.timestamp;
+            t0_us = mq_mono_us();
+        }
+        int64_t due = 0;
+        if (rate > 0)
+            due = t0_us + (int64_t)((double)rs->published * 1e6 / rate);
+        else if (speed > 0 && rp->head.timestamp > ts0)
+            due = t0_us + (int64_t)((double)(rp->head.timestamp - ts0) * 1000.0 / speed);
+        if (due > 0 && !mq_replay_wait_until(rs, due))
+            return false;
+        if (!mq_replay_drain(rs, rs->inflight_max, true))
+            return false;
+        if (mq_tool_stop_requested())
+            return true;
+        const struct mq_record_view *rv = &rp->head;
+        int mid;
+        errno = 0;
+        int rc = mosquitto_publish(rs->mosq, &mid, rs->mtopic.p, rv->value_len > 0 ? rv->value_len : 0,
+                                   rv->value_len > 0 ? rv->value : NULL, rs->qos, false);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            int e = errno;
+            if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST || rs->conn_lost)
+                mq_tool_error("connection to %s lost after %" PRId64 " of %" PRId64
+                              " published messages were acknowledged",
+                              rs->url, rs->acked, rs->published);
+            else
+                mq_tool_error("%s-%d offset %" PRId64 ": publishing: %s", rs->topic, (int)rp->id, rv->offset,
+                              mq_replay_mosq_str(rc, e));
+            return false;
+        }
+        /* Counted after the call: for QoS 0 libmosquitto may already have reported the publish as sent. */
+        rs->inflight++;
+        rs->published++;
+        if (!mq_replay_advance(rs, rp))
+            return false;
+        mq_replay_bar(rs, false);
+    }
+    return true;
+}
+
+static void mq_replay_free(struct mq_replay *rs)
+{
+    if (rs->mosq)
+        mosquitto_destroy(rs->mosq);
+    if (rs->lib_init)
+        mosquitto_lib_cleanup();
+    if (rs->parts)
+        for (int32_t i = 0; i < rs->nparts; i++)
+            free(rs->parts[i].buf);
+    free(rs->parts);
+    free(rs->tpl.pieces);
+    free(rs->mtopic.p);
+    free(rs->host);
+    mq_store_close(rs->store);
+}
+
+/* Parses a positive finite number (--rate, --speed). */
+static bool mq_replay_parse_positive(const char *opt, const char *s, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || !isfinite(v) || v <= 0) {
+        mq_tool_usage_error("replay", "%s '%s': expected a number > 0", opt, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int mq_cmd_replay(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"to", required_argument, NULL, 't'},
+        {"partition", required_argument, NULL, 'p'},
+        {"offset", required_argument, NULL, 'o'},
+        {"until", required_argument, NULL, 'u'},
+        {"topic", required_argument, NULL, 'T'},
+        {"qos", required_argument, NULL, 'q'},
+        {"rate", required_argument, NULL, 'r'},
+        {"speed", required_argument, NULL, 's'},
+        {"client-id", required_argument, NULL, 'i'},
+        {"inflight", required_argument, NULL, 'I'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct mq_replay rs = {.until_ts = -1, .qos = 1, .inflight_max = MQ_REPLAY_INFLIGHT};
+    const char *dir = NULL, *to = NULL, *tmpl = NULL, *client_id = NULL;
+    int64_t partition = -1, arg = 0, until_off = -1, v;
+    enum mq_where_kind kind = MQ_WHERE_BEGINNING, ukind;
+    double rate = 0, speed = 0;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":d:t:p:o:u:T:q:r:s:i:I:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 't':
+            to = optarg;
+            break;
+        case 'p':
+            if (!mq_tool_parse_int("replay", "-p", optarg, 0, MQ_CATALOG_PARTITIONS_MAX - 1, &partition))
+                return MQ_EXIT_USAGE;
+            break;
+        case 'o':
+            if (!mq_replay_parse_where(optarg, true, &kind, &arg))
+                return mq_tool_usage_error(
+                    "replay", "-o '%s': expected beginning, end, an offset >= 0 or @EPOCH_MS", optarg);
+            break;
+        case 'u':
+            if (!mq_replay_parse_where(optarg, false, &ukind, &v))
+                return mq_tool_usage_error("replay", "--until '%s': expected an offset >= 0 or @EPOCH_MS",
+                                           optarg);
+            if (ukind == MQ_WHERE_TIME) {
+                rs.until_ts = v;
+                until_off = -1;
+            } else {
+                until_off = v;
+                rs.until_ts = -1;
+            }
+            break;
+        case 'T':
+            tmpl = optarg;
+            break;
+        case 'q':
+            if (!mq_tool_parse_int("replay", "--qos", optarg, 0, 2, &v))
+                return MQ_EXIT_USAGE;
+            rs.qos = (int)v;
+            break;
+        case 'r':
+            if (!mq_replay_parse_positive("--rate", optarg, &rate))
+                return MQ_EXIT_USAGE;
+            break;
+        case 's':
+            if (!mq_replay_parse_positive("--speed", optarg, &speed))
+                return MQ_EXIT_USAGE;
+            break;
+        case 'i':
+            if (!*optarg || strlen(optarg) > 65535)
+                return mq_tool_usage_error("replay", "--client-id: must be 1..65535 bytes");
+            client_id = optarg;
+            break;
+        case 'I':
+            if (!mq_tool_parse_int("replay", "--inflight", optarg, 1, 65535, &v))
+                return MQ_EXIT_USAGE;
+            rs.inflight_max = (int)v;
+            break;
+        case 'h':
+            mq_replay_help();
+            return MQ_EXIT_OK;
+        default:
+            return mq_tool_bad_option("replay", argc, argv, c);
+        }
+    }
+    if (!dir)
+        return mq_tool_usage_error("replay", "no data directory (-d DIR)");
+    if (!to)
+        return mq_tool_usage_error("replay", "no broker (--to mqtt://HOST:PORT)");
+    if (rate > 0 && speed > 0)
+        return mq_tool_usage_error("replay", "--rate and --speed exclude each other");
+    if (optind >= argc)
+        return mq_tool_usage_error("replay", "no topic");
+    if (optind + 1 < argc)
+        return mq_tool_usage_error("replay", "unexpected argument '%s'", argv[optind + 1]);
+    rs.topic = argv[optind];
+    if (!mq_topic_name_valid(rs.topic))
+        return mq_tool_usage_error("replay", "invalid topic name '%s'", rs.topic);
+    int rc = MQ_EXIT_USAGE;
+    if (!mq_replay_parse_url(&rs, to))
+        goto out;
+    if (tmpl) {
+        if (!mq_tpl_parse(tmpl, &rs.tpl))
+            goto out;
+        rs.have_tpl = true;
+    }
+    char default_id[48];
+    if (!client_id) {
+        snprintf(default_id, sizeof default_id, "mqlog-replay-%ld", (long)getpid());
+        client_id = default_id;
+    }
+
+    rc = MQ_EXIT_FAIL;
+    rs.store = mq_tool_open_store(dir, MQ_STORE_READ, false);
+    if (!rs.store)
+        goto out;
+    struct mq_catalog_topic topic;
+    if (!mq_tool_topic(rs.store, rs.topic, &topic))
+        goto out;
+    if (partition >= topic.partitions) {
+        mq_tool_error("unknown partition %" PRId64 " of topic %s (it has %d: 0..%d)", partition, topic.name,
+                      (int)topic.partitions, (int)topic.partitions - 1);
+        goto out;
+    }
+    rs.nparts = partition >= 0 ? 1 : topic.partitions;
+    rs.parts = calloc((size_t)rs.nparts, sizeof *rs.parts);
+    if (!rs.parts) {
+        mq_tool_error("out of memory");
+        goto out;
+    }
+    for (int32_t i = 0; i < rs.nparts; i++) {
+        struct mq_rpart *rp = &rs.parts[i];
+        rp->id = partition >= 0 ? (int32_t)partition : i;
+        if (!(rp->part = mq_tool_part(rs.store, &topic, rp->id)) ||
+            !mq_replay_start(&rs, rp, kind, arg, until_off))
+            goto out;
+    }
+    /* Every partition's first record is decoded before connecting, so that the usual mistakes (no
+     * mqtt.topic header, a template giving an invalid topic) are reported without touching the broker. */
+    for (int32_t i = 0; i < rs.nparts; i++)
+        if (!mq_replay_advance(&rs, &rs.parts[i]) ||
+            (rs.parts[i].has_head && !mq_replay_topic(&rs, &rs.parts[i])))
+            goto out;
+
+    mq_tool_signals();
+    if (!mq_replay_connect(&rs, client_id))
+        goto out;
+    rs.bar = isatty(STDERR_FILENO);
+    int64_t t0 = mq_mono_us();
+    bool ok = mq_replay_run(&rs, rate, speed);
+    /* Whatever happened, what was published is acknowledged before the summary (unless the link is gone). */
+    if (ok)
+        ok = mq_replay_drain(&rs, 1, false);
+    double secs = (double)(mq_mono_us() - t0) / 1e6;
+    if (ok) {
+        mq_replay_bar(&rs, true);
+        mosquitto_disconnect(rs.mosq);
+        /* Let the DISCONNECT go out; a failure here loses nothing. */
+        for (int i = 0; i < 10 && rs.connected; i++)
+            if (mosquitto_loop(rs.mosq, 10, 1) != MOSQ_ERR_SUCCESS)
+                break;
+    }
+    if (rs.bar)
+        fprintf(stderr, "\r\033[K");
+    if (!ok)
+        goto out;
+    if (mq_tool_stop_requested()) {
+        mq_tool_error("interrupted: %" PRId64 " of %" PRId64 " records replayed (all acknowledged)",
+                      rs.published, rs.total);
+        goto out;
+    }
+    fprintf(stderr,
+            "mqlog: replayed %" PRId64 " record%s of %s to %s in %.3f s (%.0f msg/s), QoS %d, all "
+            "acknowledged\n",
+            rs.published, rs.published == 1 ? "" : "s", rs.topic, rs.url, secs,
+            secs > 0 ? (double)rs.published / secs : 0.0, rs.qos);
+    rc = MQ_EXIT_OK;
+out:
+    mq_replay_free(&rs);
+    return rc;
+}

@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# test_replay.sh - `mqlog replay` against a real mosquitto started on a free loopback port: records stored
+# with mqtt.topic headers come back on their original topics with their original payloads, in order (one
+# partition, several merged, -o/--until by offset and by time, --topic templates, QoS 0/1/2); --rate and
+# --speed are honoured within generous bounds; a progress bar only on a terminal; and the errors (broker
+# unreachable, connection lost midway, records without a topic, bad arguments) are one line with the right
+# exit status.
+#
+# Subscribers use persistent sessions: `mosquitto_sub -c -E` subscribes and exits once the broker
+# acknowledged the subscription, the broker queues what is published meanwhile, and a second
+# `mosquitto_sub -c -C N` collects it. That needs no sleep to know a subscriber is ready.
+#
+# usage: test_replay.sh PATH_TO_MQLOG
+set -euo pipefail
+
+M=${1:?usage: test_replay.sh PATH_TO_MQLOG}
+[[ -x $M ]] || { echo "FAIL: $M is not an executable" >&2; exit 1; }
+PATH=$PATH:/usr/sbin:/sbin
+for tool in mosquitto mosquitto_sub python3 script; do
+    command -v "$tool" >/dev/null || { echo "FAIL: $tool is needed (scripts/setup installs it)" >&2; exit 1; }
+done
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/mqlog-replay.XXXXXX")
+BG=()
+cleanup() {
+    for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${BG[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+D=$T/data
+CHECKS=0
+fail() { echo "FAIL (line ${BASH_LINENO[0]}): $*" >&2; exit 1; }
+ok() { CHECKS=$((CHECKS + 1)); }
+
+run() {
+    set +e
+    "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+    set -e
+}
+expect_ok() {
+    run "$@"
+    [[ $rc == 0 ]] || fail "'$*' exited $rc: $(cat "$T/err")"
+    ok
+}
+# expect_err STATUS PATTERN CMD...: exit STATUS, exactly one line on stderr starting "mqlog: " and matching
+# PATTERN, nothing on stdout.
+expect_err() {
+    local want=$1 pat=$2
+    shift 2
+    run "$@"
+    [[ $rc == "$want" ]] || fail "'$*' exited $rc, expected $want; stderr: $(cat "$T/err")"
+    [[ $(wc -l <"$T/err") == 1 ]] || fail "'$*' printed more than one error line: $(cat "$T/err")"
+    grep -Eq "^mqlog: .*$pat" "$T/err" || fail "'$*': stderr '$(cat "$T/err")' does not match '$pat'"
+    [[ ! -s $T/out ]] || fail "'$*' printed on stdout: $(cat "$T/out")"
+    ok
+}
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        ((SECONDS < deadline)) || fail "timed out waiting for: $*"
+        sleep 0.02
+    done
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port_open() { python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null; }
+not_running() { ! kill -0 "$1" 2>/dev/null; }
+now_us() { python3 -c 'import time; print(int(time.monotonic() * 1e6))'; }
+
+# ---- the broker ----
+PORT=$(free_port)
+cat >"$T/mosquitto.conf" <<EOF
+listener $PORT 127.0.0.1
+allow_anonymous true
+max_queued_messages 1000000
+max_inflight_messages 0
+queue_qos0_messages true
+persistence false
+EOF
+start_broker() {
+    mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
+    BROKER=$!
+    BG+=("$BROKER")
+    wait_for 10 port_open "$PORT"
+}
+start_broker
+URL=mqtt://127.0.0.1:$PORT
+
+# subscribe ID FILTER: a persistent session whose subscription the broker acknowledged.
+subscribe() { mosquitto_sub -h 127.0.0.1 -p "$PORT" -c -i "$1" -q 2 -t "$2" -E; }
+# collect ID FILTER COUNT FILE: the COUNT queued messages, one "TOPIC HEXPAYLOAD" line each.
+collect() {
+    mosquitto_sub -h 127.0.0.1 -p "$PORT" -c -i "$1" -q 2 -t "$2" -C "$3" -W 20 -F '%t %x' >"$4" ||
+        fail "collecting $3 messages for $1: got $(wc -l <"$4")"
+}
+hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
+
+# ---- data ----
+# t: 3 partitions. t-0 alternates between two MQTT topics (one produce run per topic change), t-1 one topic
+# with UTF-8 and spaces in the payloads, t-2 an empty payload and a key.
+expect_ok "$M" create -d "$D" t --partitions 3
+: >"$T/want0"
+for round in 1 2 3; do
+    for tp in sensors/a/temp sensors/b/temp; do
+        for i in 1 2 3; do echo "$tp-r$round-$i"; done | "$M" produce -d "$D" t -p 0 -H "mqtt.topic=$tp"
+        for i in 1 2 3; do echo "$tp $(hex "$tp-r$round-$i")"; done >>"$T/want0"
+    done
+done
+printf 'h\xc3\xa9llo world\nsecond one\nthird\n' | "$M" produce -d "$D" t -p 1 -H $'mqtt.topic=caf\xc3\xa9/h'
+printf 'h\xc3\xa9llo world\nsecond one\nthird\n' >"$T/in1"
+: >"$T/want1"
+while IFS= read -r l; do echo "$(printf 'caf\xc3\xa9/h') $(hex "$l")"; done <"$T/in1" >>"$T/want1"
+printf '\nlast\n' | "$M" produce -d "$D" t -p 2 -k k1 -H mqtt.topic=other
+printf 'other %s\nother %s\n' "" "$(hex last)" >"$T/want2"
+ok
+
+# ---- one partition: every record, in order, on its topic ----
+subscribe s1 '#'
+expect_ok "$M" replay -d "$D" t -p 0 --to "$URL"
+grep -Eq '^mqlog: replayed 18 records of t to mqtt://127\.0\.0\.1:[0-9]+ in [0-9.]+ s .*QoS 1, all acknowledged$' \
+    "$T/err" || fail "summary: $(cat "$T/err")"
+[[ $(wc -l <"$T/err") == 1 && ! -s $T/out ]] || fail "replay printed more than its summary"
+collect s1 '#' 18 "$T/got"
+sed 's/ $//' "$T/want0" | diff - <(sed 's/ $//' "$T/got") || fail "t-0 replayed differently"
+ok
+
+# ---- all partitions: each partition's records in order, all of them, exactly once ----
+subscribe s2 '#'
+expect_ok "$M" replay -d "$D" t --to "$URL" --qos 2
+grep -q "replayed 23 records" "$T/err" || fail "summary: $(cat "$T/err")"
+collect s2 '#' 23 "$T/got"
+sed 's/ $//' "$T/got" >"$T/gotn"
+grep -E '^sensors/' "$T/gotn" | diff <(sed 's/ $//' "$T/want0") - || fail "t-0 out of order in a merged replay"
+grep -E '^caf' "$T/gotn" | diff <(sed 's/ $//' "$T/want1") - || fail "t-1 out of order in a merged replay"
+grep -E '^other' "$T/gotn" | diff <(sed 's/ $//' "$T/want2") - || fail "t-2 out of order in a merged replay"
+ok
+
+# ---- -o and --until by offset; QoS 0 ----
+subscribe s3 '#'
+expect_ok "$M" replay -d "$D" t -p 0 -o 4 --until 9 --to "$URL" --qos 0
+grep -q "replayed 5 records" "$T/err" || fail "-o 4 --until 9: $(cat "$T/err")"
+collect s3 '#' 5 "$T/got"
+sed -n '5,9p' "$T/want0" | diff - "$T/got" || fail "-o 4 --until 9 replayed the wrong records"
+expect_ok "$M" replay -d "$D" t -p 0 -o end --to "$URL"
+grep -q "replayed 0 records" "$T/err" || fail "-o end: $(cat "$T/err")"
+expect_ok "$M" replay -d "$D" t -p 0 --until 0 --to "$URL"
+grep -q "replayed 0 records" "$T/err" || fail "--until 0: $(cat "$T/err")"
+ok
+
+# ---- --topic templates ----
+subscribe s4 'r/#'
+expect_ok "$M" replay -d "$D" t -p 2 --to "$URL" --topic 'r/{topic}/{partition}/{offset}/{key}'
+collect s4 'r/#' 2 "$T/got"
+printf 'r/other/2/0/k1 \nr/other/2/1/k1 %s\n' "$(hex last)" | diff - "$T/got" || fail "template topics"
+ok
+
+# ---- paced data: 6 records whose stored timestamps are ~120 ms apart ----
+# (The sleeps only space the timestamps that produce gives each line; the assertions below use the stored
+# timestamps, whatever the sleeps amounted to.)
+expect_ok "$M" create -d "$D" paced --partitions 1
+for i in 0 1 2 3 4 5; do
+    echo "p$i"
+    [[ $i == 5 ]] || sleep 0.12
+done | "$M" produce -d "$D" paced -H mqtt.topic=paced
+"$M" consume -d "$D" paced --format json | python3 -c '
+import json, sys
+print(" ".join(str(json.loads(l)["timestamp"]) for l in sys.stdin))' >"$T/ts"
+read -r -a TS <"$T/ts"
+[[ ${#TS[@]} == 6 ]] || fail "paced: ${#TS[@]} records"
+SPAN_MS=$((TS[5] - TS[0]))
+((SPAN_MS >= 300)) || fail "paced: stored timestamps span only $SPAN_MS ms"
+
+# --speed 2: the last record goes out SPAN/2 after the first
+subscribe s5 paced
+t0=$(now_us)
+expect_ok "$M" replay -d "$D" paced --to "$URL" --speed 2
+el_ms=$((($(now_us) - t0) / 1000))
+((el_ms >= SPAN_MS * 45 / 100)) || fail "--speed 2 took $el_ms ms for a span of $SPAN_MS ms"
+((el_ms <= SPAN_MS / 2 + 3000)) || fail "--speed 2 took $el_ms ms for a span of $SPAN_MS ms"
+collect s5 paced 6 "$T/got"
+[[ $(cut -d' ' -f2 "$T/got" | tr '\n' ' ') == "$(for i in 0 1 2 3 4 5; do printf '%s ' "$(hex "p$i")"; done)" ]] ||
+    fail "--speed 2 payloads: $(cat "$T/got")"
+# --speed 20 is faster than --speed 2 was
+t0=$(now_us)
+expect_ok "$M" replay -d "$D" paced --to "$URL" --speed 20 --qos 0
+el20_ms=$((($(now_us) - t0) / 1000))
+((el20_ms >= SPAN_MS * 45 / 1000 && el20_ms < el_ms)) ||
+    fail "--speed 20 took $el20_ms ms for a span of $SPAN_MS ms (--speed 2: $el_ms ms)"
+ok
+
+# --until @TS stops before the first record with that timestamp; -o @TS starts at it
+subscribe s6 paced
+expect_ok "$M" replay -d "$D" paced --to "$URL" -o "@${TS[1]}" --until "@${TS[4]}"
+grep -q "replayed 3 records" "$T/err" || fail "-o @TS1 --until @TS4: $(cat "$T/err")"
+collect s6 paced 3 "$T/got"
+printf 'paced %s\npaced %s\npaced %s\n' "$(hex p1)" "$(hex p2)" "$(hex p3)" | diff - "$T/got" ||
+    fail "-o @TS --until @TS replayed the wrong records"
+ok
+
+# ---- --rate: 200 messages at 1000/s take at least 0.199 s (first at 0, last at 199 ms) ----
+expect_ok "$M" create -d "$D" many --partitions 1
+seq 1 200 | "$M" produce -d "$D" many -H mqtt.topic=many
+subscribe s7 many
+t0=$(now_us)
+expect_ok "$M" replay -d "$D" many --to "$URL" --rate 1000
+el_ms=$((($(now_us) - t0) / 1000))
+((el_ms >= 150 && el_ms <= 5000)) || fail "--rate 1000: 200 messages took $el_ms ms"
+collect s7 many 200 "$T/got"
+diff <(for i in $(seq 1 200); do echo "many $(hex "$i")"; done) "$T/got" || fail "--rate: wrong messages"
+ok
+
+# ---- a terminal gets a progress bar; a pipe only the summary (checked above) ----
+run script -qfec "$M replay -d $D many --to $URL --rate 2000 --qos 0" /dev/null
+[[ $rc == 0 ]] || fail "replay under a terminal exited $rc: $(cat "$T/out")"
+grep -q '\[###' "$T/out" || fail "no progress bar on a terminal: $(cat -v "$T/out")"
+grep -q '100% 200/200' "$T/out" || fail "progress bar did not reach 200/200: $(cat -v "$T/out")"
+grep -q 'replayed 200 records' "$T/out" || fail "no summary on a terminal: $(cat -v "$T/out")"
+ok
+
+# ---- errors ----
+CLOSED=$(free_port)
+expect_err 1 "cannot connect to mqtt://127\.0\.0\.1:$CLOSED: Connection refused" \
+    "$M" replay -d "$D" t --to "mqtt://127.0.0.1:$CLOSED"
+expect_ok "$M" create -d "$D" bare --partitions 1
+echo x | "$M" produce -d "$D" bare
+expect_err 1 "bare-0 offset 0: the record has no mqtt.topic header \(name a topic with --topic TEMPLATE\)" \
+    "$M" replay -d "$D" bare --to "$URL"
+expect_err 1 "the record has no mqtt.topic header for \{topic\}" \
+    "$M" replay -d "$D" bare --to "$URL" --topic 'x/{topic}'
+expect_ok "$M" replay -d "$D" bare --to "$URL" --topic 'x/{offset}'
+expect_err 1 "cannot publish on MQTT topic 'sensors/a/temp/\+': contains a wildcard" \
+    "$M" replay -d "$D" t -p 0 --to "$URL" --topic '{topic}/+'
+expect_err 2 "unknown placeholder at '\{nope\}'" "$M" replay -d "$D" t --to "$URL" --topic 'a/{nope}'
+expect_err 2 "'\}' without '\{'" "$M" replay -d "$D" t --to "$URL" --topic 'a}'
+expect_err 2 "--rate and --speed exclude each other" "$M" replay -d "$D" t --to "$URL" --rate 5 --speed 2
+expect_err 2 "--rate '0': expected a number > 0" "$M" replay -d "$D" t --to "$URL" --rate 0
+expect_err 2 "--speed 'fast': expected a number > 0" "$M" replay -d "$D" t --to "$URL" --speed fast
+expect_err 2 "--qos 3: out of range" "$M" replay -d "$D" t --to "$URL" --qos 3
+expect_err 2 "--to 'tcp://x': expected mqtt://HOST\[:PORT\]" "$M" replay -d "$D" t --to tcp://x
+expect_err 2 "bad port '99999'" "$M" replay -d "$D" t --to mqtt://localhost:99999
+expect_err 2 "no broker" "$M" replay -d "$D" t
+expect_err 2 "--until 'end': expected an offset" "$M" replay -d "$D" t --to "$URL" --until end
+expect_err 1 "unknown topic 'nosuch'" "$M" replay -d "$D" nosuch --to "$URL"
+expect_err 1 "unknown partition 7 of topic t" "$M" replay -d "$D" t -p 7 --to "$URL"
+expect_ok "$M" replay --help
+grep -q "usage: mqlog replay" "$T/out" || fail "replay --help"
+
+# ---- the broker goes away midway: exit 1 with how far it got ----
+"$M" replay -d "$D" many --to "$URL" --rate 40 >"$T/lost.out" 2>"$T/lost.err" &
+RP=$!
+BG+=("$RP")
+mosquitto_sub -h 127.0.0.1 -p "$PORT" -t many -C 3 -W 20 >/dev/null || fail "no message from the slow replay"
+kill "$BROKER"
+wait_for 20 not_running "$RP"
+set +e
+wait "$RP"
+rc=$?
+set -e
+[[ $rc == 1 ]] || fail "replay exited $rc after the broker stopped: $(cat "$T/lost.err")"
+[[ $(wc -l <"$T/lost.err") == 1 ]] || fail "connection loss: $(cat "$T/lost.err")"
+grep -Eq "^mqlog: connection to mqtt://127\.0\.0\.1:$PORT lost after [0-9]+ of [0-9]+ published messages were acknowledged" \
+    "$T/lost.err" || fail "connection loss message: $(cat "$T/lost.err")"
+ok
+
+echo "test_replay: all $CHECKS checks passed"
