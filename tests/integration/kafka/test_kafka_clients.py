@@ -12,10 +12,13 @@ Checks:
   - long poll: a consumer waiting at the end of a partition gets a new record long before max_wait.
   - librdkafka group: two members split the partitions; one leaves, the other takes them all.
   - committed offsets survive a restart of the server.
+  - `mqlog groups` (a reader beside the serving process) lists the groups committed through the endpoint
+    with their committed offsets, end offsets and lag.
   - producers are refused (kcat -P: topic authorization failed; idempotent: cluster authorization failed).
   - garbage, oversized and truncated requests: the server stays up and other clients are unaffected.
 
-Usage: test_kafka_clients.py --serve PATH/kafka_serve --consumer PATH/rdkafka_consumer [--keep]
+Usage: test_kafka_clients.py --serve PATH/kafka_serve --consumer PATH/rdkafka_consumer --mqlog PATH/mqlog
+                             [--keep]
 Exits non-zero on the first failure. Every wait has a deadline; nothing sleeps to synchronise.
 """
 import argparse
@@ -312,6 +315,33 @@ def test_rdkafka_group(srv, consumer_exe):
             b.kill()
 
 
+def test_groups_tool(srv, mqlog, data_dir):
+    """mqlog groups reads the offsets the endpoint committed (same catalog), beside the running server."""
+
+    def groups(*extra):
+        r = subprocess.run([mqlog, "groups", "-d", data_dir] + list(extra), capture_output=True, text=True,
+                           timeout=60)
+        if r.returncode != 0:
+            fail("mqlog groups %s: exit %d: %s" % (" ".join(extra), r.returncode, r.stderr))
+        lines = r.stdout.splitlines()
+        check(lines and lines[0].split() == ["GROUP", "TOPIC", "PART", "COMMITTED", "END", "LAG"],
+              "mqlog groups: header %r" % lines[:1])
+        return {(f[0], f[1], int(f[2])): tuple(int(x) for x in f[3:]) for f in (l.split() for l in lines[1:])}
+
+    got = groups()
+    # kafka-python committed 20 + 13 (its second run), librdkafka's member A 10 in each of 4 partitions.
+    want = {("pygroup", "pytopic", 0): (20, 20, 0), ("pygroup", "pytopic", 1): (13, 13, 0)}
+    want.update({("rdgroup", "g4", p): (10, 10, 0) for p in range(4)})
+    check(got == want, "mqlog groups: %s, expected %s" % (got, want))
+    # New records show up as lag; a group can be asked for alone.
+    srv.cmd("append pytopic 0 4 late %d" % (TS0 + 9000))
+    got = groups("pygroup")
+    check(got == {("pygroup", "pytopic", 0): (20, 24, 4), ("pygroup", "pytopic", 1): (13, 13, 0)},
+          "mqlog groups pygroup after 4 new records: %s" % got)
+    print("mqlog groups: the endpoint's groups with committed offsets, end and lag (4 after an append)",
+          flush=True)
+
+
 def test_offsets_survive_restart(srv, serve_exe, consumer_exe, data_dir):
     srv.stop()
     srv = Serve(serve_exe, data_dir)
@@ -388,6 +418,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--serve", required=True)
     ap.add_argument("--consumer", required=True)
+    ap.add_argument("--mqlog", required=True)
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="mqlog-kafka-clients-")
@@ -398,6 +429,7 @@ def main():
         test_kafka_python_group(srv)
         test_long_poll(srv)
         test_rdkafka_group(srv, args.consumer)
+        test_groups_tool(srv, args.mqlog, data_dir)
         srv = test_offsets_survive_restart(srv, args.serve, args.consumer, data_dir)
         test_producers_refused(srv)
         test_bad_clients(srv)
