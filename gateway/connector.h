@@ -40,6 +40,8 @@ struct mq_connector_ctx {
     const struct mq_subscription *subs;
     size_t nsubs;
     struct mq_ingest *ingest;
+    int64_t flush_interval_ms; /* the log's flush interval (log.flush_interval_ms); 0: unknown. A connector
+                                  that acknowledges before records are durable names it as its loss window */
 };
 
 /* Counters an instance keeps (read with stats(); fields only appended). */

@@ -1,0 +1,278 @@
+/*
+ * mosq_conn.c - the libmosquitto connector's network thread: connect, run mosquitto_loop(), subscribe on
+ * every connection, and reconnect with capped, jittered exponential backoff.
+ *
+ * Why our own loop instead of mosquitto_loop_start(): libmosquitto's reconnect delay doubles but has no
+ * jitter (many gateways restarted together would hammer a broker in step), it has no connect timeout, and
+ * stop() must be able to interrupt a backoff wait at once. mosquitto_loop() is called with a short timeout
+ * so the thread notices stop() within about 100 ms even on an idle connection.
+ *
+ * Connecting without blocking: MQTT 5 CONNECT properties (the session expiry interval of a persistent
+ * session) can only be given through mosquitto_connect_bind_v5(), which connects the TCP socket blocking.
+ * libmosquitto keeps those properties for later reconnects, so only the very first attempt of a persistent
+ * MQTT 5 instance uses it; every other attempt is mosquitto_reconnect_async()/connect_bind_async(). (Name
+ * resolution blocks in libmosquitto 2.0 on every attempt.)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "mosq_int.h"
+#include "util/diag.h"
+
+#define MQ_MOSQ_LOOP_MS 100  /* mosquitto_loop() timeout: bounds how long stop() waits on an idle link */
+#define MQ_MOSQ_BYE_MS  1000 /* how long a graceful DISCONNECT may take on stop() */
+
+/* MQTT 5 session expiry for persistent sessions: "never", as a 3.1.1 persistent session. */
+#define MQ_MOSQ_SESSION_EXPIRY 0xFFFFFFFFu
+
+static uint64_t mq_mosq_rand(struct mq_mosq *m)
+{
+    /* xorshift64*: jitter needs spread, not secrecy */
+    uint64_t x = m->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    m->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* The delay before the next attempt: a uniform pick in [backoff/2, backoff] ("equal jitter"), after which the
+ * backoff doubles up to reconnect_max_ms. A successful CONNACK resets it to reconnect_min_ms. */
+static int64_t mq_mosq_next_delay(struct mq_mosq *m)
+{
+    int64_t b = m->backoff_ms;
+    int64_t half = b / 2;
+    int64_t d = half + (int64_t)(mq_mosq_rand(m) % (uint64_t)(b - half + 1));
+    int64_t max = m->broker->reconnect_max_ms > 0 ? m->broker->reconnect_max_ms : b;
+    m->backoff_ms = b >= max / 2 ? max : b * 2;
+    if (m->backoff_ms < 1)
+        m->backoff_ms = 1;
+    return d;
+}
+
+/* Sleeps ms unless stop() is called meanwhile. */
+void mq_mosq_wait(struct mq_mosq *m, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&m->mu);
+    while (!atomic_load(&m->stopping))
+        if (pthread_cond_timedwait(&m->cond, &m->mu, &ts) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static int mq_mosq_keepalive(const struct mq_mosq *m)
+{
+    /* libmosquitto refuses keep-alive intervals of 1-4 s; 0 (off) is passed on as is */
+    int64_t k = m->broker->keepalive_s;
+    if (k > 0 && k < 5)
+        return 5;
+    return (int)k;
+}
+
+/* Starts one connection attempt. MOSQ_ERR_SUCCESS: the loop completes it (or reports why not). */
+static int mq_mosq_connect(struct mq_mosq *m)
+{
+    const struct mq_config_broker *b = m->broker;
+    if (m->first_connect_done)
+        return mosquitto_reconnect_async(m->mosq);
+    m->first_connect_done = true;
+    if (b->protocol == 5 && !b->clean_session) {
+        /* Without a session expiry interval an MQTT 5 broker drops the session when the connection ends. */
+        mosquitto_property *props = NULL;
+        int rc =
+            mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, MQ_MOSQ_SESSION_EXPIRY);
+        if (rc == MOSQ_ERR_SUCCESS)
+            rc = mosquitto_connect_bind_v5(m->mosq, b->host, b->port, mq_mosq_keepalive(m), NULL, props);
+        mosquitto_property_free_all(&props);
+        return rc;
+    }
+    return mosquitto_connect_bind_async(m->mosq, b->host, b->port, mq_mosq_keepalive(m), NULL);
+}
+
+static void mq_mosq_describe(int rc, int saved_errno, char *buf, size_t size)
+{
+    if (rc == MOSQ_ERR_ERRNO)
+        snprintf(buf, size, "%s", strerror(saved_errno));
+    else
+        snprintf(buf, size, "%s", mosquitto_strerror(rc));
+}
+
+/* Runs the loop on one connection until it fails, stop() is called, or the CONNACK does not come in time.
+ * Writes the reason into why. */
+static void mq_mosq_run(struct mq_mosq *m, int64_t t0, char *why, size_t why_size)
+{
+    const int64_t timeout = m->broker->connect_timeout_ms;
+    while (!atomic_load(&m->stopping)) {
+        int rc = mosquitto_loop(m->mosq, MQ_MOSQ_LOOP_MS, 1);
+        int saved_errno = errno;
+        if (rc != MOSQ_ERR_SUCCESS) {
+            if (m->connack_rc != 0)
+                snprintf(why, why_size, "connection refused: %s",
+                         m->broker->protocol == 5 ? mosquitto_reason_string(m->connack_rc)
+                                                  : mosquitto_connack_string(m->connack_rc));
+            else if (m->disconnect_rc >= 0x80 && m->broker->protocol == 5 && m->connack_ok)
+                /* an MQTT 5 DISCONNECT from the broker (reason codes >= 0x80; below are libmosquitto's own
+                 * error codes for a broken connection) */
+                snprintf(why, why_size, "the broker disconnected us: %s",
+                         mosquitto_reason_string(m->disconnect_rc));
+            else
+                mq_mosq_describe(rc, saved_errno, why, why_size);
+            return;
+        }
+        if (!m->connack_ok && timeout > 0 && mq_mosq_now_ms() - t0 > timeout) {
+            snprintf(why, why_size, "no CONNACK within connect_timeout (%lld ms)", (long long)timeout);
+            return;
+        }
+    }
+}
+
+/* On stop(): a DISCONNECT tells the broker we leave on purpose (no will, session kept as configured). */
+static void mq_mosq_goodbye(struct mq_mosq *m)
+{
+    if (!m->connack_ok)
+        return;
+    if (mosquitto_disconnect(m->mosq) != MOSQ_ERR_SUCCESS)
+        return;
+    int64_t t0 = mq_mosq_now_ms();
+    /* the loop writes the DISCONNECT, then libmosquitto closes the socket and the loop reports NO_CONN */
+    while (mq_mosq_now_ms() - t0 < MQ_MOSQ_BYE_MS)
+        if (mosquitto_loop(m->mosq, 50, 1) != MOSQ_ERR_SUCCESS)
+            break;
+}
+
+void *mq_mosq_thread(void *arg)
+{
+    struct mq_mosq *m = arg;
+    const struct mq_config_broker *b = m->broker;
+    m->rng = (uint64_t)mq_mosq_now_ms() ^ (uint64_t)(uintptr_t)m ^ ((uint64_t)m->ctx.session << 32);
+    if (m->rng == 0)
+        m->rng = 0x9E3779B97F4A7C15ULL;
+
+    while (!atomic_load(&m->stopping)) {
+        char why[256] = "";
+        int64_t t0 = mq_mosq_now_ms();
+        m->connack_ok = false;
+        m->connack_rc = 0;
+        m->disconnect_rc = 0;
+        int rc = mq_mosq_connect(m);
+        int saved_errno = errno;
+        if (rc == MOSQ_ERR_SUCCESS)
+            mq_mosq_run(m, t0, why, sizeof why);
+        else
+            mq_mosq_describe(rc, saved_errno, why, sizeof why);
+        if (atomic_load(&m->stopping))
+            break;
+        bool was_connected = m->connack_ok;
+        if (was_connected) {
+            atomic_store(&m->st_connected, false);
+            atomic_fetch_add(&m->st_disconnects, 1);
+        }
+        int64_t delay = mq_mosq_next_delay(m);
+        if (was_connected)
+            MQ_WARN("broker %s: connection to %s:%d lost: %s; reconnecting in %lld ms", m->tag, b->host,
+                    b->port, why, (long long)delay);
+        else
+            MQ_WARN("broker %s: cannot connect to %s:%d: %s; retrying in %lld ms", m->tag, b->host, b->port,
+                    why, (long long)delay);
+        mq_mosq_wait(m, delay);
+        if (!atomic_load(&m->stopping))
+            MQ_INFO("broker %s: reconnecting to %s:%d", m->tag, b->host, b->port);
+    }
+    mq_mosq_goodbye(m);
+    atomic_store(&m->st_connected, false);
+    return NULL;
+}
+
+static void mq_mosq_subscribe(struct mq_mosq *m)
+{
+    /* MQTT 5: retained messages only for a new subscription, so that resubscribing on a reconnect to a
+     * persistent session does not store them again. MQTT 3.1.1 has no such option: there the broker resends
+     * retained messages on every resubscription (records carry mqtt.retain=1). */
+    int options = m->broker->protocol == 5 ? MQTT_SUB_OPT_SEND_RETAIN_NEW : 0;
+    for (int q = 0; q < 3; q++) {
+        m->sub_mid[q] = -1;
+        if (m->nsubs_by_qos[q] == 0)
+            continue;
+        int rc = mosquitto_subscribe_multiple(m->mosq, &m->sub_mid[q], m->nsubs_by_qos[q], m->subs_by_qos[q],
+                                              q, options, NULL);
+        if (rc != MOSQ_ERR_SUCCESS)
+            MQ_ERROR("broker %s: subscribing %d filter(s) at QoS %d failed: %s", m->tag, m->nsubs_by_qos[q],
+                     q, mosquitto_strerror(rc));
+    }
+}
+
+void mq_mosq_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
+{
+    (void)mosq;
+    (void)props;
+    struct mq_mosq *m = obj;
+    if (rc != 0) {
+        m->connack_rc = rc; /* the loop reports it and backs off */
+        return;
+    }
+    m->connack_ok = true;
+    m->backoff_ms = m->broker->reconnect_min_ms > 0 ? m->broker->reconnect_min_ms : 1;
+    atomic_fetch_add(&m->st_connects, 1);
+    atomic_store(&m->st_connected, true);
+    MQ_INFO("broker %s: connected to %s:%d as %s (session present: %s)", m->tag, m->broker->host,
+            m->broker->port, m->client_id, (flags & 1) ? "yes" : "no");
+    mq_mosq_subscribe(m);
+}
+
+void mq_mosq_on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
+{
+    (void)mosq;
+    (void)props;
+    struct mq_mosq *m = obj;
+    m->disconnect_rc = rc; /* the thread logs the loss once mosquitto_loop() returns */
+}
+
+void mq_mosq_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_count, const int *granted_qos,
+                          const mosquitto_property *props)
+{
+    (void)mosq;
+    (void)props;
+    struct mq_mosq *m = obj;
+    for (int q = 0; q < 3; q++) {
+        if (m->sub_mid[q] != mid)
+            continue;
+        for (int i = 0; i < qos_count && i < m->nsubs_by_qos[q]; i++) {
+            if (granted_qos[i] >= 0x80)
+                MQ_ERROR("broker %s: subscription to '%s' refused: %s", m->tag, m->subs_by_qos[q][i],
+                         mosquitto_reason_string(granted_qos[i]));
+            else if (granted_qos[i] < q)
+                MQ_WARN("broker %s: subscription to '%s' granted at QoS %d instead of %d", m->tag,
+                        m->subs_by_qos[q][i], granted_qos[i], q);
+            else
+                MQ_DEBUG("broker %s: subscribed to '%s' at QoS %d", m->tag, m->subs_by_qos[q][i],
+                         granted_qos[i]);
+        }
+    }
+}
+
+void mq_mosq_on_log(struct mosquitto *mosq, void *obj, int level, const char *str)
+{
+    (void)mosq;
+    struct mq_mosq *m = obj;
+    /* libmosquitto's own lines are protocol chatter (one per packet at DEBUG): only errors and warnings are
+     * worth the operator's attention; the rest goes to debug. */
+    if (level & MOSQ_LOG_ERR)
+        MQ_WARN("broker %s: libmosquitto: %s", m->tag, str);
+    else if (level & MOSQ_LOG_WARNING)
+        MQ_INFO("broker %s: libmosquitto: %s", m->tag, str);
+    else
+        MQ_DEBUG("broker %s: libmosquitto: %s", m->tag, str);
+}

@@ -1,0 +1,82 @@
+/*
+ * mosq_int.h - the libmosquitto connector's internals, shared by mosq.c (interface, lifecycle),
+ * mosq_conn.c (the network thread: connect, backoff, subscribe) and mosq_msg.c (messages into ingest).
+ *
+ * Threads: one network thread per instance (mosq_conn.c) owns the struct mosquitto: it alone calls
+ * libmosquitto between start() and stop(), and every libmosquitto callback runs on it (mosquitto_loop() is
+ * called from that thread only). Other threads only touch the atomics below (stats, stopping) and the
+ * stop condition variable.
+ */
+#ifndef MQ_MOSQ_INT_H
+#define MQ_MOSQ_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <mosquitto.h>
+
+#include "connector.h"
+#include "log/batch.h"
+
+struct mq_mosq {
+    struct mq_connector_ctx ctx; /* a copy; what it points to outlives the instance */
+    const struct mq_config_broker *broker;
+    char *client_id; /* broker->client_id, plus "-<session>" for session > 0 */
+    char *tag;       /* "broker/session" for log lines */
+    struct mosquitto *mosq;
+    bool lib_ref; /* holds a reference on mosquitto_lib_init */
+
+    /* lifecycle (stop() vs the network thread) */
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stopping;
+    pthread_mutex_t mu; /* with cond: interruptible backoff waits */
+    pthread_cond_t cond;
+    bool sync_ready; /* mu and cond initialised */
+
+    /* subscriptions grouped by QoS (one SUBSCRIBE per group); the strings belong to ctx.subs */
+    char **subs_by_qos[3];
+    int nsubs_by_qos[3];
+    int sub_mid[3]; /* message id of each group's SUBSCRIBE on the current connection */
+
+    /* network thread state */
+    bool connack_ok;         /* CONNACK accepted on the current connection */
+    int connack_rc;          /* the last CONNACK's refusal code, 0 if accepted */
+    int disconnect_rc;       /* reason libmosquitto gave for the last disconnect */
+    bool first_connect_done; /* CONNECT properties (MQTT 5) were handed to libmosquitto */
+    int64_t backoff_ms;      /* the next reconnect delay before jitter */
+    uint64_t rng;            /* xorshift state for reconnect jitter */
+
+    /* mosq_msg.c: header scratch, reused per message */
+    struct mq_header *hdrs;
+    int32_t nhdrs, cap_hdrs;
+    void **hdr_allocs; /* strings libmosquitto allocated for the current message's headers */
+    int32_t nallocs, cap_allocs;
+
+    /* stats (read by other threads) */
+    _Atomic uint64_t st_messages, st_bytes, st_connects, st_disconnects, st_paused_ms;
+    atomic_bool st_connected;
+};
+
+/* mosq_conn.c */
+void *mq_mosq_thread(void *arg);
+void mq_mosq_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
+                        const mosquitto_property *props);
+void mq_mosq_on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props);
+void mq_mosq_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_count, const int *granted_qos,
+                          const mosquitto_property *props);
+void mq_mosq_on_log(struct mosquitto *mosq, void *obj, int level, const char *str);
+/* Sleeps ms, returning early when stop() is called. */
+void mq_mosq_wait(struct mq_mosq *m, int64_t ms);
+
+/* mosq_msg.c */
+void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+                        const mosquitto_property *props);
+void mq_mosq_msg_free(struct mq_mosq *m);
+
+/* Milliseconds on the monotonic clock. */
+int64_t mq_mosq_now_ms(void);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * mosq_msg.c - the libmosquitto connector's message path: on_message turns a received message (and its
+ * MQTT 5 properties) into a struct mq_source_msg and hands it to the ingest layer.
+ *
+ * Loss window: by the time on_message runs, libmosquitto has already acknowledged the message (QoS 1
+ * PUBACK, QoS 2 PUBCOMP) and the broker has forgotten it. From here until the log's next flush (at most
+ * log.flush_interval_ms later) the record exists only in this process: a crash in that window loses it.
+ * That is why this callback never drops a message the store refuses for lack of room.
+ *
+ * Backpressure: when mq_ingest_message() says MQ_ERR_FULL, on_message keeps the message and retries with a
+ * short, growing sleep. Blocking here is what we want: the network thread stops reading, so the socket's
+ * receive buffer fills, TCP closes its window, and the broker queues the rest in our session. Nothing that
+ * was acknowledged is dropped.
+ *
+ * Keep-alive while blocked: mosquitto_loop() is not running, so no PINGREQ goes out and the broker closes
+ * the connection after 1.5 x keepalive without traffic from us. We let that happen rather than work around
+ * it: the held message stays in memory and is stored once the store takes it; everything the broker sent
+ * after it is unacknowledged (still in our socket buffer), so with a persistent session (clean_session
+ * false) the broker keeps it and delivers it again after we reconnect. A longer keepalive keeps the
+ * connection through longer stalls; with a clean session a stall longer than that loses the broker's queue,
+ * as a clean session always may. (Reading on while not storing would either drop acknowledged messages or
+ * need an unbounded queue in memory; pinging from here is not possible with libmosquitto's public API.)
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "ingest/ingest.h"
+#include "mosq_int.h"
+#include "util/diag.h"
+
+#define MQ_MOSQ_HOLD_MAX_MS 50 /* longest sleep between two attempts to store a held message */
+
+void mq_mosq_msg_free(struct mq_mosq *m)
+{
+    free(m->hdrs);
+    free(m->hdr_allocs);
+    m->hdrs = NULL;
+    m->hdr_allocs = NULL;
+    m->cap_hdrs = m->cap_allocs = m->nhdrs = m->nallocs = 0;
+}
+
+static void mq_mosq_hdr_release(struct mq_mosq *m)
+{
+    for (int32_t i = 0; i < m->nallocs; i++)
+        free(m->hdr_allocs[i]);
+    m->nallocs = 0;
+    m->nhdrs = 0;
+}
+
+/* Takes ownership of the libmosquitto-allocated strings a and b (either may be NULL) in every case. */
+static bool mq_mosq_hdr_add(struct mq_mosq *m, const char *key, size_t key_len, void *value, size_t value_len,
+                            void *a, void *b)
+{
+    if (m->nallocs + 2 > m->cap_allocs) {
+        int32_t cap = m->cap_allocs ? m->cap_allocs * 2 : 16;
+        void **p = realloc(m->hdr_allocs, (size_t)cap * sizeof *p);
+        if (!p) {
+            free(a);
+            free(b);
+            return false;
+        }
+        m->hdr_allocs = p;
+        m->cap_allocs = cap;
+    }
+    if (a)
+        m->hdr_allocs[m->nallocs++] = a;
+    if (b)
+        m->hdr_allocs[m->nallocs++] = b;
+    if (m->nhdrs == m->cap_hdrs) {
+        int32_t cap = m->cap_hdrs ? m->cap_hdrs * 2 : 8;
+        struct mq_header *h = realloc(m->hdrs, (size_t)cap * sizeof *h);
+        if (!h)
+            return false;
+        m->hdrs = h;
+        m->cap_hdrs = cap;
+    }
+    /* MQTT strings and binary data are at most 65535 bytes: the int32 lengths cannot overflow */
+    m->hdrs[m->nhdrs++] = (struct mq_header){
+        .key = key, .key_len = (int32_t)key_len, .value = value, .value_len = (int32_t)value_len};
+    return true;
+}
+
+/* MQTT 5 properties that become record headers: each user property under its own name, and content type,
+ * response topic and correlation data under mqtt.*. Returns false when memory ran out. */
+static bool mq_mosq_props_to_headers(struct mq_mosq *m, const mosquitto_property *props)
+{
+    for (const mosquitto_property *p = props; p; p = mosquitto_property_next(p)) {
+        int id = mosquitto_property_identifier(p);
+        char *name = NULL, *value = NULL;
+        void *bin = NULL;
+        uint16_t bin_len = 0;
+        bool ok = true;
+        switch (id) {
+        case MQTT_PROP_USER_PROPERTY:
+            if (mosquitto_property_read_string_pair(p, id, &name, &value, false))
+                ok = mq_mosq_hdr_add(m, name, strlen(name), value, strlen(value), name, value);
+            break;
+        case MQTT_PROP_CONTENT_TYPE:
+            if (mosquitto_property_read_string(p, id, &value, false))
+                ok = mq_mosq_hdr_add(m, "mqtt.content_type", 17, value, strlen(value), value, NULL);
+            break;
+        case MQTT_PROP_RESPONSE_TOPIC:
+            if (mosquitto_property_read_string(p, id, &value, false))
+                ok = mq_mosq_hdr_add(m, "mqtt.response_topic", 19, value, strlen(value), value, NULL);
+            break;
+        case MQTT_PROP_CORRELATION_DATA:
+            if (mosquitto_property_read_binary(p, id, &bin, &bin_len, false))
+                ok = mq_mosq_hdr_add(m, "mqtt.correlation_data", 21, bin, bin_len, bin, NULL);
+            break;
+        default: /* payload format, expiry, subscription identifiers, topic alias: not part of the record */
+            break;
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Keeps retrying a message the store refused (MQ_ERR_FULL or any error but INVAL) until it is taken or
+ * stop() is called; the time spent counts as paused. Returns the last result. */
+static enum mq_err mq_mosq_hold(struct mq_mosq *m, const struct mq_source_msg *sm, enum mq_err err)
+{
+    const char *broker = m->broker->name;
+    int64_t t0 = mq_mosq_now_ms(), last = t0, delay = 1;
+    if (err == MQ_ERR_FULL)
+        MQ_WARN("broker %s: the store is full: pausing reads from the broker", m->tag);
+    else
+        MQ_ERROR("broker %s: storing a message failed (%s): pausing reads from the broker and retrying",
+                 m->tag, mq_strerror(err));
+    while (!atomic_load(&m->stopping)) {
+        mq_mosq_wait(m, delay); /* backoff between retries; stop() interrupts it */
+        if (delay < MQ_MOSQ_HOLD_MAX_MS)
+            delay = delay * 2 > MQ_MOSQ_HOLD_MAX_MS ? MQ_MOSQ_HOLD_MAX_MS : delay * 2;
+        err = mq_ingest_message(m->ctx.ingest, broker, sm, NULL);
+        int64_t now = mq_mosq_now_ms();
+        atomic_fetch_add(&m->st_paused_ms, (uint64_t)(now - last)); /* visible while the pause lasts */
+        last = now;
+        if (err == MQ_OK || err == MQ_ERR_INVAL)
+            break;
+    }
+    if (err == MQ_OK || err == MQ_ERR_INVAL)
+        MQ_INFO("broker %s: the store takes messages again: resuming after %lld ms", m->tag,
+                (long long)(mq_mosq_now_ms() - t0));
+    return err;
+}
+
+void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
+                        const mosquitto_property *props)
+{
+    (void)mosq;
+    struct mq_mosq *m = obj;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct mq_source_msg sm = {
+        .topic = msg->topic,
+        .topic_len = msg->topic ? strlen(msg->topic) : 0,
+        .payload = msg->payload,
+        .payload_len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0,
+        .qos = msg->qos,
+        .retain = msg->retain,
+        .timestamp = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+    };
+    if (props) {
+        if (!mq_mosq_props_to_headers(m, props))
+            MQ_ERROR(
+                "broker %s: out of memory reading the MQTT 5 properties of a message on '%s': storing it "
+                "with %d of its headers",
+                m->tag, msg->topic, (int)m->nhdrs);
+        sm.headers = m->nhdrs ? m->hdrs : NULL;
+        sm.header_count = m->nhdrs;
+    }
+
+    enum mq_err err = mq_ingest_message(m->ctx.ingest, m->broker->name, &sm, NULL);
+    if (err != MQ_OK && err != MQ_ERR_INVAL)
+        err = mq_mosq_hold(m, &sm, err);
+    if (err == MQ_OK) {
+        atomic_fetch_add_explicit(&m->st_messages, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&m->st_bytes, sm.payload_len, memory_order_relaxed);
+    } else if (err == MQ_ERR_INVAL) {
+        MQ_WARN("broker %s: dropping a message with an invalid topic '%s'", m->tag,
+                msg->topic ? msg->topic : "");
+    } else {
+        /* only when stop() came while the store refused it: libmosquitto acknowledged it already */
+        MQ_ERROR(
+            "broker %s: stopping while the store refuses messages (%s): one acknowledged message on '%s' "
+            "is lost",
+            m->tag, mq_strerror(err), msg->topic ? msg->topic : "");
+    }
+    if (props)
+        mq_mosq_hdr_release(m);
+}
