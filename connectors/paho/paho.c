@@ -1,0 +1,256 @@
+/*
+ * paho.c - the MQTT source connector on Eclipse Paho MQTT C (MQTTAsync): the connector vtable and the
+ * instance's lifecycle (create, start, stop, destroy, stats).
+ *
+ * The connection state machine and reconnect backoff live in paho_conn.c, message arrival and the
+ * acknowledgement policy in paho_msg.c; paho_int.h explains Paho's threading, which decides most of the
+ * design. Paho's own persistence is not used (MQTTCLIENT_PERSISTENCE_NONE): its file store never fsyncs and
+ * is wiped on a clean start, and our durability comes from acknowledging only stored records.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "paho.h"
+#include "paho_int.h"
+#include "util/diag.h"
+#include "util/parse.h"
+
+const char *mq_paho_strerror(int rc)
+{
+    const char *s = MQTTAsync_strerror(rc);
+    return s ? s : "unknown Paho error";
+}
+
+/* Reads the first line of path (without its line end) into a new string. */
+static enum mq_err mq_paho_read_password(const char *path, char **out, char *errstr, size_t errstr_size)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "password_file %s: %s", path,
+                       strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    int read_errno = errno;
+    bool read_error = ferror(f);
+    fclose(f);
+    if (n < 0) {
+        free(line);
+        if (read_error)
+            return mq_errf(MQ_ERR_IO, errstr, errstr_size, "password_file %s: %s", path,
+                           strerror(read_errno));
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "password_file %s is empty", path);
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    *out = line;
+    return MQ_OK;
+}
+
+static enum mq_err mq_paho_build_uri(struct mq_paho *p, char *errstr, size_t errstr_size)
+{
+    const struct mq_config_broker *b = p->broker;
+    if (!b->host || b->port <= 0 || b->port > 65535)
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "broker %s: no host or port", b->name);
+    bool v6 = strchr(b->host, ':') != NULL;
+    size_t len = strlen(b->host) + 32;
+    p->uri = malloc(len);
+    if (!p->uri)
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    snprintf(p->uri, len, "%s://%s%s%s:%d", b->tls ? "ssl" : "tcp", v6 ? "[" : "", b->host, v6 ? "]" : "",
+             b->port);
+    return MQ_OK;
+}
+
+static void mq_paho_destroy(void *instance);
+
+static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **instance, char *errstr,
+                                  size_t errstr_size)
+{
+    if (!ctx || !ctx->broker || !ctx->ingest || (ctx->nsubs > 0 && !ctx->subs) || ctx->nsubs > 100000)
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "paho: incomplete connector context");
+    const struct mq_config_broker *b = ctx->broker;
+    if (b->protocol != 4 && b->protocol != 5)
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "broker %s: unsupported MQTT protocol level %d",
+                       b->name, b->protocol);
+
+    struct mq_paho *p = calloc(1, sizeof *p);
+    if (!p)
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    enum mq_err err = MQ_OK;
+    p->ctx = *ctx;
+    p->broker = b;
+    p->v5 = b->protocol == 5;
+    p->state = MQ_PAHO_IDLE;
+    p->rand_state = (unsigned)mq_mono_us() ^ (unsigned)(uintptr_t)p ^ (unsigned)ctx->session * 2654435761u;
+    if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p);
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "paho: cannot create a mutex");
+    }
+    pthread_condattr_t ca; /* the supervisor waits for monotonic deadlines */
+    bool cond_ok = pthread_condattr_init(&ca) == 0;
+    if (cond_ok) {
+        cond_ok =
+            pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(&p->cond, &ca) == 0;
+        pthread_condattr_destroy(&ca);
+    }
+    if (!cond_ok) {
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "paho: cannot create a condition variable");
+    }
+    p->lock_init = true;
+
+    /* Client id: the configured one, "-<session>" for connections after the first. */
+    const char *base = b->client_id ? b->client_id : b->name;
+    size_t idlen = strlen(base) + 24;
+    p->client_id = malloc(idlen);
+    if (!p->client_id) {
+        err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    if (ctx->session > 0)
+        snprintf(p->client_id, idlen, "%s-%d", base, ctx->session);
+    else
+        snprintf(p->client_id, idlen, "%s", base);
+
+    if ((err = mq_paho_build_uri(p, errstr, errstr_size)) != MQ_OK)
+        goto fail;
+    if (b->password_file &&
+        (err = mq_paho_read_password(b->password_file, &p->password, errstr, errstr_size)) != MQ_OK)
+        goto fail;
+
+    p->nsubs = (int)ctx->nsubs;
+    if (p->nsubs > 0) {
+        p->filters = calloc((size_t)p->nsubs, sizeof *p->filters);
+        p->qos = calloc((size_t)p->nsubs, sizeof *p->qos);
+        if (!p->filters || !p->qos) {
+            err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+            goto fail;
+        }
+    }
+    bool qos2 = false;
+    for (int i = 0; i < p->nsubs; i++) {
+        int q = ctx->subs[i].qos;
+        if (!ctx->subs[i].filter || q < 0 || q > 2) {
+            err =
+                mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "broker %s: invalid subscription %d", b->name, i);
+            goto fail;
+        }
+        p->filters[i] = strdup(ctx->subs[i].filter);
+        if (!p->filters[i]) {
+            err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+            goto fail;
+        }
+        p->qos[i] = q;
+        qos2 |= q == 2;
+    }
+
+    MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
+    copts.MQTTVersion = p->v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    int rc = MQTTAsync_createWithOptions(&p->client, p->uri, p->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL,
+                                         &copts);
+    if (rc != MQTTASYNC_SUCCESS) {
+        p->client = NULL;
+        err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "broker %s: MQTTAsync_create(%s): %s", b->name,
+                      p->uri, mq_paho_strerror(rc));
+        goto fail;
+    }
+    rc = MQTTAsync_setCallbacks(p->client, p, mq_paho_on_connection_lost, mq_paho_on_message, NULL);
+    if (rc == MQTTASYNC_SUCCESS && p->v5)
+        rc = MQTTAsync_setDisconnected(p->client, p, mq_paho_on_disconnected);
+    if (rc != MQTTASYNC_SUCCESS) {
+        err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "broker %s: MQTTAsync_setCallbacks: %s", b->name,
+                      mq_paho_strerror(rc));
+        goto fail;
+    }
+
+    if (qos2 && !p->v5 && b->durable_ack)
+        MQ_WARN("broker %s: with MQTT 3.1.1 Paho sends PUBREC for a QoS 2 message before handing it over and "
+                "keeps it in memory until PUBREL: a crash in between loses it; use protocol 5 (or QoS 1) for "
+                "crash-safe durable acknowledgement",
+                b->name);
+    *instance = p;
+    return MQ_OK;
+
+fail:
+    mq_paho_destroy(p);
+    return err;
+}
+
+static enum mq_err mq_paho_start(void *instance)
+{
+    struct mq_paho *p = instance;
+    if (!p || !p->client)
+        return MQ_ERR_INVAL;
+    return mq_paho_conn_start(p);
+}
+
+static void mq_paho_stop(void *instance)
+{
+    struct mq_paho *p = instance;
+    if (!p)
+        return;
+    mq_paho_conn_stop(p); /* joins the supervisor, which disconnects */
+    if (p->client) {
+        /* Destroying takes Paho's global mutex, under which the receive thread runs our callbacks: once it
+         * returns no callback of this client runs or will run. */
+        MQTTAsync_destroy(&p->client);
+        p->client = NULL;
+    }
+    while (atomic_load(&p->in_callback) > 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&p->connected, false);
+}
+
+static void mq_paho_destroy(void *instance)
+{
+    struct mq_paho *p = instance;
+    if (!p)
+        return;
+    mq_paho_stop(p);
+    if (p->lock_init) {
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+    }
+    for (int i = 0; p->filters && i < p->nsubs; i++)
+        free(p->filters[i]);
+    free(p->filters);
+    free(p->qos);
+    if (p->password) {
+        memset(p->password, 0, strlen(p->password));
+        free(p->password);
+    }
+    free(p->uri);
+    free(p->client_id);
+    free(p);
+}
+
+static void mq_paho_stats(void *instance, struct mq_connector_stats *st)
+{
+    struct mq_paho *p = instance;
+    memset(st, 0, sizeof *st);
+    if (!p)
+        return;
+    st->messages = atomic_load(&p->messages);
+    st->bytes = atomic_load(&p->bytes);
+    st->connects = atomic_load(&p->connects);
+    st->disconnects = atomic_load(&p->disconnects);
+    st->paused_ms = atomic_load(&p->paused_ms);
+    st->connected = atomic_load(&p->connected);
+}
+
+const struct mq_connector mq_connector_paho = {
+    .version = MQ_CONNECTOR_VERSION,
+    .name = "paho",
+    .create = mq_paho_create,
+    .start = mq_paho_start,
+    .stop = mq_paho_stop,
+    .destroy = mq_paho_destroy,
+    .stats = mq_paho_stats,
+};
