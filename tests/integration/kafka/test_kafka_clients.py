@@ -368,7 +368,9 @@ def test_producers_refused(srv):
                         (["-X", "enable.idempotence=true"], "Cluster authorization failed")):
         r = subprocess.run([KCAT, "-P", "-b", srv.broker, "-t", "multi"] + extra, input="hello\n",
                            capture_output=True, text=True, timeout=60)
-        check(r.returncode != 0 and want in r.stderr,
+        # What matters is the refusal the client reports; kcat's own exit status after librdkafka's fatal
+        # idempotence error is not reliably non-zero (seen 0 and 1), so only the plain producer's is checked.
+        check(want in r.stderr and (extra or r.returncode != 0),
               "kcat -P %s: exit %d, stderr %s" % (" ".join(extra), r.returncode, r.stderr[-500:]))
     out = kcat(["-C", "-J", "-e", "-q", "-b", srv.broker, "-t", "multi", "-p", "0"])
     check(len(out.splitlines()) == 5, "a refused produce changed partition 0: %s" % out)
