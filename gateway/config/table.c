@@ -745,7 +745,9 @@ static const struct mq_ckey mq_keys_top[] = {
      .off = TOP(unmatched),
      .def = "drop",
      .doc = "What happens to a message no mapping takes: drop, or the name of a log topic that collects "
-            "them (1 partition, keyed by the MQTT topic)."},
+            "them (1 partition, keyed by the MQTT topic). To receive them at all, every connection then "
+            "also subscribes to `#` (all topics but the broker's `$` topics) at the highest QoS of its "
+            "mappings."},
     {.name = "kafka",
      .type = MQ_CT_MAP,
      .off = TOP(kafka),

@@ -568,7 +568,7 @@ struct mq_sub {
 enum mq_err mq_route_subscriptions(const struct mq_route_table *table, const char *broker,
                                    const char *share_group, mq_route_sub_fn *fn, void *opaque)
 {
-    size_t n = 0;
+    size_t n = table->unmatched ? 1 : 0;
     for (size_t i = 0; i < table->nmaps; i++)
         n += table->maps[i].nfilters;
     if (n == 0)
@@ -577,10 +577,13 @@ enum mq_err mq_route_subscriptions(const struct mq_route_table *table, const cha
     if (!subs)
         return MQ_ERR_NOMEM;
     size_t k = 0;
+    int max_qos = 0;
     for (size_t i = 0; i < table->nmaps; i++) {
         const struct mq_route_map *m = &table->maps[i];
         if (broker && m->broker && strcmp(broker, m->broker) != 0)
             continue;
+        if (m->qos > max_qos)
+            max_qos = m->qos;
         for (size_t f = 0; f < m->nfilters; f++) {
             struct mq_sub *s = &subs[k++];
             s->filter = m->filters[f];
@@ -596,6 +599,16 @@ enum mq_err mq_route_subscriptions(const struct mq_route_table *table, const cha
                 s->group = "";
             }
         }
+    }
+    /* Collecting unmatched messages means receiving every message: "#" (which the broker does not match
+     * against its own $-topics), last, so that it covers the mappings' filters of its group and takes
+     * their highest QoS. Messages arrive at that QoS or the publisher's, whichever is lower. */
+    if (table->unmatched) {
+        struct mq_sub *s = &subs[k++];
+        s->filter = s->inner = "#";
+        s->qos = max_qos;
+        s->group = share_group ? share_group : "";
+        s->group_len = strlen(s->group);
     }
     /* Identical subscriptions first, then covered ones: the survivor takes the highest QoS. */
     for (size_t i = 0; i < k; i++) {

@@ -113,7 +113,9 @@ typedef enum mq_err mq_route_sub_fn(void *opaque, const char *filter, int qos);
  * same subscription group covers (e.g. "a/b" beside "a/#") is left out and its QoS raised on the covering
  * one, so that a broker that delivers one copy per matching subscription does not deliver duplicates.
  * With share_group non-NULL, filters that are not already shared are subscribed as
- * "$share/<share_group>/<filter>" (for brokers with sessions > 1). Calls fn in definition order.
+ * "$share/<share_group>/<filter>" (for brokers with sessions > 1). When the table has an unmatched topic,
+ * "#" is added after them all (it covers the others of its group and takes their highest QoS), so that
+ * the messages no mapping takes reach the gateway at all. Calls fn in definition order.
  */
 enum mq_err mq_route_subscriptions(const struct mq_route_table *table, const char *broker,
                                    const char *share_group, mq_route_sub_fn *fn, void *opaque);

@@ -859,6 +859,31 @@ static void test_subscriptions(void)
     CU_ASSERT_EQUAL(mq_route_subscriptions(t, "b1", "x", collect_sub, &s), MQ_OK);
     CU_ASSERT_EQUAL(s.n, 4);
     mq_route_table_free(t);
+
+    /* An unmatched topic subscribes to "#": it covers every unshared filter and takes the highest QoS of
+     * the broker's mappings; an explicitly shared filter is another group and stays. */
+    t = table_of(defs, 5, "rest");
+    memset(&s, 0, sizeof(s));
+    CU_ASSERT_EQUAL(mq_route_subscriptions(t, "b2", NULL, collect_sub, &s), MQ_OK);
+    CU_ASSERT_EQUAL_FATAL(s.n, 2);
+    CU_ASSERT_STRING_EQUAL(s.filter[0], "$share/x/a/b");
+    CU_ASSERT_STRING_EQUAL(s.filter[1], "#");
+    CU_ASSERT_EQUAL(s.qos[1], 2);
+    memset(&s, 0, sizeof(s));
+    CU_ASSERT_EQUAL(mq_route_subscriptions(t, "b2", "grp", collect_sub, &s), MQ_OK);
+    CU_ASSERT_EQUAL_FATAL(s.n, 2);
+    CU_ASSERT_STRING_EQUAL(s.filter[1], "$share/grp/#");
+    mq_route_table_free(t);
+    /* A broker whose mappings all ask for QoS 0 subscribes to "#" at QoS 0. */
+    struct mq_route_def low[] = {
+        {.from = m4, .nfrom = 1, .broker = "b2", .qos = 0, .to = "t4", .partitions = 1}};
+    t = table_of(low, 1, "rest");
+    memset(&s, 0, sizeof(s));
+    CU_ASSERT_EQUAL(mq_route_subscriptions(t, "b2", NULL, collect_sub, &s), MQ_OK);
+    CU_ASSERT_EQUAL_FATAL(s.n, 1);
+    CU_ASSERT_STRING_EQUAL(s.filter[0], "#");
+    CU_ASSERT_EQUAL(s.qos[0], 0);
+    mq_route_table_free(t);
 }
 
 int main(void)

@@ -121,7 +121,9 @@ static const char mq_doc_rules[] =
     "which\n"
     "delivers one copy per matching subscription sends no duplicates. With `sessions` above 1 every filter "
     "is\n"
-    "subscribed as `$share/SHARE_GROUP/FILTER` on each connection.\n"
+    "subscribed as `$share/SHARE_GROUP/FILTER` on each connection. When `unmatched` names a log topic,\n"
+    "each connection subscribes to `#` as well (which covers every other unshared filter), so that the\n"
+    "messages no mapping takes reach the gateway.\n"
     "\n"
     "## Keys by section\n"
     "\n";
