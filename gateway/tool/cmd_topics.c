@@ -91,11 +91,15 @@ int mq_cmd_topics(int argc, char **argv)
     }
     int rc = MQ_EXIT_OK;
     char line[1024], ts1[40], ts2[40];
+    int width = 24; /* the TOPIC column fits the longest name (at most 249 characters) */
+    for (size_t i = 0; i < ntopics; i++)
+        if ((int)strlen(topics[i].name) > width)
+            width = (int)strlen(topics[i].name);
     if (json)
         mq_out_str(&out, "{\"topics\":[");
     else if (ntopics) {
-        snprintf(line, sizeof line, "%-24s %5s %12s %12s %14s %8s  %-24s  %s\n", "TOPIC", "PART", "START",
-                 "END", "BYTES", "SEGMENTS", "OLDEST", "NEWEST");
+        snprintf(line, sizeof line, "%-*s %5s %12s %12s %14s %8s  %-24s  %s\n", width, "TOPIC", "PART",
+                 "START", "END", "BYTES", "SEGMENTS", "OLDEST", "NEWEST");
         mq_out_str(&out, line);
     }
     for (size_t i = 0; i < ntopics; i++) {
@@ -140,8 +144,8 @@ int mq_cmd_topics(int argc, char **argv)
                 mq_out_char(&out, '}');
             } else {
                 snprintf(line, sizeof line,
-                         "%-24s %5d %12" PRId64 " %12" PRId64 " %14" PRId64 " %8d  %-24s  %s\n", t->name,
-                         (int)p, st.start_offset, st.end_offset, st.bytes, (int)st.segments,
+                         "%-*s %5d %12" PRId64 " %12" PRId64 " %14" PRId64 " %8d  %-24s  %s\n", width,
+                         t->name, (int)p, st.start_offset, st.end_offset, st.bytes, (int)st.segments,
                          mq_tool_iso8601(st.oldest_timestamp, ts1, sizeof ts1),
                          mq_tool_iso8601(st.newest_timestamp, ts2, sizeof ts2));
                 mq_out_str(&out, line);
