@@ -77,37 +77,6 @@ static enum mq_err mq_mosq_err(int rc)
     }
 }
 
-/* The password is the first line of the file (without its line end). Never logged. */
-static enum mq_err mq_mosq_read_password(const char *path, char **out, char *errstr, size_t errstr_size)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "password_file %s: %s", path,
-                       strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, f);
-    int read_errno = errno;
-    bool failed = ferror(f) != 0;
-    fclose(f);
-    if (n < 0 && failed) {
-        free(line);
-        return mq_errf(mq_err_from_errno(read_errno), errstr, errstr_size, "password_file %s: %s", path,
-                       strerror(read_errno));
-    }
-    if (n < 0) { /* an empty file: an empty password */
-        free(line);
-        line = strdup("");
-        if (!line)
-            return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
-        n = 0;
-    }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    *out = line;
-    return MQ_OK;
-}
-
 /* OpenSSL would prompt on the terminal for an encrypted key's passphrase: a daemon has none to give. */
 static int mq_mosq_no_passphrase(char *buf, int size, int rwflag, void *userdata)
 {
@@ -259,8 +228,7 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
 
     if (b->username || b->password_file) {
         char *password = NULL;
-        if (b->password_file &&
-            (err = mq_mosq_read_password(b->password_file, &password, errstr, errstr_size)) != MQ_OK)
+        if ((err = mq_config_broker_password(b, &password, errstr, errstr_size)) != MQ_OK)
             goto fail;
         rc = mosquitto_username_pw_set(m->mosq, b->username, password);
         if (password) {

@@ -24,32 +24,6 @@ const char *mq_paho_strerror(int rc)
     return s ? s : "unknown Paho error";
 }
 
-/* Reads the first line of path (without its line end) into a new string. */
-static enum mq_err mq_paho_read_password(const char *path, char **out, char *errstr, size_t errstr_size)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "password_file %s: %s", path,
-                       strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, f);
-    int read_errno = errno;
-    bool read_error = ferror(f);
-    fclose(f);
-    if (n < 0) {
-        free(line);
-        if (read_error)
-            return mq_errf(MQ_ERR_IO, errstr, errstr_size, "password_file %s: %s", path,
-                           strerror(read_errno));
-        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "password_file %s is empty", path);
-    }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    *out = line;
-    return MQ_OK;
-}
-
 static enum mq_err mq_paho_build_uri(struct mq_paho *p, char *errstr, size_t errstr_size)
 {
     const struct mq_config_broker *b = p->broker;
@@ -119,8 +93,7 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
 
     if ((err = mq_paho_build_uri(p, errstr, errstr_size)) != MQ_OK)
         goto fail;
-    if (b->password_file &&
-        (err = mq_paho_read_password(b->password_file, &p->password, errstr, errstr_size)) != MQ_OK)
+    if ((err = mq_config_broker_password(b, &p->password, errstr, errstr_size)) != MQ_OK)
         goto fail;
 
     p->nsubs = (int)ctx->nsubs;

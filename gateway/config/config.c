@@ -968,3 +968,34 @@ void mq_config_mapping_retention(const struct mq_config *cfg, const struct mq_co
     *ms = m->retention_ms >= 0 ? m->retention_ms : cfg->log.retention_ms;
     *bytes = m->retention_bytes >= 0 ? m->retention_bytes : cfg->log.retention_bytes;
 }
+
+enum mq_err mq_config_broker_password(const struct mq_config_broker *b, char **out, char *errstr,
+                                      size_t errstr_size)
+{
+    *out = NULL;
+    if (!b->password_file)
+        return MQ_OK;
+    const char *path = b->password_file;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "password_file %s: %s", path,
+                       strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    errno = 0;
+    ssize_t n = getline(&line, &cap, f);
+    int read_errno = errno;
+    bool failed = ferror(f) != 0;
+    fclose(f);
+    if (n < 0) {
+        free(line);
+        if (failed)
+            return mq_errf(mq_err_from_errno(read_errno), errstr, errstr_size, "password_file %s: %s", path,
+                           strerror(read_errno));
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "password_file %s is empty", path);
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    *out = line;
+    return MQ_OK;
+}

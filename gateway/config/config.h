@@ -128,6 +128,15 @@ void mq_config_free(struct mq_config *cfg);
 const struct mq_config_broker *mq_config_broker_find(const struct mq_config *cfg, const char *name);
 
 /*
+ * Reads a broker's password: the first line of b->password_file, without its line end. *out gets a new
+ * string the caller frees (after wiping it), or NULL when the broker has no password_file. An empty file
+ * is an error (a password file that lost its content should not log in with an empty password). The
+ * password is never logged; errstr names the file and the reason.
+ */
+enum mq_err mq_config_broker_password(const struct mq_config_broker *b, char **out, char *errstr,
+                                      size_t errstr_size);
+
+/*
  * Builds the route table of cfg's mappings (mapping i of the table is cfg->mappings[i]) and unmatched topic.
  * The caller owns *out (mq_route_table_free()); the table does not refer to cfg.
  */
