@@ -62,7 +62,7 @@ wait_for() {
     shift
     until "$@"; do
         ((SECONDS < deadline)) || fail "timed out waiting for: $*"
-        sleep 0.02
+        sleep 0.02 # poll interval of this deadline wait
     done
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -163,7 +163,7 @@ ok
 expect_ok "$M" create -d "$D" paced --partitions 1
 for i in 0 1 2 3 4 5; do
     echo "p$i"
-    [[ $i == 5 ]] || sleep 0.12
+    [[ $i == 5 ]] || sleep 0.12 # spaces the timestamps (see above), not synchronisation
 done | "$M" produce -d "$D" paced -H mqtt.topic=paced
 "$M" consume -d "$D" paced --format json | python3 -c '
 import json, sys

@@ -59,7 +59,7 @@ wait_for() {
     shift
     until "$@"; do
         ((SECONDS < deadline)) || fail "timed out waiting for: $*"
-        sleep 0.02
+        sleep 0.02 # poll interval of this deadline wait
     done
 }
 lines_at_least() { [[ -f $1 && $(wc -l <"$1") -ge $2 ]]; }
@@ -341,7 +341,7 @@ python3 -c 'import fcntl, sys, time
 f = open(sys.argv[1], "a")
 fcntl.flock(f, fcntl.LOCK_EX)
 print("locked", flush=True)
-time.sleep(600)' "$D/.lock" >"$T/lock.out" &
+time.sleep(600)  # holds the lock until killed, not synchronisation' "$D/.lock" >"$T/lock.out" &
 lpid=$!
 BG+=("$lpid")
 wait_for 10 lines_at_least "$T/lock.out" 1

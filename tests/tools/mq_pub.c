@@ -219,7 +219,7 @@ int main(int argc, char **argv)
             double due = start_s + (double)(k - first) / (double)rate;
             double now_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
             if (due > now_s)
-                usleep((useconds_t)((due - now_s) * 1e6));
+                usleep((useconds_t)((due - now_s) * 1e6)); // --rate pacing, not synchronisation
         }
         pthread_mutex_lock(&p.mu);
         /* wait for a connection and for room in the window */
@@ -237,7 +237,7 @@ int main(int argc, char **argv)
         rc = mosquitto_publish_v5(m, NULL, topic, n, payload, (int)qos, retain, NULL);
         if (rc == MOSQ_ERR_NO_CONN) { /* lost meanwhile: wait for the reconnect and publish it then */
             k--;
-            usleep(1000);
+            usleep(1000); // retry interval until libmosquitto has reconnected
             continue;
         }
         if (rc != MOSQ_ERR_SUCCESS) {

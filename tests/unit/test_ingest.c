@@ -481,7 +481,7 @@ static void test_full_disk(void)
     int64_t deadline = mq_mono_ms() + 10000;
     while ((err = msg_send(e.in, "b", "f/x", payload, 1, false, &t)) == MQ_ERR_FULL &&
            mq_mono_ms() < deadline)
-        usleep(1000);
+        usleep(1000); // retry interval of this deadline loop
     CU_ASSERT_EQUAL_FATAL(err, MQ_OK);
     seq++;
     for (int i = 0; i < 50; i++, seq++) {
@@ -532,7 +532,7 @@ static void *worker_main(void *arg)
                                   .timestamp = mq_now_ms()};
         enum mq_err err;
         while ((err = mq_ingest_message(w->in, "b", &m, NULL)) == MQ_ERR_FULL)
-            usleep(100);
+            usleep(100); // retry interval while the store pushes back
         if (err != MQ_OK)
             w->failures++;
     }
