@@ -74,12 +74,13 @@ mappings:
         e.wait_for(reached, 60, "%d records stored before kill %d" % (mark, i + 1), every=0.01)
         d.kill()
         n = e.stored(d.data, "e2e")
-        at.append(n)
+        at.append("%d@%.1fs" % (n, time.monotonic() - t0))
         if n >= N + probes:
             e.fail("kill %d came after the whole stream was stored: not in the middle of it" % (i + 1))
         d.start()
 
     recs = e.wait_complete(d.data, "e2e", N, timeout=120, alive=alive)
+    t_done = time.monotonic() - t0
     try:
         rc = pub.wait(120)
     except Exception:
@@ -96,11 +97,11 @@ mappings:
     if d.starts != KILLS + 1:
         e.fail("mqlogd started %d times, expected %d" % (d.starts, KILLS + 1))
     broker.stop()
-    e.log("PASS: %s, %d messages at %d/s over %d topics, SIGKILL %d times (stored counts %s), restarted each "
-          "time: none missing, %d duplicates (QoS 1 redelivery), %d records in all; %d partition recoveries, %d "
-          "torn tails cut; SIGTERM exit 0, verify clean (%.1fs)" %
-          (CONNECTOR, N, RATE, TOPICS, KILLS, ",".join(str(x) for x in at), dups, len(recs), recovered,
-           truncated, time.monotonic() - t0))
+    e.log("PASS: %s, %d messages at %d/s over %d topics, SIGKILL %d times (records stored @ time: %s), restarted "
+          "each time: none missing (all stored at %.1fs), %d duplicates (QoS 1 redelivery), %d records in all; %d "
+          "partition recoveries, %d torn tails cut; SIGTERM exit 0, verify clean (%.1fs)" %
+          (CONNECTOR, N, RATE, TOPICS, KILLS, ", ".join(at), t_done, dups, len(recs), recovered, truncated,
+           time.monotonic() - t0))
 
 
 main()
