@@ -4,14 +4,19 @@
  * it got and how fast. It exists because kcat spends much of its time formatting and writing its output,
  * so kcat's rate says more about kcat than about the endpoint.
  *
- * Usage: kafka_count -b HOST:PORT -t TOPIC [-X KEY=VALUE]...
- * Prints one line: "records=N bytes=B seconds=S records_per_s=R" (bytes: keys + values). Exit 1 on error.
+ * Usage: kafka_count -b HOST:PORT -t TOPIC [-l COUNT] [-w SECONDS] [-X KEY=VALUE]...
+ * Prints one line: "records=N bytes=B seconds=S records_per_s=R" (bytes: keys + values; seconds: from the
+ * first record received to the last). Exit 1 on error, and when no record arrives for -w SECONDS
+ * (default 30) before the end: a benchmark must not hang on a lost message.
  *
  * Latency mode, for the end-to-end benchmark: kafka_count -b HOST:PORT -t TOPIC -l COUNT takes every
  * partition's end offset, prints "ready", reads COUNT records from there whose values begin with the
  * publisher's wall-clock send time in microseconds ("<us> ..."), and prints
- * "latency_us n=N p50=.. p99=.. max=.." (receive time minus send time). Publisher and consumer run on the
- * same host (same clock).
+ * "latency_us n=N p50=.. p99=.. max=.." (receive time minus send time), then the same for the receive time
+ * minus the record's timestamp, which mqlogd sets when its MQTT client receives the message:
+ * "since_ingest_us n=N p50=.. p99=.. max=..", the part spent in the store and the Kafka endpoint (the
+ * timestamp has millisecond resolution: these figures are up to 1 ms high). Publisher and consumer run on
+ * the same host (same clock).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -55,16 +60,19 @@ static int cmp_i64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     const char *brokers = NULL, *topic = NULL;
-    long long latency_n = 0;
+    long long latency_n = 0, idle_s = 30;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int opt;
-    /* Large fetches: the endpoint sends whole stored batches; let each response carry many of them. */
+    /* Large fetches: the endpoint sends whole stored batches; let each response carry many of them. The
+     * local queue must hold several responses' worth of records (about 150,000 100-byte records per
+     * 16 MiB): once it holds more than queued.min.messages (default 100,000) librdkafka stops fetching and
+     * looks again only about a second later, which made every 16 MiB fetch cost a second. */
     if (set(conf, "group.id", "kafka_count") || set(conf, "enable.auto.commit", "false") ||
         set(conf, "enable.partition.eof", "true") || set(conf, "fetch.max.bytes", "52428800") ||
-        set(conf, "max.partition.fetch.bytes", "16777216") ||
+        set(conf, "max.partition.fetch.bytes", "16777216") || set(conf, "queued.min.messages", "1000000") ||
         set(conf, "queued.max.messages.kbytes", "1048576") || set(conf, "fetch.wait.max.ms", "100"))
         return 1;
-    while ((opt = getopt(argc, argv, "b:t:X:l:")) != -1) {
+    while ((opt = getopt(argc, argv, "b:t:X:l:w:")) != -1) {
         switch (opt) {
         case 'b':
             brokers = optarg;
@@ -82,6 +90,16 @@ int main(int argc, char **argv)
             }
             break;
         }
+        case 'w': {
+            char *end;
+            errno = 0;
+            idle_s = strtoll(optarg, &end, 10);
+            if (errno || *end || idle_s < 1 || idle_s > 86400) {
+                fprintf(stderr, "kafka_count: -w %s: expected 1..86400 seconds\n", optarg);
+                return 1;
+            }
+            break;
+        }
         case 'X': {
             char *eq = strchr(optarg, '=');
             if (!eq) {
@@ -94,12 +112,14 @@ int main(int argc, char **argv)
             break;
         }
         default:
-            fprintf(stderr, "usage: kafka_count -b HOST:PORT -t TOPIC [-l COUNT] [-X KEY=VALUE]...\n");
+            fprintf(stderr,
+                    "usage: kafka_count -b HOST:PORT -t TOPIC [-l COUNT] [-w SECONDS] [-X KEY=VALUE]...\n");
             return 1;
         }
     }
     if (!brokers || !topic) {
-        fprintf(stderr, "usage: kafka_count -b HOST:PORT -t TOPIC [-l COUNT] [-X KEY=VALUE]...\n");
+        fprintf(stderr,
+                "usage: kafka_count -b HOST:PORT -t TOPIC [-l COUNT] [-w SECONDS] [-X KEY=VALUE]...\n");
         return 1;
     }
     if (latency_n && (set(conf, "fetch.wait.max.ms", "500") || set(conf, "fetch.min.bytes", "1")))
@@ -153,13 +173,14 @@ int main(int argc, char **argv)
     enum { BATCH = 10000 };
     rd_kafka_message_t **msgs = malloc(BATCH * sizeof *msgs);
     int64_t *lat = latency_n ? malloc((size_t)latency_n * sizeof *lat) : NULL;
-    if (!msgs || (latency_n && !lat)) {
+    int64_t *ing = latency_n ? malloc((size_t)latency_n * sizeof *ing) : NULL;
+    if (!msgs || (latency_n && (!lat || !ing))) {
         fprintf(stderr, "kafka_count: out of memory\n");
         return 1;
     }
     long long records = 0, bytes = 0;
     int eofs = 0, rc = 0;
-    int64_t t0 = 0, t_last = 0;
+    int64_t t0 = 0, t_last = 0, t_progress = mono_us();
     while (latency_n ? records < latency_n : eofs < nparts) {
         /* One message per poll: rd_kafka_consume_batch_queue() waits for a full batch or its timeout. */
         ssize_t n = 0;
@@ -185,14 +206,20 @@ int main(int argc, char **argv)
                     memcpy(buf, m->payload, l);
                     buf[l] = 0;
                     lat[records] = now_wall - strtoll(buf, NULL, 10);
+                    ing[records] = now_wall - rd_kafka_message_timestamp(m, NULL) * 1000;
                 }
                 records++;
                 bytes += (long long)m->len + (long long)m->key_len;
             }
             rd_kafka_message_destroy(m);
         }
-        if (n > 0)
-            t_last = mono_us();
+        if (n > 0) {
+            t_last = t_progress = mono_us();
+        } else if (mono_us() - t_progress > idle_s * 1000000) {
+            fprintf(stderr, "kafka_count: nothing received for %lld s (%lld records so far)\n", idle_s,
+                    records);
+            rc = 1;
+        }
         if (rc)
             break;
     }
@@ -201,13 +228,17 @@ int main(int argc, char **argv)
     free(msgs);
     if (rc == 0 && latency_n) {
         qsort(lat, (size_t)latency_n, sizeof *lat, cmp_i64);
+        qsort(ing, (size_t)latency_n, sizeof *ing, cmp_i64);
         printf("latency_us n=%lld p50=%" PRId64 " p99=%" PRId64 " max=%" PRId64 "\n", latency_n,
                lat[latency_n / 2], lat[latency_n * 99 / 100], lat[latency_n - 1]);
+        printf("since_ingest_us n=%lld p50=%" PRId64 " p99=%" PRId64 " max=%" PRId64 "\n", latency_n,
+               ing[latency_n / 2], ing[latency_n * 99 / 100], ing[latency_n - 1]);
     } else if (rc == 0) {
         double secs = t_last > t0 ? (double)(t_last - t0) / 1e6 : 0;
         printf("records=%lld bytes=%lld seconds=%.3f records_per_s=%.0f\n", records, bytes, secs,
                secs > 0 ? (double)records / secs : 0.0);
     }
     free(lat);
+    free(ing);
     return rc;
 }
