@@ -326,7 +326,8 @@ static const struct mq_ckey mq_keys_broker[] = {
      .enums = mq_enum_client,
      .doc = "The MQTT client library. paho acknowledges QoS 1/2 messages only once they are durable "
             "(durable_ack); mosquitto acknowledges on receipt, so up to flush_interval_ms of messages can be "
-            "lost in a crash."},
+            "lost in a crash, and while the disk is full, the acknowledged records waiting in memory (up to "
+            "log.max_pending_bytes per partition)."},
     {.name = "client_id",
      .type = MQ_CT_STRING,
      .off = BRK(client_id),
