@@ -8,6 +8,7 @@
  * is wiped on a clean start, and our durability comes from acknowledging only stored records.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,20 @@ static enum mq_err mq_paho_build_uri(struct mq_paho *p, char *errstr, size_t err
 }
 
 static void mq_paho_destroy(void *instance);
+
+/*
+ * Paho as Debian builds it (without PAHO_HIGH_PERFORMANCE) records every entry to and exit from its internal
+ * functions in an in-memory trace ring, under a global mutex and with a strcpy of the function name, unless
+ * the trace level is above TRACE_MINIMUM. On the receive thread that was about 40% of the time per message
+ * (perf, tests/bench/ingest at QoS 0). TRACE_ERROR is the highest level Paho accepts; it keeps errors in the
+ * ring. Someone who asks for Paho's trace (MQTT_C_CLIENT_TRACE, MQTT_C_CLIENT_TRACE_LEVEL) keeps it. Done
+ * once, before the first client exists, so that no Paho thread reads the level while it changes.
+ */
+static void mq_paho_trace_off(void)
+{
+    if (!getenv("MQTT_C_CLIENT_TRACE") && !getenv("MQTT_C_CLIENT_TRACE_LEVEL"))
+        MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
+}
 
 static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **instance, char *errstr,
                                   size_t errstr_size)
@@ -122,6 +137,8 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
         qos2 |= q == 2;
     }
 
+    static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
+    pthread_once(&trace_once, mq_paho_trace_off);
     MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
     copts.MQTTVersion = p->v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
     int rc = MQTTAsync_createWithOptions(&p->client, p->uri, p->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL,
