@@ -216,7 +216,6 @@ static void mq_mosq_subscribe(struct mq_mosq *m)
 
 void mq_mosq_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
 {
-    (void)mosq;
     (void)props;
     struct mq_mosq *m = obj;
     if (rc != 0) {
@@ -229,15 +228,22 @@ void mq_mosq_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, co
     atomic_store(&m->st_connected, true);
     MQ_INFO("broker %s: connected to %s:%d as %s (session present: %s)", m->tag, m->broker->host,
             m->broker->port, m->client_id, (flags & 1) ? "yes" : "no");
+    /* libmosquitto formats a line for every packet (vsnprintf, "received PUBLISH ...") whenever a log
+     * callback is set, before the callback can drop it: 15-20% of this thread's time at QoS 0 (perf,
+     * tests/bench/ingest). Its error and warning lines matter while connecting (TLS, refusals); once
+     * connected, losses come back as return codes, which the loop logs. So the callback stays only at debug
+     * level, and on_disconnect sets it again for the next attempt. Both run on this network thread. */
+    if (mq_diag_level < MQ_LV_DEBUG)
+        mosquitto_log_callback_set(mosq, NULL);
     mq_mosq_subscribe(m);
 }
 
 void mq_mosq_on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
 {
-    (void)mosq;
     (void)props;
     struct mq_mosq *m = obj;
     m->disconnect_rc = rc; /* the thread logs the loss once mosquitto_loop() returns */
+    mosquitto_log_callback_set(mosq, mq_mosq_on_log); /* for the next connection attempt (see on_connect) */
 }
 
 void mq_mosq_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_count, const int *granted_qos,
