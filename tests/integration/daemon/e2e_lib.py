@@ -152,6 +152,209 @@ class Broker:
             return f.read()
 
 
+RABBITMQ_HOME = "/usr/lib/rabbitmq"
+_RABBITMQ_MARK = "MQ_E2E_RABBITMQ"
+
+
+def _free_ports(n):
+    """n distinct free loopback ports (all bound at once, so that none is handed out twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _marked_pids(mark):
+    """Pids of the processes whose environment holds MQ_E2E_RABBITMQ=mark: the node, its epmd, the Erlang
+    helpers and CLI tools it started, and nothing else (each node has its own mark, its directory)."""
+    needle = ("%s=%s" % (_RABBITMQ_MARK, mark)).encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/environ" % name, "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if needle in env:
+            out.append(int(name))
+    return out
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "?"
+
+
+def _kill_marked(mark, timeout=10):
+    """SIGKILLs the processes of one node's mark and waits until they are gone; returns how many there were."""
+    pids = _marked_pids(mark)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while _marked_pids(mark) and time.monotonic() < deadline:
+        time.sleep(0.05)  # poll interval of this deadline wait
+    return len(pids)
+
+
+def _rabbitmq_reaper(mark):
+    """Body of the reaper process a RabbitMQ node comes with: it blocks on a pipe from the test and, once the
+    pipe closes (the test stopped the node, exited or was killed, SIGKILL included), kills whatever carries
+    the node's mark, so that no beam or epmd outlives the test. It forks once more and lets the intermediate
+    process exit: a killer that walks the test's process tree (ctest on a timeout) does not find it."""
+    if os.fork() != 0:
+        os._exit(0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while sys.stdin.buffer.read(4096):
+        pass
+    if _kill_marked(mark) and not os.environ.get("MQ_E2E_KEEP"):
+        shutil.rmtree(mark, ignore_errors=True)  # the test did not get to remove it
+
+
+class RabbitMQ:
+    """A private RabbitMQ node with its MQTT plugin (MQTT 3.1.1 only), as ../shared/REFERENCE.md describes:
+    every listener (AMQP, MQTT, distribution, the CLI tools' distribution, its own epmd) on a free loopback
+    port, node name, configuration, data, logs, cookie and HOME in a temporary directory; the system service is
+    never touched. It takes about 13 s to start, so a test starts one and uses it for all its cases.
+
+    Cleanup in every case: stop() stops the node with rabbitmqctl and ends its epmd; at exit (a failed test)
+    whatever is left is killed. Every process the node starts carries MQ_E2E_RABBITMQ=<its directory> in its
+    environment, which is how they are found (the Erlang VM and epmd detach themselves from the test's process
+    tree). A reaper process, detached from the test and holding a pipe from it, does the same if the test
+    itself is killed."""
+
+    def __init__(self, start_timeout=90):
+        self.server = os.path.join(RABBITMQ_HOME, "bin", "rabbitmq-server")
+        self.ctl = os.path.join(RABBITMQ_HOME, "bin", "rabbitmqctl")
+        if not os.path.exists(self.server) or not os.path.exists(self.ctl):
+            fail("RabbitMQ is not installed (%s is missing; scripts/setup installs rabbitmq-server)" % self.server)
+        self.dir = tmpdir("rabbitmq")
+        self.port, self.amqp_port, self.dist_port, self.epmd_port, self.ctl_port = _free_ports(5)
+        self.node = "mqlog-e2e-%d@localhost" % self.port
+        conf = os.path.join(self.dir, "rabbitmq.conf")
+        with open(conf, "w") as f:
+            f.write(
+                "listeners.tcp.default = 127.0.0.1:%d\nmqtt.listeners.tcp.default = 127.0.0.1:%d\n"
+                "mqtt.allow_anonymous = true\nloopback_users = none\ndistribution.listener.interface = 127.0.0.1\n"
+                "log.console = false\nlog.file.level = info\n" % (self.amqp_port, self.port)
+            )
+        plugins = os.path.join(self.dir, "enabled_plugins")
+        with open(plugins, "w") as f:
+            f.write("[rabbitmq_mqtt].\n")
+        envfile = os.path.join(self.dir, "rabbitmq-env.conf")  # instead of /etc/rabbitmq/rabbitmq-env.conf
+        open(envfile, "w").close()
+        home = os.path.join(self.dir, "home")
+        os.mkdir(home)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("RABBITMQ_", "ERL_", "NOTIFY_SOCKET", "JOURNAL_STREAM"))}
+        env.update({
+            _RABBITMQ_MARK: self.dir,
+            "HOME": home,
+            "RABBITMQ_HOME": RABBITMQ_HOME,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_CONF_ENV_FILE": envfile,
+            "RABBITMQ_CONFIG_FILE": conf,
+            "RABBITMQ_ADVANCED_CONFIG_FILE": os.path.join(self.dir, "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": plugins,
+            "RABBITMQ_MNESIA_BASE": os.path.join(self.dir, "mnesia"),
+            "RABBITMQ_LOG_BASE": os.path.join(self.dir, "log"),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CTL_DIST_PORT_MIN": str(self.ctl_port),
+            "RABBITMQ_CTL_DIST_PORT_MAX": str(self.ctl_port),
+            "RABBITMQ_CTL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_EPMD_PORT": str(self.epmd_port),
+        })
+        self.env = env
+        self.proc = None
+        self.reaper = subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import e2e_lib; "
+             "e2e_lib._rabbitmq_reaper(sys.argv[2])", os.path.dirname(os.path.abspath(__file__)), self.dir],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.reaper.wait(30)  # the intermediate process; the reaper itself holds the pipe's other end
+        atexit.register(self._cleanup)  # runs before _cleanup removes the directory
+        self.start(start_timeout)
+
+    def start(self, timeout=90):
+        logf = open(os.path.join(self.dir, "rabbitmq-server.out"), "a")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen([self.server], env=self.env, stdin=subprocess.DEVNULL, stdout=logf,
+                                     stderr=subprocess.STDOUT, start_new_session=True, cwd=self.dir)
+        logf.close()
+
+        def up():
+            if self.proc.poll() is not None:
+                fail("rabbitmq-server exited with %s before its MQTT port answered:\n%s" % (self.proc.returncode,
+                                                                                          self.log()[-3000:]))
+            return port_open(self.port)
+
+        wait_for(up, timeout, "RabbitMQ's MQTT listener on port %d" % self.port, every=0.1)
+        self.start_time = time.monotonic() - t0
+
+    def rabbitmqctl(self, *args, check=True, timeout=60):
+        return run([self.ctl, "-n", self.node] + list(args), check=check, timeout=timeout, env=self.env,
+                   cwd=self.dir)
+
+    def stop(self):
+        """Stops the node with rabbitmqctl, then its epmd; fails the test if either leaves a process behind."""
+        if self.proc is None:
+            return
+        self.rabbitmqctl("stop")
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            fail("rabbitmq-server did not exit after rabbitmqctl stop")
+        self.proc = None
+        run(["epmd", "-port", str(self.epmd_port), "-kill"], env=self.env, check=False, timeout=30)
+        deadline = time.monotonic() + 15
+        while _marked_pids(self.dir):
+            if time.monotonic() >= deadline:
+                left = ["%d %s" % (pid, _cmdline(pid)) for pid in _marked_pids(self.dir)]
+                fail("RabbitMQ left processes behind after rabbitmqctl stop and epmd -kill:\n  " + "\n  ".join(left))
+            time.sleep(0.05)  # poll interval of this deadline wait
+        self._end_reaper()
+
+    def _end_reaper(self):
+        if self.reaper:
+            self.reaper.stdin.close()  # the reaper finds nothing left to kill and exits
+        self.reaper = None
+
+    def _cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # the wrapper script; the VM and epmd are among the marked processes
+            self.proc.wait()
+        self.proc = None
+        n = _kill_marked(self.dir)
+        if n:
+            log("killed %d RabbitMQ process(es) left behind" % n)
+        self._end_reaper()
+
+    def log(self):
+        out = []
+        for path in [os.path.join(self.dir, "rabbitmq-server.out"),
+                     os.path.join(self.dir, "log", self.node + ".log")]:
+            try:
+                with open(path, errors="replace") as f:
+                    out.append(f.read())
+            except OSError:
+                pass
+        return "\n".join(out)
+
+
 class Notify:
     """The NOTIFY_SOCKET a systemd service manager would give mqlogd: collects what sd_notify sends."""
 
