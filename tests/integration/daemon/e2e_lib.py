@@ -74,7 +74,7 @@ def wait_for(cond, timeout, what, every=0.02):
             return v
         if time.monotonic() >= deadline:
             fail("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(every)
+        time.sleep(every)  # poll interval of this deadline wait
 
 
 def free_port():
@@ -498,7 +498,7 @@ def wait_subscribed(port, data_dir, topic, qos, version, prefix="e2e", timeout=3
         while time.monotonic() < deadline:
             if stored(data_dir, topic) > 0:
                 return True
-            time.sleep(0.02)
+            time.sleep(0.02)  # poll interval of this deadline wait
         return False
 
     wait_for(seen, timeout, "mqlogd to subscribe (probe messages on %s)" % probe, every=0)
@@ -618,4 +618,4 @@ def wait_complete(data_dir, topic, count, first=0, prefix="e2e", timeout=120, al
         if time.monotonic() >= deadline:
             m = sorted(missing)
             fail("after %ss, %d of %d messages are not in the log (first %s)" % (timeout, len(m), count, m[:10]))
-        time.sleep(0.5)
+        time.sleep(0.5)  # poll interval of this deadline wait
