@@ -9,6 +9,21 @@
  * record waits in the log for its flush (log.flush_interval_ms, or a backlog the log has not written yet).
  * start() says so in a notice with the configured interval; client: paho with durable_ack closes the window.
  *
+ * Receive maximum (MQTT 5): libmosquitto 2.0 counts its receive quota down for every QoS 1/2 PUBLISH and
+ * back up when it sends the PUBACK (at once) or the PUBCOMP (a round trip later, after the broker's PUBREL).
+ * A QoS 1/2 PUBLISH that arrives while the quota is 0 makes mosquitto_loop() return MOSQ_ERR_PROTOCOL and
+ * drop the connection. The broker is supposed to make that impossible, but mosquitto 2.0.11 (Debian 12)
+ * does not keep to the receive maximum once it has messages queued for the client: every PUBACK/PUBCOMP
+ * moves up to receive-maximum more queued messages into flight (db__message_delete_outgoing() counts the
+ * acknowledged message's position in the in-flight list instead of the in-flight total). At QoS 1 that is
+ * harmless, the quota comes back with each PUBACK; at QoS 2 the quota is held until the PUBREL, so as soon
+ * as we lag by receive-maximum messages (a slow or paused store, a backlog after a reconnect) the broker
+ * overruns it and every connection dies the same way, with duplicates from the QoS 2 exchanges cut off.
+ * libmosquitto enforces exactly the value it advertises, so the only remedy is a larger value: an instance
+ * with a QoS 2 subscription advertises the largest, 65535, whatever max_inflight says. (That only limits
+ * what this client lets the broker hold unacknowledged, which is little here: see above. A broker with
+ * this bug could still overrun it with more than about twice 65535 QoS 2 messages queued for us.)
+ *
  * Threads: the instance has one network thread (mosq_conn.c) that alone drives libmosquitto; stop() asks
  * it to disconnect and joins it, so no callback runs once stop() has returned.
  */
@@ -142,6 +157,20 @@ static enum mq_err mq_mosq_group_subs(struct mq_mosq *m, char *errstr, size_t er
     return MQ_OK;
 }
 
+/* The MQTT 5 receive maximum to advertise: max_inflight, or 65535 with a QoS 2 subscription (see the top of
+ * this file for why). Call after mq_mosq_group_subs(). */
+static int mq_mosq_receive_maximum(const struct mq_mosq *m)
+{
+    const int64_t largest = 65535; /* the protocol's limit */
+    int64_t want = m->broker->max_inflight;
+    if (m->nsubs_by_qos[2] == 0 || want >= largest)
+        return (int)want;
+    MQ_INFO("broker %s: MQTT 5 receive maximum %lld instead of max_inflight %lld: with a QoS 2 subscription, "
+            "libmosquitto drops the connection when a broker exceeds it, as mosquitto 2.0 does",
+            m->tag, (long long)largest, (long long)want);
+    return (int)largest;
+}
+
 static void mq_mosq_destroy(void *instance);
 
 static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **instance, char *errstr,
@@ -219,7 +248,7 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
     rc = mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
                               b->protocol == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
     if (rc == MOSQ_ERR_SUCCESS && b->protocol == 5) /* bounds what the broker sends before our PUBACKs */
-        rc = mosquitto_int_option(m->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, (int)b->max_inflight);
+        rc = mosquitto_int_option(m->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, mq_mosq_receive_maximum(m));
     if (rc != MOSQ_ERR_SUCCESS) {
         err = mq_errf(mq_mosq_err(rc), errstr, errstr_size, "broker %s: protocol options: %s", b->name,
                       mosquitto_strerror(rc));

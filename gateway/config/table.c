@@ -412,7 +412,8 @@ static const struct mq_ckey mq_keys_broker[] = {
      .min = 1,
      .max = 65535,
      .doc = "How many QoS 1/2 messages the broker may have unacknowledged towards mqlogd (MQTT 5 receive "
-            "maximum)."},
+            "maximum). client mosquitto with a QoS 2 subscription sends 65535 instead: libmosquitto drops "
+            "the connection when a broker exceeds it, and mosquitto 2.0 does."},
     {.name = "durable_ack",
      .type = MQ_CT_BOOL,
      .off = BRK(durable_ack),
