@@ -506,10 +506,13 @@ def wait_subscribed(port, data_dir, topic, qos, version, prefix="e2e", timeout=3
 
 
 def check_stream(records, count, topics, first=0, prefix="e2e", qos=None, broker=None, exact=True,
-                 size=None):
+                 size=None, late_window=0):
     """Checks the records of messages FIRST..FIRST+COUNT-1 published by mq_pub over TOPICS topics: each
     present (exact: exactly once), per topic in publishing order, with its headers and key. Returns the
-    number of duplicates (0 when exact). Records of other topics (probes) are ignored."""
+    number of duplicates (0 when exact). Records of other topics (probes) are ignored.
+    late_window (not exact): first occurrences may break publishing order for messages that were all
+    published within LATE_WINDOW consecutive messages of each other (what a publisher had unacknowledged
+    when its connection broke, and sends again after newer ones); every other message keeps its order."""
     want = {}
     for t in range(topics):
         # the seq numbers of topic t among k in [first, first+count)
@@ -547,6 +550,7 @@ def check_stream(records, count, topics, first=0, prefix="e2e", qos=None, broker
     if bad:
         fail("%d bad records, e.g.:\n  %s" % (len(bad), "\n  ".join(bad[:20])))
     dups = 0
+    late = []  # (k, seq, highest seq before it) of late first occurrences, late_window only
     for t in range(topics):
         got, exp = seen[t], want[t]
         if exact:
@@ -567,10 +571,26 @@ def check_stream(records, count, topics, first=0, prefix="e2e", qos=None, broker
                 if s not in known:
                     known.add(s)
                     firsts.append(s)
-            if firsts != sorted(firsts):
+            if late_window:
+                # a first occurrence that comes after a higher seq is late; the rest must stay in order
+                top = -1
+                for s in firsts:
+                    if s < top:
+                        late.append((s * topics + t, s, top))
+                    top = max(top, s)
+            elif firsts != sorted(firsts):
                 i = next(i for i in range(1, len(firsts)) if firsts[i] < firsts[i - 1])
                 fail("topic %s/%d: out of order: %s after %s" % (prefix, t, firsts[i], firsts[i - 1]))
             dups += len(got) - len(known)
+    if late:
+        ks = sorted(k for k, _, _ in late)
+        if ks[-1] - ks[0] >= late_window:
+            k, s, top = min(late)
+            fail("%d messages out of order, published %d messages apart (more than %d could have been in "
+                 "flight at once), e.g. seq %d of topic %s/%d after seq %d" %
+                 (len(late), ks[-1] - ks[0], late_window, s, prefix, k % topics, top))
+        log("%d message%s late (first occurrence after newer ones): k %d..%d" %
+            (len(late), "" if len(late) == 1 else "s", ks[0], ks[-1]))
     return dups
 
 
