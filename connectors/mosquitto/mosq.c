@@ -38,15 +38,17 @@
 #include <mqtt_protocol.h>
 
 #include "connector.h"
+#include "mosq.h"
 #include "mosq_int.h"
 #include "util/diag.h"
 #include "util/err.h"
 
-/* mosquitto_lib_init/cleanup are process-wide: the first instance initialises, the last one cleans up. */
+/* mosquitto_lib_init/cleanup are process-wide and not counted by libmosquitto 2.0.11 (mosq.h): the first
+ * reference initialises, the last one cleans up. */
 static pthread_mutex_t mq_mosq_lib_mu = PTHREAD_MUTEX_INITIALIZER;
 static int mq_mosq_lib_refs;
 
-static int mq_mosq_lib_ref(void)
+int mq_mosq_lib_ref(void)
 {
     int rc = MOSQ_ERR_SUCCESS;
     pthread_mutex_lock(&mq_mosq_lib_mu);
@@ -58,7 +60,7 @@ static int mq_mosq_lib_ref(void)
     return rc;
 }
 
-static void mq_mosq_lib_unref(void)
+void mq_mosq_lib_unref(void)
 {
     pthread_mutex_lock(&mq_mosq_lib_mu);
     if (mq_mosq_lib_refs > 0 && --mq_mosq_lib_refs == 0)

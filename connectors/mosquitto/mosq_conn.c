@@ -82,8 +82,24 @@ static int mq_mosq_keepalive(const struct mq_mosq *m)
     return (int)k;
 }
 
+/* libmosquitto 2.0.11 sets up its process-wide TLS state (an OpenSSL UI method) lazily, inside the first
+ * connect call of a TLS client, behind an unlocked "initialised" flag: two instances connecting at once
+ * both set it up and one copy leaks (LeakSanitizer saw it). Connect calls are rare, so all of them are
+ * serialised. */
+static pthread_mutex_t mq_mosq_connect_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int mq_mosq_connect_locked(struct mq_mosq *m);
+
 /* Starts one connection attempt. MOSQ_ERR_SUCCESS: the loop completes it (or reports why not). */
 static int mq_mosq_connect(struct mq_mosq *m)
+{
+    pthread_mutex_lock(&mq_mosq_connect_mu);
+    int rc = mq_mosq_connect_locked(m);
+    pthread_mutex_unlock(&mq_mosq_connect_mu);
+    return rc;
+}
+
+static int mq_mosq_connect_locked(struct mq_mosq *m)
 {
     const struct mq_config_broker *b = m->broker;
     if (m->first_connect_done)
