@@ -2,12 +2,14 @@
  * mosq.c - the libmosquitto source connector: its entry in the connector interface and the lifecycle of an
  * instance (create, start, stop, destroy, stats).
  *
- * Acknowledgement: libmosquitto 2.0 sends PUBACK for a QoS 1 message before it calls on_message, and
- * completes a QoS 2 exchange (PUBCOMP) before on_message as well (see ../shared/REFERENCE.md). This
- * connector therefore cannot make the broker keep a message until its record is durable: a message the
- * broker handed over is ours alone from the moment it is received. Its loss window in a crash is the time a
- * record waits in the log for its flush (log.flush_interval_ms, or a backlog the log has not written yet).
- * start() says so in a notice with the configured interval; client: paho with durable_ack closes the window.
+ * Acknowledgement: libmosquitto 2.0 queues the PUBACK of a QoS 1 message before it calls on_message, and
+ * completes a QoS 2 exchange (PUBCOMP) before on_message as well (see ../shared/REFERENCE.md). Queued is
+ * not sent, though: in threaded mode (mosquitto_threaded_set) libmosquitto writes queued packets only in
+ * the loop's write phase. With durable_ack (the default) the network thread runs the read and the write
+ * phase itself and waits between them until the records of what it read are durable (mosq_conn.c,
+ * mosq_msg.c): a QoS 1 message is acknowledged only once durable, one group commit per read batch.
+ * Without durable_ack the loss window in a crash is the time a record waits in the log for its flush
+ * (log.flush_interval_ms, or a backlog the log has not written yet); start() says so in a notice.
  *
  * Receive maximum (MQTT 5): libmosquitto 2.0 counts its receive quota down for every QoS 1/2 PUBLISH and
  * back up when it sends the PUBACK (at once) or the PUBCOMP (a round trip later, after the broker's PUBREL).
@@ -276,6 +278,16 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
     if (b->tls && (err = mq_mosq_setup_tls(m, errstr, errstr_size)) != MQ_OK)
         goto fail;
 
+    /* durable_ack: threaded mode makes libmosquitto queue every packet it sends (PUBACKs included) for the
+     * loop's write phase instead of writing it from inside the read phase, which is what lets the network
+     * thread hold acknowledgements back until the records are durable (mosq_conn.c). The network thread
+     * remains the only one that calls libmosquitto. */
+    m->durable = b->durable_ack;
+    if (m->durable && (rc = mosquitto_threaded_set(m->mosq, true)) != MOSQ_ERR_SUCCESS) {
+        err = mq_errf(mq_mosq_err(rc), errstr, errstr_size, "broker %s: mosquitto_threaded_set: %s", b->name,
+                      mosquitto_strerror(rc));
+        goto fail;
+    }
     mosquitto_connect_v5_callback_set(m->mosq, mq_mosq_on_connect);
     mosquitto_disconnect_v5_callback_set(m->mosq, mq_mosq_on_disconnect);
     mosquitto_subscribe_v5_callback_set(m->mosq, mq_mosq_on_subscribe);
@@ -296,15 +308,22 @@ static enum mq_err mq_mosq_start(void *instance)
         return MQ_ERR_INVAL;
     const struct mq_config_broker *b = m->broker;
     /* The one thing an operator must know about this client (see the comment at the top of this file). */
-    if (m->ctx.flush_interval_ms > 0)
+    if (m->durable) {
+        MQ_INFO("broker %s: QoS 1/2 messages are acknowledged once their records are durable", m->tag);
+        if (m->nsubs_by_qos[2] > 0)
+            MQ_WARN("broker %s: libmosquitto hands a QoS 2 message over only after it has answered PUBREC, "
+                    "which ends the broker's responsibility for it: a crash in between loses it; subscribe "
+                    "with QoS 1 for crash-safe durable acknowledgement",
+                    m->tag);
+    } else if (m->ctx.flush_interval_ms > 0)
         MQ_NOTICE("broker %s: client mosquitto acknowledges QoS 1/2 messages on receipt, before they are "
                   "durable: a crash can lose up to log.flush_interval_ms = %lld ms of received messages "
-                  "(use client: paho with durable_ack to close this window)",
+                  "(durable_ack: true closes this window)",
                   m->tag, (long long)m->ctx.flush_interval_ms);
     else
         MQ_NOTICE("broker %s: client mosquitto acknowledges QoS 1/2 messages on receipt, before they are "
                   "durable: a crash can lose the messages received within the log's flush interval "
-                  "(use client: paho with durable_ack to close this window)",
+                  "(durable_ack: true closes this window)",
                   m->tag);
     MQ_INFO("broker %s: connecting to %s:%d as %s (MQTT %s, %s session%s)", m->tag, b->host, b->port,
             m->client_id, b->protocol == 5 ? "5" : "3.1.1", b->clean_session ? "clean" : "persistent",

@@ -14,6 +14,7 @@
  * resolution blocks in libmosquitto 2.0 on every attempt.)
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -24,8 +25,9 @@
 #include "mosq_int.h"
 #include "util/diag.h"
 
-#define MQ_MOSQ_LOOP_MS 100  /* mosquitto_loop() timeout: bounds how long stop() waits on an idle link */
-#define MQ_MOSQ_BYE_MS  1000 /* how long a graceful DISCONNECT may take on stop() */
+#define MQ_MOSQ_LOOP_MS    100  /* mosquitto_loop() timeout: bounds how long stop() waits on an idle link */
+#define MQ_MOSQ_BYE_MS     1000 /* how long a graceful DISCONNECT may take on stop() */
+#define MQ_MOSQ_READ_BATCH 4096 /* durable_ack: most packets read before the acknowledgements go out */
 
 /* MQTT 5 session expiry for persistent sessions: "never", as a 3.1.1 persistent session. */
 #define MQ_MOSQ_SESSION_EXPIRY 0xFFFFFFFFu
@@ -126,13 +128,62 @@ static void mq_mosq_describe(int rc, int saved_errno, char *buf, size_t size)
         snprintf(buf, size, "%s", mosquitto_strerror(rc));
 }
 
+static bool mq_mosq_readable(int sock)
+{
+    struct pollfd p = {.fd = sock, .events = POLLIN};
+    return poll(&p, 1, 0) > 0;
+}
+
+/*
+ * One round of the durable_ack loop, once connected: read what the broker has sent (up to
+ * MQ_MOSQ_READ_BATCH packets, as long as more is waiting), wait until the records of those messages are
+ * durable, then write what libmosquitto queued meanwhile (their PUBACKs among it), then its housekeeping
+ * (keep-alive). It is mosquitto_loop() with the wait between the read and the write phase; libmosquitto's
+ * threaded mode (mosq.c) guarantees that nothing queued is written before it. The same MQTT
+ * conversation, with one group commit per batch instead of one per message.
+ */
+static int mq_mosq_loop_durable(struct mq_mosq *m)
+{
+    int sock = mosquitto_socket(m->mosq);
+    if (sock < 0)
+        return MOSQ_ERR_NO_CONN;
+    struct pollfd p = {.fd = sock, .events = POLLIN | (mosquitto_want_write(m->mosq) ? POLLOUT : 0)};
+    int n = poll(&p, 1, MQ_MOSQ_LOOP_MS);
+    if (n < 0)
+        return errno == EINTR ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ERRNO;
+    int rc = MOSQ_ERR_SUCCESS;
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+        for (int i = 0; i < MQ_MOSQ_READ_BATCH && !atomic_load(&m->stopping); i++) {
+            rc = mosquitto_loop_read(m->mosq, 1);
+            if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(m->mosq) < 0 || !mq_mosq_readable(sock))
+                break;
+        }
+        /* what was read is acknowledged only once durable; on a lost connection there is nothing to
+         * acknowledge (the broker sends those messages again), but they were stored all the same */
+        if (m->npending > 0 && !mq_mosq_pending_wait(m))
+            return MOSQ_ERR_SUCCESS; /* stop() came first: the acknowledgements stay unwritten */
+        if (rc != MOSQ_ERR_SUCCESS)
+            return rc;
+    }
+    if (m->withhold_acks)
+        return MOSQ_ERR_SUCCESS;
+    if (mosquitto_socket(m->mosq) >= 0 && mosquitto_want_write(m->mosq) &&
+        (rc = mosquitto_loop_write(m->mosq, 1)) != MOSQ_ERR_SUCCESS)
+        return rc;
+    return mosquitto_loop_misc(m->mosq);
+}
+
 /* Runs the loop on one connection until it fails, stop() is called, or the CONNACK does not come in time.
  * Writes the reason into why. */
 static void mq_mosq_run(struct mq_mosq *m, int64_t t0, char *why, size_t why_size)
 {
     const int64_t timeout = m->broker->connect_timeout_ms;
+    m->npending = 0; /* acknowledgements of a lost connection cannot be sent any more */
     while (!atomic_load(&m->stopping)) {
-        int rc = mosquitto_loop(m->mosq, MQ_MOSQ_LOOP_MS, 1);
+        /* The connect phase (TCP, TLS handshake, CONNACK) always runs through mosquitto_loop(), which
+         * alone continues a TLS handshake; durable_ack changes only how a connected session reads. */
+        int rc = m->durable && m->connack_ok ? mq_mosq_loop_durable(m)
+                                             : mosquitto_loop(m->mosq, MQ_MOSQ_LOOP_MS, 1);
         int saved_errno = errno;
         if (rc != MOSQ_ERR_SUCCESS) {
             if (m->connack_rc != 0)
@@ -158,15 +209,31 @@ static void mq_mosq_run(struct mq_mosq *m, int64_t t0, char *why, size_t why_siz
 /* On stop(): a DISCONNECT tells the broker we leave on purpose (no will, session kept as configured). */
 static void mq_mosq_goodbye(struct mq_mosq *m)
 {
-    if (!m->connack_ok)
+    /* With acknowledgements withheld (durable_ack), the loop must not write them out with the DISCONNECT:
+     * the connection is just closed, and the broker keeps those messages in the session. */
+    if (!m->connack_ok || m->withhold_acks)
         return;
     if (mosquitto_disconnect(m->mosq) != MOSQ_ERR_SUCCESS)
         return;
     int64_t t0 = mq_mosq_now_ms();
-    /* the loop writes the DISCONNECT, then libmosquitto closes the socket and the loop reports NO_CONN */
-    while (mq_mosq_now_ms() - t0 < MQ_MOSQ_BYE_MS)
-        if (mosquitto_loop(m->mosq, 50, 1) != MOSQ_ERR_SUCCESS)
+    /* the loop writes the DISCONNECT, then libmosquitto closes the socket and the loop reports NO_CONN.
+     * durable_ack: only the write phase runs, so that nothing read now is acknowledged before it is
+     * durable (what the broker sends meanwhile stays unread and unacknowledged, for the next session). */
+    while (mq_mosq_now_ms() - t0 < MQ_MOSQ_BYE_MS) {
+        if (!m->durable) {
+            if (mosquitto_loop(m->mosq, 50, 1) != MOSQ_ERR_SUCCESS)
+                break;
+            continue;
+        }
+        int sock = mosquitto_socket(m->mosq);
+        if (sock < 0 || !mosquitto_want_write(m->mosq))
             break;
+        struct pollfd p = {.fd = sock, .events = POLLOUT};
+        if (poll(&p, 1, 50) < 0 && errno != EINTR)
+            break;
+        if ((p.revents & POLLOUT) && mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
+            break;
+    }
 }
 
 void *mq_mosq_thread(void *arg)

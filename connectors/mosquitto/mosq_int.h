@@ -20,6 +20,8 @@
 #include "connector.h"
 #include "log/batch.h"
 
+#define MQ_MOSQ_PENDING_MAX 64 /* partitions a read batch may touch before it waits for durability early */
+
 struct mq_mosq {
     struct mq_connector_ctx ctx; /* a copy; what it points to outlives the instance */
     const struct mq_config_broker *broker;
@@ -49,6 +51,18 @@ struct mq_mosq {
     int64_t backoff_ms;      /* the next reconnect delay before jitter */
     uint64_t rng;            /* xorshift state for reconnect jitter */
 
+    /* durable_ack (mosq_msg.c fills it, mosq_conn.c drains it): for the messages read since the last write
+     * phase, the highest offset stored in each partition. Their PUBACKs wait in libmosquitto's output
+     * queue (threaded mode: nothing is written from inside the read phase) until these are durable. */
+    bool durable;
+    struct {
+        struct mq_part *part;
+        int64_t offset;
+    } pending[MQ_MOSQ_PENDING_MAX];
+    int npending;
+    bool withhold_acks; /* stop() came before some acknowledged-to-be records were stored or durable: the
+                           queued acknowledgements must never be written (no DISCONNECT either) */
+
     /* mosq_msg.c: header scratch, reused per message */
     struct mq_header *hdrs;
     int32_t nhdrs, cap_hdrs;
@@ -75,6 +89,9 @@ void mq_mosq_wait(struct mq_mosq *m, int64_t ms);
 void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
                         const mosquitto_property *props);
 void mq_mosq_msg_free(struct mq_mosq *m);
+/* durable_ack: waits until every pending record is durable and empties the set. False when stop() came
+ * first (the set is kept: those messages must not be acknowledged). */
+bool mq_mosq_pending_wait(struct mq_mosq *m);
 
 /* Milliseconds on the monotonic clock. */
 int64_t mq_mosq_now_ms(void);

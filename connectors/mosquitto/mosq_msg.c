@@ -2,10 +2,16 @@
  * mosq_msg.c - the libmosquitto connector's message path: on_message turns a received message (and its
  * MQTT 5 properties) into a struct mq_source_msg and hands it to the ingest layer.
  *
- * Loss window: by the time on_message runs, libmosquitto has already acknowledged the message (QoS 1
- * PUBACK, QoS 2 PUBCOMP) and the broker has forgotten it. From here until the log's next flush (at most
- * log.flush_interval_ms later) the record exists only in this process: a crash in that window loses it.
- * That is why this callback never drops a message the store refuses for lack of room.
+ * Acknowledgement. By the time on_message runs, libmosquitto has queued the message's acknowledgement (QoS 1
+ * PUBACK, QoS 2 PUBCOMP). Without durable_ack the loop writes it at once, the broker forgets the message,
+ * and from here until the log's next flush (at most log.flush_interval_ms later) the record exists only in
+ * this process: a crash in that window loses it. With durable_ack the instance runs libmosquitto in
+ * threaded mode, where queued packets are written only by the loop's write phase; on_message adds the
+ * record's place to m->pending and the network thread (mosq_conn.c) writes the acknowledgements of a whole
+ * read batch once mq_mosq_pending_wait() has seen those records durable: one group commit per batch, and a
+ * crash loses nothing the broker handed over at QoS 1. (QoS 2 is delivered only after our PUBREC, which
+ * the broker takes as the hand-over: a crash between the two loses it. start() warns.) Either way this
+ * callback never drops a message the store refuses for lack of room.
  *
  * Backpressure: when mq_ingest_message() says MQ_ERR_FULL, on_message keeps the message and retries with a
  * short, growing sleep. Blocking here is what we want: the network thread stops reading, so the socket's
@@ -120,9 +126,86 @@ static bool mq_mosq_props_to_headers(struct mq_mosq *m, const mosquitto_property
     return true;
 }
 
+/* Adds a stored message's records to the pending set (highest offset per partition). */
+static void mq_mosq_pending_add(struct mq_mosq *m, const struct mq_ticket *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        int j = 0;
+        while (j < m->npending && m->pending[j].part != t->at[i].part)
+            j++;
+        if (j < m->npending) {
+            if (t->at[i].offset > m->pending[j].offset)
+                m->pending[j].offset = t->at[i].offset;
+            continue;
+        }
+        if (m->npending == MQ_MOSQ_PENDING_MAX) /* rare: a batch over many partitions; wait for it now */
+            mq_mosq_pending_wait(m);
+        if (m->npending == MQ_MOSQ_PENDING_MAX)
+            return; /* stopping: this message will not be acknowledged either */
+        m->pending[m->npending].part = t->at[i].part;
+        m->pending[m->npending].offset = t->at[i].offset;
+        m->npending++;
+    }
+}
+
+#define MQ_MOSQ_WAIT_SLICE_MS 200   /* one mq_ingest_wait(): bounds how long stop() waits */
+#define MQ_MOSQ_WARN_EVERY_MS 10000 /* how often a long wait for durability is logged */
+
+bool mq_mosq_pending_wait(struct mq_mosq *m)
+{
+    struct mq_ingest *in = m->ctx.ingest;
+    int64_t start = mq_mosq_now_ms(), warned = start, last = start;
+    bool paused = false;
+    int done = 0;
+    while (done < m->npending) {
+        struct mq_ticket t = {.n = 0};
+        for (int j = done; j < m->npending && t.n < MQ_TICKET_MAX; j++, t.n++) {
+            t.at[t.n].part = m->pending[j].part;
+            t.at[t.n].offset = m->pending[j].offset;
+        }
+        enum mq_err err = mq_ingest_durable(in, &t) ? MQ_OK : mq_ingest_wait(in, &t, MQ_MOSQ_WAIT_SLICE_MS);
+        if (err == MQ_OK) {
+            done += t.n;
+            continue;
+        }
+        if (atomic_load(&m->stopping)) {
+            /* keep what is not durable yet: its acknowledgements must not go out */
+            m->withhold_acks = true;
+            memmove(m->pending, m->pending + done, (size_t)(m->npending - done) * sizeof m->pending[0]);
+            m->npending -= done;
+            return false;
+        }
+        int64_t now = mq_mosq_now_ms();
+        if (err != MQ_ERR_TIMEDOUT) {
+            /* the store cannot write (disk full): the records may still become durable once it can */
+            if (!paused)
+                MQ_WARN("broker %s: the store cannot make records durable (%s): holding back "
+                        "acknowledgements and not reading from the broker",
+                        m->tag, mq_strerror(err));
+            paused = true;
+            mq_mosq_wait(m, 20); /* retry interval; stop() interrupts it */
+            now = mq_mosq_now_ms();
+            atomic_fetch_add(&m->st_paused_ms, (uint64_t)(now - last));
+        }
+        last = now;
+        if (now - warned >= MQ_MOSQ_WARN_EVERY_MS) {
+            warned = now;
+            MQ_WARN("broker %s: records have not become durable after %lld ms; acknowledgements wait", m->tag,
+                    (long long)(now - start));
+        }
+    }
+    if (paused)
+        MQ_INFO("broker %s: the store takes messages again: records durable after %lld ms, acknowledging and "
+                "reading on",
+                m->tag, (long long)(mq_mosq_now_ms() - start));
+    m->npending = 0;
+    return true;
+}
+
 /* Keeps retrying a message the store refused (MQ_ERR_FULL or any error but INVAL) until it is taken or
  * stop() is called; the time spent counts as paused. Returns the last result. */
-static enum mq_err mq_mosq_hold(struct mq_mosq *m, const struct mq_source_msg *sm, enum mq_err err)
+static enum mq_err mq_mosq_hold(struct mq_mosq *m, const struct mq_source_msg *sm, enum mq_err err,
+                                struct mq_ticket *ticket)
 {
     const char *broker = m->broker->name;
     int64_t t0 = mq_mosq_now_ms(), last = t0, delay = 1;
@@ -135,7 +218,7 @@ static enum mq_err mq_mosq_hold(struct mq_mosq *m, const struct mq_source_msg *s
         mq_mosq_wait(m, delay); /* backoff between retries; stop() interrupts it */
         if (delay < MQ_MOSQ_HOLD_MAX_MS)
             delay = delay * 2 > MQ_MOSQ_HOLD_MAX_MS ? MQ_MOSQ_HOLD_MAX_MS : delay * 2;
-        err = mq_ingest_message(m->ctx.ingest, broker, sm, NULL);
+        err = mq_ingest_message(m->ctx.ingest, broker, sm, ticket);
         int64_t now = mq_mosq_now_ms();
         atomic_fetch_add(&m->st_paused_ms, (uint64_t)(now - last)); /* visible while the pause lasts */
         last = now;
@@ -174,15 +257,25 @@ void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitt
         sm.header_count = m->nhdrs;
     }
 
-    enum mq_err err = mq_ingest_message(m->ctx.ingest, m->broker->name, &sm, NULL);
+    struct mq_ticket ticket = {.n = 0};
+    struct mq_ticket *tp = m->durable && msg->qos > 0 ? &ticket : NULL;
+    enum mq_err err = mq_ingest_message(m->ctx.ingest, m->broker->name, &sm, tp);
     if (err != MQ_OK && err != MQ_ERR_INVAL)
-        err = mq_mosq_hold(m, &sm, err);
+        err = mq_mosq_hold(m, &sm, err, tp);
+    if (err == MQ_OK && tp)
+        mq_mosq_pending_add(m, tp);
     if (err == MQ_OK) {
         atomic_fetch_add_explicit(&m->st_messages, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&m->st_bytes, sm.payload_len, memory_order_relaxed);
     } else if (err == MQ_ERR_INVAL) {
         MQ_WARN("broker %s: dropping a message with an invalid topic '%s'", m->tag,
                 msg->topic ? msg->topic : "");
+    } else if (m->durable) {
+        /* stop() came while the store refused it: its acknowledgement is queued, and must stay unsent */
+        m->withhold_acks = true;
+        MQ_WARN("broker %s: stopping while the store refuses messages (%s): the message on '%s' is not "
+                "acknowledged; the broker keeps it for the next session",
+                m->tag, mq_strerror(err), msg->topic ? msg->topic : "");
     } else {
         /* only when stop() came while the store refused it: libmosquitto acknowledged it already */
         MQ_ERROR(

@@ -324,10 +324,10 @@ static const struct mq_ckey mq_keys_broker[] = {
      .off = BRK(client),
      .def = "paho",
      .enums = mq_enum_client,
-     .doc = "The MQTT client library. paho acknowledges QoS 1/2 messages only once they are durable "
-            "(durable_ack); mosquitto acknowledges on receipt, so up to flush_interval_ms of messages can be "
-            "lost in a crash, and while the disk is full, the acknowledged records waiting in memory (up to "
-            "log.max_pending_bytes per partition)."},
+     .doc = "The MQTT client library (Eclipse Paho MQTT C or libmosquitto). Both acknowledge QoS 1/2 "
+            "messages only once they are durable unless durable_ack is false; then a crash can lose up to "
+            "flush_interval_ms of messages, and while the disk is full, the acknowledged records waiting in "
+            "memory (up to log.max_pending_bytes per partition)."},
     {.name = "client_id",
      .type = MQ_CT_STRING,
      .off = BRK(client_id),
@@ -418,9 +418,11 @@ static const struct mq_ckey mq_keys_broker[] = {
      .type = MQ_CT_BOOL,
      .off = BRK(durable_ack),
      .def = "true",
-     .doc = "paho: acknowledge a QoS 1/2 message only after its record is durable, so that a crash loses "
-            "nothing the broker handed over. The mosquitto client cannot do this; setting it true there "
-            "is an error."},
+     .doc = "Acknowledge a QoS 1/2 message only after its record is durable, so that a crash loses "
+            "nothing the broker handed over (with a persistent session the broker keeps the rest). paho "
+            "waits for each message in turn (one flush per message); mosquitto reads a batch, waits for "
+            "one group commit and acknowledges the batch. QoS 2 is crash-safe this way only with paho and "
+            "MQTT 5. false: acknowledge on receipt (faster; a crash loses up to log.flush_interval_ms)."},
     {.name = NULL},
 };
 
@@ -461,11 +463,6 @@ static void mq_broker_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *n
         mq_cctx_error(
             ctx, mq_cctx_value(bs, vals, "reconnect_max") ? mq_cctx_value(bs, vals, "reconnect_max") : node,
             "reconnect_max must be at least reconnect_min");
-    const yaml_node_t *da = mq_cctx_value(bs, vals, "durable_ack");
-    if (da && b->durable_ack && b->client == MQ_CLIENT_MOSQUITTO)
-        mq_cctx_error(ctx, da,
-                      "durable_ack: the mosquitto client acknowledges messages before mqlogd sees them; use "
-                      "client: paho or durable_ack: false");
 }
 
 static void mq_broker_fini(void *obj)

@@ -31,6 +31,48 @@
 #include "testutil.h"
 #include "util/diag.h"
 
+#include <pthread.h>
+#include <sys/syscall.h>
+
+/* ---- the fdatasync gate (durable_ack) ----
+ * The store is linked statically into this executable, so its flusher calls the fdatasync() below, which
+ * blocks while the test holds the gate closed: no record can become durable, so a durable_ack instance must
+ * not acknowledge, and the broker's log (log_type all) shows whether it did. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static bool gate_closed;
+static int gate_blocked;
+
+int fdatasync(int fd)
+{
+    pthread_mutex_lock(&gate_mu);
+    if (gate_closed) {
+        gate_blocked++;
+        while (gate_closed)
+            pthread_cond_wait(&gate_cv, &gate_mu);
+        gate_blocked--;
+    }
+    pthread_mutex_unlock(&gate_mu);
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+static void gate_set(bool closed)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_closed = closed;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static bool gate_has_waiter(void *opaque)
+{
+    (void)opaque;
+    pthread_mutex_lock(&gate_mu);
+    bool r = gate_blocked > 0;
+    pthread_mutex_unlock(&gate_mu);
+    return r;
+}
+
 extern const struct mq_connector mq_connector_mosquitto;
 
 /* ---- the ingest wrapper: backpressure and slowness on demand ---- */
@@ -164,9 +206,10 @@ static bool h_open(struct h *h, const char *broker_yaml, int qos)
             data);
     if (!has_url)
         fprintf(f, "    url: mqtt://127.0.0.1:%d\n", h->br.port);
+    if (!broker_yaml || !strstr(broker_yaml, "durable_ack:"))
+        fprintf(f, "    durable_ack: false\n"); /* most tests look at delivery, not at durability */
     fprintf(f,
             "    client: mosquitto\n"
-            "    durable_ack: false\n"
             "    client_id: mqtest-%d-%d\n"
             "    reconnect_min: 50ms\n"
             "    reconnect_max: 1s\n"
@@ -916,6 +959,105 @@ static bool make_certs(const char *dir)
     return run_cmd(cmd);
 }
 
+/* ---- durable_ack: acknowledgements wait for the group commit ---- */
+
+static int broker_log_count(struct h *h, const char *needle)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/mosquitto.log", h->br.dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, fp))
+        n += strstr(line, needle) != NULL;
+    fclose(fp);
+    return n;
+}
+
+struct log_wait {
+    struct h *h;
+    const char *needle;
+    int target;
+};
+
+static bool log_reached(void *opaque)
+{
+    struct log_wait *w = opaque;
+    return broker_log_count(w->h, w->needle) >= w->target;
+}
+
+static void run_durable(int protocol)
+{
+    struct h h;
+    CU_ASSERT_FATAL(h_broker(&h, "log_type all\n"));
+    char yaml[160];
+    snprintf(yaml, sizeof yaml, "    protocol: %s\n    durable_ack: true\n    clean_session: false\n",
+             protocol == 5 ? "5" : "3.1.1");
+    CU_ASSERT_FATAL(h_open(&h, yaml, 1));
+    void *inst = h_connector(&h, 0);
+    CU_ASSERT_FATAL(inst != NULL);
+    struct pub *p = pub_new(h.br.port, protocol, NULL, NULL, NULL);
+    CU_ASSERT_FATAL(p != NULL);
+    CU_ASSERT_FATAL(wait_ready(&h, p, 1));
+    CU_ASSERT_FATAL(pub_stream(p, 0, 1, 1)); /* creates log topic t before the gate closes */
+    CU_ASSERT_FATAL(h_wait_records(&h, 1, 20000));
+
+    char puback[160];
+    snprintf(puback, sizeof puback, "Received PUBACK from %s ", h.cfg->brokers[0].client_id);
+    struct log_wait lw = {&h, puback, (int)h_stats(inst).messages};
+    CU_ASSERT_TRUE(mq_test_wait(log_reached, &lw, 10000)); /* all so far acknowledged: the gate was open */
+    int acks = broker_log_count(&h, puback);
+
+    struct mq_ingest_stats is0, is1;
+    mq_ingest_stats(h.ingest, &is0);
+    gate_set(true);
+    CU_ASSERT_FATAL(pub_stream(p, 1, 2, 1)); /* the broker took it (its PUBACK to the publisher) */
+    int64_t deadline = now_ms() + 10000;     /* stored (not durable: readers do not see it yet)... */
+    do
+        mq_ingest_stats(h.ingest, &is1);
+    while (is1.records == is0.records && now_ms() < deadline);
+    CU_ASSERT_TRUE(is1.records > is0.records);
+    CU_ASSERT_TRUE(mq_test_wait(gate_has_waiter, NULL, 10000)); /* ...and its flush is stuck */
+    /* Something the broker logs after it delivered the message: still no PUBACK from us. */
+    const char *recv = "Received PUBLISH from ";
+    int nrecv = broker_log_count(&h, recv);
+    CU_ASSERT_FATAL(mosquitto_publish(p->m, NULL, "unrelated", 1, "u", 1, false) == MOSQ_ERR_SUCCESS);
+    struct log_wait rw = {&h, recv, nrecv + 1};
+    CU_ASSERT_TRUE(mq_test_wait(log_reached, &rw, 10000));
+    CU_ASSERT_EQUAL(broker_log_count(&h, puback), acks);
+    gate_set(false);
+    lw.target = acks + 1;
+    CU_ASSERT_TRUE(mq_test_wait(log_reached, &lw, 10000)); /* acknowledged once durable */
+
+    /* And a stream: every message once, in order, all acknowledged, at group-commit speed. */
+    CU_ASSERT(pub_stream(p, 2, NMSG, 1));
+    CU_ASSERT(h_wait_records(&h, NMSG, 60000));
+    lw.target = acks + 1 + (NMSG - 2);
+    CU_ASSERT_TRUE(mq_test_wait(log_reached, &lw, 20000));
+    struct mq_connector_stats st = h_stats(inst);
+    CU_ASSERT_EQUAL(st.disconnects, 0);
+    h_stop(&h);
+    int missing, dups, ooo;
+    CU_ASSERT(check_stream(&h, NMSG, "1", &missing, &dups, &ooo));
+    CU_ASSERT_EQUAL(missing, 0);
+    CU_ASSERT_EQUAL(dups, 0);
+    CU_ASSERT_EQUAL(ooo, 0);
+    pub_free(p);
+    h_close(&h);
+}
+
+static void test_durable_ack_v5(void)
+{
+    run_durable(5);
+}
+
+static void test_durable_ack_v311(void)
+{
+    run_durable(4);
+}
+
 static bool connected_once(void *opaque)
 {
     return h_stats(opaque).connects > 0;
@@ -1107,6 +1249,8 @@ int main(void)
         MQ_TEST(test_backpressure),
         MQ_TEST(test_stop_while_paused),
         MQ_TEST(test_backpressure_beyond_keepalive),
+        MQ_TEST(test_durable_ack_v5),
+        MQ_TEST(test_durable_ack_v311),
         MQ_TEST(test_tls_client_cert),
         MQ_TEST(test_username_password),
         MQ_TEST(test_shared_sessions),

@@ -44,7 +44,7 @@ brokers:
     client_id: restart-{CONNECTOR}-{version}
     protocol: {"5" if version == 5 else "3.1.1"}
     clean_session: false
-    durable_ack: {"true" if CONNECTOR == "paho" else "false"}
+    durable_ack: true
     reconnect_min: 100ms
     reconnect_max: 1s
 mappings:

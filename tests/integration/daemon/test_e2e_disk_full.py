@@ -90,7 +90,7 @@ brokers:
     protocol: {"5" if version == 5 else "3.1.1"}
     clean_session: false
     keepalive: {keepalive}
-    durable_ack: {"true" if CONNECTOR == "paho" else "false"}
+    durable_ack: true
     reconnect_min: 100ms
     reconnect_max: 1s
 mappings:

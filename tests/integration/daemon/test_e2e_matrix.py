@@ -30,7 +30,7 @@ brokers:
     client_id: e2e-{CONNECTOR}-{qos}-{version}
     protocol: {"5" if version == 5 else "3.1.1"}
     clean_session: false
-    durable_ack: {"true" if CONNECTOR == "paho" else "false"}
+    durable_ack: true
 mappings:
   - from: "e2e/#"
     to: e2e

@@ -41,7 +41,7 @@ brokers:
     client_id: e2e-rmq-{connector}-{qos}
     protocol: "3.1.1"
     clean_session: false
-    durable_ack: {"true" if connector == "paho" else "false"}
+    durable_ack: true
 mappings:
   - from: "{prefix}/#"
     to: e2e
