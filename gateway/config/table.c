@@ -370,8 +370,10 @@ static const struct mq_ckey mq_keys_broker[] = {
      .min = 1,
      .max = 64,
      .doc = "Number of connections to this broker. Above 1 they share the subscriptions "
-            "($share/SHARE_GROUP/FILTER), so that the broker spreads messages over them and durable "
-            "acknowledgement waits in parallel. Messages of one MQTT topic may then be stored out of order."},
+            "($share/SHARE_GROUP/FILTER), so that the broker spreads messages over them: with client "
+            "mosquitto each has its own network thread; Paho runs all connections of a process on one "
+            "receive thread, so more sessions do not make paho faster. Messages of one MQTT topic may then "
+            "be stored out of order."},
     {.name = "share_group",
      .type = MQ_CT_NAME,
      .off = BRK(share_group),
