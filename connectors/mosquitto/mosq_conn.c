@@ -158,13 +158,14 @@ static int mq_mosq_loop_durable(struct mq_mosq *m)
             if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(m->mosq) < 0 || !mq_mosq_readable(sock))
                 break;
         }
-        /* what was read is acknowledged only once durable; on a lost connection there is nothing to
-         * acknowledge (the broker sends those messages again), but they were stored all the same */
-        if (m->npending > 0 && !mq_mosq_pending_wait(m))
-            return MOSQ_ERR_SUCCESS; /* stop() came first: the acknowledgements stay unwritten */
-        if (rc != MOSQ_ERR_SUCCESS)
-            return rc;
     }
+    /* what was read is acknowledged only once durable (also what an earlier call read: nothing is ever
+     * written before this); on a lost connection there is nothing to acknowledge (the broker sends those
+     * messages again), but they were stored all the same */
+    if (m->npending > 0 && !mq_mosq_pending_wait(m))
+        return MOSQ_ERR_SUCCESS; /* stop() came first: the acknowledgements stay unwritten */
+    if (rc != MOSQ_ERR_SUCCESS)
+        return rc;
     if (m->withhold_acks)
         return MOSQ_ERR_SUCCESS;
     if (mosquitto_socket(m->mosq) >= 0 && mosquitto_want_write(m->mosq) &&
@@ -182,8 +183,16 @@ static void mq_mosq_run(struct mq_mosq *m, int64_t t0, char *why, size_t why_siz
     while (!atomic_load(&m->stopping)) {
         /* The connect phase (TCP, TLS handshake, CONNACK) always runs through mosquitto_loop(), which
          * alone continues a TLS handshake; durable_ack changes only how a connected session reads. */
-        int rc = m->durable && m->connack_ok ? mq_mosq_loop_durable(m)
-                                             : mosquitto_loop(m->mosq, MQ_MOSQ_LOOP_MS, 1);
+        int rc;
+        if (m->durable && m->connack_ok) {
+            rc = mq_mosq_loop_durable(m);
+        } else {
+            /* a message read in the same call as the CONNACK (a persistent session's backlog) may have
+             * its PUBACK written by this very call: on_message waits for its durability itself */
+            m->in_libmosquitto_loop = true;
+            rc = mosquitto_loop(m->mosq, MQ_MOSQ_LOOP_MS, 1);
+            m->in_libmosquitto_loop = false;
+        }
         int saved_errno = errno;
         if (rc != MOSQ_ERR_SUCCESS) {
             if (m->connack_rc != 0)

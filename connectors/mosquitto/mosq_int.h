@@ -60,6 +60,7 @@ struct mq_mosq {
         int64_t offset;
     } pending[MQ_MOSQ_PENDING_MAX];
     int npending;
+    bool in_libmosquitto_loop; /* inside mosquitto_loop(), whose write phase we cannot hold back */
     bool withhold_acks; /* stop() came before some acknowledged-to-be records were stored or durable: the
                            queued acknowledgements must never be written (no DISCONNECT either) */
 

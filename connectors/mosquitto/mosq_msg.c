@@ -262,8 +262,11 @@ void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitt
     enum mq_err err = mq_ingest_message(m->ctx.ingest, m->broker->name, &sm, tp);
     if (err != MQ_OK && err != MQ_ERR_INVAL)
         err = mq_mosq_hold(m, &sm, err, tp);
-    if (err == MQ_OK && tp)
+    if (err == MQ_OK && tp) {
         mq_mosq_pending_add(m, tp);
+        if (m->in_libmosquitto_loop) /* its write phase follows at once (mosq_conn.c): durable first */
+            mq_mosq_pending_wait(m);
+    }
     if (err == MQ_OK) {
         atomic_fetch_add_explicit(&m->st_messages, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&m->st_bytes, sm.payload_len, memory_order_relaxed);
