@@ -35,8 +35,8 @@ static bool mq_test_port_open(void *opaque)
 {
     int port = *(int *)opaque;
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
     close(s);
     return ok;
@@ -117,4 +117,19 @@ void mq_test_broker_free(struct mq_test_broker *b)
     mq_test_broker_stop(b);
     mq_test_rmdir(b->dir);
     b->dir = NULL;
+}
+
+int mq_test_broker_log_count(const struct mq_test_broker *b, const char *needle)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/mosquitto.log", b->dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, fp))
+        n += strstr(line, needle) != NULL;
+    fclose(fp);
+    return n;
 }

@@ -9,9 +9,9 @@
 #include <sys/types.h>
 
 struct mq_test_broker {
-    char *dir;  /* temporary directory with mosquitto.conf, its log and persistence */
-    int port;   /* loopback port */
-    pid_t pid;  /* 0 when not running */
+    char *dir; /* temporary directory with mosquitto.conf, its log and persistence */
+    int port;  /* loopback port */
+    pid_t pid; /* 0 when not running */
 };
 
 /* A free TCP port on 127.0.0.1 (bound and released: another process could take it, tests retry). */
@@ -29,5 +29,7 @@ void mq_test_broker_stop(struct mq_test_broker *b);
 /* Starts it again with the same configuration and port. */
 bool mq_test_broker_restart(struct mq_test_broker *b);
 void mq_test_broker_free(struct mq_test_broker *b);
+/* The number of lines of the broker's log (b->dir/mosquitto.log) that contain needle; -1 if unreadable. */
+int mq_test_broker_log_count(const struct mq_test_broker *b, const char *needle);
 
 #endif

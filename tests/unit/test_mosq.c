@@ -21,6 +21,7 @@
 #include <mqtt_protocol.h>
 
 #include "broker.h"
+#include "gate.h"
 #include "mosq.h"
 #include "config/config.h"
 #include "connector.h"
@@ -30,48 +31,6 @@
 #include "store/store.h"
 #include "testutil.h"
 #include "util/diag.h"
-
-#include <pthread.h>
-#include <sys/syscall.h>
-
-/* ---- the fdatasync gate (durable_ack) ----
- * The store is linked statically into this executable, so its flusher calls the fdatasync() below, which
- * blocks while the test holds the gate closed: no record can become durable, so a durable_ack instance must
- * not acknowledge, and the broker's log (log_type all) shows whether it did. */
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static bool gate_closed;
-static int gate_blocked;
-
-int fdatasync(int fd)
-{
-    pthread_mutex_lock(&gate_mu);
-    if (gate_closed) {
-        gate_blocked++;
-        while (gate_closed)
-            pthread_cond_wait(&gate_cv, &gate_mu);
-        gate_blocked--;
-    }
-    pthread_mutex_unlock(&gate_mu);
-    return (int)syscall(SYS_fdatasync, fd);
-}
-
-static void gate_set(bool closed)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_closed = closed;
-    pthread_cond_broadcast(&gate_cv);
-    pthread_mutex_unlock(&gate_mu);
-}
-
-static bool gate_has_waiter(void *opaque)
-{
-    (void)opaque;
-    pthread_mutex_lock(&gate_mu);
-    bool r = gate_blocked > 0;
-    pthread_mutex_unlock(&gate_mu);
-    return r;
-}
 
 extern const struct mq_connector mq_connector_mosquitto;
 
@@ -961,21 +920,6 @@ static bool make_certs(const char *dir)
 
 /* ---- durable_ack: acknowledgements wait for the group commit ---- */
 
-static int broker_log_count(struct h *h, const char *needle)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/mosquitto.log", h->br.dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return -1;
-    char line[1024];
-    int n = 0;
-    while (fgets(line, sizeof line, fp))
-        n += strstr(line, needle) != NULL;
-    fclose(fp);
-    return n;
-}
-
 struct log_wait {
     struct h *h;
     const char *needle;
@@ -985,7 +929,7 @@ struct log_wait {
 static bool log_reached(void *opaque)
 {
     struct log_wait *w = opaque;
-    return broker_log_count(w->h, w->needle) >= w->target;
+    return mq_test_broker_log_count(&w->h->br, w->needle) >= w->target;
 }
 
 static void run_durable(int protocol)
@@ -1008,26 +952,26 @@ static void run_durable(int protocol)
     snprintf(puback, sizeof puback, "Received PUBACK from %s ", h.cfg->brokers[0].client_id);
     struct log_wait lw = {&h, puback, (int)h_stats(inst).messages};
     CU_ASSERT_TRUE(mq_test_wait(log_reached, &lw, 10000)); /* all so far acknowledged: the gate was open */
-    int acks = broker_log_count(&h, puback);
+    int acks = mq_test_broker_log_count(&h.br, puback);
 
     struct mq_ingest_stats is0, is1;
     mq_ingest_stats(h.ingest, &is0);
-    gate_set(true);
+    mq_test_gate_set(true);
     CU_ASSERT_FATAL(pub_stream(p, 1, 2, 1)); /* the broker took it (its PUBACK to the publisher) */
     int64_t deadline = now_ms() + 10000;     /* stored (not durable: readers do not see it yet)... */
     do
         mq_ingest_stats(h.ingest, &is1);
     while (is1.records == is0.records && now_ms() < deadline);
     CU_ASSERT_TRUE(is1.records > is0.records);
-    CU_ASSERT_TRUE(mq_test_wait(gate_has_waiter, NULL, 10000)); /* ...and its flush is stuck */
+    CU_ASSERT_TRUE(mq_test_wait(mq_test_gate_has_waiter, NULL, 10000)); /* ...and its flush is stuck */
     /* Something the broker logs after it delivered the message: still no PUBACK from us. */
     const char *recv = "Received PUBLISH from ";
-    int nrecv = broker_log_count(&h, recv);
+    int nrecv = mq_test_broker_log_count(&h.br, recv);
     CU_ASSERT_FATAL(mosquitto_publish(p->m, NULL, "unrelated", 1, "u", 1, false) == MOSQ_ERR_SUCCESS);
     struct log_wait rw = {&h, recv, nrecv + 1};
     CU_ASSERT_TRUE(mq_test_wait(log_reached, &rw, 10000));
-    CU_ASSERT_EQUAL(broker_log_count(&h, puback), acks);
-    gate_set(false);
+    CU_ASSERT_EQUAL(mq_test_broker_log_count(&h.br, puback), acks);
+    mq_test_gate_set(false);
     lw.target = acks + 1;
     CU_ASSERT_TRUE(mq_test_wait(log_reached, &lw, 10000)); /* acknowledged once durable */
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "gate.h"
 #include "ingest/ingest.h"
 #include "log/batch.h"
 #include "log/log.h"
@@ -39,25 +40,7 @@
 #define LOG_TOPIC "paho"
 #define NTOPICS   4
 
-/* ---- the fdatasync gate ---- */
-
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static bool gate_closed;
-static int gate_blocked;
-
-int fdatasync(int fd)
-{
-    pthread_mutex_lock(&gate_mu);
-    if (gate_closed) {
-        gate_blocked++;
-        while (gate_closed)
-            pthread_cond_wait(&gate_cv, &gate_mu);
-        gate_blocked--;
-    }
-    pthread_mutex_unlock(&gate_mu);
-    return (int)syscall(SYS_fdatasync, fd);
-}
+/* ---- durability and disk full: the fdatasync gate is tests/gate.h ---- */
 
 /* "Disk full": while set, writes to the store's segment files (*.log) fail with ENOSPC. */
 static atomic_bool disk_full;
@@ -82,23 +65,6 @@ ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
         return -1;
     }
     return (ssize_t)syscall(SYS_pwrite64, fd, buf, len, off);
-}
-
-static void gate_set(bool closed)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_closed = closed;
-    pthread_cond_broadcast(&gate_cv);
-    pthread_mutex_unlock(&gate_mu);
-}
-
-static bool gate_has_waiter(void *opaque)
-{
-    (void)opaque;
-    pthread_mutex_lock(&gate_mu);
-    bool r = gate_blocked > 0;
-    pthread_mutex_unlock(&gate_mu);
-    return r;
 }
 
 /* ---- a libmosquitto publisher ---- */
@@ -701,21 +667,6 @@ static void test_restart_v311(void)
 
 /* ---- durable acknowledgement, observed in the broker's log ---- */
 
-static int broker_log_count(struct fx *f, const char *needle)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/mosquitto.log", f->broker.dir);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return -1;
-    char line[1024];
-    int n = 0;
-    while (fgets(line, sizeof line, fp))
-        n += strstr(line, needle) != NULL;
-    fclose(fp);
-    return n;
-}
-
 struct log_wait {
     struct fx *f;
     const char *needle;
@@ -724,7 +675,7 @@ struct log_wait {
 static bool log_reached(void *opaque)
 {
     struct log_wait *w = opaque;
-    return broker_log_count(w->f, w->needle) >= w->target;
+    return mq_test_broker_log_count(&w->f->broker, w->needle) >= w->target;
 }
 
 static void run_durable(bool durable_ack)
@@ -744,11 +695,11 @@ static void run_durable(bool durable_ack)
     /* every probe the connector received has been acknowledged (the gate was open) */
     lw.target = (int)fx_messages(&f);
     CU_ASSERT_TRUE(mq_test_wait(log_reached, &lw, 10000));
-    int acks = broker_log_count(&f, puback);
+    int acks = mq_test_broker_log_count(&f.broker, puback);
 
     struct mq_ingest_stats is0, is1;
     mq_ingest_stats(f.in, &is0);
-    gate_set(true);
+    mq_test_gate_set(true);
     CU_ASSERT_TRUE(pub_send(&p, "t/0", "0", 1, 1, NULL));
     /* The record reached the store and its flush is stuck in fdatasync. */
     int64_t deadline = mq_mono_ms() + 10000;
@@ -756,24 +707,24 @@ static void run_durable(bool durable_ack)
         mq_ingest_stats(f.in, &is1);
     while (is1.records == is0.records && mq_mono_ms() < deadline);
     CU_ASSERT_TRUE(is1.records > is0.records);
-    CU_ASSERT_TRUE(mq_test_wait(gate_has_waiter, NULL, 10000));
+    CU_ASSERT_TRUE(mq_test_wait(mq_test_gate_has_waiter, NULL, 10000));
 
     if (durable_ack) {
         /* Let the broker log something that happened after the connector got the message; still no ack. */
-        int recv = broker_log_count(&f, pubrecv);
+        int recv = mq_test_broker_log_count(&f.broker, pubrecv);
         CU_ASSERT_TRUE(pub_send(&p, "x/unrelated", "u", 1, 1, NULL));
         struct log_wait rw = {&f, pubrecv, recv + 1};
         CU_ASSERT_TRUE(mq_test_wait(log_reached, &rw, 10000));
-        CU_ASSERT_EQUAL(broker_log_count(&f, puback), acks);
-        gate_set(false);
+        CU_ASSERT_EQUAL(mq_test_broker_log_count(&f.broker, puback), acks);
+        mq_test_gate_set(false);
         lw.target = acks + 1;
         CU_ASSERT_TRUE(mq_test_wait(log_reached, &lw, 10000)); /* acknowledged once durable */
     } else {
         /* Control: without durable_ack the PUBACK goes out while the record is not durable yet. */
         lw.target = acks + 1;
         CU_ASSERT_TRUE(mq_test_wait(log_reached, &lw, 10000));
-        CU_ASSERT_TRUE(gate_has_waiter(NULL));
-        gate_set(false);
+        CU_ASSERT_TRUE(mq_test_gate_has_waiter(NULL));
+        mq_test_gate_set(false);
     }
     pub_close(&p);
     fx_close(&f);
