@@ -163,6 +163,22 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
                 "keeps it in memory until PUBREL: a crash in between loses it; use protocol 5 (or QoS 1) for "
                 "crash-safe durable acknowledgement",
                 b->name);
+    /* mosquitto 2.0.11 does not keep to its in-flight limit (max_inflight_messages for MQTT 3.1.1, our
+     * receive maximum for MQTT 5): each PUBCOMP can move up to that many queued messages into flight
+     * (db__message_delete_outgoing, mosquitto issue #2301). With more than 65535 QoS 2 messages in flight it
+     * then hands out packet identifiers that are still in use, and drops the connection ("protocol error") on
+     * a PUBCOMP that no longer matches. Under MQTT 3.1.1 Paho sends PUBREC at once and delivers on PUBREL,
+     * and a new PUBLISH with a pending identifier replaces the undelivered one
+     * (MQTTProtocol_handlePublishes): the older message is acknowledged but never stored, and redelivery
+     * after the reconnect adds duplicates. Under MQTT 5 the message is stored before PUBREC, so the replaced
+     * entry was already stored (observed: 100000 messages exactly once despite the broker's protocol error).
+     * Such a backlog builds up when the broker queues faster than the callback stores (one flush per message
+     * with durable_ack) or when a persistent session resumes after a long absence. */
+    if (qos2 && !p->v5)
+        MQ_WARN("broker %s: QoS 2 over MQTT 3.1.1: a broker that reuses packet identifiers still in flight "
+                "(mosquitto 2.0.11 with a backlog of more than 65535 QoS 2 messages for this session) makes "
+                "Paho drop messages it has acknowledged; use protocol 5",
+                b->name);
     *instance = p;
     return MQ_OK;
 
