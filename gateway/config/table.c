@@ -415,7 +415,12 @@ static const struct mq_ckey mq_keys_broker[] = {
      .max = 65535,
      .doc = "How many QoS 1/2 messages the broker may have unacknowledged towards mqlogd (MQTT 5 receive "
             "maximum). client mosquitto with a QoS 2 subscription sends 65535 instead: libmosquitto drops "
-            "the connection when a broker exceeds it, and mosquitto 2.0 does."},
+            "the connection when a broker exceeds it, and mosquitto 2.0 does. mosquitto 2.0.11 overshoots "
+            "both its max_inflight_messages (MQTT 3.1.1) and this receive maximum; with a backlog of more "
+            "than 65535 QoS 2 messages for the session it then reuses packet identifiers still in flight "
+            "(it logs \"disconnected due to protocol error\"). With client paho and MQTT 3.1.1 that loses "
+            "and duplicates messages; with MQTT 5 paho stores each message before acknowledging it and "
+            "nothing was lost. Use protocol 5 for QoS 2."},
     {.name = "durable_ack",
      .type = MQ_CT_BOOL,
      .off = BRK(durable_ack),
