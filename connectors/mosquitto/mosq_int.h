@@ -61,6 +61,7 @@ struct mq_mosq {
     } pending[MQ_MOSQ_PENDING_MAX];
     int npending;
     bool in_libmosquitto_loop; /* inside mosquitto_loop(), whose write phase we cannot hold back */
+    uint64_t delivered;        /* on_message calls so far (network thread only): did a read deliver one */
     bool withhold_acks; /* stop() came before some acknowledged-to-be records were stored or durable: the
                            queued acknowledgements must never be written (no DISCONNECT either) */
 

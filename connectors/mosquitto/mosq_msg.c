@@ -236,6 +236,7 @@ void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitt
 {
     (void)mosq;
     struct mq_mosq *m = obj;
+    m->delivered++;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     struct mq_source_msg sm = {
