@@ -322,12 +322,15 @@ static const struct mq_ckey mq_keys_broker[] = {
     {.name = "client",
      .type = MQ_CT_ENUM,
      .off = BRK(client),
-     .def = "paho",
+     .def = "mosquitto",
      .enums = mq_enum_client,
-     .doc = "The MQTT client library (Eclipse Paho MQTT C or libmosquitto). Both acknowledge QoS 1/2 "
+     .doc = "The MQTT client library (libmosquitto or Eclipse Paho MQTT C). Both acknowledge QoS 1/2 "
             "messages only once they are durable unless durable_ack is false; then a crash can lose up to "
             "flush_interval_ms of messages, and while the disk is full, the acknowledged records waiting in "
-            "memory (up to log.max_pending_bytes per partition)."},
+            "memory (up to log.max_pending_bytes per partition). mosquitto is the default: it acknowledges "
+            "a whole read batch after one group commit and costs less CPU per message; paho acknowledges "
+            "one message per flush (about 4,000 messages/s with durable_ack on a disk that syncs in "
+            "0.2 ms) and is the one whose QoS 2 over MQTT 5 is crash-safe (README, Performance)."},
     {.name = "client_id",
      .type = MQ_CT_STRING,
      .off = BRK(client_id),

@@ -426,6 +426,27 @@ static void test_defaults(void)
     mq_test_rmdir(tmp);
 }
 
+/* A broker given only its name and URL: the documented defaults of brokers[] (table.c). */
+static void test_broker_defaults(void)
+{
+    char *tmp = mq_test_tmpdir("config");
+    char *path = write_file(tmp, "b.yaml", "brokers: [{name: b, url: \"mqtt://h\"}]\n");
+    struct mq_config *cfg = load_ok(path);
+    CU_ASSERT_EQUAL_FATAL(cfg->nbrokers, 1);
+    const struct mq_config_broker *b = &cfg->brokers[0];
+    CU_ASSERT_EQUAL(b->client, MQ_CLIENT_MOSQUITTO);
+    CU_ASSERT_STRING_EQUAL(b->client_id, "mqlog-b");
+    CU_ASSERT_EQUAL(b->port, 1883);
+    CU_ASSERT_EQUAL(b->protocol, 4);
+    CU_ASSERT_FALSE(b->clean_session);
+    CU_ASSERT_TRUE(b->durable_ack);
+    CU_ASSERT_EQUAL(b->sessions, 1);
+    CU_ASSERT_EQUAL(b->max_inflight, 1000);
+    mq_config_free(cfg);
+    free(path);
+    mq_test_rmdir(tmp);
+}
+
 static void test_unreadable(void)
 {
     char *tmp = mq_test_tmpdir("config");
@@ -595,6 +616,7 @@ int main(void)
         MQ_TEST(test_route_from_config),
         MQ_TEST(test_example_conf),
         MQ_TEST(test_defaults),
+        MQ_TEST(test_broker_defaults),
         MQ_TEST(test_unreadable),
         MQ_TEST(test_include_cycle_and_nesting),
         MQ_TEST(test_many_errors),
