@@ -4,9 +4,12 @@ message must end up in the log exactly once, in per-topic order, with its header
 mqtt.retain, mqtt.broker) and its key. Afterwards mqlogd must stop on SIGTERM with exit status 0 and the log
 must hold nothing more.
 
-MQ_E2E_MESSAGES sets N (scaled by MQ_E2E_SCALE). The default is the issue's 100000 for the mosquitto
-connector; paho, which waits for a flush per message with durable_ack, gets 20000 in the suite (its 100000
-run takes minutes: MQ_E2E_MESSAGES=100000).
+MQ_E2E_MESSAGES sets N (scaled by MQ_E2E_SCALE); the default is the issue's 100000. One exception: paho at
+QoS 2 gets at most 60000. With durable_ack paho completes about 1000 QoS 2 messages a second, so the whole
+stream queues up in the broker, and Debian 12's mosquitto 2.0.11 reuses packet identifiers still in flight
+once more than 65535 are outstanding (its in-flight limit leaks as acknowledgements come back; mosquitto
+issue 2301). Paho over MQTT 3.1.1 then loses the message it had answered with PUBREC (README, "Running it at
+a site"); 60000 stays below the identifier space. MQ_E2E_PAHO_QOS2 overrides that cap to show the failure.
 """
 import os
 import sys
@@ -16,7 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_lib as e  # noqa: E402
 
 CONNECTOR = sys.argv[1] if len(sys.argv) > 1 else "paho"
-N = e.scaled(int(os.environ.get("MQ_E2E_MESSAGES", "100000" if CONNECTOR == "mosquitto" else "20000")))
+N = e.scaled(int(os.environ.get("MQ_E2E_MESSAGES", "100000")))
+PAHO_QOS2_MAX = e.scaled(int(os.environ.get("MQ_E2E_PAHO_QOS2", "60000")))
 TOPICS = 50
 SIZE = 100
 
@@ -43,24 +47,25 @@ mappings:
 
 
 def one(qos, version):
+    n = min(N, PAHO_QOS2_MAX) if CONNECTOR == "paho" and qos == 2 else N
     broker = e.Broker()
     d = e.Daemon(config(broker.port, qos, version))
     d.start()
     probes = e.wait_subscribed(broker.port, d.data, "e2e", qos, version)
     t0 = time.monotonic()
-    e.publish(broker.port, N, qos=qos, version=version, topics=TOPICS, size=SIZE)
+    e.publish(broker.port, n, qos=qos, version=version, topics=TOPICS, size=SIZE)
     t_pub = time.monotonic() - t0
-    e.wait_for(lambda: e.stored(d.data, "e2e") >= N + probes, 60 + N / 1000,
-               "%d records in the log (QoS %d, MQTT %s)" % (N + probes, qos, version))
+    e.wait_for(lambda: e.stored(d.data, "e2e") >= n + probes, 60 + n / 500,
+               "%d records in the log (QoS %d, MQTT %s)" % (n + probes, qos, version))
     t_all = time.monotonic() - t0
     d.stop()
     recs = e.consume(d.data, "e2e")
-    e.check_stream(recs, N, TOPICS, qos=qos, broker="local", exact=True, size=SIZE)
-    if len(recs) != N + probes:
-        e.fail("%d records stored, expected %d messages + %d probes" % (len(recs), N, probes))
+    e.check_stream(recs, n, TOPICS, qos=qos, broker="local", exact=True, size=SIZE)
+    if len(recs) != n + probes:
+        e.fail("%d records stored, expected %d messages + %d probes" % (len(recs), n, probes))
     e.log("%-9s QoS %d MQTT %-5s: %d messages exactly once, in order, headers ok; published in %.2fs, stored "
-          "in %.2fs (%.0f msg/s)" % (CONNECTOR, qos, "5" if version == 5 else "3.1.1", N, t_pub, t_all,
-                                      N / t_all))
+          "in %.2fs (%.0f msg/s)" % (CONNECTOR, qos, "5" if version == 5 else "3.1.1", n, t_pub, t_all,
+                                      n / t_all))
     broker.stop()
 
 
@@ -105,7 +110,8 @@ def main():
         for qos in (0, 1, 2):
             one(qos, version)
     shared()
-    e.log("PASS: %s, 6 runs of %d messages, and a shared subscription over 3 sessions" % (CONNECTOR, N))
+    q2 = " (QoS 2: %d)" % min(N, PAHO_QOS2_MAX) if CONNECTOR == "paho" and PAHO_QOS2_MAX < N else ""
+    e.log("PASS: %s, 6 runs of %d messages%s, and a shared subscription over 3 sessions" % (CONNECTOR, N, q2))
 
 
 main()
