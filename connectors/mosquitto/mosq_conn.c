@@ -21,6 +21,7 @@
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <openssl/ssl.h>
 
 #include "mosq_int.h"
 #include "util/diag.h"
@@ -120,8 +121,20 @@ static int mq_mosq_connect_locked(struct mq_mosq *m)
     return mosquitto_connect_bind_async(m->mosq, b->host, b->port, mq_mosq_keepalive(m), NULL);
 }
 
-static bool mq_mosq_readable(int sock)
+/* Bytes TLS has already read off the socket and decrypted, which poll() on the socket cannot see.
+ * libmosquitto reads through SSL_read(), so a record holding several MQTT packets (brokers may coalesce
+ * them) leaves the rest buffered in OpenSSL after the first: without this, those messages would wait for
+ * the broker's next bytes, as late as the next keep-alive answer. */
+static bool mq_mosq_tls_pending(struct mq_mosq *m)
 {
+    SSL *ssl = mosquitto_ssl_get(m->mosq);
+    return ssl && SSL_pending(ssl) > 0;
+}
+
+static bool mq_mosq_readable(struct mq_mosq *m, int sock)
+{
+    if (mq_mosq_tls_pending(m))
+        return true;
     struct pollfd p = {.fd = sock, .events = POLLIN};
     return poll(&p, 1, 0) > 0;
 }
@@ -149,9 +162,12 @@ static int mq_mosq_loop_session(struct mq_mosq *m)
     if (sock < 0)
         return MOSQ_ERR_NO_CONN;
     struct pollfd p = {.fd = sock, .events = POLLIN | (mosquitto_want_write(m->mosq) ? POLLOUT : 0)};
-    int n = poll(&p, 1, MQ_MOSQ_LOOP_MS);
+    bool buffered = mq_mosq_tls_pending(m);
+    int n = poll(&p, 1, buffered ? 0 : MQ_MOSQ_LOOP_MS);
     if (n < 0)
         return errno == EINTR ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ERRNO;
+    if (buffered)
+        p.revents |= POLLIN;
     int rc = MOSQ_ERR_SUCCESS;
     if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
         for (int i = 0; i < MQ_MOSQ_READ_BATCH && !atomic_load(&m->stopping); i++) {
@@ -168,7 +184,7 @@ static int mq_mosq_loop_session(struct mq_mosq *m)
             if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(m->mosq) < 0)
                 break;
             if (m->delivered == before && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-                !mq_mosq_readable(sock))
+                !mq_mosq_readable(m, sock))
                 break;
         }
     }
