@@ -169,7 +169,9 @@ static void mq_paho_connect_failed(struct mq_paho *p, const char *why, int code)
         mq_paho_schedule_locked(p);
         if (p->state == MQ_PAHO_WAITING) {
             char buf[160];
-            snprintf(buf, sizeof buf, "%s (code %d)", why ? why : mq_paho_strerror(code), code);
+            if (snprintf(buf, sizeof buf, "%s (code %d)", why ? why : mq_paho_strerror(code), code) >=
+                (int)sizeof buf)
+                buf[sizeof buf - 2] = '~'; /* cut: say so, but a log line is enough */
             mq_paho_log_retry(p, "connection failed", buf);
         }
     }

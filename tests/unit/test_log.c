@@ -361,6 +361,7 @@ static void write_unclean(const char *dir, int batches)
 
 static uint8_t *slurp(const char *path, size_t *len)
 {
+    *len = 0;
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return NULL;
