@@ -610,6 +610,8 @@ static void test_yaml_features(void)
 
 int main(void)
 {
+    /* one test a line (clang-format would pack this list into columns) */
+    /* clang-format off */
     static const struct mq_test tests[] = {
         MQ_TEST(test_broken_fixtures),
         MQ_TEST(test_good_full),
@@ -624,5 +626,6 @@ int main(void)
         MQ_TEST(test_yaml_features),
         MQ_TEST_END,
     };
+    /* clang-format on */
     return mq_test_run("config", tests);
 }
