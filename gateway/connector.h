@@ -36,7 +36,7 @@ struct mq_subscription {
 /* What the daemon gives an instance. Everything it points to outlives the instance. */
 struct mq_connector_ctx {
     const struct mq_config_broker *broker;
-    int session;        /* 0..broker->sessions-1; the client id gets "-<session>" appended when > 0 */
+    int session; /* 0..broker->sessions-1; the client id gets "-<session>" appended when > 0 */
     const struct mq_subscription *subs;
     size_t nsubs;
     struct mq_ingest *ingest;
@@ -54,11 +54,28 @@ struct mq_connector_stats {
     bool connected;
 };
 
+/* The live form of those counters, kept by an instance's threads and read by stats() from any thread. */
+struct mq_connector_counters {
+    _Atomic uint64_t messages, bytes, connects, disconnects, paused_ms;
+    _Atomic bool connected;
+};
+
+static inline void mq_connector_counters_read(struct mq_connector_counters *c, struct mq_connector_stats *st)
+{
+    st->messages = c->messages;
+    st->bytes = c->bytes;
+    st->connects = c->connects;
+    st->disconnects = c->disconnects;
+    st->paused_ms = c->paused_ms;
+    st->connected = c->connected;
+}
+
 struct mq_connector {
     int version;      /* MQ_CONNECTOR_VERSION */
     const char *name; /* as written in the configuration's `client:` */
     /* Allocates an instance; connects nothing yet. On failure writes why into errstr. */
-    enum mq_err (*create)(const struct mq_connector_ctx *ctx, void **instance, char *errstr, size_t errstr_size);
+    enum mq_err (*create)(const struct mq_connector_ctx *ctx, void **instance, char *errstr,
+                          size_t errstr_size);
     /* Starts connecting (asynchronously): returns at once; connection failures are retried with capped,
      * jittered exponential backoff (broker->reconnect_min_ms .. reconnect_max_ms) and logged. */
     enum mq_err (*start)(void *instance);

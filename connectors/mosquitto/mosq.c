@@ -383,12 +383,7 @@ static void mq_mosq_stats(void *instance, struct mq_connector_stats *st)
     memset(st, 0, sizeof *st);
     if (!m)
         return;
-    st->messages = atomic_load(&m->st_messages);
-    st->bytes = atomic_load(&m->st_bytes);
-    st->connects = atomic_load(&m->st_connects);
-    st->disconnects = atomic_load(&m->st_disconnects);
-    st->paused_ms = atomic_load(&m->st_paused_ms);
-    st->connected = atomic_load(&m->st_connected);
+    mq_connector_counters_read(&m->st, st);
 }
 
 const struct mq_connector mq_connector_mosquitto = {

@@ -300,8 +300,8 @@ void *mq_mosq_thread(void *arg)
             break;
         bool was_connected = m->connack_ok;
         if (was_connected) {
-            atomic_store(&m->st_connected, false);
-            atomic_fetch_add(&m->st_disconnects, 1);
+            atomic_store(&m->st.connected, false);
+            atomic_fetch_add(&m->st.disconnects, 1);
         }
         int64_t delay = mq_mosq_next_delay(m);
         if (was_connected)
@@ -315,7 +315,7 @@ void *mq_mosq_thread(void *arg)
             MQ_INFO("broker %s: reconnecting to %s:%d", m->tag, b->host, b->port);
     }
     mq_mosq_goodbye(m);
-    atomic_store(&m->st_connected, false);
+    atomic_store(&m->st.connected, false);
     return NULL;
 }
 
@@ -347,8 +347,8 @@ void mq_mosq_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, co
     }
     m->connack_ok = true;
     m->backoff_ms = m->broker->reconnect_min_ms > 0 ? m->broker->reconnect_min_ms : 1;
-    atomic_fetch_add(&m->st_connects, 1);
-    atomic_store(&m->st_connected, true);
+    atomic_fetch_add(&m->st.connects, 1);
+    atomic_store(&m->st.connected, true);
     MQ_INFO("broker %s: connected to %s:%d as %s (session present: %s)", m->tag, m->broker->host,
             m->broker->port, m->client_id, (flags & 1) ? "yes" : "no");
     /* libmosquitto formats a line for every packet (vsnprintf, "received PUBLISH ...") whenever a log

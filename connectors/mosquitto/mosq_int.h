@@ -72,8 +72,7 @@ struct mq_mosq {
     int32_t nallocs, cap_allocs;
 
     /* stats (read by other threads) */
-    _Atomic uint64_t st_messages, st_bytes, st_connects, st_disconnects, st_paused_ms;
-    atomic_bool st_connected;
+    struct mq_connector_counters st;
 };
 
 /* mosq_conn.c */

@@ -185,7 +185,7 @@ bool mq_mosq_pending_wait(struct mq_mosq *m)
             paused = true;
             mq_mosq_wait(m, 20); /* retry interval; stop() interrupts it */
             now = mq_mosq_now_ms();
-            atomic_fetch_add(&m->st_paused_ms, (uint64_t)(now - last));
+            atomic_fetch_add(&m->st.paused_ms, (uint64_t)(now - last));
         }
         last = now;
         if (now - warned >= MQ_MOSQ_WARN_EVERY_MS) {
@@ -220,7 +220,7 @@ static enum mq_err mq_mosq_hold(struct mq_mosq *m, const struct mq_source_msg *s
             delay = delay * 2 > MQ_MOSQ_HOLD_MAX_MS ? MQ_MOSQ_HOLD_MAX_MS : delay * 2;
         err = mq_ingest_message(m->ctx.ingest, broker, sm, ticket);
         int64_t now = mq_mosq_now_ms();
-        atomic_fetch_add(&m->st_paused_ms, (uint64_t)(now - last)); /* visible while the pause lasts */
+        atomic_fetch_add(&m->st.paused_ms, (uint64_t)(now - last)); /* visible while the pause lasts */
         last = now;
         if (err == MQ_OK || err == MQ_ERR_INVAL)
             break;
@@ -269,8 +269,8 @@ void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitt
             mq_mosq_pending_wait(m);
     }
     if (err == MQ_OK) {
-        atomic_fetch_add_explicit(&m->st_messages, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&m->st_bytes, sm.payload_len, memory_order_relaxed);
+        atomic_fetch_add_explicit(&m->st.messages, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&m->st.bytes, sm.payload_len, memory_order_relaxed);
     } else if (err == MQ_ERR_INVAL) {
         MQ_WARN("broker %s: dropping a message with an invalid topic '%s'", m->tag,
                 msg->topic ? msg->topic : "");

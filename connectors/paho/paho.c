@@ -211,7 +211,7 @@ static void mq_paho_stop(void *instance)
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
-    atomic_store(&p->connected, false);
+    atomic_store(&p->st.connected, false);
 }
 
 static void mq_paho_destroy(void *instance)
@@ -243,12 +243,7 @@ static void mq_paho_stats(void *instance, struct mq_connector_stats *st)
     memset(st, 0, sizeof *st);
     if (!p)
         return;
-    st->messages = atomic_load(&p->messages);
-    st->bytes = atomic_load(&p->bytes);
-    st->connects = atomic_load(&p->connects);
-    st->disconnects = atomic_load(&p->disconnects);
-    st->paused_ms = atomic_load(&p->paused_ms);
-    st->connected = atomic_load(&p->connected);
+    mq_connector_counters_read(&p->st, st);
 }
 
 const struct mq_connector mq_connector_paho = {

@@ -153,8 +153,8 @@ static void mq_paho_connected(struct mq_paho *p, int session_present)
     p->failures = 0;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
-    atomic_fetch_add(&p->connects, 1);
-    atomic_store(&p->connected, true);
+    atomic_fetch_add(&p->st.connects, 1);
+    atomic_store(&p->st.connected, true);
     MQ_INFO("broker %s (%s): connected to %s, MQTT %s, %s session%s", p->broker->name, p->client_id, p->uri,
             p->v5 ? "5" : "3.1.1", p->broker->clean_session ? "clean" : "persistent",
             session_present ? " resumed" : "");
@@ -296,8 +296,8 @@ void mq_paho_on_connection_lost(void *context, char *cause)
     atomic_fetch_add(&p->in_callback, 1);
     pthread_mutex_lock(&p->lock);
     if (p->state == MQ_PAHO_CONNECTED) {
-        atomic_fetch_add(&p->disconnects, 1);
-        atomic_store(&p->connected, false);
+        atomic_fetch_add(&p->st.disconnects, 1);
+        atomic_store(&p->st.connected, false);
         p->failures = 0;
         mq_paho_schedule_locked(p);
         if (p->state == MQ_PAHO_WAITING)
@@ -441,7 +441,7 @@ static void *mq_paho_supervisor(void *arg)
     }
     p->state = MQ_PAHO_CLOSED;
     pthread_mutex_unlock(&p->lock);
-    atomic_store(&p->connected, false);
+    atomic_store(&p->st.connected, false);
     return NULL;
 }
 

@@ -63,13 +63,8 @@ struct mq_paho {
 
     atomic_bool stop_flag; /* stopping, readable without the lock from the message callback */
     atomic_int in_callback;
-    atomic_uint_fast64_t messages;
-    atomic_uint_fast64_t bytes;
-    atomic_uint_fast64_t connects;
-    atomic_uint_fast64_t disconnects;
-    atomic_uint_fast64_t paused_ms;
+    struct mq_connector_counters st;
     atomic_uint_fast64_t dropped; /* invalid topics, acknowledged without storing */
-    atomic_bool connected;
 };
 
 /* paho_conn.c: the supervisor thread and the connection callbacks. */

@@ -123,7 +123,7 @@ static void mq_paho_pause_tick(struct mq_paho *p, struct mq_paho_pause *ps, cons
     mq_paho_sleep_ms(ps->backoff_ms);
     ps->backoff_ms = ps->backoff_ms * 2 > MQ_PAHO_RETRY_MAX_MS ? MQ_PAHO_RETRY_MAX_MS : ps->backoff_ms * 2;
     now = mq_mono_ms();
-    atomic_fetch_add(&p->paused_ms, (uint_fast64_t)(now - ps->accounted));
+    atomic_fetch_add(&p->st.paused_ms, (uint64_t)(now - ps->accounted));
     ps->accounted = now;
 }
 
@@ -132,7 +132,7 @@ static void mq_paho_pause_end(struct mq_paho *p, struct mq_paho_pause *ps)
     if (ps->since < 0)
         return;
     int64_t now = mq_mono_ms();
-    atomic_fetch_add(&p->paused_ms, (uint_fast64_t)(now - ps->accounted));
+    atomic_fetch_add(&p->st.paused_ms, (uint64_t)(now - ps->accounted));
     MQ_INFO("broker %s (%s): resumed after %lld ms", p->broker->name, p->client_id,
             (long long)(now - ps->since));
     ps->since = -1;
@@ -241,8 +241,8 @@ int mq_paho_on_message(void *context, char *topic, int topic_len, MQTTAsync_mess
     if (mq_paho_store(p, &msg, &ticket, &stored) && stored) {
         if (p->broker->durable_ack && msg.qos >= 1 && ticket.n > 0)
             mq_paho_wait_durable(p, &msg, &ticket);
-        atomic_fetch_add(&p->messages, 1);
-        atomic_fetch_add(&p->bytes, msg.payload_len);
+        atomic_fetch_add(&p->st.messages, 1);
+        atomic_fetch_add(&p->st.bytes, msg.payload_len);
     }
 
     if (hdrs && hdrs != stack_hdrs)
