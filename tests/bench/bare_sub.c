@@ -26,6 +26,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "util/parse.h"
+
 struct bare {
     const char *filter;
     int qos;
@@ -92,14 +94,12 @@ static void on_message(struct mosquitto *mosq, void *opaque, const struct mosqui
 
 static long num(const char *opt, const char *s, long min, long max)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) {
+    int64_t v;
+    if (mq_parse_int64(s, min, max, &v) != MQ_OK) {
         fprintf(stderr, "bare_sub: %s '%s': expected a number from %ld to %ld\n", opt, s, min, max);
         exit(2);
     }
-    return v;
+    return (long)v;
 }
 
 static void usage(void)

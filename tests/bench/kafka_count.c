@@ -18,7 +18,6 @@
  * timestamp has millisecond resolution: these figures are up to 1 ms high). Publisher and consumer run on
  * the same host (same clock).
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -27,12 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+#include "util/parse.h"
 
 static int64_t wall_us(void)
 {
@@ -60,7 +54,7 @@ static int cmp_i64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     const char *brokers = NULL, *topic = NULL;
-    long long latency_n = 0, idle_s = 30;
+    int64_t latency_n = 0, idle_s = 30;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int opt;
     /* Large fetches: the endpoint sends whole stored batches; let each response carry many of them. The
@@ -80,26 +74,18 @@ int main(int argc, char **argv)
         case 't':
             topic = optarg;
             break;
-        case 'l': {
-            char *end;
-            errno = 0;
-            latency_n = strtoll(optarg, &end, 10);
-            if (errno || *end || latency_n < 1) {
+        case 'l':
+            if (mq_parse_int64(optarg, 1, INT64_MAX, &latency_n) != MQ_OK) {
                 fprintf(stderr, "kafka_count: -l %s: expected a count >= 1\n", optarg);
                 return 1;
             }
             break;
-        }
-        case 'w': {
-            char *end;
-            errno = 0;
-            idle_s = strtoll(optarg, &end, 10);
-            if (errno || *end || idle_s < 1 || idle_s > 86400) {
+        case 'w':
+            if (mq_parse_int64(optarg, 1, 86400, &idle_s) != MQ_OK) {
                 fprintf(stderr, "kafka_count: -w %s: expected 1..86400 seconds\n", optarg);
                 return 1;
             }
             break;
-        }
         case 'X': {
             char *eq = strchr(optarg, '=');
             if (!eq) {
@@ -180,7 +166,7 @@ int main(int argc, char **argv)
     }
     long long records = 0, bytes = 0;
     int eofs = 0, rc = 0;
-    int64_t t0 = 0, t_last = 0, t_progress = mono_us();
+    int64_t t0 = 0, t_last = 0, t_progress = mq_mono_us();
     while (latency_n ? records < latency_n : eofs < nparts) {
         /* One message per poll: rd_kafka_consume_batch_queue() waits for a full batch or its timeout. */
         ssize_t n = 0;
@@ -199,7 +185,7 @@ int main(int argc, char **argv)
                 rc = 1;
             } else {
                 if (!t0)
-                    t0 = mono_us();
+                    t0 = mq_mono_us();
                 if (latency_n && records < latency_n) {
                     char buf[24];
                     size_t l = m->len < sizeof buf - 1 ? m->len : sizeof buf - 1;
@@ -214,9 +200,9 @@ int main(int argc, char **argv)
             rd_kafka_message_destroy(m);
         }
         if (n > 0) {
-            t_last = t_progress = mono_us();
-        } else if (mono_us() - t_progress > idle_s * 1000000) {
-            fprintf(stderr, "kafka_count: nothing received for %lld s (%lld records so far)\n", idle_s,
+            t_last = t_progress = mq_mono_us();
+        } else if (mq_mono_us() - t_progress > idle_s * 1000000) {
+            fprintf(stderr, "kafka_count: nothing received for %" PRId64 " s (%lld records so far)\n", idle_s,
                     records);
             rc = 1;
         }
@@ -229,9 +215,9 @@ int main(int argc, char **argv)
     if (rc == 0 && latency_n) {
         qsort(lat, (size_t)latency_n, sizeof *lat, cmp_i64);
         qsort(ing, (size_t)latency_n, sizeof *ing, cmp_i64);
-        printf("latency_us n=%lld p50=%" PRId64 " p99=%" PRId64 " max=%" PRId64 "\n", latency_n,
+        printf("latency_us n=%" PRId64 " p50=%" PRId64 " p99=%" PRId64 " max=%" PRId64 "\n", latency_n,
                lat[latency_n / 2], lat[latency_n * 99 / 100], lat[latency_n - 1]);
-        printf("since_ingest_us n=%lld p50=%" PRId64 " p99=%" PRId64 " max=%" PRId64 "\n", latency_n,
+        printf("since_ingest_us n=%" PRId64 " p50=%" PRId64 " p99=%" PRId64 " max=%" PRId64 "\n", latency_n,
                ing[latency_n / 2], ing[latency_n * 99 / 100], ing[latency_n - 1]);
     } else if (rc == 0) {
         double secs = t_last > t0 ? (double)(t_last - t0) / 1e6 : 0;

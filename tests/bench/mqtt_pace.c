@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util/parse.h"
+
 static atomic_long acked;
 
 static void on_publish(struct mosquitto *mosq, void *opaque, int mid)
@@ -34,6 +36,7 @@ static int64_t wall_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* nanoseconds: the schedule is absolute CLOCK_MONOTONIC times for clock_nanosleep() */
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -43,10 +46,8 @@ static int64_t mono_ns(void)
 
 static long long num(const char *opt, const char *s, long long min, long long max)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) {
+    int64_t v;
+    if (mq_parse_int64(s, min, max, &v) != MQ_OK) {
         fprintf(stderr, "mqtt_pace: %s %s: expected %lld..%lld\n", opt, s, min, max);
         exit(1);
     }
