@@ -119,7 +119,7 @@ static int64_t now_ms(void)
     return mq_mono_ms();
 }
 
-static void conn_set_ready(struct conn *c)
+static void mq_ksrv_conn_set_ready(struct conn *c)
 {
     if (c->ready || c->dead)
         return;
@@ -128,14 +128,14 @@ static void conn_set_ready(struct conn *c)
     c->srv->ready = c;
 }
 
-static void conn_kill(struct conn *c, const char *why)
+static void mq_ksrv_conn_kill(struct conn *c, const char *why)
 {
     if (!c->dead && why)
         MQ_INFO("kafka: closing connection from %s: %s", c->peer, why);
     c->dead = true;
 }
 
-static void protocol_error(struct conn *c, const char *why)
+static void mq_ksrv_protocol_error(struct conn *c, const char *why)
 {
     atomic_fetch_add(&c->srv->st_protocol_errors, 1);
     if (!c->dead)
@@ -161,13 +161,13 @@ static void conn_update_events(struct conn *c)
         return;
     struct epoll_event e = {.events = ev, .data.ptr = c};
     if (epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_MOD, c->fd, &e) != 0) {
-        conn_kill(c, strerror(errno));
+        mq_ksrv_conn_kill(c, strerror(errno));
         return;
     }
     c->events = ev;
 }
 
-static void req_free(struct req *r)
+static void mq_ksrv_req_free(struct req *r)
 {
     if (!r)
         return;
@@ -179,7 +179,7 @@ static void req_free(struct req *r)
 
 /* ---- responses ---- */
 
-static struct out_item *resp_begin(struct req *r)
+static struct out_item *mq_ksrv_resp_begin(struct req *r)
 {
     struct out_item *it = calloc(1, sizeof *it);
     if (!it)
@@ -191,7 +191,7 @@ static struct out_item *resp_begin(struct req *r)
 }
 
 /* Queues the response (taking it), or kills the connection when it could not be built. */
-static void resp_end(struct req *r, struct out_item *it)
+static void mq_ksrv_resp_end(struct req *r, struct out_item *it)
 {
     struct conn *c = r->conn;
     atomic_fetch_add(&c->srv->st_requests, 1);
@@ -200,7 +200,7 @@ static void resp_end(struct req *r, struct out_item *it)
             mq_kafka_out_free(&it->out);
             free(it);
         }
-        conn_kill(c, "could not build a response (out of memory)");
+        mq_ksrv_conn_kill(c, "could not build a response (out of memory)");
         return;
     }
     if (c->out_tail)
@@ -232,7 +232,7 @@ static void conn_flush(struct conn *c)
                     }
                     if (errno == EINTR)
                         continue;
-                    conn_kill(c, strerror(errno));
+                    mq_ksrv_conn_kill(c, strerror(errno));
                     return;
                 }
                 it->off += (size_t)w;
@@ -255,13 +255,13 @@ static void conn_flush(struct conn *c)
                     }
                     if (errno == EINTR)
                         continue;
-                    conn_kill(c, strerror(errno));
+                    mq_ksrv_conn_kill(c, strerror(errno));
                     return;
                 }
                 if (w == 0) {
                     /* The file is shorter than the batches it held: the response can no longer be
                      * completed, and a short one would desynchronise the client. */
-                    conn_kill(c, "segment file shrank while sending");
+                    mq_ksrv_conn_kill(c, "segment file shrank while sending");
                     return;
                 }
                 it->off += (size_t)w;
@@ -287,12 +287,12 @@ static void conn_flush(struct conn *c)
 /* ---- handlers ---- */
 
 /* Copies a topic name view into buf (TOPIC_NAME_MAX + 1 bytes); false when it cannot be a topic. */
-static bool topic_name(struct mq_kafka_str s, char *buf)
+static bool mq_ksrv_topic_name(struct mq_kafka_str s, char *buf)
 {
     return mq_kafka_str_copy(s, buf, TOPIC_NAME_MAX + 1) && mq_topic_name_valid(buf);
 }
 
-static int16_t code_for(enum mq_err err)
+static int16_t mq_ksrv_code_for(enum mq_err err)
 {
     switch (err) {
     case MQ_OK:
@@ -313,14 +313,14 @@ static void handle_api_versions(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_api_versions_req q;
     if (mq_kafka_api_versions_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed ApiVersions request");
+        mq_ksrv_protocol_error(r->conn, "malformed ApiVersions request");
         return;
     }
     q.error = MQ_KC_NONE;
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_api_versions_resp_encode(&it->out.wr, r->hdr.api_version, &q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
 }
 
 static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
@@ -328,7 +328,7 @@ static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_metadata_req q;
     if (mq_kafka_metadata_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed Metadata request");
+        mq_ksrv_protocol_error(r->conn, "malformed Metadata request");
         return;
     }
     struct mq_catalog_topic *all = NULL;
@@ -342,7 +342,7 @@ static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
         q.topics = mq_kafka_arena_calloc(&r->arena, n, sizeof *q.topics);
         if (!q.topics) {
             free(all);
-            conn_kill(r->conn, "out of memory");
+            mq_ksrv_conn_kill(r->conn, "out of memory");
             return;
         }
         q.topic_count = (int32_t)n;
@@ -355,12 +355,12 @@ static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
         for (int32_t i = 0; i < q.topic_count; i++) {
             char name[TOPIC_NAME_MAX + 1];
             struct mq_catalog_topic t;
-            if (!topic_name(q.topics[i].name, name)) {
+            if (!mq_ksrv_topic_name(q.topics[i].name, name)) {
                 q.topics[i].error = MQ_KC_INVALID_TOPIC_EXCEPTION;
                 continue;
             }
             enum mq_err err = mq_store_topic_get(srv->store, name, &t);
-            q.topics[i].error = err == MQ_OK ? MQ_KC_NONE : code_for(err);
+            q.topics[i].error = err == MQ_OK ? MQ_KC_NONE : mq_ksrv_code_for(err);
             q.topics[i].partitions = err == MQ_OK ? t.partitions : 0;
         }
     }
@@ -368,10 +368,10 @@ static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
     q.host = srv->advertised_host;
     q.port = srv->conf.advertised_port;
     q.cluster_id = srv->cluster_id;
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_metadata_resp_encode(&it->out.wr, r->hdr.api_version, &q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
     free(all);
 }
 
@@ -414,13 +414,13 @@ static void handle_list_offsets(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_list_offsets_req q;
     if (mq_kafka_list_offsets_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed ListOffsets request");
+        mq_ksrv_protocol_error(r->conn, "malformed ListOffsets request");
         return;
     }
     for (int32_t i = 0; i < q.topic_count; i++) {
         struct mq_kafka_lo_topic *t = &q.topics[i];
         char name[TOPIC_NAME_MAX + 1];
-        bool valid = topic_name(t->name, name);
+        bool valid = mq_ksrv_topic_name(t->name, name);
         for (int32_t j = 0; j < t->part_count; j++) {
             struct mq_kafka_lo_part *p = &t->parts[j];
             struct mq_part *part = NULL;
@@ -429,7 +429,7 @@ static void handle_list_offsets(struct req *r, struct mq_kafka_rd *rd)
             if (err == MQ_OK)
                 err = mq_part_offsets(part, &start, &end);
             if (err != MQ_OK) {
-                p->error = code_for(err);
+                p->error = mq_ksrv_code_for(err);
                 continue;
             }
             p->out_timestamp = -1;
@@ -444,7 +444,7 @@ static void handle_list_offsets(struct req *r, struct mq_kafka_rd *rd)
                 int64_t off = -1;
                 err = mq_part_offset_for_time(part, p->timestamp, &off);
                 if (err != MQ_OK) {
-                    p->error = code_for(err);
+                    p->error = mq_ksrv_code_for(err);
                 } else if (off < 0 || off >= end) {
                     p->offset = -1; /* no record that new: clients read this as "the end" */
                 } else {
@@ -454,10 +454,10 @@ static void handle_list_offsets(struct req *r, struct mq_kafka_rd *rd)
             }
         }
     }
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_list_offsets_resp_encode(&it->out.wr, r->hdr.api_version, &q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
 }
 
 /* ---- Fetch ---- */
@@ -472,7 +472,7 @@ static void waiting_add(struct mq_kafka_server *srv, struct req *r)
     atomic_fetch_add(&srv->st_waiting, 1);
 }
 
-static void waiting_remove(struct mq_kafka_server *srv, struct req *r)
+static void mq_ksrv_waiting_remove(struct mq_kafka_server *srv, struct req *r)
 {
     if (r->wait_prev)
         r->wait_prev->wait_next = r->wait_next;
@@ -497,7 +497,7 @@ static bool fetch_resolve(struct mq_kafka_server *srv, struct req *r)
         if (!r->parts[i])
             return false;
         char name[TOPIC_NAME_MAX + 1];
-        bool valid = topic_name(t->name, name);
+        bool valid = mq_ksrv_topic_name(t->name, name);
         for (int32_t j = 0; j < t->part_count; j++) {
             struct mq_part *part = NULL;
             enum mq_err err =
@@ -506,7 +506,7 @@ static bool fetch_resolve(struct mq_kafka_server *srv, struct req *r)
                 MQ_WARN("kafka: opening %s/%d: %s", name, t->parts[j].partition, mq_strerror(err));
             r->parts[i][j] = err == MQ_OK ? part : NULL;
             if (err != MQ_OK)
-                t->parts[j].error = code_for(err);
+                t->parts[j].error = mq_ksrv_code_for(err);
         }
     }
     r->parts_resolved = true;
@@ -522,7 +522,7 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
     struct mq_kafka_fetch_req *q = &r->fetch;
     mq_kafka_fetch_req_release(q);
     if (!r->parts_resolved && !fetch_resolve(srv, r)) {
-        conn_kill(r->conn, "out of memory");
+        mq_ksrv_conn_kill(r->conn, "out of memory");
         return true;
     }
     bool error = false;
@@ -543,7 +543,7 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
             int64_t start = 0, end = 0;
             enum mq_err err = mq_part_offsets(part, &start, &end);
             if (err != MQ_OK) {
-                p->error = code_for(err);
+                p->error = mq_ksrv_code_for(err);
                 error = true;
                 continue;
             }
@@ -568,7 +568,7 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
                 err = mq_part_read(part, off, want, &s);
                 if (err != MQ_OK) {
                     if (got == 0) {
-                        p->error = code_for(err);
+                        p->error = mq_ksrv_code_for(err);
                         error = true;
                     }
                     break;
@@ -581,7 +581,7 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
                 }
                 int64_t next = s.next_offset;
                 if (mq_kafka_fetch_part_add(&r->arena, p, &s) != MQ_OK) {
-                    conn_kill(r->conn, "out of memory");
+                    mq_ksrv_conn_kill(r->conn, "out of memory");
                     return true;
                 }
                 got += (int64_t)s.len;
@@ -595,19 +595,19 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
         return false;
     }
     q->error = MQ_KC_NONE;
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_fetch_resp_encode(&it->out, r->hdr.api_version, q);
     mq_kafka_fetch_req_release(q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
     return true;
 }
 
-static void handle_fetch(struct req *r, struct mq_kafka_rd *rd)
+static void mq_ksrv_handle_fetch(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_server *srv = r->conn->srv;
     if (mq_kafka_fetch_req_decode(rd, r->hdr.api_version, &r->arena, &r->fetch) != MQ_OK) {
-        protocol_error(r->conn, "malformed Fetch request");
+        mq_ksrv_protocol_error(r->conn, "malformed Fetch request");
         return;
     }
     if (fetch_try(srv, r, false))
@@ -622,14 +622,14 @@ static void handle_fetch(struct req *r, struct mq_kafka_rd *rd)
 static void fetch_finish(struct mq_kafka_server *srv, struct req *r)
 {
     struct conn *c = r->conn;
-    waiting_remove(srv, r);
+    mq_ksrv_waiting_remove(srv, r);
     c->cur = NULL;
-    req_free(r);
-    conn_set_ready(c);
+    mq_ksrv_req_free(r);
+    mq_ksrv_conn_set_ready(c);
 }
 
 /* Re-examines parked fetches: all of them (new data) or only those past their deadline. */
-static void fetch_recheck(struct mq_kafka_server *srv, int64_t now, bool all)
+static void mq_ksrv_fetch_recheck(struct mq_kafka_server *srv, int64_t now, bool all)
 {
     struct req *r = srv->waiting;
     while (r) {
@@ -643,28 +643,28 @@ static void fetch_recheck(struct mq_kafka_server *srv, int64_t now, bool all)
 
 /* ---- groups ---- */
 
-static void on_join(void *opaque, void *waiter, const struct mq_kafka_join_group_resp *resp)
+static void mq_ksrv_on_join(void *opaque, void *waiter, const struct mq_kafka_join_group_resp *resp)
 {
     (void)opaque;
     struct req *r = waiter;
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_join_group_resp_encode(&it->out.wr, r->hdr.api_version, resp);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
     r->done = true;
-    conn_set_ready(r->conn);
+    mq_ksrv_conn_set_ready(r->conn);
 }
 
-static void on_sync(void *opaque, void *waiter, int16_t error, struct mq_kafka_str assignment)
+static void mq_ksrv_on_sync(void *opaque, void *waiter, int16_t error, struct mq_kafka_str assignment)
 {
     (void)opaque;
     struct req *r = waiter;
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_sync_group_resp_encode(&it->out.wr, r->hdr.api_version, error, assignment);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
     r->done = true;
-    conn_set_ready(r->conn);
+    mq_ksrv_conn_set_ready(r->conn);
 }
 
 static void handle_find_coordinator(struct req *r, struct mq_kafka_rd *rd)
@@ -672,7 +672,7 @@ static void handle_find_coordinator(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_find_coordinator_req q;
     if (mq_kafka_find_coordinator_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed FindCoordinator request");
+        mq_ksrv_protocol_error(r->conn, "malformed FindCoordinator request");
         return;
     }
     if (q.key_type == 0) {
@@ -688,10 +688,10 @@ static void handle_find_coordinator(struct req *r, struct mq_kafka_rd *rd)
         q.host = "";
         q.port = -1;
     }
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_find_coordinator_resp_encode(&it->out.wr, r->hdr.api_version, &q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
 }
 
 static void handle_join_group(struct req *r, struct mq_kafka_rd *rd)
@@ -699,7 +699,7 @@ static void handle_join_group(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_join_group_req q;
     if (mq_kafka_join_group_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed JoinGroup request");
+        mq_ksrv_protocol_error(r->conn, "malformed JoinGroup request");
         return;
     }
     /* Park first: the answer may come back from inside the call. */
@@ -713,7 +713,7 @@ static void handle_sync_group(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_sync_group_req q;
     if (mq_kafka_sync_group_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed SyncGroup request");
+        mq_ksrv_protocol_error(r->conn, "malformed SyncGroup request");
         return;
     }
     r->state = REQ_GROUP_WAIT;
@@ -725,32 +725,32 @@ static void handle_heartbeat(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_heartbeat_req q;
     if (mq_kafka_heartbeat_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed Heartbeat request");
+        mq_ksrv_protocol_error(r->conn, "malformed Heartbeat request");
         return;
     }
     q.error =
         mq_kafka_groups_heartbeat(r->conn->srv->groups, now_ms(), q.group_id, q.generation_id, q.member_id);
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_heartbeat_resp_encode(&it->out.wr, r->hdr.api_version, &q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
 }
 
 static void handle_leave_group(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_leave_group_req q;
     if (mq_kafka_leave_group_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed LeaveGroup request");
+        mq_ksrv_protocol_error(r->conn, "malformed LeaveGroup request");
         return;
     }
     q.error = MQ_KC_NONE;
     for (int32_t i = 0; i < q.member_count; i++)
         q.members[i].error =
             mq_kafka_groups_leave(r->conn->srv->groups, now_ms(), q.group_id, q.members[i].member_id);
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_leave_group_resp_encode(&it->out.wr, r->hdr.api_version, &q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
 }
 
 /* ---- offsets ---- */
@@ -785,7 +785,7 @@ static void handle_offset_commit(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_offset_commit_req q;
     if (mq_kafka_offset_commit_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed OffsetCommit request");
+        mq_ksrv_protocol_error(r->conn, "malformed OffsetCommit request");
         return;
     }
     char group[256];
@@ -801,14 +801,14 @@ static void handle_offset_commit(struct req *r, struct mq_kafka_rd *rd)
     struct mq_offset_commit *commits = mq_kafka_arena_calloc(&r->arena, n, sizeof *commits);
     struct mq_kafka_oc_part **back = mq_kafka_arena_calloc(&r->arena, n, sizeof *back);
     if (!commits || !back) {
-        conn_kill(r->conn, "out of memory");
+        mq_ksrv_conn_kill(r->conn, "out of memory");
         return;
     }
     size_t m = 0;
     for (int32_t i = 0; i < q.topic_count; i++) {
         struct mq_kafka_oc_topic *t = &q.topics[i];
         char name[TOPIC_NAME_MAX + 1];
-        bool valid = topic_name(t->name, name);
+        bool valid = mq_ksrv_topic_name(t->name, name);
         char *cname = valid ? arena_cstr(&r->arena, t->name) : NULL;
         for (int32_t j = 0; j < t->part_count; j++) {
             struct mq_kafka_oc_part *p = &t->parts[j];
@@ -836,10 +836,10 @@ static void handle_offset_commit(struct req *r, struct mq_kafka_rd *rd)
         for (size_t k = 0; k < m; k++)
             back[k]->error = catalog_code(err != MQ_OK ? err : commits[k].err);
     }
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_offset_commit_resp_encode(&it->out.wr, r->hdr.api_version, &q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
 }
 
 /* Fills one partition of an OffsetFetch from the catalog. */
@@ -873,7 +873,7 @@ static void handle_offset_fetch(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_offset_fetch_req q;
     if (mq_kafka_offset_fetch_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed OffsetFetch request");
+        mq_ksrv_protocol_error(r->conn, "malformed OffsetFetch request");
         return;
     }
     char group[256];
@@ -922,22 +922,22 @@ static void handle_offset_fetch(struct req *r, struct mq_kafka_rd *rd)
         for (int32_t i = 0; i < q.topic_count; i++) {
             struct mq_kafka_of_topic *t = &q.topics[i];
             char name[TOPIC_NAME_MAX + 1];
-            bool valid = topic_name(t->name, name);
+            bool valid = mq_ksrv_topic_name(t->name, name);
             for (int32_t j = 0; j < t->part_count; j++)
                 offset_fetch_one(srv, r, group, valid ? name : NULL, &t->parts[j]);
         }
     }
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_offset_fetch_resp_encode(&it->out.wr, r->hdr.api_version, &q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
 }
 
 static void handle_produce(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_produce_req q;
     if (mq_kafka_produce_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed Produce request");
+        mq_ksrv_protocol_error(r->conn, "malformed Produce request");
         return;
     }
     int16_t code = q.transactional_id.len >= 0 ? MQ_KC_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
@@ -950,26 +950,26 @@ static void handle_produce(struct req *r, struct mq_kafka_rd *rd)
         atomic_fetch_add(&r->conn->srv->st_requests, 1);
         return;
     }
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_produce_resp_encode(&it->out.wr, r->hdr.api_version, &q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
 }
 
 static void handle_init_producer_id(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_init_producer_id_req q;
     if (mq_kafka_init_producer_id_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
-        protocol_error(r->conn, "malformed InitProducerId request");
+        mq_ksrv_protocol_error(r->conn, "malformed InitProducerId request");
         return;
     }
     /* Idempotent producers need cluster-level write rights, transactional ones their transactional id's. */
     q.error = q.transactional_id.len >= 0 ? MQ_KC_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
                                           : MQ_KC_CLUSTER_AUTHORIZATION_FAILED;
-    struct out_item *it = resp_begin(r);
+    struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_init_producer_id_resp_encode(&it->out.wr, r->hdr.api_version, &q);
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
 }
 
 /* Answers a request whose API or version is not served. */
@@ -990,16 +990,16 @@ static void handle_unsupported(struct req *r)
             mq_kafka_error_resp_encode(&it->out.wr, MQ_KC_UNSUPPORTED_VERSION);
         }
     }
-    resp_end(r, it);
+    mq_ksrv_resp_end(r, it);
 }
 
 /* Handles one whole request; takes body. */
-static void handle_request(struct conn *c, uint8_t *body, size_t len)
+static void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len)
 {
     struct req *r = calloc(1, sizeof *r);
     if (!r) {
         free(body);
-        conn_kill(c, "out of memory");
+        mq_ksrv_conn_kill(c, "out of memory");
         return;
     }
     r->conn = c;
@@ -1007,21 +1007,21 @@ static void handle_request(struct conn *c, uint8_t *body, size_t len)
     r->len = len;
     mq_kafka_arena_init(&r->arena);
     if (mq_kafka_req_hdr_peek(body, len, &r->hdr) != MQ_OK) {
-        protocol_error(c, "truncated request header");
-        req_free(r);
+        mq_ksrv_protocol_error(c, "truncated request header");
+        mq_ksrv_req_free(r);
         return;
     }
     if (!mq_kafka_api_supported(r->hdr.api_key, r->hdr.api_version)) {
         handle_unsupported(r);
-        req_free(r);
+        mq_ksrv_req_free(r);
         return;
     }
     struct mq_kafka_rd rd;
     mq_kafka_rd_init(&rd, body, len);
     int hv = mq_kafka_req_hdr_version(r->hdr.api_key, r->hdr.api_version);
     if (mq_kafka_req_hdr_parse(&rd, hv, &r->hdr) != MQ_OK) {
-        protocol_error(c, "malformed request header");
-        req_free(r);
+        mq_ksrv_protocol_error(c, "malformed request header");
+        mq_ksrv_req_free(r);
         return;
     }
     MQ_DEBUG("kafka: %s: %s v%d correlation %d", c->peer, mq_kafka_api_name(r->hdr.api_key),
@@ -1037,7 +1037,7 @@ static void handle_request(struct conn *c, uint8_t *body, size_t len)
         handle_list_offsets(r, &rd);
         break;
     case MQ_KAPI_FETCH:
-        handle_fetch(r, &rd);
+        mq_ksrv_handle_fetch(r, &rd);
         break;
     case MQ_KAPI_FIND_COORDINATOR:
         handle_find_coordinator(r, &rd);
@@ -1072,7 +1072,7 @@ static void handle_request(struct conn *c, uint8_t *body, size_t len)
     }
     /* A handler that parked r made it c->cur; a group request may already be answered (done). */
     if (c->cur != r)
-        req_free(r);
+        mq_ksrv_req_free(r);
 }
 
 /* ---- connections ---- */
@@ -1092,28 +1092,28 @@ static bool conn_has_request(const struct conn *c)
 static void conn_process(struct conn *c)
 {
     if (c->cur && c->cur->done) {
-        req_free(c->cur);
+        mq_ksrv_req_free(c->cur);
         c->cur = NULL;
     }
     for (;;) {
         while (!c->dead && !c->cur && c->out_items < OUT_ITEMS_MAX && conn_has_request(c)) {
             size_t frame;
             if (mq_kafka_frame_size(c->in, c->in_len, c->srv->conf.max_request_bytes, &frame) != MQ_OK) {
-                protocol_error(c, "request size out of bounds (oversized or garbage)");
+                mq_ksrv_protocol_error(c, "request size out of bounds (oversized or garbage)");
                 break;
             }
             size_t len = frame - MQ_KAFKA_FRAME_PREFIX;
             uint8_t *body = malloc(len);
             if (!body) {
-                conn_kill(c, "out of memory");
+                mq_ksrv_conn_kill(c, "out of memory");
                 break;
             }
             memcpy(body, c->in + MQ_KAFKA_FRAME_PREFIX, len);
             memmove(c->in, c->in + frame, c->in_len - frame);
             c->in_len -= frame;
-            handle_request(c, body, len);
+            mq_ksrv_handle_request(c, body, len);
             if (c->cur && c->cur->done) {
-                req_free(c->cur);
+                mq_ksrv_req_free(c->cur);
                 c->cur = NULL;
             }
         }
@@ -1138,7 +1138,7 @@ static void conn_read(struct conn *c)
         size_t frame;
         enum mq_err ferr = mq_kafka_frame_size(c->in, c->in_len, c->srv->conf.max_request_bytes, &frame);
         if (ferr == MQ_ERR_PROTOCOL) {
-            protocol_error(c, "request size out of bounds (oversized or garbage)");
+            mq_ksrv_protocol_error(c, "request size out of bounds (oversized or garbage)");
             return;
         }
         if (ferr == MQ_OK && frame > limit)
@@ -1148,7 +1148,7 @@ static void conn_read(struct conn *c)
         if (c->in_cap < limit) {
             uint8_t *b = realloc(c->in, limit);
             if (!b) {
-                conn_kill(c, "out of memory");
+                mq_ksrv_conn_kill(c, "out of memory");
                 return;
             }
             c->in = b;
@@ -1161,26 +1161,26 @@ static void conn_read(struct conn *c)
             continue;
         }
         if (n == 0) {
-            conn_kill(c, NULL); /* the client closed */
+            mq_ksrv_conn_kill(c, NULL); /* the client closed */
             return;
         }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            conn_kill(c, strerror(errno));
+            mq_ksrv_conn_kill(c, strerror(errno));
         break;
     }
-    conn_set_ready(c);
+    mq_ksrv_conn_set_ready(c);
 }
 
 static void conn_close(struct mq_kafka_server *srv, struct conn *c)
 {
     if (c->cur) {
         if (c->cur->state == REQ_FETCH_WAIT)
-            waiting_remove(srv, c->cur);
+            mq_ksrv_waiting_remove(srv, c->cur);
         else if (c->cur->state == REQ_GROUP_WAIT && !c->cur->done)
             mq_kafka_groups_cancel(srv->groups, now_ms(), c->cur);
-        req_free(c->cur);
+        mq_ksrv_req_free(c->cur);
     }
     while (c->out_head) {
         struct out_item *it = c->out_head;
@@ -1302,10 +1302,10 @@ static void *loop_main(void *arg)
                 if (evs[i].events & EPOLLIN)
                     conn_read(c);
                 else if (evs[i].events & (EPOLLERR | EPOLLHUP))
-                    conn_kill(c, NULL);
+                    mq_ksrv_conn_kill(c, NULL);
                 if (!c->dead && (evs[i].events & EPOLLOUT)) {
                     conn_flush(c);
-                    conn_set_ready(c); /* responses drained: more requests may be handled */
+                    mq_ksrv_conn_set_ready(c); /* responses drained: more requests may be handled */
                 }
             }
         }
@@ -1318,7 +1318,7 @@ static void *loop_main(void *arg)
             all = true;
         }
         if (srv->waiting)
-            fetch_recheck(srv, now, all);
+            mq_ksrv_fetch_recheck(srv, now, all);
         group_next = mq_kafka_groups_tick(srv->groups, now);
         while (srv->ready) {
             struct conn *c = srv->ready;
@@ -1332,7 +1332,7 @@ static void *loop_main(void *arg)
             srv->last_idle_sweep = now;
             for (struct conn *c = srv->conns; c; c = c->next)
                 if (!c->cur && !c->out_head && now - c->last_active > srv->conf.idle_timeout_ms)
-                    conn_kill(c, "idle");
+                    mq_ksrv_conn_kill(c, "idle");
         }
         for (struct conn *c = srv->conns, *next; c; c = next) {
             next = c->next;
@@ -1370,7 +1370,7 @@ void mq_kafka_server_conf_defaults(struct mq_kafka_server_conf *conf)
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct mq_kafka_server *live_servers;
 
-static void on_durable(void *opaque, struct mq_part *part, int64_t durable_end)
+static void mq_ksrv_on_durable(void *opaque, struct mq_part *part, int64_t durable_end)
 {
     (void)part;
     (void)durable_end;
@@ -1383,7 +1383,7 @@ static void on_durable(void *opaque, struct mq_part *part, int64_t durable_end)
     pthread_mutex_unlock(&live_mu);
 }
 
-static void live_add(struct mq_kafka_server *srv)
+static void mq_ksrv_live_add(struct mq_kafka_server *srv)
 {
     pthread_mutex_lock(&live_mu);
     srv->live_next = live_servers;
@@ -1391,7 +1391,7 @@ static void live_add(struct mq_kafka_server *srv)
     pthread_mutex_unlock(&live_mu);
 }
 
-static void live_remove(struct mq_kafka_server *srv)
+static void mq_ksrv_live_remove(struct mq_kafka_server *srv)
 {
     pthread_mutex_lock(&live_mu);
     for (struct mq_kafka_server **pp = &live_servers; *pp; pp = &(*pp)->live_next)
@@ -1522,7 +1522,7 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
     srv->conf.listen_host = srv->listen_host;
     srv->conf.advertised_host = srv->advertised_host;
     srv->conf.cluster_id = srv->cluster_id;
-    enum mq_err err = mq_kafka_groups_new(&conf->groups, on_join, on_sync, srv, &srv->groups);
+    enum mq_err err = mq_kafka_groups_new(&conf->groups, mq_ksrv_on_join, mq_ksrv_on_sync, srv, &srv->groups);
     if (err != MQ_OK) {
         server_free(srv);
         return mq_errf(err, errstr, errstr_size, "kafka: %s", mq_strerror(err));
@@ -1551,15 +1551,15 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         return err;
     }
     if (conf->install_durable_cb && !srv->read_mode) {
-        live_add(srv);
-        mq_log_set_durable_cb(srv->log, on_durable, srv);
+        mq_ksrv_live_add(srv);
+        mq_log_set_durable_cb(srv->log, mq_ksrv_on_durable, srv);
         srv->durable_cb_set = true;
     }
     int rc = pthread_create(&srv->thread, NULL, loop_main, srv);
     if (rc != 0) {
         if (srv->durable_cb_set) {
             mq_log_set_durable_cb(srv->log, NULL, NULL);
-            live_remove(srv);
+            mq_ksrv_live_remove(srv);
         }
         server_free(srv);
         return mq_errf(mq_err_from_errno(rc), errstr, errstr_size, "kafka: pthread_create: %s", strerror(rc));
@@ -1577,7 +1577,7 @@ void mq_kafka_server_stop(struct mq_kafka_server *srv)
         return;
     if (srv->durable_cb_set) {
         mq_log_set_durable_cb(srv->log, NULL, NULL);
-        live_remove(srv);
+        mq_ksrv_live_remove(srv);
     }
     atomic_store(&srv->stop, true);
     uint64_t one = 1;
