@@ -1,0 +1,244 @@
+/*
+ * fetch.c - Fetch requests (see server_int.h): gathering whole stored batches up to the request's limits,
+ * parking a Fetch that found fewer than min_bytes until data becomes durable or its max_wait_ms passes
+ * (Kafka's long poll), and the durable wake-up that rechecks the parked ones.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "kafka/proto.h"
+#include "kafka/server_int.h"
+#include "util/diag.h"
+
+/* ---- Fetch ---- */
+
+static void waiting_add(struct mq_kafka_server *srv, struct req *r)
+{
+    r->wait_prev = NULL;
+    r->wait_next = srv->waiting;
+    if (srv->waiting)
+        srv->waiting->wait_prev = r;
+    srv->waiting = r;
+    atomic_fetch_add(&srv->st_waiting, 1);
+}
+
+void mq_ksrv_waiting_remove(struct mq_kafka_server *srv, struct req *r)
+{
+    if (r->wait_prev)
+        r->wait_prev->wait_next = r->wait_next;
+    else if (srv->waiting == r)
+        srv->waiting = r->wait_next;
+    if (r->wait_next)
+        r->wait_next->wait_prev = r->wait_prev;
+    r->wait_prev = r->wait_next = NULL;
+    atomic_fetch_sub(&srv->st_waiting, 1);
+}
+
+/* Looks up every partition of the fetch once; unknown ones stay NULL. */
+static bool fetch_resolve(struct mq_kafka_server *srv, struct req *r)
+{
+    struct mq_kafka_fetch_req *q = &r->fetch;
+    r->parts = mq_kafka_arena_calloc(&r->arena, (size_t)q->topic_count, sizeof *r->parts);
+    if (!r->parts)
+        return false;
+    for (int32_t i = 0; i < q->topic_count; i++) {
+        struct mq_kafka_fetch_topic *t = &q->topics[i];
+        r->parts[i] = mq_kafka_arena_calloc(&r->arena, (size_t)t->part_count, sizeof *r->parts[i]);
+        if (!r->parts[i])
+            return false;
+        char name[TOPIC_NAME_MAX + 1];
+        bool valid = mq_ksrv_topic_name(t->name, name);
+        for (int32_t j = 0; j < t->part_count; j++) {
+            struct mq_part *part = NULL;
+            enum mq_err err =
+                valid ? mq_store_part(srv->store, name, t->parts[j].partition, &part) : MQ_ERR_NOENT;
+            if (err != MQ_OK && err != MQ_ERR_NOENT)
+                MQ_WARN("kafka: opening %s/%d: %s", name, t->parts[j].partition, mq_strerror(err));
+            r->parts[i][j] = err == MQ_OK ? part : NULL;
+            if (err != MQ_OK)
+                t->parts[j].error = mq_ksrv_code_for(err);
+        }
+    }
+    r->parts_resolved = true;
+    return true;
+}
+
+/*
+ * Gathers the fetch's data. Answers (and returns true) when there is an error to report, at least min_bytes,
+ * no wait allowed, or `force` (the wait is over); otherwise releases what it found and returns false.
+ */
+static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
+{
+    struct mq_kafka_fetch_req *q = &r->fetch;
+    mq_kafka_fetch_req_release(q);
+    if (!r->parts_resolved && !fetch_resolve(srv, r)) {
+        mq_ksrv_conn_kill(r->conn, "out of memory");
+        return true;
+    }
+    bool error = false;
+    int64_t total = 0;
+    int64_t budget = q->max_bytes > 0 ? q->max_bytes : 1;
+    for (int32_t i = 0; i < q->topic_count; i++) {
+        struct mq_kafka_fetch_topic *t = &q->topics[i];
+        for (int32_t j = 0; j < t->part_count; j++) {
+            struct mq_kafka_fetch_part *p = &t->parts[j];
+            struct mq_part *part = r->parts[i][j];
+            if (!part) {
+                error = true;
+                continue;
+            }
+            p->error = MQ_KC_NONE;
+            /* mq_part_offsets, not mq_part_stats: every fetch and every recheck of a parked fetch comes
+             * here, and the stats walk the segment list and read files. */
+            int64_t start = 0, end = 0;
+            enum mq_err err = mq_part_offsets(part, &start, &end);
+            if (err != MQ_OK) {
+                p->error = mq_ksrv_code_for(err);
+                error = true;
+                continue;
+            }
+            p->high_watermark = p->last_stable_offset = end;
+            p->log_start = start;
+            if (p->fetch_offset < start || p->fetch_offset > end) {
+                p->error = MQ_KC_OFFSET_OUT_OF_RANGE;
+                error = true;
+                continue;
+            }
+            int64_t pbudget = p->max_bytes > 0 ? p->max_bytes : 1;
+            if (pbudget > budget - total)
+                pbudget = budget - total;
+            int64_t off = p->fetch_offset, got = 0;
+            while (off < end) {
+                /* Only the response's very first batch may exceed the limits (KIP-74). */
+                bool may_exceed = total == 0 && got == 0;
+                if (pbudget - got <= 0 && !may_exceed)
+                    break;
+                struct mq_slice s;
+                size_t want = pbudget - got > 0 ? (size_t)(pbudget - got) : 1;
+                err = mq_part_read(part, off, want, &s);
+                if (err != MQ_OK) {
+                    if (got == 0) {
+                        p->error = mq_ksrv_code_for(err);
+                        error = true;
+                    }
+                    break;
+                }
+                if (s.len == 0)
+                    break;
+                if (got + (int64_t)s.len > pbudget && !may_exceed) {
+                    mq_slice_release(&s);
+                    break;
+                }
+                int64_t next = s.next_offset;
+                if (mq_kafka_fetch_part_add(&r->arena, p, &s) != MQ_OK) {
+                    mq_ksrv_conn_kill(r->conn, "out of memory");
+                    return true;
+                }
+                got += (int64_t)s.len;
+                off = next;
+            }
+            total += got;
+        }
+    }
+    if (!(force || error || total >= q->min_bytes || q->max_wait_ms <= 0)) {
+        mq_kafka_fetch_req_release(q);
+        return false;
+    }
+    q->error = MQ_KC_NONE;
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_fetch_resp_encode(&it->out, r->hdr.api_version, q);
+    mq_kafka_fetch_req_release(q);
+    mq_ksrv_resp_end(r, it);
+    return true;
+}
+
+void mq_ksrv_handle_fetch(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_server *srv = r->conn->srv;
+    if (mq_kafka_fetch_req_decode(rd, r->hdr.api_version, &r->arena, &r->fetch) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed Fetch request");
+        return;
+    }
+    if (fetch_try(srv, r, false))
+        return;
+    r->state = REQ_FETCH_WAIT;
+    r->deadline = now_ms() + r->fetch.max_wait_ms;
+    r->conn->cur = r;
+    waiting_add(srv, r);
+}
+
+/* A parked fetch was answered: the connection may go on with its next request. */
+static void fetch_finish(struct mq_kafka_server *srv, struct req *r)
+{
+    struct conn *c = r->conn;
+    mq_ksrv_waiting_remove(srv, r);
+    c->cur = NULL;
+    mq_ksrv_req_free(r);
+    mq_ksrv_conn_set_ready(c);
+}
+
+/* Re-examines parked fetches: all of them (new data) or only those past their deadline. */
+void mq_ksrv_fetch_recheck(struct mq_kafka_server *srv, int64_t now, bool all)
+{
+    struct req *r = srv->waiting;
+    while (r) {
+        struct req *next = r->wait_next;
+        bool due = now >= r->deadline;
+        if ((all || due) && !r->conn->dead && fetch_try(srv, r, due))
+            fetch_finish(srv, r);
+        r = next;
+    }
+}
+
+/* ---- the durable wake-up ---- */
+
+/*
+ * The log may still run a durable callback it read just before mq_kafka_server_stop() removed it, after the
+ * server is gone. So the callback only touches a server found in this list, under its lock, and stop()
+ * takes the server out (waiting for a callback in progress) before freeing it.
+ */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mq_kafka_server *live_servers;
+
+void mq_ksrv_on_durable(void *opaque, struct mq_part *part, int64_t durable_end)
+{
+    (void)part;
+    (void)durable_end;
+    pthread_mutex_lock(&live_mu);
+    for (struct mq_kafka_server *s = live_servers; s; s = s->live_next)
+        if (s == opaque) {
+            mq_kafka_server_notify(s);
+            break;
+        }
+    pthread_mutex_unlock(&live_mu);
+}
+
+void mq_ksrv_live_add(struct mq_kafka_server *srv)
+{
+    pthread_mutex_lock(&live_mu);
+    srv->live_next = live_servers;
+    live_servers = srv;
+    pthread_mutex_unlock(&live_mu);
+}
+
+void mq_ksrv_live_remove(struct mq_kafka_server *srv)
+{
+    pthread_mutex_lock(&live_mu);
+    for (struct mq_kafka_server **pp = &live_servers; *pp; pp = &(*pp)->live_next)
+        if (*pp == srv) {
+            *pp = srv->live_next;
+            break;
+        }
+    pthread_mutex_unlock(&live_mu);
+}
+
+void mq_kafka_server_notify(struct mq_kafka_server *srv)
+{
+    if (!atomic_exchange(&srv->data_ready, true)) {
+        uint64_t one = 1;
+        ssize_t w = write(srv->wake_fd, &one, sizeof one);
+        (void)w; /* a full eventfd counter already means "wake up" */
+    }
+}

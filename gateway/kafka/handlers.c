@@ -1,0 +1,626 @@
+/*
+ * handlers.c - the Kafka endpoint's request handlers other than Fetch (see server_int.h): metadata and
+ * offsets, consumer groups and committed offsets, the refusals of a read-only endpoint (Produce,
+ * InitProducerId, unsupported APIs), and the entry point that parses a request's header and dispatches it.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kafka/proto.h"
+#include "kafka/server_int.h"
+#include "log/batch.h"
+#include "util/diag.h"
+
+#define METADATA_MAX_BYTES 4096 /* Kafka's offset.metadata.max.bytes */
+
+/* ---- handlers ---- */
+
+/* Copies a topic name view into buf (TOPIC_NAME_MAX + 1 bytes); false when it cannot be a topic. */
+bool mq_ksrv_topic_name(struct mq_kafka_str s, char *buf)
+{
+    return mq_kafka_str_copy(s, buf, TOPIC_NAME_MAX + 1) && mq_topic_name_valid(buf);
+}
+
+int16_t mq_ksrv_code_for(enum mq_err err)
+{
+    switch (err) {
+    case MQ_OK:
+        return MQ_KC_NONE;
+    case MQ_ERR_NOENT:
+        return MQ_KC_UNKNOWN_TOPIC_OR_PARTITION;
+    case MQ_ERR_RANGE:
+        return MQ_KC_OFFSET_OUT_OF_RANGE;
+    case MQ_ERR_IO:
+    case MQ_ERR_CORRUPT:
+        return MQ_KC_KAFKA_STORAGE_ERROR;
+    default:
+        return MQ_KC_UNKNOWN_SERVER_ERROR;
+    }
+}
+
+static void handle_api_versions(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_api_versions_req q;
+    if (mq_kafka_api_versions_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed ApiVersions request");
+        return;
+    }
+    q.error = MQ_KC_NONE;
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_api_versions_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    mq_ksrv_resp_end(r, it);
+}
+
+static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_server *srv = r->conn->srv;
+    struct mq_kafka_metadata_req q;
+    if (mq_kafka_metadata_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed Metadata request");
+        return;
+    }
+    struct mq_catalog_topic *all = NULL;
+    if (q.topic_count < 0) {
+        size_t n = 0;
+        enum mq_err err = mq_store_topic_list(srv->store, &all, &n);
+        if (err != MQ_OK) {
+            MQ_WARN("kafka: listing topics: %s", mq_strerror(err));
+            n = 0;
+        }
+        q.topics = mq_kafka_arena_calloc(&r->arena, n, sizeof *q.topics);
+        if (!q.topics) {
+            free(all);
+            mq_ksrv_conn_kill(r->conn, "out of memory");
+            return;
+        }
+        q.topic_count = (int32_t)n;
+        for (size_t i = 0; i < n; i++) {
+            q.topics[i].name.ptr = all[i].name;
+            q.topics[i].name.len = (int32_t)strlen(all[i].name);
+            q.topics[i].partitions = all[i].partitions;
+        }
+    } else {
+        for (int32_t i = 0; i < q.topic_count; i++) {
+            char name[TOPIC_NAME_MAX + 1];
+            struct mq_catalog_topic t;
+            if (!mq_ksrv_topic_name(q.topics[i].name, name)) {
+                q.topics[i].error = MQ_KC_INVALID_TOPIC_EXCEPTION;
+                continue;
+            }
+            enum mq_err err = mq_store_topic_get(srv->store, name, &t);
+            q.topics[i].error = err == MQ_OK ? MQ_KC_NONE : mq_ksrv_code_for(err);
+            q.topics[i].partitions = err == MQ_OK ? t.partitions : 0;
+        }
+    }
+    q.node_id = srv->conf.node_id;
+    q.host = srv->advertised_host;
+    q.port = srv->conf.advertised_port;
+    q.cluster_id = srv->cluster_id;
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_metadata_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    mq_ksrv_resp_end(r, it);
+    free(all);
+}
+
+/* The timestamp of the record at `offset` (for ListOffsets by time), or fallback when it cannot be read. */
+static int64_t record_timestamp(struct mq_part *part, int64_t offset, int64_t fallback)
+{
+    struct mq_slice s;
+    if (mq_part_read(part, offset, 1, &s) != MQ_OK || s.len < MQ_BATCH_HEADER_SIZE) {
+        mq_slice_release(&s);
+        return fallback;
+    }
+    int64_t ts = fallback;
+    uint8_t hdr[MQ_BATCH_HEADER_SIZE];
+    struct mq_batch_info bi;
+    if (pread(s.fd, hdr, sizeof hdr, s.pos) == (ssize_t)sizeof hdr &&
+        mq_batch_parse_header(hdr, sizeof hdr, &bi) == MQ_OK && mq_batch_size(&bi) <= s.len) {
+        if (bi.attributes & 0x08) {
+            ts = bi.max_timestamp; /* LogAppendTime: every record has the batch's time */
+        } else if (!(bi.attributes & 0x07)) {
+            uint8_t *b = malloc(mq_batch_size(&bi));
+            if (b && pread(s.fd, b, mq_batch_size(&bi), s.pos) == (ssize_t)mq_batch_size(&bi)) {
+                struct mq_record_iter iter;
+                struct mq_record_view rv;
+                if (mq_record_iter_init(&iter, b, &bi) == MQ_OK)
+                    while (mq_record_next(&iter, &rv) == 1)
+                        if (rv.offset >= offset) {
+                            ts = rv.timestamp;
+                            break;
+                        }
+            }
+            free(b);
+        }
+    }
+    mq_slice_release(&s);
+    return ts;
+}
+
+static void handle_list_offsets(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_server *srv = r->conn->srv;
+    struct mq_kafka_list_offsets_req q;
+    if (mq_kafka_list_offsets_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed ListOffsets request");
+        return;
+    }
+    for (int32_t i = 0; i < q.topic_count; i++) {
+        struct mq_kafka_lo_topic *t = &q.topics[i];
+        char name[TOPIC_NAME_MAX + 1];
+        bool valid = mq_ksrv_topic_name(t->name, name);
+        for (int32_t j = 0; j < t->part_count; j++) {
+            struct mq_kafka_lo_part *p = &t->parts[j];
+            struct mq_part *part = NULL;
+            enum mq_err err = valid ? mq_store_part(srv->store, name, p->partition, &part) : MQ_ERR_NOENT;
+            int64_t start = 0, end = 0;
+            if (err == MQ_OK)
+                err = mq_part_offsets(part, &start, &end);
+            if (err != MQ_OK) {
+                p->error = mq_ksrv_code_for(err);
+                continue;
+            }
+            p->out_timestamp = -1;
+            if (p->timestamp == MQ_KAFKA_TS_LATEST) {
+                p->offset = end;
+            } else if (p->timestamp == MQ_KAFKA_TS_EARLIEST) {
+                p->offset = start;
+            } else if (p->timestamp < 0) {
+                /* -3 (max timestamp) and others belong to versions not served. */
+                p->error = MQ_KC_INVALID_REQUEST;
+            } else {
+                int64_t off = -1;
+                err = mq_part_offset_for_time(part, p->timestamp, &off);
+                if (err != MQ_OK) {
+                    p->error = mq_ksrv_code_for(err);
+                } else if (off < 0 || off >= end) {
+                    p->offset = -1; /* no record that new: clients read this as "the end" */
+                } else {
+                    p->offset = off;
+                    p->out_timestamp = record_timestamp(part, off, p->timestamp);
+                }
+            }
+        }
+    }
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_list_offsets_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    mq_ksrv_resp_end(r, it);
+}
+
+/* ---- groups ---- */
+
+void mq_ksrv_on_join(void *opaque, void *waiter, const struct mq_kafka_join_group_resp *resp)
+{
+    (void)opaque;
+    struct req *r = waiter;
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_join_group_resp_encode(&it->out.wr, r->hdr.api_version, resp);
+    mq_ksrv_resp_end(r, it);
+    r->done = true;
+    mq_ksrv_conn_set_ready(r->conn);
+}
+
+void mq_ksrv_on_sync(void *opaque, void *waiter, int16_t error, struct mq_kafka_str assignment)
+{
+    (void)opaque;
+    struct req *r = waiter;
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_sync_group_resp_encode(&it->out.wr, r->hdr.api_version, error, assignment);
+    mq_ksrv_resp_end(r, it);
+    r->done = true;
+    mq_ksrv_conn_set_ready(r->conn);
+}
+
+static void handle_find_coordinator(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_server *srv = r->conn->srv;
+    struct mq_kafka_find_coordinator_req q;
+    if (mq_kafka_find_coordinator_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed FindCoordinator request");
+        return;
+    }
+    if (q.key_type == 0) {
+        q.error = MQ_KC_NONE;
+        q.node_id = srv->conf.node_id;
+        q.host = srv->advertised_host;
+        q.port = srv->conf.advertised_port;
+    } else {
+        /* Transactions need a transaction coordinator, which a read-only endpoint does not have. */
+        q.error = MQ_KC_COORDINATOR_NOT_AVAILABLE;
+        q.error_message = "mqlog has no transaction coordinator";
+        q.node_id = -1;
+        q.host = "";
+        q.port = -1;
+    }
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_find_coordinator_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    mq_ksrv_resp_end(r, it);
+}
+
+static void handle_join_group(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_server *srv = r->conn->srv;
+    struct mq_kafka_join_group_req q;
+    if (mq_kafka_join_group_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed JoinGroup request");
+        return;
+    }
+    /* Park first: the answer may come back from inside the call. */
+    r->state = REQ_GROUP_WAIT;
+    r->conn->cur = r;
+    mq_kafka_groups_join(srv->groups, now_ms(), &q, r->hdr.client_id, r);
+}
+
+static void handle_sync_group(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_server *srv = r->conn->srv;
+    struct mq_kafka_sync_group_req q;
+    if (mq_kafka_sync_group_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed SyncGroup request");
+        return;
+    }
+    r->state = REQ_GROUP_WAIT;
+    r->conn->cur = r;
+    mq_kafka_groups_sync(srv->groups, now_ms(), &q, r);
+}
+
+static void handle_heartbeat(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_heartbeat_req q;
+    if (mq_kafka_heartbeat_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed Heartbeat request");
+        return;
+    }
+    q.error =
+        mq_kafka_groups_heartbeat(r->conn->srv->groups, now_ms(), q.group_id, q.generation_id, q.member_id);
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_heartbeat_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    mq_ksrv_resp_end(r, it);
+}
+
+static void handle_leave_group(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_leave_group_req q;
+    if (mq_kafka_leave_group_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed LeaveGroup request");
+        return;
+    }
+    q.error = MQ_KC_NONE;
+    for (int32_t i = 0; i < q.member_count; i++)
+        q.members[i].error =
+            mq_kafka_groups_leave(r->conn->srv->groups, now_ms(), q.group_id, q.members[i].member_id);
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_leave_group_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    mq_ksrv_resp_end(r, it);
+}
+
+/* ---- offsets ---- */
+
+static int16_t catalog_code(enum mq_err err)
+{
+    switch (err) {
+    case MQ_OK:
+        return MQ_KC_NONE;
+    case MQ_ERR_NOENT:
+        return MQ_KC_UNKNOWN_TOPIC_OR_PARTITION;
+    case MQ_ERR_INVAL:
+        return MQ_KC_INVALID_REQUEST;
+    default:
+        return MQ_KC_COORDINATOR_NOT_AVAILABLE; /* retriable: the client tries again */
+    }
+}
+
+/* A NUL-terminated copy of a view in the arena (NULL for a null view or when out of memory). */
+static char *arena_cstr(struct mq_kafka_arena *a, struct mq_kafka_str s)
+{
+    if (s.len < 0)
+        return NULL;
+    char *d = mq_kafka_arena_calloc(a, (size_t)s.len + 1, 1);
+    if (d && s.len > 0)
+        memcpy(d, s.ptr, (size_t)s.len);
+    return d;
+}
+
+static void handle_offset_commit(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_server *srv = r->conn->srv;
+    struct mq_kafka_offset_commit_req q;
+    if (mq_kafka_offset_commit_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed OffsetCommit request");
+        return;
+    }
+    char group[256];
+    int16_t gerr = MQ_KC_NONE;
+    if (q.group_id.len <= 0 || !mq_kafka_str_copy(q.group_id, group, sizeof group))
+        gerr = MQ_KC_INVALID_GROUP_ID;
+    else
+        gerr = mq_kafka_groups_check_commit(srv->groups, q.group_id, q.generation_id, q.member_id);
+
+    size_t n = 0;
+    for (int32_t i = 0; i < q.topic_count; i++)
+        n += (size_t)q.topics[i].part_count;
+    struct mq_offset_commit *commits = mq_kafka_arena_calloc(&r->arena, n, sizeof *commits);
+    struct mq_kafka_oc_part **back = mq_kafka_arena_calloc(&r->arena, n, sizeof *back);
+    if (!commits || !back) {
+        mq_ksrv_conn_kill(r->conn, "out of memory");
+        return;
+    }
+    size_t m = 0;
+    for (int32_t i = 0; i < q.topic_count; i++) {
+        struct mq_kafka_oc_topic *t = &q.topics[i];
+        char name[TOPIC_NAME_MAX + 1];
+        bool valid = mq_ksrv_topic_name(t->name, name);
+        char *cname = valid ? arena_cstr(&r->arena, t->name) : NULL;
+        for (int32_t j = 0; j < t->part_count; j++) {
+            struct mq_kafka_oc_part *p = &t->parts[j];
+            if (gerr != MQ_KC_NONE) {
+                p->error = gerr;
+            } else if (!valid || !cname) {
+                p->error = MQ_KC_UNKNOWN_TOPIC_OR_PARTITION;
+            } else if (p->metadata.len > METADATA_MAX_BYTES ||
+                       (p->metadata.len > 0 && memchr(p->metadata.ptr, '\0', (size_t)p->metadata.len))) {
+                p->error = MQ_KC_OFFSET_METADATA_TOO_LARGE;
+            } else {
+                commits[m].topic = cname;
+                commits[m].partition = p->partition;
+                commits[m].offset = p->offset;
+                commits[m].metadata = arena_cstr(&r->arena, p->metadata);
+                back[m++] = p;
+            }
+        }
+    }
+    if (m > 0) {
+        enum mq_err err = mq_catalog_offset_commit_many(srv->cat, group, commits, m);
+        if (err != MQ_OK)
+            MQ_WARN("kafka: committing offsets of group %s: %s (%s)", group, mq_strerror(err),
+                    mq_catalog_errmsg(srv->cat));
+        for (size_t k = 0; k < m; k++)
+            back[k]->error = catalog_code(err != MQ_OK ? err : commits[k].err);
+    }
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_offset_commit_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    mq_ksrv_resp_end(r, it);
+}
+
+/* Fills one partition of an OffsetFetch from the catalog. */
+static void offset_fetch_one(struct mq_kafka_server *srv, struct req *r, const char *group, const char *topic,
+                             struct mq_kafka_of_part *p)
+{
+    int64_t off = -1;
+    char *md = NULL;
+    enum mq_err err =
+        topic ? mq_catalog_offset_fetch(srv->cat, group, topic, p->partition, &off, &md, NULL) : MQ_ERR_NOENT;
+    p->leader_epoch = -1;
+    if (err == MQ_OK) {
+        p->offset = off;
+        struct mq_kafka_str v = {md, md ? (int32_t)strlen(md) : 0};
+        char *copy = arena_cstr(&r->arena, v);
+        p->metadata.ptr = copy ? copy : "";
+        p->metadata.len = copy ? v.len : 0;
+        p->error = MQ_KC_NONE;
+    } else {
+        /* Nothing committed (or an unknown topic): offset -1, as Kafka answers. */
+        p->offset = -1;
+        p->metadata.ptr = "";
+        p->metadata.len = 0;
+        p->error = err == MQ_ERR_NOENT ? MQ_KC_NONE : catalog_code(err);
+    }
+    free(md);
+}
+
+static void handle_offset_fetch(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_server *srv = r->conn->srv;
+    struct mq_kafka_offset_fetch_req q;
+    if (mq_kafka_offset_fetch_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed OffsetFetch request");
+        return;
+    }
+    char group[256];
+    q.error = MQ_KC_NONE;
+    if (q.group_id.len <= 0 || !mq_kafka_str_copy(q.group_id, group, sizeof group)) {
+        q.error = MQ_KC_INVALID_GROUP_ID;
+        if (q.topic_count < 0)
+            q.topic_count = 0;
+    } else if (q.topic_count < 0) {
+        /* Every partition the group committed, grouped by topic (the catalog lists them in order). */
+        struct mq_group_offset *offs = NULL;
+        size_t n = 0;
+        enum mq_err err = mq_catalog_offset_list(srv->cat, group, &offs, &n);
+        q.topic_count = 0;
+        if (err != MQ_OK) {
+            q.error = catalog_code(err);
+            n = 0;
+        }
+        q.topics = mq_kafka_arena_calloc(&r->arena, n, sizeof *q.topics);
+        for (size_t k = 0; q.topics && k < n;) {
+            size_t e = k;
+            while (e < n && strcmp(offs[e].topic, offs[k].topic) == 0)
+                e++;
+            struct mq_kafka_of_topic *t = &q.topics[q.topic_count++];
+            struct mq_kafka_str tn = {offs[k].topic, (int32_t)strlen(offs[k].topic)};
+            char *name = arena_cstr(&r->arena, tn);
+            t->name.ptr = name ? name : "";
+            t->name.len = name ? tn.len : 0;
+            t->parts = mq_kafka_arena_calloc(&r->arena, e - k, sizeof *t->parts);
+            t->part_count = t->parts ? (int32_t)(e - k) : 0;
+            for (int32_t j = 0; j < t->part_count; j++) {
+                const struct mq_group_offset *o = &offs[k + (size_t)j];
+                struct mq_kafka_of_part *p = &t->parts[j];
+                p->partition = o->partition;
+                p->offset = o->offset;
+                p->leader_epoch = -1;
+                struct mq_kafka_str mv = {o->metadata, o->metadata ? (int32_t)strlen(o->metadata) : 0};
+                char *md = arena_cstr(&r->arena, mv);
+                p->metadata.ptr = md ? md : "";
+                p->metadata.len = md ? mv.len : 0;
+            }
+            k = e;
+        }
+        mq_catalog_offsets_free(offs, n);
+    } else {
+        for (int32_t i = 0; i < q.topic_count; i++) {
+            struct mq_kafka_of_topic *t = &q.topics[i];
+            char name[TOPIC_NAME_MAX + 1];
+            bool valid = mq_ksrv_topic_name(t->name, name);
+            for (int32_t j = 0; j < t->part_count; j++)
+                offset_fetch_one(srv, r, group, valid ? name : NULL, &t->parts[j]);
+        }
+    }
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_offset_fetch_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    mq_ksrv_resp_end(r, it);
+}
+
+static void handle_produce(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_produce_req q;
+    if (mq_kafka_produce_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed Produce request");
+        return;
+    }
+    int16_t code = q.transactional_id.len >= 0 ? MQ_KC_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                                               : MQ_KC_TOPIC_AUTHORIZATION_FAILED;
+    for (int32_t i = 0; i < q.topic_count; i++)
+        for (int32_t j = 0; j < q.topics[i].part_count; j++)
+            q.topics[i].parts[j].error = code;
+    if (q.acks == 0) {
+        /* acks=0: the producer reads no response at all. */
+        atomic_fetch_add(&r->conn->srv->st_requests, 1);
+        return;
+    }
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_produce_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    mq_ksrv_resp_end(r, it);
+}
+
+static void handle_init_producer_id(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_init_producer_id_req q;
+    if (mq_kafka_init_producer_id_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
+        mq_ksrv_protocol_error(r->conn, "malformed InitProducerId request");
+        return;
+    }
+    /* Idempotent producers need cluster-level write rights, transactional ones their transactional id's. */
+    q.error = q.transactional_id.len >= 0 ? MQ_KC_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                                          : MQ_KC_CLUSTER_AUTHORIZATION_FAILED;
+    struct out_item *it = mq_ksrv_resp_begin(r);
+    if (it)
+        mq_kafka_init_producer_id_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    mq_ksrv_resp_end(r, it);
+}
+
+/* Answers a request whose API or version is not served. */
+static void handle_unsupported(struct req *r)
+{
+    atomic_fetch_add(&r->conn->srv->st_unsupported, 1);
+    MQ_DEBUG("kafka: %s: unsupported %s (key %d) v%d", r->conn->peer, mq_kafka_api_name(r->hdr.api_key),
+             r->hdr.api_key, r->hdr.api_version);
+    struct out_item *it = calloc(1, sizeof *it);
+    if (it) {
+        mq_kafka_out_init(&it->out);
+        mq_kafka_out_begin(&it->out, r->hdr.correlation_id, 0);
+        if (r->hdr.api_key == MQ_KAPI_API_VERSIONS) {
+            /* Kafka's rule: a v0 response the client can always parse, listing what is served. */
+            struct mq_kafka_api_versions_req q = {.error = MQ_KC_UNSUPPORTED_VERSION};
+            mq_kafka_api_versions_resp_encode(&it->out.wr, 0, &q);
+        } else {
+            mq_kafka_error_resp_encode(&it->out.wr, MQ_KC_UNSUPPORTED_VERSION);
+        }
+    }
+    mq_ksrv_resp_end(r, it);
+}
+
+/* Handles one whole request; takes body. */
+void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len)
+{
+    struct req *r = calloc(1, sizeof *r);
+    if (!r) {
+        free(body);
+        mq_ksrv_conn_kill(c, "out of memory");
+        return;
+    }
+    r->conn = c;
+    r->body = body;
+    r->len = len;
+    mq_kafka_arena_init(&r->arena);
+    if (mq_kafka_req_hdr_peek(body, len, &r->hdr) != MQ_OK) {
+        mq_ksrv_protocol_error(c, "truncated request header");
+        mq_ksrv_req_free(r);
+        return;
+    }
+    if (!mq_kafka_api_supported(r->hdr.api_key, r->hdr.api_version)) {
+        handle_unsupported(r);
+        mq_ksrv_req_free(r);
+        return;
+    }
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, body, len);
+    int hv = mq_kafka_req_hdr_version(r->hdr.api_key, r->hdr.api_version);
+    if (mq_kafka_req_hdr_parse(&rd, hv, &r->hdr) != MQ_OK) {
+        mq_ksrv_protocol_error(c, "malformed request header");
+        mq_ksrv_req_free(r);
+        return;
+    }
+    MQ_DEBUG("kafka: %s: %s v%d correlation %d", c->peer, mq_kafka_api_name(r->hdr.api_key),
+             r->hdr.api_version, r->hdr.correlation_id);
+    switch (r->hdr.api_key) {
+    case MQ_KAPI_API_VERSIONS:
+        handle_api_versions(r, &rd);
+        break;
+    case MQ_KAPI_METADATA:
+        handle_metadata(r, &rd);
+        break;
+    case MQ_KAPI_LIST_OFFSETS:
+        handle_list_offsets(r, &rd);
+        break;
+    case MQ_KAPI_FETCH:
+        mq_ksrv_handle_fetch(r, &rd);
+        break;
+    case MQ_KAPI_FIND_COORDINATOR:
+        handle_find_coordinator(r, &rd);
+        break;
+    case MQ_KAPI_JOIN_GROUP:
+        handle_join_group(r, &rd);
+        break;
+    case MQ_KAPI_SYNC_GROUP:
+        handle_sync_group(r, &rd);
+        break;
+    case MQ_KAPI_HEARTBEAT:
+        handle_heartbeat(r, &rd);
+        break;
+    case MQ_KAPI_LEAVE_GROUP:
+        handle_leave_group(r, &rd);
+        break;
+    case MQ_KAPI_OFFSET_COMMIT:
+        handle_offset_commit(r, &rd);
+        break;
+    case MQ_KAPI_OFFSET_FETCH:
+        handle_offset_fetch(r, &rd);
+        break;
+    case MQ_KAPI_PRODUCE:
+        handle_produce(r, &rd);
+        break;
+    case MQ_KAPI_INIT_PRODUCER_ID:
+        handle_init_producer_id(r, &rd);
+        break;
+    default:
+        handle_unsupported(r);
+        break;
+    }
+    /* A handler that parked r made it c->cur; a group request may already be answered (done). */
+    if (c->cur != r)
+        mq_ksrv_req_free(r);
+}

@@ -1,0 +1,138 @@
+/*
+ * server_int.h - the Kafka endpoint's internals, shared by server.c (event loop, connections, lifecycle),
+ * fetch.c (Fetch and its long poll) and handlers.c (every other request, and dispatch).
+ *
+ * Everything here runs on the server's one loop thread, except mq_ksrv_on_durable() (called by the log on
+ * a writer thread) and the atomics of struct mq_kafka_server.
+ */
+#ifndef MQ_KAFKA_SERVER_INT_H
+#define MQ_KAFKA_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kafka/proto.h"
+#include "kafka/server.h"
+#include "kafka/wire.h"
+#include "util/parse.h"
+
+#define TOPIC_NAME_MAX 249
+
+struct out_item {
+    struct out_item *next;
+    struct mq_kafka_out out;
+    size_t piece; /* 2k: the bytes before splice k (k == n_splices: after the last); 2k+1: splice k */
+    size_t off;   /* bytes of that piece already sent */
+};
+
+enum req_state { REQ_NEW, REQ_FETCH_WAIT, REQ_GROUP_WAIT };
+
+struct conn;
+
+struct req {
+    struct conn *conn;
+    uint8_t *body; /* the request after its size prefix; decoded views point into it */
+    size_t len;
+    struct mq_kafka_req_hdr hdr;
+    struct mq_kafka_arena arena;
+    enum req_state state;
+    bool done;        /* answered (by a group callback); the loop frees it */
+    int64_t deadline; /* a parked Fetch is answered by then with whatever there is */
+    struct mq_kafka_fetch_req fetch;
+    struct mq_part ***parts; /* [topic][partition], resolved once, NULL where unknown */
+    bool parts_resolved;
+    struct req *wait_prev, *wait_next; /* the server's list of parked fetches */
+};
+
+struct conn {
+    struct conn *prev, *next;
+    struct mq_kafka_server *srv;
+    int fd;
+    uint32_t events; /* the epoll interest set registered now */
+    bool want_out;   /* the socket refused bytes: wait for EPOLLOUT */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    struct req *cur; /* the request being served; later ones wait in `in` */
+    struct out_item *out_head, *out_tail;
+    size_t out_items;
+    bool dead;
+    bool ready;
+    struct conn *ready_next;
+    int64_t last_active; /* mono ms of the last byte received or sent */
+    char peer[64];
+};
+
+struct mq_kafka_server {
+    struct mq_store *store;
+    struct mq_log *log;
+    struct mq_catalog *cat;
+    struct mq_kafka_server_conf conf;
+    char *listen_host, *advertised_host, *cluster_id;
+    int listen_fd, epoll_fd, wake_fd;
+    int port;
+    bool read_mode;
+    bool durable_cb_set;
+    struct mq_kafka_server *live_next; /* in live_servers while the durable callback may name it */
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stop;
+    atomic_bool data_ready;
+    struct conn *conns;
+    struct conn *ready;
+    struct req *waiting;
+    int64_t last_poll;
+    int64_t last_idle_sweep;
+    struct mq_kafka_groups *groups;
+    _Atomic uint64_t st_accepted, st_open, st_requests, st_protocol_errors, st_unsupported, st_waiting;
+};
+
+static inline int64_t now_ms(void)
+{
+    return mq_mono_ms();
+}
+
+/* ---- server.c: connections and responses ---- */
+
+/* Puts c on the ready list: the loop handles its further input at the end of this iteration. */
+void mq_ksrv_conn_set_ready(struct conn *c);
+/* Marks c for closing at the end of the loop iteration (why: logged once, NULL for none). */
+void mq_ksrv_conn_kill(struct conn *c, const char *why);
+/* mq_ksrv_conn_kill() for a request that cannot be parsed, counted and logged as a warning. */
+void mq_ksrv_protocol_error(struct conn *c, const char *why);
+/* Frees a request (accepts NULL). */
+void mq_ksrv_req_free(struct req *r);
+/* Starts r's response (NULL when out of memory); the handler encodes the body into it->out. */
+struct out_item *mq_ksrv_resp_begin(struct req *r);
+/* Queues the response (taking it), or kills the connection when it could not be built. */
+void mq_ksrv_resp_end(struct req *r, struct out_item *it);
+
+/* ---- handlers.c ---- */
+
+/* Copies a topic name view into buf (TOPIC_NAME_MAX + 1 bytes); false when it cannot be a topic. */
+bool mq_ksrv_topic_name(struct mq_kafka_str s, char *buf);
+/* The Kafka error code for a store error. */
+int16_t mq_ksrv_code_for(enum mq_err err);
+/* Handles one whole request of c; takes body. */
+void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len);
+/* The group coordinator's answers to a parked JoinGroup / SyncGroup (waiter is its struct req). */
+void mq_ksrv_on_join(void *opaque, void *waiter, const struct mq_kafka_join_group_resp *resp);
+void mq_ksrv_on_sync(void *opaque, void *waiter, int16_t error, struct mq_kafka_str assignment);
+
+/* ---- fetch.c ---- */
+
+/* Answers a Fetch, or parks it (r becomes its connection's current request) until data or its deadline. */
+void mq_ksrv_handle_fetch(struct req *r, struct mq_kafka_rd *rd);
+/* Re-examines parked fetches: all of them (new data) or only those past their deadline. */
+void mq_ksrv_fetch_recheck(struct mq_kafka_server *srv, int64_t now, bool all);
+/* Takes a parked fetch off the server's list (its connection is closing). */
+void mq_ksrv_waiting_remove(struct mq_kafka_server *srv, struct req *r);
+/* The log's durable callback (opaque: the server): wakes the loop to recheck parked fetches. */
+void mq_ksrv_on_durable(void *opaque, struct mq_part *part, int64_t durable_end);
+/* Enter and leave the list of servers the durable callback may still name (see fetch.c). */
+void mq_ksrv_live_add(struct mq_kafka_server *srv);
+void mq_ksrv_live_remove(struct mq_kafka_server *srv);
+
+#endif
