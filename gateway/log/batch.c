@@ -260,8 +260,9 @@ enum mq_err mq_batch_parse_header(const uint8_t *p, size_t avail, struct mq_batc
     if (bi->base_offset < 0 || bi->base_offset > INT64_MAX - bi->last_offset_delta)
         return MQ_ERR_CORRUPT;
     /* Uncompressed records take at least 7 bytes each; compressed ones may be smaller than their count. */
-    if ((bi->attributes & 7) == 0 && (int64_t)bi->count * MQ_RECORD_MIN_SIZE >
-                                         (int64_t)bi->length - (MQ_BATCH_HEADER_SIZE - MQ_BATCH_LOG_OVERHEAD))
+    if ((bi->attributes & MQ_BATCH_ATTR_COMPRESSION_MASK) == 0 &&
+        (int64_t)bi->count * MQ_RECORD_MIN_SIZE >
+            (int64_t)bi->length - (MQ_BATCH_HEADER_SIZE - MQ_BATCH_LOG_OVERHEAD))
         return MQ_ERR_CORRUPT;
     return MQ_OK;
 }
@@ -277,7 +278,7 @@ bool mq_batch_crc_ok(const uint8_t *p, const struct mq_batch_info *bi)
 enum mq_err mq_record_iter_init(struct mq_record_iter *it, const uint8_t *batch,
                                 const struct mq_batch_info *bi)
 {
-    if (bi->attributes & 7)
+    if (bi->attributes & MQ_BATCH_ATTR_COMPRESSION_MASK)
         return MQ_ERR_INVAL;
     if (bi->length < MQ_BATCH_HEADER_SIZE - MQ_BATCH_LOG_OVERHEAD || bi->count < 0)
         return MQ_ERR_CORRUPT; /* bi was not produced by a successful mq_batch_parse_header() */
@@ -376,7 +377,7 @@ int mq_record_next(struct mq_record_iter *it, struct mq_record_view *rv)
         return -MQ_ERR_CORRUPT; /* the record's Length does not match what it contains */
 
     rv->offset = it->info.base_offset + offset_delta; /* no overflow: parse_header bounded base_offset */
-    if (it->info.attributes & 0x08)
+    if (it->info.attributes & MQ_BATCH_ATTR_LOG_APPEND_TIME)
         rv->timestamp = it->info.max_timestamp; /* LogAppendTime: the broker's time applies to all */
     else
         rv->timestamp = ts_add(it->info.base_timestamp, ts_delta);

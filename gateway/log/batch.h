@@ -20,11 +20,18 @@
 
 #include "util/err.h"
 
-#define MQ_BATCH_HEADER_SIZE 61 /* bytes before the first record */
+#define MQ_BATCH_HEADER_SIZE  61 /* bytes before the first record */
 #define MQ_BATCH_LOG_OVERHEAD 12 /* BaseOffset + Length: Length counts the bytes after these */
-#define MQ_BATCH_MAGIC 2
-#define MQ_BATCH_CRC_START 21 /* the CRC covers [21, 12 + Length) */
-#define MQ_BATCH_MAX_SIZE (64 * 1024 * 1024) /* larger Length fields are treated as corruption */
+#define MQ_BATCH_MAGIC        2
+#define MQ_BATCH_CRC_START    21                 /* the CRC covers [21, 12 + Length) */
+#define MQ_BATCH_MAX_SIZE     (64 * 1024 * 1024) /* larger Length fields are treated as corruption */
+
+/* Bits of the batch Attributes field (Kafka's RecordBatch v2). Compression codecs (values of the masked
+ * field): 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd. */
+#define MQ_BATCH_ATTR_COMPRESSION_MASK 0x07
+#define MQ_BATCH_ATTR_LOG_APPEND_TIME  0x08 /* timestamps are the broker's: MaxTimestamp applies to all */
+#define MQ_BATCH_ATTR_TRANSACTIONAL    0x10
+#define MQ_BATCH_ATTR_CONTROL          0x20 /* a transaction marker, not data */
 
 /* CRC-32C (Castagnoli) of len bytes, continuing from crc (start with 0). ISA-L's accelerated routine. */
 uint32_t mq_crc32c(uint32_t crc, const void *buf, size_t len);
@@ -139,8 +146,10 @@ struct mq_record_iter {
     int32_t remaining;
 };
 
-/* MQ_ERR_INVAL for a compressed batch (attributes & 7), which mqlog does not decode. */
-enum mq_err mq_record_iter_init(struct mq_record_iter *it, const uint8_t *batch, const struct mq_batch_info *bi);
+/* MQ_ERR_INVAL for a compressed batch (attributes & MQ_BATCH_ATTR_COMPRESSION_MASK), which mqlog does not
+ * decode. */
+enum mq_err mq_record_iter_init(struct mq_record_iter *it, const uint8_t *batch,
+                                const struct mq_batch_info *bi);
 /* 1 and *rv filled, 0 at the end, or -MQ_ERR_CORRUPT when a record is malformed (never reads outside the
  * batch) or bytes remain after the last record. */
 int mq_record_next(struct mq_record_iter *it, struct mq_record_view *rv);

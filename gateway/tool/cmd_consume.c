@@ -283,7 +283,7 @@ static enum mq_turn mq_consume_turn(struct mq_consume *cs, struct mq_cpart *cp)
         }
         at += mq_batch_size(&bi);
         cp->pos = mq_batch_last_offset(&bi) + 1;
-        if (bi.attributes & 0x20)
+        if (bi.attributes & MQ_BATCH_ATTR_CONTROL)
             continue; /* a control batch (transaction marker): not data; mqlog writes none */
         struct mq_record_iter it;
         if (mq_record_iter_init(&it, b, &bi) != MQ_OK) {

@@ -334,7 +334,8 @@ static bool mq_replay_advance(struct mq_replay *rs, struct mq_rpart *rp)
                 mq_replay_bad_batch(rs, rp, "CRC mismatch");
                 return false;
             }
-            if (!(bi.attributes & 0x20)) { /* control batches (transaction markers) carry no data */
+            /* control batches (transaction markers) carry no data */
+            if (!(bi.attributes & MQ_BATCH_ATTR_CONTROL)) {
                 if (mq_record_iter_init(&rp->it, b, &bi) != MQ_OK) {
                     mq_replay_bad_batch(rs, rp, "compressed batch (mqlog does not decompress)");
                     return false;
