@@ -1,5 +1,9 @@
 /*
- * log_int.h - the log store's internals, shared by segment.c, partition.c, log.c and verify.c only.
+ * log_int.h - the log store's internals, shared by the files of gateway/log/ only.
+ *
+ * Files: log.c (the data directory and the flusher), partition.c (write path, group commit, retention,
+ * open/close), read.c (reads), recover.c (recovery and reader refresh), segment.c (a segment's files and
+ * index bookkeeping, the scanner), verify.c (offline check).
  *
  * Locking (why there are three kinds):
  *   part->mu        the writer's lock: the open batch, the backlog, the active segment's file position and
@@ -101,6 +105,22 @@ bool mq_seg_read_last_time(const struct mq_segment *seg, int64_t *ts);
 /* Names "<20 digits>.log" etc.; returns true and *base for a segment file name with that extension. */
 bool mq_seg_name_parse(const char *name, const char *ext, int64_t *base);
 
+/* pwrite of all of buf; a zero-length write (no space) is MQ_ERR_NOSPC. */
+enum mq_err mq_pwrite_full(int fd, const void *buf, size_t len, int64_t pos);
+/* Accounts one batch written at pos of seg: index entries and timestamps (writer, or recovery). */
+enum mq_err mq_seg_account(struct mq_segment *seg, int64_t pos, const struct mq_batch_info *bi,
+                           int64_t interval);
+/* Writes pending index entries to the index files. */
+enum mq_err mq_seg_write_index(struct mq_segment *seg);
+/* The last time index entry of a segment that stops being active carries its largest timestamp. */
+enum mq_err mq_seg_seal_index(struct mq_segment *seg);
+/* Largest timestamp of a segment: known for the active one, read lazily from the time index otherwise. */
+int64_t mq_seg_max_ts(struct mq_segment *seg);
+/* Opens the index files of the segment becoming active and truncates them to what is trusted. */
+enum mq_err mq_seg_open_index(struct mq_segment *seg, int64_t idx_keep, int64_t tidx_keep);
+/* Deletes a segment's files, the data first. */
+void mq_seg_unlink(struct mq_segment *seg);
+
 /* A partition. */
 struct mq_part {
     struct mq_log *log;
@@ -156,6 +176,16 @@ struct mq_log {
     void *durable_opaque;
 };
 
+static inline bool mq_part_writer(const struct mq_part *part)
+{
+    return mq_log_mode(part->log) == MQ_LOG_WRITE;
+}
+
+static inline struct mq_segment *mq_part_active(struct mq_part *part)
+{
+    return part->segs[part->nsegs - 1];
+}
+
 /* partition.c */
 enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, struct mq_part **partp);
 /* Flushes (writer) and frees. clean: write a clean recovery point. */
@@ -163,5 +193,35 @@ enum mq_err mq_part_close(struct mq_part *part, bool clean);
 /* The flusher's work for one partition: write the open batch and backlog, fdatasync, publish. */
 enum mq_err mq_part_flush_tick(struct mq_part *part, bool force);
 bool mq_part_has_unflushed(struct mq_part *part);
+/* Frees a partition, half-built ones included (no flushing). */
+void mq_part_free(struct mq_part *part);
+/* Appends seg to the segment list (the caller holds segs_lock for writing, or is alone). */
+enum mq_err mq_part_segs_push(struct mq_part *part, struct mq_segment *seg);
+/* Creates the files of a new active segment at the partition's next offset (writer, under mu). */
+enum mq_err mq_part_new_segment(struct mq_part *part, int64_t base);
+
+/* recover.c */
+#define MQ_RP_CLEAN 1u /* recovery point flag: written by a clean close */
+
+/* The recovery point: see the top of recover.c. */
+struct mq_rp {
+    uint32_t flags;
+    int64_t seg_base, pos, next_offset, max_ts, max_ts_offset;
+};
+
+/* Segment base offsets found in a partition directory, ascending. */
+struct mq_bases {
+    int64_t *v;
+    size_t n, cap;
+};
+
+/* Writes the recovery point atomically: temporary file, fdatasync, rename, fsync of the directory. */
+enum mq_err mq_rp_write(struct mq_part *part, const struct mq_rp *rp);
+/* Lists the segment base offsets; in write mode also removes leftovers (orphan indexes, temporary files). */
+enum mq_err mq_part_list(struct mq_part *part, struct mq_bases *bases, bool cleanup);
+/* Write mode: recover from the recovery point and prepare the active segment. */
+enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases);
+/* Read mode: follow the data the writer has added since the last look (new batches, new segments). */
+enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list);
 
 #endif

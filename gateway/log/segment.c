@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/diag.h"
+
 #define MQ_SCAN_CHUNK (256 * 1024)
 
 static char *mq_seg_path(const char *dir, int64_t base, const char *ext)
@@ -221,6 +223,139 @@ bool mq_seg_read_last_time(const struct mq_segment *seg, int64_t *ts)
     if (ok)
         *ts = (int64_t)mq_be64_get(e);
     return ok;
+}
+
+/* ---- writing files ---- */
+
+enum mq_err mq_pwrite_full(int fd, const void *buf, size_t len, int64_t pos)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, pos);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return mq_err_from_errno(errno);
+        if (n == 0)
+            return MQ_ERR_NOSPC;
+        p += n;
+        len -= (size_t)n;
+        pos += n;
+    }
+    return MQ_OK;
+}
+
+/* ---- index bookkeeping, shared by the writer and the recovery ---- */
+
+/* Accounts one batch written at pos of seg: index entries and timestamps (writer, or recovery). */
+enum mq_err mq_seg_account(struct mq_segment *seg, int64_t pos, const struct mq_batch_info *bi,
+                           int64_t interval)
+{
+    int64_t last = mq_batch_last_offset(bi);
+    if (bi->max_timestamp > atomic_load(&seg->max_ts)) {
+        atomic_store(&seg->max_ts, bi->max_timestamp);
+        seg->max_ts_offset = last;
+    }
+    if (seg->first_ts < 0)
+        seg->first_ts = bi->max_timestamp;
+    if (seg->bytes_since_index > interval) {
+        uint8_t e[MQ_TIDX_ENTRY];
+        mq_be32_put(e, (uint32_t)(last - seg->base_offset));
+        mq_be32_put(e + 4, (uint32_t)pos);
+        enum mq_err err = mq_idx_pend_add(&seg->idx_pend, e, MQ_IDX_ENTRY);
+        if (err != MQ_OK)
+            return err;
+        int64_t mts = atomic_load(&seg->max_ts);
+        if (mts > seg->last_tidx_ts) {
+            mq_be64_put(e, (uint64_t)mts);
+            mq_be32_put(e + 8, (uint32_t)(seg->max_ts_offset - seg->base_offset));
+            if ((err = mq_idx_pend_add(&seg->tidx_pend, e, MQ_TIDX_ENTRY)) != MQ_OK)
+                return err;
+            seg->last_tidx_ts = mts;
+        }
+        seg->bytes_since_index = 0;
+    }
+    seg->bytes_since_index += (int64_t)mq_batch_size(bi);
+    atomic_store(&seg->next_offset, last + 1);
+    return MQ_OK;
+}
+
+/* Appends one index file's pending entries; a failed write is cut back so the file keeps whole entries. */
+static enum mq_err mq_idx_flush(int fd, struct mq_idx_pending *pend, int64_t *written, const char *path)
+{
+    if (pend->len == 0 || fd < 0)
+        return MQ_OK;
+    enum mq_err err = mq_pwrite_full(fd, pend->buf, pend->len, *written);
+    if (err != MQ_OK) {
+        if (ftruncate(fd, *written) != 0)
+            MQ_WARN("%s: truncate after failed write: %s", path, strerror(errno));
+        return err;
+    }
+    *written += (int64_t)pend->len;
+    pend->len = 0;
+    return MQ_OK;
+}
+
+/* Writes pending index entries to the index files. */
+enum mq_err mq_seg_write_index(struct mq_segment *seg)
+{
+    enum mq_err err = mq_idx_flush(seg->idx_fd, &seg->idx_pend, &seg->idx_written, seg->path_idx);
+    if (err == MQ_OK)
+        err = mq_idx_flush(seg->tidx_fd, &seg->tidx_pend, &seg->tidx_written, seg->path_tidx);
+    return err;
+}
+
+/* The last time index entry of a segment that stops being active carries its largest timestamp. */
+enum mq_err mq_seg_seal_index(struct mq_segment *seg)
+{
+    int64_t mts = atomic_load(&seg->max_ts);
+    if (mts > seg->last_tidx_ts && seg->max_ts_offset >= 0) {
+        uint8_t e[MQ_TIDX_ENTRY];
+        mq_be64_put(e, (uint64_t)mts);
+        mq_be32_put(e + 8, (uint32_t)(seg->max_ts_offset - seg->base_offset));
+        enum mq_err err = mq_idx_pend_add(&seg->tidx_pend, e, MQ_TIDX_ENTRY);
+        if (err != MQ_OK)
+            return err;
+        seg->last_tidx_ts = mts;
+    }
+    seg->max_ts_loaded = true;
+    return mq_seg_write_index(seg);
+}
+
+/* Largest timestamp of a segment: known for the active one, read lazily from the time index otherwise. */
+int64_t mq_seg_max_ts(struct mq_segment *seg)
+{
+    pthread_mutex_lock(&seg->fd_mu);
+    if (!seg->max_ts_loaded) {
+        int64_t ts;
+        if (mq_seg_read_last_time(seg, &ts) && ts > atomic_load(&seg->max_ts))
+            atomic_store(&seg->max_ts, ts);
+        seg->max_ts_loaded = true;
+    }
+    pthread_mutex_unlock(&seg->fd_mu);
+    return atomic_load(&seg->max_ts);
+}
+
+/* Opens the index files of the segment becoming active and truncates them to what is trusted. */
+enum mq_err mq_seg_open_index(struct mq_segment *seg, int64_t idx_keep, int64_t tidx_keep)
+{
+    seg->idx_fd = open(seg->path_idx, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    seg->tidx_fd = open(seg->path_tidx, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (seg->idx_fd < 0 || seg->tidx_fd < 0)
+        return mq_err_from_errno(errno);
+    if (ftruncate(seg->idx_fd, idx_keep) != 0 || ftruncate(seg->tidx_fd, tidx_keep) != 0)
+        return mq_err_from_errno(errno);
+    seg->idx_written = idx_keep;
+    seg->tidx_written = tidx_keep;
+    return MQ_OK;
+}
+
+void mq_seg_unlink(struct mq_segment *seg)
+{
+    /* The data first: a crash in between leaves orphan index files, which the next open removes. */
+    unlink(seg->path_log);
+    unlink(seg->path_idx);
+    unlink(seg->path_tidx);
 }
 
 /* ---- the scanner ---- */

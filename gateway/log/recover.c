@@ -1,0 +1,535 @@
+/*
+ * recover.c - bringing a partition's view up to date with its files: recovery when the writer opens it, and
+ * the refresh by which a reader process follows what the writer adds.
+ *
+ * Recovery point: "recovery-point" records a segment, a byte position in it and the state there. Everything
+ * before that position is durable and indexed. It is written after the indexes are synced, every
+ * checkpoint_bytes, after a roll, and on a clean close (then at the very end, so reopening scans nothing).
+ * Opening for writing scans only from there, so opening time does not grow with the size of the log; the
+ * scan truncates at the first partial or invalid batch and rebuilds the tail's index entries.
+ */
+#include "log/log_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/diag.h"
+#include "util/parse.h"
+
+#define MQ_RP_MAGIC   0x4d515250u /* "MQRP" */
+#define MQ_RP_VERSION 1
+#define MQ_RP_SIZE    56
+
+static int64_t mq_fd_size(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
+static char *mq_part_path(const struct mq_part *part, const char *name)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s", part->dir, name) < 0)
+        return NULL;
+    return p;
+}
+
+/* ---- recovery point ---- */
+
+static bool mq_rp_read(struct mq_part *part, struct mq_rp *rp)
+{
+    char *path = mq_part_path(part, "recovery-point");
+    if (!path)
+        return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return false;
+    uint8_t b[MQ_RP_SIZE];
+    ssize_t n = pread(fd, b, sizeof b, 0);
+    close(fd);
+    if (n != MQ_RP_SIZE || mq_be32_get(b) != MQ_RP_MAGIC || mq_be32_get(b + 4) != MQ_RP_VERSION ||
+        mq_be32_get(b + 52) != mq_crc32c(0, b, 52))
+        return false;
+    rp->flags = mq_be32_get(b + 8);
+    rp->seg_base = (int64_t)mq_be64_get(b + 12);
+    rp->pos = (int64_t)mq_be64_get(b + 20);
+    rp->next_offset = (int64_t)mq_be64_get(b + 28);
+    rp->max_ts = (int64_t)mq_be64_get(b + 36);
+    rp->max_ts_offset = (int64_t)mq_be64_get(b + 44);
+    return rp->seg_base >= 0 && rp->pos >= 0 && rp->next_offset >= rp->seg_base;
+}
+
+/* Writes the recovery point atomically: temporary file, fdatasync, rename, fsync of the directory. */
+enum mq_err mq_rp_write(struct mq_part *part, const struct mq_rp *rp)
+{
+    uint8_t b[MQ_RP_SIZE];
+    mq_be32_put(b, MQ_RP_MAGIC);
+    mq_be32_put(b + 4, MQ_RP_VERSION);
+    mq_be32_put(b + 8, rp->flags);
+    mq_be64_put(b + 12, (uint64_t)rp->seg_base);
+    mq_be64_put(b + 20, (uint64_t)rp->pos);
+    mq_be64_put(b + 28, (uint64_t)rp->next_offset);
+    mq_be64_put(b + 36, (uint64_t)rp->max_ts);
+    mq_be64_put(b + 44, (uint64_t)rp->max_ts_offset);
+    mq_be32_put(b + 52, mq_crc32c(0, b, 52));
+    char *tmp = mq_part_path(part, "recovery-point.tmp");
+    char *dst = mq_part_path(part, "recovery-point");
+    enum mq_err err = MQ_ERR_NOMEM;
+    if (!tmp || !dst)
+        goto out;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        err = mq_err_from_errno(errno);
+        goto out;
+    }
+    err = mq_pwrite_full(fd, b, sizeof b, 0);
+    if (err == MQ_OK && fdatasync(fd) != 0)
+        err = mq_err_from_errno(errno);
+    close(fd);
+    if (err == MQ_OK && rename(tmp, dst) != 0)
+        err = mq_err_from_errno(errno);
+    if (err == MQ_OK && fsync(part->dir_fd) != 0)
+        err = mq_err_from_errno(errno);
+    if (err != MQ_OK)
+        unlink(tmp);
+out:
+    free(tmp);
+    free(dst);
+    return err;
+}
+
+/* ---- opening and recovery ---- */
+
+static int mq_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lists the segment base offsets; in write mode also removes leftovers (orphan indexes, temporary files). */
+enum mq_err mq_part_list(struct mq_part *part, struct mq_bases *bases, bool cleanup)
+{
+    DIR *d = opendir(part->dir);
+    if (!d)
+        return mq_err_from_errno(errno);
+    struct dirent *de;
+    enum mq_err err = MQ_OK;
+    while ((de = readdir(d)) != NULL) {
+        int64_t base;
+        if (mq_seg_name_parse(de->d_name, ".log", &base)) {
+            if (bases->n == bases->cap) {
+                size_t cap = bases->cap ? bases->cap * 2 : 16;
+                int64_t *nv = realloc(bases->v, cap * sizeof *nv);
+                if (!nv) {
+                    err = MQ_ERR_NOMEM;
+                    break;
+                }
+                bases->v = nv;
+                bases->cap = cap;
+            }
+            bases->v[bases->n++] = base;
+        } else if (cleanup && (mq_seg_name_parse(de->d_name, ".index", &base) ||
+                               mq_seg_name_parse(de->d_name, ".timeindex", &base))) {
+            char name[32];
+            snprintf(name, sizeof name, "%020" PRId64 ".log", base);
+            if (faccessat(dirfd(d), name, F_OK, 0) != 0 && errno == ENOENT)
+                unlinkat(dirfd(d), de->d_name, 0);
+        } else if (cleanup && strcmp(de->d_name, "recovery-point.tmp") == 0) {
+            unlinkat(dirfd(d), de->d_name, 0);
+        }
+    }
+    closedir(d);
+    if (err == MQ_OK && bases->n > 1)
+        qsort(bases->v, bases->n, sizeof *bases->v, mq_cmp_i64);
+    return err;
+}
+
+/* Reads the index files' trusted prefix for a segment recovered from position `from`: entries with a
+ * position below `from` (and offsets below next_at_from for the time index). */
+static void mq_seg_trusted_index(struct mq_segment *seg, int64_t from, int64_t next_at_from,
+                                 int64_t *idx_keep, int64_t *tidx_keep, int64_t *last_idx_pos,
+                                 int64_t *last_tidx_ts)
+{
+    *idx_keep = *tidx_keep = 0;
+    *last_idx_pos = -1;
+    *last_tidx_ts = -1;
+    if (from == 0)
+        return;
+    int fd = open(seg->path_idx, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        int64_t n = mq_fd_size(fd) / MQ_IDX_ENTRY;
+        uint8_t e[MQ_IDX_ENTRY];
+        int64_t prev_off = -1, prev_pos = -1;
+        for (int64_t i = 0; i < n; i++) {
+            if (pread(fd, e, sizeof e, i * MQ_IDX_ENTRY) != MQ_IDX_ENTRY)
+                break;
+            int64_t off = (int32_t)mq_be32_get(e), pos = (int32_t)mq_be32_get(e + 4);
+            if (pos >= from || pos <= prev_pos || off <= prev_off || off < 0)
+                break;
+            prev_off = off;
+            prev_pos = pos;
+            *idx_keep = (i + 1) * MQ_IDX_ENTRY;
+            *last_idx_pos = pos;
+        }
+        close(fd);
+    }
+    fd = open(seg->path_tidx, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        int64_t n = mq_fd_size(fd) / MQ_TIDX_ENTRY;
+        uint8_t e[MQ_TIDX_ENTRY];
+        int64_t prev_ts = INT64_MIN;
+        for (int64_t i = 0; i < n; i++) {
+            if (pread(fd, e, sizeof e, i * MQ_TIDX_ENTRY) != MQ_TIDX_ENTRY)
+                break;
+            int64_t ts = (int64_t)mq_be64_get(e), off = (int32_t)mq_be32_get(e + 8);
+            if (seg->base_offset + off >= next_at_from || off < 0 || ts <= prev_ts)
+                break;
+            prev_ts = ts;
+            *tidx_keep = (i + 1) * MQ_TIDX_ENTRY;
+            *last_tidx_ts = ts;
+        }
+        close(fd);
+    }
+}
+
+/* Quick consistency test of a sealed segment's indexes (O(1)): sizes are whole entries and the last
+ * entries point inside the segment. */
+static bool mq_seg_index_plausible(const struct mq_segment *seg, int64_t log_size)
+{
+    struct stat si, st;
+    if (stat(seg->path_idx, &si) != 0 || stat(seg->path_tidx, &st) != 0)
+        return false;
+    if (si.st_size % MQ_IDX_ENTRY || st.st_size % MQ_TIDX_ENTRY)
+        return false;
+    if (log_size > 0 && st.st_size == 0)
+        return false; /* a sealed, non-empty segment always has its final time entry */
+    if (si.st_size == 0)
+        return true;
+    int fd = open(seg->path_idx, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    uint8_t e[MQ_IDX_ENTRY];
+    bool ok = pread(fd, e, sizeof e, si.st_size - MQ_IDX_ENTRY) == MQ_IDX_ENTRY &&
+              (int32_t)mq_be32_get(e + 4) < log_size && (int32_t)mq_be32_get(e + 4) >= 0;
+    close(fd);
+    return ok;
+}
+
+/*
+ * Scans seg from `from` (expected next offset `next`) to the end of its file, checking size, CRC and offset
+ * continuity of each batch, accounting index entries. Returns the valid end position; *truncated says the
+ * file held more (a partial or invalid tail).
+ */
+static int64_t mq_seg_recover(struct mq_part *part, struct mq_segment *seg, int64_t from, int64_t next,
+                              bool *truncated, int64_t *batches)
+{
+    int64_t file_size = mq_fd_size(seg->fd);
+    struct mq_scan sc;
+    mq_scan_init(&sc, seg->fd, from, file_size);
+    struct mq_batch_info bi;
+    const uint8_t *body;
+    enum mq_scan_res r;
+    int64_t pos = from;
+    while ((r = mq_scan_next(&sc, true, &bi, &body)) == MQ_SCAN_BATCH) {
+        /* Offsets must continue and mqlog writes leader epoch 0: both fields lie outside the CRC. */
+        if (bi.base_offset != next || bi.leader_epoch != 0) {
+            r = MQ_SCAN_BAD;
+            break;
+        }
+        if (mq_seg_account(seg, pos, &bi, part->log->conf.index_interval_bytes) != MQ_OK) {
+            r = MQ_SCAN_IOERR;
+            break;
+        }
+        next = mq_batch_last_offset(&bi) + 1;
+        pos = sc.pos;
+        (*batches)++;
+    }
+    mq_scan_free(&sc);
+    *truncated = pos < file_size;
+    if (*truncated)
+        MQ_WARN("%s: %s at byte %" PRId64 " of %" PRId64 "; truncating the tail after offset %" PRId64,
+                seg->path_log,
+                r == MQ_SCAN_BAD     ? "invalid batch"
+                : r == MQ_SCAN_IOERR ? "read error"
+                                     : "partial batch",
+                pos, file_size, next - 1);
+    atomic_store(&seg->next_offset, next);
+    return pos;
+}
+
+/* Write mode: recover from the recovery point and prepare the active segment. */
+enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
+{
+    struct mq_rp rp = {0};
+    bool have_rp = mq_rp_read(part, &rp);
+    int64_t t0 = mq_mono_us();
+    if (bases->n == 0)
+        return mq_part_new_segment(part, have_rp ? rp.next_offset : 0);
+
+    /* k: the first segment to scan, from byte `from`. */
+    size_t k = 0;
+    int64_t from = 0;
+    if (have_rp) {
+        for (k = 0; k < bases->n && bases->v[k] < rp.seg_base; k++)
+            ;
+        if (k < bases->n && bases->v[k] == rp.seg_base)
+            from = rp.pos;
+        if (k == bases->n)
+            k = bases->n - 1; /* the recovery point's segment vanished: rescan the last one */
+    }
+    enum mq_err err = MQ_OK;
+    for (size_t i = 0; i < bases->n && err == MQ_OK; i++) {
+        struct mq_segment *seg = mq_seg_new(part->dir, bases->v[i]);
+        if (!seg)
+            return MQ_ERR_NOMEM;
+        err = mq_part_segs_push(part, seg);
+        if (err != MQ_OK)
+            mq_seg_unref(seg);
+    }
+    if (err != MQ_OK)
+        return err;
+
+    int64_t batches = 0;
+    /* Sealed segments before k are trusted: size from the file, indexes checked in O(1), rebuilt if bad. */
+    for (size_t i = 0; i < k; i++) {
+        struct mq_segment *seg = part->segs[i];
+        struct stat st;
+        if (stat(seg->path_log, &st) != 0)
+            return mq_err_from_errno(errno);
+        atomic_store(&seg->size, st.st_size);
+        atomic_store(&seg->durable_size, st.st_size);
+        atomic_store(&seg->next_offset, part->segs[i + 1]->base_offset);
+        if (!mq_seg_index_plausible(seg, st.st_size)) {
+            MQ_WARN("%s: index missing or inconsistent, rebuilding", seg->path_idx);
+            seg->fd = open(seg->path_log, O_RDONLY | O_CLOEXEC);
+            if (seg->fd < 0 || (err = mq_seg_open_index(seg, 0, 0)) != MQ_OK)
+                return err != MQ_OK ? err : mq_err_from_errno(errno);
+            bool trunc;
+            mq_seg_recover(part, seg, 0, seg->base_offset, &trunc, &batches);
+            if ((err = mq_seg_seal_index(seg)) != MQ_OK)
+                return err;
+            if (fdatasync(seg->idx_fd) != 0 || fdatasync(seg->tidx_fd) != 0)
+                return mq_err_from_errno(errno);
+            close(seg->idx_fd);
+            close(seg->tidx_fd);
+            seg->idx_fd = seg->tidx_fd = -1;
+        }
+    }
+    /* From k on: scan, truncate at the first bad batch, drop whatever follows it. */
+    int64_t next = have_rp && from > 0 ? rp.next_offset : part->segs[k]->base_offset;
+    size_t keep = part->nsegs;
+    for (size_t i = k; i < part->nsegs; i++) {
+        struct mq_segment *seg = part->segs[i];
+        int64_t start = i == k ? from : 0;
+        if (seg->base_offset != (i == k ? seg->base_offset : next)) {
+            keep = i; /* a gap or overlap between segments: what follows cannot be trusted */
+            break;
+        }
+        seg->fd = open(seg->path_log, O_RDWR | O_CLOEXEC);
+        if (seg->fd < 0)
+            return mq_err_from_errno(errno);
+        int64_t idx_keep, tidx_keep, last_idx_pos, last_tidx_ts;
+        int64_t seg_next = i == k ? next : seg->base_offset;
+        if (start > mq_fd_size(seg->fd)) {
+            start = 0; /* the file is shorter than the recovery point says: scan it whole */
+            seg_next = seg->base_offset;
+        }
+        mq_seg_trusted_index(seg, start, seg_next, &idx_keep, &tidx_keep, &last_idx_pos, &last_tidx_ts);
+        if ((err = mq_seg_open_index(seg, idx_keep, tidx_keep)) != MQ_OK)
+            return err;
+        seg->bytes_since_index = last_idx_pos >= 0 ? start - last_idx_pos : start;
+        seg->last_tidx_ts = last_tidx_ts;
+        if (start > 0 && have_rp && i == k) {
+            atomic_store(&seg->max_ts, rp.max_ts);
+            seg->max_ts_offset = rp.max_ts_offset;
+        }
+        seg->max_ts_loaded = true;
+        if (start > 0) {
+            /* the first batch's timestamp, for age-based rolling */
+            struct mq_scan sc;
+            struct mq_batch_info bi;
+            mq_scan_init(&sc, seg->fd, 0, start);
+            if (mq_scan_next(&sc, false, &bi, NULL) == MQ_SCAN_BATCH)
+                seg->first_ts = bi.max_timestamp;
+            mq_scan_free(&sc);
+        }
+        bool truncated = false;
+        int64_t end = mq_seg_recover(part, seg, start, seg_next, &truncated, &batches);
+        if (truncated && ftruncate(seg->fd, end) != 0)
+            return mq_err_from_errno(errno);
+        atomic_store(&seg->size, end);
+        atomic_store(&seg->durable_size, end);
+        next = atomic_load(&seg->next_offset);
+        if (truncated) {
+            keep = i + 1;
+            break;
+        }
+    }
+    /* Drop segments after a damaged one, and empty trailing segments (the previous one becomes active). */
+    while (part->nsegs > keep || (part->nsegs > 1 && atomic_load(&mq_part_active(part)->size) == 0)) {
+        struct mq_segment *seg = part->segs[--part->nsegs];
+        MQ_WARN("%s: removing segment after the recovered end", seg->path_log);
+        mq_seg_unlink(seg);
+        mq_seg_unref(seg);
+    }
+    /* Segments between k and the active one are sealed now. */
+    for (size_t i = k; i + 1 < part->nsegs; i++) {
+        struct mq_segment *seg = part->segs[i];
+        if ((err = mq_seg_seal_index(seg)) != MQ_OK)
+            return err;
+        if (fdatasync(seg->idx_fd) != 0 || fdatasync(seg->tidx_fd) != 0)
+            return mq_err_from_errno(errno);
+        close(seg->idx_fd);
+        close(seg->tidx_fd);
+        seg->idx_fd = seg->tidx_fd = -1;
+    }
+    struct mq_segment *act = mq_part_active(part);
+    if (act->fd < 0) {
+        /* the active segment was before k (cannot normally happen): open it for writing */
+        act->fd = open(act->path_log, O_RDWR | O_CLOEXEC);
+        if (act->fd < 0)
+            return mq_err_from_errno(errno);
+        int64_t idx_keep, tidx_keep, lp, lt;
+        mq_seg_trusted_index(act, atomic_load(&act->size), atomic_load(&act->next_offset), &idx_keep,
+                             &tidx_keep, &lp, &lt);
+        if ((err = mq_seg_open_index(act, idx_keep, tidx_keep)) != MQ_OK)
+            return err;
+        act->last_tidx_ts = lt;
+    }
+    if ((err = mq_seg_write_index(act)) != MQ_OK)
+        return err;
+    part->next_offset = part->written_end = atomic_load(&act->next_offset);
+    atomic_store(&part->durable_end, part->next_offset);
+    bool scanned =
+        batches > 0 || !have_rp || rp.seg_base != act->base_offset || rp.pos != atomic_load(&act->size);
+    if (scanned) {
+        /* Make what the scan found durable and record it, so that the next open starts from here. */
+        if (fdatasync(act->fd) != 0 || fdatasync(act->idx_fd) != 0 || fdatasync(act->tidx_fd) != 0 ||
+            fsync(part->dir_fd) != 0)
+            return mq_err_from_errno(errno);
+        struct mq_rp nrp = {0,
+                            act->base_offset,
+                            atomic_load(&act->size),
+                            part->next_offset,
+                            atomic_load(&act->max_ts),
+                            act->max_ts_offset};
+        if ((err = mq_rp_write(part, &nrp)) != MQ_OK)
+            return err;
+        MQ_INFO("%s: recovered %" PRId64 " batches after the recovery point in %.1f ms, next offset %" PRId64,
+                part->dir, batches, (double)(mq_mono_us() - t0) / 1000.0, part->next_offset);
+    }
+    return MQ_OK;
+}
+
+/* Read mode: follow the data the writer has added since the last look (new batches, new segments). */
+enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
+{
+    pthread_mutex_lock(&part->mu);
+    enum mq_err err = MQ_OK;
+    struct mq_bases bases = {0};
+    if (list || part->nsegs == 0) {
+        err = mq_part_list(part, &bases, false);
+        if (err != MQ_OK)
+            goto out;
+        /* Segments deleted by retention disappear at the front (the writer never deletes the newest). */
+        size_t drop = 0;
+        while (drop + 1 < part->nsegs && (bases.n == 0 || part->segs[drop]->base_offset < bases.v[0]))
+            drop++;
+        if (drop) {
+            pthread_rwlock_wrlock(&part->segs_lock);
+            for (size_t i = 0; i < drop; i++)
+                mq_seg_unref(part->segs[i]);
+            memmove(part->segs, part->segs + drop, (part->nsegs - drop) * sizeof *part->segs);
+            part->nsegs -= drop;
+            pthread_rwlock_unlock(&part->segs_lock);
+        }
+    }
+    int64_t last_base = part->nsegs ? mq_part_active(part)->base_offset : -1;
+    for (size_t j = 0; j < bases.n; j++) {
+        if (bases.v[j] <= last_base)
+            continue;
+        /* The previous last segment is complete now that a newer one exists: finish scanning it. */
+        struct mq_segment *seg = mq_seg_new(part->dir, bases.v[j]);
+        if (!seg) {
+            err = MQ_ERR_NOMEM;
+            goto out;
+        }
+        pthread_rwlock_wrlock(&part->segs_lock);
+        err = mq_part_segs_push(part, seg);
+        pthread_rwlock_unlock(&part->segs_lock);
+        if (err != MQ_OK) {
+            mq_seg_unref(seg);
+            goto out;
+        }
+    }
+    /* Scan every segment whose validated size is behind its file (normally only the last one or two). */
+    for (size_t i = 0; i < part->nsegs; i++) {
+        struct mq_segment *seg = part->segs[i];
+        if (seg->reader_complete)
+            continue;
+        bool sealed = i + 1 < part->nsegs; /* the writer has moved on: this file no longer grows */
+        int fd = mq_seg_fd(seg);
+        if (fd < 0)
+            continue;
+        int64_t size = atomic_load(&seg->size), file_size = mq_fd_size(fd);
+        if (sealed && file_size <= size)
+            seg->reader_complete = true;
+        if (file_size <= size)
+            continue;
+        int64_t from = size;
+        int64_t next = atomic_load(&seg->next_offset);
+        if (!seg->reader_seen) {
+            /* First look at this segment: a sealed one is complete; jump close to the end of the last one
+             * through the index. */
+            seg->reader_seen = true;
+            if (sealed) {
+                seg->reader_complete = true;
+                atomic_store(&seg->size, file_size);
+                atomic_store(&seg->durable_size, file_size);
+                atomic_store(&seg->next_offset, part->segs[i + 1]->base_offset);
+                continue;
+            }
+            int64_t ts;
+            if (mq_seg_read_last_time(seg, &ts))
+                atomic_store(&seg->max_ts, ts);
+            seg->max_ts_loaded = true;
+            from = mq_seg_index_lookup(seg, -1, INT64_MAX, file_size);
+            next = from > 0 ? -1 : seg->base_offset;
+        }
+        struct mq_scan sc;
+        mq_scan_init(&sc, fd, from, file_size);
+        struct mq_batch_info bi;
+        const uint8_t *body;
+        int64_t pos = from;
+        while (mq_scan_next(&sc, true, &bi, &body) == MQ_SCAN_BATCH) {
+            if (next >= 0 && bi.base_offset != next)
+                break;
+            next = mq_batch_last_offset(&bi) + 1;
+            if (bi.max_timestamp > atomic_load(&seg->max_ts))
+                atomic_store(&seg->max_ts, bi.max_timestamp);
+            pos = sc.pos;
+        }
+        mq_scan_free(&sc);
+        if (next < 0)
+            continue; /* no complete batch where the index pointed: look again next time */
+        atomic_store(&seg->next_offset, next);
+        atomic_store(&seg->durable_size, pos);
+        atomic_store(&seg->size, pos);
+        if (sealed)
+            seg->reader_complete = true;
+    }
+    if (list)
+        part->reader_refresh_mono = mq_mono_ms(); /* when the directory was last listed */
+out:
+    free(bases.v);
+    pthread_mutex_unlock(&part->mu);
+    return err;
+}
