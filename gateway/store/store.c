@@ -340,7 +340,9 @@ static void mq_store_collect_dir(void *opaque, const char *topic, int32_t partit
         d->oom = true;
         return;
     }
-    d->v[d->n++] = (struct mq_store_dirent){copy, partition};
+    d->v[d->n].topic = copy;
+    d->v[d->n].partition = partition;
+    d->n++;
 }
 
 static int mq_store_dirent_cmp(const void *a, const void *b)
@@ -395,7 +397,7 @@ enum mq_err mq_store_check(struct mq_store *store,
 
     /* Directories the catalog does not describe. */
     for (size_t i = 0; i < dirs.n; i++) {
-        struct mq_catalog_topic key;
+        struct mq_catalog_topic key = {0};
         snprintf(key.name, sizeof key.name, "%s", dirs.v[i].topic);
         const struct mq_catalog_topic *t =
             ntopics ? bsearch(&key, topics, ntopics, sizeof *topics, mq_store_topic_cmp) : NULL;
