@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "kafka/proto.h"
 #include "kafka/server.h"
 #include "kafka/wire.h"
 #include "log/batch.h"
@@ -216,7 +217,7 @@ static void test_api_versions(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     struct mq_kafka_rd rd;
     mq_kafka_rd_init(&rd, b, len);
-    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
     int32_t n = mq_kafka_rd_array(&rd, 6, false);
     CU_ASSERT_EQUAL(n, 13);
     bool fetch11 = false;
@@ -239,7 +240,7 @@ static void test_api_versions(void)
     b = cli_recv(fd, 2, &len, 5000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     mq_kafka_rd_init(&rd, b, len);
-    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
     CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 7, false), 13);
     free(b);
 
@@ -248,7 +249,7 @@ static void test_api_versions(void)
     b = cli_recv(fd, 3, &len, 5000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     mq_kafka_rd_init(&rd, b, len);
-    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 35);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_UNSUPPORTED_VERSION);
     CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 6, false), 13);
     free(b);
 
@@ -257,12 +258,12 @@ static void test_api_versions(void)
     b = cli_recv(fd, 4, &len, 5000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT_EQUAL(len, 2);
-    CU_ASSERT_EQUAL(mq_be16_get(b), 35);
+    CU_ASSERT_EQUAL(mq_be16_get(b), MQ_KC_UNSUPPORTED_VERSION);
     free(b);
     cli_send(fd, 1, 3, 5, &body);
     b = cli_recv(fd, 5, &len, 5000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    CU_ASSERT_EQUAL(mq_be16_get(b), 35);
+    CU_ASSERT_EQUAL(mq_be16_get(b), MQ_KC_UNSUPPORTED_VERSION);
     free(b);
     cli_send(fd, 18, 0, 6, NULL);
     b = cli_recv(fd, 6, &len, 5000);
@@ -302,7 +303,7 @@ static void test_metadata_and_offsets(void)
     CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0); /* controller */
     CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 2);
     for (int t = 0; t < 2; t++) {
-        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
         CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), t == 0 ? "t1" : "t2"));
         (void)mq_kafka_rd_bool(&rd);
         int32_t np = mq_kafka_rd_array(&rd, 1, false);
@@ -338,7 +339,7 @@ static void test_metadata_and_offsets(void)
         (void)mq_kafka_rd_i32(&rd);
     }
     CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
-    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 3);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_UNKNOWN_TOPIC_OR_PARTITION);
     free(b);
 
     /* ListOffsets v1: earliest, latest, by time (1500 -> offset 3 at 2000), after the last (-1), unknown. */
@@ -367,14 +368,14 @@ static void test_metadata_and_offsets(void)
     CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 5);
     for (int i = 0; i < 5; i++) {
         CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
-        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
         CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), want_ts[i]);
         CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), want_off[i]);
     }
     CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "nope"));
     CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
     CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
-    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 3);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_UNKNOWN_TOPIC_OR_PARTITION);
     free(b);
     mq_kafka_wr_free(&body);
     close(fd);
@@ -428,7 +429,7 @@ static void parse_fetch(const uint8_t *b, size_t len, int16_t v, struct fetched 
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
     if (v >= 7) {
-        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
         CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
     }
     CU_ASSERT_EQUAL_FATAL(mq_kafka_rd_array(&rd, 1, false), 1);
@@ -488,7 +489,7 @@ static void test_fetch(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(b);
         parse_fetch(b, len, v, &f);
         free(b);
-        CU_ASSERT_EQUAL(f.error, 0);
+        CU_ASSERT_EQUAL(f.error, MQ_KC_NONE);
         CU_ASSERT_EQUAL(f.hw, 9);
         CU_ASSERT_EQUAL(f.log_start, 0);
         CU_ASSERT_EQUAL(f.batches, 3);
@@ -523,14 +524,14 @@ static void test_fetch(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     parse_fetch(b, len, 11, &f);
     free(b);
-    CU_ASSERT_EQUAL(f.error, 1);
+    CU_ASSERT_EQUAL(f.error, MQ_KC_OFFSET_OUT_OF_RANGE);
     fetch_body(&body, 11, "t1", 7, 0, 5000, 1, 1 << 20, 1 << 20);
     cli_send(fd, 1, 11, ++corr, &body);
     b = cli_recv(fd, corr, &len, 2000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     parse_fetch(b, len, 11, &f);
     free(b);
-    CU_ASSERT_EQUAL(f.error, 3);
+    CU_ASSERT_EQUAL(f.error, MQ_KC_UNKNOWN_TOPIC_OR_PARTITION);
     mq_kafka_wr_free(&body);
     close(fd);
     fixture_down();
@@ -579,7 +580,7 @@ static void test_long_poll(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     parse_fetch(b, len, 11, &f);
     free(b);
-    CU_ASSERT_EQUAL(f.error, 0);
+    CU_ASSERT_EQUAL(f.error, MQ_KC_NONE);
     CU_ASSERT_EQUAL(f.records, 0);
     CU_ASSERT_TRUE(waited >= 280 && waited < 3000);
 
@@ -652,7 +653,7 @@ static void test_pipelining_and_produce(void)
     CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "t1"));
     CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
     CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
-    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 29);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_TOPIC_AUTHORIZATION_FAILED);
     free(b);
     b = cli_recv(fd, 4, &len, 5000);
     CU_ASSERT_PTR_NOT_NULL(b);
@@ -667,7 +668,7 @@ static void test_pipelining_and_produce(void)
     CU_ASSERT_EQUAL(len, 4 + 2 + 8 + 2);
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
-    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 31);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_CLUSTER_AUTHORIZATION_FAILED);
     CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), -1);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), -1);
     free(b);
@@ -858,7 +859,7 @@ static int16_t await_rebalance(int fd, int32_t corr0, const struct joined *j)
 {
     int16_t hb = 0;
     int64_t deadline = mq_mono_ms() + 5000;
-    for (int32_t corr = corr0; hb != 27 && mq_mono_ms() < deadline; corr++)
+    for (int32_t corr = corr0; hb != MQ_KC_REBALANCE_IN_PROGRESS && mq_mono_ms() < deadline; corr++)
         hb = simple(fd, 12, 1, corr, j);
     return hb;
 }
@@ -880,7 +881,7 @@ static void test_groups_and_offsets(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     mq_kafka_rd_init(&rd, r, len);
     (void)mq_kafka_rd_i32(&rd);
-    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
     (void)mq_kafka_rd_nstring(&rd);
     CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
     CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "127.0.0.1"));
@@ -891,18 +892,18 @@ static void test_groups_and_offsets(void)
     struct joined ja, jb;
     join_group(a, 2, "");
     CU_ASSERT_FATAL(read_join(a, 2, &ja, 5000));
-    CU_ASSERT_EQUAL(ja.error, 0);
+    CU_ASSERT_EQUAL(ja.error, MQ_KC_NONE);
     CU_ASSERT_EQUAL(ja.generation, 1);
     CU_ASSERT_STRING_EQUAL(ja.leader, ja.member_id);
     CU_ASSERT_TRUE(strncmp(ja.member_id, "test-client-", 12) == 0);
     char asg[64];
     sync_group(a, 3, &ja, NULL);
-    CU_ASSERT_EQUAL(read_sync(a, 3, asg, sizeof asg), 0);
+    CU_ASSERT_EQUAL(read_sync(a, 3, asg, sizeof asg), MQ_KC_NONE);
     CU_ASSERT_STRING_EQUAL(asg, "leader-part");
 
     /* B joins: parked until A rejoins (A learns of the rebalance from its heartbeat). */
     join_group(b, 4, "");
-    CU_ASSERT_EQUAL(await_rebalance(a, 500, &ja), 27);
+    CU_ASSERT_EQUAL(await_rebalance(a, 500, &ja), MQ_KC_REBALANCE_IN_PROGRESS);
     join_group(a, 6, ja.member_id);
     CU_ASSERT_FATAL(read_join(a, 6, &ja, 5000));
     CU_ASSERT_FATAL(read_join(b, 4, &jb, 5000));
@@ -913,11 +914,11 @@ static void test_groups_and_offsets(void)
     /* B's sync waits for the leader's. */
     sync_group(b, 7, &jb, NULL);
     sync_group(a, 8, &ja, jb.member_id);
-    CU_ASSERT_EQUAL(read_sync(a, 8, asg, sizeof asg), 0);
+    CU_ASSERT_EQUAL(read_sync(a, 8, asg, sizeof asg), MQ_KC_NONE);
     CU_ASSERT_STRING_EQUAL(asg, "leader-part");
-    CU_ASSERT_EQUAL(read_sync(b, 7, asg, sizeof asg), 0);
+    CU_ASSERT_EQUAL(read_sync(b, 7, asg, sizeof asg), MQ_KC_NONE);
     CU_ASSERT_STRING_EQUAL(asg, "follower-part");
-    CU_ASSERT_EQUAL(simple(b, 12, 1, 9, &jb), 0);
+    CU_ASSERT_EQUAL(simple(b, 12, 1, 9, &jb), MQ_KC_NONE);
 
     /* OffsetCommit v2 from B (generation 2) for t1/0 and t1/1; a stale generation is refused. */
     for (int stale = 0; stale < 2; stale++) {
@@ -943,7 +944,7 @@ static void test_groups_and_offsets(void)
         CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 2);
         for (int p = 0; p < 2; p++) {
             CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), p);
-            CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), stale ? 22 : 0);
+            CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), stale ? MQ_KC_ILLEGAL_GENERATION : MQ_KC_NONE);
         }
         free(r);
     }
@@ -968,7 +969,7 @@ static void test_groups_and_offsets(void)
         CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), p < 2 ? 40 + p : -1);
         struct mq_kafka_str md = mq_kafka_rd_nstring(&rd);
         CU_ASSERT_TRUE(p != 0 || mq_kafka_str_eq(md, "meta"));
-        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
     }
     CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
     free(r);
@@ -994,8 +995,8 @@ static void test_groups_and_offsets(void)
     CU_ASSERT_EQUAL(off, 41);
 
     /* B leaves; A is told to rejoin and gets the group alone. */
-    CU_ASSERT_EQUAL(simple(b, 13, 1, 14, &jb), 0);
-    CU_ASSERT_EQUAL(simple(a, 12, 1, 15, &ja), 27);
+    CU_ASSERT_EQUAL(simple(b, 13, 1, 14, &jb), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(simple(a, 12, 1, 15, &ja), MQ_KC_REBALANCE_IN_PROGRESS);
     join_group(a, 16, ja.member_id);
     CU_ASSERT_FATAL(read_join(a, 16, &ja, 5000));
     CU_ASSERT_EQUAL(ja.generation, 3);
@@ -1005,12 +1006,12 @@ static void test_groups_and_offsets(void)
     int c = cli_connect();
     join_group(c, 17, "");
     /* Once A's heartbeat reports the rebalance, C's join is parked in the server. */
-    CU_ASSERT_EQUAL(await_rebalance(a, 100, &ja), 27);
+    CU_ASSERT_EQUAL(await_rebalance(a, 100, &ja), MQ_KC_REBALANCE_IN_PROGRESS);
     close(c);
     /* A's rejoin completes the round without waiting for C's lost connection. */
     join_group(a, 18, ja.member_id);
     CU_ASSERT_FATAL(read_join(a, 18, &ja, 5000));
-    CU_ASSERT_EQUAL(ja.error, 0);
+    CU_ASSERT_EQUAL(ja.error, MQ_KC_NONE);
     CU_ASSERT_EQUAL(ja.generation, 4);
     mq_kafka_wr_free(&body);
     close(a);
