@@ -1,7 +1,8 @@
 /*
  * handlers.c - the Kafka endpoint's request handlers other than Fetch (see server_int.h): metadata and
  * offsets, consumer groups and committed offsets, the refusals of a read-only endpoint (Produce,
- * InitProducerId, unsupported APIs), and the entry point that parses a request's header and dispatches it.
+ * InitProducerId, unsupported APIs), and the table of served APIs that both dispatches requests and
+ * answers ApiVersions.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -40,6 +41,24 @@ int16_t mq_ksrv_code_for(enum mq_err err)
     }
 }
 
+/* Fills q's list of what is served from the API table (mq_ksrv_apis()); false when out of memory. */
+static bool advertise(struct req *r, struct mq_kafka_api_versions_req *q)
+{
+    size_t n;
+    const struct mq_ksrv_api *t = mq_ksrv_apis(&n);
+    struct mq_kafka_api_range *list = mq_kafka_arena_calloc(&r->arena, n, sizeof *list);
+    if (!list)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        list[i].key = t[i].key;
+        list[i].min = t[i].min;
+        list[i].max = t[i].max;
+    }
+    q->apis = list;
+    q->api_count = (int32_t)n;
+    return true;
+}
+
 static void handle_api_versions(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_api_versions_req q;
@@ -49,8 +68,12 @@ static void handle_api_versions(struct req *r, struct mq_kafka_rd *rd)
     }
     q.error = MQ_KC_NONE;
     struct out_item *it = mq_ksrv_resp_begin(r);
-    if (it)
-        mq_kafka_api_versions_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+    if (it) {
+        if (advertise(r, &q))
+            mq_kafka_api_versions_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+        else
+            it->out.wr.err = MQ_ERR_NOMEM; /* mq_ksrv_resp_end() closes the connection */
+    }
     mq_ksrv_resp_end(r, it);
 }
 
@@ -535,12 +558,55 @@ static void handle_unsupported(struct req *r)
         if (r->hdr.api_key == MQ_KAPI_API_VERSIONS) {
             /* Kafka's rule: a v0 response the client can always parse, listing what is served. */
             struct mq_kafka_api_versions_req q = {.error = MQ_KC_UNSUPPORTED_VERSION};
-            mq_kafka_api_versions_resp_encode(&it->out.wr, 0, &q);
+            if (advertise(r, &q))
+                mq_kafka_api_versions_resp_encode(&it->out.wr, 0, &q);
+            else
+                it->out.wr.err = MQ_ERR_NOMEM; /* mq_ksrv_resp_end() closes the connection */
         } else {
             mq_kafka_error_resp_encode(&it->out.wr, MQ_KC_UNSUPPORTED_VERSION);
         }
     }
     mq_ksrv_resp_end(r, it);
+}
+
+/* ---- the API table and dispatch ---- */
+
+/*
+ * Every API the endpoint serves, in key order, with the versions it accepts and its handler. This one table
+ * dispatches requests (below) and is what ApiVersions advertises (advertise()), so the two cannot disagree.
+ * A request for an API or version not listed is answered by handle_unsupported(). Produce and
+ * InitProducerId are listed so that producers get a clear authorisation error rather than an unsupported
+ * version. Adding an API: its codec in proto.c, its handler here, one line in this table.
+ */
+static const struct mq_ksrv_api apis[] = {
+    {MQ_KAPI_PRODUCE, 0, 8, handle_produce},
+    {MQ_KAPI_FETCH, 4, 11, mq_ksrv_handle_fetch},
+    {MQ_KAPI_LIST_OFFSETS, 0, 5, handle_list_offsets},
+    {MQ_KAPI_METADATA, 0, 8, handle_metadata},
+    {MQ_KAPI_OFFSET_COMMIT, 0, 7, handle_offset_commit},
+    {MQ_KAPI_OFFSET_FETCH, 0, 5, handle_offset_fetch},
+    {MQ_KAPI_FIND_COORDINATOR, 0, 2, handle_find_coordinator},
+    {MQ_KAPI_JOIN_GROUP, 0, 5, handle_join_group},
+    {MQ_KAPI_HEARTBEAT, 0, 3, handle_heartbeat},
+    {MQ_KAPI_LEAVE_GROUP, 0, 3, handle_leave_group},
+    {MQ_KAPI_SYNC_GROUP, 0, 3, handle_sync_group},
+    {MQ_KAPI_API_VERSIONS, 0, 3, handle_api_versions},
+    {MQ_KAPI_INIT_PRODUCER_ID, 0, 1, handle_init_producer_id},
+};
+
+const struct mq_ksrv_api *mq_ksrv_apis(size_t *n)
+{
+    *n = sizeof apis / sizeof apis[0];
+    return apis;
+}
+
+/* The table's entry for (key, version), or NULL when that API or that version of it is not served. */
+static const struct mq_ksrv_api *api_find(int16_t key, int16_t version)
+{
+    for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++)
+        if (apis[i].key == key)
+            return version >= apis[i].min && version <= apis[i].max ? &apis[i] : NULL;
+    return NULL;
 }
 
 /* Handles one whole request; takes body. */
@@ -561,7 +627,8 @@ void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len)
         mq_ksrv_req_free(r);
         return;
     }
-    if (!mq_kafka_api_supported(r->hdr.api_key, r->hdr.api_version)) {
+    const struct mq_ksrv_api *api = api_find(r->hdr.api_key, r->hdr.api_version);
+    if (!api) {
         handle_unsupported(r);
         mq_ksrv_req_free(r);
         return;
@@ -576,50 +643,9 @@ void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len)
     }
     MQ_DEBUG("kafka: %s: %s v%d correlation %d", c->peer, mq_kafka_api_name(r->hdr.api_key),
              r->hdr.api_version, r->hdr.correlation_id);
-    switch (r->hdr.api_key) {
-    case MQ_KAPI_API_VERSIONS:
-        handle_api_versions(r, &rd);
-        break;
-    case MQ_KAPI_METADATA:
-        handle_metadata(r, &rd);
-        break;
-    case MQ_KAPI_LIST_OFFSETS:
-        handle_list_offsets(r, &rd);
-        break;
-    case MQ_KAPI_FETCH:
-        mq_ksrv_handle_fetch(r, &rd);
-        break;
-    case MQ_KAPI_FIND_COORDINATOR:
-        handle_find_coordinator(r, &rd);
-        break;
-    case MQ_KAPI_JOIN_GROUP:
-        handle_join_group(r, &rd);
-        break;
-    case MQ_KAPI_SYNC_GROUP:
-        handle_sync_group(r, &rd);
-        break;
-    case MQ_KAPI_HEARTBEAT:
-        handle_heartbeat(r, &rd);
-        break;
-    case MQ_KAPI_LEAVE_GROUP:
-        handle_leave_group(r, &rd);
-        break;
-    case MQ_KAPI_OFFSET_COMMIT:
-        handle_offset_commit(r, &rd);
-        break;
-    case MQ_KAPI_OFFSET_FETCH:
-        handle_offset_fetch(r, &rd);
-        break;
-    case MQ_KAPI_PRODUCE:
-        handle_produce(r, &rd);
-        break;
-    case MQ_KAPI_INIT_PRODUCER_ID:
-        handle_init_producer_id(r, &rd);
-        break;
-    default:
-        handle_unsupported(r);
-        break;
-    }
+    /* Authentication and authorisation (SASL, ACLs) belong here, between finding the API and running its
+     * handler, where every request of every API passes once with its parsed header (client id). */
+    api->handle(r, &rd);
     /* A handler that parked r made it c->cur; a group request may already be answered (done). */
     if (c->cur != r)
         mq_ksrv_req_free(r);

@@ -14,30 +14,6 @@
 
 /* ---- APIs and versions ---- */
 
-/* What ApiVersions advertises. Produce and InitProducerId are listed so that producers get a clear
- * authorisation error rather than an unsupported version. */
-static const struct mq_kafka_api_range apis[] = {
-    {MQ_KAPI_PRODUCE, 0, 8},          {MQ_KAPI_FETCH, 4, 11},        {MQ_KAPI_LIST_OFFSETS, 0, 5},
-    {MQ_KAPI_METADATA, 0, 8},         {MQ_KAPI_OFFSET_COMMIT, 0, 7}, {MQ_KAPI_OFFSET_FETCH, 0, 5},
-    {MQ_KAPI_FIND_COORDINATOR, 0, 2}, {MQ_KAPI_JOIN_GROUP, 0, 5},    {MQ_KAPI_HEARTBEAT, 0, 3},
-    {MQ_KAPI_LEAVE_GROUP, 0, 3},      {MQ_KAPI_SYNC_GROUP, 0, 3},    {MQ_KAPI_API_VERSIONS, 0, 3},
-    {MQ_KAPI_INIT_PRODUCER_ID, 0, 1},
-};
-
-const struct mq_kafka_api_range *mq_kafka_apis(size_t *n)
-{
-    *n = sizeof apis / sizeof apis[0];
-    return apis;
-}
-
-bool mq_kafka_api_supported(int16_t key, int16_t version)
-{
-    for (size_t i = 0; i < sizeof apis / sizeof apis[0]; i++)
-        if (apis[i].key == key)
-            return version >= apis[i].min && version <= apis[i].max;
-    return false;
-}
-
 /* The first flexible version of each API mqlog knows (Kafka's "flexibleVersions"). */
 static int16_t first_flexible(int16_t key)
 {
@@ -268,14 +244,13 @@ enum mq_err mq_kafka_api_versions_req_decode(struct mq_kafka_rd *rd, int16_t v,
 void mq_kafka_api_versions_resp_encode(struct mq_kafka_wr *wr, int16_t v,
                                        const struct mq_kafka_api_versions_req *r)
 {
-    size_t n;
-    const struct mq_kafka_api_range *t = mq_kafka_apis(&n);
+    const struct mq_kafka_api_range *t = r->apis;
     mq_kafka_wr_i16(wr, r->error);
     if (v >= 3)
-        mq_kafka_wr_carray(wr, (int32_t)n);
+        mq_kafka_wr_carray(wr, r->api_count);
     else
-        mq_kafka_wr_array(wr, (int32_t)n);
-    for (size_t i = 0; i < n; i++) {
+        mq_kafka_wr_array(wr, r->api_count);
+    for (int32_t i = 0; i < r->api_count; i++) {
         mq_kafka_wr_i16(wr, t[i].key);
         mq_kafka_wr_i16(wr, t[i].min);
         mq_kafka_wr_i16(wr, t[i].max);

@@ -8,8 +8,9 @@
  * together mirrors Kafka's responses, which repeat the request's topics and partitions in order.
  *
  * Field lists follow Kafka's message definitions (the JSON files under
- * clients/src/main/resources/common/message) for the versions in MQ_KAFKA_APIS; only ApiVersions v3 is a
- * flexible version among them (compact types and tagged fields in its body; its response header stays v0).
+ * clients/src/main/resources/common/message) for the versions the server's API table serves (handlers.c);
+ * only ApiVersions v3 is a flexible version among them (compact types and tagged fields in its body; its
+ * response header stays v0).
  * The decoders accept trailing bytes after the last field (as Kafka does) and reject everything that is
  * truncated or has impossible lengths.
  *
@@ -78,18 +79,12 @@ enum mq_kafka_code {
     MQ_KC_GROUP_MAX_SIZE_REACHED = 81,
 };
 
-/* One supported API and its version range. */
+/* One supported API and its version range, as ApiVersions lists it. */
 struct mq_kafka_api_range {
     int16_t key;
     int16_t min;
     int16_t max;
 };
-
-/* The table ApiVersions advertises, in key order; *n gets its length. */
-const struct mq_kafka_api_range *mq_kafka_apis(size_t *n);
-
-/* True when mqlog serves version `version` of API `key`. */
-bool mq_kafka_api_supported(int16_t key, int16_t version);
 
 /* The request header version of (key, version): 2 for flexible versions, else 1 (0 is never used by the
  * APIs served). ApiVersions v3 and above are flexible; unknown keys get 1. */
@@ -153,11 +148,13 @@ struct mq_kafka_api_versions_req {
     struct mq_kafka_str client_software_version;
     /* out */
     int16_t error;
+    const struct mq_kafka_api_range *apis; /* what is served, in key order (the server's API table) */
+    int32_t api_count;
 };
 enum mq_err mq_kafka_api_versions_req_decode(struct mq_kafka_rd *rd, int16_t v,
                                              struct mq_kafka_api_versions_req *r);
-/* Lists every API of mq_kafka_apis(). For an unsupported ApiVersions version, encode with v = 0 and
- * error MQ_KC_UNSUPPORTED_VERSION, as Kafka does, so that the client can read it and retry lower. */
+/* Lists r->apis. For an unsupported ApiVersions version, encode with v = 0 and error
+ * MQ_KC_UNSUPPORTED_VERSION, as Kafka does, so that the client can read it and retry lower. */
 void mq_kafka_api_versions_resp_encode(struct mq_kafka_wr *wr, int16_t v,
                                        const struct mq_kafka_api_versions_req *r);
 

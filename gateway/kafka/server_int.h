@@ -115,6 +115,20 @@ void mq_ksrv_resp_end(struct req *r, struct out_item *it);
 bool mq_ksrv_topic_name(struct mq_kafka_str s, char *buf);
 /* The Kafka error code for a store error. */
 int16_t mq_ksrv_code_for(enum mq_err err);
+/* A request handler: decodes r's body from rd and answers (mq_ksrv_resp_begin/end), or parks r by making
+ * it its connection's current request. */
+typedef void mq_ksrv_handler(struct req *r, struct mq_kafka_rd *rd);
+
+/* One API the endpoint serves: the versions it accepts and the handler that answers them. */
+struct mq_ksrv_api {
+    int16_t key; /* enum mq_kafka_api */
+    int16_t min, max;
+    mq_ksrv_handler *handle;
+};
+
+/* The table of served APIs, in key order; *n gets its length. It dispatches every request and is the list
+ * ApiVersions advertises. */
+const struct mq_ksrv_api *mq_ksrv_apis(size_t *n);
 /* Handles one whole request of c; takes body. */
 void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len);
 /* The group coordinator's answers to a parked JoinGroup / SyncGroup (waiter is its struct req). */

@@ -16,6 +16,7 @@
 
 #include "kafka/proto.h"
 #include "kafka/server.h"
+#include "kafka/server_int.h" /* mq_ksrv_apis(): the API table ApiVersions must advertise */
 #include "kafka/wire.h"
 #include "log/batch.h"
 #include "store/store.h"
@@ -274,6 +275,113 @@ static void test_api_versions(void)
     mq_kafka_server_stats(srv, &st);
     CU_ASSERT_EQUAL(st.unsupported, 3);
     CU_ASSERT_EQUAL(st.protocol_errors, 0);
+    close(fd);
+    fixture_down();
+}
+
+/* What ApiVersions advertised when dispatch was a switch beside a separate version list: the API table
+ * must keep answering exactly this unless an API or version is added on purpose. */
+static const struct mq_kafka_api_range served[] = {
+    {MQ_KAPI_PRODUCE, 0, 8},          {MQ_KAPI_FETCH, 4, 11},        {MQ_KAPI_LIST_OFFSETS, 0, 5},
+    {MQ_KAPI_METADATA, 0, 8},         {MQ_KAPI_OFFSET_COMMIT, 0, 7}, {MQ_KAPI_OFFSET_FETCH, 0, 5},
+    {MQ_KAPI_FIND_COORDINATOR, 0, 2}, {MQ_KAPI_JOIN_GROUP, 0, 5},    {MQ_KAPI_HEARTBEAT, 0, 3},
+    {MQ_KAPI_LEAVE_GROUP, 0, 3},      {MQ_KAPI_SYNC_GROUP, 0, 3},    {MQ_KAPI_API_VERSIONS, 0, 3},
+    {MQ_KAPI_INIT_PRODUCER_ID, 0, 1},
+};
+
+/* Reads an ApiVersions list of response version v and checks that it is the server's API table. */
+static void check_advertised(struct mq_kafka_rd *rd, int16_t v)
+{
+    size_t n;
+    const struct mq_ksrv_api *t = mq_ksrv_apis(&n);
+    int32_t count = v >= 3 ? mq_kafka_rd_carray(rd, 7, false) : mq_kafka_rd_array(rd, 6, false);
+    CU_ASSERT_EQUAL_FATAL(count, (int32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(rd), t[i].key);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(rd), t[i].min);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(rd), t[i].max);
+        if (v >= 3)
+            mq_kafka_rd_tags(rd);
+    }
+}
+
+/* The one table that dispatches is what every ApiVersions version advertises, and a version outside an
+ * API's [min, max] gets UNSUPPORTED_VERSION: ApiVersions in a v0 response with the list (Kafka's rule),
+ * every other API as a body of just the error code. */
+static void test_api_table(void)
+{
+    size_t n;
+    const struct mq_ksrv_api *t = mq_ksrv_apis(&n);
+    CU_ASSERT_EQUAL_FATAL(n, sizeof served / sizeof served[0]);
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(t[i].key, served[i].key);
+        CU_ASSERT_EQUAL(t[i].min, served[i].min);
+        CU_ASSERT_EQUAL(t[i].max, served[i].max);
+        CU_ASSERT_PTR_NOT_NULL(t[i].handle);
+    }
+
+    fixture_up();
+    int fd = cli_connect();
+    int32_t corr = 100;
+    size_t len;
+    struct mq_kafka_rd rd;
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    for (int16_t v = 0; v <= 3; v++) {
+        mq_kafka_wr_reset(&body);
+        if (v >= 3) {
+            mq_kafka_wr_cstring(&body, "test");
+            mq_kafka_wr_cstring(&body, "1");
+            mq_kafka_wr_tags(&body);
+        }
+        cli_send(fd, MQ_KAPI_API_VERSIONS, v, ++corr, &body);
+        uint8_t *b = cli_recv(fd, corr, &len, 5000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        mq_kafka_rd_init(&rd, b, len);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
+        check_advertised(&rd, v);
+        if (v >= 1)
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0); /* throttle time */
+        if (v >= 3)
+            mq_kafka_rd_tags(&rd);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        free(b);
+    }
+
+    uint64_t refused = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int16_t outside[] = {(int16_t)(t[i].min - 1), (int16_t)(t[i].max + 1)};
+        for (int k = 0; k < 2; k++) {
+            cli_send(fd, t[i].key, outside[k], ++corr, NULL);
+            uint8_t *b = cli_recv(fd, corr, &len, 5000);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+            mq_kafka_rd_init(&rd, b, len);
+            CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_UNSUPPORTED_VERSION);
+            if (t[i].key == MQ_KAPI_API_VERSIONS)
+                check_advertised(&rd, 0);
+            CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+            CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+            free(b);
+            refused++;
+        }
+    }
+    /* APIs not in the table at all: SaslHandshake (17, not served yet) and CreateTopics (19). */
+    static const int16_t absent[] = {17, 19};
+    for (int k = 0; k < 2; k++) {
+        cli_send(fd, absent[k], 0, ++corr, NULL);
+        uint8_t *b = cli_recv(fd, corr, &len, 5000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+        CU_ASSERT_EQUAL(len, 2);
+        CU_ASSERT_EQUAL(mq_be16_get(b), MQ_KC_UNSUPPORTED_VERSION);
+        free(b);
+        refused++;
+    }
+    struct mq_kafka_server_stats st;
+    mq_kafka_server_stats(srv, &st);
+    CU_ASSERT_EQUAL(st.unsupported, refused);
+    CU_ASSERT_EQUAL(st.protocol_errors, 0);
+    mq_kafka_wr_free(&body);
     close(fd);
     fixture_down();
 }
@@ -1151,10 +1259,19 @@ static void test_start_errors(void)
 int main(void)
 {
     static const struct mq_test tests[] = {
-        MQ_TEST(test_api_versions),       MQ_TEST(test_metadata_and_offsets),   MQ_TEST(test_fetch),
-        MQ_TEST(test_long_poll),          MQ_TEST(test_pipelining_and_produce), MQ_TEST(test_bad_requests),
-        MQ_TEST(test_groups_and_offsets), MQ_TEST(test_many_connections),       MQ_TEST(test_idle_timeout),
-        MQ_TEST(test_read_only_store),    MQ_TEST(test_start_errors),           MQ_TEST_END,
+        MQ_TEST(test_api_versions),
+        MQ_TEST(test_api_table),
+        MQ_TEST(test_metadata_and_offsets),
+        MQ_TEST(test_fetch),
+        MQ_TEST(test_long_poll),
+        MQ_TEST(test_pipelining_and_produce),
+        MQ_TEST(test_bad_requests),
+        MQ_TEST(test_groups_and_offsets),
+        MQ_TEST(test_many_connections),
+        MQ_TEST(test_idle_timeout),
+        MQ_TEST(test_read_only_store),
+        MQ_TEST(test_start_errors),
+        MQ_TEST_END,
     };
     return mq_test_run("kafka_server", tests);
 }
