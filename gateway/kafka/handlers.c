@@ -142,9 +142,9 @@ static int64_t record_timestamp(struct mq_part *part, int64_t offset, int64_t fa
     struct mq_batch_info bi;
     if (pread(s.fd, hdr, sizeof hdr, s.pos) == (ssize_t)sizeof hdr &&
         mq_batch_parse_header(hdr, sizeof hdr, &bi) == MQ_OK && mq_batch_size(&bi) <= s.len) {
-        if (bi.attributes & 0x08) {
+        if (bi.attributes & MQ_BATCH_ATTR_LOG_APPEND_TIME) {
             ts = bi.max_timestamp; /* LogAppendTime: every record has the batch's time */
-        } else if (!(bi.attributes & 0x07)) {
+        } else if (!(bi.attributes & MQ_BATCH_ATTR_COMPRESSION_MASK)) {
             uint8_t *b = malloc(mq_batch_size(&bi));
             if (b && pread(s.fd, b, mq_batch_size(&bi), s.pos) == (ssize_t)mq_batch_size(&bi)) {
                 struct mq_record_iter iter;
