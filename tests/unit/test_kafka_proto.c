@@ -222,8 +222,9 @@ static void build_api_versions(struct mq_kafka_wr *w, int16_t v)
 
 /* ---- a generic decode driver, used by the truncation and mutation tests ---- */
 
-/* Decodes buf[0..len) as API key version v. Returns the decoder's result. */
-static enum mq_err decode_any(int16_t key, int16_t v, const uint8_t *buf, size_t len)
+/* Decodes buf[0..len) as API key version v. Returns the decoder's result; *used (may be NULL) gets the
+ * number of bytes the decoder read. */
+static enum mq_err decode_any(int16_t key, int16_t v, const uint8_t *buf, size_t len, size_t *used)
 {
     struct mq_kafka_rd rd;
     struct mq_kafka_arena a;
@@ -298,6 +299,8 @@ static enum mq_err decode_any(int16_t key, int16_t v, const uint8_t *buf, size_t
         break;
     }
     }
+    if (used)
+        *used = len - mq_kafka_rd_left(&rd);
     mq_kafka_arena_free(&a);
     return err;
 }
@@ -971,8 +974,33 @@ static void test_produce(void)
     free(hold);
 }
 
-/* Every supported (key, version): the sample decodes, every truncation fails, random mutations never
- * crash (ASan checks the reads; every buffer is exactly the request's size). */
+/*
+ * Checks every prefix of buf (len included), each copied to a buffer of exactly its size so that ASan
+ * sees any read past it. A decoder reads its input front to back and needs every byte it reads, so the
+ * answer for each prefix follows from decoding the whole: if the whole decodes (err MQ_OK) reading `used`
+ * bytes, exactly the prefixes of at least `used` bytes decode; if it does not, no prefix does and each is
+ * MQ_ERR_PROTOCOL (a truncated or impossible request, never another error).
+ */
+static void check_prefixes(int16_t key, int16_t v, const uint8_t *buf, size_t len, enum mq_err err,
+                           size_t used)
+{
+    for (size_t cut = 0; cut <= len; cut++) {
+        uint8_t *c = malloc(cut ? cut : 1);
+        CU_ASSERT_FATAL(c != NULL);
+        memcpy(c, buf, cut);
+        enum mq_err want = err == MQ_OK && cut >= used ? MQ_OK : MQ_ERR_PROTOCOL;
+        enum mq_err got = decode_any(key, v, c, cut, NULL);
+        if (got != want)
+            fprintf(stderr, "%s v%d: prefix %zu of %zu: %s, want %s\n", mq_kafka_api_name(key), v, cut, len,
+                    mq_strerror(got), mq_strerror(want));
+        CU_ASSERT_EQUAL(got, want);
+        free(c);
+    }
+}
+
+/* Every supported (key, version): the sample decodes reading all of it, with trailing bytes too (ignored,
+ * as Kafka does); each truncation fails; random mutations never crash (ASan) and each of their prefixes
+ * gets exactly the answer check_prefixes() derives. */
 static void test_truncation_and_mutation(void)
 {
     size_t n;
@@ -984,20 +1012,21 @@ static void test_truncation_and_mutation(void)
             mq_kafka_wr_init(&w);
             build_any(&w, t[i].key, v);
             CU_ASSERT_FATAL(mq_kafka_wr_ok(&w));
-            uint8_t *exact = malloc(w.len ? w.len : 1);
+            uint8_t *exact = malloc(w.len + 8);
             CU_ASSERT_FATAL(exact != NULL);
             if (w.len)
                 memcpy(exact, w.buf, w.len);
-            if (decode_any(t[i].key, v, exact, w.len) != MQ_OK)
+            size_t used = 0;
+            enum mq_err err = decode_any(t[i].key, v, exact, w.len, &used);
+            if (err != MQ_OK)
                 fprintf(stderr, "sample of %s v%d does not decode\n", mq_kafka_api_name(t[i].key), v);
-            CU_ASSERT_EQUAL(decode_any(t[i].key, v, exact, w.len), MQ_OK);
-            for (size_t cut = 0; cut < w.len; cut++) {
-                uint8_t *c = malloc(cut ? cut : 1);
-                CU_ASSERT_FATAL(c != NULL);
-                memcpy(c, w.buf, cut);
-                CU_ASSERT_EQUAL(decode_any(t[i].key, v, c, cut), MQ_ERR_PROTOCOL);
-                free(c);
-            }
+            CU_ASSERT_EQUAL(err, MQ_OK);
+            CU_ASSERT_EQUAL(used, w.len);
+            check_prefixes(t[i].key, v, exact, w.len, MQ_OK, w.len);
+            for (size_t k = 0; k < 8; k++)
+                exact[w.len + k] = (uint8_t)rand_r(&seed);
+            CU_ASSERT_EQUAL(decode_any(t[i].key, v, exact, w.len + 8, &used), MQ_OK);
+            CU_ASSERT_EQUAL(used, w.len);
             for (int iter = 0; iter < 300 && w.len; iter++) {
                 memcpy(exact, w.buf, w.len);
                 int flips = 1 + rand_r(&seed) % 4;
@@ -1006,8 +1035,10 @@ static void test_truncation_and_mutation(void)
                     int kind = rand_r(&seed) % 3;
                     exact[pos] = kind == 0 ? 0xff : kind == 1 ? 0x7f : (uint8_t)rand_r(&seed);
                 }
-                enum mq_err err = decode_any(t[i].key, v, exact, w.len);
-                CU_ASSERT_TRUE(err == MQ_OK || err == MQ_ERR_PROTOCOL);
+                /* Whether the whole still decodes depends on which bytes were hit (a length or a
+                 * value); its prefixes' answers follow from it. */
+                err = decode_any(t[i].key, v, exact, w.len, &used);
+                check_prefixes(t[i].key, v, exact, w.len, err, used);
             }
             free(exact);
             mq_kafka_wr_free(&w);
