@@ -180,7 +180,7 @@ static void fetch_finish(struct mq_kafka_server *srv, struct req *r)
 }
 
 /* Re-examines parked fetches: all of them (new data) or only those past their deadline. */
-void mq_ksrv_fetch_recheck(struct mq_kafka_server *srv, int64_t now, bool all)
+static void fetch_recheck(struct mq_kafka_server *srv, int64_t now, bool all)
 {
     struct req *r = srv->waiting;
     while (r) {
@@ -190,6 +190,30 @@ void mq_ksrv_fetch_recheck(struct mq_kafka_server *srv, int64_t now, bool all)
             fetch_finish(srv, r);
         r = next;
     }
+}
+
+void mq_ksrv_fetch_tick(struct mq_kafka_server *srv, int64_t now, bool woken)
+{
+    bool all = false;
+    if (woken && atomic_exchange(&srv->data_ready, false))
+        all = true;
+    if (srv->read_mode && now - srv->last_poll >= srv->conf.fetch_poll_ms) {
+        srv->last_poll = now;
+        all = true;
+    }
+    if (srv->waiting)
+        fetch_recheck(srv, now, all);
+}
+
+int64_t mq_ksrv_fetch_next_due(const struct mq_kafka_server *srv)
+{
+    int64_t next = INT64_MAX;
+    for (const struct req *r = srv->waiting; r; r = r->wait_next)
+        if (r->deadline < next)
+            next = r->deadline;
+    if (srv->read_mode && srv->waiting && srv->last_poll + srv->conf.fetch_poll_ms < next)
+        next = srv->last_poll + srv->conf.fetch_poll_ms;
+    return next;
 }
 
 /* ---- the durable wake-up ---- */

@@ -390,12 +390,9 @@ static void accept_all(struct mq_kafka_server *srv)
 
 static int loop_timeout(struct mq_kafka_server *srv, int64_t now, int64_t group_next)
 {
-    int64_t next = group_next;
-    for (struct req *r = srv->waiting; r; r = r->wait_next)
-        if (r->deadline < next)
-            next = r->deadline;
-    if (srv->read_mode && srv->waiting && srv->last_poll + srv->conf.fetch_poll_ms < next)
-        next = srv->last_poll + srv->conf.fetch_poll_ms;
+    int64_t next = mq_ksrv_fetch_next_due(srv);
+    if (group_next < next)
+        next = group_next;
     if (next == INT64_MAX)
         return 1000;
     int64_t d = next - now;
@@ -443,15 +440,7 @@ static void *loop_main(void *arg)
             }
         }
         int64_t now = now_ms();
-        bool all = false;
-        if (woken && atomic_exchange(&srv->data_ready, false))
-            all = true;
-        if (srv->read_mode && now - srv->last_poll >= srv->conf.fetch_poll_ms) {
-            srv->last_poll = now;
-            all = true;
-        }
-        if (srv->waiting)
-            mq_ksrv_fetch_recheck(srv, now, all);
+        mq_ksrv_fetch_tick(srv, now, woken);
         group_next = mq_kafka_groups_tick(srv->groups, now);
         while (srv->ready) {
             struct conn *c = srv->ready;

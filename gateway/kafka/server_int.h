@@ -139,8 +139,12 @@ void mq_ksrv_on_sync(void *opaque, void *waiter, int16_t error, struct mq_kafka_
 
 /* Answers a Fetch, or parks it (r becomes its connection's current request) until data or its deadline. */
 void mq_ksrv_handle_fetch(struct req *r, struct mq_kafka_rd *rd);
-/* Re-examines parked fetches: all of them (new data) or only those past their deadline. */
-void mq_ksrv_fetch_recheck(struct mq_kafka_server *srv, int64_t now, bool all);
+/* Once per loop iteration (woken: the eventfd fired): answers the parked fetches that are past their
+ * deadline, or all that now find enough data after new durable records or, for read-only stores, a
+ * fetch_poll_ms poll. */
+void mq_ksrv_fetch_tick(struct mq_kafka_server *srv, int64_t now, bool woken);
+/* When the next parked fetch is due (its deadline or the next poll), INT64_MAX when none is parked. */
+int64_t mq_ksrv_fetch_next_due(const struct mq_kafka_server *srv);
 /* Takes a parked fetch off the server's list (its connection is closing). */
 void mq_ksrv_waiting_remove(struct mq_kafka_server *srv, struct req *r);
 /* The log's durable callback (opaque: the server): wakes the loop to recheck parked fetches. */
