@@ -476,7 +476,7 @@ int mq_catalog_schema_version(struct mq_catalog *cat)
 static bool mq_catalog_name_ok(const char *name)
 {
     size_t len = name ? strlen(name) : 0;
-    return len > 0 && len <= MQ_CATALOG_TOPIC_MAX;
+    return len > 0 && len <= MQ_TOPIC_NAME_MAX;
 }
 
 enum mq_err mq_catalog_topic_create(struct mq_catalog *cat, const char *name, int32_t partitions,

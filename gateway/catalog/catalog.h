@@ -25,10 +25,10 @@
 #include <stdint.h>
 
 #include "util/err.h"
+#include "util/topic.h"
 
 #define MQ_CATALOG_FILE            "catalog.db" /* its name inside a data directory */
 #define MQ_CATALOG_BUSY_TIMEOUT_MS 5000
-#define MQ_CATALOG_TOPIC_MAX       249 /* longest topic name (Kafka's limit) */
 #define MQ_CATALOG_PARTITIONS_MAX  10000
 
 struct mq_catalog;
@@ -62,7 +62,7 @@ int mq_catalog_schema_version(struct mq_catalog *cat);
 /* ---- topics ---- */
 
 struct mq_catalog_topic {
-    char name[MQ_CATALOG_TOPIC_MAX + 1];
+    char name[MQ_TOPIC_NAME_MAX + 1];
     int32_t partitions;
     int64_t retention_ms;    /* 0: no time limit */
     int64_t retention_bytes; /* 0: no size limit */

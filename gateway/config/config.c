@@ -24,6 +24,7 @@
 #include "route/route.h"
 #include "util/diag.h"
 #include "util/parse.h"
+#include "util/topic.h"
 
 #define MQ_CFG_MAX_ERRORS 1000   /* stop collecting after this many */
 #define MQ_CFG_MAX_DEPTH  8      /* include nesting */
@@ -525,10 +526,10 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
             *(char **)field = NULL;
             return;
         }
-        if (!mq_route_topic_valid(v, strlen(v))) {
+        if (!mq_topic_name_valid(v)) {
             mq_cctx_error(ctx, node,
                           "%s: expected drop or a log topic name (1 to %d of a-z A-Z 0-9 . _ -), got '%s'",
-                          k->name, MQ_LOG_TOPIC_MAX, v);
+                          k->name, MQ_TOPIC_NAME_MAX, v);
             return;
         }
         break;

@@ -19,7 +19,7 @@
 #include "kafka/wire.h"
 #include "util/parse.h"
 
-#define TOPIC_NAME_MAX 249
+#define TOPIC_NAME_MAX MQ_TOPIC_NAME_MAX /* util/topic.h, via log.h */
 
 struct out_item {
     struct out_item *next;

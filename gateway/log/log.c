@@ -45,20 +45,6 @@ enum mq_log_mode mq_log_mode(const struct mq_log *log)
     return log->mode;
 }
 
-bool mq_topic_name_valid(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > 249 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static void *mq_log_flusher(void *arg)
 {
     struct mq_log *log = arg;

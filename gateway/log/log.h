@@ -34,6 +34,7 @@
 
 #include "log/batch.h"
 #include "util/err.h"
+#include "util/topic.h" /* mq_topic_name_valid(): every topic argument must pass it */
 
 struct mq_log;  /* an open data directory */
 struct mq_part; /* one partition of one topic; owned by its mq_log */
@@ -80,9 +81,6 @@ enum mq_err mq_log_close(struct mq_log *log);
 
 const char *mq_log_dir(const struct mq_log *log);
 enum mq_log_mode mq_log_mode(const struct mq_log *log);
-
-/* Kafka's rule for topic names: 1..249 characters of [a-zA-Z0-9._-], not "." or "..". */
-bool mq_topic_name_valid(const char *name);
 
 /*
  * Creates the directories of partitions [0, partitions) of topic (those that exist are kept). Write mode.

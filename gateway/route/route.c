@@ -47,24 +47,6 @@ struct mq_route_table {
     char *unmatched;
 };
 
-static bool mq_topic_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-}
-
-bool mq_route_topic_valid(const char *name, size_t len)
-{
-    if (!name || len == 0 || len > MQ_LOG_TOPIC_MAX)
-        return false;
-    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!mq_topic_char((unsigned char)name[i]))
-            return false;
-    return true;
-}
-
 /* Walks a template, calling part() for each literal run and reference. Returns MQ_OK or MQ_ERR_INVAL with
  * the reason. part may be NULL (check only). */
 static enum mq_err mq_tpl_walk(const char *tmpl, void (*part)(void *opaque, const struct mq_tpl_part *p),
@@ -98,7 +80,7 @@ static enum mq_err mq_tpl_walk(const char *tmpl, void (*part)(void *opaque, cons
         }
         const char *start = p;
         while (*p && *p != '{') {
-            if (!mq_topic_char((unsigned char)*p))
+            if (!mq_topic_name_char((unsigned char)*p))
                 return mq_errf(
                     MQ_ERR_INVAL, errstr, errstr_size,
                     "template '%s': '%c' is not allowed in a log topic name (only a-z A-Z 0-9 . _ -)", tmpl,
@@ -125,10 +107,10 @@ enum mq_err mq_route_template_check(const char *tmpl, int *max_ref, char *errstr
     enum mq_err err = mq_tpl_walk(tmpl, NULL, NULL, &maxr, &lits, errstr, errstr_size);
     if (err)
         return err;
-    if (lits > MQ_LOG_TOPIC_MAX)
+    if (lits > MQ_TOPIC_NAME_MAX)
         return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "log topic '%.40s...' is longer than %d characters",
-                       tmpl, MQ_LOG_TOPIC_MAX);
-    if (maxr == 0 && !mq_route_topic_valid(tmpl, strlen(tmpl)))
+                       tmpl, MQ_TOPIC_NAME_MAX);
+    if (maxr == 0 && !mq_topic_name_valid_len(tmpl, strlen(tmpl)))
         return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "'%s' is not a valid log topic name", tmpl);
     if (max_ref)
         *max_ref = maxr;
@@ -290,7 +272,7 @@ static enum mq_err mq_route_map_build(struct mq_route_map *m, const struct mq_ro
 enum mq_err mq_route_table_new(const struct mq_route_def *defs, size_t ndefs, const char *unmatched,
                                struct mq_route_table **out, char *errstr, size_t errstr_size)
 {
-    if (unmatched && !mq_route_topic_valid(unmatched, strlen(unmatched)))
+    if (unmatched && !mq_topic_name_valid_len(unmatched, strlen(unmatched)))
         return mq_errf(MQ_ERR_INVAL, errstr, errstr_size,
                        "'%s' is not a valid log topic name for unmatched messages", unmatched);
     struct mq_route_table *t = calloc(1, sizeof(*t));
@@ -326,20 +308,20 @@ static bool mq_tpl_put_capture(char *buf, size_t *n, const char *s, size_t len)
         char o;
         if (c == '/')
             o = '.';
-        else if (mq_topic_char(c))
+        else if (mq_topic_name_char(c))
             o = (char)c;
         else if (c >= 0x80 && c < 0xc0)
             continue; /* a UTF-8 continuation byte: its character already became one '_' */
         else
             o = '_';
-        if (*n >= MQ_LOG_TOPIC_MAX)
+        if (*n >= MQ_TOPIC_NAME_MAX)
             return false;
         buf[(*n)++] = o;
     }
     return true;
 }
 
-/* Expands m's template into buf (MQ_LOG_TOPIC_MAX + 1 bytes); false when the result is not a legal name. */
+/* Expands m's template into buf (MQ_TOPIC_NAME_MAX + 1 bytes); false when the result is not a legal name. */
 static bool mq_tpl_expand(const struct mq_route_map *m, const char *topic, const struct mq_span *caps,
                           char *buf)
 {
@@ -350,14 +332,14 @@ static bool mq_tpl_expand(const struct mq_route_map *m, const char *topic, const
             if (!mq_tpl_put_capture(buf, &n, topic + caps[p->ref - 1].off, caps[p->ref - 1].len))
                 return false;
         } else {
-            if (p->len > MQ_LOG_TOPIC_MAX - n)
+            if (p->len > MQ_TOPIC_NAME_MAX - n)
                 return false;
             memcpy(buf + n, p->lit, p->len);
             n += p->len;
         }
     }
     buf[n] = '\0';
-    return mq_route_topic_valid(buf, n);
+    return mq_topic_name_valid_len(buf, n);
 }
 
 /* The N-th level (1-based) of topic, or false when the topic has fewer levels. */
@@ -382,9 +364,9 @@ static bool mq_topic_level(const char *topic, size_t len, int level, const char 
 /* Per-call state: the names already handed out (for the one-hit-per-topic rule) and their buffers. */
 struct mq_route_call {
     const char *names_stack[MQ_ROUTE_STACK_NAMES];
-    char bufs_stack[MQ_ROUTE_STACK_NAMES][MQ_LOG_TOPIC_MAX + 1];
+    char bufs_stack[MQ_ROUTE_STACK_NAMES][MQ_TOPIC_NAME_MAX + 1];
     const char **names;
-    char (*bufs)[MQ_LOG_TOPIC_MAX + 1];
+    char (*bufs)[MQ_TOPIC_NAME_MAX + 1];
     size_t nnames, cap;
     char key_stack[MQ_ROUTE_STACK_KEY];
     char *key_heap;
@@ -404,7 +386,7 @@ static char *mq_route_next_buf(struct mq_route_call *c)
     if (c->nnames == c->cap) {
         size_t ncap = c->cap * 2;
         const char **names = malloc(ncap * sizeof(*names));
-        char(*bufs)[MQ_LOG_TOPIC_MAX + 1] = malloc(ncap * sizeof(*bufs));
+        char(*bufs)[MQ_TOPIC_NAME_MAX + 1] = malloc(ncap * sizeof(*bufs));
         if (!names || !bufs) {
             free(names);
             free(bufs);

@@ -34,12 +34,9 @@
 
 #include "route/filter.h"
 #include "util/err.h"
+#include "util/topic.h"
 
-#define MQ_LOG_TOPIC_MAX  249 /* Kafka's limit on a topic name */
-#define MQ_ROUTE_MAX_REFS 32  /* the highest {N} a template may use */
-
-/* Kafka's rule for topic names: 1..249 characters of [a-zA-Z0-9._-], not "." or "..". */
-bool mq_route_topic_valid(const char *name, size_t len);
+#define MQ_ROUTE_MAX_REFS 32 /* the highest {N} a template may use */
 
 /*
  * Checks a log topic template: literal text of [a-zA-Z0-9._-], references {1}..{32}, no other braces; a

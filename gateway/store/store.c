@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "util/topic.h"
+
 struct mq_store {
     char *dir;
     int flags;
@@ -159,8 +161,7 @@ enum mq_err mq_store_topic_create(struct mq_store *store, const char *name, int3
 {
     if (!name || !mq_topic_name_valid(name))
         return mq_errf(MQ_ERR_INVAL, errstr, errstr_size,
-                       "invalid topic name \"%s\" (1-249 characters of a-z A-Z 0-9 . _ -, not . or ..)",
-                       name ? name : "(null)");
+                       "invalid topic name \"%s\" (" MQ_TOPIC_NAME_RULE ")", name ? name : "(null)");
     if (partitions < 1 || partitions > MQ_CATALOG_PARTITIONS_MAX)
         return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "topic %s: partitions must be 1..%d, not %d", name,
                        MQ_CATALOG_PARTITIONS_MAX, (int)partitions);

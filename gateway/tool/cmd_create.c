@@ -8,6 +8,7 @@
 
 #include "tool/tool.h"
 #include "util/parse.h"
+#include "util/topic.h"
 
 static void mq_create_help(void)
 {
@@ -25,7 +26,7 @@ static void mq_create_help(void)
            "                             1GiB, 10GB; 0 means no limit (default 0)\n"
            "  -h, --help                 this text\n"
            "\n"
-           "A topic name is 1-249 characters of a-z A-Z 0-9 . _ - (not \".\" or \"..\").\n",
+           "A topic name is " MQ_TOPIC_NAME_RULE ".\n",
            MQ_CATALOG_PARTITIONS_MAX);
 }
 
@@ -79,8 +80,7 @@ int mq_cmd_create(int argc, char **argv)
         return mq_tool_usage_error("create", "unexpected argument '%s'", argv[optind + 1]);
     const char *topic = argv[optind];
     if (!mq_topic_name_valid(topic))
-        return mq_tool_usage_error(
-            "create", "invalid topic name '%s' (1-249 characters of a-z A-Z 0-9 . _ -, not . or ..)", topic);
+        return mq_tool_usage_error("create", "invalid topic name '%s' (" MQ_TOPIC_NAME_RULE ")", topic);
     if (partitions < 0)
         return mq_tool_usage_error("create", "--partitions N is required");
 

@@ -100,11 +100,11 @@ static void test_topics(void)
     CU_ASSERT_EQUAL(mq_catalog_topic_get(cat, "nope", &t), MQ_ERR_NOENT);
 
     /* Bad arguments. */
-    char longname[MQ_CATALOG_TOPIC_MAX + 2];
+    char longname[MQ_TOPIC_NAME_MAX + 2];
     memset(longname, 'a', sizeof longname - 1);
     longname[sizeof longname - 1] = 0;
     CU_ASSERT_EQUAL(mq_catalog_topic_create(cat, longname, 1, 0, 0), MQ_ERR_INVAL);
-    longname[MQ_CATALOG_TOPIC_MAX] = 0; /* exactly the longest allowed */
+    longname[MQ_TOPIC_NAME_MAX] = 0; /* exactly the longest allowed */
     CU_ASSERT_EQUAL(mq_catalog_topic_create(cat, longname, 1, 0, 0), MQ_OK);
     CU_ASSERT_EQUAL(mq_catalog_topic_get(cat, longname, &t), MQ_OK);
     CU_ASSERT_STRING_EQUAL(t.name, longname);

@@ -212,16 +212,16 @@ static void test_topic_names(void)
     CU_ASSERT_FALSE(mq_topic_valid("\xed\xa0\x80", 3)); /* a UTF-16 surrogate */
     CU_ASSERT_TRUE(mq_topic_valid("\xf0\x9f\x98\x80", 4));
 
-    CU_ASSERT_TRUE(mq_route_topic_valid("a.b_c-D9", 8));
-    CU_ASSERT_FALSE(mq_route_topic_valid(".", 1));
-    CU_ASSERT_FALSE(mq_route_topic_valid("..", 2));
-    CU_ASSERT_TRUE(mq_route_topic_valid("...", 3));
-    CU_ASSERT_FALSE(mq_route_topic_valid("a/b", 3));
-    CU_ASSERT_FALSE(mq_route_topic_valid("", 0));
+    CU_ASSERT_TRUE(mq_topic_name_valid_len("a.b_c-D9", 8));
+    CU_ASSERT_FALSE(mq_topic_name_valid_len(".", 1));
+    CU_ASSERT_FALSE(mq_topic_name_valid_len("..", 2));
+    CU_ASSERT_TRUE(mq_topic_name_valid_len("...", 3));
+    CU_ASSERT_FALSE(mq_topic_name_valid_len("a/b", 3));
+    CU_ASSERT_FALSE(mq_topic_name_valid_len("", 0));
     char name[251];
     memset(name, 'x', sizeof(name));
-    CU_ASSERT_TRUE(mq_route_topic_valid(name, 249));
-    CU_ASSERT_FALSE(mq_route_topic_valid(name, 250));
+    CU_ASSERT_TRUE(mq_topic_name_valid_len(name, 249));
+    CU_ASSERT_FALSE(mq_topic_name_valid_len(name, 250));
 }
 
 /* ---- templates and keys ---- */
