@@ -14,60 +14,12 @@
 set -euo pipefail
 
 M=${1:?usage: test_replay.sh PATH_TO_MQLOG}
-[[ -x $M ]] || { echo "FAIL: $M is not an executable" >&2; exit 1; }
+source "$(dirname "$0")/lib/lib.sh"
+need_exe "$M"
 PATH=$PATH:/usr/sbin:/sbin
-for tool in mosquitto mosquitto_sub python3 script; do
-    command -v "$tool" >/dev/null || { echo "FAIL: $tool is needed (scripts/setup installs it)" >&2; exit 1; }
-done
+need mosquitto mosquitto_sub python3 script
+mq_setup replay
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/mqlog-replay.XXXXXX")
-BG=()
-cleanup() {
-    for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${BG[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-D=$T/data
-CHECKS=0
-fail() { echo "FAIL (line ${BASH_LINENO[0]}): $*" >&2; exit 1; }
-ok() { CHECKS=$((CHECKS + 1)); }
-
-run() {
-    set +e
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-    set -e
-}
-expect_ok() {
-    run "$@"
-    [[ $rc == 0 ]] || fail "'$*' exited $rc: $(cat "$T/err")"
-    ok
-}
-# expect_err STATUS PATTERN CMD...: exit STATUS, exactly one line on stderr starting "mqlog: " and matching
-# PATTERN, nothing on stdout.
-expect_err() {
-    local want=$1 pat=$2
-    shift 2
-    run "$@"
-    [[ $rc == "$want" ]] || fail "'$*' exited $rc, expected $want; stderr: $(cat "$T/err")"
-    [[ $(wc -l <"$T/err") == 1 ]] || fail "'$*' printed more than one error line: $(cat "$T/err")"
-    grep -Eq "^mqlog: .*$pat" "$T/err" || fail "'$*': stderr '$(cat "$T/err")' does not match '$pat'"
-    [[ ! -s $T/out ]] || fail "'$*' printed on stdout: $(cat "$T/out")"
-    ok
-}
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || fail "timed out waiting for: $*"
-        sleep 0.02 # poll interval of this deadline wait
-    done
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port_open() { python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null; }
-not_running() { ! kill -0 "$1" 2>/dev/null; }
 now_us() { python3 -c 'import time; print(int(time.monotonic() * 1e6))'; }
 
 # ---- the broker ----

@@ -8,62 +8,12 @@
 set -euo pipefail
 
 M=${1:?usage: test_tool.sh PATH_TO_MQLOG}
-[[ -x $M ]] || { echo "FAIL: $M is not an executable" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "FAIL: python3 is needed" >&2; exit 1; }
+source "$(dirname "$0")/lib/lib.sh"
+need_exe "$M"
+need python3
+mq_setup tool
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/mqlog-tool.XXXXXX")
-BG=()
-cleanup() {
-    for p in "${BG[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${BG[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-D=$T/data
-CHECKS=0
-fail() { echo "FAIL (line ${BASH_LINENO[0]}): $*" >&2; exit 1; }
-ok() { CHECKS=$((CHECKS + 1)); }
-
-# run CMD...: runs a command with its stdout in $T/out and its stderr in $T/err, exit status in $rc.
-run() {
-    set +e
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-    set -e
-}
-
-# expect_err STATUS PATTERN CMD...: the command must exit with STATUS and print exactly one line on stderr,
-# starting "mqlog: " and matching the extended regex PATTERN, and nothing on stdout.
-expect_err() {
-    local want=$1 pat=$2
-    shift 2
-    run "$@"
-    [[ $rc == "$want" ]] || fail "'$*' exited $rc, expected $want; stderr: $(cat "$T/err")"
-    [[ $(wc -l <"$T/err") == 1 ]] || fail "'$*' printed more than one error line: $(cat "$T/err")"
-    grep -Eq "^mqlog: .*$pat" "$T/err" || fail "'$*': stderr '$(cat "$T/err")' does not match '$pat'"
-    [[ ! -s $T/out ]] || fail "'$*' printed on stdout: $(cat "$T/out")"
-    ok
-}
-
-# expect_ok CMD...: the command must exit 0 (output in $T/out).
-expect_ok() {
-    run "$@"
-    [[ $rc == 0 ]] || fail "'$*' exited $rc: $(cat "$T/err")"
-    ok
-}
-
-# wait_for SECONDS CMD...: polls CMD every 20 ms until it succeeds; fails the test at the deadline.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < deadline)) || fail "timed out waiting for: $*"
-        sleep 0.02 # poll interval of this deadline wait
-    done
-}
 lines_at_least() { [[ -f $1 && $(wc -l <"$1") -ge $2 ]]; }
-not_running() { ! kill -0 "$1" 2>/dev/null; }
 
 # A fingerprint of everything stored (segments, indexes, catalog), to prove failed commands touch nothing.
 fingerprint() {

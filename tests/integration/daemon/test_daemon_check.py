@@ -11,10 +11,8 @@
 """
 import glob
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e_lib as e  # noqa: E402
+import e2e_lib as e
 
 FIXTURES = os.path.join(e.SOURCE_DIR, "tests", "data", "config")
 EXAMPLE = os.path.join(e.SOURCE_DIR, "conf", "mqlogd.yaml")

@@ -13,53 +13,20 @@ starts and comes up later. The test checks:
 """
 import os
 import shutil
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e_lib as e  # noqa: E402
+import e2e_lib as e
 
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 
 
-def config(site, far, extra_mapping=""):
-    return f"""
-data_dir: "@DATA@"
-log: {{ flush_interval_ms: 5 }}
-brokers:
-  - name: site
-    url: mqtt://127.0.0.1:{site}
-    client: paho
-    client_id: life-site
-    protocol: 5
-    clean_session: false
-  - name: far
-    url: mqtt://127.0.0.1:{far}
-    client: mosquitto
-    client_id: life-far
-    protocol: 5
-    clean_session: false
-    durable_ack: false
-    reconnect_min: 100ms
-    reconnect_max: 500ms
-mappings:
-  - from: "sensors/+/temperature"
-    qos: 1
-    to: telemetry.temperature
-    partitions: 8
-    key: level:2
-{extra_mapping}
-unmatched: unmatched
-"""
-
-
-NEW_MAPPING = """
-  - from: "doors/#"
-    broker: site
-    qos: 1
-    to: doors
-    partitions: 3
-    key: topic
-"""
+def config(site, far, new_mapping=False):
+    mappings = [e.mapping("sensors/+/temperature", "telemetry.temperature", qos=1, partitions=8, key="level:2")]
+    if new_mapping:  # what the reload adds
+        mappings.append(e.mapping("doors/#", "doors", broker="site", qos=1, partitions=3, key="topic"))
+    return e.config([e.broker(site, "paho", "life-site", name="site"),
+                     e.broker(far, "mosquitto", "life-far", name="far", durable_ack=False, reconnect_min="100ms",
+                              reconnect_max="500ms")],
+                    mappings, unmatched="unmatched")
 
 
 def pub(port, topic, payload, *props):
@@ -132,7 +99,7 @@ def main():
     e.log("broker far came up later: connected and stored")
 
     # Reload with one more mapping.
-    d.write_config(config(site.port, far.port, NEW_MAPPING))
+    d.write_config(config(site.port, far.port, new_mapping=True))
     ready = d.notify.count("READY=1")
     d.proc.send_signal(1)  # SIGHUP
     e.wait_for(lambda: d.notify.count("RELOADING=1") >= 1 and d.notify.count("READY=1") > ready, 20,

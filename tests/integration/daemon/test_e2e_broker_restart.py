@@ -19,12 +19,10 @@ broker's delivery order exactly, topic by topic ("out of order: 64 after 111"): 
 broker reordered anything. So such late messages are allowed, but only ones that could all have been in
 flight at once (published fewer than the window apart); everything else must keep its order.
 """
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e_lib as e  # noqa: E402
+import e2e_lib as e
 
 CONNECTOR = sys.argv[1] if len(sys.argv) > 1 else "paho"
 N = e.scaled(20000)
@@ -35,24 +33,9 @@ PUB_WINDOW = 1000  # mq_pub's default -w: the most messages it has unacknowledge
 
 def run(version):
     broker = e.Broker()
-    d = e.Daemon(f"""
-data_dir: "@DATA@"
-brokers:
-  - name: local
-    url: mqtt://127.0.0.1:{broker.port}
-    client: {CONNECTOR}
-    client_id: restart-{CONNECTOR}-{version}
-    protocol: {"5" if version == 5 else "3.1.1"}
-    clean_session: false
-    durable_ack: true
-    reconnect_min: 100ms
-    reconnect_max: 1s
-mappings:
-  - from: "e2e/#"
-    to: e2e
-    qos: 1
-    partitions: 2
-""")
+    d = e.Daemon(e.config([e.broker(broker.port, CONNECTOR, "restart-%s-%d" % (CONNECTOR, version), version=version,
+                                    durable_ack=True, reconnect_min="100ms", reconnect_max="1s")],
+                          [e.mapping("e2e/#", "e2e", qos=1, partitions=2)], log=None))
     d.start()
     e.wait_subscribed(broker.port, d.data, "e2e", 1, version)
     pub = e.publish(broker.port, N, qos=1, version=version, topics=TOPICS, client_id="restart-pub-%d" % version,

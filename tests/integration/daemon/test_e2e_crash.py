@@ -13,13 +13,11 @@ Afterwards every message must be in the log (a QoS 1 message may be stored twice
 before its PUBACK went out; duplicates are counted, not failed), first occurrences in per-topic order; the
 last mqlogd stops on SIGTERM with exit status 0 and `mqlog verify` is clean.
 """
-import os
 import re
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e_lib as e  # noqa: E402
+import e2e_lib as e
 
 CONNECTOR = sys.argv[1] if len(sys.argv) > 1 else "paho"
 N = e.scaled(30000, minimum=3000)
@@ -31,26 +29,10 @@ KILLS = 5
 def main():
     t0 = time.monotonic()
     broker = e.Broker()
-    d = e.Daemon(f"""
-data_dir: "@DATA@"
-log: {{ flush_interval_ms: 5, segment_bytes: 256KiB }}
-brokers:
-  - name: local
-    url: mqtt://127.0.0.1:{broker.port}
-    client: {CONNECTOR}
-    client_id: crash-{CONNECTOR}
-    protocol: "5"
-    clean_session: false
-    durable_ack: true
-    reconnect_min: 100ms
-    reconnect_max: 1s
-mappings:
-  - from: "e2e/#"
-    to: e2e
-    qos: 1
-    partitions: 3
-    key: topic
-""")
+    d = e.Daemon(e.config([e.broker(broker.port, CONNECTOR, "crash-" + CONNECTOR, durable_ack=True,
+                                    reconnect_min="100ms", reconnect_max="1s")],
+                          [e.mapping("e2e/#", "e2e", qos=1, partitions=3, key="topic")],
+                          log={"flush_interval_ms": 5, "segment_bytes": "256KiB"}))
     d.start()
     probes = e.wait_subscribed(broker.port, d.data, "e2e", 1, 5)
     pub = e.publish(broker.port, N, qos=1, version=5, topics=TOPICS, client_id="crash-pub", rate=RATE,

@@ -33,8 +33,7 @@ import re
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e_lib as e  # noqa: E402
+import e2e_lib as e
 
 CONNECTOR = sys.argv[1] if len(sys.argv) > 1 else "paho"
 N = e.scaled(20000, minimum=5000)  # at 500 bytes a message, always well beyond FREE + max_pending_bytes
@@ -75,31 +74,12 @@ def stats_line(log):
 def run(version, keepalive, long_pause):
     label = "%s MQTT %s %s pause" % (CONNECTOR, "5" if version == 5 else "3.1.1", "long" if long_pause else "short")
     broker = e.Broker()
-    d = e.Daemon(f"""
-data_dir: "@DATA@"
-log:
-  flush_interval_ms: 5
-  max_pending_bytes: 1MiB
-  batch_bytes: 64KiB
-  segment_bytes: 1MiB
-brokers:
-  - name: local
-    url: mqtt://127.0.0.1:{broker.port}
-    client: {CONNECTOR}
-    client_id: full-{CONNECTOR}-{version}
-    protocol: {"5" if version == 5 else "3.1.1"}
-    clean_session: false
-    keepalive: {keepalive}
-    durable_ack: true
-    reconnect_min: 100ms
-    reconnect_max: 1s
-mappings:
-  - from: "e2e/#"
-    to: e2e
-    qos: 1
-    partitions: 1
-    key: topic
-""")
+    d = e.Daemon(e.config([e.broker(broker.port, CONNECTOR, "full-%s-%d" % (CONNECTOR, version), version=version,
+                                    keepalive=keepalive, durable_ack=True, reconnect_min="100ms",
+                                    reconnect_max="1s")],
+                          [e.mapping("e2e/#", "e2e", qos=1, partitions=1, key="topic")],
+                          log={"flush_interval_ms": 5, "max_pending_bytes": "1MiB", "batch_bytes": "64KiB",
+                               "segment_bytes": "1MiB"}))
     # room for the whole stream once the filler is gone (records carry about 80 bytes beside the payload)
     e.tmpfs(d.data, "%dk" % ((N * (SIZE + 200) + 8 * 1024 * 1024) // 1024))
 

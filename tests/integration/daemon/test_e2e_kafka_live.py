@@ -8,11 +8,9 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e_lib as e  # noqa: E402
+import e2e_lib as e
 
 N = e.scaled(20000)
 TOPICS = 16
@@ -37,25 +35,9 @@ def main():
         e.fail("kcat is not installed (scripts/setup installs it)")
     broker = e.Broker()
     kafka_port = e.free_port()
-    d = e.Daemon(f"""
-data_dir: "@DATA@"
-log: {{ flush_interval_ms: 5 }}
-brokers:
-  - name: local
-    url: mqtt://127.0.0.1:{broker.port}
-    client: paho
-    client_id: live-kcat
-    protocol: 5
-    clean_session: false
-mappings:
-  - from: "e2e/#"
-    to: live
-    qos: 1
-    partitions: 4
-    key: topic
-kafka:
-  listen: 127.0.0.1:{kafka_port}
-""")
+    d = e.Daemon(e.config([e.broker(broker.port, "paho", "live-kcat")],
+                          [e.mapping("e2e/#", "live", qos=1, partitions=4, key="topic")],
+                          kafka={"listen": "127.0.0.1:%d" % kafka_port}))
     d.start()
     probes = e.wait_subscribed(broker.port, d.data, "live", 1, 5)
     bootstrap = "127.0.0.1:%d" % kafka_port

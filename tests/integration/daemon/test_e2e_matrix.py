@@ -15,8 +15,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e_lib as e  # noqa: E402
+import e2e_lib as e
 
 CONNECTOR = sys.argv[1] if len(sys.argv) > 1 else "paho"
 N = e.scaled(int(os.environ.get("MQ_E2E_MESSAGES", "100000")))
@@ -25,25 +24,10 @@ TOPICS = 50
 SIZE = 100
 
 
-def config(port, qos, version):
-    return f"""
-data_dir: "@DATA@"
-log: {{ flush_interval_ms: 5 }}
-brokers:
-  - name: local
-    url: mqtt://127.0.0.1:{port}
-    client: {CONNECTOR}
-    client_id: e2e-{CONNECTOR}-{qos}-{version}
-    protocol: {"5" if version == 5 else "3.1.1"}
-    clean_session: false
-    durable_ack: true
-mappings:
-  - from: "e2e/#"
-    to: e2e
-    qos: {qos}
-    partitions: 4
-    key: topic
-"""
+def config(port, qos, version, client_id=None, **broker_keys):
+    client_id = client_id or "e2e-%s-%d-%d" % (CONNECTOR, qos, version)
+    return e.config([e.broker(port, CONNECTOR, client_id, version=version, **broker_keys, durable_ack=True)],
+                    [e.mapping("e2e/#", "e2e", qos=qos, partitions=4, key="topic")])
 
 
 def one(qos, version):
@@ -75,9 +59,7 @@ def shared(sessions=3):
     is not promised (docs/configuration.md), so only the set is checked, and that every connection took
     part."""
     broker = e.Broker()
-    cfg = config(broker.port, 1, 5).replace("    client_id: e2e-%s-1-5\n" % CONNECTOR,
-                                            "    client_id: e2e-%s-shared\n    sessions: %d\n" % (CONNECTOR, sessions))
-    d = e.Daemon(cfg)
+    d = e.Daemon(config(broker.port, 1, 5, client_id="e2e-%s-shared" % CONNECTOR, sessions=sessions))
     d.start()
     probes = e.wait_subscribed(broker.port, d.data, "e2e", 1, 5)
     e.wait_for(lambda: broker.log().count("as e2e-%s-shared" % CONNECTOR) >= sessions, 30,

@@ -19,8 +19,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import e2e_lib as e  # noqa: E402
+import e2e_lib as e
 
 CONNECTORS = sys.argv[1:] or ["paho", "mosquitto"]
 N = e.scaled(int(os.environ.get("MQ_E2E_MESSAGES", "20000")))
@@ -31,24 +30,9 @@ STALL = 30  # seconds without a new record in the log before a case fails
 
 
 def config(port, connector, qos, prefix):
-    return f"""
-data_dir: "@DATA@"
-log: {{ flush_interval_ms: 5 }}
-brokers:
-  - name: rabbitmq
-    url: mqtt://127.0.0.1:{port}
-    client: {connector}
-    client_id: e2e-rmq-{connector}-{qos}
-    protocol: "3.1.1"
-    clean_session: false
-    durable_ack: true
-mappings:
-  - from: "{prefix}/#"
-    to: e2e
-    qos: {qos}
-    partitions: 4
-    key: topic
-"""
+    return e.config([e.broker(port, connector, "e2e-rmq-%s-%d" % (connector, qos), name="rabbitmq", version=311,
+                              durable_ack=True)],
+                    [e.mapping(prefix + "/#", "e2e", qos=qos, partitions=4, key="topic")])
 
 
 def one(rmq, connector, qos):

@@ -1,21 +1,25 @@
-"""e2e_lib.py - what the mqlogd end-to-end tests share: a private mosquitto on a free loopback port with a
-generated configuration, mqlogd started with a generated configuration and watched through its sd_notify
-socket, the test publisher (mq_pub), reading the log back with `mqlog consume --format json`, and the
-checker of the published streams (every message once, in per-topic order, with its headers).
+"""e2e_lib.py - what the Python integration tests (daemon/, kafka/) share: a private mosquitto on a free
+loopback port with a generated configuration, mqlogd's configuration written from Python values (config(),
+broker(), mapping()), mqlogd started and watched through its sd_notify socket, child processes whose output
+lines a test waits for (Proc), the test publisher (mq_pub), reading the log back with `mqlog consume --format
+json`, and the checker of the published streams (every message once, in per-topic order, with its headers).
 
-Paths come from the environment ctest sets: MQLOGD, MQLOG, MQ_PUB, MQ_SOURCE_DIR; MQ_E2E_SCALE scales the
-message counts (sanitizer builds use fewer). Nothing waits with a fixed sleep: every wait polls a condition
-against a deadline and fails the test, saying what it waited for, when the deadline passes.
+ctest puts this directory on PYTHONPATH; paths come from the environment it sets: MQLOGD, MQLOG, MQ_PUB,
+MQ_SOURCE_DIR; MQ_E2E_SCALE scales the message counts (sanitizer builds use fewer); MQ_E2E_KEEP=1 keeps the
+temporary directories. Nothing waits with a fixed sleep: every wait polls a condition against a deadline and
+fails the test, saying what it waited for, when the deadline passes.
 """
 import atexit
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 MQLOGD = os.environ.get("MQLOGD", "mqlogd")
@@ -36,6 +40,11 @@ def log(msg):
 def fail(msg):
     log("FAIL: " + msg)
     sys.exit(1)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
 
 
 def scaled(n, minimum=200):
@@ -101,6 +110,68 @@ def spawn(args, **kw):
     p = subprocess.Popen(args, **kw)
     _procs.append(p)
     return p
+
+
+class Proc:
+    """A child process whose stdout lines a thread collects (expect() waits for one) and whose stdin takes
+    commands; killed at exit if still running."""
+
+    def __init__(self, argv, name):
+        self.name = name
+        self.p = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
+                       bufsize=1)
+        self.lines = queue.Queue()
+        self.seen = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def send(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def expect(self, pred, timeout, what):
+        """Returns the first new line for which pred is true; fails at the deadline or at end of output."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                fail("%s: timed out waiting for %s" % (self.name, what))
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                fail("%s: exited while waiting for %s" % (self.name, what))
+            self.seen.append(line)
+            if pred(line):
+                return line
+
+    def drain(self):
+        """Collects the lines available now."""
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return
+            if line is None:
+                return
+            self.seen.append(line)
+
+    def wait(self, timeout=30):
+        try:
+            return self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            fail("%s: did not exit" % self.name)
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
 
 
 class Broker:
@@ -376,6 +447,61 @@ class Notify:
     def count(self, line):
         self.poll()
         return sum(1 for m in self.messages if line in m.split("\n"))
+
+
+FAST_FLUSH = {"flush_interval_ms": 5}  # the log section of most tests: records readable within 5 ms
+
+
+def broker(port, client, client_id, name="local", version=5, **keys):
+    """One entry of brokers: a broker on 127.0.0.1:PORT with a persistent session; version 5 is MQTT 5, any
+    other MQTT 3.1.1. keys adds settings (durable_ack=True, reconnect_min="100ms", ...) in the order given."""
+    return dict({"name": name, "url": "mqtt://127.0.0.1:%d" % port, "client": client, "client_id": client_id,
+                 "protocol": "5" if version == 5 else "3.1.1", "clean_session": False}, **keys)
+
+
+def mapping(source, to, **keys):
+    """One entry of mappings: MQTT filter SOURCE into log topic TO; keys adds qos=, partitions=, key=, ..."""
+    return dict({"from": source, "to": to}, **keys)
+
+
+def _yaml_scalar(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return json.dumps(str(v))  # quoted: mqlogd takes only plain scalars as integers and booleans
+
+
+def _yaml_lines(value, indent):
+    pad = " " * indent
+    out = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, (dict, list)):
+                out.append("%s%s:" % (pad, k))
+                out += _yaml_lines(v, indent + 2)
+            else:
+                out.append("%s%s: %s" % (pad, k, _yaml_scalar(v)))
+    else:  # a list of mappings
+        for item in value:
+            sub = _yaml_lines(item, indent + 2)
+            out.append(pad + "- " + sub[0].lstrip())
+            out += sub[1:]
+    return out
+
+
+def config(brokers, mappings, log=FAST_FLUSH, **sections):
+    """mqlogd's configuration as YAML text: data_dir "@DATA@" (Daemon puts its directory there), the log
+    section (None: the defaults), brokers and mappings (lists of broker() and mapping() entries), then any other
+    top-level section given as a keyword (kafka={"listen": ...}, unmatched="unmatched"). Python ints and bools
+    are written as plain scalars, everything else as quoted strings."""
+    top = {"data_dir": "@DATA@"}
+    if log:
+        top["log"] = log
+    top["brokers"] = brokers
+    top["mappings"] = mappings
+    top.update(sections)
+    return "\n".join(_yaml_lines(top, 0)) + "\n"
 
 
 class Daemon:
