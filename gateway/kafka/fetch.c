@@ -47,7 +47,7 @@ static bool fetch_resolve(struct mq_kafka_server *srv, struct req *r)
         r->parts[i] = mq_kafka_arena_calloc(&r->arena, (size_t)t->part_count, sizeof *r->parts[i]);
         if (!r->parts[i])
             return false;
-        char name[TOPIC_NAME_MAX + 1];
+        char name[MQ_TOPIC_NAME_MAX + 1];
         bool valid = mq_ksrv_topic_name(t->name, name);
         for (int32_t j = 0; j < t->part_count; j++) {
             struct mq_part *part = NULL;

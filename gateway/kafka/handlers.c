@@ -18,10 +18,11 @@
 
 /* ---- handlers ---- */
 
-/* Copies a topic name view into buf (TOPIC_NAME_MAX + 1 bytes); false when it cannot be a topic. */
+/* Copies a topic name view into buf (MQ_TOPIC_NAME_MAX + 1 bytes); false when it breaks the rule of
+ * util/topic.h (or is null or holds a NUL). */
 bool mq_ksrv_topic_name(struct mq_kafka_str s, char *buf)
 {
-    return mq_kafka_str_copy(s, buf, TOPIC_NAME_MAX + 1) && mq_topic_name_valid(buf);
+    return mq_kafka_str_copy(s, buf, MQ_TOPIC_NAME_MAX + 1) && mq_topic_name_valid(buf);
 }
 
 int16_t mq_ksrv_code_for(enum mq_err err)
@@ -107,7 +108,7 @@ static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
         }
     } else {
         for (int32_t i = 0; i < q.topic_count; i++) {
-            char name[TOPIC_NAME_MAX + 1];
+            char name[MQ_TOPIC_NAME_MAX + 1];
             struct mq_catalog_topic t;
             if (!mq_ksrv_topic_name(q.topics[i].name, name)) {
                 q.topics[i].error = MQ_KC_INVALID_TOPIC_EXCEPTION;
@@ -173,7 +174,7 @@ static void handle_list_offsets(struct req *r, struct mq_kafka_rd *rd)
     }
     for (int32_t i = 0; i < q.topic_count; i++) {
         struct mq_kafka_lo_topic *t = &q.topics[i];
-        char name[TOPIC_NAME_MAX + 1];
+        char name[MQ_TOPIC_NAME_MAX + 1];
         bool valid = mq_ksrv_topic_name(t->name, name);
         for (int32_t j = 0; j < t->part_count; j++) {
             struct mq_kafka_lo_part *p = &t->parts[j];
@@ -380,7 +381,7 @@ static void handle_offset_commit(struct req *r, struct mq_kafka_rd *rd)
     size_t m = 0;
     for (int32_t i = 0; i < q.topic_count; i++) {
         struct mq_kafka_oc_topic *t = &q.topics[i];
-        char name[TOPIC_NAME_MAX + 1];
+        char name[MQ_TOPIC_NAME_MAX + 1];
         bool valid = mq_ksrv_topic_name(t->name, name);
         char *cname = valid ? arena_cstr(&r->arena, t->name) : NULL;
         for (int32_t j = 0; j < t->part_count; j++) {
@@ -494,7 +495,7 @@ static void handle_offset_fetch(struct req *r, struct mq_kafka_rd *rd)
     } else {
         for (int32_t i = 0; i < q.topic_count; i++) {
             struct mq_kafka_of_topic *t = &q.topics[i];
-            char name[TOPIC_NAME_MAX + 1];
+            char name[MQ_TOPIC_NAME_MAX + 1];
             bool valid = mq_ksrv_topic_name(t->name, name);
             for (int32_t j = 0; j < t->part_count; j++)
                 offset_fetch_one(srv, r, group, valid ? name : NULL, &t->parts[j]);

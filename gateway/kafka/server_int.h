@@ -18,8 +18,7 @@
 #include "kafka/server.h"
 #include "kafka/wire.h"
 #include "util/parse.h"
-
-#define TOPIC_NAME_MAX MQ_TOPIC_NAME_MAX /* util/topic.h, via log.h */
+#include "util/topic.h"
 
 struct out_item {
     struct out_item *next;
@@ -111,7 +110,8 @@ void mq_ksrv_resp_end(struct req *r, struct out_item *it);
 
 /* ---- handlers.c ---- */
 
-/* Copies a topic name view into buf (TOPIC_NAME_MAX + 1 bytes); false when it cannot be a topic. */
+/* Copies a topic name view into buf (MQ_TOPIC_NAME_MAX + 1 bytes); false when it breaks the rule of
+ * util/topic.h (or is null or holds a NUL). */
 bool mq_ksrv_topic_name(struct mq_kafka_str s, char *buf);
 /* The Kafka error code for a store error. */
 int16_t mq_ksrv_code_for(enum mq_err err);
