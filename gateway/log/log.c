@@ -131,6 +131,7 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&log->cv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&log->cb_cv, NULL);
     log->dir = strdup(dir);
     enum mq_err err = MQ_OK;
     if (!log->dir) {
@@ -210,6 +211,7 @@ enum mq_err mq_log_close(struct mq_log *log)
         close(log->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&log->mu);
     pthread_cond_destroy(&log->cv);
+    pthread_cond_destroy(&log->cb_cv);
     free(log->dir);
     free(log);
     return first;
@@ -220,6 +222,35 @@ void mq_log_set_durable_cb(struct mq_log *log, mq_durable_cb *cb, void *opaque)
     pthread_mutex_lock(&log->mu);
     log->durable_cb = cb;
     log->durable_opaque = opaque;
+    /* Calls in progress belong to the callback being replaced: wait for them, and only for them (calls of
+     * the new callback count under the new generation). */
+    log->cb_gen++;
+    log->cb_old_calls += log->cb_calls;
+    log->cb_calls = 0;
+    while (log->cb_old_calls > 0)
+        pthread_cond_wait(&log->cb_cv, &log->mu);
+    pthread_mutex_unlock(&log->mu);
+}
+
+void mq_log_durable_notify(struct mq_log *log, struct mq_part *part, int64_t durable_end)
+{
+    pthread_mutex_lock(&log->mu);
+    mq_durable_cb *cb = log->durable_cb;
+    void *opaque = log->durable_opaque;
+    uint64_t gen = log->cb_gen;
+    if (cb)
+        log->cb_calls++;
+    pthread_mutex_unlock(&log->mu);
+    if (!cb)
+        return;
+    /* No lock held: the callback may take its own locks, and a caller of mq_log_set_durable_cb may hold
+     * them while it waits here for the callback to return. */
+    cb(opaque, part, durable_end);
+    pthread_mutex_lock(&log->mu);
+    if (gen == log->cb_gen)
+        log->cb_calls--;
+    else if (--log->cb_old_calls == 0)
+        pthread_cond_broadcast(&log->cb_cv);
     pthread_mutex_unlock(&log->mu);
 }
 

@@ -101,8 +101,16 @@ enum mq_err mq_log_scan_dirs(const char *dir, void (*fn)(void *opaque, const cha
 enum mq_err mq_log_topic_delete(struct mq_log *log, const char *topic);
 
 /*
- * Called by the flusher thread after records became durable, with the new durable end. Must not block long
- * and must not call back into the log's write functions. One callback per log; NULL removes it.
+ * Called after records of `part` became durable, with the new durable end, by the thread that made them
+ * durable: the flusher thread, or a caller of mq_part_flush() or of a flush-always mq_part_append(). Calls
+ * for different partitions may run at the same time. The callback runs with none of the log's locks held;
+ * it must not block long, must not call back into the log's write functions and must not call
+ * mq_log_set_durable_cb() (that would wait for itself).
+ *
+ * mq_log_set_durable_cb() sets the one callback of the log (NULL removes it). When it returns, no call of
+ * the callback it replaced is running or will start, so the caller may free the old opaque at once (as a
+ * connector's stop() guarantees for its callbacks). It waits for calls in progress: do not call it while
+ * holding a lock the callback takes.
  */
 typedef void mq_durable_cb(void *opaque, struct mq_part *part, int64_t durable_end);
 void mq_log_set_durable_cb(struct mq_log *log, mq_durable_cb *cb, void *opaque);

@@ -174,7 +174,17 @@ struct mq_log {
     bool flusher_started;
     mq_durable_cb *durable_cb;
     void *durable_opaque;
+    /* Calls of the durable callback in progress (under mu), so that mq_log_set_durable_cb can wait for
+     * the calls of the callback it replaces and for none of the new one, which could go on forever. */
+    uint64_t cb_gen;      /* bumped by every mq_log_set_durable_cb */
+    int cb_calls;         /* calls in progress that started under the current cb_gen */
+    int cb_old_calls;     /* calls in progress of replaced callbacks */
+    pthread_cond_t cb_cv; /* signalled when cb_old_calls drops to 0 */
 };
+
+/* log.c */
+/* Calls the durable callback, if one is set, with no lock held, counting the call in progress. */
+void mq_log_durable_notify(struct mq_log *log, struct mq_part *part, int64_t durable_end);
 
 static inline bool mq_part_writer(const struct mq_part *part)
 {

@@ -440,15 +440,8 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
     for (size_t i = 0; i < nitems; i++)
         mq_seg_unref(items[i].seg);
 
-    if (serr == MQ_OK && nitems > 0) {
-        struct mq_log *log = part->log;
-        pthread_mutex_lock(&log->mu);
-        mq_durable_cb *cb = log->durable_cb;
-        void *opaque = log->durable_opaque;
-        pthread_mutex_unlock(&log->mu);
-        if (cb)
-            cb(opaque, part, durable);
-    }
+    if (serr == MQ_OK && nitems > 0)
+        mq_log_durable_notify(part->log, part, durable);
     if (serr != MQ_OK)
         return MQ_ERR_IO;
     return write_err;

@@ -1,14 +1,16 @@
 /*
  * test_log.c - the log store: append and read back, reopen, index and time lookups across segments,
  * retention, recovery from cut and damaged tails, a writer killed with SIGKILL, a reader process following a
- * writer process, and a full disk (a small tmpfs).
+ * writer process, removing the durable callback while it runs, and a full disk (a small tmpfs).
  *
  * Every record's value is "v<offset>" (padded), so any record read back can be checked against its offset.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -630,6 +632,89 @@ static void test_reader_follows_writer(void)
     mq_test_rmdir(dir);
 }
 
+/* ---- the durable callback's removal ---- */
+
+/* A callback that blocks on its first call until the test opens the gate. */
+struct cb_gate {
+    atomic_int calls;
+    atomic_bool entered;  /* the first call has started */
+    atomic_bool release;  /* the test lets the first call return */
+    atomic_bool finished; /* the first call is about to return */
+    atomic_bool set_returned;
+    atomic_bool finished_when_set_returned;
+    struct mq_log *log;
+};
+
+static bool cb_gate_entered(void *opaque)
+{
+    return atomic_load(&((struct cb_gate *)opaque)->entered);
+}
+
+static bool cb_gate_released(void *opaque)
+{
+    return atomic_load(&((struct cb_gate *)opaque)->release);
+}
+
+static bool cb_gate_set_returned(void *opaque)
+{
+    return atomic_load(&((struct cb_gate *)opaque)->set_returned);
+}
+
+static void gated_durable_cb(void *opaque, struct mq_part *part, int64_t durable_end)
+{
+    (void)part;
+    (void)durable_end;
+    struct cb_gate *g = opaque;
+    if (atomic_fetch_add(&g->calls, 1) == 0) {
+        atomic_store(&g->entered, true);
+        mq_test_wait(cb_gate_released, g, 10000);
+        atomic_store(&g->finished, true);
+    }
+}
+
+static void *remove_cb_thread(void *arg)
+{
+    struct cb_gate *g = arg;
+    mq_log_set_durable_cb(g->log, NULL, NULL);
+    atomic_store(&g->finished_when_set_returned, atomic_load(&g->finished));
+    atomic_store(&g->set_returned, true);
+    return NULL;
+}
+
+/* mq_log_set_durable_cb(NULL) returns only after a call of the old callback in progress has returned, and
+ * no call starts afterwards: a caller may free the opaque right away. */
+static void test_durable_cb_removal(void)
+{
+    char *dir = mq_test_tmpdir("durcb");
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    mq_log_topic_create(log, "t", 1);
+    struct mq_part *part = get_part(log, "t", 0);
+    struct cb_gate g = {.log = log};
+    mq_log_set_durable_cb(log, gated_durable_cb, &g);
+    CU_ASSERT(produce_n(part, 0, 10) == MQ_OK);
+    mq_part_request_flush(part);
+    CU_ASSERT_FATAL(mq_test_wait(cb_gate_entered, &g, 10000)); /* the flusher is inside the callback */
+
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, remove_cb_thread, &g) == 0);
+    /* While the callback is blocked, the setter must not return (this wait is expected to time out). */
+    CU_ASSERT(!mq_test_wait(cb_gate_set_returned, &g, 300));
+    atomic_store(&g.release, true);
+    CU_ASSERT(mq_test_wait(cb_gate_set_returned, &g, 10000));
+    pthread_join(th, NULL);
+    CU_ASSERT(atomic_load(&g.finished_when_set_returned));
+
+    /* Removed: new durable data calls nothing. */
+    int calls = atomic_load(&g.calls);
+    CU_ASSERT(produce_n(part, 10, 10) == MQ_OK);
+    CU_ASSERT(mq_part_flush(part) == MQ_OK);
+    CU_ASSERT(mq_part_durable_end(part) == 20);
+    CU_ASSERT(atomic_load(&g.calls) == calls);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    mq_test_rmdir(dir);
+}
+
 /* ---- a full disk ---- */
 
 static void test_disk_full(void)
@@ -737,6 +822,7 @@ int main(void)
         MQ_TEST(test_index_rebuild),
         MQ_TEST(test_sigkill_writer),
         MQ_TEST(test_reader_follows_writer),
+        MQ_TEST(test_durable_cb_removal),
         MQ_TEST(test_disk_full),
         MQ_TEST_END,
     };
