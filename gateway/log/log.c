@@ -76,7 +76,7 @@ static void *mq_log_flusher(void *arg)
         if (parts) {
             for (size_t i = 0; i < n; i++)
                 if (mq_part_has_unflushed(parts[i]))
-                    mq_part_flush_tick(parts[i], false);
+                    mq_part_flush_tick(parts[i]);
             if (mq_mono_ms() >= next_retention) {
                 next_retention = mq_mono_ms() + log->conf.retention_check_ms;
                 for (size_t i = 0; i < n; i++)

@@ -200,8 +200,9 @@ static inline struct mq_segment *mq_part_active(struct mq_part *part)
 enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, struct mq_part **partp);
 /* Flushes (writer) and frees. clean: write a clean recovery point. */
 enum mq_err mq_part_close(struct mq_part *part, bool clean);
-/* The flusher's work for one partition: write the open batch and backlog, fdatasync, publish. */
-enum mq_err mq_part_flush_tick(struct mq_part *part, bool force);
+/* The flusher's work for one partition: write the open batch and backlog, fdatasync, publish. Also what
+ * mq_part_flush(), a flush-always append and close do; ticks of one partition run one at a time. */
+enum mq_err mq_part_flush_tick(struct mq_part *part);
 bool mq_part_has_unflushed(struct mq_part *part);
 /* Frees a partition, half-built ones included (no flushing). */
 void mq_part_free(struct mq_part *part);

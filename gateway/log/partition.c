@@ -284,7 +284,7 @@ enum mq_err mq_part_append(struct mq_part *part, const struct mq_record *recs, s
     if (err != MQ_OK)
         return err;
     if (conf->flush_interval_ms == 0)
-        return mq_part_flush_tick(part, true);
+        return mq_part_flush_tick(part);
     if (kick)
         mq_part_kick(part);
     return MQ_OK;
@@ -307,9 +307,8 @@ struct mq_sync_item {
 
 static enum mq_err mq_part_flush_locked(struct mq_part *part);
 
-enum mq_err mq_part_flush_tick(struct mq_part *part, bool force)
+enum mq_err mq_part_flush_tick(struct mq_part *part)
 {
-    (void)force;
     if (!mq_part_writer(part))
         return MQ_OK;
     /* Ticks are serialised: a tick closes the index files of segments it synced, which another tick
@@ -449,7 +448,7 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
 
 enum mq_err mq_part_flush(struct mq_part *part)
 {
-    return mq_part_flush_tick(part, true);
+    return mq_part_flush_tick(part);
 }
 
 enum mq_err mq_part_wait_durable(struct mq_part *part, int64_t offset, int64_t timeout_ms)
@@ -650,7 +649,7 @@ enum mq_err mq_part_close(struct mq_part *part, bool clean)
         return MQ_OK;
     enum mq_err err = MQ_OK;
     if (mq_part_writer(part) && part->nsegs > 0) {
-        err = mq_part_flush_tick(part, true);
+        err = mq_part_flush_tick(part);
         if (err == MQ_OK && part->backlog_len == 0 && clean) {
             struct mq_segment *act = mq_part_active(part);
             err = mq_seg_seal_index(act);
