@@ -150,7 +150,13 @@ void mq_catalog_strings_free(char **strings, size_t count);
 /* Deletes every offset of group. MQ_ERR_NOENT when it had none. */
 enum mq_err mq_catalog_group_delete(struct mq_catalog *cat, const char *group);
 
-/* ---- connector checkpoints ---- */
+/* ---- connector checkpoints ----
+ *
+ * Small values a connector keeps across restarts, keyed by (connector name, key). Only the tests use them
+ * today; they are kept for issue 9's forwarder, which stores per forwarder and partition the last local
+ * offset it knows the remote cluster holds: a resume hint (the remote tail is the truth in exactly-once
+ * mode, the checkpoint in at-least-once mode) and the base of the lag figures `mqlog forward status` shows.
+ */
 
 /* Stores value[0..len) (binary, may be empty) under (connector, key), replacing any previous value. */
 enum mq_err mq_catalog_checkpoint_put(struct mq_catalog *cat, const char *connector, const char *key,
