@@ -70,8 +70,6 @@ static void mq_consume_help(void)
         "  -h, --help              this text\n");
 }
 
-enum mq_start_kind { MQ_START_BEGINNING, MQ_START_END, MQ_START_OFFSET, MQ_START_TIME };
-
 /* The state of one partition being consumed. */
 struct mq_cpart {
     int32_t id;
@@ -317,7 +315,7 @@ static enum mq_turn mq_consume_turn(struct mq_consume *cs, struct mq_cpart *cp)
 }
 
 /* Resolves where cp starts: the group's committed offset, else -o. */
-static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq_start_kind kind, int64_t arg)
+static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq_where_kind kind, int64_t arg)
 {
     struct mq_part_stats st;
     enum mq_err err = mq_part_stats(cp->part, &st);
@@ -332,7 +330,7 @@ static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq
                                       NULL);
         if (err == MQ_OK) {
             cp->committed = off;
-            kind = MQ_START_OFFSET;
+            kind = MQ_WHERE_OFFSET;
             arg = off;
         } else if (err != MQ_ERR_NOENT) {
             mq_tool_error("group %s: fetching the offset of %s-%d: %s (%s)", cs->group, cs->topic,
@@ -341,13 +339,13 @@ static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq
         }
     }
     switch (kind) {
-    case MQ_START_BEGINNING:
+    case MQ_WHERE_BEGINNING:
         want = st.start_offset;
         break;
-    case MQ_START_END:
+    case MQ_WHERE_END:
         want = st.end_offset;
         break;
-    case MQ_START_TIME:
+    case MQ_WHERE_TIME:
         err = mq_part_offset_for_time(cp->part, arg, &want);
         if (err != MQ_OK) {
             mq_tool_error("partition %s-%d: looking up time %" PRId64 ": %s", cs->topic, (int)cp->id, arg,
@@ -387,24 +385,6 @@ static void mq_consume_wait(struct mq_consume *cs)
     }
 }
 
-static bool mq_consume_parse_offset(const char *s, enum mq_start_kind *kind, int64_t *arg)
-{
-    if (strcmp(s, "beginning") == 0) {
-        *kind = MQ_START_BEGINNING;
-        return true;
-    }
-    if (strcmp(s, "end") == 0) {
-        *kind = MQ_START_END;
-        return true;
-    }
-    if (s[0] == '@') {
-        *kind = MQ_START_TIME;
-        return mq_parse_int64(s + 1, 0, INT64_MAX, arg) == MQ_OK;
-    }
-    *kind = MQ_START_OFFSET;
-    return mq_parse_int64(s, 0, INT64_MAX, arg) == MQ_OK;
-}
-
 static void mq_consume_free(struct mq_consume *cs)
 {
     if (cs->parts)
@@ -435,7 +415,7 @@ int mq_cmd_consume(int argc, char **argv)
     };
     const char *dir = NULL, *group = NULL;
     int64_t partition = -1, limit = -1, arg = 0;
-    enum mq_start_kind kind = MQ_START_BEGINNING;
+    enum mq_where_kind kind = MQ_WHERE_BEGINNING;
     bool follow = false, json = false;
     int c;
     opterr = 0;
@@ -449,9 +429,8 @@ int mq_cmd_consume(int argc, char **argv)
                 return MQ_EXIT_USAGE;
             break;
         case 'o':
-            if (!mq_consume_parse_offset(optarg, &kind, &arg))
-                return mq_tool_usage_error(
-                    "consume", "-o '%s': expected beginning, end, an offset >= 0 or @EPOCH_MS", optarg);
+            if (!mq_tool_parse_where("consume", "-o", optarg, true, &kind, &arg))
+                return MQ_EXIT_USAGE;
             break;
         case 'n':
             if (!mq_tool_parse_int("consume", "-n", optarg, 1, INT64_MAX, &limit))

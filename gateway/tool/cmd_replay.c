@@ -196,8 +196,6 @@ struct mq_rpart {
     bool done;
 };
 
-enum mq_where_kind { MQ_WHERE_BEGINNING, MQ_WHERE_END, MQ_WHERE_OFFSET, MQ_WHERE_TIME };
-
 struct mq_replay {
     const char *topic; /* the log topic */
     struct mq_store *store;
@@ -353,24 +351,6 @@ static bool mq_replay_advance(struct mq_replay *rs, struct mq_rpart *rp)
             return false;
     }
     return true;
-}
-
-static bool mq_replay_parse_where(const char *s, bool allow_words, enum mq_where_kind *kind, int64_t *arg)
-{
-    if (allow_words && strcmp(s, "beginning") == 0) {
-        *kind = MQ_WHERE_BEGINNING;
-        return true;
-    }
-    if (allow_words && strcmp(s, "end") == 0) {
-        *kind = MQ_WHERE_END;
-        return true;
-    }
-    if (s[0] == '@') {
-        *kind = MQ_WHERE_TIME;
-        return mq_parse_int64(s + 1, 0, INT64_MAX, arg) == MQ_OK;
-    }
-    *kind = MQ_WHERE_OFFSET;
-    return mq_parse_int64(s, 0, INT64_MAX, arg) == MQ_OK;
 }
 
 /* Positions rp at -o and sets its end (the end now, or --until OFFSET when smaller). */
@@ -873,14 +853,12 @@ int mq_cmd_replay(int argc, char **argv)
                 return MQ_EXIT_USAGE;
             break;
         case 'o':
-            if (!mq_replay_parse_where(optarg, true, &kind, &arg))
-                return mq_tool_usage_error(
-                    "replay", "-o '%s': expected beginning, end, an offset >= 0 or @EPOCH_MS", optarg);
+            if (!mq_tool_parse_where("replay", "-o", optarg, true, &kind, &arg))
+                return MQ_EXIT_USAGE;
             break;
         case 'u':
-            if (!mq_replay_parse_where(optarg, false, &ukind, &v))
-                return mq_tool_usage_error("replay", "--until '%s': expected an offset >= 0 or @EPOCH_MS",
-                                           optarg);
+            if (!mq_tool_parse_where("replay", "--until", optarg, false, &ukind, &v))
+                return MQ_EXIT_USAGE;
             if (ukind == MQ_WHERE_TIME) {
                 rs.until_ts = v;
                 until_off = -1;

@@ -44,6 +44,15 @@ int mq_tool_bad_option(const char *cmd, int argc, char **argv, int c);
 bool mq_tool_parse_int(const char *cmd, const char *opt, const char *s, int64_t min, int64_t max,
                        int64_t *out);
 
+/* Where a reader starts (-o) or stops (--until) in each partition. */
+enum mq_where_kind { MQ_WHERE_BEGINNING, MQ_WHERE_END, MQ_WHERE_OFFSET, MQ_WHERE_TIME };
+
+/* Parses option opt's value s: "beginning", "end" (only when allow_words), an offset >= 0, or @EPOCH_MS.
+ * *arg gets the offset or the time (untouched for the words). Prints a usage error of cmd and returns false
+ * when malformed. */
+bool mq_tool_parse_where(const char *cmd, const char *opt, const char *s, bool allow_words,
+                         enum mq_where_kind *kind, int64_t *arg);
+
 /*
  * Opens the data directory dir as a store with flags (MQ_STORE_READ or MQ_STORE_WRITE). Prints one clear
  * error line on failure (a missing directory, not a data directory, locked by mqlogd, not writable) and
