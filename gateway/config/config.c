@@ -25,6 +25,7 @@
 #include "util/diag.h"
 #include "util/parse.h"
 #include "util/topic.h"
+#include "util/url.h"
 
 #define MQ_CFG_MAX_ERRORS 1000   /* stop collecting after this many */
 #define MQ_CFG_MAX_DEPTH  8      /* include nesting */
@@ -497,13 +498,13 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
         }
         break;
     case MQ_CT_URL:
-        if (mq_config_url(v, NULL, NULL, NULL, why, sizeof(why)) != MQ_OK) {
+        if (mq_url_parse(v, NULL, NULL, NULL, NULL, why, sizeof(why)) != MQ_OK) {
             mq_cctx_error(ctx, node, "%s: %s", k->name, why);
             return;
         }
         break;
     case MQ_CT_HOSTPORT:
-        if (mq_config_hostport(v, false, k->min, k->max, NULL, NULL, why, sizeof(why)) != MQ_OK) {
+        if (mq_url_hostport(v, false, k->min, k->max, NULL, NULL, NULL, why, sizeof(why)) != MQ_OK) {
             mq_cctx_error(ctx, node, "%s: %s", k->name, why);
             return;
         }

@@ -14,6 +14,7 @@
 
 #include "route/route.h"
 #include "util/parse.h"
+#include "util/url.h"
 
 _Static_assert(sizeof(enum mq_config_client) == sizeof(int), "ENUM keys store an int");
 
@@ -27,90 +28,6 @@ _Static_assert(sizeof(enum mq_config_client) == sizeof(int), "ENUM keys store an
 #define DAY  (86400LL * 1000)
 
 /* ---- helpers shared with config.c and the doc generator ---- */
-
-static bool mq_host_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '-' || c == '_';
-}
-
-enum mq_err mq_config_hostport(const char *s, bool port_optional, int64_t pmin, int64_t pmax, char **host,
-                               int *port, char *why, size_t why_size)
-{
-    const char *hs, *he, *rest;
-    if (s[0] == '[') {
-        hs = s + 1;
-        he = strchr(hs, ']');
-        if (!he || he == hs)
-            return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': an IPv6 address needs [brackets] around it",
-                           s);
-        for (const char *p = hs; p < he; p++)
-            if (!strchr("0123456789abcdefABCDEF:.", *p))
-                return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': '%c' cannot appear in an IPv6 address", s,
-                               *p);
-        rest = he + 1;
-    } else {
-        hs = s;
-        he = s;
-        while (*he && *he != ':') {
-            if (!mq_host_char(*he))
-                return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': '%c' cannot appear in a host name", s,
-                               *he);
-            he++;
-        }
-        if (he == hs)
-            return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': missing host", s);
-        rest = he;
-    }
-    int64_t p = -1;
-    if (*rest == ':') {
-        if (rest[1] < '0' || rest[1] > '9' || mq_parse_int64(rest + 1, pmin, pmax, &p) != MQ_OK)
-            return mq_errf(MQ_ERR_INVAL, why, why_size,
-                           "'%s': the port must be a number from %" PRId64 " to %" PRId64, s, pmin, pmax);
-    } else if (*rest) {
-        return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': unexpected '%s' after the host", s, rest);
-    } else if (!port_optional) {
-        return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': expected HOST:PORT", s);
-    }
-    if (host) {
-        *host = strndup(hs, (size_t)(he - hs));
-        if (!*host)
-            return mq_errf(MQ_ERR_NOMEM, why, why_size, "out of memory");
-    }
-    if (p >= 0 && port)
-        *port = (int)p;
-    return MQ_OK;
-}
-
-enum mq_err mq_config_url(const char *url, char **host, int *port, bool *tls, char *why, size_t why_size)
-{
-    bool secure;
-    const char *hp;
-    if (strncmp(url, "mqtt://", 7) == 0) {
-        secure = false;
-        hp = url + 7;
-    } else if (strncmp(url, "mqtts://", 8) == 0) {
-        secure = true;
-        hp = url + 8;
-    } else {
-        return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': a broker URL starts with mqtt:// or mqtts://",
-                       url);
-    }
-    if (strchr(hp, '@'))
-        return mq_errf(MQ_ERR_INVAL, why, why_size,
-                       "'%s': put credentials in username and password_file, not in the URL", url);
-    if (strchr(hp, '/') || strchr(hp, '?'))
-        return mq_errf(MQ_ERR_INVAL, why, why_size, "'%s': a broker URL has no path", url);
-    int p = secure ? 8883 : 1883;
-    enum mq_err err = mq_config_hostport(hp, true, 1, 65535, host, &p, why, why_size);
-    if (err)
-        return err;
-    if (port)
-        *port = p;
-    if (tls)
-        *tls = secure;
-    return MQ_OK;
-}
 
 /* The largest unit that divides v exactly, so that a value prints as it would be written. */
 static void mq_fmt_units(int64_t v, const char *const *names, const int64_t *factors, size_t n,
@@ -445,7 +362,7 @@ static void mq_broker_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *n
     mq_cctx_loc(ctx, node, &b->loc);
     if (b->url) {
         char why[300];
-        enum mq_err err = mq_config_url(b->url, &b->host, &b->port, &b->tls, why, sizeof(why));
+        enum mq_err err = mq_url_parse(b->url, &b->host, &b->port, &b->tls, NULL, why, sizeof(why));
         if (err == MQ_ERR_NOMEM)
             mq_cctx_oom(ctx);
     }
@@ -680,15 +597,15 @@ static void mq_kafka_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *no
     (void)node;
     struct mq_config_kafka *k = obj;
     char why[300];
-    if (k->listen && mq_config_hostport(k->listen, false, 0, 65535, &k->listen_host, &k->listen_port, why,
-                                        sizeof(why)) == MQ_ERR_NOMEM)
+    if (k->listen && mq_url_hostport(k->listen, false, 0, 65535, &k->listen_host, &k->listen_port, NULL, why,
+                                     sizeof(why)) == MQ_ERR_NOMEM)
         mq_cctx_oom(ctx);
     if (k->advertised) {
         if (!k->listen)
             mq_cctx_error(ctx, mq_cctx_value(&mq_csection_kafka, vals, "advertised"),
                           "advertised needs listen: there is no Kafka listener to advertise");
-        if (mq_config_hostport(k->advertised, false, 1, 65535, &k->advertised_host, &k->advertised_port, why,
-                               sizeof(why)) == MQ_ERR_NOMEM)
+        if (mq_url_hostport(k->advertised, false, 1, 65535, &k->advertised_host, &k->advertised_port, NULL,
+                            why, sizeof(why)) == MQ_ERR_NOMEM)
             mq_cctx_oom(ctx);
     } else if (k->listen) {
         k->advertised_port = k->listen_port;

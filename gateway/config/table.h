@@ -86,16 +86,6 @@ void mq_cctx_loc(struct mq_cctx *ctx, const yaml_node_t *node, struct mq_config_
 const yaml_node_t *mq_cctx_value(const struct mq_csection *sec, const yaml_node_t *const *vals,
                                  const char *name);
 
-/*
- * Splits "HOST:PORT" (HOST a name, an IPv4 address or a bracketed IPv6 address) into a malloc'd host and a
- * port within [pmin, pmax]; with port_optional, "HOST" alone leaves *port untouched. MQ_ERR_INVAL with why.
- */
-enum mq_err mq_config_hostport(const char *s, bool port_optional, int64_t pmin, int64_t pmax, char **host,
-                               int *port, char *why, size_t why_size);
-
-/* Splits a broker URL into host, port (default 1883, or 8883 for mqtts) and TLS. MQ_ERR_INVAL with why. */
-enum mq_err mq_config_url(const char *url, char **host, int *port, bool *tls, char *why, size_t why_size);
-
 /* Formats bytes or milliseconds the way a user would write them ("256MiB", "7d", "1500ms"). */
 void mq_config_fmt_size(int64_t bytes, char *buf, size_t size);
 void mq_config_fmt_duration(int64_t ms, char *buf, size_t size);

@@ -37,6 +37,7 @@
 
 #include "tool/tool.h"
 #include "util/parse.h"
+#include "util/url.h"
 
 #define MQ_REPLAY_CHUNK        (1024 * 1024) /* bytes of batches read from a partition at a time */
 #define MQ_REPLAY_INFLIGHT     100           /* default bound on unacknowledged publishes */
@@ -425,57 +426,39 @@ static void mq_replay_on_publish(struct mosquitto *mosq, void *opaque, int mid)
     rs->last_ack_us = mq_mono_us();
 }
 
-/* Splits "mqtt://HOST[:PORT][/]" into rs->host and rs->port. */
+/* Splits "mqtt://HOST[:PORT][/]" into rs->host and rs->port (util/url.h), with replay's own messages. */
 static bool mq_replay_parse_url(struct mq_replay *rs, const char *url)
 {
-    static const char scheme[] = "mqtt://";
-    if (strncmp(url, scheme, sizeof scheme - 1) != 0) {
-        mq_tool_usage_error("replay", "--to '%s': expected mqtt://HOST[:PORT]", url);
-        return false;
-    }
-    const char *h = url + sizeof scheme - 1, *hend, *rest;
-    if (*h == '[') { /* [IPv6 literal] */
-        hend = strchr(h, ']');
-        if (!hend) {
-            mq_tool_usage_error("replay", "--to '%s': missing ']'", url);
-            return false;
-        }
-        h++;
-        rest = hend + 1;
-    } else {
-        hend = h + strcspn(h, ":/");
-        rest = hend;
-    }
-    if (hend == h) {
-        mq_tool_usage_error("replay", "--to '%s': no host", url);
-        return false;
-    }
-    int64_t port = 1883;
-    char portbuf[16];
-    if (*rest == ':') {
-        size_t n = strcspn(rest + 1, "/");
-        if (n == 0 || n >= sizeof portbuf) {
-            mq_tool_usage_error("replay", "--to '%s': bad port", url);
-            return false;
-        }
-        memcpy(portbuf, rest + 1, n);
-        portbuf[n] = 0;
-        if (mq_parse_int64(portbuf, 1, 65535, &port) != MQ_OK) {
-            mq_tool_usage_error("replay", "--to '%s': bad port '%s' (1..65535)", url, portbuf);
-            return false;
-        }
-        rest += 1 + n;
-    }
-    if (*rest && strcmp(rest, "/") != 0) {
-        mq_tool_usage_error("replay", "--to '%s': unexpected '%s' after the port", url, rest);
-        return false;
-    }
-    rs->host = strndup(h, (size_t)(hend - h));
-    if (!rs->host) {
+    /* A URL naming the root path ("mqtt://host/") means the same as without it. */
+    size_t len = strlen(url);
+    const char *auth = strstr(url, "://");
+    bool root = auth && len > (size_t)(auth - url) + 3 && url[len - 1] == '/';
+    char *bare = strndup(url, root ? len - 1 : len);
+    if (!bare) {
         mq_tool_error("out of memory");
         return false;
     }
-    rs->port = (int)port;
+    enum mq_url_fault fault = MQ_URL_FAULT_NONE;
+    bool tls = false;
+    char why[512];
+    enum mq_err err = mq_url_parse(bare, &rs->host, &rs->port, &tls, &fault, why, sizeof why);
+    if (err == MQ_OK && tls) {
+        free(rs->host);
+        rs->host = NULL;
+        err = MQ_ERR_INVAL;
+        fault = MQ_URL_FAULT_SCHEME; /* libmosquitto could, but replay has no TLS options */
+    }
+    if (err == MQ_ERR_NOMEM)
+        mq_tool_error("out of memory");
+    else if (err != MQ_OK && fault == MQ_URL_FAULT_SCHEME)
+        mq_tool_usage_error("replay", "--to '%s': expected mqtt://HOST[:PORT]", url);
+    else if (err != MQ_OK && fault == MQ_URL_FAULT_PORT)
+        mq_tool_usage_error("replay", "--to '%s': bad port '%s' (1..65535)", url, strrchr(bare, ':') + 1);
+    else if (err != MQ_OK)
+        mq_tool_usage_error("replay", "--to %s", why);
+    free(bare);
+    if (err != MQ_OK)
+        return false;
     rs->url = url;
     return true;
 }
