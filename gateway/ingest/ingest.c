@@ -35,7 +35,7 @@
 #include <time.h>
 
 #include "config/config.h"
-#include "route/partition.h"
+#include "route/placement.h"
 #include "route/route.h"
 #include "store/store.h"
 #include "util/diag.h"

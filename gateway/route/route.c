@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "route/json.h"
-#include "route/partition.h"
+#include "route/placement.h"
 #include "util/parse.h"
 
 enum mq_key_kind { MQ_KEY_TOPIC, MQ_KEY_LEVEL, MQ_KEY_JSON, MQ_KEY_NONE };

@@ -4,7 +4,7 @@
  * flushed (fdatasync) before the command exits 0: exit status 0 means every line is durable.
  *
  * Partition choice without -p: a keyed record goes where Kafka's default partitioner would put it
- * (murmur2 of the key, route/partition.h), so that the same key always lands in the same partition; records
+ * (murmur2 of the key, route/placement.h), so that the same key always lands in the same partition; records
  * without a key go round-robin, one record per partition in turn, starting at partition 0.
  */
 #include <errno.h>
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "route/partition.h"
+#include "route/placement.h"
 #include "tool/tool.h"
 #include "util/parse.h"
 

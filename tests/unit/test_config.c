@@ -15,7 +15,7 @@
 
 #include "config/config.h"
 #include "log/log.h"
-#include "route/partition.h"
+#include "route/placement.h"
 #include "route/route.h"
 #include "testutil.h"
 #include "util/diag.h"

@@ -21,7 +21,7 @@
 
 #include "config/config.h"
 #include "ingest/ingest.h"
-#include "route/partition.h"
+#include "route/placement.h"
 #include "store/store.h"
 #include "testutil.h"
 #include "util/diag.h"

@@ -11,7 +11,7 @@
 
 #include "route/filter.h"
 #include "route/json.h"
-#include "route/partition.h"
+#include "route/placement.h"
 #include "route/route.h"
 #include "testutil.h"
 

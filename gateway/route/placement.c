@@ -1,10 +1,10 @@
 /*
- * partition.c - MurmurHash2 as Kafka computes it, and the keyed partition choice built on it.
+ * placement.c - MurmurHash2 as Kafka computes it, and the keyed partition choice built on it.
  *
  * Kafka reads the key in little-endian 4-byte blocks and folds the 1-3 trailing bytes in afterwards; all
  * arithmetic wraps modulo 2^32, which unsigned 32-bit integers give us without undefined behaviour.
  */
-#include "route/partition.h"
+#include "route/placement.h"
 
 #define MQ_MURMUR2_SEED 0x9747b28cu
 #define MQ_MURMUR2_M    0x5bd1e995u

@@ -1,12 +1,12 @@
 /*
- * partition.h - Kafka's default partitioner for keyed records, so that records mqlog stores (and later
- * forwards to a Kafka cluster) sit in the partition a Kafka producer would have chosen for the same key.
+ * placement.h - Kafka-compatible key placement: Kafka's default partitioner for keyed records, so that a
+ * record mqlog stores sits in the partition a Kafka producer would have chosen for the same key.
  *
  * Kafka's DefaultPartitioner (and librdkafka's "murmur2_random" partitioner) take the 32-bit MurmurHash2 of
  * the key bytes with seed 0x9747b28c, clear the sign bit and reduce it modulo the partition count.
  */
-#ifndef MQ_ROUTE_PARTITION_H
-#define MQ_ROUTE_PARTITION_H
+#ifndef MQ_ROUTE_PLACEMENT_H
+#define MQ_ROUTE_PLACEMENT_H
 
 #include <stddef.h>
 #include <stdint.h>
