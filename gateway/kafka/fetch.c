@@ -3,7 +3,6 @@
  * parking a Fetch that found fewer than min_bytes until data becomes durable or its max_wait_ms passes
  * (Kafka's long poll), and the durable wake-up that rechecks the parked ones.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -218,44 +217,14 @@ int64_t mq_ksrv_fetch_next_due(const struct mq_kafka_server *srv)
 
 /* ---- the durable wake-up ---- */
 
-/*
- * The log may still run a durable callback it read just before mq_kafka_server_stop() removed it, after the
- * server is gone. So the callback only touches a server found in this list, under its lock, and stop()
- * takes the server out (waiting for a callback in progress) before freeing it.
- */
-static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct mq_kafka_server *live_servers;
-
+/* Runs on the thread that made records durable. mq_kafka_server_stop() removes the callback before it frees
+ * the server, and mq_log_set_durable_cb() returns only once no call of it is running (log.h), so srv is
+ * always alive here. */
 void mq_ksrv_on_durable(void *opaque, struct mq_part *part, int64_t durable_end)
 {
     (void)part;
     (void)durable_end;
-    pthread_mutex_lock(&live_mu);
-    for (struct mq_kafka_server *s = live_servers; s; s = s->live_next)
-        if (s == opaque) {
-            mq_kafka_server_notify(s);
-            break;
-        }
-    pthread_mutex_unlock(&live_mu);
-}
-
-void mq_ksrv_live_add(struct mq_kafka_server *srv)
-{
-    pthread_mutex_lock(&live_mu);
-    srv->live_next = live_servers;
-    live_servers = srv;
-    pthread_mutex_unlock(&live_mu);
-}
-
-void mq_ksrv_live_remove(struct mq_kafka_server *srv)
-{
-    pthread_mutex_lock(&live_mu);
-    for (struct mq_kafka_server **pp = &live_servers; *pp; pp = &(*pp)->live_next)
-        if (*pp == srv) {
-            *pp = srv->live_next;
-            break;
-        }
-    pthread_mutex_unlock(&live_mu);
+    mq_kafka_server_notify(opaque);
 }
 
 void mq_kafka_server_notify(struct mq_kafka_server *srv)

@@ -624,16 +624,13 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         return err;
     }
     if (conf->install_durable_cb && !srv->read_mode) {
-        mq_ksrv_live_add(srv);
         mq_log_set_durable_cb(srv->log, mq_ksrv_on_durable, srv);
         srv->durable_cb_set = true;
     }
     int rc = pthread_create(&srv->thread, NULL, loop_main, srv);
     if (rc != 0) {
-        if (srv->durable_cb_set) {
-            mq_log_set_durable_cb(srv->log, NULL, NULL);
-            mq_ksrv_live_remove(srv);
-        }
+        if (srv->durable_cb_set)
+            mq_log_set_durable_cb(srv->log, NULL, NULL); /* returns once no call is running */
         server_free(srv);
         return mq_errf(mq_err_from_errno(rc), errstr, errstr_size, "kafka: pthread_create: %s", strerror(rc));
     }
@@ -648,10 +645,9 @@ void mq_kafka_server_stop(struct mq_kafka_server *srv)
 {
     if (!srv)
         return;
-    if (srv->durable_cb_set) {
+    /* After this no durable callback is running or will start (log.h), so srv may be freed below. */
+    if (srv->durable_cb_set)
         mq_log_set_durable_cb(srv->log, NULL, NULL);
-        mq_ksrv_live_remove(srv);
-    }
     atomic_store(&srv->stop, true);
     uint64_t one = 1;
     ssize_t w = write(srv->wake_fd, &one, sizeof one);

@@ -74,7 +74,6 @@ struct mq_kafka_server {
     int port;
     bool read_mode;
     bool durable_cb_set;
-    struct mq_kafka_server *live_next; /* in live_servers while the durable callback may name it */
     pthread_t thread;
     bool thread_started;
     atomic_bool stop;
@@ -149,8 +148,5 @@ int64_t mq_ksrv_fetch_next_due(const struct mq_kafka_server *srv);
 void mq_ksrv_waiting_remove(struct mq_kafka_server *srv, struct req *r);
 /* The log's durable callback (opaque: the server): wakes the loop to recheck parked fetches. */
 void mq_ksrv_on_durable(void *opaque, struct mq_part *part, int64_t durable_end);
-/* Enter and leave the list of servers the durable callback may still name (see fetch.c). */
-void mq_ksrv_live_add(struct mq_kafka_server *srv);
-void mq_ksrv_live_remove(struct mq_kafka_server *srv);
 
 #endif
