@@ -44,6 +44,7 @@
 #include "mosq_int.h"
 #include "util/diag.h"
 #include "util/err.h"
+#include "util/parse.h"
 
 /* mosquitto_lib_init/cleanup are process-wide and not counted by libmosquitto 2.0.11 (mosq.h): the first
  * reference initialises, the last one cleans up. */
@@ -68,13 +69,6 @@ void mq_mosq_lib_unref(void)
     if (mq_mosq_lib_refs > 0 && --mq_mosq_lib_refs == 0)
         mosquitto_lib_cleanup();
     pthread_mutex_unlock(&mq_mosq_lib_mu);
-}
-
-int64_t mq_mosq_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Translates a libmosquitto error code where it enters mqlog. */
@@ -214,6 +208,14 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
         snprintf(m->client_id, idlen, "%s", base);
     snprintf(m->tag, strlen(b->name) + 24, "%s/%d", b->name, ctx->session);
 
+    m->hold = (struct mq_hold){.ingest = ctx->ingest,
+                               .broker = b->name,
+                               .tag = m->tag,
+                               .counters = &m->st,
+                               .give_up = mq_mosq_stopping,
+                               .sleep = mq_mosq_wait,
+                               .opaque = m};
+
     if ((err = mq_mosq_group_subs(m, errstr, errstr_size)) != MQ_OK)
         goto fail;
 
@@ -328,7 +330,8 @@ static enum mq_err mq_mosq_start(void *instance)
     MQ_INFO("broker %s: connecting to %s:%d as %s (MQTT %s, %s session%s)", m->tag, b->host, b->port,
             m->client_id, b->protocol == 5 ? "5" : "3.1.1", b->clean_session ? "clean" : "persistent",
             b->tls ? ", TLS" : "");
-    m->backoff_ms = b->reconnect_min_ms > 0 ? b->reconnect_min_ms : 1;
+    mq_reconnect_init(&m->reconnect, b->reconnect_min_ms, b->reconnect_max_ms,
+                      (uint64_t)mq_mono_us() ^ (uint64_t)(uintptr_t)m ^ ((uint64_t)m->ctx.session << 32));
     int e = pthread_create(&m->thread, NULL, mq_mosq_thread, m);
     if (e != 0) {
         MQ_ERROR("broker %s: cannot start the network thread: %s", m->tag, strerror(e));

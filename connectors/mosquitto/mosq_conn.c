@@ -1,6 +1,6 @@
 /*
  * mosq_conn.c - the libmosquitto connector's network thread: connect, run mosquitto_loop(), subscribe on
- * every connection, and reconnect with capped, jittered exponential backoff.
+ * every connection, and reconnect with the backoff every connector shares (gateway/connector/reconnect.h).
  *
  * Why our own loop instead of mosquitto_loop_start(): libmosquitto's reconnect delay doubles but has no
  * jitter (many gateways restarted together would hammer a broker in step), it has no connect timeout, and
@@ -25,6 +25,7 @@
 
 #include "mosq_int.h"
 #include "util/diag.h"
+#include "util/parse.h"
 
 #define MQ_MOSQ_LOOP_MS    100  /* mosquitto_loop() timeout: bounds how long stop() waits on an idle link */
 #define MQ_MOSQ_BYE_MS     1000 /* how long a graceful DISCONNECT may take on stop() */
@@ -33,47 +34,23 @@
 /* MQTT 5 session expiry for persistent sessions: "never", as a 3.1.1 persistent session. */
 #define MQ_MOSQ_SESSION_EXPIRY 0xFFFFFFFFu
 
-static uint64_t mq_mosq_rand(struct mq_mosq *m)
-{
-    /* xorshift64*: jitter needs spread, not secrecy */
-    uint64_t x = m->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    m->rng = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-/* The delay before the next attempt: a uniform pick in [backoff/2, backoff] ("equal jitter"), after which the
- * backoff doubles up to reconnect_max_ms. A successful CONNACK resets it to reconnect_min_ms. */
-static int64_t mq_mosq_next_delay(struct mq_mosq *m)
-{
-    int64_t b = m->backoff_ms;
-    int64_t half = b / 2;
-    int64_t d = half + (int64_t)(mq_mosq_rand(m) % (uint64_t)(b - half + 1));
-    int64_t max = m->broker->reconnect_max_ms > 0 ? m->broker->reconnect_max_ms : b;
-    m->backoff_ms = b >= max / 2 ? max : b * 2;
-    if (m->backoff_ms < 1)
-        m->backoff_ms = 1;
-    return d;
-}
-
 /* Sleeps ms unless stop() is called meanwhile. */
-void mq_mosq_wait(struct mq_mosq *m, int64_t ms)
+void mq_mosq_wait(void *opaque, int64_t ms)
 {
+    struct mq_mosq *m = opaque;
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    mq_mono_abstime(ms, &ts);
     pthread_mutex_lock(&m->mu);
     while (!atomic_load(&m->stopping))
         if (pthread_cond_timedwait(&m->cond, &m->mu, &ts) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&m->mu);
+}
+
+bool mq_mosq_stopping(void *opaque)
+{
+    struct mq_mosq *m = opaque;
+    return atomic_load(&m->stopping);
 }
 
 static int mq_mosq_keepalive(const struct mq_mosq *m)
@@ -239,7 +216,7 @@ static void mq_mosq_run(struct mq_mosq *m, int64_t t0, char *why, size_t why_siz
                 mq_mosq_describe(rc, saved_errno, why, why_size);
             return;
         }
-        if (!m->connack_ok && timeout > 0 && mq_mosq_now_ms() - t0 > timeout) {
+        if (!m->connack_ok && timeout > 0 && mq_mono_ms() - t0 > timeout) {
             snprintf(why, why_size, "no CONNACK within connect_timeout (%lld ms)", (long long)timeout);
             return;
         }
@@ -255,11 +232,11 @@ static void mq_mosq_goodbye(struct mq_mosq *m)
         return;
     if (mosquitto_disconnect(m->mosq) != MOSQ_ERR_SUCCESS)
         return;
-    int64_t t0 = mq_mosq_now_ms();
+    int64_t t0 = mq_mono_ms();
     /* the loop writes the DISCONNECT, then libmosquitto closes the socket and the loop reports NO_CONN.
      * durable_ack: only the write phase runs, so that nothing read now is acknowledged before it is
      * durable (what the broker sends meanwhile stays unread and unacknowledged, for the next session). */
-    while (mq_mosq_now_ms() - t0 < MQ_MOSQ_BYE_MS) {
+    while (mq_mono_ms() - t0 < MQ_MOSQ_BYE_MS) {
         if (!m->durable) {
             if (mosquitto_loop(m->mosq, 50, 1) != MOSQ_ERR_SUCCESS)
                 break;
@@ -280,13 +257,9 @@ void *mq_mosq_thread(void *arg)
 {
     struct mq_mosq *m = arg;
     const struct mq_config_broker *b = m->broker;
-    m->rng = (uint64_t)mq_mosq_now_ms() ^ (uint64_t)(uintptr_t)m ^ ((uint64_t)m->ctx.session << 32);
-    if (m->rng == 0)
-        m->rng = 0x9E3779B97F4A7C15ULL;
-
     while (!atomic_load(&m->stopping)) {
         char why[256] = "";
-        int64_t t0 = mq_mosq_now_ms();
+        int64_t t0 = mq_mono_ms();
         m->connack_ok = false;
         m->connack_rc = 0;
         m->disconnect_rc = 0;
@@ -303,7 +276,10 @@ void *mq_mosq_thread(void *arg)
             atomic_store(&m->st.connected, false);
             atomic_fetch_add(&m->st.disconnects, 1);
         }
-        int64_t delay = mq_mosq_next_delay(m);
+        /* a refusal only an operator can cure is retried at the cap (reconnect.h) */
+        bool permanent = !was_connected && m->connack_rc != 0 &&
+                         mq_reconnect_refusal_permanent(b->protocol == 5 ? 5 : 4, m->connack_rc);
+        int64_t delay = mq_reconnect_failed(&m->reconnect, permanent);
         if (was_connected)
             MQ_WARN("broker %s: connection to %s:%d lost: %s; reconnecting in %lld ms", m->tag, b->host,
                     b->port, why, (long long)delay);
@@ -346,7 +322,7 @@ void mq_mosq_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, co
         return;
     }
     m->connack_ok = true;
-    m->backoff_ms = m->broker->reconnect_min_ms > 0 ? m->broker->reconnect_min_ms : 1;
+    mq_reconnect_connected(&m->reconnect);
     atomic_fetch_add(&m->st.connects, 1);
     atomic_store(&m->st.connected, true);
     MQ_INFO("broker %s: connected to %s:%d as %s (session present: %s)", m->tag, m->broker->host,

@@ -18,6 +18,8 @@
 #include <mosquitto.h>
 
 #include "connector.h"
+#include "connector/hold.h"
+#include "connector/reconnect.h"
 #include "log/batch.h"
 
 #define MQ_MOSQ_PENDING_MAX 64 /* partitions a read batch may touch before it waits for durability early */
@@ -44,12 +46,11 @@ struct mq_mosq {
     int sub_mid[3]; /* message id of each group's SUBSCRIBE on the current connection */
 
     /* network thread state */
-    bool connack_ok;         /* CONNACK accepted on the current connection */
-    int connack_rc;          /* the last CONNACK's refusal code, 0 if accepted */
-    int disconnect_rc;       /* reason libmosquitto gave for the last disconnect */
-    bool first_connect_done; /* CONNECT properties (MQTT 5) were handed to libmosquitto */
-    int64_t backoff_ms;      /* the next reconnect delay before jitter */
-    uint64_t rng;            /* xorshift state for reconnect jitter */
+    bool connack_ok;               /* CONNACK accepted on the current connection */
+    int connack_rc;                /* the last CONNACK's refusal code, 0 if accepted */
+    int disconnect_rc;             /* reason libmosquitto gave for the last disconnect */
+    bool first_connect_done;       /* CONNECT properties (MQTT 5) were handed to libmosquitto */
+    struct mq_reconnect reconnect; /* the backoff (gateway/connector/reconnect.h) */
 
     /* durable_ack (mosq_msg.c fills it, mosq_conn.c drains it): for the messages read since the last write
      * phase, the highest offset stored in each partition. Their PUBACKs wait in libmosquitto's output
@@ -73,6 +74,7 @@ struct mq_mosq {
 
     /* stats (read by other threads) */
     struct mq_connector_counters st;
+    struct mq_hold hold; /* how messages are held while the store pushes back (mosq_msg.c) */
 };
 
 /* mosq_conn.c */
@@ -83,8 +85,9 @@ void mq_mosq_on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosq
 void mq_mosq_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_count, const int *granted_qos,
                           const mosquitto_property *props);
 void mq_mosq_on_log(struct mosquitto *mosq, void *obj, int level, const char *str);
-/* Sleeps ms, returning early when stop() is called. */
-void mq_mosq_wait(struct mq_mosq *m, int64_t ms);
+/* Sleeps ms, returning early when stop() is called (the hold's sleep, as mq_mosq_stopping is its give_up). */
+void mq_mosq_wait(void *opaque, int64_t ms);
+bool mq_mosq_stopping(void *opaque);
 
 /* mosq_msg.c */
 void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
@@ -93,8 +96,5 @@ void mq_mosq_msg_free(struct mq_mosq *m);
 /* durable_ack: waits until every pending record is durable and empties the set. False when stop() came
  * first (the set is kept: those messages must not be acknowledged). */
 bool mq_mosq_pending_wait(struct mq_mosq *m);
-
-/* Milliseconds on the monotonic clock. */
-int64_t mq_mosq_now_ms(void);
 
 #endif

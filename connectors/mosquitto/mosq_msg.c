@@ -14,9 +14,9 @@
  * callback never drops a message the store refuses for lack of room.
  *
  * Backpressure: when mq_ingest_message() says MQ_ERR_FULL, on_message keeps the message and retries with a
- * short, growing sleep. Blocking here is what we want: the network thread stops reading, so the socket's
- * receive buffer fills, TCP closes its window, and the broker queues the rest in our session. Nothing that
- * was acknowledged is dropped.
+ * short, growing sleep (mq_hold_store(), gateway/connector/hold.h). Blocking here is what we want: the
+ * network thread stops reading, so the socket's receive buffer fills, TCP closes its window, and the broker
+ * queues the rest in our session. Nothing that was acknowledged is dropped.
  *
  * Keep-alive while blocked: mosquitto_loop() is not running, so no PINGREQ goes out and the broker closes
  * the connection after 1.5 x keepalive without traffic from us. We let that happen rather than work around
@@ -37,8 +37,7 @@
 #include "ingest/ingest.h"
 #include "mosq_int.h"
 #include "util/diag.h"
-
-#define MQ_MOSQ_HOLD_MAX_MS 50 /* longest sleep between two attempts to store a held message */
+#include "util/parse.h"
 
 void mq_mosq_msg_free(struct mq_mosq *m)
 {
@@ -107,15 +106,18 @@ static bool mq_mosq_props_to_headers(struct mq_mosq *m, const mosquitto_property
             break;
         case MQTT_PROP_CONTENT_TYPE:
             if (mosquitto_property_read_string(p, id, &value, false))
-                ok = mq_mosq_hdr_add(m, "mqtt.content_type", 17, value, strlen(value), value, NULL);
+                ok = mq_mosq_hdr_add(m, MQ_HDR_CONTENT_TYPE, MQ_HDR_LEN(MQ_HDR_CONTENT_TYPE), value,
+                                     strlen(value), value, NULL);
             break;
         case MQTT_PROP_RESPONSE_TOPIC:
             if (mosquitto_property_read_string(p, id, &value, false))
-                ok = mq_mosq_hdr_add(m, "mqtt.response_topic", 19, value, strlen(value), value, NULL);
+                ok = mq_mosq_hdr_add(m, MQ_HDR_RESPONSE_TOPIC, MQ_HDR_LEN(MQ_HDR_RESPONSE_TOPIC), value,
+                                     strlen(value), value, NULL);
             break;
         case MQTT_PROP_CORRELATION_DATA:
             if (mosquitto_property_read_binary(p, id, &bin, &bin_len, false))
-                ok = mq_mosq_hdr_add(m, "mqtt.correlation_data", 21, bin, bin_len, bin, NULL);
+                ok = mq_mosq_hdr_add(m, MQ_HDR_CORRELATION_DATA, MQ_HDR_LEN(MQ_HDR_CORRELATION_DATA), bin,
+                                     bin_len, bin, NULL);
             break;
         default: /* payload format, expiry, subscription identifiers, topic alias: not part of the record */
             break;
@@ -148,14 +150,8 @@ static void mq_mosq_pending_add(struct mq_mosq *m, const struct mq_ticket *t)
     }
 }
 
-#define MQ_MOSQ_WAIT_SLICE_MS 200   /* one mq_ingest_wait(): bounds how long stop() waits */
-#define MQ_MOSQ_WARN_EVERY_MS 10000 /* how often a long wait for durability is logged */
-
 bool mq_mosq_pending_wait(struct mq_mosq *m)
 {
-    struct mq_ingest *in = m->ctx.ingest;
-    int64_t start = mq_mosq_now_ms(), warned = start, last = start;
-    bool paused = false;
     int done = 0;
     while (done < m->npending) {
         struct mq_ticket t = {.n = 0};
@@ -163,72 +159,17 @@ bool mq_mosq_pending_wait(struct mq_mosq *m)
             t.at[t.n].part = m->pending[j].part;
             t.at[t.n].offset = m->pending[j].offset;
         }
-        enum mq_err err = mq_ingest_durable(in, &t) ? MQ_OK : mq_ingest_wait(in, &t, MQ_MOSQ_WAIT_SLICE_MS);
-        if (err == MQ_OK) {
-            done += t.n;
-            continue;
-        }
-        if (atomic_load(&m->stopping)) {
-            /* keep what is not durable yet: its acknowledgements must not go out */
+        if (mq_hold_durable(&m->hold, &t) != MQ_OK) {
+            /* stop() came first: keep what is not durable yet, its acknowledgements must not go out */
             m->withhold_acks = true;
             memmove(m->pending, m->pending + done, (size_t)(m->npending - done) * sizeof m->pending[0]);
             m->npending -= done;
             return false;
         }
-        int64_t now = mq_mosq_now_ms();
-        if (err != MQ_ERR_TIMEDOUT) {
-            /* the store cannot write (disk full): the records may still become durable once it can */
-            if (!paused)
-                MQ_WARN("broker %s: the store cannot make records durable (%s): holding back "
-                        "acknowledgements and not reading from the broker",
-                        m->tag, mq_strerror(err));
-            paused = true;
-            mq_mosq_wait(m, 20); /* retry interval; stop() interrupts it */
-            now = mq_mosq_now_ms();
-            atomic_fetch_add(&m->st.paused_ms, (uint64_t)(now - last));
-        }
-        last = now;
-        if (now - warned >= MQ_MOSQ_WARN_EVERY_MS) {
-            warned = now;
-            MQ_WARN("broker %s: records have not become durable after %lld ms; acknowledgements wait", m->tag,
-                    (long long)(now - start));
-        }
+        done += t.n;
     }
-    if (paused)
-        MQ_INFO("broker %s: the store takes messages again: records durable after %lld ms, acknowledging and "
-                "reading on",
-                m->tag, (long long)(mq_mosq_now_ms() - start));
     m->npending = 0;
     return true;
-}
-
-/* Keeps retrying a message the store refused (MQ_ERR_FULL or any error but INVAL) until it is taken or
- * stop() is called; the time spent counts as paused. Returns the last result. */
-static enum mq_err mq_mosq_hold(struct mq_mosq *m, const struct mq_source_msg *sm, enum mq_err err,
-                                struct mq_ticket *ticket)
-{
-    const char *broker = m->broker->name;
-    int64_t t0 = mq_mosq_now_ms(), last = t0, delay = 1;
-    if (err == MQ_ERR_FULL)
-        MQ_WARN("broker %s: the store is full: pausing reads from the broker", m->tag);
-    else
-        MQ_ERROR("broker %s: storing a message failed (%s): pausing reads from the broker and retrying",
-                 m->tag, mq_strerror(err));
-    while (!atomic_load(&m->stopping)) {
-        mq_mosq_wait(m, delay); /* backoff between retries; stop() interrupts it */
-        if (delay < MQ_MOSQ_HOLD_MAX_MS)
-            delay = delay * 2 > MQ_MOSQ_HOLD_MAX_MS ? MQ_MOSQ_HOLD_MAX_MS : delay * 2;
-        err = mq_ingest_message(m->ctx.ingest, broker, sm, ticket);
-        int64_t now = mq_mosq_now_ms();
-        atomic_fetch_add(&m->st.paused_ms, (uint64_t)(now - last)); /* visible while the pause lasts */
-        last = now;
-        if (err == MQ_OK || err == MQ_ERR_INVAL)
-            break;
-    }
-    if (err == MQ_OK || err == MQ_ERR_INVAL)
-        MQ_INFO("broker %s: the store takes messages again: resuming after %lld ms", m->tag,
-                (long long)(mq_mosq_now_ms() - t0));
-    return err;
 }
 
 void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
@@ -237,8 +178,6 @@ void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitt
     (void)mosq;
     struct mq_mosq *m = obj;
     m->delivered++;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
     struct mq_source_msg sm = {
         .topic = msg->topic,
         .topic_len = msg->topic ? strlen(msg->topic) : 0,
@@ -246,7 +185,7 @@ void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitt
         .payload_len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0,
         .qos = msg->qos,
         .retain = msg->retain,
-        .timestamp = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+        .timestamp = mq_now_ms(),
     };
     if (props) {
         if (!mq_mosq_props_to_headers(m, props))
@@ -260,9 +199,7 @@ void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitt
 
     struct mq_ticket ticket = {.n = 0};
     struct mq_ticket *tp = m->durable && msg->qos > 0 ? &ticket : NULL;
-    enum mq_err err = mq_ingest_message(m->ctx.ingest, m->broker->name, &sm, tp);
-    if (err != MQ_OK && err != MQ_ERR_INVAL)
-        err = mq_mosq_hold(m, &sm, err, tp);
+    enum mq_err err = mq_hold_store(&m->hold, &sm, tp); /* returns early only when stop() is called */
     if (err == MQ_OK && tp) {
         mq_mosq_pending_add(m, tp);
         if (m->in_libmosquitto_loop) /* its write phase follows at once (mosq_conn.c): durable first */
@@ -271,9 +208,8 @@ void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitt
     if (err == MQ_OK) {
         atomic_fetch_add_explicit(&m->st.messages, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&m->st.bytes, sm.payload_len, memory_order_relaxed);
-    } else if (err == MQ_ERR_INVAL) {
-        MQ_WARN("broker %s: dropping a message with an invalid topic '%s'", m->tag,
-                msg->topic ? msg->topic : "");
+    } else if (mq_hold_permanent(err)) {
+        /* dropped (and logged): acknowledged, the broker would only send it again */
     } else if (m->durable) {
         /* stop() came while the store refused it: its acknowledgement is queued, and must stay unsent */
         m->withhold_acks = true;

@@ -74,7 +74,8 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
     p->broker = b;
     p->v5 = b->protocol == 5;
     p->state = MQ_PAHO_IDLE;
-    p->rand_state = (unsigned)mq_mono_us() ^ (unsigned)(uintptr_t)p ^ (unsigned)ctx->session * 2654435761u;
+    mq_reconnect_init(&p->reconnect, b->reconnect_min_ms, b->reconnect_max_ms,
+                      (uint64_t)mq_mono_us() ^ (uint64_t)(uintptr_t)p ^ ((uint64_t)ctx->session << 32));
     if (pthread_mutex_init(&p->lock, NULL) != 0) {
         free(p);
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "paho: cannot create a mutex");
@@ -105,6 +106,20 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
         snprintf(p->client_id, idlen, "%s-%d", base, ctx->session);
     else
         snprintf(p->client_id, idlen, "%s", base);
+
+    size_t taglen = strlen(b->name) + strlen(p->client_id) + 4;
+    p->tag = malloc(taglen);
+    if (!p->tag) {
+        err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    snprintf(p->tag, taglen, "%s (%s)", b->name, p->client_id);
+    p->hold = (struct mq_hold){.ingest = ctx->ingest,
+                               .broker = b->name,
+                               .tag = p->tag,
+                               .counters = &p->st,
+                               .give_up = mq_paho_give_up,
+                               .opaque = p};
 
     if ((err = mq_paho_build_uri(p, errstr, errstr_size)) != MQ_OK)
         goto fail;
@@ -233,6 +248,7 @@ static void mq_paho_destroy(void *instance)
         free(p->password);
     }
     free(p->uri);
+    free(p->tag);
     free(p->client_id);
     free(p);
 }

@@ -1,6 +1,6 @@
 /*
- * paho_conn.c - connecting, subscribing, reconnecting with capped jittered exponential backoff, and
- * disconnecting, for one Paho connector instance.
+ * paho_conn.c - connecting, subscribing, reconnecting (with the backoff every connector shares,
+ * gateway/connector/reconnect.h) and disconnecting, for one Paho connector instance.
  *
  * A supervisor thread per instance owns the state machine (paho_int.h): it issues MQTTAsync_connect() when
  * the backoff delay has passed and MQTTAsync_disconnect() when the instance stops. Paho's callbacks (on its
@@ -27,31 +27,11 @@
 #define MQ_PAHO_STOP_MARGIN_MS        2000
 #define MQ_PAHO_DISCONNECT_TIMEOUT_MS 1000
 
-int64_t mq_paho_backoff_ms(int64_t min_ms, int64_t max_ms, int failures, unsigned *rand_state)
+/* With p->lock held: the connection is gone (or never came); plan the next attempt. permanent: the broker
+ * refused for a reason only an operator can cure (reconnect.h). */
+static void mq_paho_schedule_locked(struct mq_paho *p, bool permanent)
 {
-    if (min_ms < 1)
-        min_ms = 1;
-    if (max_ms < min_ms)
-        max_ms = min_ms;
-    int64_t base = min_ms;
-    for (int i = 0; i < failures && base < max_ms; i++)
-        base *= 2;
-    if (base > max_ms)
-        base = max_ms;
-    int64_t half = base / 2;
-    int64_t span = base - half; /* the delay is half + [0, span] */
-    int64_t r = (int64_t)rand_r(rand_state) % (span + 1);
-    int64_t d = half + r;
-    return d < min_ms ? min_ms : d;
-}
-
-/* With p->lock held: the connection is gone (or never came); plan the next attempt. */
-static void mq_paho_schedule_locked(struct mq_paho *p)
-{
-    p->failures++;
-    int64_t delay = mq_paho_backoff_ms(p->broker->reconnect_min_ms, p->broker->reconnect_max_ms, p->failures,
-                                       &p->rand_state);
-    p->next_attempt_ms = mq_mono_ms() + delay;
+    p->next_attempt_ms = mq_mono_ms() + mq_reconnect_failed(&p->reconnect, permanent);
     p->state = p->stopping ? MQ_PAHO_CLOSED : MQ_PAHO_WAITING;
     pthread_cond_broadcast(&p->cond);
 }
@@ -60,7 +40,7 @@ static void mq_paho_log_retry(struct mq_paho *p, const char *what, const char *w
 {
     int64_t in = p->next_attempt_ms - mq_mono_ms();
     MQ_WARN("broker %s (%s): %s: %s; reconnecting in %lld ms (attempt %d)", p->broker->name, p->client_id,
-            what, why ? why : "no reason given", (long long)(in > 0 ? in : 0), p->failures);
+            what, why ? why : "no reason given", (long long)(in > 0 ? in : 0), p->reconnect.attempts);
 }
 
 /* ---- subscribing ---- */
@@ -150,7 +130,7 @@ static void mq_paho_connected(struct mq_paho *p, int session_present)
     bool stopping = p->stopping;
     if (p->state == MQ_PAHO_CONNECTING)
         p->state = MQ_PAHO_CONNECTED;
-    p->failures = 0;
+    mq_reconnect_connected(&p->reconnect);
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
     atomic_fetch_add(&p->st.connects, 1);
@@ -162,11 +142,15 @@ static void mq_paho_connected(struct mq_paho *p, int session_present)
         mq_paho_subscribe(p);
 }
 
-static void mq_paho_connect_failed(struct mq_paho *p, const char *why, int code)
+/* code: Paho's (negative) or, for a refusal, the CONNACK return code (MQTT 3.1.1); reason: the MQTT 5 reason
+ * code of a refusal, or 0. */
+static void mq_paho_connect_failed(struct mq_paho *p, const char *why, int code, int reason)
 {
+    bool permanent = p->v5 ? reason >= 0x80 && mq_reconnect_refusal_permanent(5, reason)
+                           : code > 0 && mq_reconnect_refusal_permanent(4, code);
     pthread_mutex_lock(&p->lock);
     if (p->state == MQ_PAHO_CONNECTING) {
-        mq_paho_schedule_locked(p);
+        mq_paho_schedule_locked(p, permanent);
         if (p->state == MQ_PAHO_WAITING) {
             char buf[160];
             if (snprintf(buf, sizeof buf, "%s (code %d)", why ? why : mq_paho_strerror(code), code) >=
@@ -198,7 +182,7 @@ static void mq_paho_on_connect_failure(void *context, MQTTAsync_failureData *dat
 {
     struct mq_paho *p = context;
     atomic_fetch_add(&p->in_callback, 1);
-    mq_paho_connect_failed(p, data ? data->message : NULL, data ? data->code : 0);
+    mq_paho_connect_failed(p, data ? data->message : NULL, data ? data->code : 0, 0);
     atomic_fetch_sub(&p->in_callback, 1);
 }
 
@@ -212,7 +196,7 @@ static void mq_paho_on_connect_failure5(void *context, MQTTAsync_failureData5 *d
                  (unsigned)data->reasonCode);
     else
         snprintf(why, sizeof why, "%s", data && data->message ? data->message : "connect failed");
-    mq_paho_connect_failed(p, why, data ? data->code : 0);
+    mq_paho_connect_failed(p, why, data ? data->code : 0, data ? (int)data->reasonCode : 0);
     atomic_fetch_sub(&p->in_callback, 1);
 }
 
@@ -298,8 +282,7 @@ void mq_paho_on_connection_lost(void *context, char *cause)
     if (p->state == MQ_PAHO_CONNECTED) {
         atomic_fetch_add(&p->st.disconnects, 1);
         atomic_store(&p->st.connected, false);
-        p->failures = 0;
-        mq_paho_schedule_locked(p);
+        mq_paho_schedule_locked(p, false);
         if (p->state == MQ_PAHO_WAITING)
             mq_paho_log_retry(p, "connection lost", cause);
     }
@@ -395,10 +378,7 @@ static void mq_paho_wait_until(struct mq_paho *p, int64_t deadline_ms)
     if (deadline_ms <= now)
         return;
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t ns = (int64_t)ts.tv_nsec + (deadline_ms - now) * 1000000;
-    ts.tv_sec += (time_t)(ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
+    mq_mono_abstime(deadline_ms - now, &ts);
     pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 }
 
@@ -414,7 +394,7 @@ static void *mq_paho_supervisor(void *arg)
             int rc = mq_paho_connect(p);
             pthread_mutex_lock(&p->lock);
             if (rc != MQTTASYNC_SUCCESS && p->state == MQ_PAHO_CONNECTING) {
-                mq_paho_schedule_locked(p);
+                mq_paho_schedule_locked(p, false);
                 if (p->state == MQ_PAHO_WAITING)
                     mq_paho_log_retry(p, "cannot connect", mq_paho_strerror(rc));
             }

@@ -27,6 +27,8 @@
 #include <stdint.h>
 
 #include "connector.h"
+#include "connector/hold.h"
+#include "connector/reconnect.h"
 
 enum mq_paho_state {
     MQ_PAHO_IDLE,          /* created, not started */
@@ -57,14 +59,15 @@ struct mq_paho {
     bool thread_started;
     enum mq_paho_state state;
     bool stopping;
-    int failures;            /* consecutive failed or lost connections: the backoff exponent */
-    int64_t next_attempt_ms; /* monotonic */
-    unsigned rand_state;
+    struct mq_reconnect reconnect; /* the backoff (gateway/connector/reconnect.h) */
+    int64_t next_attempt_ms;       /* monotonic */
 
     atomic_bool stop_flag; /* stopping, readable without the lock from the message callback */
     atomic_int in_callback;
     struct mq_connector_counters st;
     atomic_uint_fast64_t dropped; /* invalid topics, acknowledged without storing */
+    char *tag;                    /* "name (client id)", for log lines */
+    struct mq_hold hold;          /* how messages are held while the store pushes back (paho_msg.c) */
 };
 
 /* paho_conn.c: the supervisor thread and the connection callbacks. */
@@ -72,13 +75,8 @@ enum mq_err mq_paho_conn_start(struct mq_paho *p);
 void mq_paho_conn_stop(struct mq_paho *p);
 void mq_paho_on_connection_lost(void *context, char *cause);
 void mq_paho_on_disconnected(void *context, MQTTProperties *props, enum MQTTReasonCodes reason);
-/* The delay before reconnect attempt number `failures` (>= 1): base = min * 2^failures capped at max, and
- * the delay is uniformly random in [base/2, base] and never below min ("equal jitter": every delay lies in
- * [min, max], the first ones in [min, 2 min], and clients that lost the same broker spread out). Exposed for
- * the unit test. */
-int64_t mq_paho_backoff_ms(int64_t min_ms, int64_t max_ms, int failures, unsigned *rand_state);
-
-/* paho_msg.c: the messageArrived callback. */
+/* paho_msg.c: the messageArrived callback, and the hold's give_up (a clean session being stopped). */
+bool mq_paho_give_up(void *opaque);
 int mq_paho_on_message(void *context, char *topic, int topic_len, MQTTAsync_message *message);
 
 /* Maps a Paho return code (MQTTASYNC_*) to a short string, never NULL. */

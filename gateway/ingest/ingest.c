@@ -451,13 +451,6 @@ static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
     return err;
 }
 
-static void mq_sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Produces one record; a partition that just said it had room but filled meanwhile is waited for. */
 static enum mq_err mq_ingest_produce_one(struct mq_ingest *in, struct mq_part *part,
                                          const struct mq_record *rec, bool must, int64_t *offset)
@@ -513,10 +506,10 @@ static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, con
         if (!hdr)
             return MQ_ERR_NOMEM;
     }
-    hdr[0] = (struct mq_header){"mqtt.topic", 10, msg->topic, (int32_t)msg->topic_len};
-    hdr[1] = (struct mq_header){"mqtt.qos", 8, qos, 1};
-    hdr[2] = (struct mq_header){"mqtt.retain", 11, retain, (int32_t)strlen(retain)};
-    hdr[3] = (struct mq_header){"mqtt.broker", 11, broker, (int32_t)strlen(broker)};
+    hdr[0] = (struct mq_header){MQ_HDR_TOPIC, MQ_HDR_LEN(MQ_HDR_TOPIC), msg->topic, (int32_t)msg->topic_len};
+    hdr[1] = (struct mq_header){MQ_HDR_QOS, MQ_HDR_LEN(MQ_HDR_QOS), qos, 1};
+    hdr[2] = (struct mq_header){MQ_HDR_RETAIN, MQ_HDR_LEN(MQ_HDR_RETAIN), retain, (int32_t)strlen(retain)};
+    hdr[3] = (struct mq_header){MQ_HDR_BROKER, MQ_HDR_LEN(MQ_HDR_BROKER), broker, (int32_t)strlen(broker)};
     if (nextra)
         memcpy(hdr + 4, msg->headers, nextra * sizeof *hdr);
 

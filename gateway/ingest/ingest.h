@@ -30,6 +30,17 @@ struct mq_config;
 struct mq_route_table;
 struct mq_store;
 
+/* The names of the headers a record gets from its MQTT message (the first four added here, the others from
+ * MQTT 5 properties by the connector); MQ_HDR_LEN is a name's length, as struct mq_header wants it. */
+#define MQ_HDR_TOPIC            "mqtt.topic"
+#define MQ_HDR_QOS              "mqtt.qos"
+#define MQ_HDR_RETAIN           "mqtt.retain"
+#define MQ_HDR_BROKER           "mqtt.broker"
+#define MQ_HDR_CONTENT_TYPE     "mqtt.content_type"
+#define MQ_HDR_RESPONSE_TOPIC   "mqtt.response_topic"
+#define MQ_HDR_CORRELATION_DATA "mqtt.correlation_data"
+#define MQ_HDR_LEN(name)        ((int32_t)(sizeof(name) - 1))
+
 /* A received message, as a connector hands it over. Pointers are only read during the call. */
 struct mq_source_msg {
     const char *topic; /* the MQTT topic name (not NUL-terminated necessarily) */

@@ -3,6 +3,7 @@
  *
  * Every function rejects empty input, trailing garbage, signs where none belong and overflow; none falls
  * back to a default. They return MQ_OK or MQ_ERR_INVAL / MQ_ERR_RANGE and leave *out untouched on error.
+ * The clocks (wall and monotonic) and sleeping live here too: there is one copy of each in mqlog.
  */
 #ifndef MQ_PARSE_H
 #define MQ_PARSE_H
@@ -24,5 +25,11 @@ enum mq_err mq_parse_duration_ms(const char *s, int64_t *out);
 int64_t mq_now_ms(void);
 int64_t mq_mono_ms(void);
 int64_t mq_mono_us(void);
+
+/* Sleeps ms milliseconds (resumed after a signal), and the CLOCK_MONOTONIC time ms from now as a timespec,
+ * for pthread_cond_timedwait() on a condition variable created with that clock. */
+void mq_sleep_ms(int64_t ms);
+struct timespec;
+void mq_mono_abstime(int64_t ms, struct timespec *ts);
 
 #endif

@@ -431,27 +431,6 @@ static void check_exactly_once(const struct seen *s, int n)
 
 /* ---- tests ---- */
 
-static void test_backoff(void)
-{
-    unsigned r = 12345;
-    for (int f = 1; f < 40; f++) {
-        int64_t lo = 1000000, hi = 0;
-        for (int i = 0; i < 2000; i++) {
-            int64_t d = mq_paho_backoff_ms(500, 30000, f, &r);
-            CU_ASSERT_TRUE(d >= 500 && d <= 30000);
-            lo = d < lo ? d : lo;
-            hi = d > hi ? d : hi;
-        }
-        int64_t base = f < 7 ? 500LL << f : 30000;
-        if (base > 30000)
-            base = 30000;
-        CU_ASSERT_TRUE(lo >= base / 2 && hi <= base); /* doubling, capped */
-        CU_ASSERT_TRUE(hi - lo >= base / 4);          /* and jittered */
-    }
-    int64_t d = mq_paho_backoff_ms(100, 100, 5, &r);
-    CU_ASSERT_TRUE(d >= 100 && d <= 100);
-}
-
 static void run_matrix(int proto, int qos, int n)
 {
     struct fx f;
@@ -1006,7 +985,6 @@ int main(void)
     mq_diag_level = getenv("MQ_PAHO_DEBUG") ? MQ_LV_DEBUG : MQ_LV_WARN;
     mosquitto_lib_init();
     static const struct mq_test tests[] = {
-        MQ_TEST(test_backoff),
         MQ_TEST(test_create_errors),
         MQ_TEST(test_v311_qos0),
         MQ_TEST(test_v311_qos1),
