@@ -9,6 +9,11 @@
  * no earlier than the ingest layer allows.
  *
  * Threads: a connector runs its client library's threads; ingest functions may be called from any of them.
+ *
+ * What every connector does the same way is written once in gateway/connector/: when to reconnect
+ * (reconnect.h) and how to hold a message the store cannot take yet (hold.h). A connector keeps only what
+ * depends on its client library.
+ *
  * Lifecycle: create -> start -> (running; reconnects on its own) -> stop -> destroy. stop() returns only
  * when no callback of the connector can reach the ingest layer any more. destroy() accepts a half-built
  * instance (create failed half-way) and NULL.
@@ -76,8 +81,8 @@ struct mq_connector {
     /* Allocates an instance; connects nothing yet. On failure writes why into errstr. */
     enum mq_err (*create)(const struct mq_connector_ctx *ctx, void **instance, char *errstr,
                           size_t errstr_size);
-    /* Starts connecting (asynchronously): returns at once; connection failures are retried with capped,
-     * jittered exponential backoff (broker->reconnect_min_ms .. reconnect_max_ms) and logged. */
+    /* Starts connecting (asynchronously): returns at once; connection failures are retried under the shared
+     * reconnect policy (connector/reconnect.h: broker->reconnect_min_ms .. reconnect_max_ms) and logged. */
     enum mq_err (*start)(void *instance);
     /* Disconnects and waits until no callback runs; messages not yet acknowledged stay with the broker
      * (persistent session) so that nothing is lost. */
@@ -86,7 +91,9 @@ struct mq_connector {
     void (*stats)(void *instance, struct mq_connector_stats *stats);
 };
 
-/* The connectors built into this binary (NULL-terminated), and lookup by name. */
+/* The registry: the connectors built into this binary (NULL-terminated), and lookup by name (NULL when not
+ * built in). Generated from connectors/CMakeLists.txt's MQ_CONNECTORS (connectors/registry.c.in); a
+ * program that uses it links mq_connector_registry. */
 extern const struct mq_connector *const mq_connectors[];
 const struct mq_connector *mq_connector_find(const char *name);
 

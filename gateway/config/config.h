@@ -41,8 +41,6 @@ struct mq_config_log {
     int64_t retention_bytes; /* 0 = no size limit */
 };
 
-enum mq_config_client { MQ_CLIENT_PAHO, MQ_CLIENT_MOSQUITTO };
-
 struct mq_config_tls {
     char *ca;   /* CA file (absolute path), NULL: the system's trust store */
     char *cert; /* client certificate (with key), or NULL */
@@ -52,11 +50,11 @@ struct mq_config_tls {
 
 struct mq_config_broker {
     char *name;
-    char *url;  /* as written: mqtt://host[:port] or mqtts://host[:port] */
-    char *host; /* from url; an IPv6 address without its brackets */
-    int port;   /* from url; 1883 or 8883 when not given */
-    bool tls;   /* mqtts:// */
-    enum mq_config_client client;
+    char *url;    /* as written: mqtt://host[:port] or mqtts://host[:port] */
+    char *host;   /* from url; an IPv6 address without its brackets */
+    int port;     /* from url; 1883 or 8883 when not given */
+    bool tls;     /* mqtts:// */
+    char *client; /* a connector's name (connector.h); the daemon checks it against those built in */
     char
         *client_id; /* default "mqlog-<name>"; connection i > 0 of sessions > 1 appends "-<i>" (connectors) */
     int protocol;   /* MQTT protocol level: 4 (3.1.1) or 5 */
@@ -73,6 +71,7 @@ struct mq_config_broker {
     int64_t max_inflight; /* MQTT 5 receive maximum / in-flight window */
     bool durable_ack;     /* paho: acknowledge QoS 1/2 only after the record is durable */
     struct mq_config_loc loc;
+    struct mq_config_loc client_loc; /* where client was written (the broker's position when defaulted) */
 };
 
 struct mq_config_mapping {

@@ -16,8 +16,6 @@
 #include "util/parse.h"
 #include "util/url.h"
 
-_Static_assert(sizeof(enum mq_config_client) == sizeof(int), "ENUM keys store an int");
-
 #define KIB  (1024LL)
 #define MIB  (1024LL * 1024)
 #define GIB  (1024LL * 1024 * 1024)
@@ -209,12 +207,6 @@ static const struct mq_csection mq_csection_tls = {
 /* The sections refer to each other from their check hooks. */
 static const struct mq_csection mq_csection_broker, mq_csection_mapping, mq_csection_kafka;
 
-static const struct mq_cenum mq_enum_client[] = {
-    {"paho", MQ_CLIENT_PAHO},
-    {"mosquitto", MQ_CLIENT_MOSQUITTO},
-    {NULL, 0},
-};
-
 static const struct mq_cenum mq_enum_protocol[] = {
     {"3.1.1", 4},
     {"5", 5},
@@ -237,11 +229,12 @@ static const struct mq_ckey mq_keys_broker[] = {
      .doc = "mqtt://HOST[:PORT] (default port 1883) or mqtts://HOST[:PORT] for TLS (default port 8883). "
             "An IPv6 address goes in brackets: mqtt://[::1]:1883."},
     {.name = "client",
-     .type = MQ_CT_ENUM,
+     .type = MQ_CT_NAME,
      .off = BRK(client),
      .def = "mosquitto",
-     .enums = mq_enum_client,
-     .doc = "The MQTT client library (libmosquitto or Eclipse Paho MQTT C). Both acknowledge QoS 1/2 "
+     .doc = "The connector, by the MQTT client library it uses: one of those built into mqlogd (mosquitto "
+            "for libmosquitto and paho for Eclipse Paho MQTT C in the default build; mqlogd --check names "
+            "those it has when the name is not one of them). Both acknowledge QoS 1/2 "
             "messages only once they are durable unless durable_ack is false; then a crash can lose up to "
             "flush_interval_ms of messages, and while the disk is full, the acknowledged records waiting in "
             "memory (up to log.max_pending_bytes per partition). mosquitto is the default: it acknowledges "
@@ -360,6 +353,9 @@ static void mq_broker_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *n
     struct mq_config_broker *b = obj;
     struct mq_config *cfg = mq_cctx_config(ctx);
     mq_cctx_loc(ctx, node, &b->loc);
+    /* the name is checked by the daemon against the connectors built in (config knows none of them) */
+    const yaml_node_t *client = mq_cctx_value(bs, vals, "client");
+    mq_cctx_loc(ctx, client ? client : node, &b->client_loc);
     if (b->url) {
         char why[300];
         enum mq_err err = mq_url_parse(b->url, &b->host, &b->port, &b->tls, NULL, why, sizeof(why));

@@ -26,9 +26,6 @@
 enum mq_err mq_daemon_load(const char *path, struct mq_config **cfgp, struct mq_ingest_routes **routesp,
                            mq_config_report_fn *report, void *opaque);
 
-/* The name a configuration's client enum stands for ("paho", "mosquitto"). */
-const char *mq_daemon_client_name(enum mq_config_client client);
-
 /* ---- supervise.c: the connector instances ---- */
 
 /* A configuration shared by the instances created from it; freed with its last reference. */

@@ -1,23 +1,14 @@
 /*
  * load.c - a configuration as the daemon takes it: loaded and checked by the config module, its routes built
- * (the same code `mqlog route` uses), and every broker's client looked up among the connectors built in.
+ * (the same code `mqlog route` uses), and every broker's client looked up among the connectors built in
+ * (connector.h's registry: the configuration module knows no connector, so the name is checked here, at the
+ * position where it was written).
  * Used at start-up, on SIGHUP and by --check, so that all three accept and refuse exactly the same files.
  */
 #include "daemon/daemon.h"
 
 #include <stdio.h>
 #include <string.h>
-
-const char *mq_daemon_client_name(enum mq_config_client client)
-{
-    switch (client) {
-    case MQ_CLIENT_PAHO:
-        return "paho";
-    case MQ_CLIENT_MOSQUITTO:
-        return "mosquitto";
-    }
-    return "?";
-}
 
 /* "paho, mosquitto" or "none": what this binary offers, for the error message. */
 static void mq_daemon_built_in(char *buf, size_t size)
@@ -45,14 +36,14 @@ enum mq_err mq_daemon_load(const char *path, struct mq_config **cfgp, struct mq_
     bool bad = false;
     for (size_t i = 0; i < cfg->nbrokers; i++) {
         const struct mq_config_broker *b = &cfg->brokers[i];
-        const char *name = mq_daemon_client_name(b->client);
-        if (mq_connector_find(name))
+        if (mq_connector_find(b->client))
             continue;
         char built[256];
         mq_daemon_built_in(built, sizeof built);
+        const struct mq_config_loc *at = &b->client_loc;
         snprintf(msg, sizeof msg,
                  "%s:%d:%d: broker '%s': client '%s' is not built into this mqlogd (built in: %s)",
-                 b->loc.file ? b->loc.file : path, b->loc.line, b->loc.col, b->name, name, built);
+                 at->file ? at->file : path, at->line, at->col, b->name, b->client, built);
         report(opaque, msg);
         bad = true;
     }

@@ -109,7 +109,7 @@ static bool mq_str_eq(const char *a, const char *b)
 static bool mq_broker_same(const struct mq_config_broker *a, const struct mq_config_broker *b)
 {
     return mq_str_eq(a->name, b->name) && mq_str_eq(a->url, b->url) && mq_str_eq(a->host, b->host) &&
-           a->port == b->port && a->tls == b->tls && a->client == b->client &&
+           a->port == b->port && a->tls == b->tls && mq_str_eq(a->client, b->client) &&
            mq_str_eq(a->client_id, b->client_id) && a->protocol == b->protocol &&
            a->clean_session == b->clean_session && mq_str_eq(a->username, b->username) &&
            mq_str_eq(a->password_file, b->password_file) && mq_str_eq(a->tls_opts.ca, b->tls_opts.ca) &&
@@ -185,7 +185,7 @@ enum mq_err mq_sup_apply(struct mq_sup *sup, struct mq_daemon_cfg *dc, const str
             mq_subs_free(&subs);
             continue;
         }
-        const struct mq_connector *conn = mq_connector_find(mq_daemon_client_name(b->client));
+        const struct mq_connector *conn = mq_connector_find(b->client);
         for (int s = 0; s < (int)b->sessions && err == MQ_OK; s++) {
             struct mq_inst *same = mq_sup_find_same(sup, b, s, &subs);
             if (same) {
@@ -195,7 +195,7 @@ enum mq_err mq_sup_apply(struct mq_sup *sup, struct mq_daemon_cfg *dc, const str
             }
             if (!conn) { /* mq_daemon_load() refuses such a configuration; be safe anyway */
                 err = mq_errf(MQ_ERR_CONFIG, errstr, errstr_size, "broker %s: client %s is not built in",
-                              b->name, mq_daemon_client_name(b->client));
+                              b->name, b->client);
                 break;
             }
             struct mq_inst *it = calloc(1, sizeof *it);

@@ -191,7 +191,7 @@ static void test_good_full(void)
     CU_ASSERT_STRING_EQUAL(b->host, "127.0.0.1");
     CU_ASSERT_EQUAL(b->port, 1883);
     CU_ASSERT_FALSE(b->tls);
-    CU_ASSERT_EQUAL(b->client, MQ_CLIENT_PAHO);
+    CU_ASSERT_STRING_EQUAL(b->client, "paho");
     CU_ASSERT_STRING_EQUAL(b->client_id, "mqlog-site");
     CU_ASSERT_EQUAL(b->protocol, 5);
     CU_ASSERT_TRUE(b->clean_session);
@@ -216,7 +216,7 @@ static void test_good_full(void)
     CU_ASSERT_STRING_EQUAL(b->host, "::1");
     CU_ASSERT_EQUAL(b->port, 8883);
     CU_ASSERT_TRUE(b->tls);
-    CU_ASSERT_EQUAL(b->client, MQ_CLIENT_MOSQUITTO);
+    CU_ASSERT_STRING_EQUAL(b->client, "mosquitto");
     CU_ASSERT_STRING_EQUAL(b->client_id, "12345");
     CU_ASSERT_EQUAL(b->protocol, 4);
     CU_ASSERT_FALSE(b->clean_session);
@@ -434,7 +434,7 @@ static void test_broker_defaults(void)
     struct mq_config *cfg = load_ok(path);
     CU_ASSERT_EQUAL_FATAL(cfg->nbrokers, 1);
     const struct mq_config_broker *b = &cfg->brokers[0];
-    CU_ASSERT_EQUAL(b->client, MQ_CLIENT_MOSQUITTO);
+    CU_ASSERT_STRING_EQUAL(b->client, "mosquitto");
     CU_ASSERT_STRING_EQUAL(b->client_id, "mqlog-b");
     CU_ASSERT_EQUAL(b->port, 1883);
     CU_ASSERT_EQUAL(b->protocol, 4);

@@ -203,7 +203,7 @@ static bool fx_open(struct fx *f, const char *extra, const struct mq_log_conf *l
     b->name = "b1";
     b->host = "127.0.0.1";
     b->port = f->broker.port;
-    b->client = MQ_CLIENT_PAHO;
+    b->client = "paho";
     b->client_id = "paho-test";
     b->protocol = 5;
     b->clean_session = false;
