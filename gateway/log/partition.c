@@ -307,6 +307,12 @@ struct mq_sync_item {
 
 static enum mq_err mq_part_flush_locked(struct mq_part *part);
 
+/* Whether seg has bytes to fdatasync, or (sealed) index files still to sync and close. Under mu. */
+static bool mq_seg_unsynced(const struct mq_segment *seg, bool sealed)
+{
+    return atomic_load(&seg->durable_size) != atomic_load(&seg->size) || (sealed && seg->idx_fd >= 0);
+}
+
 enum mq_err mq_part_flush_tick(struct mq_part *part)
 {
     if (!mq_part_writer(part))
@@ -323,7 +329,7 @@ enum mq_err mq_part_flush_tick(struct mq_part *part)
 static enum mq_err mq_part_flush_locked(struct mq_part *part)
 {
     const struct mq_log_conf *conf = &part->log->conf;
-    struct mq_sync_item items[8];
+    struct mq_sync_item few[8], *items = few;
     size_t nitems = 0;
     struct mq_rp rp = {0};
     bool ckpt = false, sync_dir = false;
@@ -340,15 +346,26 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
         err = mq_part_write_backlog(part);
     enum mq_err write_err = err;
     int64_t end = part->written_end;
-    /* Segments with unsynced bytes: the active one and any sealed since the last tick (newest last). */
-    for (size_t i = part->nsegs; i-- > 0 && nitems < sizeof items / sizeof items[0];) {
+    /* Segments with unsynced bytes: the active one and any sealed since the last tick. A synced sealed
+     * segment ends the search, as every older one was synced by the same tick or an earlier one; so a tick
+     * must take every unsynced segment, however many the writer rolled during one slow fdatasync. */
+    size_t oldest = part->nsegs, nunsynced = 0;
+    while (oldest > 0) {
+        bool sealed = oldest < part->nsegs;
+        bool unsynced = mq_seg_unsynced(part->segs[oldest - 1], sealed);
+        if (!unsynced && sealed)
+            break;
+        nunsynced += unsynced;
+        oldest--;
+    }
+    if (nunsynced > sizeof few / sizeof few[0] && !(items = malloc(nunsynced * sizeof *items))) {
+        pthread_mutex_unlock(&part->mu);
+        return MQ_ERR_NOMEM; /* nothing was published: the next tick tries again */
+    }
+    for (size_t i = part->nsegs; i-- > oldest;) { /* newest first */
         struct mq_segment *seg = part->segs[i];
         bool sealed = i + 1 < part->nsegs;
-        bool synced =
-            atomic_load(&seg->durable_size) == atomic_load(&seg->size) && !(sealed && seg->idx_fd >= 0);
-        if (synced && sealed)
-            break;
-        if (synced)
+        if (!mq_seg_unsynced(seg, sealed))
             continue;
         mq_seg_ref(seg);
         items[nitems++] = (struct mq_sync_item){seg, atomic_load(&seg->size), sealed};
@@ -438,6 +455,8 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
     pthread_mutex_unlock(&part->mu);
     for (size_t i = 0; i < nitems; i++)
         mq_seg_unref(items[i].seg);
+    if (items != few)
+        free(items);
 
     if (serr == MQ_OK && nitems > 0)
         mq_log_durable_notify(part->log, part, durable);

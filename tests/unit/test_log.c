@@ -1,7 +1,8 @@
 /*
  * test_log.c - the log store: append and read back, reopen, index and time lookups across segments,
  * retention, recovery from cut and damaged tails, a writer killed with SIGKILL, a reader process following a
- * writer process, removing the durable callback while it runs, and a full disk (a small tmpfs).
+ * writer process, group commit across many rolls, removing the durable callback while it runs, and a full
+ * disk (a small tmpfs).
  *
  * Every record's value is "v<offset>" (padded), so any record read back can be checked against its offset.
  */
@@ -17,9 +18,11 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log/log.h"
+#include "gate.h"
 #include "testutil.h"
 #include "util/diag.h"
 #include "util/parse.h"
@@ -632,6 +635,38 @@ static void test_reader_follows_writer(void)
     mq_test_rmdir(dir);
 }
 
+/* ---- group commit across many rolls ---- */
+
+/* While one tick waits in fdatasync, the writer rolls more segments than a tick used to take (8): the next
+ * ticks must sync them all before they publish the durable end, and readers must see every record. */
+static void test_flush_many_rolls(void)
+{
+    char *dir = mq_test_tmpdir("rolls");
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    mq_log_topic_create(log, "t", 1);
+    struct mq_part *part = get_part(log, "t", 0);
+    CU_ASSERT(produce_n(part, 0, 100) == MQ_OK);
+    CU_ASSERT(mq_part_flush(part) == MQ_OK);
+    mq_test_gate_set(true);
+    CU_ASSERT(produce_n(part, 100, 100) == MQ_OK);
+    mq_part_request_flush(part);
+    CU_ASSERT_FATAL(mq_test_wait(mq_test_gate_has_waiter, NULL, 10000)); /* a tick waits in fdatasync */
+    const int64_t total = 20000;                                         /* about 12 segments of 64 KiB */
+    CU_ASSERT(produce_n(part, 200, total - 200) == MQ_OK);
+    mq_test_gate_set(false);
+    CU_ASSERT(mq_part_flush(part) == MQ_OK);
+    CU_ASSERT(mq_part_durable_end(part) == total);
+    int64_t next = -1;
+    CU_ASSERT(read_check(part, 0, &next) == total);
+    CU_ASSERT(next == total);
+    struct mq_part_stats st;
+    CU_ASSERT(mq_part_stats(part, &st) == MQ_OK);
+    CU_ASSERT(st.segments > 9);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    mq_test_rmdir(dir);
+}
+
 /* ---- the durable callback's removal ---- */
 
 /* A callback that blocks on its first call until the test opens the gate. */
@@ -822,6 +857,7 @@ int main(void)
         MQ_TEST(test_index_rebuild),
         MQ_TEST(test_sigkill_writer),
         MQ_TEST(test_reader_follows_writer),
+        MQ_TEST(test_flush_many_rolls),
         MQ_TEST(test_durable_cb_removal),
         MQ_TEST(test_disk_full),
         MQ_TEST_END,
