@@ -48,7 +48,7 @@ struct mq_segment {
     _Atomic int64_t max_ts;       /* largest record timestamp, -1 unknown/empty */
     int64_t max_ts_offset;        /* offset of the record that has max_ts (writer) */
     int64_t first_ts;             /* max timestamp of the first batch (for segment_ms), -1 when empty */
-    bool max_ts_loaded;           /* sealed segments read max_ts lazily from the time index */
+    atomic_bool max_ts_loaded;    /* sealed segments read max_ts lazily from the time index */
     bool reader_seen;             /* reader mode: the segment's size was established once */
     bool reader_complete;         /* reader mode: scanned to its end after a newer segment appeared */
     /* writer state of the active segment (under part->mu) */
@@ -155,7 +155,7 @@ struct mq_part {
     pthread_mutex_t hint_mu; /* a reader hint: where the last slice ended */
     int64_t hint_offset, hint_base, hint_pos;
 
-    int64_t reader_refresh_mono; /* reader mode: when the directory was last listed */
+    _Atomic int64_t reader_refresh_mono; /* reader mode: when the directory was last listed */
 };
 
 struct mq_log {

@@ -50,7 +50,7 @@ enum mq_err mq_part_new_segment(struct mq_part *part, int64_t base)
     seg->fd = open(seg->path_log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     enum mq_err err = seg->fd < 0 ? mq_err_from_errno(errno) : mq_seg_open_index(seg, 0, 0);
     if (err == MQ_OK) {
-        seg->max_ts_loaded = true;
+        atomic_store(&seg->max_ts_loaded, true);
         pthread_rwlock_wrlock(&part->segs_lock);
         err = mq_part_segs_push(part, seg);
         pthread_rwlock_unlock(&part->segs_lock);

@@ -17,7 +17,7 @@ static int64_t mq_part_visible_end(struct mq_part *part);
 
 enum mq_err mq_part_offsets(struct mq_part *part, int64_t *start, int64_t *end)
 {
-    if (!mq_part_writer(part) && mq_mono_ms() - part->reader_refresh_mono >= 100) {
+    if (!mq_part_writer(part) && mq_mono_ms() - atomic_load(&part->reader_refresh_mono) >= 100) {
         enum mq_err err = mq_part_reader_refresh(part, true);
         if (err != MQ_OK)
             return err;
@@ -69,7 +69,8 @@ enum mq_err mq_part_read(struct mq_part *part, int64_t offset, size_t max_bytes,
     slice->fd = -1;
     int64_t end = mq_part_visible_end(part);
     if (!mq_part_writer(part) && offset >= end) {
-        enum mq_err err = mq_part_reader_refresh(part, mq_mono_ms() - part->reader_refresh_mono >= 100);
+        enum mq_err err =
+            mq_part_reader_refresh(part, mq_mono_ms() - atomic_load(&part->reader_refresh_mono) >= 100);
         if (err != MQ_OK)
             return err;
         end = mq_part_visible_end(part);

@@ -351,7 +351,7 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
             atomic_store(&seg->max_ts, rp.max_ts);
             seg->max_ts_offset = rp.max_ts_offset;
         }
-        seg->max_ts_loaded = true;
+        atomic_store(&seg->max_ts_loaded, true);
         if (start > 0) {
             /* the first batch's timestamp, for age-based rolling */
             struct mq_scan sc;
@@ -500,7 +500,7 @@ enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
             int64_t ts;
             if (mq_seg_read_last_time(seg, &ts))
                 atomic_store(&seg->max_ts, ts);
-            seg->max_ts_loaded = true;
+            atomic_store(&seg->max_ts_loaded, true);
             from = mq_seg_index_lookup(seg, -1, INT64_MAX, file_size);
             next = from > 0 ? -1 : seg->base_offset;
         }
@@ -527,7 +527,7 @@ enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
             seg->reader_complete = true;
     }
     if (list)
-        part->reader_refresh_mono = mq_mono_ms(); /* when the directory was last listed */
+        atomic_store(&part->reader_refresh_mono, mq_mono_ms()); /* when the directory was last listed */
 out:
     free(bases.v);
     pthread_mutex_unlock(&part->mu);

@@ -318,7 +318,7 @@ enum mq_err mq_seg_seal_index(struct mq_segment *seg)
             return err;
         seg->last_tidx_ts = mts;
     }
-    seg->max_ts_loaded = true;
+    atomic_store(&seg->max_ts_loaded, true);
     return mq_seg_write_index(seg);
 }
 
@@ -326,11 +326,11 @@ enum mq_err mq_seg_seal_index(struct mq_segment *seg)
 int64_t mq_seg_max_ts(struct mq_segment *seg)
 {
     pthread_mutex_lock(&seg->fd_mu);
-    if (!seg->max_ts_loaded) {
+    if (!atomic_load(&seg->max_ts_loaded)) {
         int64_t ts;
         if (mq_seg_read_last_time(seg, &ts) && ts > atomic_load(&seg->max_ts))
             atomic_store(&seg->max_ts, ts);
-        seg->max_ts_loaded = true;
+        atomic_store(&seg->max_ts_loaded, true);
     }
     pthread_mutex_unlock(&seg->fd_mu);
     return atomic_load(&seg->max_ts);

@@ -1,8 +1,8 @@
 /*
  * test_log.c - the log store: append and read back, reopen, index and time lookups across segments,
  * retention, recovery from cut and damaged tails, a writer killed with SIGKILL, a reader process following a
- * writer process, group commit across many rolls, removing the durable callback while it runs, and a full
- * disk (a small tmpfs).
+ * writer process, group commit across many rolls, removing the durable callback while it runs, readers and
+ * retention beside a writer in one process, and a full disk (a small tmpfs).
  *
  * Every record's value is "v<offset>" (padded), so any record read back can be checked against its offset.
  */
@@ -750,6 +750,156 @@ static void test_durable_cb_removal(void)
     mq_test_rmdir(dir);
 }
 
+/* ---- readers and retention beside the writer, in one process ---- */
+
+struct rw_shared {
+    struct mq_part *w0, *w1; /* the writer's partitions 0 and 1 */
+    struct mq_part *r0;      /* partition 0 through a second, read-mode log */
+    int64_t total;           /* records the writer produces into each partition */
+    atomic_bool writer_done;
+    atomic_bool failed;
+};
+
+static void rw_fail(struct rw_shared *sh, const char *what)
+{
+    fprintf(stderr, "concurrent: %s\n", what);
+    atomic_store(&sh->failed, true);
+}
+
+static void *rw_writer(void *arg)
+{
+    struct rw_shared *sh = arg;
+    for (int64_t off = 0; off < sh->total && !atomic_load(&sh->failed); off += 100)
+        if (produce_n(sh->w0, off, 100) != MQ_OK || produce_n(sh->w1, off, 100) != MQ_OK)
+            rw_fail(sh, "produce");
+    if (mq_part_flush(sh->w0) != MQ_OK || mq_part_flush(sh->w1) != MQ_OK)
+        rw_fail(sh, "flush");
+    atomic_store(&sh->writer_done, true);
+    return NULL;
+}
+
+/* Reads every record of a partition as it becomes visible, with time lookups and stats in between. */
+static void rw_read_all(struct rw_shared *sh, struct mq_part *part, bool reader_log)
+{
+    int64_t next = 0, seen = 0, deadline = mq_mono_ms() + 120000;
+    while (seen < sh->total && mq_mono_ms() < deadline && !atomic_load(&sh->failed)) {
+        int64_t n = read_check(part, next, &next);
+        if (n < 0) {
+            rw_fail(sh, "read_check");
+            break;
+        }
+        seen += n;
+        int64_t off, start, end;
+        struct mq_part_stats st;
+        if (mq_part_offset_for_time(part, ts_of(next / 2), &off) != MQ_OK ||
+            (next > 0 && (off < 0 || off > next / 2)) || mq_part_stats(part, &st) != MQ_OK ||
+            mq_part_offsets(part, &start, &end) != MQ_OK || end < next) {
+            rw_fail(sh, "offset_for_time, stats or offsets");
+            break;
+        }
+        if (n == 0 && !reader_log)
+            mq_part_wait_durable(part, next, 100);
+        else if (n == 0)
+            nanosleep(&(struct timespec){0, 1000000}, NULL); /* a reader process polls: pace the loop */
+    }
+    if (seen != sh->total) {
+        fprintf(stderr, "concurrent: %s read %" PRId64 " of %" PRId64 " records\n",
+                reader_log ? "read-mode reader" : "reader", seen, sh->total);
+        rw_fail(sh, "not every record was read");
+    }
+}
+
+static void *rw_reader_w(void *arg)
+{
+    struct rw_shared *sh = arg;
+    rw_read_all(sh, sh->w0, false);
+    return NULL;
+}
+
+static void *rw_reader_r(void *arg)
+{
+    struct rw_shared *sh = arg;
+    rw_read_all(sh, sh->r0, true);
+    return NULL;
+}
+
+/* Applies retention to partition 1 while another thread reads its oldest batches. */
+static void *rw_retention(void *arg)
+{
+    struct rw_shared *sh = arg;
+    int deleted = 0;
+    while (!atomic_load(&sh->failed)) {
+        bool done = atomic_load(&sh->writer_done); /* one more pass once everything is durable */
+        int d;
+        if (mq_part_apply_retention(sh->w1, mq_now_ms(), &d) != MQ_OK)
+            rw_fail(sh, "retention");
+        deleted += d;
+        if (done)
+            break;
+        mq_part_wait_durable(sh->w1, mq_part_durable_end(sh->w1), 100);
+    }
+    if (deleted == 0)
+        rw_fail(sh, "retention deleted nothing");
+    return NULL;
+}
+
+static void *rw_reader_oldest(void *arg)
+{
+    struct rw_shared *sh = arg;
+    uint8_t buf[64 * 1024];
+    while (!atomic_load(&sh->writer_done) && !atomic_load(&sh->failed)) {
+        int64_t start, end, off;
+        struct mq_slice s;
+        struct mq_part_stats st;
+        if (mq_part_offsets(sh->w1, &start, &end) != MQ_OK || mq_part_stats(sh->w1, &st) != MQ_OK ||
+            mq_part_offset_for_time(sh->w1, ts_of(start), &off) != MQ_OK) {
+            rw_fail(sh, "offsets, stats or offset_for_time of partition 1");
+            break;
+        }
+        enum mq_err e = mq_part_read(sh->w1, start, sizeof buf, &s);
+        if (e == MQ_ERR_RANGE)
+            continue; /* retention took it meanwhile */
+        if (e != MQ_OK) {
+            rw_fail(sh, "read partition 1");
+            break;
+        }
+        /* The slice stays readable even when retention unlinks its segment now. */
+        struct mq_batch_info bi;
+        if (s.len > 0 && (s.len > sizeof buf || pread(s.fd, buf, s.len, s.pos) != (ssize_t)s.len ||
+                          mq_batch_parse_header(buf, s.len, &bi) != MQ_OK || !mq_batch_crc_ok(buf, &bi)))
+            rw_fail(sh, "slice of partition 1");
+        mq_slice_release(&s);
+        mq_part_wait_durable(sh->w1, end, 100);
+    }
+    return NULL;
+}
+
+/* Readers in the writer's process and in a read-mode log, and retention, while the writer writes and rolls:
+ * every record arrives intact. Mostly for ThreadSanitizer, which sees the log's threads only here. */
+static void test_concurrent(void)
+{
+    char *dir = mq_test_tmpdir("concurrent");
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    CU_ASSERT_FATAL(mq_log_topic_create(log, "t", 2) == MQ_OK);
+    struct rw_shared sh = {.w0 = get_part(log, "t", 0), .w1 = get_part(log, "t", 1), .total = 20000};
+    struct mq_retention r = {0, 128 * 1024};
+    mq_part_set_retention(sh.w1, &r);
+    struct mq_log *rlog = open_log(dir, MQ_LOG_READ, &c);
+    sh.r0 = get_part(rlog, "t", 0);
+    void *(*fns[])(void *) = {rw_writer,   rw_reader_w,  rw_reader_w,     rw_reader_r,
+                              rw_reader_r, rw_retention, rw_reader_oldest};
+    pthread_t th[sizeof fns / sizeof fns[0]];
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+        CU_ASSERT_FATAL(pthread_create(&th[i], NULL, fns[i], &sh) == 0);
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
+        pthread_join(th[i], NULL);
+    CU_ASSERT(!atomic_load(&sh.failed));
+    CU_ASSERT(mq_log_close(rlog) == MQ_OK);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    mq_test_rmdir(dir);
+}
+
 /* ---- a full disk ---- */
 
 static void test_disk_full(void)
@@ -859,6 +1009,7 @@ int main(void)
         MQ_TEST(test_reader_follows_writer),
         MQ_TEST(test_flush_many_rolls),
         MQ_TEST(test_durable_cb_removal),
+        MQ_TEST(test_concurrent),
         MQ_TEST(test_disk_full),
         MQ_TEST_END,
     };
