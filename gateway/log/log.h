@@ -19,7 +19,8 @@
  * Reading. Any number of threads, and other processes that open the directory with MQ_LOG_READ, read while
  * the writer writes. In the writer's process readers see durable records only; in a reader process they see
  * complete batches whose size and CRC check out. mq_part_read() hands out whole batches as a byte range of
- * a segment file (for pread or sendfile), never a partial batch.
+ * a segment file (for pread or sendfile), never a partial batch; a cursor (mq_cursor_open()) walks them
+ * batch by batch or record by record, checking every batch's CRC.
  *
  * Recovery. Opening a partition for writing scans only the tail after its recovery point, checks each
  * batch's size and CRC, truncates at the first partial or invalid batch and rebuilds the tail's indexes;
@@ -202,6 +203,86 @@ void mq_slice_release(struct mq_slice *slice);
  * index. *offset is -1 when no stored record is that new.
  */
 enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *offset);
+
+/* ---- partitions: reading records (the cursor) ---- */
+
+/*
+ * A cursor reads one partition batch by batch or record by record, for every reader of the log (the tool's
+ * consume and replay, later the Kafka endpoint and the forwarder). It reads what mq_part_read() makes
+ * visible, checks the size and CRC of every batch before handing anything of it out, and never hands out a
+ * partial batch. At the visible end next() returns 0; calling it again later sees records added meanwhile
+ * (follow mode: a reader process looks for the writer's new data on each call at the end).
+ *
+ * Errors of next() (returned negated): MQ_ERR_RANGE when the cursor's position is no longer stored
+ * (retention deleted it: below the log start) or lies beyond the end (the log was truncated): compare
+ * mq_cursor_position() with mq_part_offsets() to tell which, then mq_cursor_seek(). MQ_ERR_CORRUPT for a
+ * batch that fails its size or CRC check or holds a malformed record; MQ_ERR_INVAL for a compressed batch
+ * mqlog cannot decode yet; MQ_ERR_IO, MQ_ERR_NOMEM. After MQ_ERR_CORRUPT, MQ_ERR_INVAL and MQ_ERR_IO,
+ * mq_cursor_fault() says where. The cursor stays usable: the same call fails the same way again.
+ *
+ * A cursor belongs to one thread at a time. It keeps no lock between calls; it holds a reference to one
+ * segment (which retention may delete meanwhile: the cursor reads it to its end, then reports
+ * MQ_ERR_RANGE). Close it before the partition's log is closed.
+ */
+struct mq_cursor;
+
+/*
+ * Opens a cursor at `offset`: records at or after it come out (a batch holding earlier records comes out
+ * whole from next_batch()). MQ_ERR_RANGE when offset is below the log start or above the visible end; the
+ * end itself is valid (only records added later come out). On success the caller owns *curp and frees it
+ * with mq_cursor_close(); on failure *curp is untouched.
+ */
+enum mq_err mq_cursor_open(struct mq_part *part, int64_t offset, struct mq_cursor **curp);
+
+/*
+ * Opens a cursor at the first record whose timestamp is >= ts (mq_part_offset_for_time()), or at the
+ * visible end when no stored record is that new. Ownership as mq_cursor_open().
+ */
+enum mq_err mq_cursor_open_time(struct mq_part *part, int64_t ts, struct mq_cursor **curp);
+
+/* Releases the cursor and its segment reference. Accepts NULL. */
+void mq_cursor_close(struct mq_cursor *cur);
+
+/* Moves the cursor to `offset` (a later next() fails with MQ_ERR_RANGE when it is not stored). */
+void mq_cursor_seek(struct mq_cursor *cur, int64_t offset);
+
+/* The offset the cursor reads from next: the offset it was opened or moved to, then the offset after the
+ * last batch it read. Records of that batch not yet returned by next() are not counted. */
+int64_t mq_cursor_position(const struct mq_cursor *cur);
+
+/* Bytes of batches the cursor has read so far (for a reader that shares its time among partitions). */
+int64_t mq_cursor_bytes(const struct mq_cursor *cur);
+
+/* One batch as stored. data points into the cursor's buffer, valid until the next call on the cursor. */
+struct mq_cursor_batch {
+    struct mq_batch_info info;
+    const uint8_t *data; /* mq_batch_size(&info) bytes, CRC checked: forward them unchanged */
+};
+
+/*
+ * The next batch, control batches and compressed batches included: 1 and *batch filled, 0 at the visible
+ * end, or a negated error (see above). Records of the previous batch that next() had not returned yet are
+ * skipped.
+ */
+int mq_cursor_next_batch(struct mq_cursor *cur, struct mq_cursor_batch *batch);
+
+/*
+ * The next record at or after the open offset: 1 and *rv filled (its absolute offset, and its effective
+ * timestamp: the batch's MaxTimestamp for LogAppendTime batches), 0 at the visible end, or a negated error.
+ * Control batches (transaction markers) are skipped. rv's pointers point into the cursor's buffer and stay
+ * valid until the next call on the cursor.
+ */
+int mq_cursor_next(struct mq_cursor *cur, struct mq_record_view *rv);
+
+/* Where the last MQ_ERR_CORRUPT, MQ_ERR_INVAL or MQ_ERR_IO of a cursor was found. Strings belong to the
+ * cursor and stay valid until its next call. */
+struct mq_cursor_fault {
+    const char *path;    /* the segment file; "" when no batch was involved */
+    int64_t position;    /* the batch's byte position in it; -1 when no batch was involved */
+    int64_t base_offset; /* the batch's base offset (the cursor's position when its header is unreadable) */
+    const char *what;    /* e.g. "CRC mismatch: stored 0x1234abcd, computed 0x0badf00d" */
+};
+const struct mq_cursor_fault *mq_cursor_fault(const struct mq_cursor *cur);
 
 /* ---- offline verification (mqlog verify) ---- */
 

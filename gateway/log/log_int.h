@@ -2,8 +2,9 @@
  * log_int.h - the log store's internals, shared by the files of gateway/log/ only.
  *
  * Files: log.c (the data directory and the flusher), partition.c (write path, group commit, retention,
- * open/close), read.c (reads), recover.c (recovery and reader refresh), segment.c (a segment's files and
- * index bookkeeping, the scanner), verify.c (offline check).
+ * open/close), read.c (reads), cursor.c (the record cursor and the batch scanner under it), recover.c
+ * (recovery and reader refresh), segment.c (a segment's files and index bookkeeping), verify.c (offline
+ * check).
  *
  * Locking (why there are three kinds):
  *   part->mu        the writer's lock: the open batch, the backlog, the active segment's file position and
@@ -60,7 +61,9 @@ struct mq_segment {
     int64_t synced_idx; /* bookkeeping for checkpoints: index bytes fdatasynced */
 };
 
-/* A batch scanner: walks batches of one segment file from a position, buffering reads. */
+/* cursor.c, its file-level layer: walks the batches of one segment file from a position, buffering reads.
+ * Recovery, reader refresh, reads and verify use it on files; the cursor (log.h) on a slice of a segment.
+ * It is the one batch walker of the tree: batch validation happens here. */
 struct mq_scan {
     int fd;
     int64_t pos; /* the next batch starts here */
@@ -69,20 +72,25 @@ struct mq_scan {
     size_t cap;
     int64_t buf_pos;
     size_t buf_len;
+    /* after MQ_SCAN_BAD: whether the header parsed (then *bi holds it) and the CRC the bytes have */
+    bool bad_crc;
+    uint32_t crc_computed;
 };
 
 enum mq_scan_res {
     MQ_SCAN_BATCH = 1,    /* a batch: *bi, and *body when asked for */
     MQ_SCAN_END = 0,      /* pos == end */
     MQ_SCAN_PARTIAL = -1, /* fewer bytes than the header or batch needs */
-    MQ_SCAN_BAD = -2,     /* impossible header or CRC mismatch */
-    MQ_SCAN_IOERR = -3,
+    MQ_SCAN_BAD = -2,     /* impossible header or CRC mismatch (sc->bad_crc) */
+    MQ_SCAN_IOERR = -3,   /* errno says why */
 };
 
 void mq_scan_init(struct mq_scan *sc, int fd, int64_t pos, int64_t end);
+/* Points sc at another range, keeping its buffer. */
+void mq_scan_reset(struct mq_scan *sc, int fd, int64_t pos, int64_t end);
 void mq_scan_free(struct mq_scan *sc);
-/* Returns the next batch; with want_body the whole batch is buffered, *body points at it and its CRC is
- * checked. sc->pos moves past the batch only on MQ_SCAN_BATCH. */
+/* Returns the next batch; with want_body the whole batch is buffered, *body points at it (valid until the
+ * next call) and its CRC is checked. sc->pos moves past the batch only on MQ_SCAN_BATCH. */
 enum mq_scan_res mq_scan_next(struct mq_scan *sc, bool want_body, struct mq_batch_info *bi,
                               const uint8_t **body);
 

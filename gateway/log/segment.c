@@ -1,6 +1,5 @@
 /*
- * segment.c - one segment: its files, its sparse indexes, and the batch scanner every reader and the recovery
- * share.
+ * segment.c - one segment: its files and its sparse indexes.
  *
  * Index entries follow Kafka: an .index entry (offset of the batch's last record relative to the segment's
  * base, batch position) is added once more than index_interval_bytes were appended since the previous one; a
@@ -20,8 +19,6 @@
 #include <unistd.h>
 
 #include "util/diag.h"
-
-#define MQ_SCAN_CHUNK (256 * 1024)
 
 static char *mq_seg_path(const char *dir, int64_t base, const char *ext)
 {
@@ -356,89 +353,4 @@ void mq_seg_unlink(struct mq_segment *seg)
     unlink(seg->path_log);
     unlink(seg->path_idx);
     unlink(seg->path_tidx);
-}
-
-/* ---- the scanner ---- */
-
-void mq_scan_init(struct mq_scan *sc, int fd, int64_t pos, int64_t end)
-{
-    memset(sc, 0, sizeof *sc);
-    sc->fd = fd;
-    sc->pos = pos;
-    sc->end = end;
-}
-
-void mq_scan_free(struct mq_scan *sc)
-{
-    free(sc->buf);
-    sc->buf = NULL;
-}
-
-/* Makes [sc->pos, sc->pos + need) available in the buffer. Returns 1, 0 when the file (or end) holds fewer
- * bytes, -1 on an I/O error. */
-static int mq_scan_fill(struct mq_scan *sc, size_t need)
-{
-    if (sc->pos >= sc->buf_pos && sc->pos + (int64_t)need <= sc->buf_pos + (int64_t)sc->buf_len)
-        return 1;
-    if (sc->pos + (int64_t)need > sc->end)
-        return 0;
-    size_t want = need > MQ_SCAN_CHUNK ? need : MQ_SCAN_CHUNK;
-    if ((int64_t)want > sc->end - sc->pos)
-        want = (size_t)(sc->end - sc->pos);
-    if (want > sc->cap) {
-        uint8_t *nb = realloc(sc->buf, want);
-        if (!nb)
-            return -1;
-        sc->buf = nb;
-        sc->cap = want;
-    }
-    size_t got = 0;
-    while (got < want) {
-        ssize_t n = pread(sc->fd, sc->buf + got, want - got, sc->pos + (int64_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    sc->buf_pos = sc->pos;
-    sc->buf_len = got;
-    return got >= need ? 1 : 0;
-}
-
-enum mq_scan_res mq_scan_next(struct mq_scan *sc, bool want_body, struct mq_batch_info *bi,
-                              const uint8_t **body)
-{
-    if (sc->pos >= sc->end)
-        return MQ_SCAN_END;
-    int r = mq_scan_fill(sc, MQ_BATCH_HEADER_SIZE);
-    if (r < 0)
-        return MQ_SCAN_IOERR;
-    if (r == 0)
-        return MQ_SCAN_PARTIAL;
-    const uint8_t *p = sc->buf + (sc->pos - sc->buf_pos);
-    enum mq_err err = mq_batch_parse_header(p, MQ_BATCH_HEADER_SIZE, bi);
-    if (err == MQ_ERR_RANGE)
-        return MQ_SCAN_PARTIAL;
-    if (err != MQ_OK)
-        return MQ_SCAN_BAD;
-    size_t size = mq_batch_size(bi);
-    if (sc->pos + (int64_t)size > sc->end)
-        return MQ_SCAN_PARTIAL;
-    if (want_body) {
-        r = mq_scan_fill(sc, size);
-        if (r < 0)
-            return MQ_SCAN_IOERR;
-        if (r == 0)
-            return MQ_SCAN_PARTIAL;
-        p = sc->buf + (sc->pos - sc->buf_pos);
-        if (!mq_batch_crc_ok(p, bi))
-            return MQ_SCAN_BAD;
-        if (body)
-            *body = p;
-    }
-    sc->pos += (int64_t)size;
-    return MQ_SCAN_BATCH;
 }

@@ -104,16 +104,12 @@ static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64
                 mq_verify_report(v, seg->path_log, pos,
                                  "partial batch at the end of the file (%" PRId64 " bytes)",
                                  (int64_t)st.st_size - pos);
-            else if (r == MQ_SCAN_BAD) {
-                struct mq_batch_info hb;
-                uint8_t hdr[MQ_BATCH_HEADER_SIZE];
-                if (pread(fd, hdr, sizeof hdr, pos) == (ssize_t)sizeof hdr &&
-                    mq_batch_parse_header(hdr, sizeof hdr, &hb) == MQ_OK)
-                    mq_verify_report(v, seg->path_log, pos, "CRC mismatch in batch at offset %" PRId64,
-                                     hb.base_offset);
-                else
-                    mq_verify_report(v, seg->path_log, pos, "invalid batch header");
-            } else if (r == MQ_SCAN_IOERR)
+            else if (r == MQ_SCAN_BAD && sc.bad_crc)
+                mq_verify_report(v, seg->path_log, pos, "CRC mismatch in batch at offset %" PRId64,
+                                 bi.base_offset);
+            else if (r == MQ_SCAN_BAD)
+                mq_verify_report(v, seg->path_log, pos, "invalid batch header");
+            else if (r == MQ_SCAN_IOERR)
                 mq_verify_report(v, seg->path_log, pos, "read error: %s", strerror(errno));
             break;
         }
