@@ -2,10 +2,10 @@
  * cmd_consume.c - `mqlog consume`: prints the records of a topic, raw or as JSON lines, from an offset or a
  * point in time, optionally following new records and committing a consumer group's position.
  *
- * The store is opened read-only (MQ_LOG_READ), so consume works beside a running mqlogd. The hot path reads
- * whole batches as byte ranges (mq_part_read), preads them into one reusable buffer, checks each batch's
- * CRC and decodes records in place into a large output buffer: no allocation and no system call per record.
- * A batch whose CRC fails is an error naming the segment file and position; it is never printed as data.
+ * The store is opened read-only (MQ_LOG_READ), so consume works beside a running mqlogd. Each partition is
+ * read through a log cursor (log.h), which checks every batch's CRC and decodes records in place; they go
+ * into a large output buffer: no allocation and no system call per record. A batch whose CRC fails is an
+ * error naming the segment file and position; it is never printed as data.
  *
  * Order: records of one partition come in offset order. Without -p the partitions are visited in turn, one
  * chunk (up to 1 MiB of batches) at a time, so a large backlog in one partition does not hide the others.
@@ -74,9 +74,9 @@ static void mq_consume_help(void)
 struct mq_cpart {
     int32_t id;
     struct mq_part *part;
+    struct mq_cursor *cur;
     char *dir;            /* the partition directory, for inotify and messages */
-    int64_t pos;          /* the offset of the next read */
-    int64_t want;         /* records below this are skipped (a start inside a batch) */
+    int64_t want;         /* records below this are skipped (a start beyond the end, reached later) */
     int64_t pending_next; /* offset after the last record put into the output buffer, -1 when none */
     int64_t flushed_next; /* offset after the last record written to stdout, -1 when none */
     int64_t committed;    /* the group offset last committed (or fetched), -1 when none */
@@ -94,22 +94,8 @@ struct mq_consume {
     int64_t printed;
     const char *group;
     struct mq_out out;
-    uint8_t *rbuf;
-    size_t rcap;
     int ifd; /* inotify, -1 when unavailable */
 };
-
-/* Names the file behind fd for an error message (the segment of a slice). */
-static void mq_fd_path(int fd, char *buf, size_t size)
-{
-    char link[64];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, buf, size - 1);
-    if (n <= 0)
-        snprintf(buf, size, "(segment file)");
-    else
-        buf[n] = 0;
-}
 
 /* Writes the buffered output and marks every record in it as printed. Returns 0 or the write's errno. */
 static int mq_consume_flush(struct mq_consume *cs)
@@ -194,127 +180,50 @@ static void mq_consume_emit(struct mq_consume *cs, const struct mq_cpart *cp, co
 /* Outcome of one read turn on a partition. */
 enum mq_turn { MQ_TURN_DATA, MQ_TURN_IDLE, MQ_TURN_LIMIT, MQ_TURN_FAIL };
 
-/* Reports a damaged batch of cp at file position pos and returns MQ_TURN_FAIL. */
-static enum mq_turn mq_consume_bad_batch(const struct mq_cpart *cp, const struct mq_consume *cs,
-                                         const struct mq_slice *sl, int64_t pos, int64_t base,
-                                         const char *what)
+/* Reads records of cp, about MQ_CONSUME_CHUNK bytes of batches, and prints them. */
+static enum mq_turn mq_consume_turn(struct mq_consume *cs, struct mq_cpart *cp)
 {
-    char path[PATH_MAX];
-    mq_fd_path(sl->fd, path, sizeof path);
-    mq_tool_error("%s:%" PRId64 ": %s (partition %s-%d, batch at offset %" PRId64 "); not printed", path, pos,
-                  what, cs->topic, (int)cp->id, base);
+    int64_t from = mq_cursor_bytes(cp->cur);
+    struct mq_record_view rv;
+    int r;
+    while ((r = mq_cursor_next(cp->cur, &rv)) == 1) {
+        if (rv.offset < cp->want)
+            continue;
+        mq_consume_emit(cs, cp, &rv);
+        cp->pending_next = rv.offset + 1;
+        if (++cs->printed == cs->limit)
+            return MQ_TURN_LIMIT;
+        if (mq_cursor_bytes(cp->cur) - from >= MQ_CONSUME_CHUNK)
+            return MQ_TURN_DATA; /* the other partitions' turn */
+    }
+    if (r == 0) /* the end; batches without records to print (control batches) count as progress */
+        return mq_cursor_bytes(cp->cur) > from ? MQ_TURN_DATA : MQ_TURN_IDLE;
+    int64_t pos = mq_cursor_position(cp->cur);
+    if (r == -MQ_ERR_RANGE) {
+        /* Retention removed the segment we were in (or the log was truncated): continue at the new start. */
+        struct mq_part_stats st;
+        enum mq_err err = mq_part_stats(cp->part, &st);
+        if (err == MQ_OK && (pos < st.start_offset || pos > st.end_offset)) {
+            if (pos < st.start_offset)
+                mq_tool_error("warning: %s-%d: offsets %" PRId64 "..%" PRId64 " were deleted by retention",
+                              cs->topic, (int)cp->id, pos, st.start_offset - 1);
+            mq_cursor_seek(cp->cur, pos < st.start_offset ? st.start_offset : st.end_offset);
+            return MQ_TURN_DATA; /* try again at once */
+        }
+        if (err != MQ_OK)
+            r = -(int)err;
+    }
+    const struct mq_cursor_fault *f = mq_cursor_fault(cp->cur);
+    if (f->position >= 0)
+        mq_tool_error("%s:%" PRId64 ": %s (partition %s-%d, batch at offset %" PRId64 "); not printed",
+                      f->path, f->position, f->what, cs->topic, (int)cp->id, f->base_offset);
+    else
+        mq_tool_error("reading %s-%d at offset %" PRId64 ": %s", cs->topic, (int)cp->id, pos,
+                      mq_strerror((enum mq_err) - r));
     return MQ_TURN_FAIL;
 }
 
-/* Reads one chunk of batches from cp and prints its records. */
-static enum mq_turn mq_consume_turn(struct mq_consume *cs, struct mq_cpart *cp)
-{
-    struct mq_slice sl;
-    enum mq_err err = mq_part_read(cp->part, cp->pos, MQ_CONSUME_CHUNK, &sl);
-    if (err == MQ_ERR_RANGE) {
-        /* Retention removed the segment we were in (or the log was truncated): continue at the new start. */
-        struct mq_part_stats st;
-        err = mq_part_stats(cp->part, &st);
-        if (err == MQ_OK && (cp->pos < st.start_offset || cp->pos > st.end_offset)) {
-            if (cp->pos < st.start_offset)
-                mq_tool_error("warning: %s-%d: offsets %" PRId64 "..%" PRId64 " were deleted by retention",
-                              cs->topic, (int)cp->id, cp->pos, st.start_offset - 1);
-            cp->pos = cp->pos < st.start_offset ? st.start_offset : st.end_offset;
-            return MQ_TURN_DATA; /* try again at once */
-        }
-        if (err == MQ_OK)
-            err = MQ_ERR_RANGE;
-    }
-    if (err != MQ_OK) {
-        mq_tool_error("reading %s-%d at offset %" PRId64 ": %s", cs->topic, (int)cp->id, cp->pos,
-                      mq_strerror(err));
-        return MQ_TURN_FAIL;
-    }
-    if (sl.len == 0) {
-        mq_slice_release(&sl);
-        return MQ_TURN_IDLE;
-    }
-    if (sl.len > cs->rcap) {
-        uint8_t *nb = realloc(cs->rbuf, sl.len);
-        if (!nb) {
-            mq_slice_release(&sl);
-            mq_tool_error("out of memory");
-            return MQ_TURN_FAIL;
-        }
-        cs->rbuf = nb;
-        cs->rcap = sl.len;
-    }
-    size_t got = 0;
-    while (got < sl.len) {
-        ssize_t r = pread(sl.fd, cs->rbuf + got, sl.len - got, sl.pos + (int64_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            char path[PATH_MAX];
-            mq_fd_path(sl.fd, path, sizeof path);
-            mq_tool_error("%s: read at %" PRId64 ": %s", path, sl.pos + (int64_t)got,
-                          r < 0 ? strerror(errno) : "unexpected end of file");
-            mq_slice_release(&sl);
-            return MQ_TURN_FAIL;
-        }
-        got += (size_t)r;
-    }
-
-    enum mq_turn res = MQ_TURN_DATA;
-    size_t at = 0;
-    while (at < sl.len) {
-        const uint8_t *b = cs->rbuf + at;
-        struct mq_batch_info bi;
-        int64_t fpos = sl.pos + (int64_t)at;
-        err = mq_batch_parse_header(b, sl.len - at, &bi);
-        if (err != MQ_OK || mq_batch_size(&bi) > sl.len - at) {
-            res = mq_consume_bad_batch(cp, cs, &sl, fpos, err == MQ_OK ? bi.base_offset : cp->pos,
-                                       "malformed batch header");
-            break;
-        }
-        if (!mq_batch_crc_ok(b, &bi)) {
-            char what[96];
-            snprintf(what, sizeof what, "CRC mismatch: stored 0x%08" PRIx32 ", computed 0x%08" PRIx32, bi.crc,
-                     mq_crc32c(0, b + MQ_BATCH_CRC_START, mq_batch_size(&bi) - MQ_BATCH_CRC_START));
-            res = mq_consume_bad_batch(cp, cs, &sl, fpos, bi.base_offset, what);
-            break;
-        }
-        at += mq_batch_size(&bi);
-        cp->pos = mq_batch_last_offset(&bi) + 1;
-        if (bi.attributes & MQ_BATCH_ATTR_CONTROL)
-            continue; /* a control batch (transaction marker): not data; mqlog writes none */
-        struct mq_record_iter it;
-        if (mq_record_iter_init(&it, b, &bi) != MQ_OK) {
-            res = mq_consume_bad_batch(cp, cs, &sl, fpos, bi.base_offset,
-                                       "compressed batch: mqlog does not decompress");
-            break;
-        }
-        struct mq_record_view rv;
-        int r;
-        while ((r = mq_record_next(&it, &rv)) == 1) {
-            if (rv.offset < cp->want)
-                continue;
-            mq_consume_emit(cs, cp, &rv);
-            cp->pending_next = rv.offset + 1;
-            if (++cs->printed == cs->limit) {
-                res = MQ_TURN_LIMIT;
-                break;
-            }
-        }
-        if (r < 0) {
-            res = mq_consume_bad_batch(cp, cs, &sl, fpos, bi.base_offset, "malformed record");
-            break;
-        }
-        if (res == MQ_TURN_LIMIT)
-            break;
-    }
-    if (res == MQ_TURN_DATA && cp->pos < sl.next_offset)
-        cp->pos = sl.next_offset;
-    mq_slice_release(&sl);
-    return res;
-}
-
-/* Resolves where cp starts: the group's committed offset, else -o. */
+/* Resolves where cp starts (the group's committed offset, else -o) and opens its cursor there. */
 static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq_where_kind kind, int64_t arg)
 {
     struct mq_part_stats st;
@@ -323,7 +232,6 @@ static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq
         mq_tool_error("partition %s-%d: %s", cs->topic, (int)cp->id, mq_strerror(err));
         return false;
     }
-    int64_t want;
     if (cs->group) {
         int64_t off;
         err = mq_catalog_offset_fetch(mq_store_catalog(cs->store), cs->group, cs->topic, cp->id, &off, NULL,
@@ -338,33 +246,27 @@ static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq
             return false;
         }
     }
-    switch (kind) {
-    case MQ_WHERE_BEGINNING:
-        want = st.start_offset;
-        break;
-    case MQ_WHERE_END:
-        want = st.end_offset;
-        break;
-    case MQ_WHERE_TIME:
-        err = mq_part_offset_for_time(cp->part, arg, &want);
+    if (kind == MQ_WHERE_TIME) {
+        err = mq_cursor_open_time(cp->part, arg, &cp->cur);
         if (err != MQ_OK) {
             mq_tool_error("partition %s-%d: looking up time %" PRId64 ": %s", cs->topic, (int)cp->id, arg,
                           mq_strerror(err));
             return false;
         }
-        if (want < 0) /* no record that new yet: only what arrives later */
-            want = st.end_offset;
-        break;
-    default:
-        want = arg;
-        break;
+        return true;
     }
+    int64_t want = kind == MQ_WHERE_BEGINNING ? st.start_offset : kind == MQ_WHERE_END ? st.end_offset : arg;
     /* Below the log start the records are gone: start at the first one there is. Above the end, wait for
      * the offset to be reached (reading from the end and skipping what lies below it). */
     if (want < st.start_offset)
         want = st.start_offset;
     cp->want = want;
-    cp->pos = want > st.end_offset ? st.end_offset : want;
+    err = mq_cursor_open(cp->part, want > st.end_offset ? st.end_offset : want, &cp->cur);
+    if (err != MQ_OK) {
+        mq_tool_error("partition %s-%d: opening at offset %" PRId64 ": %s", cs->topic, (int)cp->id, want,
+                      mq_strerror(err));
+        return false;
+    }
     return true;
 }
 
@@ -389,11 +291,11 @@ static void mq_consume_free(struct mq_consume *cs)
 {
     if (cs->parts)
         for (int32_t i = 0; i < cs->nparts; i++) {
+            mq_cursor_close(cs->parts[i].cur);
             free(cs->parts[i].dir);
             free(cs->parts[i].json_prefix);
         }
     free(cs->parts);
-    free(cs->rbuf);
     mq_out_free(&cs->out);
     if (cs->ifd >= 0)
         close(cs->ifd);

@@ -39,10 +39,9 @@
 #include "util/parse.h"
 #include "util/url.h"
 
-#define MQ_REPLAY_CHUNK        (1024 * 1024) /* bytes of batches read from a partition at a time */
-#define MQ_REPLAY_INFLIGHT     100           /* default bound on unacknowledged publishes */
-#define MQ_REPLAY_CONNECT_MS   10000         /* TCP connect + CONNACK */
-#define MQ_REPLAY_ACK_STALL_MS 30000         /* give up when no acknowledgement arrives for this long */
+#define MQ_REPLAY_INFLIGHT     100   /* default bound on unacknowledged publishes */
+#define MQ_REPLAY_CONNECT_MS   10000 /* TCP connect + CONNACK */
+#define MQ_REPLAY_ACK_STALL_MS 30000 /* give up when no acknowledgement arrives for this long */
 #define MQ_REPLAY_KEEPALIVE_S  30
 #define MQ_REPLAY_BAR_MS       100 /* progress bar refresh period */
 #define MQ_REPLAY_TOPIC_HDR    "mqtt.topic"
@@ -183,17 +182,10 @@ static bool mq_sbuf_add(struct mq_sbuf *b, const void *s, size_t n)
 struct mq_rpart {
     int32_t id;
     struct mq_part *part;
-    int64_t pos;  /* offset of the next batch to read */
-    int64_t want; /* the first offset to replay (a start inside a batch skips the records before it) */
-    int64_t end;  /* records at or after this offset are not replayed (the end at start, or --until) */
-    uint8_t *buf; /* batches read from the segment; the head points into it */
-    size_t cap, len, at;
-    int64_t buf_pos; /* file position of buf[0], for messages */
-    bool in_batch;
-    struct mq_record_iter it;
-    int64_t batch_base;
+    struct mq_cursor *cur;
+    int64_t end; /* records at or after this offset are not replayed (the end at start, or --until) */
     bool has_head;
-    struct mq_record_view head;
+    struct mq_record_view head; /* points into cur's buffer: valid until cur's next call */
     bool done;
 };
 
@@ -226,71 +218,6 @@ struct mq_replay {
     int64_t bar_last_ms;
 };
 
-static void mq_replay_bad_batch(const struct mq_replay *rs, const struct mq_rpart *rp, const char *what)
-{
-    mq_tool_error("%s-%d: %s in the batch at offset %" PRId64 " (file position %" PRId64 " of its segment)",
-                  rs->topic, (int)rp->id, what, rp->batch_base, rp->buf_pos + (int64_t)rp->at);
-}
-
-/* Reads the next chunk of whole batches of rp into its buffer. False after a message. */
-static bool mq_replay_read(struct mq_replay *rs, struct mq_rpart *rp)
-{
-    struct mq_slice sl;
-    enum mq_err err = mq_part_read(rp->part, rp->pos, MQ_REPLAY_CHUNK, &sl);
-    if (err == MQ_ERR_RANGE) {
-        /* Retention removed what we were about to read: go on from the new log start. */
-        int64_t start, end;
-        err = mq_part_offsets(rp->part, &start, &end);
-        if (err == MQ_OK && rp->pos < start) {
-            mq_tool_error("warning: %s-%d: offsets %" PRId64 "..%" PRId64 " were deleted by retention",
-                          rs->topic, (int)rp->id, rp->pos, start - 1);
-            rp->pos = start;
-            err = mq_part_read(rp->part, rp->pos, MQ_REPLAY_CHUNK, &sl);
-        } else if (err == MQ_OK) {
-            err = MQ_ERR_RANGE;
-        }
-    }
-    if (err != MQ_OK) {
-        mq_tool_error("reading %s-%d at offset %" PRId64 ": %s", rs->topic, (int)rp->id, rp->pos,
-                      mq_strerror(err));
-        return false;
-    }
-    rp->len = rp->at = 0;
-    if (sl.len == 0) { /* the log ends earlier than it did at the start (truncated by recovery) */
-        mq_slice_release(&sl);
-        rp->done = true;
-        return true;
-    }
-    if (sl.len > rp->cap) {
-        uint8_t *nb = realloc(rp->buf, sl.len);
-        if (!nb) {
-            mq_slice_release(&sl);
-            mq_tool_error("out of memory");
-            return false;
-        }
-        rp->buf = nb;
-        rp->cap = sl.len;
-    }
-    size_t got = 0;
-    while (got < sl.len) {
-        ssize_t r = pread(sl.fd, rp->buf + got, sl.len - got, sl.pos + (int64_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            mq_tool_error("%s-%d: reading the segment at position %" PRId64 ": %s", rs->topic, (int)rp->id,
-                          sl.pos + (int64_t)got, r < 0 ? strerror(errno) : "unexpected end of file");
-            mq_slice_release(&sl);
-            return false;
-        }
-        got += (size_t)r;
-    }
-    rp->len = sl.len;
-    rp->buf_pos = sl.pos;
-    rp->pos = sl.next_offset;
-    mq_slice_release(&sl);
-    return true;
-}
-
 /*
  * Makes rp's head the next record to replay, or marks rp done (its end, --until). The previous head's
  * pointers are invalid afterwards. False after a message (a damaged batch, an I/O error).
@@ -299,62 +226,49 @@ static bool mq_replay_advance(struct mq_replay *rs, struct mq_rpart *rp)
 {
     rp->has_head = false;
     while (!rp->done) {
-        if (rp->in_batch) {
-            struct mq_record_view rv;
-            int r = mq_record_next(&rp->it, &rv);
-            if (r < 0) {
-                mq_replay_bad_batch(rs, rp, "malformed record");
-                return false;
-            }
-            if (r == 0) {
-                rp->in_batch = false;
-                continue;
-            }
-            if (rv.offset < rp->want)
-                continue;
-            if (rv.offset >= rp->end || (rs->until_ts >= 0 && rv.timestamp >= rs->until_ts)) {
-                rp->done = true;
-                break;
-            }
-            rp->head = rv;
-            rp->has_head = true;
-            return true;
-        }
-        if (rp->at < rp->len) {
-            const uint8_t *b = rp->buf + rp->at;
-            struct mq_batch_info bi;
-            enum mq_err err = mq_batch_parse_header(b, rp->len - rp->at, &bi);
-            rp->batch_base = err == MQ_OK ? bi.base_offset : rp->pos;
-            if (err != MQ_OK || mq_batch_size(&bi) > rp->len - rp->at) {
-                mq_replay_bad_batch(rs, rp, "malformed batch header");
-                return false;
-            }
-            if (!mq_batch_crc_ok(b, &bi)) {
-                mq_replay_bad_batch(rs, rp, "CRC mismatch");
-                return false;
-            }
-            /* control batches (transaction markers) carry no data */
-            if (!(bi.attributes & MQ_BATCH_ATTR_CONTROL)) {
-                if (mq_record_iter_init(&rp->it, b, &bi) != MQ_OK) {
-                    mq_replay_bad_batch(rs, rp, "compressed batch (mqlog does not decompress)");
-                    return false;
-                }
-                rp->in_batch = true;
-            }
-            rp->at += mq_batch_size(&bi);
-            continue;
-        }
-        if (rp->pos >= rp->end) {
+        struct mq_record_view rv;
+        int r = mq_cursor_next(rp->cur, &rv);
+        if (r == 0) { /* the log ends earlier than it did at the start (truncated by recovery) */
             rp->done = true;
             break;
         }
-        if (!mq_replay_read(rs, rp))
+        int64_t pos = mq_cursor_position(rp->cur);
+        if (r == -MQ_ERR_RANGE) {
+            /* Retention removed what we were about to read: go on from the new log start. */
+            int64_t start, end;
+            enum mq_err err = mq_part_offsets(rp->part, &start, &end);
+            if (err == MQ_OK && pos < start) {
+                mq_tool_error("warning: %s-%d: offsets %" PRId64 "..%" PRId64 " were deleted by retention",
+                              rs->topic, (int)rp->id, pos, start - 1);
+                mq_cursor_seek(rp->cur, start);
+                continue;
+            }
+            if (err != MQ_OK)
+                r = -(int)err;
+        }
+        if (r < 0) {
+            const struct mq_cursor_fault *f = mq_cursor_fault(rp->cur);
+            if (f->position >= 0)
+                mq_tool_error("%s-%d: %s in the batch at offset %" PRId64 " (file position %" PRId64
+                              " of its segment)",
+                              rs->topic, (int)rp->id, f->what, f->base_offset, f->position);
+            else
+                mq_tool_error("reading %s-%d at offset %" PRId64 ": %s", rs->topic, (int)rp->id, pos,
+                              mq_strerror((enum mq_err) - r));
             return false;
+        }
+        if (rv.offset >= rp->end || (rs->until_ts >= 0 && rv.timestamp >= rs->until_ts)) {
+            rp->done = true;
+            break;
+        }
+        rp->head = rv;
+        rp->has_head = true;
+        return true;
     }
     return true;
 }
 
-/* Positions rp at -o and sets its end (the end now, or --until OFFSET when smaller). */
+/* Opens rp's cursor at -o and sets its end (the end now, or --until OFFSET when smaller). */
 static bool mq_replay_start(struct mq_replay *rs, struct mq_rpart *rp, enum mq_where_kind kind, int64_t arg,
                             int64_t until_off)
 {
@@ -364,32 +278,27 @@ static bool mq_replay_start(struct mq_replay *rs, struct mq_rpart *rp, enum mq_w
         mq_tool_error("partition %s-%d: %s", rs->topic, (int)rp->id, mq_strerror(err));
         return false;
     }
-    int64_t want = start;
-    switch (kind) {
-    case MQ_WHERE_BEGINNING:
-        break;
-    case MQ_WHERE_END:
-        want = end;
-        break;
-    case MQ_WHERE_TIME:
-        err = mq_part_offset_for_time(rp->part, arg, &want);
+    if (kind == MQ_WHERE_TIME) {
+        err = mq_cursor_open_time(rp->part, arg, &rp->cur);
         if (err != MQ_OK) {
             mq_tool_error("partition %s-%d: looking up time %" PRId64 ": %s", rs->topic, (int)rp->id, arg,
                           mq_strerror(err));
             return false;
         }
-        if (want < 0 || want > end)
+    } else {
+        int64_t want = kind == MQ_WHERE_BEGINNING ? start : kind == MQ_WHERE_END ? end : arg;
+        if (want < start)
+            want = start;
+        if (want > end)
             want = end;
-        break;
-    case MQ_WHERE_OFFSET:
-        want = arg;
-        break;
+        err = mq_cursor_open(rp->part, want, &rp->cur);
+        if (err != MQ_OK) {
+            mq_tool_error("partition %s-%d: opening at offset %" PRId64 ": %s", rs->topic, (int)rp->id, want,
+                          mq_strerror(err));
+            return false;
+        }
     }
-    if (want < start)
-        want = start;
-    if (want > end)
-        want = end;
-    rp->want = rp->pos = want;
+    int64_t want = mq_cursor_position(rp->cur);
     rp->end = until_off >= 0 && until_off < end ? until_off : end;
     if (rp->end > want)
         rs->total += rp->end - want;
@@ -777,7 +686,7 @@ static void mq_replay_free(struct mq_replay *rs)
         mosquitto_lib_cleanup();
     if (rs->parts)
         for (int32_t i = 0; i < rs->nparts; i++)
-            free(rs->parts[i].buf);
+            mq_cursor_close(rs->parts[i].cur);
     free(rs->parts);
     free(rs->tpl.pieces);
     free(rs->mtopic.p);
