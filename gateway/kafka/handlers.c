@@ -7,11 +7,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kafka/proto.h"
 #include "kafka/server_int.h"
-#include "log/batch.h"
 #include "util/diag.h"
 
 #define METADATA_MAX_BYTES 4096 /* Kafka's offset.metadata.max.bytes */
@@ -133,34 +131,14 @@ static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
 /* The timestamp of the record at `offset` (for ListOffsets by time), or fallback when it cannot be read. */
 static int64_t record_timestamp(struct mq_part *part, int64_t offset, int64_t fallback)
 {
-    struct mq_slice s;
-    if (mq_part_read(part, offset, 1, &s) != MQ_OK || s.len < MQ_BATCH_HEADER_SIZE) {
-        mq_slice_release(&s);
+    struct mq_cursor *cur = NULL;
+    if (mq_cursor_open(part, offset, &cur) != MQ_OK)
         return fallback;
-    }
-    int64_t ts = fallback;
-    uint8_t hdr[MQ_BATCH_HEADER_SIZE];
-    struct mq_batch_info bi;
-    if (pread(s.fd, hdr, sizeof hdr, s.pos) == (ssize_t)sizeof hdr &&
-        mq_batch_parse_header(hdr, sizeof hdr, &bi) == MQ_OK && mq_batch_size(&bi) <= s.len) {
-        if (bi.attributes & MQ_BATCH_ATTR_LOG_APPEND_TIME) {
-            ts = bi.max_timestamp; /* LogAppendTime: every record has the batch's time */
-        } else if (!(bi.attributes & MQ_BATCH_ATTR_COMPRESSION_MASK)) {
-            uint8_t *b = malloc(mq_batch_size(&bi));
-            if (b && pread(s.fd, b, mq_batch_size(&bi), s.pos) == (ssize_t)mq_batch_size(&bi)) {
-                struct mq_record_iter iter;
-                struct mq_record_view rv;
-                if (mq_record_iter_init(&iter, b, &bi) == MQ_OK)
-                    while (mq_record_next(&iter, &rv) == 1)
-                        if (rv.offset >= offset) {
-                            ts = rv.timestamp;
-                            break;
-                        }
-            }
-            free(b);
-        }
-    }
-    mq_slice_release(&s);
+    struct mq_record_view rv;
+    /* The cursor's timestamp is the effective one: the batch's for LogAppendTime batches. A compressed
+     * or damaged batch is an error of next(): the request's time stands in for it, as before. */
+    int64_t ts = mq_cursor_next(cur, &rv) == 1 ? rv.timestamp : fallback;
+    mq_cursor_close(cur);
     return ts;
 }
 
