@@ -52,12 +52,7 @@ def run(version):
             e.fail("mqlogd died:\n" + d.log()[-3000:])
 
     recs = e.wait_complete(d.data, "e2e", N, timeout=120, alive=alive)
-    try:
-        rc = pub.wait(120)
-    except Exception:
-        e.fail("the publisher did not finish")
-    if rc != 0:
-        e.fail("the publisher failed: %s" % pub.stderr.read())
+    e.wait_publisher(pub)
     d.stop()
     recs = e.consume(d.data, "e2e")
     # late_window: the publisher resends what was in flight at the restart after newer messages (docstring)

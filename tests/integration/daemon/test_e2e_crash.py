@@ -62,12 +62,7 @@ def main():
 
     recs = e.wait_complete(d.data, "e2e", N, timeout=120, alive=alive)
     t_done = time.monotonic() - t0
-    try:
-        rc = pub.wait(120)
-    except Exception:
-        e.fail("the publisher did not finish")
-    if rc != 0:
-        e.fail("the publisher failed: %s" % pub.stderr.read())
+    e.wait_publisher(pub)
     d.stop()
     e.run([e.MQLOG, "verify", "-d", d.data])
     recs = e.consume(d.data, "e2e")

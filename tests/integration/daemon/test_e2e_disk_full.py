@@ -153,12 +153,7 @@ def run(version, keepalive, long_pause):
     t_free = time.monotonic()
     recs = e.wait_complete(d.data, "e2e", N, timeout=120, alive=alive)
     t_resume = time.monotonic() - t_free
-    try:
-        rc = pub.wait(120)
-    except Exception:
-        e.fail("%s: the publisher did not finish" % label)
-    if rc != 0:
-        e.fail("%s: the publisher failed: %s" % (label, pub.stderr.read()))
+    e.wait_publisher(pub, label)
     if not RESUMED.search(d.log()):
         e.fail("%s: mqlogd did not log that ingestion resumed:\n%s" % (label, d.log()[-3000:]))
     d.stop()

@@ -591,6 +591,18 @@ def publish(port, count, qos=1, version=5, topics=10, first=0, prefix="e2e", cli
     return run(args, timeout=timeout + 30)
 
 
+def wait_publisher(pub, label="", timeout=120):
+    """Waits for a publish(background=True) to finish; fails the test (its messages prefixed with LABEL: when
+    given) if it does not finish in time or exits non-zero."""
+    what = label + ": " if label else ""
+    try:
+        rc = pub.wait(timeout)
+    except subprocess.TimeoutExpired:
+        fail("%sthe publisher did not finish" % what)
+    if rc != 0:
+        fail("%sthe publisher failed: %s" % (what, pub.stderr.read()))
+
+
 def topic_counts(data_dir):
     """{topic: records stored} from `mqlog topics --json` (end - start offsets, summed over partitions)."""
     if not os.path.exists(os.path.join(data_dir, "catalog.db")):
