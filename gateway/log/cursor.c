@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MQ_SCAN_CHUNK         (256 * 1024)  /* bytes the scanner reads at a time, at least */
+#define MQ_SCAN_CHUNK         (256 * 1024)  /* bytes the scanner reads at a time, at least, by default */
 #define MQ_CURSOR_SLICE_BYTES (1024 * 1024) /* bytes of batches the cursor asks mq_part_read() for */
 
 /* ---- the scanner: batches of one file ---- */
@@ -57,7 +57,8 @@ static int mq_scan_fill(struct mq_scan *sc, size_t need)
         return 1;
     if (sc->pos + (int64_t)need > sc->end)
         return 0;
-    size_t want = need > MQ_SCAN_CHUNK ? need : MQ_SCAN_CHUNK;
+    size_t chunk = sc->chunk ? sc->chunk : MQ_SCAN_CHUNK;
+    size_t want = need > chunk ? need : chunk;
     if ((int64_t)want > sc->end - sc->pos)
         want = (size_t)(sc->end - sc->pos);
     if (want > sc->cap) {
@@ -132,7 +133,6 @@ struct mq_cursor {
     struct mq_part *part;
     int64_t offset; /* the next batch read starts here */
     int64_t want;   /* records below this are skipped (an open or seek inside a batch) */
-    int64_t bytes;  /* bytes of batches read */
 
     struct mq_slice slice; /* the visible batches being walked; slice.ref is NULL when none */
     struct mq_scan scan;   /* over [slice.pos, slice.pos + slice.len) */
@@ -238,9 +238,11 @@ int64_t mq_cursor_position(const struct mq_cursor *cur)
     return cur->offset;
 }
 
-int64_t mq_cursor_bytes(const struct mq_cursor *cur)
+bool mq_cursor_buffered(const struct mq_cursor *cur)
 {
-    return cur->bytes;
+    if (cur->in_records && cur->it.remaining > 0)
+        return true;
+    return cur->slice.ref && cur->scan.pos < cur->scan.end;
 }
 
 const struct mq_cursor_fault *mq_cursor_fault(const struct mq_cursor *cur)
@@ -264,6 +266,7 @@ static int mq_cursor_read_batch(struct mq_cursor *cur)
                 return 0;
             mq_scan_reset(&cur->scan, cur->slice.fd, cur->slice.pos,
                           cur->slice.pos + (int64_t)cur->slice.len);
+            cur->scan.chunk = cur->slice.len; /* the slice in one read: its batches are all wanted */
         }
         int64_t pos = cur->scan.pos;
         struct mq_batch_info bi;
@@ -272,7 +275,6 @@ static int mq_cursor_read_batch(struct mq_cursor *cur)
         case MQ_SCAN_BATCH:
             cur->bi = bi;
             cur->batch = body;
-            cur->bytes += (int64_t)mq_batch_size(&bi);
             if (mq_batch_last_offset(&bi) + 1 > cur->offset)
                 cur->offset = mq_batch_last_offset(&bi) + 1;
             return 1;

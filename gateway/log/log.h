@@ -250,8 +250,10 @@ void mq_cursor_seek(struct mq_cursor *cur, int64_t offset);
  * last batch it read. Records of that batch not yet returned by next() are not counted. */
 int64_t mq_cursor_position(const struct mq_cursor *cur);
 
-/* Bytes of batches the cursor has read so far (for a reader that shares its time among partitions). */
-int64_t mq_cursor_bytes(const struct mq_cursor *cur);
+/* True while next() can return records or batches without reading the segment again: the cursor reads up
+ * to 1 MiB of batches at a time. A reader that shares its time among partitions gives each one such read
+ * per turn. */
+bool mq_cursor_buffered(const struct mq_cursor *cur);
 
 /* One batch as stored. data points into the cursor's buffer, valid until the next call on the cursor. */
 struct mq_cursor_batch {

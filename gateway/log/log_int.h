@@ -72,6 +72,7 @@ struct mq_scan {
     size_t cap;
     int64_t buf_pos;
     size_t buf_len;
+    size_t chunk; /* bytes read at a time, at least (0: 256 KiB) */
     /* after MQ_SCAN_BAD: whether the header parsed (then *bi holds it) and the CRC the bytes have */
     bool bad_crc;
     uint32_t crc_computed;

@@ -32,7 +32,6 @@
 #include "tool/tool.h"
 #include "util/parse.h"
 
-#define MQ_CONSUME_CHUNK     (1024 * 1024) /* bytes of batches read from one partition in one turn */
 #define MQ_CONSUME_OUT_BUF   (1024 * 1024)
 #define MQ_CONSUME_WAIT_MS   100  /* longest sleep when following (a backstop for missed notifications) */
 #define MQ_CONSUME_COMMIT_MS 1000 /* group commit period */
@@ -180,24 +179,25 @@ static void mq_consume_emit(struct mq_consume *cs, const struct mq_cpart *cp, co
 /* Outcome of one read turn on a partition. */
 enum mq_turn { MQ_TURN_DATA, MQ_TURN_IDLE, MQ_TURN_LIMIT, MQ_TURN_FAIL };
 
-/* Reads records of cp, about MQ_CONSUME_CHUNK bytes of batches, and prints them. */
+/* Prints the records of one read of cp's cursor (up to 1 MiB of batches). */
 static enum mq_turn mq_consume_turn(struct mq_consume *cs, struct mq_cpart *cp)
 {
-    int64_t from = mq_cursor_bytes(cp->cur);
     struct mq_record_view rv;
+    bool any = false;
     int r;
     while ((r = mq_cursor_next(cp->cur, &rv)) == 1) {
-        if (rv.offset < cp->want)
-            continue;
-        mq_consume_emit(cs, cp, &rv);
-        cp->pending_next = rv.offset + 1;
-        if (++cs->printed == cs->limit)
-            return MQ_TURN_LIMIT;
-        if (mq_cursor_bytes(cp->cur) - from >= MQ_CONSUME_CHUNK)
+        any = true;
+        if (rv.offset >= cp->want) {
+            mq_consume_emit(cs, cp, &rv);
+            cp->pending_next = rv.offset + 1;
+            if (++cs->printed == cs->limit)
+                return MQ_TURN_LIMIT;
+        }
+        if (!mq_cursor_buffered(cp->cur))
             return MQ_TURN_DATA; /* the other partitions' turn */
     }
-    if (r == 0) /* the end; batches without records to print (control batches) count as progress */
-        return mq_cursor_bytes(cp->cur) > from ? MQ_TURN_DATA : MQ_TURN_IDLE;
+    if (r == 0)
+        return any ? MQ_TURN_DATA : MQ_TURN_IDLE;
     int64_t pos = mq_cursor_position(cp->cur);
     if (r == -MQ_ERR_RANGE) {
         /* Retention removed the segment we were in (or the log was truncated): continue at the new start. */
