@@ -12,8 +12,8 @@
  *  - The log topic is the mapping's template with {N} replaced by what the N-th wildcard of the first
  *    matching filter matched. Substituted text is made a legal Kafka topic name: '/' (which '#' brings in)
  *    becomes '.', every other character outside [a-zA-Z0-9._-] becomes '_' (one '_' per UTF-8 character).
- *    If the result is still not a legal name (empty, ".", "..", longer than 249), the mapping does not match
- *    that message.
+ *    If the result is still not a legal name (empty, ".", "..", longer than MQ_TOPIC_NAME_MAX), the
+ *    mapping does not match that message.
  *  - A message is handed out once per distinct log topic: when several mappings name the same topic, the
  *    first of them (in definition order) decides key and partition.
  *  - Key strategies: "topic" (the MQTT topic bytes), "level:N" (the N-th topic level, 1-based; an empty level
@@ -41,7 +41,7 @@
 /*
  * Checks a log topic template: literal text of [a-zA-Z0-9._-], references {1}..{32}, no other braces; a
  * template without references must be a valid topic name, and the literal text of one with references at
- * most 249 characters. *max_ref (may be NULL) gets the highest N used (0 for none).
+ * most MQ_TOPIC_NAME_MAX characters. *max_ref (may be NULL) gets the highest N used (0 for none).
  * MQ_ERR_INVAL with the reason in errstr.
  */
 enum mq_err mq_route_template_check(const char *tmpl, int *max_ref, char *errstr, size_t errstr_size);
