@@ -96,6 +96,8 @@ enum mq_scan_res mq_scan_next(struct mq_scan *sc, bool want_body, struct mq_batc
                               const uint8_t **body);
 
 /* segment.c */
+/* The size of the open file fd, or -1 (errno set). */
+int64_t mq_fd_size(int fd);
 struct mq_segment *mq_seg_new(const char *dir, int64_t base_offset);
 void mq_seg_ref(struct mq_segment *seg);
 void mq_seg_unref(struct mq_segment *seg);

@@ -27,12 +27,6 @@
 #define MQ_RP_VERSION 1
 #define MQ_RP_SIZE    56
 
-static int64_t mq_fd_size(int fd)
-{
-    struct stat st;
-    return fstat(fd, &st) == 0 ? (int64_t)st.st_size : -1;
-}
-
 static char *mq_part_path(const struct mq_part *part, const char *name)
 {
     char *p = NULL;

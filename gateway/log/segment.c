@@ -140,7 +140,7 @@ static bool mq_pread_full(int fd, void *buf, size_t len, int64_t pos)
     return true;
 }
 
-static int64_t mq_file_size(int fd)
+int64_t mq_fd_size(int fd)
 {
     struct stat st;
     return fstat(fd, &st) == 0 ? (int64_t)st.st_size : -1;
@@ -155,7 +155,7 @@ int64_t mq_seg_index_lookup(struct mq_segment *seg, int fd_idx, int64_t target, 
     }
     if (fd_idx < 0)
         return 0;
-    int64_t n = mq_file_size(fd_idx) / MQ_IDX_ENTRY;
+    int64_t n = mq_fd_size(fd_idx) / MQ_IDX_ENTRY;
     int64_t lo = 0, hi = n - 1, best = 0;
     uint8_t e[MQ_IDX_ENTRY];
     /* Entries are ascending in both fields; an entry past limit_pos (data not visible or truncated) or out
@@ -187,7 +187,7 @@ int64_t mq_seg_timeindex_lookup(struct mq_segment *seg, int fd_tidx, int64_t ts)
     }
     if (fd_tidx < 0)
         return seg->base_offset;
-    int64_t n = mq_file_size(fd_tidx) / MQ_TIDX_ENTRY;
+    int64_t n = mq_fd_size(fd_tidx) / MQ_TIDX_ENTRY;
     int64_t lo = 0, hi = n - 1, best = seg->base_offset;
     uint8_t e[MQ_TIDX_ENTRY];
     while (lo <= hi) {
@@ -213,7 +213,7 @@ bool mq_seg_read_last_time(const struct mq_segment *seg, int64_t *ts)
     int fd = open(seg->path_tidx, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
-    int64_t n = mq_file_size(fd) / MQ_TIDX_ENTRY;
+    int64_t n = mq_fd_size(fd) / MQ_TIDX_ENTRY;
     uint8_t e[MQ_TIDX_ENTRY];
     bool ok = n > 0 && mq_pread_full(fd, e, sizeof e, (n - 1) * MQ_TIDX_ENTRY);
     close(fd);
