@@ -27,6 +27,20 @@
 #define MQ_RP_VERSION 1
 #define MQ_RP_SIZE    56
 
+/* Seals a recovered sealed segment's rebuilt indexes, makes them durable and closes them. */
+static enum mq_err mq_seg_seal_sync(struct mq_segment *seg)
+{
+    enum mq_err err = mq_seg_seal_index(seg);
+    if (err != MQ_OK)
+        return err;
+    if (fdatasync(seg->idx_fd) != 0 || fdatasync(seg->tidx_fd) != 0)
+        return mq_err_from_errno(errno);
+    close(seg->idx_fd);
+    close(seg->tidx_fd);
+    seg->idx_fd = seg->tidx_fd = -1;
+    return MQ_OK;
+}
+
 static char *mq_part_path(const struct mq_part *part, const char *name)
 {
     char *p = NULL;
@@ -308,13 +322,8 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
                 return err != MQ_OK ? err : mq_err_from_errno(errno);
             bool trunc;
             mq_seg_recover(part, seg, 0, seg->base_offset, &trunc, &batches);
-            if ((err = mq_seg_seal_index(seg)) != MQ_OK)
+            if ((err = mq_seg_seal_sync(seg)) != MQ_OK)
                 return err;
-            if (fdatasync(seg->idx_fd) != 0 || fdatasync(seg->tidx_fd) != 0)
-                return mq_err_from_errno(errno);
-            close(seg->idx_fd);
-            close(seg->tidx_fd);
-            seg->idx_fd = seg->tidx_fd = -1;
         }
     }
     /* From k on: scan, truncate at the first bad batch, drop whatever follows it. */
@@ -377,13 +386,8 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
     /* Segments between k and the active one are sealed now. */
     for (size_t i = k; i + 1 < part->nsegs; i++) {
         struct mq_segment *seg = part->segs[i];
-        if ((err = mq_seg_seal_index(seg)) != MQ_OK)
+        if ((err = mq_seg_seal_sync(seg)) != MQ_OK)
             return err;
-        if (fdatasync(seg->idx_fd) != 0 || fdatasync(seg->tidx_fd) != 0)
-            return mq_err_from_errno(errno);
-        close(seg->idx_fd);
-        close(seg->tidx_fd);
-        seg->idx_fd = seg->tidx_fd = -1;
     }
     struct mq_segment *act = mq_part_active(part);
     if (act->fd < 0) {
