@@ -49,8 +49,8 @@ enum mq_err __wrap_mq_ingest_message(struct mq_ingest *in, const char *broker,
 {
     int d = atomic_load(&w_delay_us);
     if (d > 0) {
-        struct timespec ts = {0, (long)d * 1000}; /* simulates a slow store */
-        nanosleep(&ts, NULL);
+        struct timespec ts = {0, (long)d * 1000};
+        nanosleep(&ts, NULL); /* not synchronisation: simulates a slow store */
     }
     long after = atomic_load(&w_full_after);
     if (after >= 0 && atomic_load(&w_passed) >= after) {
@@ -302,59 +302,19 @@ int64_t h_read(struct h *h, const char *topic, void (*fn)(void *opaque, const st
         return 0;
     if (mq_part_flush(part) != MQ_OK)
         return -1;
-    int64_t off = 0, count = 0;
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    for (;;) {
-        struct mq_slice s;
-        if (mq_part_read(part, off, 256 * 1024, &s) != MQ_OK) {
-            count = -1;
-            break;
-        }
-        if (s.len == 0)
-            break;
-        if (s.len > cap) {
-            cap = s.len;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                mq_slice_release(&s);
-                count = -1;
-                break;
-            }
-            buf = nb;
-        }
-        ssize_t got = pread(s.fd, buf, s.len, s.pos);
-        mq_slice_release(&s);
-        if (got != (ssize_t)s.len) {
-            count = -1;
-            break;
-        }
-        size_t p = 0;
-        while (p < s.len) {
-            struct mq_batch_info bi;
-            if (mq_batch_parse_header(buf + p, s.len - p, &bi) != MQ_OK || !mq_batch_crc_ok(buf + p, &bi)) {
-                free(buf);
-                return -1;
-            }
-            struct mq_record_iter it;
-            struct mq_record_view rv;
-            if (mq_record_iter_init(&it, buf + p, &bi) != MQ_OK) {
-                free(buf);
-                return -1;
-            }
-            while (mq_record_next(&it, &rv) == 1) {
-                if (rv.offset < off)
-                    continue;
-                if (fn)
-                    fn(opaque, &rv);
-                off = rv.offset + 1;
-                count++;
-            }
-            p += mq_batch_size(&bi);
-        }
+    struct mq_cursor *cur;
+    if (mq_cursor_open(part, 0, &cur) != MQ_OK)
+        return -1;
+    int64_t count = 0;
+    struct mq_record_view rv;
+    int rc;
+    while ((rc = mq_cursor_next(cur, &rv)) == 1) {
+        if (fn)
+            fn(opaque, &rv);
+        count++;
     }
-    free(buf);
-    return count;
+    mq_cursor_close(cur);
+    return rc == 0 ? count : -1;
 }
 
 /* The value of header `key` of a record (the first one with that name), or NULL. */
