@@ -96,6 +96,53 @@ struct mq_config_kafka {
     int advertised_port;
 };
 
+/* How a forwarder places records on the remote topic's partitions. */
+enum mq_forward_partitioning {
+    MQ_FWD_PART_SAME, /* local partition p -> remote partition p */
+    MQ_FWD_PART_KEY,  /* Kafka's murmur2 of the key (records without a key: the local partition) */
+};
+
+enum mq_forward_mode {
+    MQ_FWD_EXACTLY_ONCE,  /* transactional producer, resume from the remote tail */
+    MQ_FWD_AT_LEAST_ONCE, /* idempotent producer, resume from the catalog checkpoint */
+};
+
+/* Where a forwarder with no checkpoint starts (key start). */
+enum mq_forward_start {
+    MQ_FWD_START_EARLIEST,
+    MQ_FWD_START_LATEST,
+    MQ_FWD_START_TIME, /* start_ms */
+};
+
+struct mq_config_sasl {
+    char *mechanism; /* "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512"; NULL: no SASL */
+    char *username;
+    char *password_file; /* absolute path; the first line is the password */
+};
+
+/* One forwarder (section "forward[]"): local log topics to a remote Kafka cluster. */
+struct mq_config_forward {
+    char *name;      /* unique among forwarders */
+    char *bootstrap; /* librdkafka's bootstrap.servers: host:port[,host:port...] */
+    char **topics;   /* local log topic glob patterns (fnmatch), ntopics >= 1 */
+    size_t ntopics;
+    char *to; /* remote topic name template with {site} and {topic} */
+    enum mq_forward_partitioning partitioning;
+    enum mq_forward_mode mode;
+    enum mq_forward_start start;
+    int64_t start_ms;        /* MQ_FWD_START_TIME: ms since the epoch */
+    char *compression;       /* librdkafka's compression.codec value: none, gzip, snappy, lz4, zstd */
+    int64_t max_bytes_per_s; /* 0: no cap */
+    bool hold_retention;
+    bool tls;                      /* a tls section was given: security.protocol SSL or SASL_SSL */
+    struct mq_config_tls tls_opts; /* meaningful only when tls */
+    struct mq_config_sasl sasl;
+    char **prop_names; /* further librdkafka properties, passed through in this order */
+    char **prop_values;
+    size_t nprops;
+    struct mq_config_loc loc;
+};
+
 struct mq_config {
     char **files; /* files[0] is the configuration file, then every included file in load order */
     size_t nfiles;
@@ -107,6 +154,9 @@ struct mq_config {
     size_t nmappings;
     char *unmatched; /* log topic for messages no mapping takes, NULL: drop them */
     struct mq_config_kafka kafka;
+    char *site; /* this gateway's name (key site; default: the host name) */
+    struct mq_config_forward *forwards;
+    size_t nforwards;
 };
 
 /* Receives one error line (no trailing newline); the string is valid during the call only. */
