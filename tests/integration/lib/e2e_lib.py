@@ -1,11 +1,13 @@
-"""e2e_lib.py - what the Python integration tests (daemon/, kafka/) share: a private mosquitto on a free
-loopback port with a generated configuration, mqlogd's configuration written from Python values (config(),
+"""e2e_lib.py - what the Python integration tests (daemon/, kafka/, forward/) share: a private mosquitto on a
+free loopback port with a generated configuration, mqlogd's configuration written from Python values (config(),
 broker(), mapping()), mqlogd started and watched through its sd_notify socket, child processes whose output
 lines a test waits for (Proc), the test publisher (mq_pub), reading the log back with `mqlog consume --format
 json`, and the checker of the published streams (every message once, in per-topic order, with its headers).
+For forwarding: a central Kafka cluster (KafkaMock, librdkafka's mock cluster) and read_remote(), which reads
+a topic of it back record by record.
 
 ctest puts this directory on PYTHONPATH; paths come from the environment it sets: MQLOGD, MQLOG, MQ_PUB,
-MQ_SOURCE_DIR; MQ_E2E_SCALE scales the message counts (sanitizer builds use fewer); MQ_E2E_KEEP=1 keeps the
+MQ_KAFKA_MOCK, MQ_KAFKA_DUMP, MQ_SOURCE_DIR; MQ_E2E_SCALE scales the message counts (sanitizer builds use fewer); MQ_E2E_KEEP=1 keeps the
 temporary directories. Nothing waits with a fixed sleep: every wait polls a condition against a deadline and
 fails the test, saying what it waited for, when the deadline passes.
 """
@@ -25,6 +27,8 @@ import time
 MQLOGD = os.environ.get("MQLOGD", "mqlogd")
 MQLOG = os.environ.get("MQLOG", "mqlog")
 MQ_PUB = os.environ.get("MQ_PUB", "mq_pub")
+MQ_KAFKA_MOCK = os.environ.get("MQ_KAFKA_MOCK", "mq_kafka_mock")
+MQ_KAFKA_DUMP = os.environ.get("MQ_KAFKA_DUMP", "mq_kafka_dump")
 SOURCE_DIR = os.environ.get("MQ_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 SCALE = float(os.environ.get("MQ_E2E_SCALE", "1"))
 
@@ -783,3 +787,80 @@ def wait_complete(data_dir, topic, count, first=0, prefix="e2e", timeout=120, al
             m = sorted(missing)
             fail("after %ss, %d of %d messages are not in the log (first %s)" % (timeout, len(m), count, m[:10]))
         time.sleep(0.5)  # poll interval of this deadline wait
+
+
+class KafkaMock:
+    """The central Kafka cluster of the forwarding tests: librdkafka's mock cluster in mq_kafka_mock
+    (tests/tools/), BROKERS brokers on kernel-chosen 127.0.0.1 ports, TOPICS ({name: partitions}) created
+    before it is announced. .bootstrap is its bootstrap.servers list. The mock answers no CreateTopics, so a
+    test creates remote topics with create(). It keeps at most ~5 MiB or 100,000 batches per partition
+    (older ones are dropped): size streams below that. Killed at exit if still running."""
+
+    def __init__(self, brokers=3, topics=None, timeout=30):
+        argv = [MQ_KAFKA_MOCK, "-b", str(brokers)]
+        for name, parts in (topics or {}).items():
+            argv += ["-t", "%s:%d" % (name, parts)]
+        self.brokers = brokers
+        self.proc = Proc(argv, "mq_kafka_mock")
+        line = self.proc.expect(lambda l: l.startswith("bootstrap "), timeout, "the mock cluster's bootstrap line")
+        self.bootstrap = line.split(" ", 1)[1]
+
+    def command(self, line, check=True, timeout=30):
+        """Sends one command of mq_kafka_mock ("create T P", "down all", "up 2", "rtt all 2000",
+        "errors 0 50 _TRANSPORT") and returns its answer: "ok", or "error TEXT" (which fails the test
+        unless check is false)."""
+        self.proc.send(line)
+        answer = self.proc.expect(lambda l: l == "ok" or l.startswith("error "), timeout,
+                                  "the answer to '%s'" % line)
+        if check and answer != "ok":
+            fail("mq_kafka_mock: %s: %s" % (line, answer))
+        return answer
+
+    def create(self, topic, partitions):
+        self.command("create %s %d" % (topic, partitions))
+
+    def read(self, topic, timeout=60, properties=None):
+        return read_remote(self.bootstrap, topic, timeout, properties)
+
+    def stop(self):
+        """Destroys the cluster (quit) and waits for the process to exit."""
+        if self.proc.p.poll() is None:
+            self.command("quit")
+        rc = self.proc.wait()
+        if rc != 0:
+            fail("mq_kafka_mock exited with %s" % rc)
+
+
+def read_remote(bootstrap, topic, timeout=60, properties=None):
+    """Every record of TOPIC on a Kafka cluster, read with librdkafka (mq_kafka_dump, tests/tools/) from each
+    partition's first stored offset to its end, with isolation.level=read_committed. Returns a list of dicts,
+    each partition's records in offset order: partition, offset, timestamp (ms), tstype ("create", "append"
+    or "none"), key and value (bytes, or None for null), headers (a list of (name, bytes or None) pairs, in
+    record order). properties adds librdkafka properties ({name: value}). Fails the test when the topic does
+    not exist or cannot be read to its end within timeout seconds."""
+    args = [MQ_KAFKA_DUMP, "-b", bootstrap, "-t", topic, "-w", str(timeout)]
+    for k, v in (properties or {}).items():
+        args += ["-X", "%s=%s" % (k, v)]
+    try:
+        p = subprocess.run(args, capture_output=True, timeout=timeout + 30)
+    except subprocess.TimeoutExpired:
+        fail("%s did not finish within %ss" % (" ".join(args), timeout + 30))
+    if p.returncode != 0:
+        fail("%s exited with %d: %s" % (" ".join(args), p.returncode, p.stderr.decode(errors="replace")[-2000:]))
+
+    def unhex(h):
+        return None if h is None else bytes.fromhex(h)
+
+    out = []
+    for line in p.stdout.splitlines():
+        r = json.loads(line)
+        r["key"] = unhex(r["key"])
+        r["value"] = unhex(r["value"])
+        r["headers"] = [(name, unhex(v)) for name, v in r["headers"]]
+        out.append(r)
+    return out
+
+
+def remote_headers(rec):
+    """A read_remote() record's headers as {name: bytes or None} (the last value of a repeated name)."""
+    return dict(rec["headers"])
