@@ -27,11 +27,12 @@
 #include "util/topic.h"
 #include "util/url.h"
 
-#define MQ_CFG_MAX_ERRORS 1000   /* stop collecting after this many */
-#define MQ_CFG_MAX_DEPTH  8      /* include nesting */
-#define MQ_CFG_MAX_KEYS   32     /* keys in one section table */
-#define MQ_CFG_MAX_VISITS 200000 /* nodes walked per load: aliases can make a small file huge */
-#define MQ_CFG_MAX_NAME   64
+#define MQ_CFG_MAX_ERRORS  1000   /* stop collecting after this many */
+#define MQ_CFG_MAX_DEPTH   8      /* include nesting */
+#define MQ_CFG_MAX_KEYS    32     /* keys in one section table */
+#define MQ_CFG_MAX_VISITS  200000 /* nodes walked per load: aliases can make a small file huge */
+#define MQ_CFG_MAX_NAME    64
+#define MQ_CFG_MAX_PATTERN 1024 /* a log topic pattern (a topic name is shorter, a pattern can be longer) */
 
 struct mq_cerr {
     size_t file;   /* index into cfg->files */
@@ -221,6 +222,18 @@ static const char *mq_ctype_expect(const struct mq_ckey *k)
         return "a mapping of KEY: VALUE";
     case MQ_CT_LIST:
         return "a list";
+    case MQ_CT_CHOICE:
+        return "one of its values";
+    case MQ_CT_SERVERS:
+        return "HOST:PORT or a comma-separated list of them";
+    case MQ_CT_GLOBS:
+        return "a topic pattern or a list of them";
+    case MQ_CT_REMOTE:
+        return "a remote topic template";
+    case MQ_CT_START:
+        return "earliest, latest or @EPOCH_MS";
+    case MQ_CT_PROPS:
+        return "a mapping of NAME: VALUE";
     }
     return "a value";
 }
@@ -356,6 +369,260 @@ static void mq_cfilter_one(struct mq_cctx *ctx, const struct mq_ckey *k, const y
     (*n)++;
 }
 
+/* Names a character for a message: 'x', or its code when it would not print. */
+static const char *mq_cchar(unsigned char c, char *buf, size_t size)
+{
+    if (c > ' ' && c < 0x7f)
+        snprintf(buf, size, "'%c'", c);
+    else
+        snprintf(buf, size, "character 0x%02x", c);
+    return buf;
+}
+
+/*
+ * A log topic pattern as fnmatch() reads it, restricted to what can match a topic name: topic characters
+ * and the wildcards * ? and [SET] ([!SET] or [^SET] negates; a-z in a set is a range). A pattern without
+ * wildcards must be a valid topic name itself.
+ */
+static bool mq_cglob_valid(const char *p, char *why, size_t size)
+{
+    char c1[24];
+    bool wild = false;
+    for (size_t i = 0; p[i]; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '*' || c == '?') {
+            wild = true;
+        } else if (c == '[') {
+            size_t j = i + 1;
+            if (p[j] == '!' || p[j] == '^')
+                j++;
+            size_t first = j;
+            for (; p[j] && p[j] != ']'; j++)
+                if (!mq_topic_name_char((unsigned char)p[j])) {
+                    snprintf(why, size, "'%s': %s cannot be in a [set] of topic characters", p,
+                             mq_cchar((unsigned char)p[j], c1, sizeof(c1)));
+                    return false;
+                }
+            if (!p[j]) {
+                snprintf(why, size, "'%s': the '[' at position %zu has no closing ']'", p, i + 1);
+                return false;
+            }
+            if (j == first) {
+                snprintf(why, size, "'%s': the set at position %zu is empty", p, i + 1);
+                return false;
+            }
+            wild = true;
+            i = j;
+        } else if (c == ']') {
+            snprintf(why, size, "'%s': ']' at position %zu without '['", p, i + 1);
+            return false;
+        } else if (!mq_topic_name_char(c)) {
+            snprintf(why, size,
+                     "'%s': %s cannot be in a topic pattern (a-z A-Z 0-9 . _ - and the wildcards * ? [ ])", p,
+                     mq_cchar(c, c1, sizeof(c1)));
+            return false;
+        }
+    }
+    if (!wild && !mq_topic_name_valid(p)) {
+        snprintf(why, size, "'%s' is not a valid topic name (" MQ_TOPIC_NAME_RULE ")", p);
+        return false;
+    }
+    if (strlen(p) > MQ_CFG_MAX_PATTERN) {
+        snprintf(why, size, "a pattern of %zu characters is too long (at most %d)", strlen(p),
+                 MQ_CFG_MAX_PATTERN);
+        return false;
+    }
+    return true;
+}
+
+static void mq_cglob_one(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, const char *v,
+                         void *base)
+{
+    char ***arr = (char ***)((char *)base + k->off);
+    size_t *n = (size_t *)((char *)base + k->off2);
+    char why[400];
+    if (!mq_cglob_valid(v, why, sizeof(why))) {
+        mq_cctx_error(ctx, node, "%s: %s", k->name, why);
+        return;
+    }
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*arr)[i], v) == 0) {
+            mq_cctx_error(ctx, node, "%s: pattern '%s' is listed twice", k->name, v);
+            return;
+        }
+    char **na = realloc(*arr, (*n + 1) * sizeof(**arr));
+    if (!na) {
+        ctx->oom = true;
+        return;
+    }
+    *arr = na;
+    if (!(na[*n] = strdup(v))) {
+        ctx->oom = true;
+        return;
+    }
+    (*n)++;
+}
+
+/* Kafka's bootstrap.servers as the forwarder hands it over: HOST:PORT entries separated by commas (spaces
+ * around an entry are allowed, as librdkafka allows them). */
+static bool mq_cservers_valid(const char *s, char *why, size_t size)
+{
+    for (const char *p = s;;) {
+        while (*p == ' ')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t end = len;
+        while (end > 0 && p[end - 1] == ' ')
+            end--;
+        if (end == 0) {
+            snprintf(why, size, "'%s': an empty entry (expected HOST:PORT[,HOST:PORT...])", s);
+            return false;
+        }
+        char entry[300];
+        if (end >= sizeof(entry)) {
+            snprintf(why, size, "an entry of %zu characters is too long for a HOST:PORT", end);
+            return false;
+        }
+        memcpy(entry, p, end);
+        entry[end] = '\0';
+        if (mq_url_hostport(entry, false, 1, 65535, NULL, NULL, NULL, why, size) != MQ_OK)
+            return false;
+        if (!p[len])
+            return true;
+        p += len + 1;
+    }
+}
+
+/*
+ * A remote topic template: topic characters and the placeholders {site} and {topic}. What it gives for a
+ * sample site and topic must be a valid topic name (a longer site or topic name may still make a name too
+ * long: that is known per topic only, and the forwarder reports it).
+ */
+static bool mq_cremote_valid(const char *t, char *why, size_t size)
+{
+    char sample[MQ_TOPIC_NAME_MAX + 2], c1[24];
+    size_t n = 0;
+    for (const char *p = t; *p; p++) {
+        const char *add;
+        if (*p == '{') {
+            size_t len = strcspn(p + 1, "{}");
+            if (p[1 + len] != '}') {
+                snprintf(why, size, "'%s': the '{' at position %zu has no closing '}'", t,
+                         (size_t)(p - t) + 1);
+                return false;
+            }
+            if (len == 4 && strncmp(p + 1, "site", 4) == 0) {
+                add = "s";
+            } else if (len == 5 && strncmp(p + 1, "topic", 5) == 0) {
+                add = "t";
+            } else {
+                snprintf(why, size, "'%s': unknown placeholder '{%.*s}' (there are {site} and {topic})", t,
+                         (int)len, p + 1);
+                return false;
+            }
+            p += len + 1;
+        } else if (*p == '}') {
+            snprintf(why, size, "'%s': '}' at position %zu without '{'", t, (size_t)(p - t) + 1);
+            return false;
+        } else if (!mq_topic_name_char((unsigned char)*p)) {
+            snprintf(why, size, "'%s': %s cannot be in a topic name (" MQ_TOPIC_NAME_RULE ")", t,
+                     mq_cchar((unsigned char)*p, c1, sizeof(c1)));
+            return false;
+        } else {
+            add = NULL;
+        }
+        size_t alen = add ? strlen(add) : 1;
+        if (n + alen < sizeof(sample)) {
+            memcpy(sample + n, add ? add : p, alen);
+            n += alen;
+        } else {
+            n = sizeof(sample); /* too long already */
+        }
+    }
+    if (!mq_topic_name_valid_len(sample, n < sizeof(sample) ? n : sizeof(sample))) {
+        snprintf(why, size, "'%s' does not give a valid topic name (" MQ_TOPIC_NAME_RULE ")", t);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Parses a mapping of NAME: VALUE pairs (key k, type PROPS) in file order. A value is any scalar: numbers
+ * and booleans written without quotes are taken as their text. Each pair passes k->prop.
+ */
+static void mq_cprops(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, void *base)
+{
+    if (node->type != YAML_MAPPING_NODE) {
+        mq_cctx_error(ctx, node, "%s: expected %s, got %s", k->name, mq_ctype_expect(k),
+                      mq_cnode_null(node) ? "no value" : mq_cnode_kind(node));
+        return;
+    }
+    char ***names = (char ***)((char *)base + k->off);
+    char ***values = (char ***)((char *)base + k->off2);
+    size_t *n = (size_t *)((char *)base + k->off3);
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
+        const yaml_node_t *key = mq_cnode(ctx, p->key), *val = mq_cnode(ctx, p->value);
+        if (!mq_cvisit(ctx, key) || !mq_cvisit(ctx, val))
+            return;
+        if (key->type != YAML_SCALAR_NODE || mq_cnode_null(key) ||
+            strlen((const char *)key->data.scalar.value) != key->data.scalar.length) {
+            mq_cctx_error(ctx, key, "%s: expected a property name, got %s", k->name,
+                          key->type == YAML_SCALAR_NODE ? "no name" : mq_cnode_kind(key));
+            continue;
+        }
+        const char *name = (const char *)key->data.scalar.value;
+        const yaml_node_pair_t *q;
+        for (q = node->data.mapping.pairs.start; q < p; q++) {
+            const yaml_node_t *qk = mq_cnode(ctx, q->key);
+            if (qk->type == YAML_SCALAR_NODE && strcmp((const char *)qk->data.scalar.value, name) == 0)
+                break;
+        }
+        if (q < p) {
+            const yaml_node_t *qk = mq_cnode(ctx, q->key);
+            mq_cctx_error(ctx, key, "%s: duplicate property '%s' (first given at line %zu, column %zu)",
+                          k->name, name, qk->start_mark.line + 1, qk->start_mark.column + 1);
+            continue;
+        }
+        if (val->type != YAML_SCALAR_NODE) {
+            mq_cctx_error(ctx, val, "%s: '%s': expected a string, a number or a boolean, got %s", k->name,
+                          name, mq_cnode_kind(val));
+            continue;
+        }
+        if (mq_cnode_null(val)) {
+            mq_cctx_error(ctx, val, "%s: '%s': no value given", k->name, name);
+            continue;
+        }
+        const char *v = (const char *)val->data.scalar.value;
+        if (strlen(v) != val->data.scalar.length) {
+            mq_cctx_error(ctx, val, "%s: '%s': the value contains a NUL character", k->name, name);
+            continue;
+        }
+        char why[512];
+        bool at_value = false;
+        if (k->prop && !k->prop(name, v, &at_value, why, sizeof(why))) {
+            mq_cctx_error(ctx, at_value ? val : key, "%s: %s", k->name, why);
+            continue;
+        }
+        char **nn = realloc(*names, (*n + 1) * sizeof(*nn));
+        if (nn)
+            *names = nn;
+        char **nv = realloc(*values, (*n + 1) * sizeof(*nv));
+        if (nv)
+            *values = nv;
+        if (!nn || !nv) {
+            ctx->oom = true;
+            return;
+        }
+        nn[*n] = strdup(name);
+        nv[*n] = strdup(v);
+        (*n)++; /* counted even when a copy failed, so that mq_csection_free frees the other */
+        if (!nn[*n - 1] || !nv[*n - 1]) {
+            ctx->oom = true;
+            return;
+        }
+    }
+}
+
 static void mq_cinclude_one(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node,
                             const char *v, void *base)
 {
@@ -410,6 +677,14 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
     case MQ_CT_INCLUDE:
         if (node)
             mq_cscalar_list(ctx, k, node, base, mq_cinclude_one);
+        return;
+    case MQ_CT_GLOBS:
+        if (node)
+            mq_cscalar_list(ctx, k, node, base, mq_cglob_one);
+        return;
+    case MQ_CT_PROPS:
+        if (node)
+            mq_cprops(ctx, k, node, base);
         return;
     default:
         break;
@@ -467,6 +742,35 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
         mq_cctx_error(ctx, node, "%s: expected one of %s; got '%s'", k->name, list, v);
         return;
     }
+    case MQ_CT_CHOICE: {
+        for (const struct mq_cenum *e = k->enums; e->name; e++)
+            if (strcmp(e->name, v) == 0) {
+                mq_cset_str(ctx, (char **)field, v);
+                return;
+            }
+        char list[200] = "";
+        for (const struct mq_cenum *e = k->enums; e->name; e++)
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", e == k->enums ? "" : ", ",
+                     e->name);
+        mq_cctx_error(ctx, node, "%s: expected one of %s; got '%s'", k->name, list, v);
+        return;
+    }
+    case MQ_CT_START:
+        if (strcmp(v, "earliest") == 0) {
+            *(int *)field = MQ_FWD_START_EARLIEST;
+        } else if (strcmp(v, "latest") == 0) {
+            *(int *)field = MQ_FWD_START_LATEST;
+        } else if (v[0] == '@' && v[1] >= '0' && v[1] <= '9' &&
+                   mq_parse_int64(v + 1, 0, INT64_MAX, &num) == MQ_OK) {
+            *(int *)field = MQ_FWD_START_TIME;
+            *(int64_t *)((char *)base + k->off2) = num;
+        } else {
+            mq_cctx_error(ctx, node,
+                          "%s: expected earliest, latest or @EPOCH_MS (milliseconds since 1970, quoted: "
+                          "\"@1700000000000\"), got '%s'",
+                          k->name, v);
+        }
+        return;
     case MQ_CT_STRING:
         if (!*v) {
             mq_cctx_error(ctx, node, "%s: must not be empty", k->name);
@@ -518,6 +822,18 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
     case MQ_CT_KEY:
         if (mq_route_key_check(v, NULL, why, sizeof(why)) != MQ_OK) {
             mq_cctx_error(ctx, node, "%s", why); /* why starts with "key '...'" already */
+            return;
+        }
+        break;
+    case MQ_CT_SERVERS:
+        if (!mq_cservers_valid(v, why, sizeof(why))) {
+            mq_cctx_error(ctx, node, "%s: %s", k->name, why);
+            return;
+        }
+        break;
+    case MQ_CT_REMOTE:
+        if (!mq_cremote_valid(v, why, sizeof(why))) {
+            mq_cctx_error(ctx, node, "%s: %s", k->name, why);
             return;
         }
         break;
@@ -625,7 +941,7 @@ static void mq_csection_parse(struct mq_cctx *ctx, const struct mq_csection *sec
         const struct mq_ckey *k = &sec->keys[i];
         if (vals[i] || k->type == MQ_CT_MAP || k->def)
             mq_ckey_parse(ctx, k, vals[i], obj);
-        else if (k->flags & MQ_CK_REQUIRED)
+        else if ((k->flags & MQ_CK_REQUIRED) && node)
             mq_cctx_error(ctx, node, "missing required key '%s' in %s", k->name, sec->what);
     }
     if (sec->check && !ctx->too_big)
@@ -645,8 +961,23 @@ static void mq_csection_free(const struct mq_csection *sec, void *obj)
         case MQ_CT_TEMPLATE:
         case MQ_CT_KEY:
         case MQ_CT_UNMATCHED:
+        case MQ_CT_CHOICE:
+        case MQ_CT_SERVERS:
+        case MQ_CT_REMOTE:
             free(*(char **)field);
             break;
+        case MQ_CT_PROPS: {
+            char **names = *(char ***)field, **values = *(char ***)((char *)obj + k->off2);
+            size_t n = *(size_t *)((char *)obj + k->off3);
+            for (size_t i = 0; i < n; i++) {
+                free(names[i]);
+                free(values[i]);
+            }
+            free(names);
+            free(values);
+            break;
+        }
+        case MQ_CT_GLOBS:
         case MQ_CT_FILTERS: {
             char **arr = *(char ***)field;
             size_t n = *(size_t *)((char *)obj + k->off2);

@@ -154,7 +154,7 @@ struct mq_config {
     size_t nmappings;
     char *unmatched; /* log topic for messages no mapping takes, NULL: drop them */
     struct mq_config_kafka kafka;
-    char *site; /* this gateway's name (key site; default: the host name) */
+    char *site; /* this gateway's name (key site; default: the host name); never NULL once loaded */
     struct mq_config_forward *forwards;
     size_t nforwards;
 };
@@ -184,6 +184,10 @@ const struct mq_config_broker *mq_config_broker_find(const struct mq_config *cfg
  */
 enum mq_err mq_config_broker_password(const struct mq_config_broker *b, char **out, char *errstr,
                                       size_t errstr_size);
+
+/* The same for a forwarder's SASL password (s->password_file); *out is NULL when s has no mechanism. */
+enum mq_err mq_config_sasl_password(const struct mq_config_sasl *s, char **out, char *errstr,
+                                    size_t errstr_size);
 
 /*
  * Builds the route table of cfg's mappings (mapping i of the table is cfg->mappings[i]) and unmatched topic.

@@ -34,6 +34,12 @@ enum mq_ctype {
     MQ_CT_INCLUDE,   /* nothing stored: one glob or a list; the files are loaded as mapping files */
     MQ_CT_MAP,       /* a nested section whose struct lies at off */
     MQ_CT_LIST,      /* a list of sections: element array at off, size_t count at off2 */
+    MQ_CT_CHOICE,    /* char *: one of the names in enums, stored as written */
+    MQ_CT_SERVERS,   /* char *: HOST:PORT[,HOST:PORT...] (Kafka's bootstrap.servers) */
+    MQ_CT_GLOBS,     /* char ** at off, size_t count at off2: one log topic pattern (fnmatch) or a list */
+    MQ_CT_REMOTE,    /* char *: a remote topic template with {site} and {topic} */
+    MQ_CT_START,     /* enum mq_forward_start at off, int64_t ms at off2: earliest, latest or @EPOCH_MS */
+    MQ_CT_PROPS, /* a mapping of NAME: VALUE: char ** names at off, values at off2, size_t count at off3 */
 };
 
 struct mq_cenum {
@@ -41,6 +47,7 @@ struct mq_cenum {
     int value;
 };
 
+/* Required in a section that is given (the keys of an absent optional section are never required). */
 #define MQ_CK_REQUIRED 1u
 
 struct mq_csection;
@@ -48,12 +55,17 @@ struct mq_csection;
 struct mq_ckey {
     const char *name;
     enum mq_ctype type;
-    size_t off, off2;
+    size_t off, off2, off3;
     const char *def;     /* the default as YAML text, or NULL: required (MQ_CK_REQUIRED) or optional */
     const char *def_doc; /* what the docs say when def is NULL and the key is optional */
     int64_t min, max;    /* INT, SIZE, DURATION; the port of HOSTPORT */
     const struct mq_cenum *enums;  /* ENUM: terminated by a NULL name */
     const struct mq_csection *sub; /* MAP, LIST */
+    /*
+     * PROPS: checks one property (a valid name and a scalar value); false with the reason in why, and
+     * *at_value true when the value rather than the name is wrong (the error is reported there).
+     */
+    bool (*prop)(const char *name, const char *value, bool *at_value, char *why, size_t why_size);
     unsigned flags;
     const char *doc;
 };

@@ -1,7 +1,7 @@
 /*
  * use.c - what the programs ask of a loaded configuration: a broker by name, the route table its mappings
- * make, a mapping's effective retention, a broker's password read from its file. Loading and checking the
- * YAML is config.c's; these work on the validated struct mq_config alone.
+ * make, a mapping's effective retention, a broker's or a forwarder's password read from its file. Loading and
+ * checking the YAML is config.c's; these work on the validated struct mq_config alone.
  */
 #include "config/config.h"
 
@@ -51,13 +51,12 @@ void mq_config_mapping_retention(const struct mq_config *cfg, const struct mq_co
     *bytes = m->retention_bytes >= 0 ? m->retention_bytes : cfg->log.retention_bytes;
 }
 
-enum mq_err mq_config_broker_password(const struct mq_config_broker *b, char **out, char *errstr,
-                                      size_t errstr_size)
+/* The first line of the file at path, without its line end (see mq_config_broker_password). */
+static enum mq_err mq_config_password_file(const char *path, char **out, char *errstr, size_t errstr_size)
 {
     *out = NULL;
-    if (!b->password_file)
+    if (!path)
         return MQ_OK;
-    const char *path = b->password_file;
     FILE *f = fopen(path, "r");
     if (!f)
         return mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "password_file %s: %s", path,
@@ -80,4 +79,16 @@ enum mq_err mq_config_broker_password(const struct mq_config_broker *b, char **o
         line[--n] = '\0';
     *out = line;
     return MQ_OK;
+}
+
+enum mq_err mq_config_broker_password(const struct mq_config_broker *b, char **out, char *errstr,
+                                      size_t errstr_size)
+{
+    return mq_config_password_file(b->password_file, out, errstr, errstr_size);
+}
+
+enum mq_err mq_config_sasl_password(const struct mq_config_sasl *s, char **out, char *errstr,
+                                    size_t errstr_size)
+{
+    return mq_config_password_file(s->mechanism ? s->password_file : NULL, out, errstr, errstr_size);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "log/log.h"
@@ -284,6 +285,52 @@ static void test_good_full(void)
     CU_ASSERT_EQUAL(cfg->kafka.listen_port, 0);
     CU_ASSERT_STRING_EQUAL(cfg->kafka.advertised_host, "gw.example.com");
     CU_ASSERT_EQUAL(cfg->kafka.advertised_port, 19092);
+
+    CU_ASSERT_STRING_EQUAL(cfg->site, "plant-7");
+    CU_ASSERT_EQUAL_FATAL(cfg->nforwards, 2);
+    const struct mq_config_forward *f = &cfg->forwards[0];
+    CU_ASSERT_STRING_EQUAL(f->name, "central");
+    CU_ASSERT_STRING_EQUAL(f->bootstrap, "kafka-1.dc:9092, kafka-2.dc:9093");
+    CU_ASSERT_EQUAL_FATAL(f->ntopics, 3);
+    CU_ASSERT_STRING_EQUAL(f->topics[0], "telemetry.*");
+    CU_ASSERT_STRING_EQUAL(f->topics[1], "alerts");
+    CU_ASSERT_STRING_EQUAL(f->topics[2], "x.[!a-c]?");
+    CU_ASSERT_STRING_EQUAL(f->to, "edge.{site}.{topic}");
+    CU_ASSERT_EQUAL(f->partitioning, MQ_FWD_PART_KEY);
+    CU_ASSERT_EQUAL(f->mode, MQ_FWD_AT_LEAST_ONCE);
+    CU_ASSERT_EQUAL(f->start, MQ_FWD_START_TIME);
+    CU_ASSERT_EQUAL(f->start_ms, 1700000000000LL);
+    CU_ASSERT_STRING_EQUAL(f->compression, "lz4");
+    CU_ASSERT_EQUAL(f->max_bytes_per_s, 2 << 20);
+    CU_ASSERT_FALSE(f->hold_retention);
+    CU_ASSERT_TRUE(f->tls);
+    assert_path(f->tls_opts.ca, dir, "ca.pem");
+    CU_ASSERT_STRING_EQUAL(f->tls_opts.cert, "/etc/mqlog/fwd.pem");
+    assert_path(f->tls_opts.key, dir, "fwd.key");
+    CU_ASSERT_TRUE(f->tls_opts.insecure);
+    CU_ASSERT_STRING_EQUAL(f->sasl.mechanism, "SCRAM-SHA-512");
+    CU_ASSERT_STRING_EQUAL(f->sasl.username, "gw-7");
+    assert_path(f->sasl.password_file, dir, "secrets/kafka.pw");
+    /* in the order written; unquoted numbers and booleans as their text */
+    static const char *const names[] = {"linger.ms", "enable.gapless.guarantee", "client.id",
+                                        "message.timeout.ms"};
+    static const char *const values[] = {"20", "false", "plant-7-gw", "0"};
+    CU_ASSERT_EQUAL_FATAL(f->nprops, 4);
+    for (size_t i = 0; i < 4; i++) {
+        CU_ASSERT_STRING_EQUAL(f->prop_names[i], names[i]);
+        CU_ASSERT_STRING_EQUAL(f->prop_values[i], values[i]);
+    }
+    CU_ASSERT_STRING_EQUAL(f->loc.file, path);
+    CU_ASSERT_EQUAL(f->loc.line, 67);
+    CU_ASSERT_EQUAL(f->loc.col, 5);
+
+    f = &cfg->forwards[1];
+    CU_ASSERT_STRING_EQUAL(f->name, "backup");
+    CU_ASSERT_STRING_EQUAL(f->bootstrap, "[::1]:9092");
+    CU_ASSERT_EQUAL_FATAL(f->ntopics, 1);
+    CU_ASSERT_STRING_EQUAL(f->topics[0], "*");
+    CU_ASSERT_FALSE(f->tls);
+    CU_ASSERT_PTR_NULL(f->sasl.mechanism);
     mq_config_free(cfg);
     free(dir);
 }
@@ -415,6 +462,12 @@ static void test_defaults(void)
         CU_ASSERT_PTR_NULL(cfg->unmatched);
         CU_ASSERT_PTR_NULL(cfg->kafka.listen);
         CU_ASSERT_PTR_NULL(cfg->kafka.advertised);
+        char host[256] = "";
+        CU_ASSERT_EQUAL(gethostname(host, sizeof(host)), 0);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(cfg->site);
+        CU_ASSERT_STRING_EQUAL(cfg->site, host);
+        CU_ASSERT_EQUAL(cfg->nforwards, 0);
+        CU_ASSERT_PTR_NULL(cfg->forwards);
         struct mq_route_table *t = NULL;
         CU_ASSERT_EQUAL(mq_config_route_table(cfg, &t, NULL, 0), MQ_OK);
         CU_ASSERT_EQUAL(mq_route_count(t), 0);
@@ -443,6 +496,130 @@ static void test_broker_defaults(void)
     CU_ASSERT_EQUAL(b->sessions, 1);
     CU_ASSERT_EQUAL(b->max_inflight, 1000);
     mq_config_free(cfg);
+    free(path);
+    mq_test_rmdir(tmp);
+}
+
+/* A forwarder given only what is required: the documented defaults of forward[] (table.c). */
+static void test_forward_defaults(void)
+{
+    char *tmp = mq_test_tmpdir("config");
+    char *path = write_file(tmp, "f.yaml", "forward: [{name: f, bootstrap: \"k:9092\", topics: t}]\n");
+    struct mq_config *cfg = load_ok(path);
+    CU_ASSERT_EQUAL_FATAL(cfg->nforwards, 1);
+    const struct mq_config_forward *f = &cfg->forwards[0];
+    CU_ASSERT_STRING_EQUAL(f->name, "f");
+    CU_ASSERT_STRING_EQUAL(f->bootstrap, "k:9092");
+    CU_ASSERT_EQUAL_FATAL(f->ntopics, 1);
+    CU_ASSERT_STRING_EQUAL(f->topics[0], "t");
+    CU_ASSERT_STRING_EQUAL(f->to, "{site}.{topic}");
+    CU_ASSERT_EQUAL(f->partitioning, MQ_FWD_PART_SAME);
+    CU_ASSERT_EQUAL(f->mode, MQ_FWD_EXACTLY_ONCE);
+    CU_ASSERT_EQUAL(f->start, MQ_FWD_START_EARLIEST);
+    CU_ASSERT_EQUAL(f->start_ms, 0);
+    CU_ASSERT_STRING_EQUAL(f->compression, "zstd");
+    CU_ASSERT_EQUAL(f->max_bytes_per_s, 0);
+    CU_ASSERT_TRUE(f->hold_retention);
+    CU_ASSERT_FALSE(f->tls);
+    CU_ASSERT_PTR_NULL(f->tls_opts.ca);
+    CU_ASSERT_FALSE(f->tls_opts.insecure);
+    CU_ASSERT_PTR_NULL(f->sasl.mechanism);
+    CU_ASSERT_PTR_NULL(f->sasl.username);
+    CU_ASSERT_PTR_NULL(f->sasl.password_file);
+    CU_ASSERT_EQUAL(f->nprops, 0);
+    CU_ASSERT_EQUAL(f->loc.line, 1);
+    mq_config_free(cfg);
+    free(path);
+
+    /* start: latest; an empty tls section turns TLS on with the system's trust store */
+    path = write_file(tmp, "f.yaml",
+                      "site: s\nforward:\n  - {name: f, bootstrap: \"k:1\", topics: t, start: latest,"
+                      " tls: {}}\n");
+    cfg = load_ok(path);
+    CU_ASSERT_STRING_EQUAL(cfg->site, "s");
+    CU_ASSERT_EQUAL(cfg->forwards[0].start, MQ_FWD_START_LATEST);
+    CU_ASSERT_TRUE(cfg->forwards[0].tls);
+    CU_ASSERT_PTR_NULL(cfg->forwards[0].tls_opts.ca);
+    char *pw = (char *)"x", why[300];
+    CU_ASSERT_EQUAL(mq_config_sasl_password(&cfg->forwards[0].sasl, &pw, why, sizeof(why)), MQ_OK);
+    CU_ASSERT_PTR_NULL(pw); /* no sasl section */
+    mq_config_free(cfg);
+    free(path);
+
+    /* The SASL password is the first line of its file, relative to the configuration's directory. */
+    free(write_file(tmp, "kafka.pw", "s3cret\nignored\n"));
+    path = write_file(tmp, "f.yaml",
+                      "forward:\n  - {name: f, bootstrap: \"k:1\", topics: t,\n"
+                      "     sasl: {mechanism: PLAIN, username: u, password_file: kafka.pw}}\n");
+    cfg = load_ok(path);
+    CU_ASSERT_FALSE(cfg->forwards[0].tls);
+    CU_ASSERT_STRING_EQUAL(cfg->forwards[0].sasl.mechanism, "PLAIN");
+    CU_ASSERT_EQUAL(mq_config_sasl_password(&cfg->forwards[0].sasl, &pw, why, sizeof(why)), MQ_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pw);
+    CU_ASSERT_STRING_EQUAL(pw, "s3cret");
+    free(pw);
+    mq_config_free(cfg);
+    free(path);
+    mq_test_rmdir(tmp);
+}
+
+/* Properties reach librdkafka at load: its own message for a value it refuses, at the value. */
+static void test_forward_properties(void)
+{
+    char *tmp = mq_test_tmpdir("config");
+    char *path = write_file(tmp, "p.yaml",
+                            "forward:\n"
+                            "  - name: f\n"
+                            "    bootstrap: k:9092\n"
+                            "    topics: t\n"
+                            "    properties:\n"
+                            "      queue.buffering.max.messages: 1000\n"
+                            "      linger.ms: abc\n"
+                            "      batch.num.messages: 10\n");
+    struct msgs m = {0};
+    struct mq_config *cfg = NULL;
+    CU_ASSERT_EQUAL(mq_config_load(path, &cfg, collect, &m), MQ_ERR_CONFIG);
+    CU_ASSERT_PTR_NULL(cfg);
+    CU_ASSERT_EQUAL_FATAL(m.n, 1);
+    char want[PATH_MAX + 200];
+    snprintf(want, sizeof(want),
+             "%s:7:18: properties: 'linger.ms': Invalid value for configuration property "
+             "\"queue.buffering.max.ms\"",
+             path);
+    CU_ASSERT_STRING_EQUAL(m.v[0], want);
+    msgs_free(&m);
+    free(path);
+
+    /* Many properties keep their order, with the values as written. */
+    size_t cap = 64 * 1024, n = 0;
+    char *text = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    n += (size_t)snprintf(text + n, cap - n,
+                          "forward:\n  - {name: f, bootstrap: \"k:1\", topics: t}\n"
+                          "  - name: g\n    bootstrap: k:1\n    topics: t\n    properties:\n");
+    static const char *const props[][2] = {
+        {"linger.ms", "5"},
+        {"batch.size", "65536"},
+        {"client.id", "a b c"},
+        {"message.timeout.ms", "0"},
+        {"enable.gapless.guarantee", "true"},
+        {"retries", "2147483647"},
+        {"debug", "broker,msg"},
+    };
+    for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
+        n += (size_t)snprintf(text + n, cap - n, "      %s: %s\n", props[i][0], props[i][1]);
+    path = write_file(tmp, "p.yaml", text);
+    cfg = load_ok(path);
+    CU_ASSERT_EQUAL_FATAL(cfg->nforwards, 2);
+    CU_ASSERT_EQUAL(cfg->forwards[0].nprops, 0);
+    const struct mq_config_forward *f = &cfg->forwards[1];
+    CU_ASSERT_EQUAL_FATAL(f->nprops, sizeof(props) / sizeof(props[0]));
+    for (size_t i = 0; i < f->nprops; i++) {
+        CU_ASSERT_STRING_EQUAL(f->prop_names[i], props[i][0]);
+        CU_ASSERT_STRING_EQUAL(f->prop_values[i], props[i][1]);
+    }
+    mq_config_free(cfg);
+    free(text);
     free(path);
     mq_test_rmdir(tmp);
 }
@@ -619,6 +796,8 @@ int main(void)
         MQ_TEST(test_example_conf),
         MQ_TEST(test_defaults),
         MQ_TEST(test_broker_defaults),
+        MQ_TEST(test_forward_defaults),
+        MQ_TEST(test_forward_properties),
         MQ_TEST(test_unreadable),
         MQ_TEST(test_include_cycle_and_nesting),
         MQ_TEST(test_many_errors),

@@ -50,6 +50,9 @@ static const char mq_doc_intro[] =
     "| name | 1 to 64 characters of `a-z A-Z 0-9 . _ -`. |\n"
     "| file | a file name; a relative one is relative to the directory of the file it is written in. |\n"
     "| filter(s) | one MQTT topic filter, or a YAML list of them. |\n"
+    "| pattern(s) | one log topic pattern, or a YAML list of them (see Forwarding). |\n"
+    "| map | `NAME: VALUE` lines; a value is any text, and a number or boolean written without quotes is "
+    "taken as written. |\n"
     "\n";
 
 static const char mq_doc_rules[] =
@@ -125,6 +128,39 @@ static const char mq_doc_rules[] =
     "each connection subscribes to `#` as well (which covers every other unshared filter), so that the\n"
     "messages no mapping takes reach the gateway.\n"
     "\n"
+    "## Forwarding\n"
+    "\n"
+    "A forwarder (`forward[]`) sends the records of the local log topics its `topics` patterns match to a\n"
+    "Kafka cluster. A pattern is matched against whole topic names as `fnmatch` does: `*` matches any run "
+    "of\n"
+    "characters (dots included), `?` one character, `[abc]`, `[a-z]` one of a set and `[!abc]` one not in "
+    "it;\n"
+    "everything else is a topic character and matches itself. `telemetry.*` takes `telemetry.hall` and\n"
+    "`telemetry.hall.2`; `alerts` takes only `alerts`. A local topic created later that matches is "
+    "forwarded\n"
+    "too.\n"
+    "\n"
+    "`to` names the remote topic: `{site}` is replaced by `site` and `{topic}` by the local topic's name; "
+    "the\n"
+    "rest is literal and must be topic characters. With the default `{site}.{topic}`, `telemetry.hall` of "
+    "site\n"
+    "`plant-7` goes to `plant-7.telemetry.hall`. The check uses a short sample site and topic: a long local\n"
+    "topic name can still give a remote name longer than Kafka's 249 characters, which cannot be created.\n"
+    "\n"
+    "Every forwarded record keeps its key, value, timestamp and headers and gains the headers "
+    "`mqlog.site`,\n"
+    "`mqlog.topic`, `mqlog.partition` and `mqlog.offset`. With `mode: exactly_once` (the default) records\n"
+    "are written in transactions with the transactional id `mqlog.SITE.NAME`: consumers of the remote "
+    "topics\n"
+    "must read with `isolation.level=read_committed` to see each record once.\n"
+    "\n"
+    "`properties` passes further settings to librdkafka's producer in the order written. `mqlogd --check`\n"
+    "hands each to librdkafka (nothing connects) and reports librdkafka's own message for a property it "
+    "does\n"
+    "not know or a value it refuses. The settings the forwarder's keys make are refused there, with the key "
+    "to\n"
+    "use. The files of `tls` and `sasl.password_file` are read when the forwarder starts, as for brokers.\n"
+    "\n"
     "## Keys by section\n"
     "\n";
 
@@ -162,6 +198,7 @@ static void mq_doc_type(FILE *out, const struct mq_ckey *k)
             fprintf(out, "%s, %s to %s", k->type == MQ_CT_SIZE ? "size" : "duration", lo, hi);
         break;
     case MQ_CT_ENUM:
+    case MQ_CT_CHOICE:
         fputs("one of ", out);
         for (const struct mq_cenum *e = k->enums; e->name; e++)
             fprintf(out, "%s`%s`", e == k->enums ? "" : ", ", e->name);
@@ -192,6 +229,21 @@ static void mq_doc_type(FILE *out, const struct mq_ckey *k)
         break;
     case MQ_CT_LIST:
         fputs("list", out);
+        break;
+    case MQ_CT_SERVERS:
+        fputs("HOST:PORT list", out);
+        break;
+    case MQ_CT_GLOBS:
+        fputs("pattern(s)", out);
+        break;
+    case MQ_CT_REMOTE:
+        fputs("remote template", out);
+        break;
+    case MQ_CT_START:
+        fputs("`earliest`, `latest` or `\"@EPOCH_MS\"`", out);
+        break;
+    case MQ_CT_PROPS:
+        fputs("map", out);
         break;
     }
 }
