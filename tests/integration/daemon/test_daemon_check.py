@@ -8,6 +8,8 @@
   agrees with Kafka's murmur2 partitioner for the key the mapping takes (checked here against a second
   implementation in Python, so that a change of either side shows).
 - `mqlogd --check` never touches data_dir: the example's /var/lib/mqlog is not created.
+- Forwarders are checked without connecting, their librdkafka properties by librdkafka itself
+  (bad_forward.yaml holds a bad value for every forwarder key).
 """
 import glob
 import os
@@ -105,6 +107,24 @@ def main():
         e.fail("minimal configuration: exit %d: %s" % (p.returncode, p.stderr))
     if os.path.exists(data):
         e.fail("mqlogd --check created data_dir %s" % data)
+
+    # Forwarders are checked without connecting: a good one passes (its cluster does not exist), a property
+    # librdkafka refuses is reported with librdkafka's message where it is written (bad_forward.yaml above
+    # has every other key).
+    fwd = 'forward:\n  - name: central\n    bootstrap: 127.0.0.1:1\n    topics: "telemetry.*"\n'
+    with open(conf, "w") as f:
+        f.write('data_dir: "%s"\nsite: plant-7\n%s    properties: {linger.ms: 20}\n' % (data, fwd))
+    p = check(conf, d)
+    if p.returncode != 0 or p.stderr:
+        e.fail("a good forwarder: exit %d: %s" % (p.returncode, p.stderr))
+    with open(conf, "w") as f:
+        f.write('data_dir: "%s"\n%s    properties:\n      linger.ms: soon\n' % (data, fwd))
+    p = check(conf, d)
+    want = '%s:7:18: properties: \'linger.ms\': Invalid value for configuration property ' \
+        '"queue.buffering.max.ms"' % conf
+    if p.returncode != 1 or p.stderr.splitlines() != [want]:
+        e.fail("a bad forwarder property: exit %d, stderr %r, expected %r" % (p.returncode, p.stderr, want))
+    e.log("--check: forwarders checked without connecting, librdkafka's message at FILE:LINE:COL")
 
     # mqlog route on the shipped example: each line is what the gateway does with that message.
     def route(topic, payload=None):
