@@ -2,7 +2,7 @@
  * mq_kafka_dump.c - reads every record of one topic of a Kafka cluster (the tests' mock, mq_kafka_mock) with
  * librdkafka and prints each with all it carries, so that a test can compare what arrived with what was sent.
  *
- * Usage: mq_kafka_dump -b BOOTSTRAP -t TOPIC [-X PROPERTY=VALUE]... [-w SECONDS]
+ * Usage: mq_kafka_dump -b BOOTSTRAP -t TOPIC [-X PROPERTY=VALUE]... [-w SECONDS] [-W]
  * Every partition is read from its first stored offset up to its end at the time the read gets there (the
  * last stable offset: isolation.level=read_committed, as the forwarder's documentation asks of consumers),
  * then the tool exits 0. One JSON object per record on stdout, each partition's in offset order:
@@ -11,6 +11,8 @@
  * Keys, values and header values are hex so that any bytes survive; null stays null (kcat -J would turn
  * binary into invalid JSON). -X passes a librdkafka property. A topic that does not exist, or a cluster
  * that does not answer, is retried until -w SECONDS (default 30) have passed; then it exits 1 saying why.
+ * -W prints only each partition's watermarks, {"partition":P,"low":FIRST_STORED,"high":NEXT_OFFSET}: a cheap
+ * way for a test to wait until enough has arrived before it reads everything.
  *
  * Uses only librdkafka, never mqlog's code: the TSan build leaves it uninstrumented like mq_kafka_mock.
  */
@@ -134,14 +136,32 @@ static int partition_count(rd_kafka_t *rk, const char *topic, double deadline)
     return n;
 }
 
+/* -W: each partition's low and high watermark, asked again (brokers down) until the deadline. */
+static int watermarks(rd_kafka_t *rk, const char *topic, int parts, double deadline)
+{
+    for (int p = 0; p < parts; p++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t err;
+        while ((err = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 2000)) && now_s() < deadline)
+            usleep(100000); // between queries while the partition's leader does not answer
+        if (err) {
+            fprintf(stderr, "mq_kafka_dump: %s [%d]: watermarks: %s\n", topic, p, rd_kafka_err2str(err));
+            return 1;
+        }
+        printf("{\"partition\":%d,\"low\":%lld,\"high\":%lld}\n", p, (long long)lo, (long long)hi);
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *bootstrap = NULL, *topic = NULL;
     double wait_s = 30;
+    bool marks = false;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int c;
     bool ok = true;
-    while (ok && (c = getopt(argc, argv, "b:t:X:w:")) != -1) {
+    while (ok && (c = getopt(argc, argv, "b:t:X:w:W")) != -1) {
         char *eq, *end;
         switch (c) {
         case 'b':
@@ -165,12 +185,16 @@ int main(int argc, char **argv)
             wait_s = strtod(optarg, &end);
             ok = errno == 0 && end != optarg && *end == '\0' && wait_s > 0;
             break;
+        case 'W':
+            marks = true;
+            break;
         default:
             ok = false;
         }
     }
     if (!ok || !bootstrap || !topic || optind != argc) {
-        fprintf(stderr, "usage: mq_kafka_dump -b BOOTSTRAP -t TOPIC [-X PROPERTY=VALUE]... [-w SECONDS]\n");
+        fprintf(stderr,
+                "usage: mq_kafka_dump -b BOOTSTRAP -t TOPIC [-X PROPERTY=VALUE]... [-w SECONDS] [-W]\n");
         rd_kafka_conf_destroy(conf);
         return 2;
     }
@@ -194,6 +218,11 @@ int main(int argc, char **argv)
     if (parts < 0) {
         rd_kafka_destroy(rk);
         return 1;
+    }
+    if (marks) {
+        int status = watermarks(rk, topic, parts, deadline);
+        rd_kafka_destroy(rk);
+        return status;
     }
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
     for (int p = 0; p < parts; p++)

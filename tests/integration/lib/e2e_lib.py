@@ -12,6 +12,7 @@ temporary directories. Nothing waits with a fixed sleep: every wait polls a cond
 fails the test, saying what it waited for, when the deadline passes.
 """
 import atexit
+import base64
 import json
 import os
 import queue
@@ -492,8 +493,11 @@ def _yaml_lines(value, indent):
                 out += _yaml_lines(v, indent + 2)
             else:
                 out.append("%s%s: %s" % (pad, k, _yaml_scalar(v)))
-    else:  # a list of mappings
+    else:  # a list of mappings or of scalars
         for item in value:
+            if not isinstance(item, (dict, list)):
+                out.append(pad + "- " + _yaml_scalar(item))
+                continue
             sub = _yaml_lines(item, indent + 2)
             out.append(pad + "- " + sub[0].lstrip())
             out += sub[1:]
@@ -503,8 +507,9 @@ def _yaml_lines(value, indent):
 def config(brokers, mappings, log=FAST_FLUSH, **sections):
     """mqlogd's configuration as YAML text: data_dir "@DATA@" (Daemon puts its directory there), the log
     section (None: the defaults), brokers and mappings (lists of broker() and mapping() entries), then any other
-    top-level section given as a keyword (kafka={"listen": ...}, unmatched="unmatched"). Python ints and bools
-    are written as plain scalars, everything else as quoted strings."""
+    top-level section given as a keyword (kafka={"listen": ...}, unmatched="unmatched", site="plant-7",
+    forward=[forwarder(...)]). Python ints and bools are written as plain scalars, everything else as quoted
+    strings."""
     top = {"data_dir": "@DATA@"}
     if log:
         top["log"] = log
@@ -864,3 +869,144 @@ def read_remote(bootstrap, topic, timeout=60, properties=None):
 def remote_headers(rec):
     """A read_remote() record's headers as {name: bytes or None} (the last value of a repeated name)."""
     return dict(rec["headers"])
+
+
+def remote_offsets(bootstrap, topic, timeout=30):
+    """{partition: (low, high)} watermarks of TOPIC on a Kafka cluster (mq_kafka_dump -W): high - low records
+    are stored there. Fails the test when the cluster does not tell within timeout seconds."""
+    args = [MQ_KAFKA_DUMP, "-b", bootstrap, "-t", topic, "-w", str(timeout), "-W"]
+    p = run(args, timeout=timeout + 30)
+    out = {}
+    for line in p.stdout.splitlines():
+        r = json.loads(line)
+        out[r["partition"]] = (r["low"], r["high"])
+    return out
+
+
+def forwarder(name, bootstrap, topics, **keys):
+    """One entry of the forward list (issue 9): forwarder NAME to the Kafka cluster BOOTSTRAP, for the local log
+    topics matching TOPICS (a list of patterns); keys adds to=, partitioning=, mode=, start=, compression=,
+    max_bytes_per_s=, hold_retention=, properties={"linger.ms": "20"}, ... in the order given."""
+    return dict({"name": name, "bootstrap": bootstrap, "topics": list(topics)}, **keys)
+
+
+def _consume_bytes(obj, name):
+    """Member NAME of a `mqlog consume --format json` object as bytes: NAME (text), NAME_base64, or None (null)."""
+    if obj.get(name) is not None:
+        return obj[name].encode()
+    if name + "_base64" in obj:
+        return base64.b64decode(obj[name + "_base64"])
+    return None
+
+
+def local_record(rec):
+    """A consume() record in read_remote()'s terms: (key, value, timestamp, headers), keys and values as bytes
+    (or None), headers a list of (name, bytes or None) pairs."""
+    hdrs = [(_consume_bytes(h, "key").decode(errors="surrogateescape"), _consume_bytes(h, "value"))
+            for h in rec.get("headers", [])]
+    return _consume_bytes(rec, "key"), _consume_bytes(rec, "value"), rec["timestamp"], hdrs
+
+
+FORWARD_HEADERS = ("mqlog.site", "mqlog.topic", "mqlog.partition", "mqlog.offset")
+
+
+def _forwarded_coords(rec):
+    """(site, topic, partition, offset) from a remote record's mqlog.* headers; None for a missing one."""
+    h = remote_headers(rec)
+
+    def text(name):
+        v = h.get(name)
+        return None if v is None else v.decode(errors="replace")
+
+    def number(name):
+        v = text(name)
+        return int(v) if v is not None and v.isdigit() else None
+
+    return text("mqlog.site"), text("mqlog.topic"), number("mqlog.partition"), number("mqlog.offset")
+
+
+def check_forwarded(local, remote, site, topic, exact=True, label=""):
+    """Checks what a forwarder with `partitioning: same` put on a remote topic (REMOTE, read_remote()'s records)
+    against the local log topic TOPIC (LOCAL, consume()'s records): every local record is on the remote
+    partition of its number, in local offset order, with identical key, value and timestamp, its local headers
+    in their order, and exactly one each of mqlog.site (SITE), mqlog.topic (TOPIC), mqlog.partition and
+    mqlog.offset (its local coordinates, decimal). Nothing else is on the remote topic.
+    exact: each local record exactly once. Otherwise (at_least_once) repeats are allowed, counted and returned;
+    their first occurrences must still be in order, and none may be missing. Fails the test, saying what and
+    where (LABEL: first), on the first 20 faults."""
+    what = label + ": " if label else ""
+    want = {(r["partition"], r["offset"]): local_record(r) for r in local}
+    bad = []
+    seen = {}
+    dups = 0
+    top = {}  # remote partition -> highest mqlog.offset seen so far
+    for r in remote:
+        where = "remote %d@%d" % (r["partition"], r["offset"])
+        rsite, rtopic, rpart, roff = _forwarded_coords(r)
+        if rsite != site or rtopic != topic or rpart is None or roff is None:
+            bad.append("%s: mqlog.site %r, mqlog.topic %r, mqlog.partition %r, mqlog.offset %r; expected site %r, "
+                       "topic %r" % (where, rsite, rtopic, rpart, roff, site, topic))
+            continue
+        if rpart != r["partition"]:
+            bad.append("%s: local partition %d on remote partition %d" % (where, rpart, r["partition"]))
+        names = [n for n, _ in r["headers"]]
+        if any(names.count(n) != 1 for n in FORWARD_HEADERS):
+            bad.append("%s: mqlog.* headers not once each: %s" % (where, names))
+        loc = want.get((rpart, roff))
+        if loc is None:
+            bad.append("%s: local %d@%d is not in the local log" % (where, rpart, roff))
+            continue
+        key, value, ts, hdrs = loc
+        if r["key"] != key or r["value"] != value:
+            bad.append("%s (local %d@%d): key/value %r/%r, expected %r/%r" % (where, rpart, roff, r["key"],
+                                                                            (r["value"] or b"")[:60], key, (value or b"")[:60]))
+        if r["timestamp"] != ts or r["tstype"] != "create":
+            bad.append("%s (local %d@%d): timestamp %s %d, expected create %d" % (where, rpart, roff, r["tstype"],
+                                                                                 r["timestamp"], ts))
+        kept = [(n, v) for n, v in r["headers"] if n not in FORWARD_HEADERS]
+        if kept != hdrs:
+            bad.append("%s (local %d@%d): headers %r, expected %r" % (where, rpart, roff, kept, hdrs))
+        n = seen.get((rpart, roff), 0)
+        seen[(rpart, roff)] = n + 1
+        if n:
+            dups += 1
+            if exact:
+                bad.append("%s: local %d@%d again (%d times so far)" % (where, rpart, roff, n + 1))
+        else:
+            if roff <= top.get(r["partition"], -1):
+                bad.append("%s: local %d@%d after %d: out of order" % (where, rpart, roff, top[r["partition"]]))
+            top[r["partition"]] = max(roff, top.get(r["partition"], -1))
+        if len(bad) >= 20:
+            break
+    if bad:
+        fail("%s%d+ faults in %d remote records, e.g.:\n  %s" % (what, len(bad), len(remote), "\n  ".join(bad)))
+    missing = sorted(set(want) - set(seen))
+    if missing:
+        fail("%s%d of %d local records are not on the remote topic (first %s)" %
+             (what, len(missing), len(want), ["%d@%d" % m for m in missing[:10]]))
+    return dups
+
+
+def wait_forwarded(bootstrap, remote_topic, local, timeout=120, alive=None):
+    """Waits until every record of LOCAL (consume()'s records) is on REMOTE_TOPIC, by its mqlog.partition and
+    mqlog.offset headers (repeats allowed); returns the remote records (read_remote()). It reads everything
+    only once the watermarks say enough is stored. alive (optional) is called on every poll to fail early."""
+    want = {(r["partition"], r["offset"]) for r in local}
+    deadline = time.monotonic() + timeout
+    missing = want
+    stored_remote = 0
+    while True:
+        if alive:
+            alive()
+        stored_remote = sum(hi - lo for lo, hi in remote_offsets(bootstrap, remote_topic).values())
+        if stored_remote >= len(want):
+            recs = read_remote(bootstrap, remote_topic)
+            got = {(c[2], c[3]) for c in map(_forwarded_coords, recs)}
+            missing = want - got
+            if not missing:
+                return recs
+        if time.monotonic() >= deadline:
+            m = sorted(missing)
+            fail("after %ss, %d remote records on %s and %d of %d local records not among them (first %s)" %
+                 (timeout, stored_remote, remote_topic, len(m), len(want), ["%d@%d" % x for x in m[:10]]))
+        time.sleep(1)  # poll interval of this deadline wait
