@@ -217,41 +217,78 @@ enum mq_err mq_log_close(struct mq_log *log)
     return first;
 }
 
-void mq_log_set_durable_cb(struct mq_log *log, mq_durable_cb *cb, void *opaque)
+/* Replaces a hook and waits for the calls of the replaced function in progress, and only for them (calls of
+ * the new one count under the new generation). */
+static void mq_log_hook_set(struct mq_log *log, struct mq_log_hook *h, void (*fn)(void), void *opaque)
 {
     pthread_mutex_lock(&log->mu);
-    log->durable_cb = cb;
-    log->durable_opaque = opaque;
-    /* Calls in progress belong to the callback being replaced: wait for them, and only for them (calls of
-     * the new callback count under the new generation). */
-    log->cb_gen++;
-    log->cb_old_calls += log->cb_calls;
-    log->cb_calls = 0;
-    while (log->cb_old_calls > 0)
+    h->fn = fn;
+    h->opaque = opaque;
+    h->gen++;
+    h->old_calls += h->calls;
+    h->calls = 0;
+    while (h->old_calls > 0)
         pthread_cond_wait(&log->cb_cv, &log->mu);
     pthread_mutex_unlock(&log->mu);
 }
 
-void mq_log_durable_notify(struct mq_log *log, struct mq_part *part, int64_t durable_end)
+/* Starts a call: returns the function (NULL when none is set) and counts the call under *gen. */
+static void (*mq_log_hook_enter(struct mq_log *log, struct mq_log_hook *h, void **opaque,
+                                uint64_t *gen))(void)
 {
     pthread_mutex_lock(&log->mu);
-    mq_durable_cb *cb = log->durable_cb;
-    void *opaque = log->durable_opaque;
-    uint64_t gen = log->cb_gen;
-    if (cb)
-        log->cb_calls++;
+    void (*fn)(void) = h->fn;
+    *opaque = h->opaque;
+    *gen = h->gen;
+    if (fn)
+        h->calls++;
     pthread_mutex_unlock(&log->mu);
+    return fn;
+}
+
+static void mq_log_hook_leave(struct mq_log *log, struct mq_log_hook *h, uint64_t gen)
+{
+    pthread_mutex_lock(&log->mu);
+    if (gen == h->gen)
+        h->calls--;
+    else if (--h->old_calls == 0)
+        pthread_cond_broadcast(&log->cb_cv);
+    pthread_mutex_unlock(&log->mu);
+}
+
+void mq_log_set_durable_cb(struct mq_log *log, mq_durable_cb *cb, void *opaque)
+{
+    mq_log_hook_set(log, &log->durable, (void (*)(void))cb, opaque);
+}
+
+void mq_log_durable_notify(struct mq_log *log, struct mq_part *part, int64_t durable_end)
+{
+    void *opaque;
+    uint64_t gen;
+    mq_durable_cb *cb = (mq_durable_cb *)mq_log_hook_enter(log, &log->durable, &opaque, &gen);
     if (!cb)
         return;
     /* No lock held: the callback may take its own locks, and a caller of mq_log_set_durable_cb may hold
      * them while it waits here for the callback to return. */
     cb(opaque, part, durable_end);
-    pthread_mutex_lock(&log->mu);
-    if (gen == log->cb_gen)
-        log->cb_calls--;
-    else if (--log->cb_old_calls == 0)
-        pthread_cond_broadcast(&log->cb_cv);
-    pthread_mutex_unlock(&log->mu);
+    mq_log_hook_leave(log, &log->durable, gen);
+}
+
+void mq_log_set_hold(struct mq_log *log, mq_hold_fn *fn, void *opaque)
+{
+    mq_log_hook_set(log, &log->hold, (void (*)(void))fn, opaque);
+}
+
+int64_t mq_log_hold(struct mq_log *log, struct mq_part *part)
+{
+    void *opaque;
+    uint64_t gen;
+    mq_hold_fn *fn = (mq_hold_fn *)mq_log_hook_enter(log, &log->hold, &opaque, &gen);
+    if (!fn)
+        return INT64_MAX;
+    int64_t hold = fn(opaque, part);
+    mq_log_hook_leave(log, &log->hold, gen);
+    return hold;
 }
 
 enum mq_err mq_log_topic_create(struct mq_log *log, const char *topic, int32_t partitions)

@@ -116,6 +116,21 @@ enum mq_err mq_log_topic_delete(struct mq_log *log, const char *topic);
 typedef void mq_durable_cb(void *opaque, struct mq_part *part, int64_t durable_end);
 void mq_log_set_durable_cb(struct mq_log *log, mq_durable_cb *cb, void *opaque);
 
+/*
+ * A retention hold: the lowest offset of `part` that retention must keep for a holder (a forwarder that has
+ * not yet forwarded the records from there on), or INT64_MAX when it holds nothing of part. Time and size
+ * retention stop at the first segment that holds an offset >= the hold; only the disk cap
+ * (max_disk_bytes) deletes such segments, counting what it drops in mq_log_stats(). Called by the
+ * maintenance thread (or a caller of mq_part_apply_retention() or mq_log_apply_retention()) with none of
+ * the log's locks held, once per partition and pass; it must not block long and must not call
+ * mq_log_set_hold(). A hold that is too low only keeps more; the holder may answer from a cached value.
+ *
+ * mq_log_set_hold() sets the one hold of the log (NULL removes it). As mq_log_set_durable_cb(), it returns
+ * only when no call of the function it replaced is running or will start.
+ */
+typedef int64_t mq_hold_fn(void *opaque, struct mq_part *part);
+void mq_log_set_hold(struct mq_log *log, mq_hold_fn *fn, void *opaque);
+
 /* ---- partitions: writing ---- */
 
 void mq_part_set_retention(struct mq_part *part, const struct mq_retention *ret);
@@ -153,7 +168,9 @@ enum mq_err mq_part_flush(struct mq_part *part);
  * MQ_ERR_TIMEDOUT, or the partition's write error (e.g. MQ_ERR_NOSPC) if it is failing. */
 enum mq_err mq_part_wait_durable(struct mq_part *part, int64_t offset, int64_t timeout_ms);
 
-/* Applies retention now with `now_ms` as the current time; *deleted (may be NULL) gets the segment count. */
+/* Applies retention now with `now_ms` as the current time; *deleted (may be NULL) gets the segment count.
+ * Stops at the first segment that holds an offset at or above the log's retention hold (mq_log_set_hold()).
+ */
 enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *deleted);
 
 /* ---- partitions: reading ---- */

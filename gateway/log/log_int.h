@@ -161,12 +161,24 @@ struct mq_part {
     enum mq_err write_err; /* the last write's error (NOSPC is cleared once a write succeeds) */
     enum mq_err fatal_err; /* fdatasync failed: data may be lost, refuse further writes */
     struct mq_retention ret;
+    bool ret_held; /* the last retention pass stopped at the hold: logged once when it starts and ends */
     int64_t mtime_of_last_flush;
 
     pthread_mutex_t hint_mu; /* a reader hint: where the last slice ended */
     int64_t hint_offset, hint_base, hint_pos;
 
     _Atomic int64_t reader_refresh_mono; /* reader mode: when the directory was last listed */
+};
+
+/* A callback the log calls from its threads (the durable callback, the retention hold), replaceable at any
+ * time. Calls in progress are counted (under log->mu) so that setting a new one can wait for the calls of
+ * the one it replaces, and for none of the new one's, which could go on forever. */
+struct mq_log_hook {
+    void (*fn)(void); /* the callback, cast back to its own type by its caller */
+    void *opaque;
+    uint64_t gen;  /* bumped by every set */
+    int calls;     /* calls in progress that started under the current gen */
+    int old_calls; /* calls in progress of replaced callbacks */
 };
 
 struct mq_log {
@@ -183,19 +195,16 @@ struct mq_log {
     bool kick;
     pthread_t flusher;
     bool flusher_started;
-    mq_durable_cb *durable_cb;
-    void *durable_opaque;
-    /* Calls of the durable callback in progress (under mu), so that mq_log_set_durable_cb can wait for
-     * the calls of the callback it replaces and for none of the new one, which could go on forever. */
-    uint64_t cb_gen;      /* bumped by every mq_log_set_durable_cb */
-    int cb_calls;         /* calls in progress that started under the current cb_gen */
-    int cb_old_calls;     /* calls in progress of replaced callbacks */
-    pthread_cond_t cb_cv; /* signalled when cb_old_calls drops to 0 */
+    struct mq_log_hook durable; /* mq_durable_cb */
+    struct mq_log_hook hold;    /* mq_hold_fn */
+    pthread_cond_t cb_cv;       /* signalled when a hook's old_calls drops to 0 */
 };
 
 /* log.c */
 /* Calls the durable callback, if one is set, with no lock held, counting the call in progress. */
 void mq_log_durable_notify(struct mq_log *log, struct mq_part *part, int64_t durable_end);
+/* The retention hold of part (INT64_MAX when none is set), asked with no lock held. */
+int64_t mq_log_hold(struct mq_log *log, struct mq_part *part);
 
 static inline bool mq_part_writer(const struct mq_part *part)
 {

@@ -534,16 +534,25 @@ enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *d
         *deleted = 0;
     if (!mq_part_writer(part))
         return MQ_ERR_READONLY;
+    /* Asked before the writer's lock: the holder may take its own locks. The hold only rises, so one read
+     * a moment early keeps at most a little more. */
+    int64_t hold = mq_log_hold(part->log, part);
     pthread_mutex_lock(&part->mu);
     struct mq_retention ret = part->ret;
     if (ret.ms <= 0 && ret.bytes <= 0) {
+        bool was_held = part->ret_held;
+        part->ret_held = false;
         pthread_mutex_unlock(&part->mu);
+        if (was_held)
+            MQ_INFO("%s: retention no longer held back (retention is off)", part->dir);
         return MQ_OK;
     }
     int64_t total = 0;
     for (size_t i = 0; i < part->nsegs; i++)
         total += atomic_load(&part->segs[i]->size);
     size_t ndel = 0;
+    bool held = false;
+    int64_t held_base = -1;
     enum mq_err err = MQ_OK;
     for (size_t i = 0; i < part->nsegs; i++) {
         struct mq_segment *seg = part->segs[i];
@@ -554,6 +563,12 @@ enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *d
         bool by_size = ret.bytes > 0 && size > 0 && total - ret.bytes >= size;
         if (!by_time && !by_size)
             break;
+        if (atomic_load(&seg->next_offset) > hold) {
+            /* It holds records the holder still needs: this and every later segment stay. */
+            held = true;
+            held_base = seg->base_offset;
+            break;
+        }
         if (active) {
             /* Everything is expired: roll so that the data can go; the new active segment is empty. Only
              * durable data is dropped this way; an unwritten open batch goes to the new segment. */
@@ -566,6 +581,8 @@ enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *d
         total -= size;
         ndel++;
     }
+    bool was_held = part->ret_held;
+    part->ret_held = held;
     struct mq_segment **gone = NULL;
     if (ndel > 0 && (gone = malloc(ndel * sizeof *gone)) != NULL) {
         pthread_rwlock_wrlock(&part->segs_lock);
@@ -577,6 +594,13 @@ enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *d
         ndel = 0;
     }
     pthread_mutex_unlock(&part->mu);
+    /* Once per change, not per check: a forwarder in a long outage would otherwise repeat it every pass. */
+    if (held && !was_held)
+        MQ_WARN("%s: retention held back at segment %020" PRId64 ": records from offset %" PRId64
+                " are not forwarded yet",
+                part->dir, held_base, hold);
+    else if (!held && was_held)
+        MQ_INFO("%s: retention no longer held back", part->dir);
     /* Unlinking happens outside both locks: appends and reads go on. Open slices keep their fds. */
     for (size_t i = 0; i < ndel; i++) {
         MQ_INFO("%s: retention deleted segment %020" PRId64, part->dir, gone[i]->base_offset);

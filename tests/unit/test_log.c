@@ -1,8 +1,8 @@
 /*
  * test_log.c - the log store: append and read back, reopen, index and time lookups across segments,
- * retention, recovery from cut and damaged tails, a writer killed with SIGKILL, a reader process following a
- * writer process, group commit across many rolls, removing the durable callback while it runs, readers and
- * retention beside a writer in one process, and a full disk (a small tmpfs).
+ * retention and its hold, recovery from cut and damaged tails, a writer killed with SIGKILL, a reader process
+ * following a writer process, group commit across many rolls, removing the durable callback while it runs,
+ * readers and retention beside a writer in one process, and a full disk (a small tmpfs).
  *
  * Every record's value is "v<offset>" (padded), so any record read back can be checked against its offset.
  */
@@ -941,6 +941,83 @@ static void test_disk_full(void)
     mq_test_rmdir(dir);
 }
 
+/* A holder for the retention hold tests: per partition id, the lowest offset to keep. */
+struct hold_state {
+    _Atomic int64_t hold[2];
+    atomic_int calls;
+};
+
+static int64_t hold_of(void *opaque, struct mq_part *part)
+{
+    struct hold_state *hs = opaque;
+    atomic_fetch_add(&hs->calls, 1);
+    return atomic_load(&hs->hold[mq_part_id(part)]);
+}
+
+/* The segment that holds `offset` is still there: the log starts at or below it. */
+static int64_t start_of(struct mq_part *p)
+{
+    struct mq_part_stats st;
+    CU_ASSERT(mq_part_stats(p, &st) == MQ_OK);
+    return st.start_offset;
+}
+
+static void test_retention_hold(void)
+{
+    char *dir = mq_test_tmpdir("hold");
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    CU_ASSERT(mq_log_topic_create(log, "t", 2) == MQ_OK);
+    struct mq_part *p0 = get_part(log, "t", 0), *p1 = get_part(log, "t", 1);
+    CU_ASSERT(produce_n(p0, 0, 20000) == MQ_OK && produce_n(p1, 0, 20000) == MQ_OK);
+    CU_ASSERT(mq_part_flush(p0) == MQ_OK && mq_part_flush(p1) == MQ_OK);
+    struct hold_state hs = {.hold = {5000, INT64_MAX}};
+    mq_log_set_hold(log, hold_of, &hs);
+
+    /* size retention: the segments wholly below 5000 go, the one holding 5000 stays; p1 is not held */
+    struct mq_retention r = {0, 200 * 1024};
+    mq_part_set_retention(p0, &r);
+    mq_part_set_retention(p1, &r);
+    int deleted = 0;
+    CU_ASSERT(mq_part_apply_retention(p0, mq_now_ms(), &deleted) == MQ_OK);
+    int64_t s0 = start_of(p0);
+    CU_ASSERT(deleted > 0 && s0 > 0 && s0 <= 5000);
+    CU_ASSERT(read_check(p0, s0, NULL) == 20000 - s0);
+    CU_ASSERT(mq_part_apply_retention(p1, mq_now_ms(), &deleted) == MQ_OK);
+    CU_ASSERT(deleted > 0 && start_of(p1) > 5000);
+    CU_ASSERT(atomic_load(&hs.calls) == 2);
+
+    /* time retention with everything expired: still stops at the segment holding 5000 */
+    r = (struct mq_retention){MQ_RETENTION_MS_DEFAULT, 0};
+    mq_part_set_retention(p0, &r);
+    int64_t far = ts_of(20000) + 2 * MQ_RETENTION_MS_DEFAULT;
+    CU_ASSERT(mq_part_apply_retention(p0, far, &deleted) == MQ_OK);
+    CU_ASSERT(deleted == 0 && start_of(p0) == s0);
+    /* the hold rises to the end of a segment: only segments wholly below it go */
+    atomic_store(&hs.hold[0], 15000);
+    CU_ASSERT(mq_part_apply_retention(p0, far, &deleted) == MQ_OK);
+    int64_t s1 = start_of(p0);
+    CU_ASSERT(deleted > 0 && s1 > 5000 && s1 <= 15000);
+    CU_ASSERT(read_check(p0, s1, NULL) == 20000 - s1);
+    /* everything forwarded: the active segment is rolled away too */
+    atomic_store(&hs.hold[0], 20000);
+    CU_ASSERT(mq_part_apply_retention(p0, far, &deleted) == MQ_OK);
+    CU_ASSERT(deleted > 0 && start_of(p0) == 20000);
+
+    /* removing the hold releases it */
+    CU_ASSERT(produce_n(p0, 20000, 3000) == MQ_OK && mq_part_flush(p0) == MQ_OK);
+    atomic_store(&hs.hold[0], 20000);
+    CU_ASSERT(mq_part_apply_retention(p0, far, &deleted) == MQ_OK);
+    CU_ASSERT(deleted == 0 && start_of(p0) == 20000);
+    mq_log_set_hold(log, NULL, NULL);
+    int calls = atomic_load(&hs.calls);
+    CU_ASSERT(mq_part_apply_retention(p0, far, &deleted) == MQ_OK);
+    CU_ASSERT(deleted > 0 && start_of(p0) == 23000);
+    CU_ASSERT(atomic_load(&hs.calls) == calls);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    mq_test_rmdir(dir);
+}
+
 static void test_args(void)
 {
     CU_ASSERT(mq_topic_name_valid("telemetry.temperature_1-a"));
@@ -974,6 +1051,7 @@ int main(void)
         MQ_TEST(test_produce_read_reopen),
         MQ_TEST(test_index_boundaries),
         MQ_TEST(test_retention),
+        MQ_TEST(test_retention_hold),
         MQ_TEST(test_crash_cut_and_flip),
         MQ_TEST(test_index_rebuild),
         MQ_TEST(test_sigkill_writer),
