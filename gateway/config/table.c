@@ -133,6 +133,17 @@ static const struct mq_ckey mq_keys_log[] = {
      .min = SEC,
      .max = DAY,
      .doc = "How often retention is applied."},
+    {.name = "max_disk_bytes",
+     .type = MQ_CT_SIZE,
+     .off = LOGK(max_disk_bytes),
+     .def = "0",
+     .min = 0,
+     .max = INT64_MAX,
+     .doc = "The disk cap: the most bytes of segment files all partitions together may keep (those "
+            "mqlogd has open: written, read or forwarded since it started), checked every second; 0 means "
+            "no cap. Above it the oldest segments across all partitions are deleted before their "
+            "retention, those a forwarder with hold_retention still needs last; records deleted before "
+            "they were forwarded are logged as errors and counted. Read at start."},
     {.name = "retention",
      .type = MQ_CT_DURATION,
      .off = LOGK(retention_ms),

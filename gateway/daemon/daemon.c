@@ -87,6 +87,7 @@ static void mq_log_conf_from(const struct mq_config *cfg, struct mq_log_conf *lc
     lc->max_pending_bytes = cfg->log.max_pending_bytes;
     lc->checkpoint_bytes = cfg->log.checkpoint_bytes;
     lc->retention_check_ms = cfg->log.retention_check_ms;
+    lc->max_disk_bytes = cfg->log.max_disk_bytes;
 }
 
 static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)

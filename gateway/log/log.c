@@ -4,7 +4,7 @@
  * The flusher is the group commit: it wakes every flush_interval_ms (or at once when a producer passes
  * flush_bytes, or, with flush always, as soon as there is anything to write), writes each partition's open
  * batch and fdatasyncs it, so that many records share one sync. It also applies retention every
- * retention_check_ms, off the append path.
+ * retention_check_ms and checks the disk cap (budget.c) every second, off the append path.
  */
 #include "log/log_int.h"
 
@@ -33,6 +33,7 @@ void mq_log_conf_defaults(struct mq_log_conf *conf)
     conf->max_pending_bytes = 64LL << 20;
     conf->checkpoint_bytes = 64LL << 20;
     conf->retention_check_ms = 5 * 60 * 1000;
+    conf->max_disk_bytes = 0;
 }
 
 const char *mq_log_dir(const struct mq_log *log)
@@ -45,10 +46,50 @@ enum mq_log_mode mq_log_mode(const struct mq_log *log)
     return log->mode;
 }
 
+/* A maintenance pass over parts[0..n): retention of each, then the disk budget over them all. */
+static enum mq_err mq_log_maintain(struct mq_log *log, struct mq_part **parts, size_t n, int64_t now_ms)
+{
+    enum mq_err first = MQ_OK;
+    for (size_t i = 0; i < n; i++) {
+        enum mq_err err = mq_part_apply_retention(parts[i], now_ms, NULL);
+        if (err != MQ_OK && first == MQ_OK)
+            first = err;
+    }
+    mq_log_budget(log, parts, n);
+    return first;
+}
+
+/* A copy of the partition table (log->mu held). Partitions are only added while the log is open, never
+ * removed before it closes, so the pointers stay valid once the table lock is released. */
+static struct mq_part **mq_log_parts_copy(struct mq_log *log, size_t *n)
+{
+    *n = log->nparts;
+    struct mq_part **parts = malloc((*n ? *n : 1) * sizeof *parts);
+    if (parts && *n)
+        memcpy(parts, log->parts, *n * sizeof *parts);
+    return parts;
+}
+
+enum mq_err mq_log_apply_retention(struct mq_log *log, int64_t now_ms)
+{
+    if (log->mode != MQ_LOG_WRITE)
+        return MQ_ERR_READONLY;
+    size_t n;
+    pthread_mutex_lock(&log->mu);
+    struct mq_part **parts = mq_log_parts_copy(log, &n);
+    pthread_mutex_unlock(&log->mu);
+    if (!parts)
+        return MQ_ERR_NOMEM;
+    enum mq_err err = mq_log_maintain(log, parts, n, now_ms);
+    free(parts);
+    return err;
+}
+
 static void *mq_log_flusher(void *arg)
 {
     struct mq_log *log = arg;
     int64_t next_retention = mq_mono_ms() + log->conf.retention_check_ms;
+    int64_t next_budget = mq_mono_ms() + MQ_BUDGET_CHECK_MS;
     pthread_mutex_lock(&log->mu);
     while (!log->stop) {
         if (!log->kick) {
@@ -66,21 +107,23 @@ static void *mq_log_flusher(void *arg)
         if (log->stop)
             break;
         log->kick = false;
-        /* Partitions are only added while the log is open, never removed before the flusher stops, so
-         * the pointers stay valid once the table lock is released. */
-        size_t n = log->nparts;
-        struct mq_part **parts = malloc((n ? n : 1) * sizeof *parts);
-        if (parts && n)
-            memcpy(parts, log->parts, n * sizeof *parts);
+        size_t n;
+        struct mq_part **parts = mq_log_parts_copy(log, &n);
         pthread_mutex_unlock(&log->mu);
         if (parts) {
             for (size_t i = 0; i < n; i++)
                 if (mq_part_has_unflushed(parts[i]))
                     mq_part_flush_tick(parts[i]);
-            if (mq_mono_ms() >= next_retention) {
-                next_retention = mq_mono_ms() + log->conf.retention_check_ms;
-                for (size_t i = 0; i < n; i++)
-                    mq_part_apply_retention(parts[i], mq_now_ms(), NULL);
+            /* Retention is slow to matter; the disk cap is checked more often, as a fast writer can
+             * pass it by much in one retention interval. */
+            int64_t mono = mq_mono_ms();
+            if (mono >= next_retention) {
+                next_retention = mono + log->conf.retention_check_ms;
+                next_budget = mono + MQ_BUDGET_CHECK_MS;
+                mq_log_maintain(log, parts, n, mq_now_ms());
+            } else if (log->conf.max_disk_bytes > 0 && mono >= next_budget) {
+                next_budget = mono + MQ_BUDGET_CHECK_MS;
+                mq_log_budget(log, parts, n);
             }
             free(parts);
         }
@@ -132,6 +175,7 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
     pthread_cond_init(&log->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&log->cb_cv, NULL);
+    pthread_mutex_init(&log->budget_mu, NULL);
     log->dir = strdup(dir);
     enum mq_err err = MQ_OK;
     if (!log->dir) {
@@ -142,7 +186,7 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
     if (c->flush_interval_ms < 0 || c->flush_bytes < 0 || c->segment_bytes < 4096 ||
         c->segment_bytes > INT32_MAX || c->index_interval_bytes < 0 || c->batch_bytes < 1 ||
         c->batch_bytes > MQ_BATCH_MAX_SIZE || c->max_pending_bytes < c->batch_bytes ||
-        c->checkpoint_bytes < 1 || c->retention_check_ms < 1) {
+        c->checkpoint_bytes < 1 || c->retention_check_ms < 1 || c->max_disk_bytes < 0) {
         err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "invalid log settings");
         goto fail;
     }
@@ -212,6 +256,7 @@ enum mq_err mq_log_close(struct mq_log *log)
     pthread_mutex_destroy(&log->mu);
     pthread_cond_destroy(&log->cv);
     pthread_cond_destroy(&log->cb_cv);
+    pthread_mutex_destroy(&log->budget_mu);
     free(log->dir);
     free(log);
     return first;

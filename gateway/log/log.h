@@ -51,6 +51,9 @@ struct mq_log_conf {
                                      per partition (default 64 MiB) */
     int64_t checkpoint_bytes;     /* write a recovery point after this many bytes (default 64 MiB) */
     int64_t retention_check_ms;   /* how often the maintenance thread applies retention (default 5 min) */
+    int64_t max_disk_bytes;       /* the disk cap: total bytes of the segment files of the open partitions;
+                                     above it the maintenance thread deletes the oldest segments, held ones
+                                     last (see mq_log_stats()); checked every second; 0 = off (default) */
 };
 
 /* Fills conf with the defaults above. */
@@ -93,6 +96,21 @@ enum mq_err mq_log_topic_create(struct mq_log *log, const char *topic, int32_t p
  * MQ_ERR_NOENT when its directory does not exist. The partition belongs to log: do not free it.
  */
 enum mq_err mq_log_part(struct mq_log *log, const char *topic, int32_t partition, struct mq_part **partp);
+
+/*
+ * One maintenance pass now, as the maintenance thread makes every retention_check_ms: retention of every
+ * open partition (mq_part_apply_retention() with now_ms), then the disk cap. Write mode. Returns the first
+ * error met; the pass goes on past it.
+ */
+enum mq_err mq_log_apply_retention(struct mq_log *log, int64_t now_ms);
+
+/* What the disk cap did since the log was opened. */
+struct mq_log_stats {
+    int64_t disk_bytes;             /* segment bytes of the open partitions at the last check */
+    int64_t early_deleted_segments; /* segments the disk cap deleted before retention would have */
+    int64_t dropped_unforwarded;    /* records it deleted at or above a retention hold: lost to the holder */
+};
+void mq_log_stats(struct mq_log *log, struct mq_log_stats *st);
 
 /* Lists the partition directories found in the data directory: calls fn for each, in name order. */
 enum mq_err mq_log_scan_dirs(const char *dir, void (*fn)(void *opaque, const char *topic, int32_t partition),

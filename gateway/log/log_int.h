@@ -195,9 +195,12 @@ struct mq_log {
     bool kick;
     pthread_t flusher;
     bool flusher_started;
-    struct mq_log_hook durable; /* mq_durable_cb */
-    struct mq_log_hook hold;    /* mq_hold_fn */
-    pthread_cond_t cb_cv;       /* signalled when a hook's old_calls drops to 0 */
+    pthread_mutex_t budget_mu; /* one disk budget pass at a time (budget.c) */
+    bool budget_stuck;         /* over the cap with nothing left to delete: logged once (under budget_mu) */
+    _Atomic int64_t disk_bytes, early_deleted_segments, dropped_unforwarded; /* mq_log_stats() */
+    struct mq_log_hook durable;                                              /* mq_durable_cb */
+    struct mq_log_hook hold;                                                 /* mq_hold_fn */
+    pthread_cond_t cb_cv; /* signalled when a hook's old_calls drops to 0 */
 };
 
 /* log.c */
@@ -216,7 +219,27 @@ static inline struct mq_segment *mq_part_active(struct mq_part *part)
     return part->segs[part->nsegs - 1];
 }
 
+/* budget.c */
+#define MQ_BUDGET_CHECK_MS 1000 /* how often the maintenance thread checks the disk cap */
+/* Checks the disk cap over parts[0..n) (the open partitions) and deletes segments while it is exceeded. */
+void mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n);
+
 /* partition.c */
+/* The first segment of a partition, as the disk budget weighs it. */
+struct mq_seg_facts {
+    int64_t base, next; /* its offsets: [base, next) */
+    int64_t size;       /* bytes */
+    int64_t max_ts;     /* its newest record's timestamp, -1 when unknown */
+    bool active;        /* the partition's only segment: deleting it means rolling it first */
+};
+/* Bytes of the partition's segment files. */
+int64_t mq_part_disk_bytes(struct mq_part *part);
+/* Fills *f with the partition's first segment; false when there is nothing to delete: the only segment is
+ * the active one and it is empty or not yet wholly durable. */
+bool mq_part_first_segment(struct mq_part *part, struct mq_seg_facts *f);
+/* Deletes the first segment if it still starts at `base`, rolling it first when it is the active one;
+ * *f gets what was deleted. MQ_ERR_BUSY when it changed meanwhile or cannot roll now. */
+enum mq_err mq_part_drop_first(struct mq_part *part, int64_t base, struct mq_seg_facts *f);
 enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, struct mq_part **partp);
 /* Flushes (writer) and frees. clean: write a clean recovery point. */
 enum mq_err mq_part_close(struct mq_part *part, bool clean);

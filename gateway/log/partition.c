@@ -613,6 +613,75 @@ enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *d
     return err;
 }
 
+/* ---- the disk budget's view (budget.c decides) ---- */
+
+int64_t mq_part_disk_bytes(struct mq_part *part)
+{
+    int64_t total = 0;
+    pthread_rwlock_rdlock(&part->segs_lock);
+    for (size_t i = 0; i < part->nsegs; i++)
+        total += atomic_load(&part->segs[i]->size);
+    pthread_rwlock_unlock(&part->segs_lock);
+    return total;
+}
+
+/* Whether the active segment may be rolled away: everything written is durable (as retention asks). */
+static bool mq_part_active_droppable(struct mq_part *part)
+{
+    return atomic_load(&mq_part_active(part)->size) > 0 &&
+           atomic_load(&part->durable_end) >= part->written_end && part->backlog_len == 0;
+}
+
+static void mq_seg_facts_of(struct mq_part *part, struct mq_seg_facts *f)
+{
+    struct mq_segment *seg = part->segs[0];
+    f->base = seg->base_offset;
+    f->next = atomic_load(&seg->next_offset);
+    f->size = atomic_load(&seg->size);
+    f->max_ts = mq_seg_max_ts(seg);
+    f->active = part->nsegs == 1;
+}
+
+bool mq_part_first_segment(struct mq_part *part, struct mq_seg_facts *f)
+{
+    if (!mq_part_writer(part))
+        return false;
+    pthread_mutex_lock(&part->mu);
+    bool ok = part->nsegs > 1 || (part->nsegs == 1 && mq_part_active_droppable(part));
+    if (ok)
+        mq_seg_facts_of(part, f);
+    pthread_mutex_unlock(&part->mu);
+    return ok;
+}
+
+enum mq_err mq_part_drop_first(struct mq_part *part, int64_t base, struct mq_seg_facts *f)
+{
+    pthread_mutex_lock(&part->mu);
+    enum mq_err err = MQ_OK;
+    if (part->nsegs == 0 || part->segs[0]->base_offset != base ||
+        (part->nsegs == 1 && !mq_part_active_droppable(part)))
+        err = MQ_ERR_BUSY;
+    if (err == MQ_OK) {
+        mq_seg_facts_of(part, f);
+        if (part->nsegs == 1)
+            err = mq_part_roll(part);
+    }
+    struct mq_segment *gone = NULL;
+    if (err == MQ_OK) {
+        pthread_rwlock_wrlock(&part->segs_lock);
+        gone = part->segs[0];
+        memmove(part->segs, part->segs + 1, (part->nsegs - 1) * sizeof *part->segs);
+        part->nsegs--;
+        pthread_rwlock_unlock(&part->segs_lock);
+    }
+    pthread_mutex_unlock(&part->mu);
+    if (gone) { /* as retention: outside the locks, open slices keep their fds */
+        mq_seg_unlink(gone);
+        mq_seg_unref(gone);
+    }
+    return err;
+}
+
 /* ---- opening and closing ---- */
 
 void mq_part_free(struct mq_part *part)

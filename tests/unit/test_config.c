@@ -181,6 +181,7 @@ static void test_good_full(void)
     CU_ASSERT_EQUAL(l->max_pending_bytes, 32LL << 20);
     CU_ASSERT_EQUAL(l->checkpoint_bytes, 16LL << 20);
     CU_ASSERT_EQUAL(l->retention_check_ms, 30000);
+    CU_ASSERT_EQUAL(l->max_disk_bytes, 20LL << 30);
     CU_ASSERT_EQUAL(l->retention_ms, 14LL * 86400 * 1000);
     CU_ASSERT_EQUAL(l->retention_bytes, 5000000000LL);
 
@@ -209,7 +210,7 @@ static void test_good_full(void)
     CU_ASSERT_PTR_NULL(b->tls_opts.ca);
     CU_ASSERT_FALSE(b->tls_opts.insecure);
     CU_ASSERT_STRING_EQUAL(b->loc.file, path);
-    CU_ASSERT_EQUAL(b->loc.line, 17);
+    CU_ASSERT_EQUAL(b->loc.line, 18);
     CU_ASSERT_EQUAL(b->loc.col, 5);
 
     b = &cfg->brokers[1];
@@ -252,7 +253,7 @@ static void test_good_full(void)
     mq_config_mapping_retention(cfg, m, &rms, &rbytes);
     CU_ASSERT_EQUAL(rms, 14LL * 86400 * 1000);
     CU_ASSERT_EQUAL(rbytes, 5000000000LL);
-    CU_ASSERT_EQUAL(m->loc.line, 40);
+    CU_ASSERT_EQUAL(m->loc.line, 41);
 
     m = &cfg->mappings[1];
     CU_ASSERT_EQUAL_FATAL(m->nfrom, 2);
@@ -321,7 +322,7 @@ static void test_good_full(void)
         CU_ASSERT_STRING_EQUAL(f->prop_values[i], values[i]);
     }
     CU_ASSERT_STRING_EQUAL(f->loc.file, path);
-    CU_ASSERT_EQUAL(f->loc.line, 67);
+    CU_ASSERT_EQUAL(f->loc.line, 68);
     CU_ASSERT_EQUAL(f->loc.col, 5);
 
     f = &cfg->forwards[1];
@@ -455,6 +456,7 @@ static void test_defaults(void)
         CU_ASSERT_EQUAL(cfg->log.max_pending_bytes, 64LL << 20);
         CU_ASSERT_EQUAL(cfg->log.checkpoint_bytes, 64LL << 20);
         CU_ASSERT_EQUAL(cfg->log.retention_check_ms, 5 * 60 * 1000);
+        CU_ASSERT_EQUAL(cfg->log.max_disk_bytes, 0);
         CU_ASSERT_EQUAL(cfg->log.retention_ms, MQ_RETENTION_MS_DEFAULT);
         CU_ASSERT_EQUAL(cfg->log.retention_bytes, 0);
         CU_ASSERT_EQUAL(cfg->nbrokers, 0);

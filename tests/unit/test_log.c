@@ -1,8 +1,8 @@
 /*
  * test_log.c - the log store: append and read back, reopen, index and time lookups across segments,
- * retention and its hold, recovery from cut and damaged tails, a writer killed with SIGKILL, a reader process
- * following a writer process, group commit across many rolls, removing the durable callback while it runs,
- * readers and retention beside a writer in one process, and a full disk (a small tmpfs).
+ * retention and its hold, the disk cap, recovery from cut and damaged tails, a writer killed with SIGKILL, a
+ * reader process following a writer process, group commit across many rolls, removing the durable callback
+ * while it runs, readers and retention beside a writer in one process, and a full disk (a small tmpfs).
  *
  * Every record's value is "v<offset>" (padded), so any record read back can be checked against its offset.
  */
@@ -1018,6 +1018,112 @@ static void test_retention_hold(void)
     mq_test_rmdir(dir);
 }
 
+/* Records with timestamps ts0, ts0 + 10, ... (values as the test stream, by offset). */
+static enum mq_err produce_at(struct mq_part *part, int64_t from, int64_t n, int64_t ts0)
+{
+    char v[128];
+    for (int64_t off = from; off < from + n; off++) {
+        int vl = make_value(off, v, sizeof v);
+        struct mq_record r = {ts0 + (off - from) * 10, NULL, -1, v, vl, NULL, 0};
+        enum mq_err e = mq_part_produce(part, &r, NULL);
+        if (e != MQ_OK)
+            return e;
+    }
+    return MQ_OK;
+}
+
+/* Opens the budget test's log with disk cap `cap` and the holder hs set before any partition is open (so
+ * that the maintenance thread never weighs a partition without it); no retention but the cap. */
+static struct mq_log *budget_open(const char *dir, int64_t cap, struct hold_state *hs, struct mq_part **p0,
+                                  struct mq_part **p1)
+{
+    struct mq_log_conf c = small_conf();
+    c.max_disk_bytes = cap;
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    mq_log_set_hold(log, hold_of, hs);
+    *p0 = get_part(log, "t", 0);
+    *p1 = get_part(log, "t", 1);
+    struct mq_retention off = {0, 0};
+    mq_part_set_retention(*p0, &off);
+    mq_part_set_retention(*p1, &off);
+    return log;
+}
+
+static void test_disk_cap(void)
+{
+    char *dir = mq_test_tmpdir("cap");
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    CU_ASSERT(mq_log_topic_create(log, "t", 2) == MQ_OK);
+    /* partition 0 holds the older records, partition 1 the newer ones */
+    struct mq_part *p0 = get_part(log, "t", 0), *p1 = get_part(log, "t", 1);
+    CU_ASSERT(produce_at(p0, 0, 10000, 1700000000000LL) == MQ_OK);
+    CU_ASSERT(produce_at(p1, 0, 10000, 1800000000000LL) == MQ_OK);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    struct mq_part_stats a, b, a2, b2;
+    struct mq_log_stats ls;
+    struct hold_state hs = {.hold = {INT64_MAX, INT64_MAX}};
+
+    /* one byte over: the oldest segment of all goes, partition 0's first */
+    log = budget_open(dir, 0, &hs, &p0, &p1);
+    CU_ASSERT(mq_part_stats(p0, &a) == MQ_OK && mq_part_stats(p1, &b) == MQ_OK);
+    CU_ASSERT(a.segments > 3 && b.segments > 3);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    log = budget_open(dir, a.bytes + b.bytes - 1, &hs, &p0, &p1);
+    CU_ASSERT(mq_log_apply_retention(log, mq_now_ms()) == MQ_OK);
+    CU_ASSERT(mq_part_stats(p0, &a2) == MQ_OK && mq_part_stats(p1, &b2) == MQ_OK);
+    CU_ASSERT(a2.segments == a.segments - 1 && a2.start_offset > 0 && b2.start_offset == 0);
+    mq_log_stats(log, &ls);
+    CU_ASSERT(ls.early_deleted_segments == 1 && ls.dropped_unforwarded == 0);
+    CU_ASSERT(ls.disk_bytes == a2.bytes + b2.bytes && ls.disk_bytes <= a.bytes + b.bytes - 1);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+
+    /* partition 0 wholly held: partition 1's newer but unheld segment goes first */
+    a = a2, b = b2;
+    atomic_store(&hs.hold[0], a.start_offset);
+    log = budget_open(dir, a.bytes + b.bytes - 1, &hs, &p0, &p1);
+    CU_ASSERT(mq_log_apply_retention(log, mq_now_ms()) == MQ_OK);
+    CU_ASSERT(mq_part_stats(p0, &a2) == MQ_OK && mq_part_stats(p1, &b2) == MQ_OK);
+    CU_ASSERT(a2.start_offset == a.start_offset && b2.start_offset > 0 && b2.segments == b.segments - 1);
+    mq_log_stats(log, &ls);
+    CU_ASSERT(ls.early_deleted_segments == 1 && ls.dropped_unforwarded == 0);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+
+    /* both held: the oldest held segment goes, and the records at or above the hold in it are counted */
+    a = a2, b = b2;
+    int64_t hold0 = a.start_offset + 7;
+    atomic_store(&hs.hold[0], hold0);
+    atomic_store(&hs.hold[1], b.start_offset);
+    log = budget_open(dir, a.bytes + b.bytes - 1, &hs, &p0, &p1);
+    CU_ASSERT(mq_log_apply_retention(log, mq_now_ms()) == MQ_OK);
+    CU_ASSERT(mq_part_stats(p0, &a2) == MQ_OK && mq_part_stats(p1, &b2) == MQ_OK);
+    CU_ASSERT(a2.start_offset > hold0 && b2.start_offset == b.start_offset);
+    mq_log_stats(log, &ls);
+    CU_ASSERT(ls.early_deleted_segments == 1 && ls.dropped_unforwarded == a2.start_offset - hold0);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+
+    /* a cap of one byte: everything goes, active segments rolled; every held record is counted */
+    a = a2, b = b2;
+    atomic_store(&hs.hold[0], 9000);
+    atomic_store(&hs.hold[1], INT64_MAX);
+    log = budget_open(dir, 1, &hs, &p0, &p1);
+    CU_ASSERT(mq_log_apply_retention(log, mq_now_ms()) == MQ_OK);
+    CU_ASSERT(mq_part_stats(p0, &a2) == MQ_OK && mq_part_stats(p1, &b2) == MQ_OK);
+    CU_ASSERT(a2.start_offset == 10000 && a2.end_offset == 10000 && a2.bytes == 0 && a2.segments == 1);
+    CU_ASSERT(b2.start_offset == 10000 && b2.bytes == 0);
+    mq_log_stats(log, &ls);
+    CU_ASSERT(ls.early_deleted_segments == a.segments + b.segments && ls.dropped_unforwarded == 1000);
+    CU_ASSERT(ls.disk_bytes == 0);
+    /* new records are taken as before */
+    CU_ASSERT(produce_at(p0, 10000, 5, 1900000000000LL) == MQ_OK && mq_part_flush(p0) == MQ_OK);
+    CU_ASSERT(mq_part_stats(p0, &a2) == MQ_OK);
+    CU_ASSERT(a2.start_offset == 10000 && a2.durable_offset == 10005 && a2.bytes > 0);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, NULL) == MQ_OK && problems == 0);
+    mq_test_rmdir(dir);
+}
+
 static void test_args(void)
 {
     CU_ASSERT(mq_topic_name_valid("telemetry.temperature_1-a"));
@@ -1052,6 +1158,7 @@ int main(void)
         MQ_TEST(test_index_boundaries),
         MQ_TEST(test_retention),
         MQ_TEST(test_retention_hold),
+        MQ_TEST(test_disk_cap),
         MQ_TEST(test_crash_cut_and_flip),
         MQ_TEST(test_index_rebuild),
         MQ_TEST(test_sigkill_writer),
