@@ -75,6 +75,7 @@ enum mq_catalog_stmt {
     ST_CKPT_PUT,
     ST_CKPT_GET,
     ST_CKPT_DELETE,
+    ST_CKPT_LIST,
     ST__COUNT
 };
 
@@ -110,6 +111,9 @@ static const char *const mq_catalog_sql[ST__COUNT] = {
                     "value = excluded.value, updated_ms = excluded.updated_ms",
     [ST_CKPT_GET] = "SELECT value FROM connector_checkpoints WHERE connector = ?1 AND key = ?2",
     [ST_CKPT_DELETE] = "DELETE FROM connector_checkpoints WHERE connector = ?1 AND key = ?2",
+    /* substr rather than LIKE: a prefix may hold '%' or '_', and LIKE ignores case. */
+    [ST_CKPT_LIST] = "SELECT connector, key, value, updated_ms FROM connector_checkpoints "
+                     "WHERE substr(connector, 1, length(?1)) = ?1 ORDER BY connector, key",
 };
 
 struct mq_catalog {
@@ -917,4 +921,70 @@ enum mq_err mq_catalog_checkpoint_delete(struct mq_catalog *cat, const char *con
     enum mq_err err = mq_catalog_modify(cat, ST_CKPT_DELETE, "deleting a checkpoint", false);
     pthread_mutex_unlock(&cat->lock);
     return err;
+}
+
+void mq_catalog_checkpoints_free(struct mq_checkpoint *checkpoints, size_t count)
+{
+    if (!checkpoints)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        free(checkpoints[i].connector);
+        free(checkpoints[i].key);
+        free(checkpoints[i].value);
+    }
+    free(checkpoints);
+}
+
+enum mq_err mq_catalog_checkpoint_list(struct mq_catalog *cat, const char *prefix,
+                                       struct mq_checkpoint **checkpoints, size_t *count)
+{
+    if (!prefix || !checkpoints || !count)
+        return MQ_ERR_INVAL;
+    struct mq_checkpoint *arr = NULL;
+    size_t n = 0, cap = 0;
+    enum mq_err err = MQ_OK;
+    pthread_mutex_lock(&cat->lock);
+    sqlite3_stmt *st = cat->st[ST_CKPT_LIST];
+    mq_catalog_bind_text(st, 1, prefix);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct mq_checkpoint *grown = realloc(arr, ncap * sizeof *arr);
+            if (!grown) {
+                err = MQ_ERR_NOMEM;
+                break;
+            }
+            arr = grown;
+            cap = ncap;
+        }
+        struct mq_checkpoint *c = &arr[n++];
+        memset(c, 0, sizeof *c);
+        bool oom = false;
+        c->connector = mq_catalog_strdup_col(st, 0, &oom);
+        c->key = mq_catalog_strdup_col(st, 1, &oom);
+        const void *blob = sqlite3_column_blob(st, 2);
+        int len = sqlite3_column_bytes(st, 2); /* after column_blob, as SQLite's documentation asks */
+        c->value = malloc((size_t)len + 1);
+        c->updated_ms = sqlite3_column_int64(st, 3);
+        if (oom || !c->connector || !c->key || !c->value || (!blob && len > 0)) {
+            err = MQ_ERR_NOMEM;
+            break;
+        }
+        if (len > 0)
+            memcpy(c->value, blob, (size_t)len);
+        c->value[len] = 0;
+        c->len = (size_t)len;
+    }
+    if (err == MQ_OK && rc != SQLITE_DONE)
+        err = mq_catalog_fail(cat, rc, "listing checkpoints");
+    mq_catalog_done(st);
+    pthread_mutex_unlock(&cat->lock);
+    if (err != MQ_OK) {
+        mq_catalog_checkpoints_free(arr, n);
+        return err;
+    }
+    *checkpoints = arr;
+    *count = n;
+    return MQ_OK;
 }

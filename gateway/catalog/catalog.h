@@ -170,4 +170,20 @@ enum mq_err mq_catalog_checkpoint_get(struct mq_catalog *cat, const char *connec
 /* Deletes (connector, key). MQ_ERR_NOENT when there was none. */
 enum mq_err mq_catalog_checkpoint_delete(struct mq_catalog *cat, const char *connector, const char *key);
 
+/* One checkpoint as listed by mq_catalog_checkpoint_list(). */
+struct mq_checkpoint {
+    char *connector;
+    char *key;
+    char *value; /* len bytes plus a terminating 0, so that text values are strings */
+    size_t len;
+    int64_t updated_ms; /* when it was last stored (wall clock, ms since the epoch) */
+};
+
+/* Every checkpoint whose connector name starts with prefix ("" for all; "forward." for every forwarder's),
+ * ordered by connector and key. *checkpoints is an array of *count entries (NULL when 0) the caller frees
+ * with mq_catalog_checkpoints_free(). */
+enum mq_err mq_catalog_checkpoint_list(struct mq_catalog *cat, const char *prefix,
+                                       struct mq_checkpoint **checkpoints, size_t *count);
+void mq_catalog_checkpoints_free(struct mq_checkpoint *checkpoints, size_t count);
+
 #endif

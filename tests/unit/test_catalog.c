@@ -409,6 +409,33 @@ static void test_checkpoints(void)
     CU_ASSERT_EQUAL(mq_catalog_checkpoint_put(cat, NULL, "k", "x", 1), MQ_ERR_INVAL);
     CU_ASSERT_EQUAL(mq_catalog_checkpoint_put(cat, "c", "k", NULL, 1), MQ_ERR_INVAL);
 
+    /* Listing by connector prefix, ordered by connector and key; '_' and '%' are plain characters. */
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_put(cat, "forward.b", "t:0", "12", 2), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_put(cat, "forward.a", "state", "delivering", 10), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_put(cat, "forward.a", "t:1", "7", 1), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_put(cat, "forwardXa", "t:1", "7", 1), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_put(cat, "FORWARD.c", "t:1", "7", 1), MQ_OK);
+    struct mq_checkpoint *cps = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_list(cat, "forward.", &cps, &n), MQ_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_STRING_EQUAL(cps[0].connector, "forward.a");
+    CU_ASSERT_STRING_EQUAL(cps[0].key, "state");
+    CU_ASSERT_STRING_EQUAL(cps[0].value, "delivering");
+    CU_ASSERT_EQUAL(cps[0].len, 10);
+    CU_ASSERT(cps[0].updated_ms > 0);
+    CU_ASSERT_STRING_EQUAL(cps[1].key, "t:1");
+    CU_ASSERT_STRING_EQUAL(cps[2].connector, "forward.b");
+    CU_ASSERT_STRING_EQUAL(cps[2].value, "12");
+    mq_catalog_checkpoints_free(cps, n);
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_list(cat, "forward_", &cps, &n), MQ_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NULL(cps);
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_list(cat, "", &cps, &n), MQ_OK);
+    CU_ASSERT_EQUAL(n, 7); /* and the empty value comes back as "" */
+    CU_ASSERT(n == 7 && strcmp(cps[6].key, "session") == 0 && cps[5].len == 0 && cps[5].value[0] == 0);
+    mq_catalog_checkpoints_free(cps, n);
+
     CU_ASSERT_EQUAL(mq_catalog_checkpoint_delete(cat, "mqtt1", "session"), MQ_OK);
     CU_ASSERT_EQUAL(mq_catalog_checkpoint_delete(cat, "mqtt1", "session"), MQ_ERR_NOENT);
     CU_ASSERT_EQUAL(mq_catalog_checkpoint_get(cat, "mqtt1", "session", &v, &len), MQ_ERR_NOENT);
