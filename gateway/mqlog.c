@@ -27,6 +27,7 @@ static const struct mq_command mq_commands[] = {
     {"groups", mq_cmd_groups, "list consumer groups and their committed offsets"},
     {"replay", mq_cmd_replay, "republish stored records to an MQTT broker"},
     {"route", mq_cmd_route, "show where mqlogd would store a message on an MQTT topic"},
+    {"forward", mq_cmd_forward, "forward status: how far each forwarder is behind, per partition"},
     {NULL, NULL, NULL},
 };
 

@@ -239,6 +239,14 @@ void mq_slice_release(struct mq_slice *slice);
  */
 enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *offset);
 
+/*
+ * The bytes of the log from the batch that holds `offset` to the visible end: what a reader starting at
+ * offset has left to read, exact to the batch (the whole batch holding offset counts; found through the
+ * offset index). 0 when offset is the visible end. MQ_ERR_RANGE when offset is below the log start or
+ * beyond the visible end.
+ */
+enum mq_err mq_part_bytes_from(struct mq_part *part, int64_t offset, int64_t *bytes);
+
 /* ---- partitions: reading records (the cursor) ---- */
 
 /*

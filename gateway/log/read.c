@@ -155,6 +155,26 @@ void mq_slice_release(struct mq_slice *slice)
     }
 }
 
+enum mq_err mq_part_bytes_from(struct mq_part *part, int64_t offset, int64_t *bytes)
+{
+    *bytes = 0;
+    struct mq_slice s;
+    enum mq_err err = mq_part_read(part, offset, 1, &s);
+    if (err != MQ_OK || !s.ref)
+        return err; /* MQ_OK without a segment: nothing visible at or after offset */
+    /* The rest of the slice's segment, then every later one, each as far as readers may see it. */
+    struct mq_segment *seg = s.ref;
+    int64_t total = atomic_load(&seg->durable_size) - s.pos;
+    pthread_rwlock_rdlock(&part->segs_lock);
+    for (size_t i = 0; i < part->nsegs; i++)
+        if (part->segs[i]->base_offset > seg->base_offset)
+            total += atomic_load(&part->segs[i]->durable_size);
+    pthread_rwlock_unlock(&part->segs_lock);
+    mq_slice_release(&s);
+    *bytes = total > 0 ? total : 0;
+    return MQ_OK;
+}
+
 enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *offset)
 {
     *offset = -1;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_tool.sh - drives the built `mqlog` tool end to end on a temporary data directory: create, produce
 # (keys, headers, partitions), consume (raw and JSON, offsets, timestamps, -n, groups, -f beside a live
-# producer), topics, groups, verify (clean and after corrupting one byte), and every error path with its
-# exit status and its one-line message.
+# producer), topics, groups, forward status, verify (clean and after corrupting one byte), and every error
+# path with its exit status and its one-line message.
 #
 # usage: test_tool.sh PATH_TO_MQLOG
 set -euo pipefail
@@ -24,7 +24,7 @@ fingerprint() {
 now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
 
 # ---- help and usage ----
-for cmd in topics create produce consume verify groups; do
+for cmd in topics create produce consume verify groups forward; do
     expect_ok "$M" "$cmd" --help
     grep -q "usage: mqlog $cmd" "$T/out" || fail "$cmd --help: no usage line"
 done
@@ -193,6 +193,13 @@ expect_ok "$M" groups -d "$D"
 grep -Eq '^g1 +t +1 +10 +10 +0$' "$T/out" || fail "groups: $(cat "$T/out")"
 grep -Eq '^fresh +t +1 +10 ' "$T/out" || fail "groups: $(cat "$T/out")"
 expect_err 1 "unknown group 'nope'" "$M" groups -d "$D" nope
+
+# forward status: the figures are checked by tests/unit/test_tool_forward.c; here the command line
+expect_ok "$M" forward status -d "$D"
+grep -q "no forwarder has stored a checkpoint yet" "$T/out" || fail "forward status: $(cat "$T/out")"
+expect_err 1 "no forwarder 'central'" "$M" forward status -d "$D" central
+expect_err 2 "unknown subcommand 'stat'" "$M" forward stat -d "$D"
+expect_err 2 "no data directory" "$M" forward status
 
 # a reader that goes away (| head) ends the consumer cleanly
 set +o pipefail
