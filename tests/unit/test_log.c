@@ -962,6 +962,37 @@ static int64_t start_of(struct mq_part *p)
     return st.start_offset;
 }
 
+/* Counts the lines of stderr that contain `what` while fn(arg) runs (the log's diagnostics go there). */
+static int stderr_lines(const char *what, void (*fn)(void *arg), void *arg)
+{
+    char path[] = "/tmp/mqlog-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    fn(arg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    int n = 0;
+    FILE *f = fdopen(fd, "r");
+    rewind(f);
+    char line[1024];
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, what) != NULL;
+    fclose(f);
+    unlink(path);
+    return n;
+}
+
+/* Three retention passes of a partition (each with everything expired). */
+static void retention_thrice(void *arg)
+{
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT(mq_part_apply_retention(arg, ts_of(100000) + 2 * MQ_RETENTION_MS_DEFAULT, NULL) == MQ_OK);
+}
+
 static void test_retention_hold(void)
 {
     char *dir = mq_test_tmpdir("hold");
@@ -987,6 +1018,8 @@ static void test_retention_hold(void)
     CU_ASSERT(deleted > 0 && start_of(p1) > 5000);
     CU_ASSERT(atomic_load(&hs.calls) == 2);
 
+    /* held back: said once, not per pass */
+    CU_ASSERT_EQUAL(stderr_lines("t-0: retention held back", retention_thrice, p0), 0); /* said above */
     /* time retention with everything expired: still stops at the segment holding 5000 */
     r = (struct mq_retention){MQ_RETENTION_MS_DEFAULT, 0};
     mq_part_set_retention(p0, &r);
@@ -1011,8 +1044,15 @@ static void test_retention_hold(void)
     CU_ASSERT(deleted == 0 && start_of(p0) == 20000);
     mq_log_set_hold(log, NULL, NULL);
     int calls = atomic_load(&hs.calls);
+    CU_ASSERT_EQUAL(stderr_lines("t-0: retention no longer held back", retention_thrice, p0), 1);
+    CU_ASSERT(start_of(p0) == 23000);
+    mq_log_set_hold(log, hold_of, &hs);
+    CU_ASSERT(produce_n(p0, 23000, 3000) == MQ_OK && mq_part_flush(p0) == MQ_OK);
+    CU_ASSERT_EQUAL(stderr_lines("t-0: retention held back", retention_thrice, p0), 1);
+    mq_log_set_hold(log, NULL, NULL);
+    calls = atomic_load(&hs.calls);
     CU_ASSERT(mq_part_apply_retention(p0, far, &deleted) == MQ_OK);
-    CU_ASSERT(deleted > 0 && start_of(p0) == 23000);
+    CU_ASSERT(deleted > 0 && start_of(p0) == 26000);
     CU_ASSERT(atomic_load(&hs.calls) == calls);
     CU_ASSERT(mq_log_close(log) == MQ_OK);
     mq_test_rmdir(dir);
