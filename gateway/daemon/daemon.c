@@ -8,9 +8,10 @@
  * counters.
  *
  * Start-up order: configuration, store (its recovery happens here), ingest, the Kafka endpoint, the
- * connectors, then READY=1. Stop order is the reverse, so that nothing reaches a module after it is gone:
- * the connectors stop (unacknowledged messages stay with the brokers), the endpoint stops, and closing the
- * store flushes everything produced.
+ * forwarders, the connectors, then READY=1. Stop order is the reverse, so that nothing reaches a module after
+ * it is gone: the connectors stop (unacknowledged messages stay with the brokers), the forwarders stop (an
+ * open transaction commits if the cluster answers), the endpoint stops, and closing the store flushes
+ * everything produced.
  */
 #include "daemon/daemon.h"
 
@@ -22,6 +23,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "forward/forward.h"
 #include "kafka/server.h"
 #include "store/store.h"
 #include "util/diag.h"
@@ -36,6 +38,7 @@ struct mq_daemon {
     struct mq_ingest *ingest;
     struct mq_sup *sup;
     struct mq_kafka_server *kafka;
+    struct mq_fwd_set *fwd;
 };
 
 /* ---- --check ---- */
@@ -166,6 +169,9 @@ static void mq_daemon_reload(struct mq_daemon *d)
         sd_notify(0, "READY=1\nSTATUS=Running (reload rejected)");
         return;
     }
+    err = mq_fwd_set_apply(d->fwd, cfg, why, sizeof why);
+    if (err != MQ_OK)
+        MQ_ERROR("reload: %s: the forwarders keep their previous settings", why);
     mq_daemon_cfg_unref(d->dc);
     d->dc = dc;
     MQ_NOTICE("reloaded %s: %zu broker%s, %zu mapping%s", d->config_path, cfg->nbrokers,
@@ -187,8 +193,10 @@ static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
                    (unsigned long long)st.messages, (unsigned long long)st.records,
                    (unsigned long long)st.bytes, (unsigned long long)st.unmatched,
                    (unsigned long long)st.invalid, (unsigned long long)st.full, connected, n);
-    if (level == MQ_LV_INFO)
+    if (level == MQ_LV_INFO) {
         mq_sup_log_stats(d->sup);
+        mq_fwd_set_log_stats(d->fwd);
+    }
 }
 
 /* Frees what mq_daemon_start built, in reverse order. Returns the store's close error. */
@@ -196,6 +204,8 @@ static enum mq_err mq_daemon_teardown(struct mq_daemon *d)
 {
     mq_sup_free(d->sup);
     d->sup = NULL;
+    mq_fwd_set_free(d->fwd);
+    d->fwd = NULL;
     mq_kafka_server_stop(d->kafka);
     d->kafka = NULL;
     mq_ingest_free(d->ingest);
@@ -242,6 +252,13 @@ static enum mq_err mq_daemon_start(struct mq_daemon *d)
     err = mq_daemon_kafka_start(d);
     if (err != MQ_OK)
         return err;
+    err = mq_fwd_set_new(d->store, &d->fwd);
+    if (err == MQ_OK)
+        err = mq_fwd_set_apply(d->fwd, cfg, why, sizeof why);
+    if (err != MQ_OK) {
+        MQ_ERROR("%s", why[0] ? why : mq_strerror(err));
+        return err;
+    }
     err = mq_sup_new(d->ingest, &d->sup);
     if (err != MQ_OK)
         return err;

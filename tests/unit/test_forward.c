@@ -1,0 +1,299 @@
+/*
+ * test_forward.c - the forwarder against librdkafka's mock cluster, in process: records of a local log
+ * reach the remote topic once each, with their key, value, timestamp and headers plus the mqlog.*
+ * coordinates; a restart resumes from the remote tail (exactly_once) or the checkpoint (at_least_once);
+ * a remote topic with too few partitions is reported in the state line. The crash, outage and backfill
+ * cases with a real mqlogd are in tests/integration/forward/.
+ */
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward/forward.h"
+#include "store/store.h"
+#include "testutil.h"
+#include "util/parse.h"
+
+#define NPART 2
+
+struct mock {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+    const char *bootstrap;
+};
+
+static void mock_start(struct mock *m, const char *topic, int partitions)
+{
+    char why[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
+    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    CU_ASSERT_FATAL(m->rk != NULL);
+    m->mc = rd_kafka_mock_cluster_new(m->rk, 1);
+    CU_ASSERT_FATAL(m->mc != NULL);
+    m->bootstrap = rd_kafka_mock_cluster_bootstraps(m->mc);
+    CU_ASSERT_FATAL(rd_kafka_mock_topic_create(m->mc, topic, partitions, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+static void mock_stop(struct mock *m)
+{
+    rd_kafka_mock_cluster_destroy(m->mc);
+    rd_kafka_destroy(m->rk);
+}
+
+static void append(struct mq_store *store, int32_t partition, int64_t first, int n)
+{
+    struct mq_part *part;
+    CU_ASSERT_FATAL(mq_store_part(store, "t", partition, &part) == MQ_OK);
+    for (int i = 0; i < n; i++) {
+        char key[32], value[64];
+        snprintf(key, sizeof key, "k%" PRId64, first + i);
+        snprintf(value, sizeof value, "value %d/%" PRId64, partition, first + i);
+        struct mq_header h = {.key = "mqtt.topic", .key_len = 10, .value = "a/b", .value_len = 3};
+        struct mq_record r = {.timestamp = 1700000000000 + first + i,
+                              .key = (const uint8_t *)key,
+                              .key_len = (int32_t)strlen(key),
+                              .value = (const uint8_t *)value,
+                              .value_len = (int32_t)strlen(value),
+                              .headers = &h,
+                              .header_count = 1};
+        CU_ASSERT_FATAL(mq_part_append(part, &r, 1, NULL) == MQ_OK);
+    }
+    CU_ASSERT(mq_part_flush(part) == MQ_OK);
+}
+
+static const char *hdr(rd_kafka_headers_t *h, const char *name, char *buf, size_t size)
+{
+    const void *v;
+    size_t n;
+    if (rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || n >= size)
+        return NULL;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Reads the remote topic until `want` records arrived (or 60 s passed); counts[p][offset] gets how often
+ * local offset `offset` of partition p arrived, and every record is checked against what append() wrote. */
+static int consume(const char *bootstrap, const char *topic, int want, int (*counts)[4096])
+{
+    char why[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", "test", NULL, 0);
+    rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
+    rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+    CU_ASSERT_FATAL(c != NULL);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPART);
+    for (int p = 0; p < NPART; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(c, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    int got = 0;
+    int64_t deadline = mq_mono_ms() + 60000;
+    while (got < want && mq_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            rd_kafka_headers_t *h = NULL;
+            char site[64], ltopic[64], part[16], off[32], mt[16];
+            CU_ASSERT_FATAL(rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR);
+            CU_ASSERT(hdr(h, "mqlog.site", site, sizeof site) && strcmp(site, "plant-7") == 0);
+            CU_ASSERT(hdr(h, "mqlog.topic", ltopic, sizeof ltopic) && strcmp(ltopic, "t") == 0);
+            CU_ASSERT(hdr(h, "mqtt.topic", mt, sizeof mt) && strcmp(mt, "a/b") == 0);
+            CU_ASSERT_FATAL(hdr(h, "mqlog.partition", part, sizeof part) &&
+                            hdr(h, "mqlog.offset", off, sizeof off));
+            int p = atoi(part);
+            int64_t o = atoll(off);
+            CU_ASSERT(p == m->partition); /* partitioning: same */
+            CU_ASSERT_FATAL(p >= 0 && p < NPART && o >= 0 && o < 4096);
+            counts[p][o]++;
+            char key[32], value[64];
+            snprintf(key, sizeof key, "k%" PRId64, o);
+            snprintf(value, sizeof value, "value %d/%" PRId64, p, o);
+            CU_ASSERT(m->key_len == strlen(key) && memcmp(m->key, key, m->key_len) == 0);
+            CU_ASSERT(m->len == strlen(value) && memcmp(m->payload, value, m->len) == 0);
+            rd_kafka_timestamp_type_t tt;
+            CU_ASSERT(rd_kafka_message_timestamp(m, &tt) == 1700000000000 + o);
+            got++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return got;
+}
+
+static struct mq_config *config(const char *bootstrap, enum mq_forward_mode mode)
+{
+    static char *topics[] = {"t*"};
+    struct mq_config *cfg = calloc(1, sizeof *cfg);
+    struct mq_config_forward *fc = calloc(1, sizeof *fc);
+    cfg->site = "plant-7";
+    cfg->forwards = fc;
+    cfg->nforwards = 1;
+    fc->name = "central";
+    fc->bootstrap = (char *)bootstrap;
+    fc->topics = topics;
+    fc->ntopics = 1;
+    fc->to = "{site}.{topic}";
+    fc->mode = mode;
+    fc->compression = "zstd";
+    fc->hold_retention = true;
+    return cfg;
+}
+
+static void config_free(struct mq_config *cfg)
+{
+    free(cfg->forwards);
+    free(cfg);
+}
+
+static int64_t checkpoint(struct mq_store *store, const char *key)
+{
+    void *v = NULL;
+    size_t n;
+    int64_t x = -1;
+    if (mq_catalog_checkpoint_get(mq_store_catalog(store), "forward.central", key, &v, &n) == MQ_OK)
+        mq_parse_int64(v, 0, INT64_MAX, &x);
+    free(v);
+    return x;
+}
+
+struct ckpt_wait {
+    struct mq_store *store;
+    int64_t want;
+};
+
+static bool ckpts_reached(void *opaque)
+{
+    struct ckpt_wait *w = opaque;
+    return checkpoint(w->store, "t:0") == w->want && checkpoint(w->store, "t:1") == w->want;
+}
+
+/* Forwards 2 x 300 records, stops, appends 2 x 200, starts again: every record arrives exactly once. */
+static void run_round_trip(enum mq_forward_mode mode)
+{
+    struct mock m;
+    mock_start(&m, "plant-7.t", NPART);
+    char *dir = mq_test_tmpdir("fwd");
+    struct mq_store *store;
+    char why[512];
+    CU_ASSERT_FATAL(mq_store_open(dir, MQ_STORE_WRITE, NULL, &store, why, sizeof why) == MQ_OK);
+    CU_ASSERT_FATAL(mq_store_topic_create(store, "t", NPART, NULL, why, sizeof why) == MQ_OK);
+    for (int p = 0; p < NPART; p++)
+        append(store, p, 0, 300);
+
+    struct mq_config *cfg = config(m.bootstrap, mode);
+    struct mq_fwd_set *set;
+    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
+    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
+    static int counts[NPART][4096];
+    memset(counts, 0, sizeof counts);
+    CU_ASSERT(consume(m.bootstrap, "plant-7.t", 600, counts) == 600);
+    struct ckpt_wait w = {store, 300};
+    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
+    mq_fwd_set_free(set);
+
+    for (int p = 0; p < NPART; p++)
+        append(store, p, 300, 200);
+    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
+    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
+    memset(counts, 0, sizeof counts);
+    CU_ASSERT(consume(m.bootstrap, "plant-7.t", 1000, counts) == 1000);
+    w.want = 500;
+    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
+    mq_fwd_set_free(set);
+    for (int p = 0; p < NPART; p++)
+        for (int o = 0; o < 500; o++)
+            if (counts[p][o] != 1) {
+                fprintf(stderr, "partition %d offset %d arrived %d times\n", p, o, counts[p][o]);
+                CU_FAIL("a record did not arrive exactly once");
+                o = 500;
+                p = NPART;
+            }
+    config_free(cfg);
+    CU_ASSERT(mq_store_close(store) == MQ_OK);
+    mq_test_rmdir(dir);
+    mock_stop(&m);
+}
+
+static void test_exactly_once_round_trip(void)
+{
+    run_round_trip(MQ_FWD_EXACTLY_ONCE);
+}
+
+static void test_at_least_once_round_trip(void)
+{
+    run_round_trip(MQ_FWD_AT_LEAST_ONCE);
+}
+
+struct state_wait {
+    struct mq_store *store;
+    const char *needle;
+};
+
+static bool state_has(void *opaque)
+{
+    struct state_wait *w = opaque;
+    void *v = NULL;
+    size_t n;
+    bool yes =
+        mq_catalog_checkpoint_get(mq_store_catalog(w->store), "forward.central", "state", &v, &n) == MQ_OK &&
+        strstr(v, w->needle) != NULL;
+    free(v);
+    return yes;
+}
+
+/* A remote topic with fewer partitions than the local one is an error in the state line, and nothing of
+ * the topic is sent. */
+static void test_too_few_remote_partitions(void)
+{
+    struct mock m;
+    mock_start(&m, "plant-7.t", 1);
+    char *dir = mq_test_tmpdir("fwd");
+    struct mq_store *store;
+    char why[512];
+    CU_ASSERT_FATAL(mq_store_open(dir, MQ_STORE_WRITE, NULL, &store, why, sizeof why) == MQ_OK);
+    CU_ASSERT_FATAL(mq_store_topic_create(store, "t", NPART, NULL, why, sizeof why) == MQ_OK);
+    append(store, 0, 0, 10);
+    struct mq_config *cfg = config(m.bootstrap, MQ_FWD_EXACTLY_ONCE);
+    struct mq_fwd_set *set;
+    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
+    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
+    struct state_wait w = {store, "has 1 partition, fewer than the 2 of local topic t"};
+    CU_ASSERT(mq_test_wait(state_has, &w, 30000));
+    mq_fwd_set_free(set);
+    config_free(cfg);
+    CU_ASSERT(mq_store_close(store) == MQ_OK);
+    mq_test_rmdir(dir);
+    mock_stop(&m);
+}
+
+static void test_remote_name(void)
+{
+    char buf[256];
+    CU_ASSERT(mq_fwd_remote_name("{site}.{topic}", "plant-7", "telemetry.hall", buf, sizeof buf) == MQ_OK);
+    CU_ASSERT_STRING_EQUAL(buf, "plant-7.telemetry.hall");
+    CU_ASSERT(mq_fwd_remote_name("edge-{topic}", "s", "a", buf, sizeof buf) == MQ_OK);
+    CU_ASSERT_STRING_EQUAL(buf, "edge-a");
+    CU_ASSERT(mq_fwd_remote_name("{site}/{topic}", "s", "a", buf, sizeof buf) == MQ_ERR_INVAL);
+    CU_ASSERT(mq_fwd_remote_name("{site}.{topic}", "s", "a", buf, 3) == MQ_ERR_INVAL); /* "s.a" needs 4 */
+}
+
+int main(void)
+{
+    static const struct mq_test tests[] = {
+        MQ_TEST(test_remote_name),
+        MQ_TEST(test_exactly_once_round_trip),
+        MQ_TEST(test_at_least_once_round_trip),
+        MQ_TEST(test_too_few_remote_partitions),
+        MQ_TEST_END,
+    };
+    return mq_test_run("forward", tests);
+}
