@@ -73,8 +73,7 @@ static void mq_fwd_rdk_error(rd_kafka_t *rk, int err, const char *reason, void *
 
 static void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 
-/* The settings both the producer and the tail-scan consumer need: cluster, client id, TLS, SASL, and the
- * operator's pass-through properties. */
+/* The settings both the producer and the tail-scan consumer need: cluster, client id, TLS, SASL. */
 static enum mq_err mq_fwd_conf_common(rd_kafka_conf_t *conf, struct mq_fwd *f,
                                       const struct mq_config_forward *fc, const char *password, char *errstr,
                                       size_t errstr_size)
@@ -105,8 +104,9 @@ static enum mq_err mq_fwd_conf_common(rd_kafka_conf_t *conf, struct mq_fwd *f,
         if (err == MQ_OK)
             err = mq_conf_set(conf, "sasl.password", password ? password : "", errstr, errstr_size);
     }
-    for (size_t i = 0; err == MQ_OK && i < fc->nprops; i++)
-        err = mq_conf_set(conf, fc->prop_names[i], fc->prop_values[i], errstr, errstr_size);
+    /* A forwarder should notice a cluster that is back within a second, not librdkafka's 10 s. */
+    if (err == MQ_OK)
+        err = mq_conf_set(conf, "reconnect.backoff.max.ms", "1000", errstr, errstr_size);
     rd_kafka_conf_set_log_cb(conf, mq_fwd_rdk_log);
     rd_kafka_conf_set_error_cb(conf, mq_fwd_rdk_error);
     rd_kafka_conf_set_opaque(conf, f);
@@ -129,21 +129,19 @@ static enum mq_err mq_fwd_conf_build(struct mq_fwd *f, const struct mq_config_fo
         memset(password, 0, strlen(password));
         free(password);
     }
-    /* The producer. Ours come first where the operator may tune them, and are set again after the
-     * pass-through properties where correctness depends on them. */
+    /* The producer. */
     rd_kafka_conf_t *c = f->conf;
     if (err == MQ_OK)
         err = mq_conf_set(c, "compression.codec", fc->compression ? fc->compression : "zstd", errstr,
                           errstr_size);
     if (err == MQ_OK)
         err = mq_conf_set(c, "allow.auto.create.topics", "false", errstr, errstr_size);
-    if (err == MQ_OK) {
-        bool user = false;
-        for (size_t i = 0; i < fc->nprops; i++)
-            user |= strcmp(fc->prop_names[i], "queue.buffering.max.kbytes") == 0;
-        if (!user)
-            err = mq_conf_set(c, "queue.buffering.max.kbytes", MQ_FWD_QUEUE_KBYTES, errstr, errstr_size);
-    }
+    if (err == MQ_OK)
+        err = mq_conf_set(c, "queue.buffering.max.kbytes", MQ_FWD_QUEUE_KBYTES, errstr, errstr_size);
+    /* The operator's pass-through properties override the defaults above; the config loader refuses the
+     * ones that would change what the forwarder depends on (below). */
+    for (size_t i = 0; err == MQ_OK && i < fc->nprops; i++)
+        err = mq_conf_set(c, fc->prop_names[i], fc->prop_values[i], errstr, errstr_size);
     if (err == MQ_OK && fc->mode == MQ_FWD_EXACTLY_ONCE) {
         char tid[512];
         snprintf(tid, sizeof tid, "mqlog.%s.%s", f->site, f->name);
@@ -173,6 +171,10 @@ static enum mq_err mq_fwd_conf_build(struct mq_fwd *f, const struct mq_config_fo
         err = mq_conf_set(c, "queued.max.messages.kbytes", "2048", errstr, errstr_size);
     if (err == MQ_OK)
         err = mq_conf_set(c, "fetch.max.bytes", "1048576", errstr, errstr_size);
+    /* The consumer takes the operator's properties too (socket and broker settings matter to both);
+     * producer-only ones are ignored by a consumer (librdkafka logs that at debug level). */
+    for (size_t i = 0; err == MQ_OK && i < fc->nprops; i++)
+        err = mq_conf_set(c, fc->prop_names[i], fc->prop_values[i], errstr, errstr_size);
     return err;
 }
 

@@ -15,6 +15,7 @@
 #include "forward/forward.h"
 #include "store/store.h"
 #include "testutil.h"
+#include "util/diag.h"
 #include "util/parse.h"
 
 #define NPART 2
@@ -145,6 +146,14 @@ static struct mq_config *config(const char *bootstrap, enum mq_forward_mode mode
     fc->mode = mode;
     fc->compression = "zstd";
     fc->hold_retention = true;
+    static char *dbg_names[] = {"debug"};
+    static char *dbg_values[1];
+    if ((dbg_values[0] = getenv("MQ_TEST_RDKAFKA_DEBUG")) != NULL) { /* e.g. eos,msg,broker */
+        fc->prop_names = dbg_names;
+        fc->prop_values = dbg_values;
+        fc->nprops = 1;
+        mq_diag_level = MQ_LV_DEBUG;
+    }
     return cfg;
 }
 
@@ -250,6 +259,60 @@ static bool state_has(void *opaque)
     return yes;
 }
 
+/* The broker goes down while records are being forwarded, 10 Produce requests fail with transport
+ * errors (each closes the connection: the integration test injects 50), and the broker comes back: every
+ * record arrives exactly once. */
+static void test_exactly_once_through_outage(void)
+{
+    struct mock m;
+    mock_start(&m, "plant-7.t", NPART);
+    char *dir = mq_test_tmpdir("fwd");
+    struct mq_store *store;
+    char why[512];
+    CU_ASSERT_FATAL(mq_store_open(dir, MQ_STORE_WRITE, NULL, &store, why, sizeof why) == MQ_OK);
+    CU_ASSERT_FATAL(mq_store_topic_create(store, "t", NPART, NULL, why, sizeof why) == MQ_OK);
+    struct mq_config *cfg = config(m.bootstrap, MQ_FWD_EXACTLY_ONCE);
+    struct mq_fwd_set *set;
+    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
+    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
+    for (int p = 0; p < NPART; p++)
+        append(store, p, 0, 500);
+    struct ckpt_wait w = {store, 500};
+    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
+
+    rd_kafka_mock_broker_set_down(m.mc, 1);
+    for (int p = 0; p < NPART; p++)
+        append(store, p, 500, 500);
+    struct state_wait sw = {store, "outage since"};
+    CU_ASSERT(mq_test_wait(state_has, &sw, 30000));
+    rd_kafka_mock_push_request_errors(
+        m.mc, 0 /* Produce */, 10, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT,
+        RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT,
+        RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT,
+        RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT);
+    rd_kafka_mock_broker_set_up(m.mc, 1);
+    for (int p = 0; p < NPART; p++)
+        append(store, p, 1000, 500);
+    w.want = 1500;
+    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 60000));
+    static int counts[NPART][4096];
+    memset(counts, 0, sizeof counts);
+    CU_ASSERT(consume(m.bootstrap, "plant-7.t", 3000, counts) == 3000);
+    for (int p = 0; p < NPART; p++)
+        for (int o = 0; o < 1500; o++)
+            if (counts[p][o] != 1) {
+                fprintf(stderr, "partition %d offset %d arrived %d times\n", p, o, counts[p][o]);
+                CU_FAIL("a record did not arrive exactly once");
+                o = 1500;
+                p = NPART;
+            }
+    mq_fwd_set_free(set);
+    config_free(cfg);
+    CU_ASSERT(mq_store_close(store) == MQ_OK);
+    mq_test_rmdir(dir);
+    mock_stop(&m);
+}
+
 /* A remote topic with fewer partitions than the local one is an error in the state line, and nothing of
  * the topic is sent. */
 static void test_too_few_remote_partitions(void)
@@ -293,6 +356,7 @@ int main(void)
         MQ_TEST(test_exactly_once_round_trip),
         MQ_TEST(test_at_least_once_round_trip),
         MQ_TEST(test_too_few_remote_partitions),
+        MQ_TEST(test_exactly_once_through_outage),
         MQ_TEST_END,
     };
     return mq_test_run("forward", tests);
