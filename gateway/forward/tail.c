@@ -90,6 +90,8 @@ static enum mq_err mq_fwd_scan(struct mq_fwd *f, rd_kafka_t *c, struct mq_fwd_to
     int64_t lo = 0, hi = 0;
     rd_kafka_resp_err_t err =
         rd_kafka_query_watermark_offsets(c, ft->remote, rp, &lo, &hi, MQ_FWD_TAIL_WAIT_MS);
+    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        return mq_errf(MQ_ERR_NOENT, errstr, errstr_size, "%s: %s", ft->remote, rd_kafka_err2str(err));
     if (err)
         return mq_errf(MQ_ERR_TIMEDOUT, errstr, errstr_size, "%s/%" PRId32 ": %s", ft->remote, rp,
                        rd_kafka_err2str(err));
@@ -226,6 +228,12 @@ enum mq_err mq_fwd_sync(struct mq_fwd *f, char *errstr, size_t errstr_size)
                 }
             }
             enum mq_err err = mq_fwd_sync_topic(f, c, ft, resume, errstr, errstr_size);
+            if (err == MQ_ERR_NOENT) { /* deleted on the cluster: discovery creates it again */
+                MQ_WARN("forward %s: remote topic %s is gone: %s", f->name, ft->remote, errstr);
+                ft->nremote = 0;
+                f->next_discover_ms = 0;
+                continue;
+            }
             if (err != MQ_OK) {
                 rd_kafka_destroy(c);
                 return err;
