@@ -92,6 +92,8 @@ struct mq_fwd {
 
     /* counters (any thread reads them) */
     _Atomic uint64_t records_sent, bytes_sent, txns, aborts, syncs, dropped;
+    _Atomic uint64_t wire_bytes;     /* bytes sent to the cluster by earlier producers */
+    _Atomic uint64_t wire_bytes_cur; /* by the current producer, from its last statistics */
 };
 
 /* forwarder.c */

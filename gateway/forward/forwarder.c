@@ -73,6 +73,17 @@ static void mq_fwd_rdk_error(rd_kafka_t *rk, int err, const char *reason, void *
 
 static void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 
+/* librdkafka's statistics (JSON, every statistics.interval.ms): the producer's bytes on the wire. */
+static int mq_fwd_rdk_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)len;
+    struct mq_fwd *f = opaque;
+    const char *p = strstr(json, "\"tx_bytes\":");
+    if (p && rd_kafka_type(rk) == RD_KAFKA_PRODUCER) /* per producer: a new one starts again from 0 */
+        atomic_store(&f->wire_bytes_cur, (uint64_t)strtoll(p + 11, NULL, 10));
+    return 0; /* librdkafka frees json */
+}
+
 /* The settings both the producer and the tail-scan consumer need: cluster, client id, TLS, SASL. */
 static enum mq_err mq_fwd_conf_common(rd_kafka_conf_t *conf, struct mq_fwd *f,
                                       const struct mq_config_forward *fc, const char *password, char *errstr,
@@ -154,7 +165,11 @@ static enum mq_err mq_fwd_conf_build(struct mq_fwd *f, const struct mq_config_fo
             err = mq_conf_set(c, "message.timeout.ms", "0", errstr, errstr_size);
     }
     if (err == MQ_OK)
+        err = mq_conf_set(c, "statistics.interval.ms", "1000", errstr, errstr_size);
+    if (err == MQ_OK) {
         rd_kafka_conf_set_dr_msg_cb(c, mq_fwd_delivered);
+        rd_kafka_conf_set_stats_cb(c, mq_fwd_rdk_stats);
+    }
     /* The tail scan: committed data only, no group offsets, an end-of-partition event. */
     c = f->cconf;
     char group[512];
@@ -367,6 +382,7 @@ static void mq_fwd_reset(struct mq_fwd *f)
         pthread_mutex_unlock(&f->mu);
         rd_kafka_destroy(f->rk);
         f->rk = NULL;
+        atomic_fetch_add(&f->wire_bytes, atomic_exchange(&f->wire_bytes_cur, 0));
     }
     atomic_store(&f->fatal, false);
     f->txn_ready = false;
@@ -1011,6 +1027,17 @@ static void mq_fwd_state_ok(struct mq_fwd *f)
 
 /* ---- the thread ---- */
 
+/* One line of counters (wire bytes: as librdkafka last reported them, at most a second old). */
+static void mq_fwd_log_totals(struct mq_fwd *f, const char *state)
+{
+    MQ_INFO("forward %s: %s; %" PRIu64 " records, %" PRIu64 " bytes sent (%" PRIu64
+            " bytes on the wire); %" PRIu64 " transactions, %" PRIu64 " aborted, %" PRIu64
+            " tail scans; %" PRIu64 " records dropped unforwarded",
+            f->name, state, atomic_load(&f->records_sent), atomic_load(&f->bytes_sent),
+            atomic_load(&f->wire_bytes) + atomic_load(&f->wire_bytes_cur), atomic_load(&f->txns),
+            atomic_load(&f->aborts), atomic_load(&f->syncs), atomic_load(&f->dropped));
+}
+
 /* True when a topic is ready to be forwarded but its resume positions have not been read yet. */
 static bool mq_fwd_unsynced(const struct mq_fwd *f)
 {
@@ -1085,7 +1112,7 @@ static void *mq_fwd_main(void *arg)
             mq_fwd_state_ok(f);
     }
     mq_fwd_shutdown(f);
-    MQ_INFO("forward %s: stopped", f->name);
+    mq_fwd_log_totals(f, "stopped");
     return NULL;
 }
 
@@ -1146,10 +1173,7 @@ int64_t mq_fwd_hold(struct mq_fwd *f, const char *topic, int32_t partition)
 void mq_fwd_log_stats(struct mq_fwd *f)
 {
     pthread_mutex_lock(&f->mu);
-    MQ_INFO("forward %s: %s; %" PRIu64 " records, %" PRIu64 " bytes sent; %" PRIu64 " transactions, %" PRIu64
-            " aborted, %" PRIu64 " tail scans; %" PRIu64 " records dropped unforwarded",
-            f->name, f->state, atomic_load(&f->records_sent), atomic_load(&f->bytes_sent),
-            atomic_load(&f->txns), atomic_load(&f->aborts), atomic_load(&f->syncs), atomic_load(&f->dropped));
+    mq_fwd_log_totals(f, f->state);
     for (size_t i = 0; i < f->ntopics; i++) {
         struct mq_fwd_topic *ft = f->topics[i];
         for (int32_t j = 0; j < ft->nlocal; j++) {
