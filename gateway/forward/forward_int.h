@@ -79,6 +79,10 @@ struct mq_fwd {
     int64_t backoff_ms;
     int64_t next_discover_ms;
     int64_t next_ckpt_ms;
+    int64_t last_delivery_ms; /* when the last delivery report said "stored" */
+    int64_t queued_since_ms;  /* librdkafka's queue has not been empty since (0: it is empty) */
+    int64_t busy_since_ms;    /* the forwarder has been sending since (0: idle) */
+    int64_t busy_records;
     double tokens; /* max_bytes_per_s bucket */
     int64_t tokens_at_us;
     char last_error[MQ_FWD_STATE_MAX]; /* from librdkafka's error callback */

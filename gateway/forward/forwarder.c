@@ -34,6 +34,8 @@
 #define MQ_FWD_BACKOFF_MAX_MS 5000
 #define MQ_FWD_IDLE_MS        10     /* wait for new records this long when every partition is caught up */
 #define MQ_FWD_STOP_GRACE_MS  5000   /* at stop, how long an open transaction may take to commit */
+#define MQ_FWD_STALL_MS       5000   /* records queued and none delivered this long: an outage */
+#define MQ_FWD_BACKLOG_LOG    10000  /* a drained backlog this large is logged with its rate */
 #define MQ_FWD_QUEUE_KBYTES   "4096" /* librdkafka's queue: bounds the forwarder's memory */
 
 /* ---- settings ---- */
@@ -590,6 +592,7 @@ static void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *
             f->rewind = true; /* exactly_once: the commit fails and the transaction is aborted */
         return;
     }
+    f->last_delivery_ms = mq_mono_ms();
     atomic_fetch_add(&f->records_sent, 1);
     atomic_fetch_add(&f->bytes_sent, m->len + m->key_len);
     if (f->mode == MQ_FWD_AT_LEAST_ONCE && p) {
@@ -1014,9 +1017,22 @@ static enum mq_err mq_fwd_discover(struct mq_fwd *f)
     return MQ_OK;
 }
 
-/* The state line when nothing is wrong with the cluster: delivering, or the first topic problem. */
+/* The state line after a round without errors: delivering, the first topic problem, or an outage when
+ * records wait in librdkafka's queue and none was delivered for a while (at_least_once has no commit that
+ * would tell). */
 static void mq_fwd_state_ok(struct mq_fwd *f)
 {
+    int64_t now = mq_mono_ms();
+    if (rd_kafka_outq_len(f->rk) == 0)
+        f->queued_since_ms = 0;
+    else if (f->queued_since_ms == 0)
+        f->queued_since_ms = now;
+    int64_t since = f->queued_since_ms > f->last_delivery_ms ? f->queued_since_ms : f->last_delivery_ms;
+    if (f->queued_since_ms != 0 && now - since > MQ_FWD_STALL_MS) {
+        mq_fwd_outage(f, "delivering", f->last_error[0] ? f->last_error : "no delivery reports");
+        return;
+    }
+    f->backoff_ms = 0;
     for (size_t i = 0; i < f->ntopics; i++)
         if (f->topics[i]->problem[0]) {
             mq_fwd_set_state(f, "error: %s", f->topics[i]->problem);
@@ -1026,6 +1042,25 @@ static void mq_fwd_state_ok(struct mq_fwd *f)
 }
 
 /* ---- the thread ---- */
+
+/* Logs how fast a backlog of at least MQ_FWD_BACKLOG_LOG records drained, once the forwarder is caught up
+ * (after a start, an outage, or a burst). */
+static void mq_fwd_busy(struct mq_fwd *f, long n)
+{
+    if (n > 0) {
+        if (f->busy_since_ms == 0)
+            f->busy_since_ms = mq_mono_ms();
+        f->busy_records += n;
+        return;
+    }
+    if (f->busy_since_ms != 0 && f->busy_records >= MQ_FWD_BACKLOG_LOG) {
+        double secs = (double)(mq_mono_ms() - f->busy_since_ms) / 1000;
+        MQ_INFO("forward %s: caught up: %" PRId64 " records in %.2f s (%.0f records/s)", f->name,
+                f->busy_records, secs, secs > 0 ? (double)f->busy_records / secs : 0.0);
+    }
+    f->busy_since_ms = 0;
+    f->busy_records = 0;
+}
 
 /* One line of counters (wire bytes: as librdkafka last reported them, at most a second old). */
 static void mq_fwd_log_totals(struct mq_fwd *f, const char *state)
@@ -1096,20 +1131,13 @@ static void *mq_fwd_main(void *arg)
         long n = mq_fwd_pump(f);
         if (f->rewind)
             mq_fwd_rewind(f);
-        else if (n > 0 || !f->need_sync)
-            f->backoff_ms = 0;
-        if (n > 0 && !f->need_sync && f->rk && !f->rewind)
+        else if (f->rk && !f->need_sync)
             mq_fwd_state_ok(f);
+        mq_fwd_busy(f, n);
         if (mq_mono_ms() >= f->next_ckpt_ms)
             mq_fwd_ckpt_all(f);
-        if (n == 0 && f->rk)
-            rd_kafka_poll(f->rk, MQ_FWD_IDLE_MS);
-        else if (n == 0)
-            mq_sleep_ms(MQ_FWD_IDLE_MS);
-        if (n == 0 && !f->need_sync && f->rk && f->mode == MQ_FWD_AT_LEAST_ONCE)
-            mq_fwd_state_ok(f);
-        if (n == 0 && !f->need_sync && f->rk && f->mode == MQ_FWD_EXACTLY_ONCE && f->txn_ready)
-            mq_fwd_state_ok(f);
+        if (n == 0)
+            mq_fwd_wait(f, MQ_FWD_IDLE_MS);
     }
     mq_fwd_shutdown(f);
     mq_fwd_log_totals(f, "stopped");
