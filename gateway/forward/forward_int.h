@@ -75,6 +75,7 @@ struct mq_fwd {
     bool need_sync; /* resume positions must be (re)read from the remote cluster */
     bool txn_ready; /* exactly_once: init_transactions succeeded on this producer */
     bool txn_open;
+    uint64_t txn_records, txn_bytes; /* sent in the open transaction */
     bool rewind; /* at_least_once: a delivery failed: resend from the checkpoint positions */
     int64_t backoff_ms;
     int64_t next_discover_ms;
@@ -83,6 +84,7 @@ struct mq_fwd {
     int64_t queued_since_ms;  /* librdkafka's queue has not been empty since (0: it is empty) */
     int64_t busy_since_ms;    /* the forwarder has been sending since (0: idle) */
     int64_t busy_records;
+    bool had_data; /* the last round found records to send (it may have sent none: a full queue) */
     double tokens; /* max_bytes_per_s bucket */
     int64_t tokens_at_us;
     char last_error[MQ_FWD_STATE_MAX]; /* from librdkafka's error callback */

@@ -159,6 +159,11 @@ static enum mq_err mq_fwd_conf_build(struct mq_fwd *f, const struct mq_config_fo
         char tid[512];
         snprintf(tid, sizeof tid, "mqlog.%s.%s", f->site, f->name);
         err = mq_conf_set(c, "transactional.id", tid, errstr, errstr_size);
+        /* The commit says whether a transaction's records are stored; reports of each success would only
+         * cost this thread a callback and the frees of every message (librdkafka's broker thread frees
+         * them instead). */
+        if (err == MQ_OK)
+            err = mq_conf_set(c, "delivery.report.only.error", "true", errstr, errstr_size);
     } else if (err == MQ_OK) {
         err = mq_conf_set(c, "enable.idempotence", "true", errstr, errstr_size);
         /* A failed delivery is sent again from the log, so librdkafka need not give up early either way;
@@ -432,6 +437,8 @@ static enum mq_err mq_fwd_init_txn(struct mq_fwd *f)
 
 static void mq_fwd_clear_txn(struct mq_fwd *f)
 {
+    f->txn_records = 0;
+    f->txn_bytes = 0;
     for (size_t i = 0; i < f->ntopics; i++)
         for (int32_t j = 0; j < f->topics[i]->nlocal; j++)
             f->topics[i]->parts[j]->in_txn = false;
@@ -503,6 +510,9 @@ static void mq_fwd_commit(struct mq_fwd *f)
     }
     f->backoff_ms = 0;
     atomic_fetch_add(&f->txns, 1);
+    atomic_fetch_add(&f->records_sent, f->txn_records);
+    atomic_fetch_add(&f->bytes_sent, f->txn_bytes);
+    f->last_delivery_ms = mq_mono_ms();
     for (size_t i = 0; i < f->ntopics; i++)
         for (int32_t j = 0; j < f->topics[i]->nlocal; j++) {
             struct mq_fwd_part *p = f->topics[i]->parts[j];
@@ -511,6 +521,8 @@ static void mq_fwd_commit(struct mq_fwd *f)
             p->in_txn = false;
         }
     f->txn_open = false;
+    f->txn_records = 0;
+    f->txn_bytes = 0;
 }
 
 /* ---- at_least_once: delivery reports ---- */
@@ -593,7 +605,7 @@ static void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *
         return;
     }
     f->last_delivery_ms = mq_mono_ms();
-    atomic_fetch_add(&f->records_sent, 1);
+    atomic_fetch_add(&f->records_sent, 1); /* at_least_once only: exactly_once counts at commit */
     atomic_fetch_add(&f->bytes_sent, m->len + m->key_len);
     if (f->mode == MQ_FWD_AT_LEAST_ONCE && p) {
         int64_t off = mq_fwd_header_int(m, "mqlog.offset");
@@ -774,9 +786,9 @@ static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budge
             }
             f->txn_open = true;
         }
-        mq_fwd_pace(f, (size_t)(rv.key_len > 0 ? rv.key_len : 0) +
-                           (size_t)(rv.value_len > 0 ? rv.value_len : 0) +
-                           (size_t)(rv.headers_end - rv.headers));
+        size_t key_value_bytes =
+            (size_t)(rv.key_len > 0 ? rv.key_len : 0) + (size_t)(rv.value_len > 0 ? rv.value_len : 0);
+        mq_fwd_pace(f, key_value_bytes + (size_t)(rv.headers_end - rv.headers));
         rd_kafka_resp_err_t err;
         while ((err = mq_fwd_produce(f, p, &rv)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(f->rk, 10);
@@ -794,6 +806,8 @@ static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budge
         }
         p->next = rv.offset + 1;
         p->in_txn = true;
+        f->txn_records++;
+        f->txn_bytes += (uint64_t)key_value_bytes;
         if (f->mode == MQ_FWD_AT_LEAST_ONCE && !mq_fwd_fly_push(p, rv.offset)) {
             f->rewind = true; /* out of memory for the bookkeeping: resend rather than lose track */
             return -1;
@@ -809,6 +823,7 @@ static long mq_fwd_pump(struct mq_fwd *f)
 {
     int64_t deadline = mq_mono_ms() + MQ_FWD_TXN_MS;
     long total = 0;
+    f->had_data = false;
     bool more = true;
     while (more && !atomic_load(&f->stop) && mq_mono_ms() < deadline && !f->rewind &&
            !atomic_load(&f->fatal)) {
@@ -821,6 +836,7 @@ static long mq_fwd_pump(struct mq_fwd *f)
                 struct mq_fwd_part *p = ft->parts[j];
                 if (!mq_fwd_has_data(p))
                     continue;
+                f->had_data = true;
                 long n = mq_fwd_send_part(f, p, 10000, deadline);
                 if (n < 0) {
                     more = false;
@@ -1047,7 +1063,7 @@ static void mq_fwd_state_ok(struct mq_fwd *f)
  * (after a start, an outage, or a burst). */
 static void mq_fwd_busy(struct mq_fwd *f, long n)
 {
-    if (n > 0) {
+    if (n > 0 || (f->had_data && f->busy_since_ms != 0)) {
         if (f->busy_since_ms == 0)
             f->busy_since_ms = mq_mono_ms();
         f->busy_records += n;
@@ -1065,7 +1081,7 @@ static void mq_fwd_busy(struct mq_fwd *f, long n)
 /* One line of counters (wire bytes: as librdkafka last reported them, at most a second old). */
 static void mq_fwd_log_totals(struct mq_fwd *f, const char *state)
 {
-    MQ_INFO("forward %s: %s; %" PRIu64 " records, %" PRIu64 " bytes sent (%" PRIu64
+    MQ_INFO("forward %s: %s; %" PRIu64 " records, %" PRIu64 " key and value bytes (%" PRIu64
             " bytes on the wire); %" PRIu64 " transactions, %" PRIu64 " aborted, %" PRIu64
             " tail scans; %" PRIu64 " records dropped unforwarded",
             f->name, state, atomic_load(&f->records_sent), atomic_load(&f->bytes_sent),
