@@ -21,6 +21,7 @@ struct mq_fwd_topic;
 struct mq_fwd_part {
     struct mq_fwd_topic *ft;
     int32_t id;
+    char id_text[12]; /* id in decimal, for the mqlog.partition header */
     struct mq_part *part;
     struct mq_cursor *cur; /* NULL until the first read after a (re)sync */
     int64_t next;          /* the next local offset to send */
@@ -37,6 +38,7 @@ struct mq_fwd_part {
 /* One local topic a forwarder's patterns matched. */
 struct mq_fwd_topic {
     char local[MQ_TOPIC_NAME_MAX + 1];
+    size_t local_len;
     char remote[MQ_TOPIC_NAME_MAX + 1];
     int32_t nlocal;                 /* local partitions (parts[0..nlocal)) */
     int32_t nremote;                /* remote partitions, 0 until the remote topic is known to be usable */
@@ -50,6 +52,7 @@ struct mq_fwd {
     /* settings, copied from the configuration */
     char *name;
     char *site;
+    size_t site_len;
     char **patterns;
     size_t npatterns;
     char *to;

@@ -238,6 +238,7 @@ enum mq_err mq_fwd_new(struct mq_store *store, const char *site, const struct mq
     f->store = store;
     f->name = strdup(fc->name);
     f->site = strdup(site);
+    f->site_len = strlen(site);
     f->to = mq_strdup0(fc->to ? fc->to : "{site}.{topic}");
     f->patterns = calloc(fc->ntopics ? fc->ntopics : 1, sizeof *f->patterns);
     f->signature = mq_fwd_signature(site, fc);
@@ -659,6 +660,18 @@ static void mq_fwd_pace(struct mq_fwd *f, size_t bytes)
     f->tokens -= (double)bytes;
 }
 
+/* Writes v in decimal at the end of buf[0..size) and returns where it starts (no snprintf per record). */
+static const char *mq_fwd_itoa(int64_t v, char *buf, size_t size)
+{
+    char *p = buf + size;
+    uint64_t u = v < 0 ? 0 : (uint64_t)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    return p;
+}
+
+/* The record's own headers, then its coordinates at the edge. */
 static rd_kafka_headers_t *mq_fwd_headers(struct mq_fwd *f, struct mq_fwd_part *p,
                                           const struct mq_record_view *rv)
 {
@@ -669,12 +682,11 @@ static rd_kafka_headers_t *mq_fwd_headers(struct mq_fwd *f, struct mq_fwd_part *
         rd_kafka_header_add(h, hd.key, hd.key_len, hd.value_len < 0 ? NULL : hd.value,
                             hd.value_len < 0 ? 0 : hd.value_len);
     char num[24];
-    rd_kafka_header_add(h, "mqlog.site", -1, f->site, -1);
-    rd_kafka_header_add(h, "mqlog.topic", -1, p->ft->local, -1);
-    snprintf(num, sizeof num, "%" PRId32, p->id);
-    rd_kafka_header_add(h, "mqlog.partition", -1, num, -1);
-    snprintf(num, sizeof num, "%" PRId64, rv->offset);
-    rd_kafka_header_add(h, "mqlog.offset", -1, num, -1);
+    const char *off = mq_fwd_itoa(rv->offset, num, sizeof num);
+    rd_kafka_header_add(h, "mqlog.site", 10, f->site, (ssize_t)f->site_len);
+    rd_kafka_header_add(h, "mqlog.topic", 11, p->ft->local, (ssize_t)p->ft->local_len);
+    rd_kafka_header_add(h, "mqlog.partition", 15, p->id_text, (ssize_t)strlen(p->id_text));
+    rd_kafka_header_add(h, "mqlog.offset", 12, off, num + sizeof num - off);
     return h;
 }
 
@@ -884,6 +896,7 @@ static struct mq_fwd_topic *mq_fwd_topic_new(struct mq_fwd *f, const struct mq_c
     if (!ft)
         return NULL;
     snprintf(ft->local, sizeof ft->local, "%s", t->name);
+    ft->local_len = strlen(ft->local);
     if (mq_fwd_remote_name(f->to, f->site, t->name, ft->remote, sizeof ft->remote) != MQ_OK)
         snprintf(ft->problem, sizeof ft->problem,
                  "remote topic name from \"%s\" for %s is not a valid topic name", f->to, t->name);
@@ -901,6 +914,7 @@ static struct mq_fwd_topic *mq_fwd_topic_new(struct mq_fwd *f, const struct mq_c
         }
         p->ft = ft;
         p->id = j;
+        snprintf(p->id_text, sizeof p->id_text, "%" PRId32, j);
         p->ckpt_stored = -1;
         atomic_init(&p->acked, -1);
         ft->parts[j] = p;
