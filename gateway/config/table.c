@@ -832,8 +832,11 @@ static const struct mq_ckey mq_keys_forward[] = {
      .def = "0",
      .min = 0,
      .max = TIB,
-     .doc = "Cap of the rate sent to the cluster, in bytes of record data per second (a size: 2MiB is "
-            "2 MiB/s), also while a backlog drains after an outage; 0: no cap."},
+     .doc =
+         "Cap of the rate sent to the cluster, in bytes of record data per second (a size: 2MiB is "
+         "2 MiB/s), also while a backlog drains after an outage; 0: no cap. Record data is each record's "
+         "key, value and header names and values (the mqlog.* headers included) before compression, so the "
+         "bytes on the wire stay below the cap."},
     {.name = "hold_retention",
      .type = MQ_CT_BOOL,
      .off = FWD(hold_retention),

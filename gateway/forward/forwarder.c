@@ -671,29 +671,36 @@ static const char *mq_fwd_itoa(int64_t v, char *buf, size_t size)
     return p;
 }
 
-/* The record's own headers, then its coordinates at the edge. */
+/* The record's own headers, then its coordinates at the edge. *bytes gets the record's size as
+ * max_bytes_per_s counts it: key, value, and every header's name and value, before compression. */
 static rd_kafka_headers_t *mq_fwd_headers(struct mq_fwd *f, struct mq_fwd_part *p,
-                                          const struct mq_record_view *rv)
+                                          const struct mq_record_view *rv, size_t *bytes)
 {
     rd_kafka_headers_t *h = rd_kafka_headers_new((size_t)rv->header_count + 4);
+    size_t n = (size_t)(rv->key_len > 0 ? rv->key_len : 0) + (size_t)(rv->value_len > 0 ? rv->value_len : 0);
     const uint8_t *cur = rv->headers;
     struct mq_header hd;
-    while (mq_header_next(&cur, rv->headers_end, &hd) > 0)
+    while (mq_header_next(&cur, rv->headers_end, &hd) > 0) {
         rd_kafka_header_add(h, hd.key, hd.key_len, hd.value_len < 0 ? NULL : hd.value,
                             hd.value_len < 0 ? 0 : hd.value_len);
+        n += (size_t)hd.key_len + (size_t)(hd.value_len > 0 ? hd.value_len : 0);
+    }
     char num[24];
     const char *off = mq_fwd_itoa(rv->offset, num, sizeof num);
+    size_t off_len = (size_t)(num + sizeof num - off), id_len = strlen(p->id_text);
     rd_kafka_header_add(h, "mqlog.site", 10, f->site, (ssize_t)f->site_len);
     rd_kafka_header_add(h, "mqlog.topic", 11, p->ft->local, (ssize_t)p->ft->local_len);
-    rd_kafka_header_add(h, "mqlog.partition", 15, p->id_text, (ssize_t)strlen(p->id_text));
-    rd_kafka_header_add(h, "mqlog.offset", 12, off, num + sizeof num - off);
+    rd_kafka_header_add(h, "mqlog.partition", 15, p->id_text, (ssize_t)id_len);
+    rd_kafka_header_add(h, "mqlog.offset", 12, off, (ssize_t)off_len);
+    *bytes = n + 10 + f->site_len + 11 + p->ft->local_len + 15 + id_len + 12 + off_len;
     return h;
 }
 
-/* Produces one record. Returns 0 when librdkafka took it, RD_KAFKA_RESP_ERR__QUEUE_FULL when its queue
- * is full (try again after polling), another error otherwise. */
+/* Produces one record with headers h. Returns 0 when librdkafka took it (and h with it),
+ * RD_KAFKA_RESP_ERR__QUEUE_FULL when its queue is full (try again after polling), another error otherwise
+ * (h stays the caller's either way). */
 static rd_kafka_resp_err_t mq_fwd_produce(struct mq_fwd *f, struct mq_fwd_part *p,
-                                          const struct mq_record_view *rv)
+                                          const struct mq_record_view *rv, rd_kafka_headers_t *h)
 {
     struct mq_fwd_topic *ft = p->ft;
     if (!ft->rkt) {
@@ -704,7 +711,6 @@ static rd_kafka_resp_err_t mq_fwd_produce(struct mq_fwd *f, struct mq_fwd_part *
     int32_t partition = p->id % ft->nremote;
     if (f->partitioning == MQ_FWD_PART_KEY && rv->key_len >= 0)
         partition = mq_partition_for_key(rv->key, (size_t)rv->key_len, ft->nremote);
-    rd_kafka_headers_t *h = mq_fwd_headers(f, p, rv);
     const void *key = rv->key_len < 0 ? NULL : rv->key; /* null stays null, empty stays empty */
     size_t key_len = rv->key_len < 0 ? 0 : (size_t)rv->key_len;
     void *value = rv->value_len < 0 ? NULL : (void *)rv->value;
@@ -714,8 +720,6 @@ static rd_kafka_resp_err_t mq_fwd_produce(struct mq_fwd *f, struct mq_fwd_part *
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
                           RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_TIMESTAMP(rv->timestamp),
                           RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
-    if (err)
-        rd_kafka_headers_destroy(h);
     return err;
 }
 
@@ -798,16 +802,17 @@ static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budge
             }
             f->txn_open = true;
         }
-        size_t key_value_bytes =
-            (size_t)(rv.key_len > 0 ? rv.key_len : 0) + (size_t)(rv.value_len > 0 ? rv.value_len : 0);
-        mq_fwd_pace(f, key_value_bytes + (size_t)(rv.headers_end - rv.headers));
+        size_t bytes;
+        rd_kafka_headers_t *h = mq_fwd_headers(f, p, &rv, &bytes);
+        mq_fwd_pace(f, bytes);
         rd_kafka_resp_err_t err;
-        while ((err = mq_fwd_produce(f, p, &rv)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        while ((err = mq_fwd_produce(f, p, &rv, h)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_poll(f->rk, 10);
             if (atomic_load(&f->stop) || f->rewind || atomic_load(&f->fatal) || mq_mono_ms() >= deadline)
                 break;
         }
         if (err) {
+            rd_kafka_headers_destroy(h);
             mq_cursor_seek(p->cur, rv.offset); /* not sent: read it again next round */
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 snprintf(f->last_error, sizeof f->last_error, "produce: %s", rd_kafka_err2str(err));
@@ -819,7 +824,8 @@ static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budge
         p->next = rv.offset + 1;
         p->in_txn = true;
         f->txn_records++;
-        f->txn_bytes += (uint64_t)key_value_bytes;
+        f->txn_bytes +=
+            (uint64_t)(rv.key_len > 0 ? rv.key_len : 0) + (uint64_t)(rv.value_len > 0 ? rv.value_len : 0);
         if (f->mode == MQ_FWD_AT_LEAST_ONCE && !mq_fwd_fly_push(p, rv.offset)) {
             f->rewind = true; /* out of memory for the bookkeeping: resend rather than lose track */
             return -1;

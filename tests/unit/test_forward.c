@@ -13,12 +13,17 @@
 #include <string.h>
 
 #include "forward/forward.h"
+#include "route/placement.h"
 #include "store/store.h"
 #include "testutil.h"
 #include "util/diag.h"
 #include "util/parse.h"
 
 #define NPART 2
+
+/* partitioning: key runs use a remote topic with a different partition count */
+static int g_remote_parts = NPART;
+static bool g_key_mode;
 
 struct mock {
     rd_kafka_t *rk;
@@ -89,8 +94,8 @@ static int consume(const char *bootstrap, const char *topic, int want, int (*cou
     rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
     CU_ASSERT_FATAL(c != NULL);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(NPART);
-    for (int p = 0; p < NPART; p++)
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(g_remote_parts);
+    for (int p = 0; p < g_remote_parts; p++)
         rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(c, l);
     rd_kafka_topic_partition_list_destroy(l);
@@ -111,7 +116,8 @@ static int consume(const char *bootstrap, const char *topic, int want, int (*cou
                             hdr(h, "mqlog.offset", off, sizeof off));
             int p = atoi(part);
             int64_t o = atoll(off);
-            CU_ASSERT(p == m->partition); /* partitioning: same */
+            int want_partition = g_key_mode ? mq_partition_for_key(m->key, m->key_len, g_remote_parts) : p;
+            CU_ASSERT(m->partition == want_partition); /* key: Kafka's default partitioner; same: p */
             CU_ASSERT_FATAL(p >= 0 && p < NPART && o >= 0 && o < 4096);
             counts[p][o]++;
             char key[32], value[64];
@@ -186,10 +192,12 @@ static bool ckpts_reached(void *opaque)
 }
 
 /* Forwards 2 x 300 records, stops, appends 2 x 200, starts again: every record arrives exactly once. */
-static void run_round_trip(enum mq_forward_mode mode)
+static void run_round_trip(enum mq_forward_mode mode, bool key)
 {
     struct mock m;
-    mock_start(&m, "plant-7.t", NPART);
+    g_key_mode = key;
+    g_remote_parts = key ? 3 : NPART;
+    mock_start(&m, "plant-7.t", g_remote_parts);
     char *dir = mq_test_tmpdir("fwd");
     struct mq_store *store;
     char why[512];
@@ -199,6 +207,7 @@ static void run_round_trip(enum mq_forward_mode mode)
         append(store, p, 0, 300);
 
     struct mq_config *cfg = config(m.bootstrap, mode);
+    cfg->forwards[0].partitioning = key ? MQ_FWD_PART_KEY : MQ_FWD_PART_SAME;
     struct mq_fwd_set *set;
     CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
     CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
@@ -230,16 +239,25 @@ static void run_round_trip(enum mq_forward_mode mode)
     CU_ASSERT(mq_store_close(store) == MQ_OK);
     mq_test_rmdir(dir);
     mock_stop(&m);
+    g_key_mode = false;
+    g_remote_parts = NPART;
 }
 
 static void test_exactly_once_round_trip(void)
 {
-    run_round_trip(MQ_FWD_EXACTLY_ONCE);
+    run_round_trip(MQ_FWD_EXACTLY_ONCE, false);
 }
 
 static void test_at_least_once_round_trip(void)
 {
-    run_round_trip(MQ_FWD_AT_LEAST_ONCE);
+    run_round_trip(MQ_FWD_AT_LEAST_ONCE, false);
+}
+
+/* partitioning: key spreads each local partition over the 3 remote partitions, so the restart's tail scan
+ * has to find each local partition's last record among the others. */
+static void test_exactly_once_by_key(void)
+{
+    run_round_trip(MQ_FWD_EXACTLY_ONCE, true);
 }
 
 struct state_wait {
@@ -313,6 +331,59 @@ static void test_exactly_once_through_outage(void)
     mock_stop(&m);
 }
 
+/* Reloads: a changed forwarder restarts, a removed one stops and keeps its checkpoints, and coming back it
+ * resumes where it was: every record arrives exactly once. */
+static void test_reload(void)
+{
+    struct mock m;
+    mock_start(&m, "plant-7.t", NPART);
+    char *dir = mq_test_tmpdir("fwd");
+    struct mq_store *store;
+    char why[512];
+    CU_ASSERT_FATAL(mq_store_open(dir, MQ_STORE_WRITE, NULL, &store, why, sizeof why) == MQ_OK);
+    CU_ASSERT_FATAL(mq_store_topic_create(store, "t", NPART, NULL, why, sizeof why) == MQ_OK);
+    struct mq_config *cfg = config(m.bootstrap, MQ_FWD_EXACTLY_ONCE);
+    struct mq_fwd_set *set;
+    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
+    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
+    CU_ASSERT(mq_fwd_set_count(set) == 1);
+    for (int p = 0; p < NPART; p++)
+        append(store, p, 0, 100);
+    struct ckpt_wait w = {store, 100};
+    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
+
+    cfg->forwards[0].compression = "lz4"; /* changed: restarted */
+    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
+    for (int p = 0; p < NPART; p++)
+        append(store, p, 100, 100);
+    w.want = 200;
+    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
+
+    size_t n = cfg->nforwards;
+    cfg->nforwards = 0; /* removed: stopped, checkpoints kept */
+    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
+    CU_ASSERT(mq_fwd_set_count(set) == 0);
+    for (int p = 0; p < NPART; p++)
+        append(store, p, 200, 100);
+    CU_ASSERT(checkpoint(store, "t:0") == 200 && checkpoint(store, "t:1") == 200);
+
+    cfg->nforwards = n; /* back: resumes */
+    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
+    w.want = 300;
+    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
+    static int counts[NPART][4096];
+    memset(counts, 0, sizeof counts);
+    CU_ASSERT(consume(m.bootstrap, "plant-7.t", 600, counts) == 600);
+    for (int p = 0; p < NPART; p++)
+        for (int o = 0; o < 300; o++)
+            CU_ASSERT(counts[p][o] == 1);
+    mq_fwd_set_free(set);
+    config_free(cfg);
+    CU_ASSERT(mq_store_close(store) == MQ_OK);
+    mq_test_rmdir(dir);
+    mock_stop(&m);
+}
+
 /* A remote topic with fewer partitions than the local one is an error in the state line, and nothing of
  * the topic is sent. */
 static void test_too_few_remote_partitions(void)
@@ -355,6 +426,8 @@ int main(void)
         MQ_TEST(test_remote_name),
         MQ_TEST(test_exactly_once_round_trip),
         MQ_TEST(test_at_least_once_round_trip),
+        MQ_TEST(test_exactly_once_by_key),
+        MQ_TEST(test_reload),
         MQ_TEST(test_too_few_remote_partitions),
         MQ_TEST(test_exactly_once_through_outage),
         MQ_TEST_END,
