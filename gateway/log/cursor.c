@@ -136,6 +136,7 @@ struct mq_cursor {
 
     struct mq_slice slice; /* the visible batches being walked; slice.ref is NULL when none */
     struct mq_scan scan;   /* over [slice.pos, slice.pos + slice.len) */
+    struct mq_scan hdrs;   /* mq_part_read_with()'s walk over the batch headers, its buffer kept */
 
     struct mq_batch_info bi; /* the batch last read */
     const uint8_t *batch;    /* its bytes, in scan's buffer */
@@ -186,6 +187,7 @@ static enum mq_err mq_cursor_new(struct mq_part *part, int64_t offset, struct mq
     cur->offset = cur->want = offset;
     cur->slice.fd = -1;
     mq_scan_init(&cur->scan, -1, 0, 0);
+    mq_scan_init(&cur->hdrs, -1, 0, 0);
     cur->fault = (struct mq_cursor_fault){.path = "", .position = -1, .base_offset = -1, .what = ""};
     *curp = cur;
     return MQ_OK;
@@ -223,6 +225,7 @@ void mq_cursor_close(struct mq_cursor *cur)
         return;
     mq_cursor_drop_slice(cur);
     mq_scan_free(&cur->scan);
+    mq_scan_free(&cur->hdrs);
     free(cur->fault_path);
     free(cur);
 }
@@ -256,7 +259,8 @@ static int mq_cursor_read_batch(struct mq_cursor *cur)
     cur->in_records = false;
     for (;;) {
         if (!cur->slice.ref) {
-            enum mq_err err = mq_part_read(cur->part, cur->offset, MQ_CURSOR_SLICE_BYTES, &cur->slice);
+            enum mq_err err =
+                mq_part_read_with(cur->part, cur->offset, MQ_CURSOR_SLICE_BYTES, &cur->slice, &cur->hdrs);
             if (err != MQ_OK) {
                 mq_cursor_drop_slice(cur);
                 return mq_cursor_fail(cur, err, -1, cur->offset, "reading at offset %" PRId64 ": %s",

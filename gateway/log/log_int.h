@@ -86,6 +86,11 @@ enum mq_scan_res {
     MQ_SCAN_IOERR = -3,   /* errno says why */
 };
 
+/* mq_part_read() with the caller's scanner for the batch headers it walks (its buffer is kept between
+ * calls: a cursor reads slice after slice without allocating one each time). */
+enum mq_err mq_part_read_with(struct mq_part *part, int64_t offset, size_t max_bytes, struct mq_slice *slice,
+                              struct mq_scan *scratch);
+
 void mq_scan_init(struct mq_scan *sc, int fd, int64_t pos, int64_t end);
 /* Points sc at another range, keeping its buffer. */
 void mq_scan_reset(struct mq_scan *sc, int fd, int64_t pos, int64_t end);

@@ -65,6 +65,16 @@ static int64_t mq_part_visible_end(struct mq_part *part)
 
 enum mq_err mq_part_read(struct mq_part *part, int64_t offset, size_t max_bytes, struct mq_slice *slice)
 {
+    struct mq_scan scratch;
+    mq_scan_init(&scratch, -1, 0, 0);
+    enum mq_err err = mq_part_read_with(part, offset, max_bytes, slice, &scratch);
+    mq_scan_free(&scratch);
+    return err;
+}
+
+enum mq_err mq_part_read_with(struct mq_part *part, int64_t offset, size_t max_bytes, struct mq_slice *slice,
+                              struct mq_scan *scratch)
+{
     memset(slice, 0, sizeof *slice);
     slice->fd = -1;
     int64_t end = mq_part_visible_end(part);
@@ -101,25 +111,24 @@ enum mq_err mq_part_read(struct mq_part *part, int64_t offset, size_t max_bytes,
     if (pos < 0)
         pos = mq_seg_index_lookup(seg, -1, offset, limit);
 
-    struct mq_scan sc;
-    mq_scan_init(&sc, fd, pos, limit);
+    struct mq_scan *sc = scratch;
+    mq_scan_reset(sc, fd, pos, limit);
     struct mq_batch_info bi;
     int64_t first_pos = -1, stop = pos, first_off = offset, next_off = offset;
     enum mq_scan_res r;
-    while ((r = mq_scan_next(&sc, false, &bi, NULL)) == MQ_SCAN_BATCH) {
-        int64_t bstart = sc.pos - (int64_t)mq_batch_size(&bi);
+    while ((r = mq_scan_next(sc, false, &bi, NULL)) == MQ_SCAN_BATCH) {
+        int64_t bstart = sc->pos - (int64_t)mq_batch_size(&bi);
         if (first_pos < 0) {
             if (mq_batch_last_offset(&bi) < offset)
                 continue;
             first_pos = bstart;
             first_off = bi.base_offset;
-        } else if ((size_t)(sc.pos - first_pos) > max_bytes) {
+        } else if ((size_t)(sc->pos - first_pos) > max_bytes) {
             break;
         }
-        stop = sc.pos;
+        stop = sc->pos;
         next_off = mq_batch_last_offset(&bi) + 1;
     }
-    mq_scan_free(&sc);
     if (r == MQ_SCAN_BAD || r == MQ_SCAN_IOERR) {
         if (first_pos < 0) {
             mq_seg_unref(seg);
