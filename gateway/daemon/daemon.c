@@ -193,6 +193,13 @@ static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
                    (unsigned long long)st.messages, (unsigned long long)st.records,
                    (unsigned long long)st.bytes, (unsigned long long)st.unmatched,
                    (unsigned long long)st.invalid, (unsigned long long)st.full, connected, n);
+    struct mq_log_stats ls;
+    mq_log_stats(mq_store_log(d->store), &ls);
+    mq_diag_printf(
+        level,
+        "store: %lld bytes in segments; the disk cap deleted %lld segments early, dropping %lld records "
+        "unforwarded",
+        (long long)ls.disk_bytes, (long long)ls.early_deleted_segments, (long long)ls.dropped_unforwarded);
     if (level == MQ_LV_INFO) {
         mq_sup_log_stats(d->sup);
         mq_fwd_set_log_stats(d->fwd);
