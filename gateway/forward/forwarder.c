@@ -772,10 +772,11 @@ static bool mq_fwd_has_data(struct mq_fwd_part *p)
 }
 
 /*
- * Sends up to `budget` records of p. Returns how many were sent, or -1 when the caller must stop this
- * round (a full queue that did not drain, a producer error, a stop request).
+ * Sends up to `budget` records of p. Returns how many were sent; sets *halt when the caller must end this
+ * round (a full queue that did not drain, a producer error).
  */
-static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budget, int64_t deadline)
+static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budget, int64_t deadline,
+                             bool *halt)
 {
     if (!p->cur) {
         enum mq_err err = mq_fwd_open_cursor(f, p);
@@ -807,7 +808,8 @@ static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budge
             if (e) {
                 mq_fwd_txn_error(f, e, "beginning a transaction");
                 mq_fwd_reset(f);
-                return -1;
+                *halt = true;
+                return sent;
             }
             f->txn_open = true;
         }
@@ -828,7 +830,8 @@ static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budge
                 if (f->mode == MQ_FWD_AT_LEAST_ONCE)
                     f->rewind = true;
             }
-            return -1;
+            *halt = true;
+            return sent;
         }
         p->next = rv.offset + 1;
         p->in_txn = true;
@@ -837,7 +840,8 @@ static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budge
             (uint64_t)(rv.key_len > 0 ? rv.key_len : 0) + (uint64_t)(rv.value_len > 0 ? rv.value_len : 0);
         if (f->mode == MQ_FWD_AT_LEAST_ONCE && !mq_fwd_fly_push(p, rv.offset)) {
             f->rewind = true; /* out of memory for the bookkeeping: resend rather than lose track */
-            return -1;
+            *halt = true;
+            return sent;
         }
         sent++;
     }
@@ -864,14 +868,15 @@ static long mq_fwd_pump(struct mq_fwd *f)
                 if (!mq_fwd_has_data(p))
                     continue;
                 f->had_data = true;
-                long n = mq_fwd_send_part(f, p, 10000, deadline);
-                if (n < 0) {
+                bool halt = false;
+                long n = mq_fwd_send_part(f, p, 10000, deadline, &halt);
+                total += n;
+                more |= n > 0;
+                if (halt) {
                     more = false;
                     i = f->ntopics;
                     break;
                 }
-                total += n;
-                more |= n > 0;
             }
         }
         if (f->rk)
