@@ -83,6 +83,7 @@ struct mq_fwd {
     int64_t backoff_ms;
     int64_t next_discover_ms;
     int64_t next_ckpt_ms;
+    int64_t next_state_ms;    /* an outage's reworded reason reaches the catalog at most this often */
     int64_t last_delivery_ms; /* when the last delivery report said "stored" */
     int64_t queued_since_ms;  /* librdkafka's queue has not been empty since (0: it is empty) */
     int64_t busy_since_ms;    /* the forwarder has been sending since (0: idle) */

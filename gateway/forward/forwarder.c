@@ -316,6 +316,25 @@ enum mq_err mq_fwd_remote_name(const char *tmpl, const char *site, const char *t
 
 /* ---- state ---- */
 
+/* Sets the state line; logs it (and stores it in the catalog) when it changed. With `quiet` only the
+ * catalog copy is updated, at most every MQ_FWD_CKPT_MS: an outage whose reason wording changes. */
+static void mq_fwd_state(struct mq_fwd *f, bool quiet, const char *s)
+{
+    pthread_mutex_lock(&f->mu);
+    bool same = strcmp(s, f->state) == 0;
+    if (!same)
+        snprintf(f->state, sizeof f->state, "%s", s);
+    pthread_mutex_unlock(&f->mu);
+    if (same || (quiet && mq_mono_ms() < f->next_state_ms))
+        return;
+    if (!quiet && strncmp(s, "delivering", 10) == 0)
+        MQ_NOTICE("forward %s: %s", f->name, s);
+    else if (!quiet)
+        MQ_WARN("forward %s: %s", f->name, s);
+    f->next_state_ms = mq_mono_ms() + MQ_FWD_CKPT_MS;
+    mq_catalog_checkpoint_put(mq_store_catalog(f->store), f->ckpt_name, MQ_FWD_CKPT_STATE, s, strlen(s));
+}
+
 void mq_fwd_set_state(struct mq_fwd *f, const char *fmt, ...)
 {
     char s[MQ_FWD_STATE_MAX];
@@ -323,26 +342,16 @@ void mq_fwd_set_state(struct mq_fwd *f, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(s, sizeof s, fmt, ap);
     va_end(ap);
-    pthread_mutex_lock(&f->mu);
-    bool same = strcmp(s, f->state) == 0;
-    if (!same)
-        memcpy(f->state, s, sizeof s);
-    pthread_mutex_unlock(&f->mu);
-    if (same)
-        return;
-    if (strncmp(s, "delivering", 10) == 0)
-        MQ_NOTICE("forward %s: %s", f->name, s);
-    else
-        MQ_WARN("forward %s: %s", f->name, s);
-    mq_catalog_checkpoint_put(mq_store_catalog(f->store), f->ckpt_name, MQ_FWD_CKPT_STATE, s, strlen(s));
+    mq_fwd_state(f, false, s);
 }
 
-/* An outage: the state names when it began, so the line stays the same while it lasts. */
+/* An outage: the state names when it began and what failed; it is logged when it begins and when what
+ * failed changes, not each time librdkafka words its reason differently. */
 static void mq_fwd_outage(struct mq_fwd *f, const char *what, const char *why)
 {
+    char since[32] = "", head[MQ_FWD_STATE_MAX];
     pthread_mutex_lock(&f->mu);
     bool ongoing = strncmp(f->state, "outage since ", 13) == 0;
-    char since[32] = "";
     if (ongoing)
         sscanf(f->state + 13, "%31[^ ]", since);
     pthread_mutex_unlock(&f->mu);
@@ -352,7 +361,13 @@ static void mq_fwd_outage(struct mq_fwd *f, const char *what, const char *why)
         gmtime_r(&t, &tm);
         strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
-    mq_fwd_set_state(f, "outage since %s %s: %s", since, what, why);
+    int n = snprintf(head, sizeof head, "outage since %s %s: ", since, what);
+    pthread_mutex_lock(&f->mu);
+    bool same_what = ongoing && strncmp(f->state, head, (size_t)n) == 0;
+    pthread_mutex_unlock(&f->mu);
+    char s[MQ_FWD_STATE_MAX];
+    snprintf(s, sizeof s, "%s%s", head, why);
+    mq_fwd_state(f, same_what, s);
 }
 
 /* ---- the producer ---- */
@@ -424,8 +439,9 @@ static enum mq_err mq_fwd_connect(struct mq_fwd *f)
 static int mq_fwd_txn_error(struct mq_fwd *f, rd_kafka_error_t *e, const char *what)
 {
     int kind = rd_kafka_error_is_retriable(e) ? 0 : rd_kafka_error_txn_requires_abort(e) ? 1 : 2;
-    if (kind == 0)
-        mq_fwd_outage(f, what, rd_kafka_error_string(e));
+    if (kind == 0) /* a timeout says little: librdkafka's last error says why (a name that does not
+                      resolve, a refused connection, failed authentication) */
+        mq_fwd_outage(f, what, f->last_error[0] ? f->last_error : rd_kafka_error_string(e));
     else
         MQ_WARN("forward %s: %s: %s (%s)", f->name, what, rd_kafka_error_string(e),
                 kind == 1 ? "aborting the transaction" : "starting a new producer");

@@ -409,6 +409,30 @@ static void test_too_few_remote_partitions(void)
     mock_stop(&m);
 }
 
+/* A cluster whose name does not resolve is an outage in the state line, not an error that stops anything;
+ * the forwarder stops promptly. */
+static void test_unresolvable_cluster(void)
+{
+    char *dir = mq_test_tmpdir("fwd");
+    struct mq_store *store;
+    char why[512];
+    CU_ASSERT_FATAL(mq_store_open(dir, MQ_STORE_WRITE, NULL, &store, why, sizeof why) == MQ_OK);
+    CU_ASSERT_FATAL(mq_store_topic_create(store, "t", NPART, NULL, why, sizeof why) == MQ_OK);
+    append(store, 0, 0, 10);
+    struct mq_config *cfg = config("no-such-host.invalid:9092", MQ_FWD_EXACTLY_ONCE);
+    struct mq_fwd_set *set;
+    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
+    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
+    struct state_wait w = {store, "outage since"};
+    CU_ASSERT(mq_test_wait(state_has, &w, 30000));
+    int64_t t0 = mq_mono_ms();
+    mq_fwd_set_free(set);
+    CU_ASSERT(mq_mono_ms() - t0 < 15000);
+    config_free(cfg);
+    CU_ASSERT(mq_store_close(store) == MQ_OK);
+    mq_test_rmdir(dir);
+}
+
 static void test_remote_name(void)
 {
     char buf[256];
@@ -429,6 +453,7 @@ int main(void)
         MQ_TEST(test_exactly_once_by_key),
         MQ_TEST(test_reload),
         MQ_TEST(test_too_few_remote_partitions),
+        MQ_TEST(test_unresolvable_cluster),
         MQ_TEST(test_exactly_once_through_outage),
         MQ_TEST_END,
     };
