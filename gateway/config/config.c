@@ -341,19 +341,16 @@ static void mq_cscalar_list(struct mq_cctx *ctx, const struct mq_ckey *k, const 
         one(ctx, k, node, v, base);
 }
 
-static void mq_cfilter_one(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node,
-                           const char *v, void *base)
+/* Appends v to the string list of key k (array at k->off, count at k->off2), refusing a repeat (`what`
+ * names an element in the message). */
+static void mq_clist_add(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, const char *v,
+                         void *base, const char *what)
 {
     char ***arr = (char ***)((char *)base + k->off);
     size_t *n = (size_t *)((char *)base + k->off2);
-    char why[300];
-    if (mq_filter_check(v, why, sizeof(why)) != MQ_OK) {
-        mq_cctx_error(ctx, node, "%s: %s", k->name, why);
-        return;
-    }
     for (size_t i = 0; i < *n; i++)
         if (strcmp((*arr)[i], v) == 0) {
-            mq_cctx_error(ctx, node, "%s: filter '%s' is listed twice", k->name, v);
+            mq_cctx_error(ctx, node, "%s: %s '%s' is listed twice", k->name, what, v);
             return;
         }
     char **na = realloc(*arr, (*n + 1) * sizeof(**arr));
@@ -367,6 +364,17 @@ static void mq_cfilter_one(struct mq_cctx *ctx, const struct mq_ckey *k, const y
         return;
     }
     (*n)++;
+}
+
+static void mq_cfilter_one(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node,
+                           const char *v, void *base)
+{
+    char why[300];
+    if (mq_filter_check(v, why, sizeof(why)) != MQ_OK) {
+        mq_cctx_error(ctx, node, "%s: %s", k->name, why);
+        return;
+    }
+    mq_clist_add(ctx, k, node, v, base, "filter");
 }
 
 /* Names a character for a message: 'x', or its code when it would not print. */
@@ -438,29 +446,12 @@ static bool mq_cglob_valid(const char *p, char *why, size_t size)
 static void mq_cglob_one(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, const char *v,
                          void *base)
 {
-    char ***arr = (char ***)((char *)base + k->off);
-    size_t *n = (size_t *)((char *)base + k->off2);
     char why[400];
     if (!mq_cglob_valid(v, why, sizeof(why))) {
         mq_cctx_error(ctx, node, "%s: %s", k->name, why);
         return;
     }
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*arr)[i], v) == 0) {
-            mq_cctx_error(ctx, node, "%s: pattern '%s' is listed twice", k->name, v);
-            return;
-        }
-    char **na = realloc(*arr, (*n + 1) * sizeof(**arr));
-    if (!na) {
-        ctx->oom = true;
-        return;
-    }
-    *arr = na;
-    if (!(na[*n] = strdup(v))) {
-        ctx->oom = true;
-        return;
-    }
-    (*n)++;
+    mq_clist_add(ctx, k, node, v, base, "pattern");
 }
 
 /* Kafka's bootstrap.servers as the forwarder hands it over: HOST:PORT entries separated by commas (spaces
