@@ -117,6 +117,9 @@ void mq_fwd_log_stats(struct mq_fwd *f);
 /* The lowest offset of (topic, partition) f still needs, INT64_MAX when none (hold callback). */
 int64_t mq_fwd_hold(struct mq_fwd *f, const char *topic, int32_t partition);
 
+/* A header's value as a decimal offset, -1 when it is missing or not one. */
+int64_t mq_fwd_header_int(rd_kafka_headers_t *h, const char *name);
+
 /* tail.c: reads where to resume each partition of every usable topic; sets next (and acked). */
 enum mq_err mq_fwd_sync(struct mq_fwd *f, char *errstr, size_t errstr_size);
 /* The checkpoint stored for a partition, or -1. */

@@ -603,13 +603,12 @@ static void mq_fwd_fly_done(struct mq_fwd_part *p, int64_t offset)
     }
 }
 
-static int64_t mq_fwd_header_int(const rd_kafka_message_t *m, const char *name)
+int64_t mq_fwd_header_int(rd_kafka_headers_t *h, const char *name)
 {
-    rd_kafka_headers_t *h = NULL;
     const void *v;
     size_t n;
-    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || !v || n == 0 || n > 20)
+    if (!h || rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || !v || n == 0 ||
+        n > 20)
         return -1;
     char buf[24];
     memcpy(buf, v, n);
@@ -634,7 +633,10 @@ static void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *
     atomic_fetch_add(&f->records_sent, 1); /* at_least_once only: exactly_once counts at commit */
     atomic_fetch_add(&f->bytes_sent, m->len + m->key_len);
     if (f->mode == MQ_FWD_AT_LEAST_ONCE && p) {
-        int64_t off = mq_fwd_header_int(m, "mqlog.offset");
+        rd_kafka_headers_t *h = NULL;
+        int64_t off = rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR
+                          ? mq_fwd_header_int(h, "mqlog.offset")
+                          : -1;
         if (off >= 0)
             mq_fwd_fly_done(p, off);
     }

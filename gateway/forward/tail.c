@@ -64,19 +64,6 @@ static bool mq_hdr_is(rd_kafka_headers_t *h, const char *name, const char *want)
            n == strlen(want) && memcmp(v, want, n) == 0;
 }
 
-static int64_t mq_hdr_int(rd_kafka_headers_t *h, const char *name)
-{
-    const void *v;
-    size_t n;
-    if (rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || !v || n == 0 || n > 20)
-        return -1;
-    char buf[24];
-    memcpy(buf, v, n);
-    buf[n] = '\0';
-    int64_t x;
-    return mq_parse_int64(buf, 0, INT64_MAX, &x) == MQ_OK ? x : -1;
-}
-
 /*
  * Reads remote partition `rp` of ft's remote topic backwards from its end; best[p] (for each local
  * partition p with want[p]) gets the largest mqlog.offset this site wrote there for (ft->local, p), or
@@ -140,7 +127,8 @@ static enum mq_err mq_fwd_scan(struct mq_fwd *f, rd_kafka_t *c, struct mq_fwd_to
                     rd_kafka_headers_t *h = NULL;
                     if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
                         mq_hdr_is(h, "mqlog.site", f->site) && mq_hdr_is(h, "mqlog.topic", ft->local)) {
-                        int64_t p = mq_hdr_int(h, "mqlog.partition"), off = mq_hdr_int(h, "mqlog.offset");
+                        int64_t p = mq_fwd_header_int(h, "mqlog.partition"),
+                                off = mq_fwd_header_int(h, "mqlog.offset");
                         if (p >= 0 && p < ft->nlocal && off > found[p])
                             found[p] = off;
                     }
