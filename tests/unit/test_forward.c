@@ -191,54 +191,111 @@ static bool ckpts_reached(void *opaque)
     return checkpoint(w->store, "t:0") == w->want && checkpoint(w->store, "t:1") == w->want;
 }
 
-/* Forwards 2 x 300 records, stops, appends 2 x 200, starts again: every record arrives exactly once. */
-static void run_round_trip(enum mq_forward_mode mode, bool key)
-{
-    struct mock m;
-    g_key_mode = key;
-    g_remote_parts = key ? 3 : NPART;
-    mock_start(&m, "plant-7.t", g_remote_parts);
-    char *dir = mq_test_tmpdir("fwd");
+struct state_wait {
     struct mq_store *store;
-    char why[512];
-    CU_ASSERT_FATAL(mq_store_open(dir, MQ_STORE_WRITE, NULL, &store, why, sizeof why) == MQ_OK);
-    CU_ASSERT_FATAL(mq_store_topic_create(store, "t", NPART, NULL, why, sizeof why) == MQ_OK);
-    for (int p = 0; p < NPART; p++)
-        append(store, p, 0, 300);
+    const char *needle;
+};
 
-    struct mq_config *cfg = config(m.bootstrap, mode);
-    cfg->forwards[0].partitioning = key ? MQ_FWD_PART_KEY : MQ_FWD_PART_SAME;
+static bool state_has(void *opaque)
+{
+    struct state_wait *w = opaque;
+    void *v = NULL;
+    size_t n;
+    bool yes =
+        mq_catalog_checkpoint_get(mq_store_catalog(w->store), "forward.central", "state", &v, &n) == MQ_OK &&
+        strstr(v, w->needle) != NULL;
+    free(v);
+    return yes;
+}
+
+/* What every test sets up: the mock cluster with remote topic plant-7.t (remote_parts partitions; 0: no
+ * cluster, bootstrap instead), a data directory with local topic t, a forwarder configuration and a set. */
+struct fx {
+    struct mock m;
+    bool cluster;
+    char *dir;
+    struct mq_store *store;
+    struct mq_config *cfg;
     struct mq_fwd_set *set;
-    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
-    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
+    char why[512];
+};
+
+static void fx_open(struct fx *x, int remote_parts, const char *bootstrap, enum mq_forward_mode mode)
+{
+    memset(x, 0, sizeof *x);
+    x->cluster = remote_parts > 0;
+    if (x->cluster) {
+        mock_start(&x->m, "plant-7.t", remote_parts);
+        bootstrap = x->m.bootstrap;
+    }
+    x->dir = mq_test_tmpdir("fwd");
+    CU_ASSERT_FATAL(mq_store_open(x->dir, MQ_STORE_WRITE, NULL, &x->store, x->why, sizeof x->why) == MQ_OK);
+    CU_ASSERT_FATAL(mq_store_topic_create(x->store, "t", NPART, NULL, x->why, sizeof x->why) == MQ_OK);
+    x->cfg = config(bootstrap, mode);
+    CU_ASSERT_FATAL(mq_fwd_set_new(x->store, &x->set) == MQ_OK);
+}
+
+static void fx_apply(struct fx *x)
+{
+    CU_ASSERT_FATAL(mq_fwd_set_apply(x->set, x->cfg, x->why, sizeof x->why) == MQ_OK);
+}
+
+static void fx_append_all(struct fx *x, int64_t first, int n)
+{
+    for (int p = 0; p < NPART; p++)
+        append(x->store, p, first, n);
+}
+
+static void fx_wait_ckpts(struct fx *x, int64_t want)
+{
+    struct ckpt_wait w = {x->store, want};
+    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 60000));
+}
+
+/* Reads the remote topic and checks that offsets [0, per_part) of every local partition arrived once. */
+static void fx_expect_once(struct fx *x, int per_part)
+{
     static int counts[NPART][4096];
     memset(counts, 0, sizeof counts);
-    CU_ASSERT(consume(m.bootstrap, "plant-7.t", 600, counts) == 600);
-    struct ckpt_wait w = {store, 300};
-    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
-    mq_fwd_set_free(set);
-
+    CU_ASSERT(consume(x->m.bootstrap, "plant-7.t", per_part * NPART, counts) == per_part * NPART);
     for (int p = 0; p < NPART; p++)
-        append(store, p, 300, 200);
-    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
-    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
-    memset(counts, 0, sizeof counts);
-    CU_ASSERT(consume(m.bootstrap, "plant-7.t", 1000, counts) == 1000);
-    w.want = 500;
-    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
-    mq_fwd_set_free(set);
-    for (int p = 0; p < NPART; p++)
-        for (int o = 0; o < 500; o++)
+        for (int o = 0; o < per_part; o++)
             if (counts[p][o] != 1) {
                 fprintf(stderr, "partition %d offset %d arrived %d times\n", p, o, counts[p][o]);
                 CU_FAIL("a record did not arrive exactly once");
-                o = 500;
-                p = NPART;
+                return;
             }
-    config_free(cfg);
-    CU_ASSERT(mq_store_close(store) == MQ_OK);
-    mq_test_rmdir(dir);
-    mock_stop(&m);
+}
+
+static void fx_close(struct fx *x)
+{
+    mq_fwd_set_free(x->set);
+    config_free(x->cfg);
+    CU_ASSERT(mq_store_close(x->store) == MQ_OK);
+    mq_test_rmdir(x->dir);
+    if (x->cluster)
+        mock_stop(&x->m);
+}
+
+/* Forwards 2 x 300 records, stops, appends 2 x 200, starts again: every record arrives exactly once. */
+static void run_round_trip(enum mq_forward_mode mode, bool key)
+{
+    struct fx x;
+    g_key_mode = key;
+    g_remote_parts = key ? 3 : NPART;
+    fx_open(&x, g_remote_parts, NULL, mode);
+    x.cfg->forwards[0].partitioning = key ? MQ_FWD_PART_KEY : MQ_FWD_PART_SAME;
+    fx_append_all(&x, 0, 300);
+    fx_apply(&x);
+    fx_wait_ckpts(&x, 300);
+    mq_fwd_set_free(x.set);
+
+    fx_append_all(&x, 300, 200);
+    CU_ASSERT_FATAL(mq_fwd_set_new(x.store, &x.set) == MQ_OK);
+    fx_apply(&x);
+    fx_wait_ckpts(&x, 500);
+    fx_expect_once(&x, 500);
+    fx_close(&x);
     g_key_mode = false;
     g_remote_parts = NPART;
 }
@@ -260,177 +317,91 @@ static void test_exactly_once_by_key(void)
     run_round_trip(MQ_FWD_EXACTLY_ONCE, true);
 }
 
-struct state_wait {
-    struct mq_store *store;
-    const char *needle;
-};
-
-static bool state_has(void *opaque)
-{
-    struct state_wait *w = opaque;
-    void *v = NULL;
-    size_t n;
-    bool yes =
-        mq_catalog_checkpoint_get(mq_store_catalog(w->store), "forward.central", "state", &v, &n) == MQ_OK &&
-        strstr(v, w->needle) != NULL;
-    free(v);
-    return yes;
-}
-
 /* The broker goes down while records are being forwarded, 10 Produce requests fail with transport
  * errors (each closes the connection: the integration test injects 50), and the broker comes back: every
  * record arrives exactly once. */
 static void test_exactly_once_through_outage(void)
 {
-    struct mock m;
-    mock_start(&m, "plant-7.t", NPART);
-    char *dir = mq_test_tmpdir("fwd");
-    struct mq_store *store;
-    char why[512];
-    CU_ASSERT_FATAL(mq_store_open(dir, MQ_STORE_WRITE, NULL, &store, why, sizeof why) == MQ_OK);
-    CU_ASSERT_FATAL(mq_store_topic_create(store, "t", NPART, NULL, why, sizeof why) == MQ_OK);
-    struct mq_config *cfg = config(m.bootstrap, MQ_FWD_EXACTLY_ONCE);
-    struct mq_fwd_set *set;
-    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
-    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
-    for (int p = 0; p < NPART; p++)
-        append(store, p, 0, 500);
-    struct ckpt_wait w = {store, 500};
-    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
+    struct fx x;
+    fx_open(&x, NPART, NULL, MQ_FWD_EXACTLY_ONCE);
+    fx_apply(&x);
+    fx_append_all(&x, 0, 500);
+    fx_wait_ckpts(&x, 500);
 
-    rd_kafka_mock_broker_set_down(m.mc, 1);
-    for (int p = 0; p < NPART; p++)
-        append(store, p, 500, 500);
-    struct state_wait sw = {store, "outage since"};
+    rd_kafka_mock_broker_set_down(x.m.mc, 1);
+    fx_append_all(&x, 500, 500);
+    struct state_wait sw = {x.store, "outage since"};
     CU_ASSERT(mq_test_wait(state_has, &sw, 30000));
     rd_kafka_mock_push_request_errors(
-        m.mc, 0 /* Produce */, 10, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT,
+        x.m.mc, 0 /* Produce */, 10, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT,
         RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT,
         RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT,
         RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TRANSPORT);
-    rd_kafka_mock_broker_set_up(m.mc, 1);
-    for (int p = 0; p < NPART; p++)
-        append(store, p, 1000, 500);
-    w.want = 1500;
-    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 60000));
-    static int counts[NPART][4096];
-    memset(counts, 0, sizeof counts);
-    CU_ASSERT(consume(m.bootstrap, "plant-7.t", 3000, counts) == 3000);
-    for (int p = 0; p < NPART; p++)
-        for (int o = 0; o < 1500; o++)
-            if (counts[p][o] != 1) {
-                fprintf(stderr, "partition %d offset %d arrived %d times\n", p, o, counts[p][o]);
-                CU_FAIL("a record did not arrive exactly once");
-                o = 1500;
-                p = NPART;
-            }
-    mq_fwd_set_free(set);
-    config_free(cfg);
-    CU_ASSERT(mq_store_close(store) == MQ_OK);
-    mq_test_rmdir(dir);
-    mock_stop(&m);
+    rd_kafka_mock_broker_set_up(x.m.mc, 1);
+    fx_append_all(&x, 1000, 500);
+    fx_wait_ckpts(&x, 1500);
+    fx_expect_once(&x, 1500);
+    fx_close(&x);
 }
 
 /* Reloads: a changed forwarder restarts, a removed one stops and keeps its checkpoints, and coming back it
  * resumes where it was: every record arrives exactly once. */
 static void test_reload(void)
 {
-    struct mock m;
-    mock_start(&m, "plant-7.t", NPART);
-    char *dir = mq_test_tmpdir("fwd");
-    struct mq_store *store;
-    char why[512];
-    CU_ASSERT_FATAL(mq_store_open(dir, MQ_STORE_WRITE, NULL, &store, why, sizeof why) == MQ_OK);
-    CU_ASSERT_FATAL(mq_store_topic_create(store, "t", NPART, NULL, why, sizeof why) == MQ_OK);
-    struct mq_config *cfg = config(m.bootstrap, MQ_FWD_EXACTLY_ONCE);
-    struct mq_fwd_set *set;
-    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
-    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
-    CU_ASSERT(mq_fwd_set_count(set) == 1);
-    for (int p = 0; p < NPART; p++)
-        append(store, p, 0, 100);
-    struct ckpt_wait w = {store, 100};
-    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
+    struct fx x;
+    fx_open(&x, NPART, NULL, MQ_FWD_EXACTLY_ONCE);
+    fx_apply(&x);
+    CU_ASSERT(mq_fwd_set_count(x.set) == 1);
+    fx_append_all(&x, 0, 100);
+    fx_wait_ckpts(&x, 100);
 
-    cfg->forwards[0].compression = "lz4"; /* changed: restarted */
-    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
-    for (int p = 0; p < NPART; p++)
-        append(store, p, 100, 100);
-    w.want = 200;
-    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
+    x.cfg->forwards[0].compression = "lz4"; /* changed: restarted */
+    fx_apply(&x);
+    fx_append_all(&x, 100, 100);
+    fx_wait_ckpts(&x, 200);
 
-    size_t n = cfg->nforwards;
-    cfg->nforwards = 0; /* removed: stopped, checkpoints kept */
-    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
-    CU_ASSERT(mq_fwd_set_count(set) == 0);
-    for (int p = 0; p < NPART; p++)
-        append(store, p, 200, 100);
-    CU_ASSERT(checkpoint(store, "t:0") == 200 && checkpoint(store, "t:1") == 200);
+    size_t n = x.cfg->nforwards;
+    x.cfg->nforwards = 0; /* removed: stopped, checkpoints kept */
+    fx_apply(&x);
+    CU_ASSERT(mq_fwd_set_count(x.set) == 0);
+    fx_append_all(&x, 200, 100);
+    CU_ASSERT(checkpoint(x.store, "t:0") == 200 && checkpoint(x.store, "t:1") == 200);
 
-    cfg->nforwards = n; /* back: resumes */
-    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
-    w.want = 300;
-    CU_ASSERT(mq_test_wait(ckpts_reached, &w, 30000));
-    static int counts[NPART][4096];
-    memset(counts, 0, sizeof counts);
-    CU_ASSERT(consume(m.bootstrap, "plant-7.t", 600, counts) == 600);
-    for (int p = 0; p < NPART; p++)
-        for (int o = 0; o < 300; o++)
-            CU_ASSERT(counts[p][o] == 1);
-    mq_fwd_set_free(set);
-    config_free(cfg);
-    CU_ASSERT(mq_store_close(store) == MQ_OK);
-    mq_test_rmdir(dir);
-    mock_stop(&m);
+    x.cfg->nforwards = n; /* back: resumes */
+    fx_apply(&x);
+    fx_wait_ckpts(&x, 300);
+    fx_expect_once(&x, 300);
+    fx_close(&x);
 }
 
 /* A remote topic with fewer partitions than the local one is an error in the state line, and nothing of
  * the topic is sent. */
 static void test_too_few_remote_partitions(void)
 {
-    struct mock m;
-    mock_start(&m, "plant-7.t", 1);
-    char *dir = mq_test_tmpdir("fwd");
-    struct mq_store *store;
-    char why[512];
-    CU_ASSERT_FATAL(mq_store_open(dir, MQ_STORE_WRITE, NULL, &store, why, sizeof why) == MQ_OK);
-    CU_ASSERT_FATAL(mq_store_topic_create(store, "t", NPART, NULL, why, sizeof why) == MQ_OK);
-    append(store, 0, 0, 10);
-    struct mq_config *cfg = config(m.bootstrap, MQ_FWD_EXACTLY_ONCE);
-    struct mq_fwd_set *set;
-    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
-    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
-    struct state_wait w = {store, "has 1 partition, fewer than the 2 of local topic t"};
+    struct fx x;
+    fx_open(&x, 1, NULL, MQ_FWD_EXACTLY_ONCE);
+    append(x.store, 0, 0, 10);
+    fx_apply(&x);
+    struct state_wait w = {x.store, "has 1 partition, fewer than the 2 of local topic t"};
     CU_ASSERT(mq_test_wait(state_has, &w, 30000));
-    mq_fwd_set_free(set);
-    config_free(cfg);
-    CU_ASSERT(mq_store_close(store) == MQ_OK);
-    mq_test_rmdir(dir);
-    mock_stop(&m);
+    fx_close(&x);
 }
 
 /* A cluster whose name does not resolve is an outage in the state line, not an error that stops anything;
  * the forwarder stops promptly. */
 static void test_unresolvable_cluster(void)
 {
-    char *dir = mq_test_tmpdir("fwd");
-    struct mq_store *store;
-    char why[512];
-    CU_ASSERT_FATAL(mq_store_open(dir, MQ_STORE_WRITE, NULL, &store, why, sizeof why) == MQ_OK);
-    CU_ASSERT_FATAL(mq_store_topic_create(store, "t", NPART, NULL, why, sizeof why) == MQ_OK);
-    append(store, 0, 0, 10);
-    struct mq_config *cfg = config("no-such-host.invalid:9092", MQ_FWD_EXACTLY_ONCE);
-    struct mq_fwd_set *set;
-    CU_ASSERT_FATAL(mq_fwd_set_new(store, &set) == MQ_OK);
-    CU_ASSERT_FATAL(mq_fwd_set_apply(set, cfg, why, sizeof why) == MQ_OK);
-    struct state_wait w = {store, "outage since"};
+    struct fx x;
+    fx_open(&x, 0, "no-such-host.invalid:9092", MQ_FWD_EXACTLY_ONCE);
+    append(x.store, 0, 0, 10);
+    fx_apply(&x);
+    struct state_wait w = {x.store, "outage since"};
     CU_ASSERT(mq_test_wait(state_has, &w, 30000));
     int64_t t0 = mq_mono_ms();
-    mq_fwd_set_free(set);
+    mq_fwd_set_free(x.set);
+    x.set = NULL;
     CU_ASSERT(mq_mono_ms() - t0 < 15000);
-    config_free(cfg);
-    CU_ASSERT(mq_store_close(store) == MQ_OK);
-    mq_test_rmdir(dir);
+    fx_close(&x);
 }
 
 static void test_remote_name(void)
