@@ -61,10 +61,11 @@ int mq_daemon_check(const char *config_path)
             fprintf(stderr, "%s: %s\n", config_path, mq_strerror(err));
         return 1;
     }
-    printf("%s: OK (%zu file%s, %zu broker%s, %zu mapping%s, %zu route%s)\n", config_path, cfg->nfiles,
-           cfg->nfiles == 1 ? "" : "s", cfg->nbrokers, cfg->nbrokers == 1 ? "" : "s", cfg->nmappings,
-           cfg->nmappings == 1 ? "" : "s", mq_route_count(mq_ingest_routes_table(routes)),
-           mq_route_count(mq_ingest_routes_table(routes)) == 1 ? "" : "s");
+    printf("%s: OK (%zu file%s, %zu broker%s, %zu mapping%s, %zu route%s, %zu forwarder%s)\n", config_path,
+           cfg->nfiles, cfg->nfiles == 1 ? "" : "s", cfg->nbrokers, cfg->nbrokers == 1 ? "" : "s",
+           cfg->nmappings, cfg->nmappings == 1 ? "" : "s", mq_route_count(mq_ingest_routes_table(routes)),
+           mq_route_count(mq_ingest_routes_table(routes)) == 1 ? "" : "s", cfg->nforwards,
+           cfg->nforwards == 1 ? "" : "s");
     mq_ingest_routes_free(routes);
     mq_config_free(cfg);
     return 0;
@@ -303,9 +304,10 @@ int mq_daemon_run(const char *config_path)
     }
     size_t n, connected;
     mq_sup_count(d.sup, &n, &connected);
-    MQ_NOTICE("mqlogd running: data in %s, %zu broker%s, %zu connection%s, %zu mapping%s",
+    MQ_NOTICE("mqlogd running: data in %s, %zu broker%s, %zu connection%s, %zu mapping%s, %zu forwarder%s",
               d.dc->cfg->data_dir, d.dc->cfg->nbrokers, d.dc->cfg->nbrokers == 1 ? "" : "s", n,
-              n == 1 ? "" : "s", d.dc->cfg->nmappings, d.dc->cfg->nmappings == 1 ? "" : "s");
+              n == 1 ? "" : "s", d.dc->cfg->nmappings, d.dc->cfg->nmappings == 1 ? "" : "s",
+              mq_fwd_set_count(d.fwd), mq_fwd_set_count(d.fwd) == 1 ? "" : "s");
     sd_notify(0, "READY=1\nSTATUS=Running");
 
     uint64_t wd_usec = 0;
