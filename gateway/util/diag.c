@@ -5,6 +5,7 @@
 #include "util/diag.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +31,18 @@ static const char *mq_level_name(enum mq_level level)
 
 void mq_diag_printf(enum mq_level level, const char *fmt, ...)
 {
-    /* JOURNAL_STREAM is set by systemd when stderr is connected to the journal. */
-    static int journal = -1;
-    if (journal < 0)
-        journal = getenv("JOURNAL_STREAM") != NULL;
+    /* JOURNAL_STREAM is set by systemd when stderr is connected to the journal. Any thread may log first,
+     * so the lazily set flag is atomic (every thread computes the same value). */
+    static _Atomic int journal = -1;
+    int j = atomic_load_explicit(&journal, memory_order_relaxed);
+    if (j < 0) {
+        j = getenv("JOURNAL_STREAM") != NULL;
+        atomic_store_explicit(&journal, j, memory_order_relaxed);
+    }
 
     char line[2048];
     int n;
-    if (journal)
+    if (j)
         n = snprintf(line, sizeof line, "<%d>", (int)level);
     else
         n = snprintf(line, sizeof line, "mqlog %s: ", mq_level_name(level));
