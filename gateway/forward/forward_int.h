@@ -86,6 +86,7 @@ struct mq_fwd {
     int64_t next_state_ms;    /* an outage's reworded reason reaches the catalog at most this often */
     int64_t last_delivery_ms; /* when the last delivery report said "stored" */
     int64_t queued_since_ms;  /* librdkafka's queue has not been empty since (0: it is empty) */
+    int64_t pump_start_ms;    /* when the current (last) round began */
     int64_t busy_since_ms;    /* the forwarder has been sending since (0: idle) */
     int64_t busy_records;
     bool had_data; /* the last round found records to send (it may have sent none: a full queue) */

@@ -870,7 +870,8 @@ static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budge
  * mode, then commits). Returns the number of records sent. */
 static long mq_fwd_pump(struct mq_fwd *f)
 {
-    int64_t deadline = mq_mono_ms() + MQ_FWD_TXN_MS;
+    f->pump_start_ms = mq_mono_ms();
+    int64_t deadline = f->pump_start_ms + MQ_FWD_TXN_MS;
     long total = 0;
     f->had_data = false;
     bool more = true;
@@ -1117,7 +1118,7 @@ static void mq_fwd_busy(struct mq_fwd *f, long n)
 {
     if (n > 0 || (f->had_data && f->busy_since_ms != 0)) {
         if (f->busy_since_ms == 0)
-            f->busy_since_ms = mq_mono_ms();
+            f->busy_since_ms = f->pump_start_ms; /* the backlog began with this round */
         f->busy_records += n;
         return;
     }
