@@ -189,11 +189,14 @@ def check_marks(mock, count, phase):
     e.check(stored == count, "%s: %d records on %s, expected %d" % (phase, stored, REMOTE, count))
 
 
-def rate_between(ck, size, begin):
+def rate_between(ck, size, begin, required=True):
     """(bytes, seconds, first offsets, last offsets) of the drain that started at the offsets BEGIN: from the
     first checkpoint past BEGIN to the last one, the bytes of the records between them (SIZE: (partition,
-    offset) -> bytes as max_bytes_per_s counts them)."""
+    offset) -> bytes as max_bytes_per_s counts them). Without REQUIRED, None when the drain was too quick
+    for that (fewer than 3 checkpoint writes: the forwarder writes them at most once a second)."""
     changes = [(at, parts) for at, parts in ck.changes if sum(parts.values()) > sum(begin.values())]
+    if not required and len(changes) < 3:
+        return None
     e.check(len(changes) >= 3, "only %d checkpoint changes during the drain: %s" % (len(changes), ck.changes))
     (t_a, first), (t_b, last) = changes[0], changes[-1]
     total = sum(size[(p, o)] for p in last for o in range(first.get(p, 0), last[p]))
@@ -233,8 +236,10 @@ def main():
     t_drain = time.monotonic() - t_up
     check_marks(mock, N1, "phase 1")
     nbytes = sum(exp.size.values())
-    b, secs, _, _ = rate_between(ck, exp.size, begin1)
-    uncapped = b / secs
+    between = rate_between(ck, exp.size, begin1, required=False)
+    # A small backlog (the sanitizer legs) drains within a checkpoint interval: then the whole drain, whose
+    # time includes reconnecting, gives a lower rate, which only makes phase 2's cap bind more surely.
+    uncapped = between[0] / between[1] if between else nbytes / t_drain
     e.log("phase 1: %d records (%.1f MB as max_bytes_per_s counts them, %.0f B/record) drained in %.1fs after "
           "the cluster came up: %.0f records/s; %.2f MB/s between the first and the last checkpoint" %
           (N1, nbytes / 1e6, nbytes / N1, t_drain, N1 / t_drain, uncapped / 1e6))
