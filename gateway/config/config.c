@@ -650,6 +650,21 @@ static void mq_clist(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_no
 }
 
 /* Parses the value of key k (node) into the struct at base; node NULL parses the key's default text. */
+/* The entry of k's enums named v, or NULL after reporting the names it could have been (ENUM, CHOICE). */
+static const struct mq_cenum *mq_cenum_find(struct mq_cctx *ctx, const struct mq_ckey *k,
+                                            const yaml_node_t *node, const char *v)
+{
+    for (const struct mq_cenum *e = k->enums; e->name; e++)
+        if (strcmp(e->name, v) == 0)
+            return e;
+    char list[200] = "";
+    for (const struct mq_cenum *e = k->enums; e->name; e++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", e == k->enums ? "" : ", ",
+                 e->name);
+    mq_cctx_error(ctx, node, "%s: expected one of %s; got '%s'", k->name, list, v);
+    return NULL;
+}
+
 static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, void *base)
 {
     void *field = (char *)base + k->off;
@@ -721,31 +736,15 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
                           plain ? "" : "the quoted string ", v);
         return;
     case MQ_CT_ENUM: {
-        for (const struct mq_cenum *e = k->enums; e->name; e++)
-            if (strcmp(e->name, v) == 0) {
-                *(int *)field = e->value;
-                return;
-            }
-        char list[200] = "";
-        for (const struct mq_cenum *e = k->enums; e->name; e++)
-            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", e == k->enums ? "" : ", ",
-                     e->name);
-        mq_cctx_error(ctx, node, "%s: expected one of %s; got '%s'", k->name, list, v);
+        const struct mq_cenum *e = mq_cenum_find(ctx, k, node, v);
+        if (e)
+            *(int *)field = e->value;
         return;
     }
-    case MQ_CT_CHOICE: {
-        for (const struct mq_cenum *e = k->enums; e->name; e++)
-            if (strcmp(e->name, v) == 0) {
-                mq_cset_str(ctx, (char **)field, v);
-                return;
-            }
-        char list[200] = "";
-        for (const struct mq_cenum *e = k->enums; e->name; e++)
-            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", e == k->enums ? "" : ", ",
-                     e->name);
-        mq_cctx_error(ctx, node, "%s: expected one of %s; got '%s'", k->name, list, v);
+    case MQ_CT_CHOICE:
+        if (mq_cenum_find(ctx, k, node, v))
+            mq_cset_str(ctx, (char **)field, v);
         return;
-    }
     case MQ_CT_START:
         if (strcmp(v, "earliest") == 0) {
             *(int *)field = MQ_FWD_START_EARLIEST;
