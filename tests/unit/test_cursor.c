@@ -373,7 +373,8 @@ static void test_follow_from_reader(void)
                 CU_ASSERT_FATAL(rv.offset == seen);
                 seen++;
             } else {
-                usleep(1000); /* the reader looks for new segments at most every 100 ms */
+                usleep(
+                    1000); // not synchronisation: the loop polls; the reader refreshes at most every 100 ms
             }
         }
     }
