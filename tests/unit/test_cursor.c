@@ -373,8 +373,7 @@ static void test_follow_from_reader(void)
                 CU_ASSERT_FATAL(rv.offset == seen);
                 seen++;
             } else {
-                usleep(
-                    1000); // not synchronisation: the loop polls; the reader refreshes at most every 100 ms
+                usleep(1000); // pacing the poll: the reader refreshes at most every 100 ms
             }
         }
     }
