@@ -170,6 +170,17 @@ enum mq_err mq_part_append(struct mq_part *part, const struct mq_record *recs, s
  */
 enum mq_err mq_part_produce(struct mq_part *part, const struct mq_record *rec, int64_t *offset);
 
+/*
+ * mq_part_produce() that first tells the caller the record's offset: note(opaque, part, offset) runs under
+ * the partition's lock after the record is in the open batch and before any write can take it to the segment
+ * file. A caller that keeps its own account of where records went (the redelivery guard of ingest) writes
+ * it there, so that no kill of the process can leave the record in the file without the account. note must
+ * not block or fail, and must not call into the partition.
+ */
+typedef void mq_produce_note_fn(void *opaque, struct mq_part *part, int64_t offset);
+enum mq_err mq_part_produce_noted(struct mq_part *part, const struct mq_record *rec, mq_produce_note_fn *note,
+                                  void *opaque, int64_t *offset);
+
 /* True when mq_part_produce() would take a record now (no fatal error, less than max_pending_bytes waiting).
  * For a caller storing one message into several partitions: it checks them all before producing into any,
  * so that backpressure never leaves the message stored in some of them only. */

@@ -204,6 +204,12 @@ bool mq_part_can_produce(struct mq_part *part)
 
 enum mq_err mq_part_produce(struct mq_part *part, const struct mq_record *rec, int64_t *offset)
 {
+    return mq_part_produce_noted(part, rec, NULL, NULL, offset);
+}
+
+enum mq_err mq_part_produce_noted(struct mq_part *part, const struct mq_record *rec, mq_produce_note_fn *note,
+                                  void *opaque, int64_t *offset)
+{
     if (!mq_part_writer(part))
         return MQ_ERR_READONLY;
     const struct mq_log_conf *conf = &part->log->conf;
@@ -221,6 +227,8 @@ enum mq_err mq_part_produce(struct mq_part *part, const struct mq_record *rec, i
         kick = conf->flush_interval_ms == 0;
     }
     err = mq_batch_add(&part->open, rec);
+    if (err == MQ_OK && note)
+        note(opaque, part, part->next_offset); /* before any write can take the record to the file */
     if (err == MQ_OK) {
         if (offset)
             *offset = part->next_offset;
