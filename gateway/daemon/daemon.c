@@ -190,10 +190,12 @@ static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
     mq_sup_count(d->sup, &n, &connected);
     mq_diag_printf(level,
                    "%llu messages, %llu records, %llu payload bytes stored; %llu unmatched, %llu invalid, "
-                   "%llu pushed back; %zu of %zu connections up",
+                   "%llu pushed back, %llu redeliveries of stored messages not stored again; %zu of %zu "
+                   "connections up",
                    (unsigned long long)st.messages, (unsigned long long)st.records,
                    (unsigned long long)st.bytes, (unsigned long long)st.unmatched,
-                   (unsigned long long)st.invalid, (unsigned long long)st.full, connected, n);
+                   (unsigned long long)st.invalid, (unsigned long long)st.full,
+                   (unsigned long long)st.redelivered, connected, n);
     struct mq_log_stats ls;
     mq_log_stats(mq_store_log(d->store), &ls);
     mq_diag_printf(

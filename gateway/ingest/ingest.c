@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "config/config.h"
+#include "ingest/session.h"
 #include "route/placement.h"
 #include "route/route.h"
 #include "store/store.h"
@@ -91,7 +92,14 @@ struct mq_ingest {
     pthread_mutex_t map_mu; /* topic creation, partition opening, map growth */
     _Atomic(struct mq_tmap *) map;
 
-    atomic_uint_fast64_t messages, records, bytes, unmatched, invalid, full, topics;
+    atomic_uint_fast64_t messages, records, bytes, unmatched, invalid, full, topics, redelivered;
+
+    pthread_mutex_t
+        sess_mu; /* the redelivery guards (session.h), shared by a session's connector instances */
+    struct mq_ingest_sess {
+        struct mq_rx_session *s;
+        struct mq_ingest_sess *next;
+    } * sessions;
     atomic_int_fast64_t last_log_ms; /* rate limit of repeated warnings */
 };
 
@@ -453,9 +461,11 @@ static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
 
 /* Produces one record; a partition that just said it had room but filled meanwhile is waited for. */
 static enum mq_err mq_ingest_produce_one(struct mq_ingest *in, struct mq_part *part,
-                                         const struct mq_record *rec, bool must, int64_t *offset)
+                                         const struct mq_record *rec, bool must, struct mq_rx_note *note,
+                                         int64_t *offset)
 {
-    enum mq_err err = mq_part_produce(part, rec, offset);
+    mq_produce_note_fn *fn = note ? mq_rx_session_note : NULL;
+    enum mq_err err = mq_part_produce_noted(part, rec, fn, note, offset);
     if (err == MQ_ERR_RANGE) {
         /* the open batch cannot take this (large) record on top of what it holds: it fits in a batch of its
          * own once the flusher has sealed the open one */
@@ -468,7 +478,7 @@ static enum mq_err mq_ingest_produce_one(struct mq_ingest *in, struct mq_part *p
     while (err == MQ_ERR_FULL && mq_mono_ms() < deadline) {
         mq_part_request_flush(part);
         mq_sleep_ms(1);
-        err = mq_part_produce(part, rec, offset);
+        err = mq_part_produce_noted(part, rec, fn, note, offset);
         if (err == MQ_ERR_RANGE)
             err = MQ_ERR_FULL;
     }
@@ -481,16 +491,30 @@ static enum mq_err mq_ingest_produce_one(struct mq_ingest *in, struct mq_part *p
     return err;
 }
 
+/* Whether a redelivery's earlier copy is in part already (its offset into *offset). */
+static bool mq_ingest_stored_in(const struct mq_rx_match *m, const struct mq_part *part, int64_t *offset)
+{
+    for (int i = 0; m && i < m->n; i++) {
+        if (m->at[i].part == part) {
+            *offset = m->at[i].offset;
+            return true;
+        }
+    }
+    return false;
+}
+
 static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, const struct mq_source_msg *msg,
-                                   struct mq_ingest_collect *c, struct mq_ticket *ticket)
+                                   struct mq_ingest_collect *c, const struct mq_rx_match *m,
+                                   struct mq_rx_note *note, struct mq_ticket *ticket)
 {
     /* a record no batch can hold (MQTT allows 256 MiB payloads, a batch 64 MiB) is refused before anything
      * is stored: retrying could never help */
     if (msg->payload_len + msg->topic_len > MQ_BATCH_MAX_SIZE - MQ_BATCH_HEADER_SIZE - 4096)
         return MQ_ERR_INVAL;
     /* all or nothing: ask every partition first (a partition named twice is asked twice, harmlessly) */
+    int64_t off = -1;
     for (size_t i = 0; i < c->n; i++) {
-        if (!mq_part_can_produce(c->hits[i].part)) {
+        if (!mq_ingest_stored_in(m, c->hits[i].part, &off) && !mq_part_can_produce(c->hits[i].part)) {
             atomic_fetch_add_explicit(&in->full, 1, memory_order_relaxed);
             return MQ_ERR_FULL;
         }
@@ -521,15 +545,18 @@ static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, con
         .header_count = (int32_t)nh,
     };
     enum mq_err err = MQ_OK;
-    size_t done = 0;
+    size_t done = 0, produced = 0;
     for (; done < c->n; done++) {
         const struct mq_ingest_hit *h = &c->hits[done];
         rec.key = h->key;
         rec.key_len = h->key ? (int32_t)h->key_len : -1;
-        int64_t off = -1;
-        err = mq_ingest_produce_one(in, h->part, &rec, done > 0, &off);
-        if (err != MQ_OK)
-            break;
+        off = -1;
+        if (!mq_ingest_stored_in(m, h->part, &off)) {
+            err = mq_ingest_produce_one(in, h->part, &rec, produced > 0, note, &off);
+            if (err != MQ_OK)
+                break;
+            produced++;
+        }
         if (ticket && ticket->n < MQ_TICKET_MAX) {
             ticket->at[ticket->n].part = h->part;
             ticket->at[ticket->n].offset = off;
@@ -538,8 +565,8 @@ static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, con
     }
     if (hdr != hstack)
         free(hdr);
-    atomic_fetch_add_explicit(&in->records, done, memory_order_relaxed);
-    atomic_fetch_add_explicit(&in->bytes, done * msg->payload_len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&in->records, produced, memory_order_relaxed);
+    atomic_fetch_add_explicit(&in->bytes, produced * msg->payload_len, memory_order_relaxed);
     if (err == MQ_ERR_FULL) {
         atomic_fetch_add_explicit(&in->full, 1, memory_order_relaxed);
     } else if (err != MQ_OK && err != MQ_ERR_INVAL && mq_ingest_log_due(in)) {
@@ -572,10 +599,25 @@ enum mq_err mq_ingest_message(struct mq_ingest *in, const char *broker, const st
     int nhits = 0;
     enum mq_err err = mq_route_match(routes->table, broker, msg->topic, msg->topic_len, msg->payload,
                                      msg->payload_len, mq_collect_hit, &c, &nhits);
+    /* a QoS 1/2 message of a guarded session: a redelivery of one stored before is not stored again where
+     * it is; every record produced is noted in the guard first (session.h) */
+    struct mq_rx_session *sess = msg->session && msg->qos > 0 && msg->packet_id > 0 ? msg->session : NULL;
+    struct mq_rx_match match;
+    struct mq_rx_note note;
+    bool matched = false;
+    if (sess && err == MQ_OK && c.n > 0) {
+        uint64_t digest = mq_rx_digest(msg->topic, msg->topic_len, msg->payload, msg->payload_len);
+        matched = mq_rx_session_match(sess, msg->packet_id, digest, msg->dup, &match);
+        mq_rx_session_begin(sess, msg->packet_id, msg->qos, digest, msg->timestamp, &note);
+    }
     if (err == MQ_OK && c.n > 0)
-        err = mq_ingest_store(in, broker, msg, &c, ticket);
+        err = mq_ingest_store(in, broker, msg, &c, matched ? &match : NULL, sess ? &note : NULL, ticket);
     mq_collect_release(&c);
     atomic_fetch_sub(&in->readers[e].v, 1);
+    if (sess && (err == MQ_OK || err == MQ_ERR_INVAL))
+        mq_rx_session_done(sess, msg->packet_id, matched && err == MQ_OK);
+    if (matched && err == MQ_OK)
+        atomic_fetch_add_explicit(&in->redelivered, 1, memory_order_relaxed);
 
     if (err == MQ_OK) {
         atomic_fetch_add_explicit(&in->messages, 1, memory_order_relaxed);
@@ -659,6 +701,7 @@ enum mq_err mq_ingest_new(struct mq_store *store, struct mq_ingest_routes *route
         free(in);
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "pthread_mutex_init: %s", strerror(rc));
     }
+    pthread_mutex_init(&in->sess_mu, NULL);
     in->store = store;
     atomic_init(&in->map, map);
     in->gen = 1;
@@ -706,6 +749,13 @@ void mq_ingest_free(struct mq_ingest *in)
         }
     }
     mq_ingest_routes_free(atomic_load(&in->routes));
+    while (in->sessions) { /* a connector that forgot its put(): its guard goes with the ingest layer */
+        struct mq_ingest_sess *next = in->sessions->next;
+        mq_rx_session_close(in->sessions->s);
+        free(in->sessions);
+        in->sessions = next;
+    }
+    pthread_mutex_destroy(&in->sess_mu);
     pthread_mutex_destroy(&in->map_mu);
     free(in);
 }
@@ -719,4 +769,56 @@ void mq_ingest_stats(struct mq_ingest *in, struct mq_ingest_stats *st)
     st->invalid = atomic_load(&in->invalid);
     st->full = atomic_load(&in->full);
     st->topics = atomic_load(&in->topics);
+    st->redelivered = atomic_load(&in->redelivered);
+}
+
+enum mq_err mq_ingest_session_get(struct mq_ingest *in, const char *broker, const char *client_id,
+                                  int64_t window, struct mq_rx_session **out, char *errstr,
+                                  size_t errstr_size)
+{
+    pthread_mutex_lock(&in->sess_mu);
+    enum mq_err err = MQ_OK;
+    struct mq_ingest_sess *e = in->sessions;
+    while (e && !mq_rx_session_is(e->s, broker, client_id))
+        e = e->next;
+    if (e) {
+        mq_rx_session_ref(e->s, 1);
+        *out = e->s;
+    } else if (!(e = calloc(1, sizeof *e))) {
+        err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    } else if ((err = mq_rx_session_open(in->store, broker, client_id, window, &e->s, errstr, errstr_size)) !=
+               MQ_OK) {
+        free(e);
+    } else {
+        e->next = in->sessions;
+        in->sessions = e;
+        *out = e->s;
+    }
+    pthread_mutex_unlock(&in->sess_mu);
+    return err;
+}
+
+void mq_ingest_session_put(struct mq_ingest *in, struct mq_rx_session *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&in->sess_mu);
+    if (mq_rx_session_ref(s, -1) == 0) {
+        for (struct mq_ingest_sess **pp = &in->sessions; *pp; pp = &(*pp)->next) {
+            if ((*pp)->s == s) {
+                struct mq_ingest_sess *e = *pp;
+                *pp = e->next;
+                free(e);
+                break;
+            }
+        }
+        mq_rx_session_close(s);
+    }
+    pthread_mutex_unlock(&in->sess_mu);
+}
+
+void mq_ingest_session_connected(struct mq_rx_session *s, bool session_present)
+{
+    if (s)
+        mq_rx_session_connected(s, session_present);
 }

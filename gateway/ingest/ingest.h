@@ -52,6 +52,11 @@ struct mq_source_msg {
     int64_t timestamp;               /* receive time, ms since the epoch */
     const struct mq_header *headers; /* extra headers (MQTT 5 properties), may be NULL */
     int32_t header_count;
+    /* The redelivery guard of the session it came on (NULL: none), with the message's packet identifier
+     * (QoS 1/2: 1..65535) and DUP flag (-1 when the client library does not tell). See below. */
+    struct mq_rx_session *session;
+    int32_t packet_id;
+    int dup;
 };
 
 #define MQ_TICKET_MAX 8 /* a message stored in more log topics than this is waited for in part */
@@ -82,6 +87,30 @@ bool mq_ingest_durable(struct mq_ingest *in, const struct mq_ticket *ticket);
 /* Waits until every record of the ticket is durable, asking the log to flush now rather than at its next
  * tick (a connector holding back an ack is waiting). MQ_ERR_TIMEDOUT, or the store's write error. */
 enum mq_err mq_ingest_wait(struct mq_ingest *in, const struct mq_ticket *ticket, int64_t timeout_ms);
+
+/* ---- redelivery guards: exactly once across crashes and reconnects ---- */
+
+/*
+ * A connector that acknowledges only durable records still gets a message again when the connection (or
+ * the process) ends between the record becoming durable and the acknowledgement reaching the broker: the
+ * broker redelivers it on the resumed session with the same packet identifier. The session's guard
+ * (gateway/ingest/session.h) notes every record produced for a QoS 1/2 message of the session, durably in
+ * step with the records, and recognises such a redelivery (same packet id, same topic and payload): ingest
+ * then stores nothing again and returns a ticket for the records stored before, so the connector
+ * acknowledges it like any other message.
+ *
+ * mq_ingest_session_get() opens the guard of client client_id at broker `broker` (the same one for every
+ * instance of that session, counted) and checks what a previous process noted against the log; window is
+ * the broker's in-flight window (max_inflight). The connector puts it into every mq_source_msg it hands
+ * over, calls mq_ingest_session_connected() from each CONNACK with its session-present flag, and gives the
+ * guard back with mq_ingest_session_put().
+ */
+struct mq_rx_session;
+enum mq_err mq_ingest_session_get(struct mq_ingest *in, const char *broker, const char *client_id,
+                                  int64_t window, struct mq_rx_session **out, char *errstr,
+                                  size_t errstr_size);
+void mq_ingest_session_put(struct mq_ingest *in, struct mq_rx_session *s);
+void mq_ingest_session_connected(struct mq_rx_session *s, bool session_present);
 
 /* ---- building and running the ingest layer (the daemon's side) ---- */
 
@@ -133,13 +162,14 @@ void mq_ingest_free(struct mq_ingest *in);
 
 /* Counters (read from any thread; each is exact, the set is not a snapshot). */
 struct mq_ingest_stats {
-    uint64_t messages;  /* accepted messages (stored, or dropped as unmatched) */
-    uint64_t records;   /* records produced (a message matching k topics makes k) */
-    uint64_t bytes;     /* payload bytes of the records */
-    uint64_t unmatched; /* messages dropped: no mapping and no unmatched topic */
-    uint64_t invalid;   /* messages refused: not a valid MQTT topic name */
-    uint64_t full;      /* MQ_ERR_FULL answers (backpressure) */
-    uint64_t topics;    /* log topics created by ingest */
+    uint64_t messages;    /* accepted messages (stored, or dropped as unmatched) */
+    uint64_t records;     /* records produced (a message matching k topics makes k) */
+    uint64_t bytes;       /* payload bytes of the records */
+    uint64_t unmatched;   /* messages dropped: no mapping and no unmatched topic */
+    uint64_t invalid;     /* messages refused: not a valid MQTT topic name */
+    uint64_t full;        /* MQ_ERR_FULL answers (backpressure) */
+    uint64_t topics;      /* log topics created by ingest */
+    uint64_t redelivered; /* redeliveries of stored messages recognised and not stored again */
 };
 void mq_ingest_stats(struct mq_ingest *in, struct mq_ingest_stats *st);
 

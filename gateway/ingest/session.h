@@ -1,0 +1,104 @@
+/*
+ * session.h - the redelivery guard of one broker session (inside the ingest layer; connectors see only the
+ * handle and mq_ingest_session_*() in ingest.h).
+ *
+ * Why. A connector acknowledges a QoS 1/2 message only once its record is durable. A crash, a lost
+ * connection or a broker restart between the two makes the broker deliver the message again on the
+ * resumed session, with the same packet identifier (MQTT 3.1.1 and 5 both require it). Stored a second
+ * time it would be a duplicate. The guard remembers, durably and in step with the records, which packet
+ * ids of the session were stored, so that such a redelivery is recognised, acknowledged and not stored
+ * again.
+ *
+ * How.
+ *  - A ring of fixed 64-byte slots in a file of the data directory (sessions/<broker>@<client id>.rx),
+ *    mapped into memory. Each record ingest produces for the session gets a slot: the message's sequence
+ *    number in the session, its packet id and QoS, a digest of its MQTT topic and payload, and where the
+ *    record went (log topic, partition, offset) with its timestamp. The slot is written from the log's
+ *    produce note (mq_part_produce_noted()), before any write can take the record to its segment: a kill of
+ *    the process at any moment leaves no stored record without its slot. A slot written for a record that
+ *    never reached the file is found out when the guard opens: each slot is checked against the record at
+ *    its offset (same digest and timestamp), and the ones that do not match are dropped.
+ *  - On a connection with session present, the messages stored before it become candidates: for each packet
+ *    id, the latest message stored with it, among the last `window` messages of the session. A message that
+ *    arrives with a candidate's packet id and the same topic and payload digest (and, when the client
+ *    library tells, with DUP set) is that message again: ingest does not store it where it was stored
+ *    before. Any other message with that packet id retires the candidate: the broker has reused the id, so
+ *    it had the acknowledgement. A connection without session present retires every candidate: the broker
+ *    has nothing to redeliver.
+ *  - The window bounds both memory and the one residual risk: a broker that reused an id whose
+ *    acknowledgement it had, for a message with the same topic and payload, while the first was still a
+ *    candidate. Brokers that number their outgoing messages in sequence (mosquitto) reuse an id only after
+ *    65535 others; the window stays far below that.
+ *
+ * The slots are in host byte order: the file never leaves the machine. Power loss: the ring is written
+ * before the records and synced with them by the page cache's own order only; a record whose slot did not
+ * reach the disk is stored again when redelivered (a duplicate, never a loss).
+ *
+ * Threads: one connector thread delivers a session's messages; connected() may come from another. A mutex
+ * guards the state; the produce note takes it under the partition's lock, so nothing here calls into the
+ * log while holding it.
+ */
+#ifndef MQ_INGEST_SESSION_H
+#define MQ_INGEST_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingest/ingest.h"
+#include "log/log.h"
+#include "util/err.h"
+
+struct mq_store;
+
+/* Opens (creating when missing) the guard of session client_id at broker in the store's directory, and
+ * checks the slots a previous process left against the log. window: the messages that may be in flight
+ * unacknowledged (the broker's in-flight window). */
+enum mq_err mq_rx_session_open(struct mq_store *store, const char *broker, const char *client_id,
+                               int64_t window, struct mq_rx_session **out, char *errstr, size_t errstr_size);
+void mq_rx_session_close(struct mq_rx_session *s);
+
+bool mq_rx_session_is(const struct mq_rx_session *s, const char *broker, const char *client_id);
+int mq_rx_session_ref(struct mq_rx_session *s, int delta); /* returns the new count */
+
+/* The digest a redelivery must match: of the MQTT topic and the payload. */
+uint64_t mq_rx_digest(const void *topic, size_t topic_len, const void *payload, size_t payload_len);
+
+/* A stored message that a redelivery matched: where its records are. */
+struct mq_rx_match {
+    int n;
+    struct {
+        struct mq_part *part;
+        int64_t offset;
+    } at[MQ_TICKET_MAX];
+};
+
+/*
+ * Looks for the candidate a message with packet id pid (1..65535), digest and dup (-1: unknown, 0, 1) would
+ * be a redelivery of. True and *m filled when it is one. Changes nothing: the caller calls
+ * mq_rx_session_done() once the message is stored (a message the store refused comes again).
+ */
+bool mq_rx_session_match(struct mq_rx_session *s, int pid, uint64_t digest, int dup, struct mq_rx_match *m);
+
+/* The message with packet id pid is stored, or (matched: the match said so) known stored: retires the
+ * candidate of pid. */
+void mq_rx_session_done(struct mq_rx_session *s, int pid, bool matched);
+
+/* The note context of one message: filled by mq_rx_session_begin(), passed to mq_part_produce_noted() with
+ * mq_rx_session_note for each of its records. */
+struct mq_rx_note {
+    struct mq_rx_session *s;
+    uint64_t seq;
+    uint64_t digest;
+    int64_t timestamp;
+    uint16_t pid;
+    uint8_t qos;
+};
+void mq_rx_session_begin(struct mq_rx_session *s, int pid, int qos, uint64_t digest, int64_t timestamp,
+                         struct mq_rx_note *note);
+mq_produce_note_fn mq_rx_session_note;
+
+/* A connection to the broker is up: session_present as its CONNACK said. */
+void mq_rx_session_connected(struct mq_rx_session *s, bool session_present);
+
+#endif
