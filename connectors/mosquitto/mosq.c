@@ -127,6 +127,16 @@ static enum mq_err mq_mosq_setup_tls(struct mq_mosq *m, char *errstr, size_t err
     return MQ_OK;
 }
 
+/* The QoS a subscription is made with. libmosquitto answers PUBREC before it hands a QoS 2 message over, and
+ * the broker's responsibility for the message ends there: a crash before the record is durable would lose
+ * it. With durable_ack a QoS 2 mapping is therefore subscribed at QoS 1, whose PUBACK waits for the record;
+ * the redelivery guard makes the outcome exactly once, as QoS 2 promises (records say mqtt.qos 1, the QoS
+ * they were delivered with). */
+static int mq_mosq_sub_qos(const struct mq_mosq *m, int qos)
+{
+    return qos == 2 && m->durable ? 1 : qos;
+}
+
 /* Groups the subscriptions by QoS: libmosquitto subscribes a list of filters with one QoS per call. */
 static enum mq_err mq_mosq_group_subs(struct mq_mosq *m, char *errstr, size_t errstr_size)
 {
@@ -138,7 +148,7 @@ static enum mq_err mq_mosq_group_subs(struct mq_mosq *m, char *errstr, size_t er
         if (mosquitto_sub_topic_check2(s->filter, strlen(s->filter)) != MOSQ_ERR_SUCCESS)
             return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "broker %s: invalid subscription filter '%s'",
                            m->broker->name, s->filter);
-        m->nsubs_by_qos[s->qos]++;
+        m->nsubs_by_qos[mq_mosq_sub_qos(m, s->qos)]++;
     }
     for (int q = 0; q < 3; q++) {
         if (m->nsubs_by_qos[q] == 0)
@@ -150,7 +160,8 @@ static enum mq_err mq_mosq_group_subs(struct mq_mosq *m, char *errstr, size_t er
     }
     for (size_t i = 0; i < m->ctx.nsubs; i++) {
         const struct mq_subscription *s = &m->ctx.subs[i];
-        m->subs_by_qos[s->qos][m->nsubs_by_qos[s->qos]++] = (char *)s->filter;
+        int q = mq_mosq_sub_qos(m, s->qos);
+        m->subs_by_qos[q][m->nsubs_by_qos[q]++] = (char *)s->filter;
     }
     return MQ_OK;
 }
@@ -216,7 +227,14 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
                                .sleep = mq_mosq_wait,
                                .opaque = m};
 
+    m->durable = b->durable_ack;
     if ((err = mq_mosq_group_subs(m, errstr, errstr_size)) != MQ_OK)
+        goto fail;
+    /* exactly once: with a persistent session and durable acknowledgement, the session's redelivery guard
+     * (ingest.h) keeps redeliveries of stored messages from being stored again */
+    if (m->durable && !b->clean_session && (m->nsubs_by_qos[1] || m->nsubs_by_qos[2]) &&
+        (err = mq_ingest_session_get(ctx->ingest, b->name, m->client_id, b->max_inflight, &m->rx, errstr,
+                                     errstr_size)) != MQ_OK)
         goto fail;
 
     pthread_condattr_t ca;
@@ -284,7 +302,6 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
      * loop's write phase instead of writing it from inside the read phase, which is what lets the network
      * thread hold acknowledgements back until the records are durable (mosq_conn.c). The network thread
      * remains the only one that calls libmosquitto. */
-    m->durable = b->durable_ack;
     if (m->durable && (rc = mosquitto_threaded_set(m->mosq, true)) != MOSQ_ERR_SUCCESS) {
         err = mq_errf(mq_mosq_err(rc), errstr, errstr_size, "broker %s: mosquitto_threaded_set: %s", b->name,
                       mosquitto_strerror(rc));
@@ -312,11 +329,18 @@ static enum mq_err mq_mosq_start(void *instance)
     /* The one thing an operator must know about this client (see the comment at the top of this file). */
     if (m->durable) {
         MQ_INFO("broker %s: QoS 1/2 messages are acknowledged once their records are durable", m->tag);
-        if (m->nsubs_by_qos[2] > 0)
-            MQ_WARN("broker %s: libmosquitto hands a QoS 2 message over only after it has answered PUBREC, "
-                    "which ends the broker's responsibility for it: a crash in between loses it; subscribe "
-                    "with QoS 1 for crash-safe durable acknowledgement",
+        if (m->rx)
+            MQ_INFO("broker %s: redeliveries of stored messages are recognised and not stored again", m->tag);
+        for (size_t i = 0; i < m->ctx.nsubs; i++) {
+            if (m->ctx.subs[i].qos == 2) {
+                MQ_INFO(
+                    "broker %s: QoS 2 filters are subscribed at QoS 1 (libmosquitto answers PUBREC before "
+                    "the record is durable); with the redelivery guard that gives the same exactly-once "
+                    "outcome",
                     m->tag);
+                break;
+            }
+        }
     } else if (m->ctx.flush_interval_ms > 0)
         MQ_NOTICE("broker %s: client mosquitto acknowledges QoS 1/2 messages on receipt, before they are "
                   "durable: a crash can lose up to log.flush_interval_ms = %lld ms of received messages "
@@ -374,6 +398,7 @@ static void mq_mosq_destroy(void *instance)
     }
     for (int q = 0; q < 3; q++)
         free(m->subs_by_qos[q]);
+    mq_ingest_session_put(m->ctx.ingest, m->rx);
     mq_mosq_msg_free(m);
     free(m->client_id);
     free(m->tag);

@@ -327,6 +327,7 @@ void mq_mosq_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, co
     atomic_store(&m->st.connected, true);
     MQ_INFO("broker %s: connected to %s:%d as %s (session present: %s)", m->tag, m->broker->host,
             m->broker->port, m->client_id, (flags & 1) ? "yes" : "no");
+    mq_ingest_session_connected(m->rx, flags & 1); /* before any message of this connection */
     /* libmosquitto formats a line for every packet (vsnprintf, "received PUBLISH ...") whenever a log
      * callback is set, before the callback can drop it: 15-20% of this thread's time at QoS 0 (perf,
      * tests/bench/ingest). Its error and warning lines matter while connecting (TLS, refusals); once

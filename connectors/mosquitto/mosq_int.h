@@ -56,6 +56,7 @@ struct mq_mosq {
      * phase, the highest offset stored in each partition. Their PUBACKs wait in libmosquitto's output
      * queue (threaded mode: nothing is written from inside the read phase) until these are durable. */
     bool durable;
+    struct mq_rx_session *rx; /* the session's redelivery guard (persistent session + durable_ack), or NULL */
     struct {
         struct mq_part *part;
         int64_t offset;

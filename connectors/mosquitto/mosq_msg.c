@@ -9,8 +9,10 @@
  * threaded mode, where queued packets are written only by the loop's write phase; on_message adds the
  * record's place to m->pending and the network thread (mosq_conn.c) writes the acknowledgements of a whole
  * read batch once mq_mosq_pending_wait() has seen those records durable: one group commit per batch, and a
- * crash loses nothing the broker handed over at QoS 1. (QoS 2 is delivered only after our PUBREC, which
- * the broker takes as the hand-over: a crash between the two loses it. start() warns.) Either way this
+ * crash loses nothing the broker handed over at QoS 1 (QoS 2 is delivered only after our PUBREC, which the
+ * broker takes as the hand-over, so durable_ack subscribes QoS 2 filters at QoS 1: mosq.c). A redelivery of
+ * a message stored before the crash is recognised by the session's guard (ingest.h) and not stored
+ * again. Either way this
  * callback never drops a message the store refuses for lack of room.
  *
  * Backpressure: when mq_ingest_message() says MQ_ERR_FULL, on_message keeps the message and retries with a
@@ -186,6 +188,9 @@ void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitt
         .qos = msg->qos,
         .retain = msg->retain,
         .timestamp = mq_now_ms(),
+        .session = m->rx,
+        .packet_id = msg->mid,
+        .dup = -1, /* libmosquitto does not pass the DUP flag on */
     };
     if (props) {
         if (!mq_mosq_props_to_headers(m, props))

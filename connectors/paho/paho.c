@@ -148,9 +148,29 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
             err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
             goto fail;
         }
-        p->qos[i] = q;
-        qos2 |= q == 2;
+        /* MQTT 3.1.1: Paho answers PUBREC before it hands a QoS 2 message over, which ends the broker's
+         * responsibility for it. With durable_ack such a filter is subscribed at QoS 1, whose PUBACK waits
+         * for the record; the redelivery guard makes the outcome exactly once, as QoS 2 promises. */
+        p->qos[i] = q == 2 && !p->v5 && b->durable_ack ? 1 : q;
+        qos2 |= p->qos[i] == 2;
     }
+    /* exactly once: with a persistent session and durable acknowledgement, the session's redelivery guard
+     * (ingest.h) keeps redeliveries of stored messages from being stored again */
+    bool guarded = false, downgraded = false;
+    for (int i = 0; i < p->nsubs; i++) {
+        guarded |= p->qos[i] > 0;
+        downgraded |= p->qos[i] != ctx->subs[i].qos;
+    }
+    if (downgraded)
+        MQ_INFO(
+            "broker %s: QoS 2 filters are subscribed at QoS 1 (over MQTT 3.1.1 Paho answers PUBREC before "
+            "the record is durable); redeliveries of stored messages are recognised, which gives the same "
+            "exactly-once outcome",
+            b->name);
+    if (guarded && b->durable_ack && !b->clean_session &&
+        (err = mq_ingest_session_get(ctx->ingest, b->name, p->client_id, b->max_inflight, &p->rx, errstr,
+                                     errstr_size)) != MQ_OK)
+        goto fail;
 
     static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
     pthread_once(&trace_once, mq_paho_trace_off);
@@ -173,11 +193,6 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
         goto fail;
     }
 
-    if (qos2 && !p->v5 && b->durable_ack)
-        MQ_WARN("broker %s: with MQTT 3.1.1 Paho sends PUBREC for a QoS 2 message before handing it over and "
-                "keeps it in memory until PUBREL: a crash in between loses it; use protocol 5 (or QoS 1) for "
-                "crash-safe durable acknowledgement",
-                b->name);
     /* mosquitto 2.0.11 does not keep to its in-flight limit (max_inflight_messages for MQTT 3.1.1, our
      * receive maximum for MQTT 5): each PUBCOMP can move up to that many queued messages into flight
      * (db__message_delete_outgoing, mosquitto issue #2301). With more than 65535 QoS 2 messages in flight it
@@ -243,6 +258,8 @@ static void mq_paho_destroy(void *instance)
         free(p->filters[i]);
     free(p->filters);
     free(p->qos);
+    if (p->rx)
+        mq_ingest_session_put(p->hold.ingest, p->rx);
     if (p->password) {
         memset(p->password, 0, strlen(p->password));
         free(p->password);

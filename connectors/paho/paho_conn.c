@@ -138,6 +138,7 @@ static void mq_paho_connected(struct mq_paho *p, int session_present)
     MQ_INFO("broker %s (%s): connected to %s, MQTT %s, %s session%s", p->broker->name, p->client_id, p->uri,
             p->v5 ? "5" : "3.1.1", p->broker->clean_session ? "clean" : "persistent",
             session_present ? " resumed" : "");
+    mq_ingest_session_connected(p->rx, session_present != 0);
     if (!stopping)
         mq_paho_subscribe(p);
 }

@@ -49,6 +49,7 @@ struct mq_paho {
     int *qos;
     int nsubs;
     bool v5;
+    struct mq_rx_session *rx; /* the session's redelivery guard (persistent session + durable_ack), or NULL */
 
     MQTTAsync client; /* NULL until create succeeded, and after stop() destroyed it */
 

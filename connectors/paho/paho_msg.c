@@ -111,6 +111,9 @@ int mq_paho_on_message(void *context, char *topic, int topic_len, MQTTAsync_mess
         .qos = m->qos,
         .retain = m->retained != 0,
         .timestamp = mq_now_ms(),
+        .session = p->rx,
+        .packet_id = m->msgid,
+        .dup = m->dup != 0,
     };
     struct mq_header stack_hdrs[MQ_PAHO_HEADERS_ON_STACK];
     struct mq_header *hdrs = NULL;

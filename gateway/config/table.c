@@ -341,13 +341,16 @@ static const struct mq_ckey mq_keys_broker[] = {
      .min = 1,
      .max = 65535,
      .doc = "How many QoS 1/2 messages the broker may have unacknowledged towards mqlogd (MQTT 5 receive "
-            "maximum). client mosquitto with a QoS 2 subscription sends 65535 instead: libmosquitto drops "
-            "the connection when a broker exceeds it, and mosquitto 2.0 does. mosquitto 2.0.11 overshoots "
-            "both its max_inflight_messages (MQTT 3.1.1) and this receive maximum; with a backlog of more "
-            "than 65535 QoS 2 messages for the session it then reuses packet identifiers still in flight "
-            "(it logs \"disconnected due to protocol error\"). With client paho and MQTT 3.1.1 that loses "
-            "and duplicates messages; with MQTT 5 paho stores each message before acknowledging it and "
-            "nothing was lost. Use protocol 5 for QoS 2."},
+            "maximum). It also sizes the redelivery guard of a persistent session (see durable_ack): the "
+            "last 2 x max_inflight messages stored are recognised when the broker delivers them again; with "
+            "MQTT 3.1.1 keep it at least at the broker's own in-flight limit (mosquitto: "
+            "max_inflight_messages, default 20; RabbitMQ: mqtt.prefetch, default 10). Without durable_ack, "
+            "client mosquitto with a QoS 2 subscription sends 65535 instead: libmosquitto drops the "
+            "connection when a broker exceeds it, and mosquitto 2.0 does. mosquitto 2.0.11 overshoots both "
+            "its max_inflight_messages (MQTT 3.1.1) and this receive maximum; with a backlog of more than "
+            "65535 QoS 2 messages for the session it then reuses packet identifiers still in flight (it "
+            "logs \"disconnected due to protocol error\"); with MQTT 5 paho stores each message before "
+            "acknowledging it and nothing was lost."},
     {.name = "durable_ack",
      .type = MQ_CT_BOOL,
      .off = BRK(durable_ack),
@@ -355,8 +358,14 @@ static const struct mq_ckey mq_keys_broker[] = {
      .doc = "Acknowledge a QoS 1/2 message only after its record is durable, so that a crash loses "
             "nothing the broker handed over (with a persistent session the broker keeps the rest). paho "
             "waits for each message in turn (one flush per message); mosquitto reads a batch, waits for "
-            "one group commit and acknowledges the batch. QoS 2 is crash-safe this way only with paho and "
-            "MQTT 5. false: acknowledge on receipt (faster; a crash loses up to log.flush_interval_ms)."},
+            "one group commit and acknowledges the batch. With a persistent session a redelivery guard "
+            "(data_dir/sessions/) notes the packet id of every stored message, so that the broker's "
+            "redelivery of a message that was stored but not yet acknowledged when mqlogd stopped, crashed "
+            "or lost the connection is acknowledged and not stored again: exactly once. QoS 2 filters are "
+            "then subscribed at QoS 1 where the client library would answer PUBREC before the record is "
+            "durable (client mosquitto; paho with MQTT 3.1.1), with the same exactly-once outcome; their "
+            "records say mqtt.qos 1. false: acknowledge on receipt (faster; a crash loses up to "
+            "log.flush_interval_ms)."},
     {.name = NULL},
 };
 

@@ -44,7 +44,8 @@ def one(qos, version):
     t_all = time.monotonic() - t0
     d.stop()
     recs = e.consume(d.data, "e2e")
-    e.check_stream(recs, n, TOPICS, qos=qos, broker="local", exact=True, size=SIZE)
+    e.check_stream(recs, n, TOPICS, qos=e.delivered_qos(CONNECTOR, qos, version), broker="local", exact=True,
+                   size=SIZE)
     if len(recs) != n + probes:
         e.fail("%d records stored, expected %d messages + %d probes" % (len(recs), n, probes))
     e.log("%-9s QoS %d MQTT %-5s: %d messages exactly once, in order, headers ok; published in %.2fs, stored "

@@ -470,6 +470,15 @@ def broker(port, client, client_id, name="local", version=5, **keys):
                  "protocol": "5" if version == 5 else "3.1.1", "clean_session": False}, **keys)
 
 
+def delivered_qos(connector, qos, version, durable_ack=True):
+    """The QoS a message of a QoS QOS mapping arrives with (its mqtt.qos header): with durable_ack, QoS 2
+    filters are subscribed at QoS 1 where the client library answers PUBREC before handing the message over
+    (libmosquitto always, Paho over MQTT 3.1.1); the redelivery guard makes that exactly once."""
+    if qos == 2 and durable_ack and (connector == "mosquitto" or version != 5):
+        return 1
+    return qos
+
+
 def mapping(source, to, **keys):
     """One entry of mappings: MQTT filter SOURCE into log topic TO; keys adds qos=, partitions=, key=, ..."""
     return dict({"from": source, "to": to}, **keys)
