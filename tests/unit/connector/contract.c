@@ -52,7 +52,7 @@ static void run_stream_once(int protocol, int qos, bool durable)
     CU_ASSERT_EQUAL(st.paused_ms, 0);
     h_stop(&h);
     char qs[4];
-    snprintf(qs, sizeof qs, "%d", qos);
+    snprintf(qs, sizeof qs, "%d", mq_contract.delivered_qos(qos, protocol, durable));
     if (!assert_exactly_once(&h, NMSG, qs))
         fprintf(stderr, "(protocol %d qos %d durable_ack %d)\n", protocol, qos, durable);
     CU_ASSERT_EQUAL(h_tcount(&h), NMSG);

@@ -38,6 +38,9 @@ struct mq_contract {
     bool (*lib_init)(void);
     void (*lib_fini)(void);
     const struct mq_test *tests; /* the connector's own tests, MQ_TEST_END-terminated */
+    /* The QoS a message of a QoS qos subscription arrives with (its mqtt.qos header): with durable_ack a
+     * connector whose library answers PUBREC before handing a message over subscribes QoS 2 at QoS 1. */
+    int (*delivered_qos)(int qos, int protocol, bool durable_ack);
 };
 extern const struct mq_contract mq_contract;
 
