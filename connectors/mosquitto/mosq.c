@@ -232,9 +232,10 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
         goto fail;
     /* exactly once: with a persistent session and durable acknowledgement, the session's redelivery guard
      * (ingest.h) keeps redeliveries of stored messages from being stored again */
-    if (m->durable && !b->clean_session && (m->nsubs_by_qos[1] || m->nsubs_by_qos[2]) &&
-        (err = mq_ingest_session_get(ctx->ingest, b->name, m->client_id, b->max_inflight, &m->rx, errstr,
-                                     errstr_size)) != MQ_OK)
+    if (m->durable && !b->clean_session && b->dedup != MQ_DEDUP_OFF &&
+        (m->nsubs_by_qos[1] || m->nsubs_by_qos[2]) &&
+        (err = mq_ingest_session_get(ctx->ingest, b->name, m->client_id, b->max_inflight, b->dedup, &m->rx,
+                                     errstr, errstr_size)) != MQ_OK)
         goto fail;
 
     pthread_condattr_t ca;

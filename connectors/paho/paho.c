@@ -167,9 +167,9 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
             "the record is durable); redeliveries of stored messages are recognised, which gives the same "
             "exactly-once outcome",
             b->name);
-    if (guarded && b->durable_ack && !b->clean_session &&
-        (err = mq_ingest_session_get(ctx->ingest, b->name, p->client_id, b->max_inflight, &p->rx, errstr,
-                                     errstr_size)) != MQ_OK)
+    if (guarded && b->durable_ack && !b->clean_session && b->dedup != MQ_DEDUP_OFF &&
+        (err = mq_ingest_session_get(ctx->ingest, b->name, p->client_id, b->max_inflight, b->dedup, &p->rx,
+                                     errstr, errstr_size)) != MQ_OK)
         goto fail;
 
     static pthread_once_t trace_once = PTHREAD_ONCE_INIT;

@@ -71,8 +71,16 @@ struct mq_config_broker {
     int64_t reconnect_max_ms;
     int64_t max_inflight; /* MQTT 5 receive maximum / in-flight window */
     bool durable_ack;     /* paho: acknowledge QoS 1/2 only after the record is durable */
+    int dedup;            /* enum mq_dedup: how the redelivery guard recognises a redelivery */
     struct mq_config_loc loc;
     struct mq_config_loc client_loc; /* where client was written (the broker's position when defaulted) */
+};
+
+/* How a persistent session's redelivery guard (ingest/session.h) recognises a redelivery. */
+enum mq_dedup {
+    MQ_DEDUP_PACKET_ID, /* same packet id, topic and payload (MQTT requires the id to stay; mosquitto) */
+    MQ_DEDUP_PAYLOAD,   /* DUP set, same topic and payload: for brokers that renumber (RabbitMQ) */
+    MQ_DEDUP_OFF,       /* no guard: a redelivery of a stored message is stored again */
 };
 
 struct mq_config_mapping {

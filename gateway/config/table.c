@@ -221,6 +221,13 @@ static const struct mq_csection mq_csection_tls = {
 /* The sections refer to each other from their check hooks. */
 static const struct mq_csection mq_csection_broker, mq_csection_mapping, mq_csection_kafka;
 
+static const struct mq_cenum mq_enum_dedup[] = {
+    {"packet_id", MQ_DEDUP_PACKET_ID},
+    {"payload", MQ_DEDUP_PAYLOAD},
+    {"off", MQ_DEDUP_OFF},
+    {NULL, 0},
+};
+
 static const struct mq_cenum mq_enum_protocol[] = {
     {"3.1.1", 4},
     {"5", 5},
@@ -366,6 +373,20 @@ static const struct mq_ckey mq_keys_broker[] = {
             "durable (client mosquitto; paho with MQTT 3.1.1), with the same exactly-once outcome; their "
             "records say mqtt.qos 1. false: acknowledge on receipt (faster; a crash loses up to "
             "log.flush_interval_ms)."},
+    {.name = "dedup",
+     .type = MQ_CT_ENUM,
+     .off = BRK(dedup),
+     .def = "packet_id",
+     .enums = mq_enum_dedup,
+     .doc = "How the redelivery guard of a persistent session with durable_ack recognises a message the "
+            "broker delivers again after mqlogd stopped, crashed or lost the connection. packet_id: the "
+            "same packet identifier, topic and payload as a message stored before (MQTT requires a "
+            "redelivery to keep its packet identifier; mosquitto does): exactly once. payload: DUP set "
+            "(with client mosquitto, which cannot see DUP: among the first max_inflight messages after the "
+            "reconnect) and the same topic and payload, whatever the identifier: for brokers that renumber "
+            "redeliveries, as RabbitMQ does; exact as long as the payloads of one topic differ (a reading "
+            "with a timestamp or a counter), while a message whose topic and payload repeat an earlier "
+            "one's may be taken for its redelivery. off: no guard (a redelivery is stored again)."},
     {.name = NULL},
 };
 

@@ -615,7 +615,7 @@ enum mq_err mq_ingest_message(struct mq_ingest *in, const char *broker, const st
     mq_collect_release(&c);
     atomic_fetch_sub(&in->readers[e].v, 1);
     if (sess && (err == MQ_OK || err == MQ_ERR_INVAL))
-        mq_rx_session_done(sess, msg->packet_id, matched && err == MQ_OK);
+        mq_rx_session_done(sess, msg->packet_id, matched && err == MQ_OK ? &match : NULL);
     if (matched && err == MQ_OK)
         atomic_fetch_add_explicit(&in->redelivered, 1, memory_order_relaxed);
 
@@ -773,7 +773,7 @@ void mq_ingest_stats(struct mq_ingest *in, struct mq_ingest_stats *st)
 }
 
 enum mq_err mq_ingest_session_get(struct mq_ingest *in, const char *broker, const char *client_id,
-                                  int64_t window, struct mq_rx_session **out, char *errstr,
+                                  int64_t window, int mode, struct mq_rx_session **out, char *errstr,
                                   size_t errstr_size)
 {
     pthread_mutex_lock(&in->sess_mu);
@@ -786,8 +786,8 @@ enum mq_err mq_ingest_session_get(struct mq_ingest *in, const char *broker, cons
         *out = e->s;
     } else if (!(e = calloc(1, sizeof *e))) {
         err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    } else if ((err = mq_rx_session_open(in->store, broker, client_id, window, &e->s, errstr, errstr_size)) !=
-               MQ_OK) {
+    } else if ((err = mq_rx_session_open(in->store, broker, client_id, window, mode, &e->s, errstr,
+                                         errstr_size)) != MQ_OK) {
         free(e);
     } else {
         e->next = in->sessions;

@@ -101,13 +101,14 @@ enum mq_err mq_ingest_wait(struct mq_ingest *in, const struct mq_ticket *ticket,
  *
  * mq_ingest_session_get() opens the guard of client client_id at broker `broker` (the same one for every
  * instance of that session, counted) and checks what a previous process noted against the log; window is
- * the broker's in-flight window (max_inflight). The connector puts it into every mq_source_msg it hands
+ * the broker's in-flight window (max_inflight), mode how a redelivery is recognised (enum mq_dedup,
+ * config.h). The connector puts it into every mq_source_msg it hands
  * over, calls mq_ingest_session_connected() from each CONNACK with its session-present flag, and gives the
  * guard back with mq_ingest_session_put().
  */
 struct mq_rx_session;
 enum mq_err mq_ingest_session_get(struct mq_ingest *in, const char *broker, const char *client_id,
-                                  int64_t window, struct mq_rx_session **out, char *errstr,
+                                  int64_t window, int mode, struct mq_rx_session **out, char *errstr,
                                   size_t errstr_size);
 void mq_ingest_session_put(struct mq_ingest *in, struct mq_rx_session *s);
 void mq_ingest_session_connected(struct mq_rx_session *s, bool session_present);

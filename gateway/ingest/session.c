@@ -18,6 +18,7 @@
 
 #include <xxhash.h>
 
+#include "config/config.h"
 #include "log/batch.h"
 #include "store/store.h"
 #include "util/diag.h"
@@ -54,10 +55,10 @@ struct mq_rx_slot {
 _Static_assert(sizeof(struct mq_rx_slot) == 64, "a slot is 64 bytes");
 
 struct mq_rx_cand {
+    uint64_t key; /* the packet id, or in MQ_DEDUP_PAYLOAD the digest */
     uint64_t seq;
     uint64_t digest;
-    uint16_t pid; /* 0: empty */
-    bool retired;
+    bool used, retired;
     struct mq_rx_match m;
 };
 
@@ -75,7 +76,9 @@ struct mq_rx_session {
     uint64_t seq;           /* the last sequence number given out */
     struct mq_rx_cand *cand;
     uint32_t ccap;
-    uint64_t matched; /* redeliveries recognised since the last connection */
+    uint64_t matched;       /* redeliveries recognised since the last connection */
+    uint64_t since_connect; /* messages looked at since the last connection */
+    int mode;               /* enum mq_dedup */
 };
 
 uint64_t mq_rx_digest(const void *topic, size_t topic_len, const void *payload, size_t payload_len)
@@ -348,7 +351,8 @@ out:
 }
 
 enum mq_err mq_rx_session_open(struct mq_store *store, const char *broker, const char *client_id,
-                               int64_t window, struct mq_rx_session **out, char *errstr, size_t errstr_size)
+                               int64_t window, int mode, struct mq_rx_session **out, char *errstr,
+                               size_t errstr_size)
 {
     struct mq_rx_session *s = calloc(1, sizeof *s);
     if (!s || !(s->broker = strdup(broker)) || !(s->client_id = strdup(client_id))) {
@@ -361,6 +365,7 @@ enum mq_err mq_rx_session_open(struct mq_store *store, const char *broker, const
     s->fd = -1;
     s->refs = 1;
     s->window = window > 0 ? window : 1;
+    s->mode = mode;
     pthread_mutex_init(&s->mu, NULL);
     char path[4096];
     snprintf(path, sizeof path, "%s/sessions", mq_store_dir(store));
@@ -458,16 +463,46 @@ int mq_rx_session_ref(struct mq_rx_session *s, int delta)
 
 /* ---- candidates ---- */
 
-static struct mq_rx_cand *mq_rx_cand_find(struct mq_rx_session *s, uint16_t pid, bool insert)
+/* The candidate of key (a packet id, or a digest in MQ_DEDUP_PAYLOAD) and seq (0: any not retired), or with
+ * insert the free entry where it goes. */
+static struct mq_rx_cand *mq_rx_cand_find(struct mq_rx_session *s, uint64_t key, uint64_t seq, bool insert)
 {
     if (!s->ccap)
         return NULL;
-    for (uint32_t i = (pid * 2654435761u) & (s->ccap - 1);; i = (i + 1) & (s->ccap - 1)) {
+    for (uint32_t i = (uint32_t)(key * 0x9E3779B97F4A7C15ull >> 32) & (s->ccap - 1);;
+         i = (i + 1) & (s->ccap - 1)) {
         struct mq_rx_cand *c = &s->cand[i];
-        if (c->pid == pid)
-            return c;
-        if (c->pid == 0)
+        if (!c->used)
             return insert ? c : NULL;
+        if (c->key == key && (seq ? c->seq == seq : !c->retired))
+            return c;
+    }
+}
+
+/* Adds slot sl (its record in part) to the candidates. */
+static void mq_rx_cand_add(struct mq_rx_session *s, const struct mq_rx_slot *sl, struct mq_part *part)
+{
+    struct mq_rx_cand *c;
+    if (s->mode == MQ_DEDUP_PAYLOAD) {
+        c = mq_rx_cand_find(s, sl->digest, sl->seq, true); /* each message its own candidate */
+    } else {
+        /* the latest message with each packet id: the broker reused the id of any earlier one */
+        c = mq_rx_cand_find(s, sl->pid, 0, true);
+        if (c->used && c->seq > sl->seq)
+            return;
+        if (c->used && c->seq < sl->seq)
+            c->used = false;
+    }
+    if (!c->used)
+        *c = (struct mq_rx_cand){.used = true,
+                                 .key = s->mode == MQ_DEDUP_PAYLOAD ? sl->digest : sl->pid,
+                                 .seq = sl->seq,
+                                 .digest = sl->digest,
+                                 .m = {.seq = sl->seq, .digest = sl->digest}};
+    if (c->m.n < MQ_TICKET_MAX) {
+        c->m.at[c->m.n].part = part;
+        c->m.at[c->m.n].offset = sl->offset;
+        c->m.n++;
     }
 }
 
@@ -479,13 +514,14 @@ void mq_rx_session_connected(struct mq_rx_session *s, bool session_present)
                 "again",
                 s->broker, s->client_id, s->matched);
     s->matched = 0;
+    s->since_connect = 0;
     free(s->cand);
     s->cand = NULL;
     s->ccap = 0;
     int64_t cover = s->window * 2 < MQ_RX_COVER_MAX ? s->window * 2 : MQ_RX_COVER_MAX;
     uint64_t oldest = s->seq > (uint64_t)cover ? s->seq - (uint64_t)cover + 1 : 1;
     uint32_t n = 0;
-    for (uint32_t i = 0; session_present && i < s->nslots; i++)
+    for (uint32_t i = 0; session_present && s->mode != MQ_DEDUP_OFF && i < s->nslots; i++)
         if (s->parts[i] && s->slots[i].seq >= oldest && mq_rx_slot_valid(&s->slots[i]))
             n++;
     uint32_t cap = 16;
@@ -495,16 +531,8 @@ void mq_rx_session_connected(struct mq_rx_session *s, bool session_present)
         s->ccap = cap;
         for (uint32_t i = 0; i < s->nslots; i++) {
             const struct mq_rx_slot *sl = &s->slots[i];
-            if (!s->parts[i] || sl->seq < oldest || !mq_rx_slot_valid(sl) || sl->pid == 0)
-                continue;
-            struct mq_rx_cand *c = mq_rx_cand_find(s, sl->pid, true);
-            if (c->pid == 0 || c->seq < sl->seq)
-                *c = (struct mq_rx_cand){.seq = sl->seq, .digest = sl->digest, .pid = sl->pid};
-            else if (c->seq != sl->seq || c->m.n == MQ_TICKET_MAX)
-                continue;
-            c->m.at[c->m.n].part = s->parts[i];
-            c->m.at[c->m.n].offset = sl->offset;
-            c->m.n++;
+            if (s->parts[i] && sl->seq >= oldest && sl->pid != 0 && mq_rx_slot_valid(sl))
+                mq_rx_cand_add(s, sl, s->parts[i]);
         }
     } else if (n) {
         MQ_ERROR("broker %s session %s: out of memory for the redelivery guard: redeliveries of stored "
@@ -519,20 +547,36 @@ bool mq_rx_session_match(struct mq_rx_session *s, int pid, uint64_t digest, int 
     if (pid <= 0 || pid > 65535 || dup == 0)
         return false;
     pthread_mutex_lock(&s->mu);
-    struct mq_rx_cand *c = mq_rx_cand_find(s, (uint16_t)pid, false);
-    bool hit = c && !c->retired && c->digest == digest;
-    if (hit)
-        *m = c->m;
+    bool hit = false;
+    s->since_connect++;
+    if (s->mode == MQ_DEDUP_PAYLOAD) {
+        /* renumbered redeliveries come first after the reconnect, with DUP set; without the flag only
+         * that many messages are taken for redeliveries */
+        struct mq_rx_cand *c =
+            dup == 1 || s->since_connect <= (uint64_t)s->window ? mq_rx_cand_find(s, digest, 0, false) : NULL;
+        hit = c != NULL;
+        if (hit)
+            *m = c->m;
+    } else {
+        struct mq_rx_cand *c = mq_rx_cand_find(s, (uint64_t)pid, 0, false);
+        hit = c && c->digest == digest;
+        if (hit)
+            *m = c->m;
+    }
     pthread_mutex_unlock(&s->mu);
     return hit;
 }
 
-void mq_rx_session_done(struct mq_rx_session *s, int pid, bool matched)
+void mq_rx_session_done(struct mq_rx_session *s, int pid, const struct mq_rx_match *matched)
 {
     if (pid <= 0 || pid > 65535)
         return;
     pthread_mutex_lock(&s->mu);
-    struct mq_rx_cand *c = mq_rx_cand_find(s, (uint16_t)pid, false);
+    struct mq_rx_cand *c = NULL;
+    if (s->mode == MQ_DEDUP_PAYLOAD)
+        c = matched ? mq_rx_cand_find(s, matched->digest, matched->seq, false) : NULL;
+    else
+        c = mq_rx_cand_find(s, (uint64_t)pid, 0, false); /* matched, or the broker reused the id */
     if (c)
         c->retired = true;
     if (matched && s->matched++ == 0)

@@ -53,9 +53,10 @@ struct mq_store;
 
 /* Opens (creating when missing) the guard of session client_id at broker in the store's directory, and
  * checks the slots a previous process left against the log. window: the messages that may be in flight
- * unacknowledged (the broker's in-flight window). */
+ * unacknowledged (the broker's in-flight window). mode: enum mq_dedup (config.h). */
 enum mq_err mq_rx_session_open(struct mq_store *store, const char *broker, const char *client_id,
-                               int64_t window, struct mq_rx_session **out, char *errstr, size_t errstr_size);
+                               int64_t window, int mode, struct mq_rx_session **out, char *errstr,
+                               size_t errstr_size);
 void mq_rx_session_close(struct mq_rx_session *s);
 
 bool mq_rx_session_is(const struct mq_rx_session *s, const char *broker, const char *client_id);
@@ -66,6 +67,7 @@ uint64_t mq_rx_digest(const void *topic, size_t topic_len, const void *payload, 
 
 /* A stored message that a redelivery matched: where its records are. */
 struct mq_rx_match {
+    uint64_t seq, digest;
     int n;
     struct {
         struct mq_part *part;
@@ -80,9 +82,9 @@ struct mq_rx_match {
  */
 bool mq_rx_session_match(struct mq_rx_session *s, int pid, uint64_t digest, int dup, struct mq_rx_match *m);
 
-/* The message with packet id pid is stored, or (matched: the match said so) known stored: retires the
- * candidate of pid. */
-void mq_rx_session_done(struct mq_rx_session *s, int pid, bool matched);
+/* The message with packet id pid is stored, or (matched: what the match returned, else NULL) known stored:
+ * retires the candidate it matched, or with packet ids the candidate of pid. */
+void mq_rx_session_done(struct mq_rx_session *s, int pid, const struct mq_rx_match *matched);
 
 /* The note context of one message: filled by mq_rx_session_begin(), passed to mq_part_produce_noted() with
  * mq_rx_session_note for each of its records. */

@@ -207,6 +207,7 @@ static void test_good_full(void)
     CU_ASSERT_EQUAL(b->reconnect_max_ms, 60000);
     CU_ASSERT_EQUAL(b->max_inflight, 65535);
     CU_ASSERT_TRUE(b->durable_ack);
+    CU_ASSERT_EQUAL(b->dedup, MQ_DEDUP_PAYLOAD);
     CU_ASSERT_PTR_NULL(b->tls_opts.ca);
     CU_ASSERT_FALSE(b->tls_opts.insecure);
     CU_ASSERT_STRING_EQUAL(b->loc.file, path);
@@ -225,6 +226,7 @@ static void test_good_full(void)
     CU_ASSERT_PTR_NULL(b->username);
     CU_ASSERT_PTR_NULL(b->password_file);
     CU_ASSERT_FALSE(b->durable_ack);
+    CU_ASSERT_EQUAL(b->dedup, MQ_DEDUP_PACKET_ID);
     CU_ASSERT_STRING_EQUAL(b->tls_opts.ca, "/etc/ssl/ca.pem");
     assert_path(b->tls_opts.cert, dir, "c.pem");
     assert_path(b->tls_opts.key, dir, "k.pem");
@@ -253,7 +255,7 @@ static void test_good_full(void)
     mq_config_mapping_retention(cfg, m, &rms, &rbytes);
     CU_ASSERT_EQUAL(rms, 14LL * 86400 * 1000);
     CU_ASSERT_EQUAL(rbytes, 5000000000LL);
-    CU_ASSERT_EQUAL(m->loc.line, 41);
+    CU_ASSERT_EQUAL(m->loc.line, 42);
 
     m = &cfg->mappings[1];
     CU_ASSERT_EQUAL_FATAL(m->nfrom, 2);
@@ -322,7 +324,7 @@ static void test_good_full(void)
         CU_ASSERT_STRING_EQUAL(f->prop_values[i], values[i]);
     }
     CU_ASSERT_STRING_EQUAL(f->loc.file, path);
-    CU_ASSERT_EQUAL(f->loc.line, 68);
+    CU_ASSERT_EQUAL(f->loc.line, 69);
     CU_ASSERT_EQUAL(f->loc.col, 5);
 
     f = &cfg->forwards[1];

@@ -4,7 +4,8 @@
  * restart or a reconnect, and its ticket names the records stored before; a message with DUP clear, another
  * payload, a reused packet id, a packet id older than the window or a session the broker did not keep is
  * stored; a noted record that never reached the log (cut off by a crash) is found out when the guard opens,
- * and its redelivery is stored; a message published twice with the same payload is stored twice.
+ * and its redelivery is stored; a message published twice with the same payload is stored twice. With
+ * dedup: payload (renumbering brokers) the topic and payload decide, each stored message matched once.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@ struct env {
     struct mq_store *store;
     struct mq_ingest *in;
     struct mq_rx_session *rx;
+    int mode; /* enum mq_dedup */
 };
 
 static void env_start(struct env *e, int64_t window)
@@ -54,7 +56,8 @@ static void env_start(struct env *e, int64_t window)
     lc.flush_interval_ms = 0; /* every append durable at once: one batch per message */
     CU_ASSERT_EQUAL_FATAL(mq_store_open(e->data, MQ_STORE_WRITE, &lc, &e->store, why, sizeof why), MQ_OK);
     CU_ASSERT_EQUAL_FATAL(mq_ingest_new(e->store, r, &e->in, why, sizeof why), MQ_OK);
-    CU_ASSERT_EQUAL_FATAL(mq_ingest_session_get(e->in, "b1", "c1", window, &e->rx, why, sizeof why), MQ_OK);
+    CU_ASSERT_EQUAL_FATAL(mq_ingest_session_get(e->in, "b1", "c1", window, e->mode, &e->rx, why, sizeof why),
+                          MQ_OK);
 }
 
 static void env_stop(struct env *e)
@@ -218,6 +221,29 @@ static void test_note_without_record(void)
     env_close(&e);
 }
 
+/* dedup: payload, for brokers that renumber redeliveries (RabbitMQ) */
+static void test_payload_mode(void)
+{
+    struct env e = {.mode = MQ_DEDUP_PAYLOAD};
+    env_open(&e, 3);
+    mq_ingest_session_connected(e.rx, false);
+    CU_ASSERT_EQUAL(send(&e, "s/a", "v1", 1, 0), 1);
+    CU_ASSERT_EQUAL(send(&e, "s/a", "v2", 2, 0), 1);
+    CU_ASSERT_EQUAL(send(&e, "s/a", "on", 3, 0), 1);
+    CU_ASSERT_EQUAL(send(&e, "s/a", "on", 4, 0), 1);
+    env_stop(&e);
+    env_start(&e, 3);
+    mq_ingest_session_connected(e.rx, true);
+    CU_ASSERT_EQUAL(send(&e, "s/a", "v2", 1, 1), 0);  /* renumbered: the payload decides */
+    CU_ASSERT_EQUAL(send(&e, "s/a", "on", 2, 1), 0);  /* one of the two */
+    CU_ASSERT_EQUAL(send(&e, "s/a", "on", 3, -1), 0); /* the other (DUP unknown, 3rd after connect) */
+    CU_ASSERT_EQUAL(send(&e, "s/a", "on", 4, 1), 1);  /* a third one is new */
+    CU_ASSERT_EQUAL(send(&e, "s/a", "v1", 5, -1), 1); /* DUP unknown past the window: new */
+    CU_ASSERT_EQUAL(send(&e, "s/b", "v1", 6, 1), 1);  /* another topic: new */
+    CU_ASSERT_EQUAL(count(&e, "t", 0), 4 + 3);
+    env_close(&e);
+}
+
 int main(void)
 {
     mq_diag_level = MQ_LV_WARN;
@@ -226,6 +252,7 @@ int main(void)
         MQ_TEST(test_same_payload_twice),
         MQ_TEST(test_window),
         MQ_TEST(test_note_without_record),
+        MQ_TEST(test_payload_mode),
         MQ_TEST_END,
     };
     return mq_test_run("ingest_session", tests);
