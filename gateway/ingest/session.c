@@ -79,6 +79,7 @@ struct mq_rx_session {
     uint64_t matched;       /* redeliveries recognised since the last connection */
     uint64_t since_connect; /* messages looked at since the last connection */
     int mode;               /* enum mq_dedup */
+    bool warned_renumber;   /* said once that the broker renumbers redeliveries */
 };
 
 uint64_t mq_rx_digest(const void *topic, size_t topic_len, const void *payload, size_t payload_len)
@@ -562,6 +563,19 @@ bool mq_rx_session_match(struct mq_rx_session *s, int pid, uint64_t digest, int 
         hit = c && c->digest == digest;
         if (hit)
             *m = c->m;
+        if (!hit && dup == 1 && !s->warned_renumber) {
+            /* a redelivery (DUP) of a stored message under another packet id: the broker renumbers */
+            for (uint32_t i = 0; i < s->ccap && !s->warned_renumber; i++) {
+                const struct mq_rx_cand *o = &s->cand[i];
+                if (o->used && !o->retired && o->digest == digest) {
+                    s->warned_renumber = true;
+                    MQ_WARN("broker %s session %s: the broker redelivered a stored message under another "
+                            "packet id (%d, stored as %d): it renumbers redeliveries, as RabbitMQ does, so "
+                            "they are stored again; set dedup: payload for this broker",
+                            s->broker, s->client_id, pid, (int)o->key);
+                }
+            }
+        }
     }
     pthread_mutex_unlock(&s->mu);
     return hit;

@@ -30,9 +30,10 @@
  *    candidate. Brokers that number their outgoing messages in sequence (mosquitto) reuse an id only after
  *    65535 others; the window stays far below that.
  *
- * The slots are in host byte order: the file never leaves the machine. Power loss: the ring is written
- * before the records and synced with them by the page cache's own order only; a record whose slot did not
- * reach the disk is stored again when redelivered (a duplicate, never a loss).
+ * The slots are in host byte order: the file never leaves the machine. Power loss: the ring is not synced
+ * with each group commit (that would double the fsyncs of durable acknowledgement) but written back by the
+ * kernel; a redelivery whose slot had not reached the disk is stored again (a duplicate, never a loss). A
+ * killed process leaves the page cache, and so the slots, intact.
  *
  * Threads: one connector thread delivers a session's messages; connected() may come from another. A mutex
  * guards the state; the produce note takes it under the partition's lock, so nothing here calls into the
