@@ -1,6 +1,7 @@
 /*
- * forward_int.h - the forward module's internals: one forwarder (forwarder.c), its remote tail scan
- * (tail.c) and the set the daemon drives (set.c).
+ * forward_int.h - the forward module's internals: one forwarder (forwarder.c), its librdkafka settings
+ * (conf.c), its send path and delivery reports (send.c), its remote tail scan (tail.c) and the set the
+ * daemon drives (set.c).
  */
 #ifndef MQ_FORWARD_INT_H
 #define MQ_FORWARD_INT_H
@@ -117,7 +118,29 @@ void mq_fwd_set_state(struct mq_fwd *f, const char *fmt, ...) __attribute__((for
 void mq_fwd_log_stats(struct mq_fwd *f);
 /* The lowest offset of (topic, partition) f still needs, INT64_MAX when none (hold callback). */
 int64_t mq_fwd_hold(struct mq_fwd *f, const char *topic, int32_t partition);
+/* The forwarder's thread only. An outage: logged when it begins and when `what` changes. */
+void mq_fwd_outage(struct mq_fwd *f, const char *what, const char *why);
+/* Drops the producer (what it had not delivered is forgotten); the positions are read again. */
+void mq_fwd_reset(struct mq_fwd *f);
+/* Sorts a transactional API error: returns 0 retriable, 1 abortable, 2 fatal; destroys e. */
+int mq_fwd_txn_error(struct mq_fwd *f, rd_kafka_error_t *e, const char *what);
+/* Commits the open transaction; on failure aborts it or resets the producer. */
+void mq_fwd_commit(struct mq_fwd *f);
 
+/* conf.c: builds f->conf (producer) and f->cconf (tail-scan consumer) from fc; on failure errstr says why
+ * and whatever was built stays for mq_fwd_free(). */
+enum mq_err mq_fwd_conf_build(struct mq_fwd *f, const struct mq_config_forward *fc, char *errstr,
+                              size_t errstr_size);
+/* Every setting as text (malloc'ed, the caller frees it; NULL when out of memory). */
+char *mq_fwd_signature(const char *site, const struct mq_config_forward *fc);
+
+/* send.c, the forwarder's thread only: one round over every usable partition (a transaction's worth in
+ * exactly_once mode, then commits); returns the number of records sent. */
+long mq_fwd_pump(struct mq_fwd *f);
+/* After a failed delivery: resends everything after each partition's delivered prefix. */
+void mq_fwd_rewind(struct mq_fwd *f);
+/* The producer's delivery report callback (runs from rd_kafka_poll() and the transactional calls). */
+void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 /* A header's value as a decimal offset, -1 when it is missing or not one. */
 int64_t mq_fwd_header_int(rd_kafka_headers_t *h, const char *name);
 

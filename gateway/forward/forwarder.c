@@ -1,7 +1,8 @@
 /*
- * forwarder.c - one forwarder: its librdkafka producer, its thread, and the loop that reads the local
- * partitions with the log's cursor and sends their records, in transactions (exactly_once) or as an
- * idempotent stream whose delivery reports advance the checkpoint (at_least_once).
+ * forwarder.c - one forwarder: its settings, its librdkafka producer and transactions, the discovery of
+ * local and remote topics, and its thread, whose loop connects, reads where to resume (tail.c), runs the
+ * send rounds (send.c) and keeps the state line and checkpoints. The librdkafka settings are built in
+ * conf.c.
  *
  * The thread owns the producer and every position; other threads only read the atomic counters, the
  * state line (under mu) and each partition's acked offset (for the retention hold). Every librdkafka call
@@ -22,11 +23,9 @@
 #include <time.h>
 
 #include "forward/forward_int.h"
-#include "route/placement.h"
 #include "util/diag.h"
 #include "util/parse.h"
 
-#define MQ_FWD_TXN_MS         500  /* a transaction gathers records this long while there is a backlog */
 #define MQ_FWD_CALL_MS        5000 /* timeout of one blocking librdkafka call */
 #define MQ_FWD_DISCOVER_MS    2000 /* how often new local topics and remote topic problems are looked at */
 #define MQ_FWD_CKPT_MS        1000 /* checkpoints are written at most this often */
@@ -36,204 +35,12 @@
 #define MQ_FWD_STOP_GRACE_MS  5000  /* at stop, how long an open transaction may take to commit */
 #define MQ_FWD_STALL_MS       5000  /* records queued and none delivered this long: an outage */
 #define MQ_FWD_BACKLOG_LOG    10000 /* a drained backlog this large is logged with its rate */
-/* librdkafka's queue and batches bound the forwarder's memory: a queued record of the edge (a small value
- * and five headers) costs about 1 KiB in librdkafka, so its default of 100,000 queued messages alone would be
- * ~100 MiB. These keep a forwarder under 16 MiB (tests/bench/forward) at no cost in rate. */
-#define MQ_FWD_QUEUE_KBYTES   "4096"
-#define MQ_FWD_QUEUE_MESSAGES "5000"
-#define MQ_FWD_BATCH_BYTES    "262144"
 
 /* ---- settings ---- */
 
 static char *mq_strdup0(const char *s)
 {
     return s ? strdup(s) : NULL;
-}
-
-static enum mq_err mq_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                               size_t errstr_size)
-{
-    char why[512];
-    if (rd_kafka_conf_set(conf, name, value, why, sizeof why) != RD_KAFKA_CONF_OK)
-        return mq_errf(MQ_ERR_CONFIG, errstr, errstr_size, "%s: %s", name, why);
-    return MQ_OK;
-}
-
-/* librdkafka's own log lines: debug level (the forwarder logs state changes itself). */
-static void mq_fwd_rdk_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)level;
-    MQ_DEBUG("forward %s: librdkafka %s: %s", rd_kafka_name(rk), fac, buf);
-}
-
-static void mq_fwd_rdk_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    struct mq_fwd *f = opaque;
-    snprintf(f->last_error, sizeof f->last_error, "%s", reason);
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char why[512];
-        rd_kafka_fatal_error(rk, why, sizeof why);
-        snprintf(f->last_error, sizeof f->last_error, "fatal: %.400s", why);
-        atomic_store(&f->fatal, true);
-    }
-}
-
-static void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
-
-/* librdkafka's statistics (JSON, every statistics.interval.ms): the producer's bytes on the wire. */
-static int mq_fwd_rdk_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
-{
-    (void)len;
-    struct mq_fwd *f = opaque;
-    const char *p = strstr(json, "\"tx_bytes\":");
-    if (p && rd_kafka_type(rk) == RD_KAFKA_PRODUCER) /* per producer: a new one starts again from 0 */
-        atomic_store(&f->wire_bytes_cur, (uint64_t)strtoll(p + 11, NULL, 10));
-    return 0; /* librdkafka frees json */
-}
-
-/* The settings both the producer and the tail-scan consumer need: cluster, client id, TLS, SASL. */
-static enum mq_err mq_fwd_conf_common(rd_kafka_conf_t *conf, struct mq_fwd *f,
-                                      const struct mq_config_forward *fc, const char *password, char *errstr,
-                                      size_t errstr_size)
-{
-    char client_id[256];
-    snprintf(client_id, sizeof client_id, "mqlog-%s-%s", f->site, f->name);
-    enum mq_err err = mq_conf_set(conf, "bootstrap.servers", fc->bootstrap, errstr, errstr_size);
-    if (err == MQ_OK)
-        err = mq_conf_set(conf, "client.id", client_id, errstr, errstr_size);
-    const char *proto = fc->tls ? (fc->sasl.mechanism ? "sasl_ssl" : "ssl")
-                                : (fc->sasl.mechanism ? "sasl_plaintext" : "plaintext");
-    if (err == MQ_OK)
-        err = mq_conf_set(conf, "security.protocol", proto, errstr, errstr_size);
-    if (err == MQ_OK && fc->tls) {
-        if (fc->tls_opts.ca)
-            err = mq_conf_set(conf, "ssl.ca.location", fc->tls_opts.ca, errstr, errstr_size);
-        if (err == MQ_OK && fc->tls_opts.cert)
-            err = mq_conf_set(conf, "ssl.certificate.location", fc->tls_opts.cert, errstr, errstr_size);
-        if (err == MQ_OK && fc->tls_opts.key)
-            err = mq_conf_set(conf, "ssl.key.location", fc->tls_opts.key, errstr, errstr_size);
-        if (err == MQ_OK && fc->tls_opts.insecure)
-            err = mq_conf_set(conf, "enable.ssl.certificate.verification", "false", errstr, errstr_size);
-    }
-    if (err == MQ_OK && fc->sasl.mechanism) {
-        err = mq_conf_set(conf, "sasl.mechanisms", fc->sasl.mechanism, errstr, errstr_size);
-        if (err == MQ_OK)
-            err = mq_conf_set(conf, "sasl.username", fc->sasl.username, errstr, errstr_size);
-        if (err == MQ_OK)
-            err = mq_conf_set(conf, "sasl.password", password ? password : "", errstr, errstr_size);
-    }
-    /* A forwarder should notice a cluster that is back within a second, not librdkafka's 10 s. */
-    if (err == MQ_OK)
-        err = mq_conf_set(conf, "reconnect.backoff.max.ms", "1000", errstr, errstr_size);
-    rd_kafka_conf_set_log_cb(conf, mq_fwd_rdk_log);
-    rd_kafka_conf_set_error_cb(conf, mq_fwd_rdk_error);
-    rd_kafka_conf_set_opaque(conf, f);
-    return err;
-}
-
-static enum mq_err mq_fwd_conf_build(struct mq_fwd *f, const struct mq_config_forward *fc, char *errstr,
-                                     size_t errstr_size)
-{
-    char *password = NULL;
-    enum mq_err perr = mq_config_sasl_password(&fc->sasl, &password, errstr, errstr_size);
-    if (perr != MQ_OK)
-        return perr;
-    f->conf = rd_kafka_conf_new();
-    f->cconf = rd_kafka_conf_new();
-    enum mq_err err = mq_fwd_conf_common(f->conf, f, fc, password, errstr, errstr_size);
-    if (err == MQ_OK)
-        err = mq_fwd_conf_common(f->cconf, f, fc, password, errstr, errstr_size);
-    if (password) {
-        memset(password, 0, strlen(password));
-        free(password);
-    }
-    /* The producer. */
-    rd_kafka_conf_t *c = f->conf;
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "compression.codec", fc->compression ? fc->compression : "zstd", errstr,
-                          errstr_size);
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "allow.auto.create.topics", "false", errstr, errstr_size);
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "queue.buffering.max.kbytes", MQ_FWD_QUEUE_KBYTES, errstr, errstr_size);
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "queue.buffering.max.messages", MQ_FWD_QUEUE_MESSAGES, errstr, errstr_size);
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "batch.size", MQ_FWD_BATCH_BYTES, errstr, errstr_size);
-    /* The operator's pass-through properties override the defaults above; the config loader refuses the
-     * ones that would change what the forwarder depends on (below). */
-    for (size_t i = 0; err == MQ_OK && i < fc->nprops; i++)
-        err = mq_conf_set(c, fc->prop_names[i], fc->prop_values[i], errstr, errstr_size);
-    if (err == MQ_OK && fc->mode == MQ_FWD_EXACTLY_ONCE) {
-        char tid[512];
-        snprintf(tid, sizeof tid, "mqlog.%s.%s", f->site, f->name);
-        err = mq_conf_set(c, "transactional.id", tid, errstr, errstr_size);
-        /* Delivery reports stay on although the commit is what counts: with them this thread frees the
-         * messages it allocated. With delivery.report.only.error librdkafka's broker thread frees them into
-         * this thread's malloc arena, and the contention on it cut the rate to a fifth
-         * (tests/bench/forward: 265,000 against 1,280,000 records/s). */
-    } else if (err == MQ_OK) {
-        err = mq_conf_set(c, "enable.idempotence", "true", errstr, errstr_size);
-        /* A failed delivery is sent again from the log, so librdkafka need not give up early either way;
-         * but it must never drop a record silently: no timeout at all. */
-        if (err == MQ_OK)
-            err = mq_conf_set(c, "message.timeout.ms", "0", errstr, errstr_size);
-    }
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "statistics.interval.ms", "1000", errstr, errstr_size);
-    if (err == MQ_OK) {
-        rd_kafka_conf_set_dr_msg_cb(c, mq_fwd_delivered);
-        rd_kafka_conf_set_stats_cb(c, mq_fwd_rdk_stats);
-    }
-    /* The tail scan: committed data only, no group offsets, an end-of-partition event. */
-    c = f->cconf;
-    char group[512];
-    snprintf(group, sizeof group, "mqlog.%s.%s.tail", f->site, f->name);
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "group.id", group, errstr, errstr_size);
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "isolation.level", "read_committed", errstr, errstr_size);
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "enable.auto.commit", "false", errstr, errstr_size);
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "enable.partition.eof", "true", errstr, errstr_size);
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "queued.max.messages.kbytes", "2048", errstr, errstr_size);
-    if (err == MQ_OK)
-        err = mq_conf_set(c, "fetch.max.bytes", "1048576", errstr, errstr_size);
-    /* The consumer takes the operator's properties too (socket and broker settings matter to both);
-     * producer-only ones are ignored by a consumer (librdkafka logs that at debug level). */
-    for (size_t i = 0; err == MQ_OK && i < fc->nprops; i++)
-        err = mq_conf_set(c, fc->prop_names[i], fc->prop_values[i], errstr, errstr_size);
-    return err;
-}
-
-/* Every setting, as text, so that a reload can tell whether anything changed. */
-static char *mq_fwd_signature(const char *site, const struct mq_config_forward *fc)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    if (!m)
-        return NULL;
-    fprintf(m, "site=%s\nname=%s\nbootstrap=%s\nto=%s\n", site, fc->name, fc->bootstrap, fc->to);
-    for (size_t i = 0; i < fc->ntopics; i++)
-        fprintf(m, "topic=%s\n", fc->topics[i]);
-    fprintf(m, "part=%d\nmode=%d\nstart=%d/%" PRId64 "\ncomp=%s\nrate=%" PRId64 "\nhold=%d\n",
-            fc->partitioning, fc->mode, fc->start, fc->start_ms, fc->compression ? fc->compression : "",
-            fc->max_bytes_per_s, fc->hold_retention);
-    fprintf(m, "tls=%d ca=%s cert=%s key=%s insecure=%d\n", fc->tls, fc->tls_opts.ca ? fc->tls_opts.ca : "",
-            fc->tls_opts.cert ? fc->tls_opts.cert : "", fc->tls_opts.key ? fc->tls_opts.key : "",
-            fc->tls_opts.insecure);
-    fprintf(m, "sasl=%s user=%s pwfile=%s\n", fc->sasl.mechanism ? fc->sasl.mechanism : "",
-            fc->sasl.username ? fc->sasl.username : "", fc->sasl.password_file ? fc->sasl.password_file : "");
-    for (size_t i = 0; i < fc->nprops; i++)
-        fprintf(m, "prop %s=%s\n", fc->prop_names[i], fc->prop_values[i]);
-    if (fclose(m) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
 }
 
 enum mq_err mq_fwd_new(struct mq_store *store, const char *site, const struct mq_config_forward *fc,
@@ -346,7 +153,7 @@ void mq_fwd_set_state(struct mq_fwd *f, const char *fmt, ...)
 
 /* An outage: the state names when it began and what failed; it is logged when it begins and when what
  * failed changes, not each time librdkafka words its reason differently. */
-static void mq_fwd_outage(struct mq_fwd *f, const char *what, const char *why)
+void mq_fwd_outage(struct mq_fwd *f, const char *what, const char *why)
 {
     char since[32] = "", head[MQ_FWD_STATE_MAX];
     pthread_mutex_lock(&f->mu);
@@ -398,7 +205,7 @@ static void mq_fwd_backoff(struct mq_fwd *f)
 
 /* Drops the producer: everything it had not delivered is forgotten, and the positions are read from the
  * remote cluster again. */
-static void mq_fwd_reset(struct mq_fwd *f)
+void mq_fwd_reset(struct mq_fwd *f)
 {
     if (f->rk) {
         rd_kafka_purge(f->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -435,7 +242,7 @@ static enum mq_err mq_fwd_connect(struct mq_fwd *f)
 }
 
 /* Sorts a transactional API error. Returns 0 retriable, 1 abortable, 2 fatal; destroys e. */
-static int mq_fwd_txn_error(struct mq_fwd *f, rd_kafka_error_t *e, const char *what)
+int mq_fwd_txn_error(struct mq_fwd *f, rd_kafka_error_t *e, const char *what)
 {
     int kind = rd_kafka_error_is_retriable(e) ? 0 : rd_kafka_error_txn_requires_abort(e) ? 1 : 2;
     if (kind == 0) /* a timeout says little: librdkafka's last error says why (a name that does not
@@ -514,7 +321,7 @@ static void mq_fwd_ckpt_all(struct mq_fwd *f)
 }
 
 /* Commits the open transaction. On success every record sent in it is on the remote cluster. */
-static void mq_fwd_commit(struct mq_fwd *f)
+void mq_fwd_commit(struct mq_fwd *f)
 {
     int64_t deadline = mq_mono_ms() + MQ_FWD_STOP_GRACE_MS;
     for (;;) {
@@ -548,371 +355,6 @@ static void mq_fwd_commit(struct mq_fwd *f)
     f->txn_open = false;
     f->txn_records = 0;
     f->txn_bytes = 0;
-}
-
-/* ---- at_least_once: delivery reports ---- */
-
-static bool mq_fwd_fly_push(struct mq_fwd_part *p, int64_t offset)
-{
-    if (p->fly_len == p->fly_cap) {
-        size_t cap = p->fly_cap ? p->fly_cap * 2 : 1024;
-        int64_t *fly = malloc(cap * sizeof *fly);
-        uint8_t *done = malloc(cap);
-        if (!fly || !done) {
-            free(fly);
-            free(done);
-            return false;
-        }
-        for (size_t i = 0; i < p->fly_len; i++) {
-            fly[i] = p->fly[(p->fly_head + i) % p->fly_cap];
-            done[i] = p->fly_done[(p->fly_head + i) % p->fly_cap];
-        }
-        free(p->fly);
-        free(p->fly_done);
-        p->fly = fly;
-        p->fly_done = done;
-        p->fly_cap = cap;
-        p->fly_head = 0;
-    }
-    size_t at = (p->fly_head + p->fly_len) % p->fly_cap;
-    p->fly[at] = offset;
-    p->fly_done[at] = 0;
-    p->fly_len++;
-    return true;
-}
-
-/* Marks offset delivered and advances acked over the delivered prefix. */
-static void mq_fwd_fly_done(struct mq_fwd_part *p, int64_t offset)
-{
-    size_t lo = 0, hi = p->fly_len; /* the ring holds increasing offsets: binary search */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (p->fly[(p->fly_head + mid) % p->fly_cap] < offset)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == p->fly_len || p->fly[(p->fly_head + lo) % p->fly_cap] != offset)
-        return; /* a report from before a rewind */
-    p->fly_done[(p->fly_head + lo) % p->fly_cap] = 1;
-    while (p->fly_len > 0 && p->fly_done[p->fly_head]) {
-        atomic_store(&p->acked, p->fly[p->fly_head] + 1);
-        p->fly_head = (p->fly_head + 1) % p->fly_cap;
-        p->fly_len--;
-    }
-}
-
-int64_t mq_fwd_header_int(rd_kafka_headers_t *h, const char *name)
-{
-    const void *v;
-    size_t n;
-    if (!h || rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR || !v || n == 0 ||
-        n > 20)
-        return -1;
-    char buf[24];
-    memcpy(buf, v, n);
-    buf[n] = '\0';
-    int64_t x;
-    return mq_parse_int64(buf, 0, INT64_MAX, &x) == MQ_OK ? x : -1;
-}
-
-/* Runs on the forwarder's thread, from rd_kafka_poll() and the transactional calls. */
-static void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    struct mq_fwd *f = opaque;
-    struct mq_fwd_part *p = m->_private;
-    if (m->err) {
-        snprintf(f->last_error, sizeof f->last_error, "delivery failed: %s", rd_kafka_err2str(m->err));
-        if (f->mode == MQ_FWD_AT_LEAST_ONCE)
-            f->rewind = true; /* exactly_once: the commit fails and the transaction is aborted */
-        return;
-    }
-    f->last_delivery_ms = mq_mono_ms();
-    if (f->mode == MQ_FWD_EXACTLY_ONCE)
-        return; /* counted at commit: a delivered record of an aborted transaction is not forwarded */
-    atomic_fetch_add(&f->records_sent, 1);
-    atomic_fetch_add(&f->bytes_sent, m->len + m->key_len);
-    if (p) {
-        rd_kafka_headers_t *h = NULL;
-        int64_t off = rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR
-                          ? mq_fwd_header_int(h, "mqlog.offset")
-                          : -1;
-        if (off >= 0)
-            mq_fwd_fly_done(p, off);
-    }
-}
-
-/* After a failed delivery: wait until nothing is in flight, then resend everything after the delivered
- * prefix of each partition. */
-static void mq_fwd_rewind(struct mq_fwd *f)
-{
-    while (f->rk && rd_kafka_outq_len(f->rk) > 0 && !atomic_load(&f->stop))
-        rd_kafka_flush(f->rk, 100);
-    for (size_t i = 0; i < f->ntopics; i++)
-        for (int32_t j = 0; j < f->topics[i]->nlocal; j++) {
-            struct mq_fwd_part *p = f->topics[i]->parts[j];
-            int64_t acked = atomic_load(&p->acked);
-            if (acked >= 0 && p->next != acked) {
-                p->next = acked;
-                if (p->cur)
-                    mq_cursor_seek(p->cur, acked);
-            }
-            p->fly_head = p->fly_len = 0;
-        }
-    mq_fwd_outage(f, "delivering", f->last_error);
-    f->rewind = false;
-}
-
-/* ---- reading and sending ---- */
-
-/* Takes bytes from the max_bytes_per_s bucket, waiting until it holds them. */
-static void mq_fwd_pace(struct mq_fwd *f, size_t bytes)
-{
-    if (f->max_bytes_per_s <= 0)
-        return;
-    /* Half a second worth: what a commit's pause leaves unsent is sent after it, so the rate holds over a
-     * few seconds, while no burst exceeds the cap by more than that. */
-    double burst = (double)f->max_bytes_per_s / 2;
-    for (;;) {
-        int64_t now = mq_mono_us();
-        if (f->tokens_at_us == 0)
-            f->tokens_at_us = now;
-        f->tokens += (double)(now - f->tokens_at_us) * (double)f->max_bytes_per_s / 1e6;
-        f->tokens_at_us = now;
-        if (f->tokens > burst)
-            f->tokens = burst;
-        if (f->tokens >= (double)bytes || f->tokens >= burst || atomic_load(&f->stop))
-            break;
-        int64_t ms = (int64_t)(((double)bytes - f->tokens) * 1000 / (double)f->max_bytes_per_s) + 1;
-        rd_kafka_poll(f->rk, (int)(ms > 50 ? 50 : ms));
-    }
-    f->tokens -= (double)bytes;
-}
-
-/* Writes v in decimal at the end of buf[0..size) and returns where it starts (no snprintf per record). */
-static const char *mq_fwd_itoa(int64_t v, char *buf, size_t size)
-{
-    char *p = buf + size;
-    uint64_t u = v < 0 ? 0 : (uint64_t)v;
-    do
-        *--p = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    return p;
-}
-
-/* The record's own headers, then its coordinates at the edge. *bytes gets the record's size as
- * max_bytes_per_s counts it: key, value, and every header's name and value, before compression. */
-static rd_kafka_headers_t *mq_fwd_headers(struct mq_fwd *f, struct mq_fwd_part *p,
-                                          const struct mq_record_view *rv, size_t *bytes)
-{
-    rd_kafka_headers_t *h = rd_kafka_headers_new((size_t)rv->header_count + 4);
-    size_t n = (size_t)(rv->key_len > 0 ? rv->key_len : 0) + (size_t)(rv->value_len > 0 ? rv->value_len : 0);
-    const uint8_t *cur = rv->headers;
-    struct mq_header hd;
-    while (mq_header_next(&cur, rv->headers_end, &hd) > 0) {
-        rd_kafka_header_add(h, hd.key, hd.key_len, hd.value_len < 0 ? NULL : hd.value,
-                            hd.value_len < 0 ? 0 : hd.value_len);
-        n += (size_t)hd.key_len + (size_t)(hd.value_len > 0 ? hd.value_len : 0);
-    }
-    char num[24];
-    const char *off = mq_fwd_itoa(rv->offset, num, sizeof num);
-    size_t off_len = (size_t)(num + sizeof num - off), id_len = strlen(p->id_text);
-    rd_kafka_header_add(h, "mqlog.site", 10, f->site, (ssize_t)f->site_len);
-    rd_kafka_header_add(h, "mqlog.topic", 11, p->ft->local, (ssize_t)p->ft->local_len);
-    rd_kafka_header_add(h, "mqlog.partition", 15, p->id_text, (ssize_t)id_len);
-    rd_kafka_header_add(h, "mqlog.offset", 12, off, (ssize_t)off_len);
-    *bytes = n + 10 + f->site_len + 11 + p->ft->local_len + 15 + id_len + 12 + off_len;
-    return h;
-}
-
-/* Produces one record with headers h. Returns 0 when librdkafka took it (and h with it),
- * RD_KAFKA_RESP_ERR__QUEUE_FULL when its queue is full (try again after polling), another error otherwise
- * (h stays the caller's either way). */
-static rd_kafka_resp_err_t mq_fwd_produce(struct mq_fwd *f, struct mq_fwd_part *p,
-                                          const struct mq_record_view *rv, rd_kafka_headers_t *h)
-{
-    struct mq_fwd_topic *ft = p->ft;
-    if (!ft->rkt) {
-        ft->rkt = rd_kafka_topic_new(f->rk, ft->remote, NULL);
-        if (!ft->rkt)
-            return rd_kafka_last_error();
-    }
-    int32_t partition = p->id % ft->nremote;
-    if (f->partitioning == MQ_FWD_PART_KEY && rv->key_len >= 0)
-        partition = mq_partition_for_key(rv->key, (size_t)rv->key_len, ft->nremote);
-    const void *key = rv->key_len < 0 ? NULL : rv->key; /* null stays null, empty stays empty */
-    size_t key_len = rv->key_len < 0 ? 0 : (size_t)rv->key_len;
-    void *value = rv->value_len < 0 ? NULL : (void *)rv->value;
-    size_t value_len = rv->value_len < 0 ? 0 : (size_t)rv->value_len;
-    rd_kafka_resp_err_t err =
-        rd_kafka_producev(f->rk, RD_KAFKA_V_RKT(ft->rkt), RD_KAFKA_V_PARTITION(partition),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
-                          RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_TIMESTAMP(rv->timestamp),
-                          RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
-    return err;
-}
-
-/* Opens p's cursor at p->next; a position retention already removed is reported and skipped. */
-static enum mq_err mq_fwd_open_cursor(struct mq_fwd *f, struct mq_fwd_part *p)
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        enum mq_err err = mq_cursor_open(p->part, p->next, &p->cur);
-        if (err != MQ_ERR_RANGE)
-            return err;
-        int64_t start, end;
-        err = mq_part_offsets(p->part, &start, &end);
-        if (err != MQ_OK)
-            return err;
-        if (p->next < start) {
-            int64_t lost = start - p->next;
-            p->dropped += lost;
-            atomic_fetch_add(&f->dropped, (uint64_t)lost);
-            MQ_ERROR("forward %s: %s/%" PRId32 ": %" PRId64 " records (offsets %" PRId64 "..%" PRId64
-                     ") were deleted from the local log before they were forwarded",
-                     f->name, p->ft->local, p->id, lost, p->next, start - 1);
-            p->next = start;
-        } else if (p->next > end) {
-            MQ_ERROR("forward %s: %s/%" PRId32 ": the remote cluster holds offsets up to %" PRId64
-                     " but the local log ends at %" PRId64 ": continuing at the local end",
-                     f->name, p->ft->local, p->id, p->next - 1, end);
-            p->next = end;
-        }
-        atomic_store(&p->acked, p->next);
-    }
-    return MQ_ERR_RANGE;
-}
-
-/* True when p has records after p->next. */
-static bool mq_fwd_has_data(struct mq_fwd_part *p)
-{
-    if (p->cur && mq_cursor_buffered(p->cur))
-        return true;
-    int64_t start, end;
-    return mq_part_offsets(p->part, &start, &end) == MQ_OK && (end > p->next || start > p->next);
-}
-
-/*
- * Sends up to `budget` records of p. Returns how many were sent; sets *halt when the caller must end this
- * round (a full queue that did not drain, a producer error).
- */
-static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budget, int64_t deadline,
-                             bool *halt)
-{
-    if (!p->cur) {
-        enum mq_err err = mq_fwd_open_cursor(f, p);
-        if (err != MQ_OK) {
-            MQ_ERROR("forward %s: %s/%" PRId32 ": cannot read offset %" PRId64 ": %s", f->name, p->ft->local,
-                     p->id, p->next, mq_strerror(err));
-            return 0;
-        }
-    }
-    long sent = 0;
-    /* The deadline ends the transaction's round even when every record fits the queue: with
-     * max_bytes_per_s the pacing, not a full queue, is what takes the time. */
-    while (sent < budget && !atomic_load(&f->stop) && mq_mono_ms() < deadline) {
-        struct mq_record_view rv;
-        int rc = mq_cursor_next(p->cur, &rv);
-        if (rc == 0)
-            break;
-        if (rc < 0) {
-            if (-rc == MQ_ERR_RANGE) { /* retention went past us: reopen, which reports the loss */
-                mq_cursor_close(p->cur);
-                p->cur = NULL;
-                break;
-            }
-            const struct mq_cursor_fault *fault = mq_cursor_fault(p->cur);
-            MQ_ERROR("forward %s: %s/%" PRId32 ": %s at %s:%" PRId64 ": not forwarding past offset %" PRId64,
-                     f->name, p->ft->local, p->id, fault->what, fault->path, fault->position, p->next);
-            break;
-        }
-        if (f->mode == MQ_FWD_EXACTLY_ONCE && !f->txn_open) {
-            rd_kafka_error_t *e = rd_kafka_begin_transaction(f->rk);
-            if (e) {
-                mq_fwd_txn_error(f, e, "beginning a transaction");
-                mq_fwd_reset(f);
-                *halt = true;
-                return sent;
-            }
-            f->txn_open = true;
-        }
-        size_t bytes;
-        rd_kafka_headers_t *h = mq_fwd_headers(f, p, &rv, &bytes);
-        mq_fwd_pace(f, bytes);
-        rd_kafka_resp_err_t err;
-        while ((err = mq_fwd_produce(f, p, &rv, h)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(f->rk, 10); /* a delivery report wakes it as soon as the queue has room */
-            if (atomic_load(&f->stop) || f->rewind || atomic_load(&f->fatal) || mq_mono_ms() >= deadline)
-                break;
-        }
-        if (err) {
-            rd_kafka_headers_destroy(h);
-            mq_cursor_seek(p->cur, rv.offset); /* not sent: read it again next round */
-            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                snprintf(f->last_error, sizeof f->last_error, "produce: %s", rd_kafka_err2str(err));
-                if (f->mode == MQ_FWD_AT_LEAST_ONCE)
-                    f->rewind = true;
-            }
-            *halt = true;
-            return sent;
-        }
-        p->next = rv.offset + 1;
-        p->in_txn = true;
-        f->txn_records++;
-        f->txn_bytes +=
-            (uint64_t)(rv.key_len > 0 ? rv.key_len : 0) + (uint64_t)(rv.value_len > 0 ? rv.value_len : 0);
-        if (f->mode == MQ_FWD_AT_LEAST_ONCE && !mq_fwd_fly_push(p, rv.offset)) {
-            f->rewind = true; /* out of memory for the bookkeeping: resend rather than lose track */
-            *halt = true;
-            return sent;
-        }
-        sent++;
-    }
-    return sent;
-}
-
-/* One round over every usable partition: sends what is there (a transaction's worth in exactly_once
- * mode, then commits). Returns the number of records sent. */
-static long mq_fwd_pump(struct mq_fwd *f)
-{
-    f->pump_start_ms = mq_mono_ms();
-    int64_t deadline = f->pump_start_ms + MQ_FWD_TXN_MS;
-    long total = 0;
-    f->had_data = false;
-    bool more = true;
-    while (more && !atomic_load(&f->stop) && mq_mono_ms() < deadline && !f->rewind &&
-           !atomic_load(&f->fatal)) {
-        more = false;
-        for (size_t i = 0; i < f->ntopics && f->rk; i++) {
-            struct mq_fwd_topic *ft = f->topics[i];
-            if (ft->nremote == 0 || !ft->synced)
-                continue;
-            for (int32_t j = 0; j < ft->nlocal; j++) {
-                struct mq_fwd_part *p = ft->parts[j];
-                if (!mq_fwd_has_data(p))
-                    continue;
-                f->had_data = true;
-                bool halt = false;
-                long n = mq_fwd_send_part(f, p, 10000, deadline, &halt);
-                total += n;
-                more |= n > 0;
-                if (halt) {
-                    more = false;
-                    i = f->ntopics;
-                    break;
-                }
-            }
-        }
-        if (f->rk)
-            rd_kafka_poll(f->rk, 0);
-    }
-    if (f->mode == MQ_FWD_EXACTLY_ONCE && f->txn_open && f->rk) {
-        if (atomic_load(&f->fatal))
-            mq_fwd_reset(f);
-        else
-            mq_fwd_commit(f);
-    }
-    return total;
 }
 
 /* ---- discovery of local and remote topics ---- */
