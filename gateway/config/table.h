@@ -3,7 +3,7 @@
  * generator): one table of keys per section, each key with its type, where it is stored, its default (as the
  * text a user would write, parsed by the same code as user input), its bounds and its description.
  *
- * config.c walks a YAML document with these tables; gateway/config/doc/confdoc.c renders them as
+ * section.c walks a YAML document with these tables; gateway/config/doc/confdoc.c renders them as
  * docs/configuration.md. Changing a key means changing only its row here (and the struct field it fills).
  */
 #ifndef MQ_CONFIG_TABLE_H
@@ -70,7 +70,7 @@ struct mq_ckey {
     const char *doc;
 };
 
-struct mq_cctx; /* the parser's state (config.c) */
+struct mq_cctx; /* the parser's state (config_int.h) */
 
 struct mq_csection {
     const char *name; /* as the docs and error messages name it: "log", "brokers[]", "brokers[].tls" */
