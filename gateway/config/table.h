@@ -84,9 +84,26 @@ struct mq_csection {
     void (*fini)(void *obj); /* frees derived fields the keys do not describe */
 };
 
-/* The main file and included mapping files. */
+/* Units of the tables' bounds: sizes in bytes, durations in milliseconds. */
+#define KIB  (1024LL)
+#define MIB  (1024LL * 1024)
+#define GIB  (1024LL * 1024 * 1024)
+#define TIB  (1024LL * 1024 * 1024 * 1024)
+#define SEC  (1000LL)
+#define MIN  (60LL * 1000)
+#define HOUR (3600LL * 1000)
+#define DAY  (86400LL * 1000)
+
+/* The main file and included mapping files (table.c). */
 extern const struct mq_csection mq_csection_top;
 extern const struct mq_csection mq_csection_mapfile;
+/* The list sections, one file each (table_broker.c, table_mapping.c, table_forward.c). */
+extern const struct mq_csection mq_csection_broker;
+extern const struct mq_csection mq_csection_mapping;
+extern const struct mq_csection mq_csection_forward;
+/* A broker's TLS keys and their check, which forward[].tls shares (table_broker.c). */
+extern const struct mq_ckey mq_keys_tls[];
+void mq_tls_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *node, const yaml_node_t *const *vals);
 
 /* For check hooks (config.c). */
 void mq_cctx_error(struct mq_cctx *ctx, const yaml_node_t *node, const char *fmt, ...)
