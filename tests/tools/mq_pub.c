@@ -9,6 +9,10 @@
  * where S = k / TOPICS is its position in its topic: a checker reading the log expects, per MQTT topic,
  * the sequence numbers 0, 1, 2, ... each once and in that order. The pad brings the payload to SIZE bytes.
  *
+ * --repeat R publishes each message R times in a row, identical topic and payload: R real messages that
+ * a gateway must store R times (a deduplicating gateway must not take them for redeliveries). --rate and
+ * the window count publications, copies included.
+ *
  * --rate R spreads the messages over time (R per second) so that a test can act in the middle of a stream.
  * At most WINDOW messages are outstanding (not yet taken by the broker) so that libmosquitto's queue stays
  * bounded. When the broker goes away (a test restarts it) the client reconnects by itself; with
@@ -82,7 +86,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: mq_pub -p PORT [-H HOST] [-q QOS] [-V 311|5] [-n COUNT] [-f FIRST] [-t TOPICS]\n"
                     "              [-T PREFIX] [-s SIZE] [-i CLIENT_ID] [-w WINDOW] [--persistent]\n"
-                    "              [--timeout SECONDS] [--retain] [--exact] [--rate PER_SECOND]\n");
+                    "              [--timeout SECONDS] [--retain] [--exact] [--rate PER_SECOND]\n"
+                    "              [--repeat COPIES]\n");
 }
 
 static bool num(const char *opt, const char *s, int64_t min, int64_t max, int64_t *out)
@@ -97,13 +102,17 @@ static bool num(const char *opt, const char *s, int64_t min, int64_t max, int64_
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"persistent", no_argument, NULL, 'P'}, {"timeout", required_argument, NULL, 'o'},
-        {"retain", no_argument, NULL, 'r'},     {"exact", no_argument, NULL, 'e'},
-        {"rate", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
+        {"persistent", no_argument, NULL, 'P'},
+        {"timeout", required_argument, NULL, 'o'},
+        {"retain", no_argument, NULL, 'r'},
+        {"exact", no_argument, NULL, 'e'},
+        {"rate", required_argument, NULL, 'R'},
+        {"repeat", required_argument, NULL, 'N'},
+        {NULL, 0, NULL, 0},
     };
     const char *host = "127.0.0.1", *prefix = "e2e", *id = NULL;
     int64_t port = 0, qos = 1, version = 5, count = 1000, first = 0, topics = 10, size = 100, window = 1000,
-            timeout_s = 120, rate = 0;
+            timeout_s = 120, rate = 0, repeat = 1;
     bool persistent = false, retain = false, exact = false;
     int c;
     while ((c = getopt_long(argc, argv, "H:p:q:V:n:f:t:T:s:i:w:", opts, NULL)) != -1) {
@@ -157,6 +166,9 @@ int main(int argc, char **argv)
         case 'R':
             ok = num("--rate", optarg, 1, 10000000, &rate);
             break;
+        case 'N':
+            ok = num("--repeat", optarg, 1, 1000, &repeat);
+            break;
         default:
             ok = false;
         }
@@ -201,7 +213,9 @@ int main(int argc, char **argv)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     double start_s = (double)t0.tv_sec + (double)t0.tv_nsec / 1e9;
-    for (int64_t k = first; k < first + count && status == 0; k++) {
+    /* publication i is copy i % repeat of message k = first + i / repeat */
+    for (int64_t i = 0; i < count * repeat && status == 0; i++) {
+        int64_t k = first + i / repeat;
         int n = snprintf(payload, (size_t)size + 200, "{\"k\":%lld,\"topic\":%lld,\"seq\":%lld,\"pad\":\"",
                          (long long)k, (long long)(k % topics), (long long)(k / topics));
         while (n < size - 2)
@@ -213,10 +227,10 @@ int main(int argc, char **argv)
             snprintf(topic, sizeof topic, "%s", prefix);
         else
             snprintf(topic, sizeof topic, "%s/%lld", prefix, (long long)(k % topics));
-        if (rate > 0) { /* message k - first is due (k - first) / rate seconds after the start */
+        if (rate > 0) { /* publication i is due i / rate seconds after the start */
             struct timespec now;
             clock_gettime(CLOCK_MONOTONIC, &now);
-            double due = start_s + (double)(k - first) / (double)rate;
+            double due = start_s + (double)i / (double)rate;
             double now_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
             if (due > now_s)
                 usleep((useconds_t)((due - now_s) * 1e6)); // --rate pacing, not synchronisation
@@ -236,7 +250,7 @@ int main(int argc, char **argv)
         }
         rc = mosquitto_publish_v5(m, NULL, topic, n, payload, (int)qos, retain, NULL);
         if (rc == MOSQ_ERR_NO_CONN) { /* lost meanwhile: wait for the reconnect and publish it then */
-            k--;
+            i--;
             usleep(1000); // retry interval until libmosquitto has reconnected
             continue;
         }

@@ -13,6 +13,7 @@ fails the test, saying what it waited for, when the deadline passes.
 """
 import atexit
 import base64
+import collections
 import json
 import os
 import queue
@@ -319,6 +320,10 @@ class RabbitMQ:
     tree). A reaper process, detached from the test and holding a pipe from it, does the same if the test
     itself is killed."""
 
+    # mqtt.prefetch, written into the node's configuration (RabbitMQ's default, spelled out because tests bound
+    # redeliveries by it): the most messages the MQTT plugin delivers to one subscriber without its ack.
+    PREFETCH = 10
+
     def __init__(self, start_timeout=90):
         self.server = os.path.join(RABBITMQ_HOME, "bin", "rabbitmq-server")
         self.ctl = os.path.join(RABBITMQ_HOME, "bin", "rabbitmqctl")
@@ -331,8 +336,9 @@ class RabbitMQ:
         with open(conf, "w") as f:
             f.write(
                 "listeners.tcp.default = 127.0.0.1:%d\nmqtt.listeners.tcp.default = 127.0.0.1:%d\n"
-                "mqtt.allow_anonymous = true\nloopback_users = none\ndistribution.listener.interface = 127.0.0.1\n"
-                "log.console = false\nlog.file.level = info\n" % (self.amqp_port, self.port)
+                "mqtt.allow_anonymous = true\nmqtt.prefetch = %d\nloopback_users = none\n"
+                "distribution.listener.interface = 127.0.0.1\nlog.console = false\nlog.file.level = info\n" %
+                (self.amqp_port, self.port, self.PREFETCH)
             )
         plugins = os.path.join(self.dir, "enabled_plugins")
         with open(plugins, "w") as f:
@@ -597,13 +603,18 @@ def run(args, check=True, timeout=120, **kw):
 
 
 def publish(port, count, qos=1, version=5, topics=10, first=0, prefix="e2e", client_id=None, size=100,
-            timeout=300, background=False, rate=None):
+            timeout=300, background=False, rate=None, repeat=1):
+    """Runs mq_pub: COUNT numbered messages (each REPEAT times in a row, identical topic and payload), at
+    RATE publications per second if given; client_id makes its session persistent. background: returns the
+    running process (wait_publisher() waits for it), otherwise waits for it and fails the test if it fails."""
     args = [MQ_PUB, "-p", str(port), "-q", str(qos), "-V", str(version), "-n", str(count), "-f", str(first),
             "-t", str(topics), "-T", prefix, "-s", str(size), "--timeout", str(timeout)]
     if client_id:
         args += ["-i", client_id, "--persistent"]
     if rate:
         args += ["--rate", str(rate)]
+    if repeat != 1:
+        args += ["--repeat", str(repeat)]
     if background:
         return spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     return run(args, timeout=timeout + 30)
@@ -668,10 +679,12 @@ def wait_subscribed(port, data_dir, topic, qos, version, prefix="e2e", timeout=3
 
 
 def check_stream(records, count, topics, first=0, prefix="e2e", qos=None, broker=None, exact=True,
-                 size=None, late_window=0):
+                 size=None, late_window=0, repeat=1):
     """Checks the records of messages FIRST..FIRST+COUNT-1 published by mq_pub over TOPICS topics: each
     present (exact: exactly once), per topic in publishing order, with its headers and key. Returns the
     number of duplicates (0 when exact). Records of other topics (probes) are ignored.
+    repeat: mq_pub --repeat, each message was published REPEAT times in a row; each must be stored REPEAT
+    times (exact: exactly), and only copies beyond REPEAT count as duplicates.
     late_window (not exact): first occurrences may break publishing order for messages that were all
     published within LATE_WINDOW consecutive messages of each other (what a publisher had unacknowledged
     when its connection broke, and sends again after newer ones); every other message keeps its order."""
@@ -679,7 +692,7 @@ def check_stream(records, count, topics, first=0, prefix="e2e", qos=None, broker
     for t in range(topics):
         # the seq numbers of topic t among k in [first, first+count)
         ks = range(first + ((t - first) % topics), first + count, topics)
-        want[t] = [k // topics for k in ks]
+        want[t] = [k // topics for k in ks for _ in range(repeat)]
     seen = {t: [] for t in range(topics)}
     bad = []
     for r in records:
@@ -724,10 +737,15 @@ def check_stream(records, count, topics, first=0, prefix="e2e", qos=None, broker
                      "disorder at index %s" % (prefix, t, len(got), len(exp), len(missing), missing[:5], extra,
                                                disorder))
         else:
-            missing = sorted(set(exp) - set(got))
-            if missing:
+            copies = collections.Counter(got)
+            missing = sorted(s for s in set(exp) if copies[s] < repeat)
+            if missing and repeat == 1:
                 fail("topic %s/%d: %d messages missing (first %s)" % (prefix, t, len(missing), missing[:10]))
-            # first occurrences must come in publishing order; repeats are redeliveries
+            if missing:
+                fail("topic %s/%d: %d messages stored fewer than the %d times they were published (first seq %s, "
+                     "stored %s times)" % (prefix, t, len(missing), repeat, missing[:10],
+                                           [copies[s] for s in missing[:10]]))
+            # first occurrences must come in publishing order; copies beyond REPEAT are redeliveries
             firsts, known = [], set()
             for s in got:
                 if s not in known:
@@ -743,7 +761,7 @@ def check_stream(records, count, topics, first=0, prefix="e2e", qos=None, broker
             elif firsts != sorted(firsts):
                 i = next(i for i in range(1, len(firsts)) if firsts[i] < firsts[i - 1])
                 fail("topic %s/%d: out of order: %s after %s" % (prefix, t, firsts[i], firsts[i - 1]))
-            dups += len(got) - len(known)
+            dups += sum(n - repeat for n in copies.values() if n > repeat)
     if late:
         ks = sorted(k for k, _, _ in late)
         if ks[-1] - ks[0] >= late_window:
@@ -783,23 +801,36 @@ def keys_seen(records, prefix="e2e"):
     return out
 
 
-def wait_complete(data_dir, topic, count, first=0, prefix="e2e", timeout=120, alive=None):
-    """Waits until every message first..first+count-1 is stored in topic (duplicates allowed); returns the
-    records. alive (optional) is called on every poll to fail early, e.g. when mqlogd died."""
+def wait_complete(data_dir, topic, count, first=0, prefix="e2e", timeout=120, alive=None, repeat=1, stall=None):
+    """Waits until every message first..first+count-1 is stored in topic (duplicates allowed), REPEAT times
+    each (mq_pub --repeat); returns the records. alive (optional) is called on every poll to fail early,
+    e.g. when mqlogd died; stall (optional) fails early too, once no record has been added for that many
+    seconds. A failure says how many messages are missing."""
     deadline = time.monotonic() + timeout
-    want = set(range(first, first + count))
-    missing = want
+    want = range(first, first + count)
+    last, since = -1, time.monotonic()
+
+    def missing(recs):
+        copies = collections.Counter(keys_seen(recs, prefix))
+        return [k for k in want if copies[k] < repeat]
+
     while True:
         if alive:
             alive()
-        if stored(data_dir, topic) >= count:
+        n = stored(data_dir, topic)
+        if n >= count * repeat:
             recs = consume(data_dir, topic)
-            missing = want - set(keys_seen(recs, prefix))
-            if not missing:
+            if not missing(recs):
                 return recs
-        if time.monotonic() >= deadline:
-            m = sorted(missing)
-            fail("after %ss, %d of %d messages are not in the log (first %s)" % (timeout, len(m), count, m[:10]))
+        now = time.monotonic()
+        if n != last:
+            last, since = n, now
+        stalled = stall is not None and now - since >= stall
+        if now >= deadline or stalled:
+            m = missing(consume(data_dir, topic))
+            fail("%s, %d of %d messages are not in the log%s (first %s); %d records in %s" %
+                 ("no new record for %ss" % stall if stalled else "after %ss" % timeout, len(m), count,
+                  "" if repeat == 1 else " %d times" % repeat, m[:10], n, topic))
         time.sleep(0.5)  # poll interval of this deadline wait
 
 
