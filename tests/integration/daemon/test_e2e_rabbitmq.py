@@ -11,6 +11,14 @@ still work, honestly: with the messages published at QoS 1, the connector logs t
 granted QoS 1 instead of 2 and the records carry mqtt.qos 1 (the QoS they were delivered with), every message
 once and in order. The stream then is a QoS 1 stream again, so this case sends a quarter of N.
 
+Crash: for each connector, QoS 1, mqlogd killed with SIGKILL three times in the middle of a stream (when
+a quarter, a half and three quarters of it are stored) and restarted at once. Nothing may be missing; the
+duplicates (RabbitMQ's redeliveries of messages stored but not yet acknowledged when mqlogd died) are
+counted and printed, and for now only bounded: at most the plugin's window (mqtt.prefetch, the most
+messages it has unacknowledged towards one subscriber) per kill. Issue 10 asks for none; what mqlogd can
+promise on RabbitMQ depends on whether the plugin resends a message with its packet id, which is still
+being settled (it may renumber redeliveries).
+
 Each case has its own MQTT topic prefix and client id, so that the persistent session of one case (a durable
 queue in RabbitMQ) never collects the messages of the next. The test fails, not skips, when RabbitMQ is not
 installed. MQ_E2E_MESSAGES sets N (default 20000, scaled by MQ_E2E_SCALE).
@@ -27,6 +35,8 @@ N_QOS2 = max(200, N // 4)
 TOPICS = 50
 SIZE = 100
 STALL = 30  # seconds without a new record in the log before a case fails
+N_CRASH = max(200, N // 2)
+CRASH_RATE = max(1, N_CRASH // 10)  # the crash case's stream lasts 10 s at every scale
 
 
 def config(port, connector, qos, prefix):
@@ -83,18 +93,75 @@ def one(rmq, connector, qos):
                                                                 n / t_all))
 
 
+def crash(rmq, connector, kills=3):
+    """mqlogd killed KILLS times mid-stream at QoS 1 (docstring); returns the number of duplicates."""
+    prefix = "rmq/%s/crash" % connector
+    d = e.Daemon(e.config([e.broker(rmq.port, connector, "e2e-rmq-crash-" + connector, name="rabbitmq", version=311,
+                                    durable_ack=True, reconnect_min="100ms", reconnect_max="1s")],
+                          [e.mapping(prefix + "/#", "e2e", qos=1, partitions=4, key="topic")]))
+    d.start()
+    probes = e.wait_subscribed(rmq.port, d.data, "e2e", 1, 311, prefix=prefix)
+    t0 = time.monotonic()
+    pub = e.publish(rmq.port, N_CRASH, qos=1, version=311, topics=TOPICS, size=SIZE, prefix=prefix,
+                    client_id="e2e-rmq-crash-pub-" + connector, rate=CRASH_RATE, background=True, timeout=240)
+
+    def alive():
+        if not d.alive():
+            e.fail("%s crash: mqlogd died by itself:\n%s" % (connector, d.log()[-3000:]))
+        if pub.poll() is not None and pub.returncode != 0:
+            e.fail("%s crash: the publisher failed: %s" % (connector, pub.stderr.read()))
+
+    at = []
+    for i in range(kills):
+        mark = probes + N_CRASH * (i + 1) // (kills + 1)
+
+        def reached():
+            alive()
+            return e.stored(d.data, "e2e") >= mark
+
+        e.wait_for(reached, 120, "%d records stored before kill %d (%s)" % (mark, i + 1, connector), every=0.01)
+        d.kill()
+        n = e.stored(d.data, "e2e") - probes
+        at.append("%d@%.1fs" % (n, time.monotonic() - t0))
+        if n >= N_CRASH:
+            e.fail("%s crash: kill %d came after the whole stream was stored" % (connector, i + 1))
+        d.start()
+    e.wait_complete(d.data, "e2e", N_CRASH, prefix=prefix, timeout=120 + N_CRASH / 100, alive=alive, stall=STALL)
+    t_all = time.monotonic() - t0
+    e.wait_publisher(pub, connector + " crash")
+    d.stop()
+    e.run([e.MQLOG, "verify", "-d", d.data])
+    recs = e.consume(d.data, "e2e")
+    dups = e.check_stream(recs, N_CRASH, TOPICS, prefix=prefix, qos=1, broker="rabbitmq", exact=False, size=SIZE)
+    # Provisional bound (issue 10 is settling what mqlogd promises on RabbitMQ): a kill can find at most
+    # PREFETCH messages delivered and not yet acknowledged, so at most that many come again per kill. To be
+    # tightened (to 0 if the redeliveries can be recognised) once the design's promise for RabbitMQ is settled.
+    bound = kills * rmq.PREFETCH
+    if dups > bound:
+        e.fail("%s crash on RabbitMQ: none missing, but %d duplicates, more than %d kills x mqtt.prefetch %d" %
+               (connector, dups, kills, rmq.PREFETCH))
+    e.log("%-9s QoS 1 MQTT 3.1.1 on RabbitMQ, SIGKILL %d times (records stored @ time: %s): %d messages, 0 "
+          "missing, %d duplicate%s (at most %d allowed), all stored in %.1fs" %
+          (connector, kills, ", ".join(at), N_CRASH, dups, "" if dups == 1 else "s", bound, t_all))
+    return dups
+
+
 def main():
     t0 = time.monotonic()
     rmq = e.RabbitMQ()
     e.log("RabbitMQ node %s: MQTT on 127.0.0.1:%d, started in %.1fs" % (rmq.node, rmq.port, rmq.start_time))
+    dups = {}
     for connector in CONNECTORS:
         for qos in (0, 1, 2):
             one(rmq, connector, qos)
+        dups[connector] = crash(rmq, connector)
     t_stop = time.monotonic()
     rmq.stop()
     e.log("RabbitMQ stopped in %.1fs, no process left behind" % (time.monotonic() - t_stop))
     e.log("PASS: %s, QoS 0 and 1 over MQTT 3.1.1 on RabbitMQ with %d messages each, QoS 2 (granted 1) with %d; "
-          "%.1fs in all" % (", ".join(CONNECTORS), N, N_QOS2, time.monotonic() - t0))
+          "SIGKILL 3 times in a QoS 1 stream of %d: 0 missing, duplicates %s; %.1fs in all" %
+          (", ".join(CONNECTORS), N, N_QOS2, N_CRASH, ", ".join("%s %d" % kv for kv in dups.items()),
+           time.monotonic() - t0))
 
 
 main()
