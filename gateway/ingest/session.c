@@ -28,7 +28,12 @@
 #define MQ_RX_TAG       0x31585251u
 #define MQ_RX_MIN_SLOTS 256u
 #define MQ_RX_MAX_SLOTS 65536u
-#define MQ_RX_COVER_MAX 30000 /* messages a candidate may lie back: far below the 65535 packet ids */
+/* How many of the latest messages are candidates: 2 x the window, at least MQ_RX_COVER_MIN (mosquitto
+ * 2.0.11 keeps several thousand messages in flight, far past its in-flight limit, once it has a backlog: see
+ * test_broker_redelivery) and at most MQ_RX_COVER_MAX, far below the 65535 packet ids a broker numbering
+ * in sequence goes through before it reuses one. */
+#define MQ_RX_COVER_MIN 16384
+#define MQ_RX_COVER_MAX 30000
 
 struct mq_rx_header {
     char magic[8];
@@ -58,8 +63,8 @@ struct mq_rx_cand {
     uint64_t key; /* the packet id, or in MQ_DEDUP_PAYLOAD the digest */
     uint64_t seq;
     uint64_t digest;
+    uint32_t slot; /* one of the message's slots */
     bool used, retired;
-    struct mq_rx_match m;
 };
 
 struct mq_rx_session {
@@ -80,6 +85,7 @@ struct mq_rx_session {
     uint64_t since_connect; /* messages looked at since the last connection */
     int mode;               /* enum mq_dedup */
     bool warned_renumber;   /* said once that the broker renumbers redeliveries */
+    int unmatched_dups;     /* DUP messages that matched no candidate since the last connection */
 };
 
 uint64_t mq_rx_digest(const void *topic, size_t topic_len, const void *payload, size_t payload_len)
@@ -102,9 +108,16 @@ static bool mq_rx_slot_valid(const struct mq_rx_slot *sl)
     return sl->tag == MQ_RX_TAG && sl->seq > 0 && sl->crc == mq_rx_slot_crc(sl);
 }
 
+static int64_t mq_rx_cover(int64_t window)
+{
+    int64_t c = window * 2;
+    return c < MQ_RX_COVER_MIN ? MQ_RX_COVER_MIN : c > MQ_RX_COVER_MAX ? MQ_RX_COVER_MAX : c;
+}
+
+/* Slots for the cover, with room for messages stored in more than one topic. */
 static uint32_t mq_rx_nslots(int64_t window)
 {
-    uint64_t want = window > 0 ? (uint64_t)window * 4 : MQ_RX_MIN_SLOTS;
+    uint64_t want = (uint64_t)mq_rx_cover(window) * 2;
     uint32_t n = MQ_RX_MIN_SLOTS;
     while (n < want && n < MQ_RX_MAX_SLOTS)
         n *= 2;
@@ -480,9 +493,30 @@ static struct mq_rx_cand *mq_rx_cand_find(struct mq_rx_session *s, uint64_t key,
     }
 }
 
-/* Adds slot sl (its record in part) to the candidates. */
-static void mq_rx_cand_add(struct mq_rx_session *s, const struct mq_rx_slot *sl, struct mq_part *part)
+/* Where a candidate's records are: its message's slots, next to each other in the ring. */
+static void mq_rx_cand_match(const struct mq_rx_session *s, const struct mq_rx_cand *c, struct mq_rx_match *m)
 {
+    *m = (struct mq_rx_match){.seq = c->seq, .digest = c->digest};
+    uint32_t first = c->slot;
+    for (int k = 1; k < MQ_TICKET_MAX; k++) {
+        uint32_t prev = (first + s->nslots - 1) % s->nslots;
+        if (s->slots[prev].seq != c->seq || !s->parts[prev] || !mq_rx_slot_valid(&s->slots[prev]))
+            break;
+        first = prev;
+    }
+    for (uint32_t i = first; m->n < MQ_TICKET_MAX; i = (i + 1) % s->nslots) {
+        if (s->slots[i].seq != c->seq || !s->parts[i] || !mq_rx_slot_valid(&s->slots[i]))
+            break;
+        m->at[m->n].part = s->parts[i];
+        m->at[m->n].offset = s->slots[i].offset;
+        m->n++;
+    }
+}
+
+/* Adds slot i to the candidates. */
+static void mq_rx_cand_add(struct mq_rx_session *s, uint32_t i)
+{
+    const struct mq_rx_slot *sl = &s->slots[i];
     struct mq_rx_cand *c;
     if (s->mode == MQ_DEDUP_PAYLOAD) {
         c = mq_rx_cand_find(s, sl->digest, sl->seq, true); /* each message its own candidate */
@@ -499,12 +533,7 @@ static void mq_rx_cand_add(struct mq_rx_session *s, const struct mq_rx_slot *sl,
                                  .key = s->mode == MQ_DEDUP_PAYLOAD ? sl->digest : sl->pid,
                                  .seq = sl->seq,
                                  .digest = sl->digest,
-                                 .m = {.seq = sl->seq, .digest = sl->digest}};
-    if (c->m.n < MQ_TICKET_MAX) {
-        c->m.at[c->m.n].part = part;
-        c->m.at[c->m.n].offset = sl->offset;
-        c->m.n++;
-    }
+                                 .slot = i};
 }
 
 void mq_rx_session_connected(struct mq_rx_session *s, bool session_present)
@@ -516,10 +545,11 @@ void mq_rx_session_connected(struct mq_rx_session *s, bool session_present)
                 s->broker, s->client_id, s->matched);
     s->matched = 0;
     s->since_connect = 0;
+    s->unmatched_dups = 0;
     free(s->cand);
     s->cand = NULL;
     s->ccap = 0;
-    int64_t cover = s->window * 2 < MQ_RX_COVER_MAX ? s->window * 2 : MQ_RX_COVER_MAX;
+    int64_t cover = mq_rx_cover(s->window);
     uint64_t oldest = s->seq > (uint64_t)cover ? s->seq - (uint64_t)cover + 1 : 1;
     uint32_t n = 0;
     for (uint32_t i = 0; session_present && s->mode != MQ_DEDUP_OFF && i < s->nslots; i++)
@@ -533,7 +563,7 @@ void mq_rx_session_connected(struct mq_rx_session *s, bool session_present)
         for (uint32_t i = 0; i < s->nslots; i++) {
             const struct mq_rx_slot *sl = &s->slots[i];
             if (s->parts[i] && sl->seq >= oldest && sl->pid != 0 && mq_rx_slot_valid(sl))
-                mq_rx_cand_add(s, sl, s->parts[i]);
+                mq_rx_cand_add(s, i);
         }
     } else if (n) {
         MQ_ERROR("broker %s session %s: out of memory for the redelivery guard: redeliveries of stored "
@@ -549,21 +579,26 @@ bool mq_rx_session_match(struct mq_rx_session *s, int pid, uint64_t digest, int 
         return false;
     pthread_mutex_lock(&s->mu);
     bool hit = false;
-    s->since_connect++;
+    if (++s->since_connect > (uint64_t)mq_rx_cover(s->window) && s->cand) {
+        /* redeliveries come first on a resumed session: by now they are over */
+        free(s->cand);
+        s->cand = NULL;
+        s->ccap = 0;
+    }
     if (s->mode == MQ_DEDUP_PAYLOAD) {
         /* renumbered redeliveries come first after the reconnect, with DUP set; without the flag only
          * that many messages are taken for redeliveries */
         struct mq_rx_cand *c =
             dup == 1 || s->since_connect <= (uint64_t)s->window ? mq_rx_cand_find(s, digest, 0, false) : NULL;
-        hit = c != NULL;
-        if (hit)
-            *m = c->m;
+        if (c)
+            mq_rx_cand_match(s, c, m);
+        hit = c && m->n > 0; /* none: its slots were overwritten since */
     } else {
         struct mq_rx_cand *c = mq_rx_cand_find(s, (uint64_t)pid, 0, false);
-        hit = c && c->digest == digest;
-        if (hit)
-            *m = c->m;
-        if (!hit && dup == 1 && !s->warned_renumber) {
+        if (c && c->digest == digest)
+            mq_rx_cand_match(s, c, m);
+        hit = c && c->digest == digest && m->n > 0;
+        if (!hit && dup == 1 && !s->warned_renumber && s->unmatched_dups++ < 64) {
             /* a redelivery (DUP) of a stored message under another packet id: the broker renumbers */
             for (uint32_t i = 0; i < s->ccap && !s->warned_renumber; i++) {
                 const struct mq_rx_cand *o = &s->cand[i];

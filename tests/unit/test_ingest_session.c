@@ -167,20 +167,37 @@ static void test_same_payload_twice(void)
     env_close(&e);
 }
 
+/* Stores n messages "v<pid>" of the session without waiting for each (one wait at the end). */
+static void send_many(struct env *e, int from, int n)
+{
+    char payload[32];
+    struct mq_ticket t = {.n = 0};
+    for (int pid = from; pid < from + n; pid++) {
+        snprintf(payload, sizeof payload, "v%d", pid);
+        struct mq_source_msg m = {.topic = "s/a",
+                                  .topic_len = 3,
+                                  .payload = payload,
+                                  .payload_len = strlen(payload),
+                                  .qos = 1,
+                                  .timestamp = 1700000000000 + pid,
+                                  .session = e->rx,
+                                  .packet_id = pid,
+                                  .dup = 0};
+        CU_ASSERT_EQUAL_FATAL(mq_ingest_message(e->in, "b1", &m, &t), MQ_OK);
+    }
+    CU_ASSERT_EQUAL(mq_ingest_wait(e->in, &t, 10000), MQ_OK);
+}
+
 static void test_window(void)
 {
     struct env e;
-    env_open(&e, 2); /* candidates: the last 2 x window messages */
+    env_open(&e, 2); /* candidates: the last 16384 messages at least (2 x window when that is more) */
     mq_ingest_session_connected(e.rx, false);
-    char payload[32];
-    for (int pid = 1; pid <= 10; pid++) {
-        snprintf(payload, sizeof payload, "v%d", pid);
-        CU_ASSERT_EQUAL(send(&e, "s/a", payload, pid, 0), 1);
-    }
+    send_many(&e, 1, 16400);
     mq_ingest_session_connected(e.rx, true);
-    CU_ASSERT_EQUAL(send(&e, "s/a", "v6", 6, 1), 1); /* too old to be in flight still */
-    CU_ASSERT_EQUAL(send(&e, "s/a", "v7", 7, 1), 0);
-    CU_ASSERT_EQUAL(send(&e, "s/a", "v10", 10, 1), 0);
+    CU_ASSERT_EQUAL(send(&e, "s/a", "v16", 16, 1), 1); /* too old to be in flight still */
+    CU_ASSERT_EQUAL(send(&e, "s/a", "v17", 17, 1), 0);
+    CU_ASSERT_EQUAL(send(&e, "s/a", "v16400", 16400, 1), 0);
     env_close(&e);
 }
 

@@ -479,11 +479,11 @@ def broker(port, client, client_id, name="local", version=5, **keys):
                  "protocol": "5" if version == 5 else "3.1.1", "clean_session": False}, **keys)
 
 
-def delivered_qos(connector, qos, version, durable_ack=True):
+def delivered_qos(connector, qos, version, durable_ack=True, guarded=True):
     """The QoS a message of a QoS QOS mapping arrives with (its mqtt.qos header): with durable_ack, QoS 2
-    filters are subscribed at QoS 1 where the client library answers PUBREC before handing the message over
-    (libmosquitto always, Paho over MQTT 3.1.1); the redelivery guard makes that exactly once."""
-    if qos == 2 and durable_ack and (connector == "mosquitto" or version != 5):
+    filters are subscribed at QoS 1 and the redelivery guard (a persistent session, dedup not off) makes that
+    exactly once; only Paho over MQTT 5 without the guard keeps QoS 2."""
+    if qos == 2 and durable_ack and (connector == "mosquitto" or version != 5 or guarded):
         return 1
     return qos
 
@@ -679,13 +679,6 @@ def wait_subscribed(port, data_dir, topic, qos, version, prefix="e2e", timeout=3
 
     wait_for(seen, timeout, "mqlogd to subscribe (probe messages on %s)" % probe, every=0)
     return sum(1 for r in consume(data_dir, topic) if headers(r).get("mqtt.topic") == probe)
-
-
-def delivered_qos(connector, qos, version):
-    """The QoS a mapping of QOS is delivered with, which its records' mqtt.qos header says, with durable_ack
-    (the connectors' delivered_qos()): libmosquitto, and Paho over MQTT 3.1.1, answer PUBREC before they
-    hand a QoS 2 message over, so such mappings are subscribed at QoS 1 and deduplicated."""
-    return 1 if qos == 2 and (connector == "mosquitto" or version != 5) else qos
 
 
 def check_stream(records, count, topics, first=0, prefix="e2e", qos=None, broker=None, exact=True,

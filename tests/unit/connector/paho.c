@@ -25,13 +25,14 @@ static void lib_fini(void)
     mosquitto_lib_cleanup();
 }
 
-/* durable_ack, MQTT 5, QoS 2: no PUBREC from us while the record cannot become durable. */
+/* durable_ack, MQTT 5, QoS 2 without the redelivery guard (dedup: off; with it the filter is subscribed at
+ * QoS 1): no PUBREC from us while the record cannot become durable. */
 static void test_qos2_v5_pubrec_waits_for_fsync(void)
 {
     struct h h;
     CU_ASSERT_FATAL(h_broker(&h, "log_type all\n"));
     void *inst;
-    struct pub *p = h_start(&h, "    protocol: 5\n    durable_ack: true\n", 2, 5, &inst);
+    struct pub *p = h_start(&h, "    protocol: 5\n    durable_ack: true\n    dedup: off\n", 2, 5, &inst);
     CU_ASSERT_FATAL(pub_stream(p, 0, 1, 2)); /* creates log topic t before the gate closes */
     CU_ASSERT_FATAL(h_wait_records(&h, 1, 20000));
 
@@ -58,10 +59,11 @@ static const struct mq_test tests[] = {
     MQ_TEST_END,
 };
 
-/* Paho over MQTT 3.1.1 answers PUBREC before messageArrived: durable_ack takes QoS 2 filters at QoS 1 */
+/* durable_ack with the redelivery guard (the harness's sessions are persistent) takes QoS 2 at QoS 1 */
 static int delivered_qos(int qos, int protocol, bool durable_ack)
 {
-    return qos == 2 && durable_ack && protocol != 5 ? 1 : qos;
+    (void)protocol;
+    return qos == 2 && durable_ack ? 1 : qos;
 }
 
 const struct mq_contract mq_contract = {
