@@ -97,7 +97,8 @@ static const struct mq_ckey mq_keys_broker[] = {
             "memory (up to log.max_pending_bytes per partition). mosquitto is the default: it acknowledges "
             "a whole read batch after one group commit and costs less CPU per message; paho acknowledges "
             "one message per flush (about 4,000 messages/s with durable_ack on a disk that syncs in "
-            "0.2 ms) and is the one whose QoS 2 over MQTT 5 is crash-safe (README, Performance)."},
+            "0.2 ms). With durable_ack and a persistent session both are exactly once at QoS 1 and 2 "
+            "(README, Running it at a site)."},
     {.name = "client_id",
      .type = MQ_CT_STRING,
      .off = BRK(client_id),
@@ -185,9 +186,10 @@ static const struct mq_ckey mq_keys_broker[] = {
      .max = 65535,
      .doc = "How many QoS 1/2 messages the broker may have unacknowledged towards mqlogd (MQTT 5 receive "
             "maximum). It also sizes the redelivery guard of a persistent session (see durable_ack): the "
-            "last 2 x max_inflight messages stored are recognised when the broker delivers them again; with "
-            "MQTT 3.1.1 keep it at least at the broker's own in-flight limit (mosquitto: "
-            "max_inflight_messages, default 20; RabbitMQ: mqtt.prefetch, default 10). Without durable_ack, "
+            "last 16384 messages stored, or 2 x max_inflight when that is more (at most 30000), are "
+            "recognised when the broker delivers them again; with dedup: payload and client mosquitto only "
+            "the first max_inflight messages after a reconnect are taken for redeliveries, so set it to the "
+            "broker's in-flight limit (RabbitMQ: mqtt.prefetch, default 10). Without durable_ack, "
             "client mosquitto with a QoS 2 subscription sends 65535 instead: libmosquitto drops the "
             "connection when a broker exceeds it, and mosquitto 2.0 does. mosquitto 2.0.11 overshoots both "
             "its max_inflight_messages (MQTT 3.1.1) and this receive maximum; with a backlog of more than "
@@ -205,10 +207,12 @@ static const struct mq_ckey mq_keys_broker[] = {
             "(data_dir/sessions/) notes the packet id of every stored message, so that the broker's "
             "redelivery of a message that was stored but not yet acknowledged when mqlogd stopped, crashed "
             "or lost the connection is acknowledged and not stored again: exactly once. QoS 2 filters are "
-            "then subscribed at QoS 1 where the client library would answer PUBREC before the record is "
-            "durable (client mosquitto; paho with MQTT 3.1.1), with the same exactly-once outcome; their "
-            "records say mqtt.qos 1. false: acknowledge on receipt (faster; a crash loses up to "
-            "log.flush_interval_ms)."},
+            "subscribed at QoS 1, whose acknowledgement waits for the record (libmosquitto, and Paho over "
+            "MQTT 3.1.1, answer PUBREC before they hand a message over; mosquitto resends messages answered "
+            "with PUBREC as new PUBLISHes after a reconnect), with the same exactly-once outcome; their "
+            "records say mqtt.qos 1. Only paho over MQTT 5 without the guard (clean_session, dedup: off) "
+            "keeps QoS 2, crash-safe but not duplicate-free. false: acknowledge on receipt (faster; a crash "
+            "loses up to log.flush_interval_ms)."},
     {.name = "dedup",
      .type = MQ_CT_ENUM,
      .off = BRK(dedup),
