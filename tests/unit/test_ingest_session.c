@@ -80,18 +80,24 @@ static void env_close(struct env *e)
     mq_test_rmdir(e->dir);
 }
 
+/* A QoS 1 message of the session. */
+static struct mq_source_msg msg_of(struct env *e, const char *topic, const char *payload, int pid, int dup)
+{
+    return (struct mq_source_msg){.topic = topic,
+                                  .topic_len = strlen(topic),
+                                  .payload = payload,
+                                  .payload_len = strlen(payload),
+                                  .qos = 1,
+                                  .timestamp = 1700000000000 + pid,
+                                  .session = e->rx,
+                                  .packet_id = pid,
+                                  .dup = dup};
+}
+
 /* Sends one QoS 1 message of the session and waits until it is durable; returns the records it produced. */
 static int send(struct env *e, const char *topic, const char *payload, int pid, int dup)
 {
-    struct mq_source_msg m = {.topic = topic,
-                              .topic_len = strlen(topic),
-                              .payload = payload,
-                              .payload_len = strlen(payload),
-                              .qos = 1,
-                              .timestamp = 1700000000000 + pid,
-                              .session = e->rx,
-                              .packet_id = pid,
-                              .dup = dup};
+    struct mq_source_msg m = msg_of(e, topic, payload, pid, dup);
     struct mq_ingest_stats before, after;
     mq_ingest_stats(e->in, &before);
     struct mq_ticket t;
@@ -174,15 +180,7 @@ static void send_many(struct env *e, int from, int n)
     struct mq_ticket t = {.n = 0};
     for (int pid = from; pid < from + n; pid++) {
         snprintf(payload, sizeof payload, "v%d", pid);
-        struct mq_source_msg m = {.topic = "s/a",
-                                  .topic_len = 3,
-                                  .payload = payload,
-                                  .payload_len = strlen(payload),
-                                  .qos = 1,
-                                  .timestamp = 1700000000000 + pid,
-                                  .session = e->rx,
-                                  .packet_id = pid,
-                                  .dup = 0};
+        struct mq_source_msg m = msg_of(e, "s/a", payload, pid, 0);
         CU_ASSERT_EQUAL_FATAL(mq_ingest_message(e->in, "b1", &m, &t), MQ_OK);
     }
     CU_ASSERT_EQUAL(mq_ingest_wait(e->in, &t, 10000), MQ_OK);
