@@ -170,6 +170,8 @@ bool mq_mosq_pending_wait(struct mq_mosq *m)
         }
         done += t.n;
     }
+    if (m->npending > 0)
+        mq_ingest_session_sync(m->rx); /* the guard's notes as durable as the records before the acks */
     m->npending = 0;
     return true;
 }

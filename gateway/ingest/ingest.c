@@ -817,6 +817,12 @@ void mq_ingest_session_put(struct mq_ingest *in, struct mq_rx_session *s)
     pthread_mutex_unlock(&in->sess_mu);
 }
 
+void mq_ingest_session_sync(struct mq_rx_session *s)
+{
+    if (s)
+        mq_rx_session_sync(s);
+}
+
 void mq_ingest_session_connected(struct mq_rx_session *s, bool session_present)
 {
     if (s)

@@ -112,6 +112,10 @@ enum mq_err mq_ingest_session_get(struct mq_ingest *in, const char *broker, cons
                                   size_t errstr_size);
 void mq_ingest_session_put(struct mq_ingest *in, struct mq_rx_session *s);
 void mq_ingest_session_connected(struct mq_rx_session *s, bool session_present);
+/* Makes what the guard noted so far durable; a connector that acknowledges a batch of durable records calls
+ * it before the acknowledgements go out, so that a power loss cannot separate a record from its note (see
+ * gateway/ingest/session.h for the cost and the one moment left). Accepts NULL. */
+void mq_ingest_session_sync(struct mq_rx_session *s);
 
 /* ---- building and running the ingest layer (the daemon's side) ---- */
 

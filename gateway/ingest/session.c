@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,7 +86,9 @@ struct mq_rx_session {
     uint64_t since_connect; /* messages looked at since the last connection */
     int mode;               /* enum mq_dedup */
     bool warned_renumber;   /* said once that the broker renumbers redeliveries */
-    int unmatched_dups;     /* DUP messages that matched no candidate since the last connection */
+    atomic_bool dirty;      /* slots written since the last mq_rx_session_sync() */
+    bool warned_sync;
+    int unmatched_dups; /* DUP messages that matched no candidate since the last connection */
 };
 
 uint64_t mq_rx_digest(const void *topic, size_t topic_len, const void *payload, size_t payload_len)
@@ -668,6 +671,18 @@ void mq_rx_session_note(void *opaque, struct mq_part *part, int64_t offset)
     uint32_t i = s->next_slot;
     s->next_slot = (i + 1) % s->nslots;
     memcpy(&s->slots[i], &sl, sizeof sl);
+    atomic_store_explicit(&s->dirty, true, memory_order_relaxed);
     s->parts[i] = part;
     pthread_mutex_unlock(&s->mu);
+}
+
+void mq_rx_session_sync(struct mq_rx_session *s)
+{
+    if (!atomic_exchange(&s->dirty, false))
+        return;
+    if (msync(s->map, s->map_len, MS_SYNC) != 0 && !s->warned_sync) {
+        s->warned_sync = true; /* the slots stay in the page cache: exact through kills, not power loss */
+        MQ_WARN("broker %s session %s: cannot sync the redelivery guard: %s", s->broker, s->client_id,
+                strerror(errno));
+    }
 }

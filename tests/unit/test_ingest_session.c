@@ -104,6 +104,7 @@ static int send(struct env *e, const char *topic, const char *payload, int pid, 
     CU_ASSERT_EQUAL_FATAL(mq_ingest_message(e->in, "b1", &m, &t), MQ_OK);
     CU_ASSERT_TRUE(t.n > 0); /* a stored or a recognised message: either way a ticket to wait for */
     CU_ASSERT_EQUAL(mq_ingest_wait(e->in, &t, 10000), MQ_OK);
+    mq_ingest_session_sync(e->rx); /* as a batch-acknowledging connector does before its acks */
     mq_ingest_stats(e->in, &after);
     return (int)(after.records - before.records);
 }
