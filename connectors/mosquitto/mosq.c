@@ -336,9 +336,11 @@ static enum mq_err mq_mosq_start(void *instance)
             if (m->ctx.subs[i].qos == 2) {
                 MQ_INFO(
                     "broker %s: QoS 2 filters are subscribed at QoS 1 (libmosquitto answers PUBREC before "
-                    "the record is durable); with the redelivery guard that gives the same exactly-once "
-                    "outcome",
-                    m->tag);
+                    "the record is durable); %s",
+                    m->tag,
+                    m->rx ? "with the redelivery guard that gives the same exactly-once outcome"
+                          : "without the redelivery guard (no persistent session or dedup: off) a "
+                            "redelivery after a crash or reconnect can store a message twice");
                 break;
             }
         }

@@ -167,9 +167,11 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
     for (int i = 0; i < p->nsubs; i++)
         downgraded |= p->qos[i] != ctx->subs[i].qos;
     if (downgraded)
-        MQ_INFO("broker %s: QoS 2 filters are subscribed at QoS 1; with durable acknowledgement and the "
-                "redelivery guard that gives the same exactly-once outcome",
-                b->name);
+        MQ_INFO("broker %s: QoS 2 filters are subscribed at QoS 1; %s", b->name,
+                guarded ? "with durable acknowledgement and the redelivery guard that gives the same "
+                          "exactly-once outcome"
+                        : "without the redelivery guard (no persistent session or dedup: off) a redelivery "
+                          "after a crash or reconnect can store a message twice");
     if (guarded && (err = mq_ingest_session_get(ctx->ingest, b->name, p->client_id, b->max_inflight, b->dedup,
                                                 &p->rx, errstr, errstr_size)) != MQ_OK)
         goto fail;
