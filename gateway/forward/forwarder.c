@@ -13,7 +13,6 @@
  * remote tails again), fatal (destroy the producer and start over from the remote tails; the new producer
  * fences nothing but its own predecessor).
  */
-#include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -38,11 +37,6 @@
 
 /* ---- settings ---- */
 
-static char *mq_strdup0(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 enum mq_err mq_fwd_new(struct mq_store *store, const char *site, const struct mq_config_forward *fc,
                        struct mq_fwd **out, char *errstr, size_t errstr_size)
 {
@@ -54,7 +48,7 @@ enum mq_err mq_fwd_new(struct mq_store *store, const char *site, const struct mq
     f->name = strdup(fc->name);
     f->site = strdup(site);
     f->site_len = strlen(site);
-    f->to = mq_strdup0(fc->to ? fc->to : "{site}.{topic}");
+    f->to = strdup(fc->to ? fc->to : "{site}.{topic}");
     f->patterns = calloc(fc->ntopics ? fc->ntopics : 1, sizeof *f->patterns);
     f->signature = mq_fwd_signature(site, fc);
     bool ok = f->name && f->site && f->to && f->patterns && f->signature;
