@@ -256,8 +256,10 @@ enum mq_err mq_batch_parse_header(const uint8_t *p, size_t avail, struct mq_batc
      * LastOffsetDelta + 1 (fewer is legal: compaction removes records but keeps LastOffsetDelta). */
     if ((int64_t)bi->count - 1 > bi->last_offset_delta)
         return MQ_ERR_CORRUPT;
-    /* Kafka offsets are never negative; also keeps mq_batch_last_offset() from overflowing. */
-    if (bi->base_offset < 0 || bi->base_offset > INT64_MAX - bi->last_offset_delta)
+    /* Kafka offsets are never negative. The last offset stays below INT64_MAX so that every reader may
+     * compute the offset after the batch (last + 1) without overflowing: the base offset lies outside the
+     * CRC, so a damaged one must be caught here, before any arithmetic. */
+    if (bi->base_offset < 0 || bi->base_offset >= INT64_MAX - bi->last_offset_delta)
         return MQ_ERR_CORRUPT;
     /* Uncompressed records take at least 7 bytes each; compressed ones may be smaller than their count. */
     if ((bi->attributes & MQ_BATCH_ATTR_COMPRESSION_MASK) == 0 &&

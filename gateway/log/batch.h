@@ -117,8 +117,9 @@ static inline int64_t mq_batch_last_offset(const struct mq_batch_info *bi)
 /*
  * Parses the header at p (avail bytes readable). Returns MQ_OK, MQ_ERR_RANGE when avail < 61 (need more
  * bytes: a partial header), or MQ_ERR_CORRUPT when the fields are impossible (magic != 2, Length < 49 or
- * > MQ_BATCH_MAX_SIZE, negative counts, LastOffsetDelta < RecordsCount - 1, BaseOffset < 0, more
- * uncompressed records than Length can hold ...). It does not check the CRC.
+ * > MQ_BATCH_MAX_SIZE, negative counts, LastOffsetDelta < RecordsCount - 1, BaseOffset < 0, a last offset
+ * of INT64_MAX (the offset after the batch must be representable), more uncompressed records than Length
+ * can hold ...). It does not check the CRC.
  */
 enum mq_err mq_batch_parse_header(const uint8_t *p, size_t avail, struct mq_batch_info *bi);
 

@@ -134,7 +134,7 @@ static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64
         }
         if (bi.max_timestamp > max_ts)
             max_ts = bi.max_timestamp;
-        next = mq_batch_last_offset(&bi) + 1;
+        next = mq_batch_last_offset(&bi) + 1; /* below INT64_MAX: mq_batch_parse_header() refuses more */
         if (!mq_posmap_add(&map, pos, mq_batch_last_offset(&bi)))
             break;
     }

@@ -499,7 +499,8 @@ static void test_parse_header_impossible_fields(void)
     CU_ASSERT_EQUAL(parse_with(p, size, 23, 4, 100), MQ_OK);                   /* gaps: compacted */
     CU_ASSERT_EQUAL(parse_with(p, size, 0, 8, -1), MQ_ERR_CORRUPT);            /* BaseOffset */
     CU_ASSERT_EQUAL(parse_with(p, size, 0, 8, INT64_MAX - 1), MQ_ERR_CORRUPT); /* last offset overflows */
-    CU_ASSERT_EQUAL(parse_with(p, size, 0, 8, INT64_MAX - 2), MQ_OK);
+    CU_ASSERT_EQUAL(parse_with(p, size, 0, 8, INT64_MAX - 2), MQ_ERR_CORRUPT); /* last + 1 would */
+    CU_ASSERT_EQUAL(parse_with(p, size, 0, 8, INT64_MAX - 3), MQ_OK);
     /* a Length too small for RecordsCount uncompressed records (7 bytes each at least) */
     CU_ASSERT_EQUAL(parse_with(p, size, 8, 4, 49 + 3 * 7 - 1), MQ_ERR_CORRUPT);
     CU_ASSERT_EQUAL(parse_with(p, size, 8, 4, 49 + 3 * 7), MQ_OK);
