@@ -234,10 +234,11 @@ static bool mq_seg_index_plausible(const struct mq_segment *seg, int64_t log_siz
 /*
  * Scans seg from `from` (expected next offset `next`) to the end of its file, checking size, CRC and offset
  * continuity of each batch, accounting index entries. Returns the valid end position; *truncated says the
- * file held more (a partial or invalid tail).
+ * file held more (a partial or invalid tail), which it logs unless the end lies below `vouched` (the
+ * recovery point's position: the caller reports damage there).
  */
 static int64_t mq_seg_recover(struct mq_part *part, struct mq_segment *seg, int64_t from, int64_t next,
-                              bool *truncated, int64_t *batches)
+                              bool *truncated, int64_t *batches, int64_t vouched)
 {
     int64_t file_size = mq_fd_size(seg->fd);
     struct mq_scan sc;
@@ -262,7 +263,7 @@ static int64_t mq_seg_recover(struct mq_part *part, struct mq_segment *seg, int6
     }
     mq_scan_free(&sc);
     *truncated = pos < file_size;
-    if (*truncated)
+    if (*truncated && pos >= vouched) /* below it the caller reports the damage */
         MQ_WARN("%s: %s at byte %" PRId64 " of %" PRId64 "; truncating the tail after offset %" PRId64,
                 seg->path_log,
                 r == MQ_SCAN_BAD     ? "invalid batch"
@@ -271,6 +272,108 @@ static int64_t mq_seg_recover(struct mq_part *part, struct mq_segment *seg, int6
                 pos, file_size, next - 1);
     atomic_store(&seg->next_offset, next);
     return pos;
+}
+
+/*
+ * The cheap check of the recovery point's segment at open: the batches from the last index entry before the
+ * recovery point up to it are whole, pass their CRC, carry leader epoch 0 and continue each other's
+ * offsets, and the last one ends exactly at the recovery point's position with its next offset. That is
+ * about index_interval_bytes of reading. Scanning only from the recovery point, as a clean stop allows,
+ * would miss damage done to the tail while the writer was stopped (a changed Length or base offset, a cut
+ * file), and appends would then continue behind data no reader can get past.
+ */
+static bool mq_seg_tail_matches(struct mq_segment *seg, const struct mq_rp *rp)
+{
+    if (mq_fd_size(seg->fd) < rp->pos)
+        return false;
+    /* The last index entry before rp->pos (the last offset of its batch, and the batch's position), read
+     * from the end: entries are few and a damaged one only makes the check fail. */
+    int64_t pos = 0, entry_last = -1;
+    int fd = open(seg->path_idx, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        uint8_t e[MQ_IDX_ENTRY];
+        for (int64_t i = mq_fd_size(fd) / MQ_IDX_ENTRY - 1; i >= 0; i--) {
+            if (pread(fd, e, sizeof e, i * MQ_IDX_ENTRY) != MQ_IDX_ENTRY)
+                break;
+            int64_t rel = (int32_t)mq_be32_get(e), epos = (int32_t)mq_be32_get(e + 4);
+            if (epos >= 0 && epos < rp->pos && rel >= 0 && rel < rp->next_offset - seg->base_offset) {
+                pos = epos;
+                entry_last = seg->base_offset + rel;
+                break;
+            }
+        }
+        close(fd);
+    }
+    struct mq_scan sc;
+    mq_scan_init(&sc, seg->fd, pos, rp->pos);
+    struct mq_batch_info bi;
+    const uint8_t *body;
+    enum mq_scan_res r;
+    int64_t next = entry_last >= 0 ? -1 : seg->base_offset;
+    bool ok = true;
+    while (ok && (r = mq_scan_next(&sc, true, &bi, &body)) == MQ_SCAN_BATCH) {
+        /* Compare before any arithmetic: the base offset lies outside the CRC. */
+        if (next >= 0)
+            ok = bi.base_offset == next;
+        else
+            ok = mq_batch_last_offset(&bi) == entry_last;
+        ok = ok && bi.leader_epoch == 0;
+        next = mq_batch_last_offset(&bi) + 1; /* cannot overflow: mq_batch_parse_header() bounds it */
+    }
+    mq_scan_free(&sc);
+    return ok && r == MQ_SCAN_END && next == rp->next_offset;
+}
+
+/*
+ * Keeps bytes [from, end of file) of seg in "<segment>.log.damaged-<from>" before recovery cuts them off.
+ * Called only when the cut removes data the recovery point vouched for (damage, not a crash's torn tail):
+ * the damaged batch and whatever intact batches follow it are then out of the log's reach, but not
+ * destroyed. Returns the file's name (the caller frees it), or NULL with *err set; the segment must not be
+ * cut then.
+ */
+static char *mq_seg_set_aside(struct mq_segment *seg, int64_t from, enum mq_err *err)
+{
+    char *path = NULL;
+    int out = -1;
+    for (int n = 0; n < 100 && out < 0; n++) {
+        free(path);
+        path = NULL;
+        int rc = n ? asprintf(&path, "%s.damaged-%" PRId64 ".%d", seg->path_log, from, n)
+                   : asprintf(&path, "%s.damaged-%" PRId64, seg->path_log, from);
+        if (rc < 0) {
+            *err = MQ_ERR_NOMEM;
+            return NULL;
+        }
+        out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (out < 0 && errno != EEXIST)
+            break;
+    }
+    if (out < 0) {
+        *err = mq_err_from_errno(errno);
+        free(path);
+        return NULL;
+    }
+    *err = MQ_OK;
+    int64_t size = mq_fd_size(seg->fd), at = from;
+    uint8_t buf[64 * 1024];
+    while (*err == MQ_OK && at < size) {
+        size_t want = size - at < (int64_t)sizeof buf ? (size_t)(size - at) : sizeof buf;
+        ssize_t n = pread(seg->fd, buf, want, at);
+        if (n <= 0)
+            *err = n < 0 ? mq_err_from_errno(errno) : MQ_ERR_IO;
+        else
+            *err = mq_pwrite_full(out, buf, (size_t)n, at - from);
+        at += n > 0 ? n : 0;
+    }
+    if (*err == MQ_OK && fdatasync(out) != 0)
+        *err = mq_err_from_errno(errno);
+    close(out);
+    if (*err != MQ_OK) {
+        unlink(path);
+        free(path);
+        return NULL;
+    }
+    return path;
 }
 
 /* Write mode: recover from the recovery point and prepare the active segment. */
@@ -321,7 +424,7 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
             if (seg->fd < 0 || (err = mq_seg_open_index(seg, 0, 0)) != MQ_OK)
                 return err != MQ_OK ? err : mq_err_from_errno(errno);
             bool trunc;
-            mq_seg_recover(part, seg, 0, seg->base_offset, &trunc, &batches);
+            mq_seg_recover(part, seg, 0, seg->base_offset, &trunc, &batches, 0);
             if ((err = mq_seg_seal_sync(seg)) != MQ_OK)
                 return err;
         }
@@ -341,8 +444,13 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
             return mq_err_from_errno(errno);
         int64_t idx_keep, tidx_keep, last_idx_pos, last_tidx_ts;
         int64_t seg_next = i == k ? next : seg->base_offset;
-        if (start > mq_fd_size(seg->fd)) {
-            start = 0; /* the file is shorter than the recovery point says: scan it whole */
+        /* What the recovery point vouches for in this segment: below it, damage is not a crash's tail. */
+        int64_t vouched = i == k && have_rp && rp.seg_base == seg->base_offset ? rp.pos : 0;
+        if (start > 0 && !mq_seg_tail_matches(seg, &rp)) {
+            MQ_WARN("%s: the batches before the recovery point (byte %" PRId64 ", next offset %" PRId64
+                    ") do not match it: checking the whole segment",
+                    seg->path_log, rp.pos, rp.next_offset);
+            start = 0;
             seg_next = seg->base_offset;
         }
         mq_seg_trusted_index(seg, start, seg_next, &idx_keep, &tidx_keep, &last_idx_pos, &last_tidx_ts);
@@ -365,8 +473,28 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
             mq_scan_free(&sc);
         }
         bool truncated = false;
-        int64_t end = mq_seg_recover(part, seg, start, seg_next, &truncated, &batches);
-        if (truncated && ftruncate(seg->fd, end) != 0)
+        int64_t file_size = mq_fd_size(seg->fd);
+        int64_t end = mq_seg_recover(part, seg, start, seg_next, &truncated, &batches, vouched);
+        if (end < vouched) {
+            /* Durable data is damaged (or the file was cut): keep every byte from the damage on before
+             * cutting, and say which records are gone. */
+            int64_t from_off = atomic_load(&seg->next_offset);
+            char *kept = NULL;
+            if (truncated && !(kept = mq_seg_set_aside(seg, end, &err))) {
+                MQ_ERROR("%s: damaged at byte %" PRId64
+                         " but cannot keep its bytes aside (%s): not recovering "
+                         "this partition",
+                         seg->path_log, end, mq_strerror(err));
+                return err;
+            }
+            MQ_ERROR("%s: damaged at byte %" PRId64 " of %" PRId64 ", below the recovery point (byte %" PRId64
+                     "): records from offset %" PRId64 " to %" PRId64 " cannot be read%s%s%s",
+                     seg->path_log, end, file_size, rp.pos, from_off, rp.next_offset - 1,
+                     kept ? "; their bytes are kept in " : " (the file is shorter than it was)",
+                     kept ? kept : "", kept ? " and the segment is cut there" : "");
+            free(kept);
+        }
+        if (truncated && (ftruncate(seg->fd, end) != 0 || fdatasync(seg->fd) != 0))
             return mq_err_from_errno(errno);
         atomic_store(&seg->size, end);
         atomic_store(&seg->durable_size, end);
@@ -404,6 +532,27 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
     }
     if ((err = mq_seg_write_index(act)) != MQ_OK)
         return err;
+    /* Offsets below the recovery point's were durable, so readers may have had them (and consumers committed
+     * past them). When recovery ends below it those records are lost, and handing their offsets out again
+     * would make such readers skip new records: new records start at the recovery point's offset, in a new
+     * segment, and the offsets between stay a gap. */
+    int64_t recovered = atomic_load(&act->next_offset);
+    if (have_rp && recovered < rp.next_offset) {
+        MQ_ERROR("%s: recovered up to offset %" PRId64 " only, but offsets up to %" PRId64
+                 " were durable: offsets %" PRId64 "..%" PRId64
+                 " are lost; new records start at offset %" PRId64 " in a new segment",
+                 part->dir, recovered, rp.next_offset - 1, recovered, rp.next_offset - 1, rp.next_offset);
+        if (atomic_load(&act->size) == 0) {
+            part->nsegs--; /* nothing left in it: the new segment replaces it */
+            mq_seg_unlink(act);
+            mq_seg_unref(act);
+        } else if ((err = mq_seg_seal_sync(act)) != MQ_OK) {
+            return err;
+        }
+        if ((err = mq_part_new_segment(part, rp.next_offset)) != MQ_OK)
+            return err;
+        act = mq_part_active(part);
+    }
     part->next_offset = part->written_end = atomic_load(&act->next_offset);
     atomic_store(&part->durable_end, part->next_offset);
     bool scanned =
