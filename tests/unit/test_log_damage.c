@@ -127,6 +127,22 @@ static int count_files(const char *dir, const char *part)
     return n;
 }
 
+struct issues {
+    int n;
+    char what[8][256];
+    int64_t pos[8];
+};
+
+static void collect(void *opaque, const struct mq_verify_issue *issue)
+{
+    struct issues *is = opaque;
+    if (is->n < 8) {
+        snprintf(is->what[is->n], sizeof is->what[0], "%s", issue->what);
+        is->pos[is->n] = issue->position;
+    }
+    is->n++;
+}
+
 /*
  * Reopens for writing after damage: the records before offset `intact` must read back, the partition's end
  * must be RECORDS (offsets are never handed out twice), an append must get offset RECORDS and read back;
@@ -161,6 +177,15 @@ static void expect_reopen(const char *dir, int64_t intact, int kept)
         CU_ASSERT(mq_log_close(log) == MQ_OK);
         CU_ASSERT_EQUAL(count_files(dir, ".damaged-"), kept);
     }
+    /* verify names the kept bytes and the gap of lost offsets (none when the segment went whole) */
+    struct issues is = {0};
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(dir, collect, &is, &problems, NULL) == MQ_OK);
+    CU_ASSERT_EQUAL(problems, kept + (intact > 0));
+    int named = 0;
+    for (int k = 0; k < is.n && k < 8; k++)
+        named += strstr(is.what[k], "damaged segment") != NULL;
+    CU_ASSERT_EQUAL(named, kept);
     /* A reader process sees the same. */
     struct mq_log *log = open_log(dir, MQ_LOG_READ, &c);
     struct mq_part *p = get_part(log, "t", 0);
@@ -279,22 +304,6 @@ static void test_index_damage_loses_nothing(void)
     CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, NULL) == MQ_OK);
     CU_ASSERT_EQUAL(problems, 0);
     mq_test_rmdir(dir);
-}
-
-struct issues {
-    int n;
-    char what[8][256];
-    int64_t pos[8];
-};
-
-static void collect(void *opaque, const struct mq_verify_issue *issue)
-{
-    struct issues *is = opaque;
-    if (is->n < 8) {
-        snprintf(is->what[is->n], sizeof is->what[0], "%s", issue->what);
-        is->pos[is->n] = issue->position;
-    }
-    is->n++;
 }
 
 /* verify on a last batch whose base offset is near INT64_MAX: one problem at that batch, no arithmetic on
