@@ -1,10 +1,13 @@
 /*
  * store.c - the data directory facade: opening log and catalog together, topic creation and deletion in a
- * crash-safe order, partition lookup through the catalog, and the catalog/directory consistency check.
+ * crash-safe order, partition lookup through the catalog, the catalog/directory consistency check, and the
+ * rebuild of topic rows a lost catalog no longer holds.
  */
 #include "store/store.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +26,7 @@ struct mq_store {
      * them (the Kafka endpoint auto-creating a topic while the daemon creates it from the configuration)
      * could leave directories no row describes. */
     pthread_mutex_t ddl_lock;
+    bool catalog_new; /* write mode: catalog.db was missing or empty at open */
 };
 
 /* mkdir -p: creates path and its missing parents. */
@@ -110,6 +114,10 @@ enum mq_err mq_store_open(const char *dir, int flags, const struct mq_log_conf *
         }
     }
 
+    /* A catalog that is about to be created (or is empty) beside existing partitions has been lost: the
+     * caller is told (mq_store_catalog_was_new()) and mq_store_rebuild_topics() restores its topics. */
+    if (write)
+        store->catalog_new = stat(catpath, &st) != 0 || st.st_size == 0;
     /* The log first: in write mode it takes the writer lock, so a second writer stops before the catalog. */
     err = mq_log_open(dir, write ? MQ_LOG_WRITE : MQ_LOG_READ, conf, &store->log, errstr, errstr_size);
     if (err != MQ_OK)
@@ -310,6 +318,29 @@ enum mq_err mq_store_part(struct mq_store *store, const char *topic, int32_t par
 
 /* ---- consistency check ---- */
 
+/* True when partition directory topic-partition holds a non-empty segment file: records the catalog must
+ * not hide. */
+static bool mq_store_dir_has_records(const struct mq_store *store, const char *topic, int32_t partition)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s-%d", store->dir, topic, (int)partition) < 0)
+        return false;
+    DIR *d = opendir(path);
+    free(path);
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        struct stat st;
+        if (n == 24 && strcmp(de->d_name + 20, ".log") == 0 && fstatat(dirfd(d), de->d_name, &st, 0) == 0)
+            found = S_ISREG(st.st_mode) && st.st_size > 0;
+    }
+    closedir(d);
+    return found;
+}
+
 struct mq_store_dirent {
     char *topic;
     int32_t partition;
@@ -320,6 +351,19 @@ struct mq_store_dirs {
     size_t n, cap;
     bool oom;
 };
+
+/* True when any partition directory of dirs->v[i]'s topic holds records (dirs sorted by topic). */
+static bool mq_store_topic_has_records(const struct mq_store *store, const struct mq_store_dirs *dirs,
+                                       size_t i)
+{
+    const char *topic = dirs->v[i].topic;
+    while (i > 0 && strcmp(dirs->v[i - 1].topic, topic) == 0)
+        i--;
+    for (; i < dirs->n && strcmp(dirs->v[i].topic, topic) == 0; i++)
+        if (mq_store_dir_has_records(store, topic, dirs->v[i].partition))
+            return true;
+    return false;
+}
 
 static void mq_store_collect_dir(void *opaque, const char *topic, int32_t partition)
 {
@@ -402,7 +446,13 @@ enum mq_err mq_store_check(struct mq_store *store,
         snprintf(key.name, sizeof key.name, "%s", dirs.v[i].topic);
         const struct mq_catalog_topic *t =
             ntopics ? bsearch(&key, topics, ntopics, sizeof *topics, mq_store_topic_cmp) : NULL;
-        if (!t || strcmp(t->name, dirs.v[i].topic) != 0) {
+        if ((!t || strcmp(t->name, dirs.v[i].topic) != 0) && mq_store_topic_has_records(store, &dirs, i)) {
+            snprintf(what, sizeof what,
+                     "partition directory holds records but topic %s is not in the catalog (catalog.db lost, "
+                     "emptied or replaced?): they are invisible until 'mqlog verify --repair' or mqlogd's "
+                     "start rebuilds the row",
+                     dirs.v[i].topic);
+        } else if (!t || strcmp(t->name, dirs.v[i].topic) != 0) {
             snprintf(
                 what, sizeof what,
                 "partition directory without a catalog row: topic %s is not in the catalog (an interrupted "
@@ -441,5 +491,84 @@ out:
     free(topics);
     if (problems)
         *problems = count;
+    return err;
+}
+
+bool mq_store_catalog_was_new(const struct mq_store *store)
+{
+    return store->catalog_new;
+}
+
+enum mq_err mq_store_rebuild_topics(struct mq_store *store,
+                                    void (*fn)(void *opaque, const struct mq_verify_issue *issue),
+                                    void *opaque, int64_t *rebuilt, char *errstr, size_t errstr_size)
+{
+    if (rebuilt)
+        *rebuilt = 0;
+    if (!(store->flags & MQ_STORE_WRITE))
+        return mq_errf(MQ_ERR_READONLY, errstr, errstr_size, "%s: topic rows are rebuilt by the writer",
+                       store->dir);
+    struct mq_store_dirs dirs = {0};
+    enum mq_err err = mq_log_scan_dirs(store->dir, mq_store_collect_dir, &dirs);
+    if (err == MQ_OK && dirs.oom)
+        err = MQ_ERR_NOMEM;
+    if (err != MQ_OK) {
+        mq_errf(err, errstr, errstr_size, "%s: listing partition directories: %s", store->dir,
+                mq_strerror(err));
+        goto out;
+    }
+    if (dirs.n > 1)
+        qsort(dirs.v, dirs.n, sizeof *dirs.v, mq_store_dirent_cmp);
+    pthread_mutex_lock(&store->ddl_lock);
+    /* dirs is sorted by topic, then partition: each topic is one run, its last entry the highest partition */
+    for (size_t i = 0; i < dirs.n && err == MQ_OK;) {
+        size_t j = i;
+        bool records = false;
+        for (; j < dirs.n && strcmp(dirs.v[j].topic, dirs.v[i].topic) == 0; j++)
+            records = records || mq_store_dir_has_records(store, dirs.v[j].topic, dirs.v[j].partition);
+        const char *name = dirs.v[i].topic;
+        int64_t partitions = (int64_t)dirs.v[j - 1].partition + 1;
+        i = j;
+        struct mq_catalog_topic t;
+        err = mq_catalog_topic_get(store->cat, name, &t);
+        if (err == MQ_OK || (err == MQ_ERR_NOENT && !records)) {
+            err = MQ_OK;
+            continue;
+        }
+        if (err != MQ_ERR_NOENT) {
+            mq_errf(err, errstr, errstr_size, "topic %s: catalog: %s (%s)", name, mq_strerror(err),
+                    mq_catalog_errmsg(store->cat));
+            break;
+        }
+        if (!mq_topic_name_valid(name) || partitions > MQ_CATALOG_PARTITIONS_MAX) {
+            err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size,
+                          "topic %s: its directories hold records but cannot be described in the catalog "
+                          "(%" PRId64 " partitions; at most %d)",
+                          name, partitions, MQ_CATALOG_PARTITIONS_MAX);
+            break;
+        }
+        err = mq_log_topic_create(store->log, name, (int32_t)partitions); /* fills holes with empty ones */
+        if (err == MQ_OK)
+            err = mq_catalog_topic_create(store->cat, name, (int32_t)partitions, MQ_RETENTION_MS_DEFAULT, 0);
+        if (err != MQ_OK) {
+            mq_errf(err, errstr, errstr_size, "topic %s: rebuilding its catalog row: %s (%s)", name,
+                    mq_strerror(err), mq_catalog_errmsg(store->cat));
+            break;
+        }
+        if (rebuilt)
+            (*rebuilt)++;
+        char what[512];
+        snprintf(what, sizeof what,
+                 "topic %s was not in the catalog although its partition directories hold records: rebuilt "
+                 "its row with %" PRId64 " partition%s and the default retention (%lld days)",
+                 name, partitions, partitions == 1 ? "" : "s",
+                 (long long)(MQ_RETENTION_MS_DEFAULT / (24LL * 3600 * 1000)));
+        mq_store_report(store, fn, opaque, name, 0, what);
+    }
+    pthread_mutex_unlock(&store->ddl_lock);
+out:
+    for (size_t i = 0; i < dirs.n; i++)
+        free(dirs.v[i].topic);
+    free(dirs.v);
     return err;
 }

@@ -13,6 +13,7 @@
 #ifndef MQ_STORE_H
 #define MQ_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,6 +92,24 @@ enum mq_err mq_store_topic_delete(struct mq_store *store, const char *name);
  */
 enum mq_err mq_store_part(struct mq_store *store, const char *topic, int32_t partition,
                           struct mq_part **partp);
+
+/*
+ * Rebuilds the catalog rows of topics whose partition directories hold records but which the catalog does
+ * not know (catalog.db lost, emptied or replaced): the topic, its partition count (the highest partition
+ * directory + 1, missing directories below it created empty) and the default retention (the routes of
+ * mqlogd set theirs again at the topic's first message). Without it every stored record of such a topic is
+ * invisible. Topics whose directories hold no record (an interrupted create) are left to
+ * mq_store_check(). Write mode only (MQ_ERR_READONLY). Calls fn once per topic rebuilt, issue->path its
+ * partition 0 directory, position -1. *rebuilt (may be NULL) gets the count. An error means some row
+ * could not be made (errstr says which): the store then still hides records, and a daemon must not start.
+ * Consumer-group offsets and connector checkpoints cannot be rebuilt from the directories.
+ */
+enum mq_err mq_store_rebuild_topics(struct mq_store *store,
+                                    void (*fn)(void *opaque, const struct mq_verify_issue *issue),
+                                    void *opaque, int64_t *rebuilt, char *errstr, size_t errstr_size);
+
+/* True when the write-mode open found catalog.db missing or empty (0 bytes) and started a new one. */
+bool mq_store_catalog_was_new(const struct mq_store *store);
 
 /*
  * The consistency check of catalog and directories, for `mqlog verify`: calls fn once per partition

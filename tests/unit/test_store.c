@@ -1,7 +1,8 @@
 /*
  * test_store.c - the data directory facade: open modes (write creates, read never does, one writer at a
  * time), topic creation with its validation and its crash repair, partition lookup through the catalog with
- * the topic's retention applied, topic deletion, and the catalog/directory consistency check.
+ * the topic's retention applied, topic deletion, the catalog/directory consistency check, and rebuilding the
+ * topic rows of a lost or emptied catalog from the directories.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,6 +371,70 @@ static void test_check_and_repair(void)
     teardown();
 }
 
+/* A lost or emptied catalog beside partitions that hold records: the check names them, the writer rebuilds
+ * their rows (partition count from the directories, default retention), and topics without records are
+ * left alone. */
+static void test_rebuild_lost_catalog(void)
+{
+    setup("store-rebuild");
+    char errstr[512] = "";
+    struct mq_log_conf conf = conf_flush_always();
+    struct mq_store *w = open_store(MQ_STORE_WRITE, &conf);
+    struct mq_retention ret = {.ms = 0, .bytes = 0};
+    CU_ASSERT_EQUAL(mq_store_topic_create(w, "kept", 3, &ret, errstr, sizeof errstr), MQ_OK);
+    CU_ASSERT_EQUAL(mq_store_topic_create(w, "empty", 2, NULL, errstr, sizeof errstr), MQ_OK);
+    struct mq_part *part = NULL;
+    CU_ASSERT_EQUAL_FATAL(mq_store_part(w, "kept", 2, &part), MQ_OK);
+    struct mq_record rec = {1700000000000LL, NULL, -1, "x", 1, NULL, 0};
+    int64_t off = -1;
+    CU_ASSERT_EQUAL(mq_part_produce(part, &rec, &off), MQ_OK);
+    CU_ASSERT_EQUAL(mq_store_close(w), MQ_OK);
+
+    for (int round = 0; round < 2; round++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/" MQ_CATALOG_FILE, dir);
+        if (round == 0) {
+            CU_ASSERT_EQUAL(truncate(path, 0), 0); /* emptied */
+        } else {
+            CU_ASSERT_EQUAL(unlink(path), 0); /* deleted */
+        }
+        snprintf(path, sizeof path, "%s/" MQ_CATALOG_FILE "-wal", dir);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/" MQ_CATALOG_FILE "-shm", dir);
+        unlink(path);
+        w = open_store(MQ_STORE_WRITE, &conf);
+        CU_ASSERT_TRUE(mq_store_catalog_was_new(w));
+        struct issues is;
+        CU_ASSERT_EQUAL(check(w, &is), 5); /* every directory of both topics */
+        CU_ASSERT_PTR_NOT_NULL(strstr(is.last_what, "holds records"));
+        memset(&is, 0, sizeof is);
+        int64_t n = -1;
+        CU_ASSERT_EQUAL(mq_store_rebuild_topics(w, on_issue, &is, &n, errstr, sizeof errstr), MQ_OK);
+        CU_ASSERT_EQUAL(n, 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(is.last_what, "topic kept"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(is.last_path, "kept-0"));
+        struct mq_catalog_topic t;
+        CU_ASSERT_EQUAL(mq_store_topic_get(w, "kept", &t), MQ_OK);
+        CU_ASSERT_EQUAL(t.partitions, 3);
+        CU_ASSERT_EQUAL(t.retention_ms, MQ_RETENTION_MS_DEFAULT);
+        CU_ASSERT_EQUAL(mq_store_topic_get(w, "empty", &t), MQ_ERR_NOENT);
+        CU_ASSERT_EQUAL(check(w, &is), 2); /* the empty topic: an interrupted create, as before */
+        CU_ASSERT_PTR_NOT_NULL(strstr(is.last_what, "without a catalog row"));
+        CU_ASSERT_EQUAL_FATAL(mq_store_part(w, "kept", 2, &part), MQ_OK);
+        int64_t start = -1, end = -1;
+        CU_ASSERT_EQUAL(mq_part_offsets(part, &start, &end), MQ_OK);
+        CU_ASSERT_EQUAL(end, 1);
+        /* Nothing more to do the second time; a reader may not rebuild. */
+        CU_ASSERT_EQUAL(mq_store_rebuild_topics(w, on_issue, &is, &n, errstr, sizeof errstr), MQ_OK);
+        CU_ASSERT_EQUAL(n, 0);
+        CU_ASSERT_EQUAL(mq_store_close(w), MQ_OK);
+        struct mq_store *r = open_store(MQ_STORE_READ, NULL);
+        CU_ASSERT_EQUAL(mq_store_rebuild_topics(r, NULL, NULL, NULL, NULL, 0), MQ_ERR_READONLY);
+        mq_store_close(r);
+    }
+    teardown();
+}
+
 static void test_topic_delete(void)
 {
     setup("store-del");
@@ -436,6 +501,7 @@ int main(void)
         MQ_TEST(test_part_retention),
         MQ_TEST(test_check_and_repair),
         MQ_TEST(test_topic_delete),
+        MQ_TEST(test_rebuild_lost_catalog),
         MQ_TEST_END,
     };
     return mq_test_run("store", tests);
