@@ -227,6 +227,37 @@ static enum mq_err mq_daemon_teardown(struct mq_daemon *d)
     return err;
 }
 
+static void mq_daemon_rebuilt(void *opaque, const struct mq_verify_issue *issue)
+{
+    MQ_WARN("%s: %s", issue->path, issue->what);
+    (*(int *)opaque)++;
+}
+
+/* Topics whose records the catalog no longer describes (catalog.db lost or emptied) would be invisible to
+ * every client: their rows are rebuilt from the partition directories, loudly, or the daemon does not start.
+ */
+static enum mq_err mq_daemon_catalog_rebuild(struct mq_store *store)
+{
+    char why[512] = "";
+    int n = 0;
+    enum mq_err err = mq_store_rebuild_topics(store, mq_daemon_rebuilt, &n, NULL, why, sizeof why);
+    if (err != MQ_OK) {
+        MQ_ERROR("%s/" MQ_CATALOG_FILE
+                 " does not describe stored records and cannot be rebuilt: %s; not starting "
+                 "(fix it, or run 'mqlog verify --repair -d %s')",
+                 mq_store_dir(store), why, mq_store_dir(store));
+        return err;
+    }
+    if (n > 0)
+        MQ_WARN(
+            "%s/" MQ_CATALOG_FILE "%s: rebuilt %d topic row%s from the partition directories. Consumer-group "
+            "offsets and connector checkpoints that were in the catalog cannot be rebuilt and are gone: "
+            "consumer groups restart from their offset reset policy",
+            mq_store_dir(store), mq_store_catalog_was_new(store) ? " was missing or empty" : " lacked topics",
+            n, n == 1 ? "" : "s");
+    return MQ_OK;
+}
+
 static enum mq_err mq_daemon_start(struct mq_daemon *d)
 {
     struct mq_config *cfg = NULL;
@@ -251,6 +282,11 @@ static enum mq_err mq_daemon_start(struct mq_daemon *d)
                      cfg->data_dir, why);
         else
             MQ_ERROR("cannot open the data directory %s: %s", cfg->data_dir, why[0] ? why : mq_strerror(err));
+        return err;
+    }
+    err = mq_daemon_catalog_rebuild(d->store);
+    if (err != MQ_OK) {
+        mq_ingest_routes_free(routes);
         return err;
     }
     err = mq_ingest_new(d->store, routes, &d->ingest, why, sizeof why);
