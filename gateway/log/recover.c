@@ -324,6 +324,114 @@ static bool mq_seg_tail_matches(struct mq_segment *seg, const struct mq_rp *rp)
     return ok && r == MQ_SCAN_END && next == rp->next_offset;
 }
 
+/* Copies bytes [from, to) of file `in` to the start of file `out` and makes them durable. */
+static enum mq_err mq_copy_range(int in, int64_t from, int64_t to, int out)
+{
+    enum mq_err err = MQ_OK;
+    uint8_t buf[64 * 1024];
+    for (int64_t at = from; err == MQ_OK && at < to;) {
+        size_t want = to - at < (int64_t)sizeof buf ? (size_t)(to - at) : sizeof buf;
+        ssize_t n = pread(in, buf, want, at);
+        if (n <= 0)
+            return n < 0 ? mq_err_from_errno(errno) : MQ_ERR_IO;
+        err = mq_pwrite_full(out, buf, (size_t)n, at - from);
+        at += n;
+    }
+    if (err == MQ_OK && fdatasync(out) != 0)
+        err = mq_err_from_errno(errno);
+    return err;
+}
+
+/* True when whole batches with their CRC, leader epoch 0 and continuing offsets from `base` fill [pos,
+ * rp->pos) of fd exactly and end at rp->next_offset. */
+static bool mq_chain_ok(int fd, int64_t pos, int64_t base, const struct mq_rp *rp)
+{
+    struct mq_scan sc;
+    mq_scan_init(&sc, fd, pos, rp->pos);
+    struct mq_batch_info bi;
+    const uint8_t *body;
+    enum mq_scan_res r;
+    int64_t next = base;
+    bool ok = true;
+    while (ok && (r = mq_scan_next(&sc, true, &bi, &body)) == MQ_SCAN_BATCH) {
+        ok = bi.base_offset == next && bi.leader_epoch == 0;
+        next = mq_batch_last_offset(&bi) + 1;
+    }
+    mq_scan_free(&sc);
+    return ok && r == MQ_SCAN_END && next == rp->next_offset;
+}
+
+/*
+ * After damage at byte `from` of the recovery point's segment, where offset `lost` was expected: finds the
+ * intact batches after the damaged bytes. A candidate position holds a header that parses, with leader
+ * epoch 0 and a base offset in (lost, rp->next_offset); from it whole batches with their CRC and continuing
+ * offsets must fill the file exactly up to the recovery point and end at its next offset, a chain random
+ * bytes do not make. Returns the first such position and *base its base offset, or -1. Reads the rest of
+ * the segment once, in chunks, and each plausible candidate's chain.
+ */
+static int64_t mq_seg_resync(struct mq_segment *seg, int64_t from, int64_t lost, const struct mq_rp *rp,
+                             int64_t *base)
+{
+    enum { CHUNK = 1 << 20 };
+    if (mq_fd_size(seg->fd) < rp->pos)
+        return -1; /* the end the chain must reach is gone */
+    uint8_t *buf = malloc(CHUNK + MQ_BATCH_HEADER_SIZE);
+    if (!buf)
+        return -1;
+    int64_t found = -1;
+    for (int64_t at = from + 1; found < 0 && at + MQ_BATCH_HEADER_SIZE <= rp->pos; at += CHUNK) {
+        int64_t want =
+            rp->pos - at < CHUNK + MQ_BATCH_HEADER_SIZE ? rp->pos - at : CHUNK + MQ_BATCH_HEADER_SIZE;
+        ssize_t n = pread(seg->fd, buf, (size_t)want, at);
+        if (n < MQ_BATCH_HEADER_SIZE)
+            break;
+        for (ssize_t i = 0; found < 0 && i < CHUNK && i + MQ_BATCH_HEADER_SIZE <= n; i++) {
+            struct mq_batch_info bi;
+            if (buf[i + 16] != MQ_BATCH_MAGIC ||
+                mq_batch_parse_header(buf + i, (size_t)(n - i), &bi) != MQ_OK || bi.leader_epoch != 0 ||
+                bi.base_offset <= lost || bi.base_offset >= rp->next_offset)
+                continue;
+            if (mq_chain_ok(seg->fd, at + i, bi.base_offset, rp)) {
+                found = at + i;
+                *base = bi.base_offset;
+            }
+        }
+    }
+    free(buf);
+    return found;
+}
+
+/*
+ * Makes bytes [pos, rp->pos) of seg, intact batches from offset `base` on, a segment of their own
+ * ("<base>.log", indexes rebuilt) and appends it to the partition's list: the records after a damaged batch
+ * stay readable. Returns the new segment or NULL (errno-free: the caller only loses the salvage).
+ */
+static struct mq_segment *mq_seg_salvage(struct mq_part *part, struct mq_segment *seg, int64_t pos,
+                                         int64_t base, const struct mq_rp *rp, int64_t *batches)
+{
+    struct mq_segment *ns = mq_seg_new(part->dir, base);
+    if (!ns)
+        return NULL;
+    ns->fd = open(ns->path_log, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    bool ok = ns->fd >= 0;
+    if (ok && (mq_copy_range(seg->fd, pos, rp->pos, ns->fd) != MQ_OK || mq_seg_open_index(ns, 0, 0) != MQ_OK))
+        ok = false;
+    bool truncated = false;
+    int64_t end = ok ? mq_seg_recover(part, ns, 0, base, &truncated, batches, 0) : 0;
+    if (ok && (truncated || end != rp->pos - pos || mq_part_segs_push(part, ns) != MQ_OK))
+        ok = false;
+    if (!ok) {
+        if (ns->fd >= 0)
+            mq_seg_unlink(ns);
+        mq_seg_unref(ns);
+        return NULL;
+    }
+    atomic_store(&ns->max_ts_loaded, true);
+    atomic_store(&ns->size, end);
+    atomic_store(&ns->durable_size, end);
+    return ns;
+}
+
 /*
  * Keeps bytes [from, end of file) of seg in "<segment>.log.damaged-<from>" before recovery cuts them off.
  * Called only when the cut removes data the recovery point vouched for (damage, not a crash's torn tail):
@@ -353,20 +461,7 @@ static char *mq_seg_set_aside(struct mq_segment *seg, int64_t from, enum mq_err 
         free(path);
         return NULL;
     }
-    *err = MQ_OK;
-    int64_t size = mq_fd_size(seg->fd), at = from;
-    uint8_t buf[64 * 1024];
-    while (*err == MQ_OK && at < size) {
-        size_t want = size - at < (int64_t)sizeof buf ? (size_t)(size - at) : sizeof buf;
-        ssize_t n = pread(seg->fd, buf, want, at);
-        if (n <= 0)
-            *err = n < 0 ? mq_err_from_errno(errno) : MQ_ERR_IO;
-        else
-            *err = mq_pwrite_full(out, buf, (size_t)n, at - from);
-        at += n > 0 ? n : 0;
-    }
-    if (*err == MQ_OK && fdatasync(out) != 0)
-        *err = mq_err_from_errno(errno);
+    *err = mq_copy_range(seg->fd, from, mq_fd_size(seg->fd), out);
     close(out);
     if (*err != MQ_OK) {
         unlink(path);
@@ -435,7 +530,10 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
     for (size_t i = k; i < part->nsegs; i++) {
         struct mq_segment *seg = part->segs[i];
         int64_t start = i == k ? from : 0;
-        if (seg->base_offset != (i == k ? seg->base_offset : next)) {
+        /* A gap inside what the recovery point vouches for is the trace of a salvage (below) that a crash
+         * interrupted before the recovery point moved on: the segment after it holds durable records. */
+        bool vouched_gap = have_rp && seg->base_offset > next && seg->base_offset < rp.next_offset;
+        if (i > k && seg->base_offset != next && !vouched_gap) {
             keep = i; /* a gap or overlap between segments: what follows cannot be trusted */
             break;
         }
@@ -475,10 +573,12 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
         bool truncated = false;
         int64_t file_size = mq_fd_size(seg->fd);
         int64_t end = mq_seg_recover(part, seg, start, seg_next, &truncated, &batches, vouched);
+        struct mq_segment *salvaged = NULL;
         if (end < vouched) {
             /* Durable data is damaged (or the file was cut): keep every byte from the damage on before
-             * cutting, and say which records are gone. */
-            int64_t from_off = atomic_load(&seg->next_offset);
+             * cutting, move the intact batches after the damage to a segment of their own, and say which
+             * records are gone. */
+            int64_t from_off = atomic_load(&seg->next_offset), lost_to = rp.next_offset, base = -1;
             char *kept = NULL;
             if (truncated && !(kept = mq_seg_set_aside(seg, end, &err))) {
                 MQ_ERROR("%s: damaged at byte %" PRId64
@@ -487,20 +587,39 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
                          seg->path_log, end, mq_strerror(err));
                 return err;
             }
+            if (i + 1 < part->nsegs && part->segs[i + 1]->base_offset < lost_to)
+                lost_to = part->segs[i + 1]->base_offset; /* an earlier salvage's segment follows */
+            int64_t at = i + 1 == part->nsegs ? mq_seg_resync(seg, end, from_off, &rp, &base) : -1;
+            if (at >= 0 && (salvaged = mq_seg_salvage(part, seg, at, base, &rp, &batches)) != NULL)
+                lost_to = base;
             MQ_ERROR("%s: damaged at byte %" PRId64 " of %" PRId64 ", below the recovery point (byte %" PRId64
-                     "): records from offset %" PRId64 " to %" PRId64 " cannot be read%s%s%s",
-                     seg->path_log, end, file_size, rp.pos, from_off, rp.next_offset - 1,
-                     kept ? "; their bytes are kept in " : " (the file is shorter than it was)",
-                     kept ? kept : "", kept ? " and the segment is cut there" : "");
+                     "): records from offset %" PRId64 " to %" PRId64 " cannot be read%s%s%s%s%s",
+                     seg->path_log, end, file_size, rp.pos, from_off, lost_to - 1,
+                     kept ? "; the bytes from there on are kept in " : " (the file is shorter than it was)",
+                     kept ? kept : "", kept ? " and the segment is cut there" : "",
+                     salvaged ? "; the intact batches after the damage now form " : "",
+                     salvaged ? salvaged->path_log : "");
             free(kept);
+            /* The kept bytes and the salvaged segment must outlast a crash before the cut below. */
+            if (fsync(part->dir_fd) != 0)
+                return mq_err_from_errno(errno);
         }
         if (truncated && (ftruncate(seg->fd, end) != 0 || fdatasync(seg->fd) != 0))
             return mq_err_from_errno(errno);
+        if (salvaged && end == 0) {
+            /* Nothing before the damage: the salvaged segment replaces this one. */
+            mq_seg_unlink(seg);
+            memmove(part->segs + i, part->segs + i + 1, (part->nsegs - i - 1) * sizeof *part->segs);
+            part->nsegs--;
+            mq_seg_unref(seg);
+            keep = part->nsegs;
+            break;
+        }
         atomic_store(&seg->size, end);
         atomic_store(&seg->durable_size, end);
         next = atomic_load(&seg->next_offset);
         if (truncated) {
-            keep = i + 1;
+            keep = salvaged ? part->nsegs : i + 1; /* the salvaged segment comes last */
             break;
         }
     }
