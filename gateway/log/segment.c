@@ -41,6 +41,10 @@ bool mq_seg_name_parse(const char *name, const char *ext, int64_t *base)
             return false;
         v = v * 10 + (name[i] - '0');
     }
+    /* Index entries hold offsets relative to the base as int32: base + any such value (and the offset
+     * after it) must fit an int64 before anyone adds them. No segment mqlog writes comes near this. */
+    if (v > INT64_MAX - INT32_MAX - 1)
+        return false;
     *base = v;
     return true;
 }

@@ -228,8 +228,17 @@ static void mq_verify_part(void *opaque, const char *topic, int32_t partition)
             free(path);
             continue;
         }
-        if (!mq_seg_name_parse(de->d_name, ".log", &b))
+        if (!mq_seg_name_parse(de->d_name, ".log", &b)) {
+            size_t len = strlen(de->d_name);
+            char *path = NULL;
+            if (len > 4 && strcmp(de->d_name + len - 4, ".log") == 0 &&
+                asprintf(&path, "%s/%s", pdir, de->d_name) >= 0)
+                mq_verify_report(v, path, -1,
+                                 "not a segment name (20 digits of a base offset below 2^63 - 2^31): "
+                                 "no reader looks at this file");
+            free(path);
             continue;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             int64_t *nb = realloc(bases, cap * sizeof *nb);

@@ -355,6 +355,32 @@ static void test_verify_base_offset_near_max(void)
     }
 }
 
+/* A segment name whose base offset leaves no room for the int32 relative offsets of its index: every reader
+ * ignores it (no arithmetic on it), and verify says so. */
+static void test_segment_name_near_max(void)
+{
+    char *dir = mq_test_tmpdir("damage");
+    write_clean(dir, false);
+    char path[512];
+    snprintf(path, sizeof path, "%s/t-0/09223372036854775807.log", dir);
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    struct issues is = {0};
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(dir, collect, &is, &problems, NULL) == MQ_OK);
+    CU_ASSERT_EQUAL(problems, 1);
+    CU_ASSERT(strstr(is.what[0], "not a segment name") != NULL);
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    struct mq_part *p = get_part(log, "t", 0);
+    int64_t start = -1, end = -1;
+    CU_ASSERT(mq_part_offsets(p, &start, &end) == MQ_OK);
+    CU_ASSERT(start == 0 && end == RECORDS);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    mq_test_rmdir(dir);
+}
+
 int main(void)
 {
     mq_diag_level = MQ_LV_NOTICE; /* the expected damage reports are warnings and errors: keep them */
@@ -366,6 +392,7 @@ int main(void)
         MQ_TEST(test_salvage_interrupted),
         MQ_TEST(test_index_damage_loses_nothing),
         MQ_TEST(test_verify_base_offset_near_max),
+        MQ_TEST(test_segment_name_near_max),
         MQ_TEST_END,
     };
     return mq_test_run("log_damage", tests);
