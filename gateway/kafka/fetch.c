@@ -4,6 +4,8 @@
  * (Kafka's long poll), and the durable wake-up that rechecks the parked ones.
  */
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "kafka/proto.h"
@@ -34,18 +36,58 @@ void mq_ksrv_waiting_remove(struct mq_kafka_server *srv, struct req *r)
     atomic_fetch_sub(&srv->st_waiting, 1);
 }
 
+/*
+ * Marks the entries of the fetch that repeat a partition listed before (r->again). No client lists a
+ * partition twice, and serving every copy would multiply the work of one request by its length (10,000
+ * copies of a partition, each read up to fetch_max_bytes): a repeat is answered with its offsets and no
+ * records. An open-addressing set of the partitions seen, for this call only.
+ */
+static bool fetch_mark_repeats(struct req *r, size_t entries)
+{
+    size_t cap = 16;
+    while (cap < 2 * entries)
+        cap *= 2;
+    const struct mq_part **seen = calloc(cap, sizeof *seen);
+    if (!seen)
+        return false;
+    const struct mq_kafka_fetch_req *q = &r->fetch;
+    for (int32_t i = 0; i < q->topic_count; i++)
+        for (int32_t j = 0; j < q->topics[i].part_count; j++) {
+            const struct mq_part *part = r->parts[i][j];
+            if (!part)
+                continue;
+            size_t h = ((uintptr_t)part >> 4) * 0x9E3779B97F4A7C15u;
+            for (size_t k = h & (cap - 1);; k = (k + 1) & (cap - 1)) {
+                if (!seen[k]) {
+                    seen[k] = part;
+                    break;
+                }
+                if (seen[k] == part) {
+                    r->again[i][j] = true;
+                    break;
+                }
+            }
+        }
+    free(seen);
+    return true;
+}
+
 /* Looks up every partition of the fetch once; unknown ones stay NULL. */
 static bool fetch_resolve(struct mq_kafka_server *srv, struct req *r)
 {
     struct mq_kafka_fetch_req *q = &r->fetch;
     r->parts = mq_kafka_arena_calloc(&r->arena, (size_t)q->topic_count, sizeof *r->parts);
-    if (!r->parts)
+    r->again = mq_kafka_arena_calloc(&r->arena, (size_t)q->topic_count, sizeof *r->again);
+    if (!r->parts || !r->again)
         return false;
+    size_t entries = 0;
     for (int32_t i = 0; i < q->topic_count; i++) {
         struct mq_kafka_fetch_topic *t = &q->topics[i];
         r->parts[i] = mq_kafka_arena_calloc(&r->arena, (size_t)t->part_count, sizeof *r->parts[i]);
-        if (!r->parts[i])
+        r->again[i] = mq_kafka_arena_calloc(&r->arena, (size_t)t->part_count, sizeof *r->again[i]);
+        if (!r->parts[i] || !r->again[i])
             return false;
+        entries += (size_t)t->part_count;
         char name[MQ_TOPIC_NAME_MAX + 1];
         bool valid = mq_ksrv_topic_name(t->name, name);
         for (int32_t j = 0; j < t->part_count; j++) {
@@ -59,8 +101,19 @@ static bool fetch_resolve(struct mq_kafka_server *srv, struct req *r)
                 t->parts[j].error = mq_ksrv_code_for(err);
         }
     }
+    if (!fetch_mark_repeats(r, entries))
+        return false;
     r->parts_resolved = true;
     return true;
+}
+
+/* The bytes a Fetch response of version v spends on a partition besides its records: partition, error,
+ * high watermark, last stable offset, (v5+) log start, aborted transactions, (v11) preferred read replica,
+ * records length. They count against the response's byte budget: a request listing thousands of
+ * partitions must not build a response far above its max_bytes. */
+static int64_t part_overhead(int16_t v)
+{
+    return 4 + 2 + 8 + 8 + (v >= 5 ? 8 : 0) + 4 + (v >= 11 ? 4 : 0) + 4;
 }
 
 /*
@@ -76,8 +129,18 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
         return true;
     }
     bool error = false;
-    int64_t total = 0;
+    int64_t total = 0; /* record bytes */
+    /* The client's max_bytes, within the server's fetch_max_bytes, less what the response spends besides
+     * records (its header, every topic name and partition header). */
+    int16_t v = r->hdr.api_version;
     int64_t budget = q->max_bytes > 0 ? q->max_bytes : 1;
+    if (budget > srv->conf.fetch_max_bytes)
+        budget = srv->conf.fetch_max_bytes;
+    budget -=
+        4 + 4 + 4 + (v >= 7 ? 2 + 4 : 0) + 4; /* size, correlation id, throttle, error, session, topics */
+    for (int32_t i = 0; i < q->topic_count; i++)
+        budget -= 2 + (q->topics[i].name.len > 0 ? q->topics[i].name.len : 0) + 4 +
+                  (int64_t)q->topics[i].part_count * part_overhead(v);
     for (int32_t i = 0; i < q->topic_count; i++) {
         struct mq_kafka_fetch_topic *t = &q->topics[i];
         for (int32_t j = 0; j < t->part_count; j++) {
@@ -104,6 +167,8 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
                 error = true;
                 continue;
             }
+            if (r->again[i][j])
+                continue; /* a repeat: offsets, no records (fetch_mark_repeats) */
             int64_t pbudget = p->max_bytes > 0 ? p->max_bytes : 1;
             if (pbudget > budget - total)
                 pbudget = budget - total;
@@ -156,10 +221,20 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
 void mq_ksrv_handle_fetch(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_server *srv = r->conn->srv;
-    if (mq_kafka_fetch_req_decode(rd, r->hdr.api_version, &r->arena, &r->fetch) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed Fetch request");
+    enum mq_err err = mq_kafka_fetch_req_decode(rd, r->hdr.api_version, &r->arena, &r->fetch);
+    if (err == MQ_ERR_RANGE && r->hdr.api_version >= 7) {
+        /* Too many partitions: v7+ has a top-level error code to refuse the request with, as Kafka does. */
+        mq_ksrv_too_large(r, true);
+        r->fetch.error = MQ_KC_INVALID_REQUEST;
+        r->fetch.topic_count = 0;
+        struct out_item *it = mq_ksrv_resp_begin(r);
+        if (it)
+            mq_kafka_fetch_resp_encode(&it->out, r->hdr.api_version, &r->fetch);
+        mq_ksrv_resp_end(r, it);
         return;
     }
+    if (!mq_ksrv_decoded(r, err))
+        return;
     if (fetch_try(srv, r, false))
         return;
     r->state = REQ_FETCH_WAIT;

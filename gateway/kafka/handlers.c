@@ -5,6 +5,7 @@
  * answers ApiVersions.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,26 @@
 bool mq_ksrv_topic_name(struct mq_kafka_str s, char *buf)
 {
     return mq_kafka_str_copy(s, buf, MQ_TOPIC_NAME_MAX + 1) && mq_topic_name_valid(buf);
+}
+
+bool mq_ksrv_decoded(struct req *r, enum mq_err err)
+{
+    char why[96];
+    switch (err) {
+    case MQ_OK:
+        return true;
+    case MQ_ERR_RANGE:
+        mq_ksrv_too_large(r, false);
+        break;
+    case MQ_ERR_NOMEM:
+        mq_ksrv_conn_kill(r->conn, "out of memory decoding a request");
+        break;
+    default:
+        snprintf(why, sizeof why, "malformed %s request", mq_kafka_api_name(r->hdr.api_key));
+        mq_ksrv_protocol_error(r->conn, why);
+        break;
+    }
+    return false;
 }
 
 int16_t mq_ksrv_code_for(enum mq_err err)
@@ -61,10 +82,8 @@ static bool advertise(struct req *r, struct mq_kafka_api_versions_req *q)
 static void handle_api_versions(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_api_versions_req q;
-    if (mq_kafka_api_versions_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed ApiVersions request");
+    if (!mq_ksrv_decoded(r, mq_kafka_api_versions_req_decode(rd, r->hdr.api_version, &q)))
         return;
-    }
     q.error = MQ_KC_NONE;
     struct out_item *it = mq_ksrv_resp_begin(r);
     if (it) {
@@ -80,10 +99,8 @@ static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_metadata_req q;
-    if (mq_kafka_metadata_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed Metadata request");
+    if (!mq_ksrv_decoded(r, mq_kafka_metadata_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
-    }
     struct mq_catalog_topic *all = NULL;
     if (q.topic_count < 0) {
         size_t n = 0;
@@ -146,10 +163,8 @@ static void handle_list_offsets(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_list_offsets_req q;
-    if (mq_kafka_list_offsets_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed ListOffsets request");
+    if (!mq_ksrv_decoded(r, mq_kafka_list_offsets_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
-    }
     for (int32_t i = 0; i < q.topic_count; i++) {
         struct mq_kafka_lo_topic *t = &q.topics[i];
         char name[MQ_TOPIC_NAME_MAX + 1];
@@ -223,10 +238,8 @@ static void handle_find_coordinator(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_find_coordinator_req q;
-    if (mq_kafka_find_coordinator_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed FindCoordinator request");
+    if (!mq_ksrv_decoded(r, mq_kafka_find_coordinator_req_decode(rd, r->hdr.api_version, &q)))
         return;
-    }
     if (q.key_type == 0) {
         q.error = MQ_KC_NONE;
         q.node_id = srv->conf.node_id;
@@ -250,10 +263,8 @@ static void handle_join_group(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_join_group_req q;
-    if (mq_kafka_join_group_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed JoinGroup request");
+    if (!mq_ksrv_decoded(r, mq_kafka_join_group_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
-    }
     /* Park first: the answer may come back from inside the call. */
     r->state = REQ_GROUP_WAIT;
     r->conn->cur = r;
@@ -264,10 +275,8 @@ static void handle_sync_group(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_sync_group_req q;
-    if (mq_kafka_sync_group_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed SyncGroup request");
+    if (!mq_ksrv_decoded(r, mq_kafka_sync_group_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
-    }
     r->state = REQ_GROUP_WAIT;
     r->conn->cur = r;
     mq_kafka_groups_sync(srv->groups, now_ms(), &q, r);
@@ -276,10 +285,8 @@ static void handle_sync_group(struct req *r, struct mq_kafka_rd *rd)
 static void handle_heartbeat(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_heartbeat_req q;
-    if (mq_kafka_heartbeat_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed Heartbeat request");
+    if (!mq_ksrv_decoded(r, mq_kafka_heartbeat_req_decode(rd, r->hdr.api_version, &q)))
         return;
-    }
     q.error =
         mq_kafka_groups_heartbeat(r->conn->srv->groups, now_ms(), q.group_id, q.generation_id, q.member_id);
     struct out_item *it = mq_ksrv_resp_begin(r);
@@ -291,10 +298,8 @@ static void handle_heartbeat(struct req *r, struct mq_kafka_rd *rd)
 static void handle_leave_group(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_leave_group_req q;
-    if (mq_kafka_leave_group_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed LeaveGroup request");
+    if (!mq_ksrv_decoded(r, mq_kafka_leave_group_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
-    }
     q.error = MQ_KC_NONE;
     for (int32_t i = 0; i < q.member_count; i++)
         q.members[i].error =
@@ -336,10 +341,8 @@ static void handle_offset_commit(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_offset_commit_req q;
-    if (mq_kafka_offset_commit_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed OffsetCommit request");
+    if (!mq_ksrv_decoded(r, mq_kafka_offset_commit_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
-    }
     char group[256];
     int16_t gerr = MQ_KC_NONE;
     if (q.group_id.len <= 0 || !mq_kafka_str_copy(q.group_id, group, sizeof group))
@@ -424,10 +427,20 @@ static void handle_offset_fetch(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_server *srv = r->conn->srv;
     struct mq_kafka_offset_fetch_req q;
-    if (mq_kafka_offset_fetch_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed OffsetFetch request");
+    enum mq_err derr = mq_kafka_offset_fetch_req_decode(rd, r->hdr.api_version, &r->arena, &q);
+    if (derr == MQ_ERR_RANGE && r->hdr.api_version >= 2) {
+        /* Too many partitions: v2+ has a top-level error code to refuse the request with, as Kafka does. */
+        mq_ksrv_too_large(r, true);
+        q.error = MQ_KC_INVALID_REQUEST;
+        q.topic_count = 0;
+        struct out_item *it = mq_ksrv_resp_begin(r);
+        if (it)
+            mq_kafka_offset_fetch_resp_encode(&it->out.wr, r->hdr.api_version, &q);
+        mq_ksrv_resp_end(r, it);
         return;
     }
+    if (!mq_ksrv_decoded(r, derr))
+        return;
     char group[256];
     q.error = MQ_KC_NONE;
     if (q.group_id.len <= 0 || !mq_kafka_str_copy(q.group_id, group, sizeof group)) {
@@ -488,10 +501,8 @@ static void handle_offset_fetch(struct req *r, struct mq_kafka_rd *rd)
 static void handle_produce(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_produce_req q;
-    if (mq_kafka_produce_req_decode(rd, r->hdr.api_version, &r->arena, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed Produce request");
+    if (!mq_ksrv_decoded(r, mq_kafka_produce_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
-    }
     int16_t code = q.transactional_id.len >= 0 ? MQ_KC_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
                                                : MQ_KC_TOPIC_AUTHORIZATION_FAILED;
     for (int32_t i = 0; i < q.topic_count; i++)
@@ -511,10 +522,8 @@ static void handle_produce(struct req *r, struct mq_kafka_rd *rd)
 static void handle_init_producer_id(struct req *r, struct mq_kafka_rd *rd)
 {
     struct mq_kafka_init_producer_id_req q;
-    if (mq_kafka_init_producer_id_req_decode(rd, r->hdr.api_version, &q) != MQ_OK) {
-        mq_ksrv_protocol_error(r->conn, "malformed InitProducerId request");
+    if (!mq_ksrv_decoded(r, mq_kafka_init_producer_id_req_decode(rd, r->hdr.api_version, &q)))
         return;
-    }
     /* Idempotent producers need cluster-level write rights, transactional ones their transactional id's. */
     q.error = q.transactional_id.len >= 0 ? MQ_KC_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
                                           : MQ_KC_CLUSTER_AUTHORIZATION_FAILED;
@@ -614,6 +623,7 @@ void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len)
     }
     struct mq_kafka_rd rd;
     mq_kafka_rd_init(&rd, body, len);
+    rd.max_parts = rd.parts_left = c->srv->conf.max_request_partitions;
     int hv = mq_kafka_req_hdr_version(r->hdr.api_key, r->hdr.api_version);
     if (mq_kafka_req_hdr_parse(&rd, hv, &r->hdr) != MQ_OK) {
         mq_ksrv_protocol_error(c, "malformed request header");

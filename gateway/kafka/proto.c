@@ -4,7 +4,9 @@
  *
  * Decoders: every array count is checked against the bytes left with the smallest size one element can
  * have (mq_kafka_rd_array's min_elem_size) before the arena allocates for it, so the memory a request can
- * make us allocate is bounded by a small multiple of its size.
+ * make us allocate is bounded by a small multiple of its size. Topic and partition arrays are also held to
+ * the reader's max_parts (wire.h), so that a request within the size limit cannot list a million
+ * partitions: such a request fails with MQ_ERR_RANGE, which the server tells apart from a malformed one.
  */
 #include "kafka/proto.h"
 
@@ -225,6 +227,32 @@ static void wr_throttle(struct mq_kafka_wr *wr)
     mq_kafka_wr_i32(wr, 0);
 }
 
+/* Fails the reader for a request over max_parts (wire.h): MQ_ERR_RANGE, not a protocol error. */
+static int32_t over_parts(struct mq_kafka_rd *rd)
+{
+    if (rd->err == MQ_OK)
+        rd->err = MQ_ERR_RANGE;
+    rd->p = rd->end;
+    return 0;
+}
+
+/* A request's array of topics: at most max_parts of them. */
+static int32_t topic_array(struct mq_kafka_rd *rd, size_t min_elem_size, bool nullable)
+{
+    int32_t n = mq_kafka_rd_array(rd, min_elem_size, nullable);
+    return n > rd->max_parts ? over_parts(rd) : n;
+}
+
+/* A topic's array of partitions: all topics of the request together list at most max_parts. */
+static int32_t part_array(struct mq_kafka_rd *rd, size_t min_elem_size)
+{
+    int32_t n = mq_kafka_rd_array(rd, min_elem_size, false);
+    if (n > rd->parts_left)
+        return over_parts(rd);
+    rd->parts_left -= n;
+    return n;
+}
+
 /* ---- ApiVersions ---- */
 
 enum mq_err mq_kafka_api_versions_req_decode(struct mq_kafka_rd *rd, int16_t v,
@@ -270,7 +298,7 @@ enum mq_err mq_kafka_metadata_req_decode(struct mq_kafka_rd *rd, int16_t v, stru
 {
     memset(r, 0, sizeof *r);
     r->allow_auto_topic_creation = true;
-    r->topic_count = mq_kafka_rd_array(rd, 2, v >= 1);
+    r->topic_count = topic_array(rd, 2, v >= 1);
     r->topics = arr(rd, a, r->topic_count, sizeof *r->topics);
     for (int32_t i = 0; i < r->topic_count && mq_kafka_rd_ok(rd); i++)
         r->topics[i].name = mq_kafka_rd_string(rd);
@@ -341,13 +369,13 @@ enum mq_err mq_kafka_list_offsets_req_decode(struct mq_kafka_rd *rd, int16_t v, 
     r->replica_id = mq_kafka_rd_i32(rd);
     if (v >= 2)
         r->isolation_level = mq_kafka_rd_i8(rd);
-    r->topic_count = mq_kafka_rd_array(rd, 2 + 4, false);
+    r->topic_count = topic_array(rd, 2 + 4, false);
     r->topics = arr(rd, a, r->topic_count, sizeof *r->topics);
     size_t part_min = 4 + 8 + (v >= 4 ? 4 : 0) + (v == 0 ? 4 : 0);
     for (int32_t i = 0; i < r->topic_count && mq_kafka_rd_ok(rd); i++) {
         struct mq_kafka_lo_topic *t = &r->topics[i];
         t->name = mq_kafka_rd_string(rd);
-        t->part_count = mq_kafka_rd_array(rd, part_min, false);
+        t->part_count = part_array(rd, part_min);
         t->parts = arr(rd, a, t->part_count, sizeof *t->parts);
         for (int32_t j = 0; j < t->part_count && mq_kafka_rd_ok(rd); j++) {
             struct mq_kafka_lo_part *p = &t->parts[j];
@@ -413,13 +441,13 @@ enum mq_err mq_kafka_fetch_req_decode(struct mq_kafka_rd *rd, int16_t v, struct 
         r->session_id = mq_kafka_rd_i32(rd);
         r->session_epoch = mq_kafka_rd_i32(rd);
     }
-    r->topic_count = mq_kafka_rd_array(rd, 2 + 4, false);
+    r->topic_count = topic_array(rd, 2 + 4, false);
     r->topics = arr(rd, a, r->topic_count, sizeof *r->topics);
     size_t part_min = 4 + 8 + 4 + (v >= 9 ? 4 : 0) + (v >= 5 ? 8 : 0);
     for (int32_t i = 0; i < r->topic_count && mq_kafka_rd_ok(rd); i++) {
         struct mq_kafka_fetch_topic *t = &r->topics[i];
         t->name = mq_kafka_rd_string(rd);
-        t->part_count = mq_kafka_rd_array(rd, part_min, false);
+        t->part_count = part_array(rd, part_min);
         t->parts = arr(rd, a, t->part_count, sizeof *t->parts);
         for (int32_t j = 0; j < t->part_count && mq_kafka_rd_ok(rd); j++) {
             struct mq_kafka_fetch_part *p = &t->parts[j];
@@ -707,13 +735,13 @@ enum mq_err mq_kafka_offset_commit_req_decode(struct mq_kafka_rd *rd, int16_t v,
         r->group_instance_id = mq_kafka_rd_nstring(rd);
     if (v >= 2 && v <= 4)
         r->retention_time_ms = mq_kafka_rd_i64(rd);
-    r->topic_count = mq_kafka_rd_array(rd, 2 + 4, false);
+    r->topic_count = topic_array(rd, 2 + 4, false);
     r->topics = arr(rd, a, r->topic_count, sizeof *r->topics);
     size_t part_min = 4 + 8 + 2 + (v >= 6 ? 4 : 0) + (v == 1 ? 8 : 0);
     for (int32_t i = 0; i < r->topic_count && mq_kafka_rd_ok(rd); i++) {
         struct mq_kafka_oc_topic *t = &r->topics[i];
         t->name = mq_kafka_rd_string(rd);
-        t->part_count = mq_kafka_rd_array(rd, part_min, false);
+        t->part_count = part_array(rd, part_min);
         t->parts = arr(rd, a, t->part_count, sizeof *t->parts);
         for (int32_t j = 0; j < t->part_count && mq_kafka_rd_ok(rd); j++) {
             struct mq_kafka_oc_part *p = &t->parts[j];
@@ -755,12 +783,12 @@ enum mq_err mq_kafka_offset_fetch_req_decode(struct mq_kafka_rd *rd, int16_t v, 
 {
     memset(r, 0, sizeof *r);
     r->group_id = mq_kafka_rd_string(rd);
-    r->topic_count = mq_kafka_rd_array(rd, 2 + 4, v >= 2);
+    r->topic_count = topic_array(rd, 2 + 4, v >= 2);
     r->topics = arr(rd, a, r->topic_count, sizeof *r->topics);
     for (int32_t i = 0; i < r->topic_count && mq_kafka_rd_ok(rd); i++) {
         struct mq_kafka_of_topic *t = &r->topics[i];
         t->name = mq_kafka_rd_string(rd);
-        t->part_count = mq_kafka_rd_array(rd, 4, false);
+        t->part_count = part_array(rd, 4);
         t->parts = arr(rd, a, t->part_count, sizeof *t->parts);
         for (int32_t j = 0; j < t->part_count && mq_kafka_rd_ok(rd); j++) {
             t->parts[j].partition = mq_kafka_rd_i32(rd);
@@ -810,12 +838,12 @@ enum mq_err mq_kafka_produce_req_decode(struct mq_kafka_rd *rd, int16_t v, struc
     r->transactional_id = v >= 3 ? mq_kafka_rd_nstring(rd) : null_str;
     r->acks = mq_kafka_rd_i16(rd);
     r->timeout_ms = mq_kafka_rd_i32(rd);
-    r->topic_count = mq_kafka_rd_array(rd, 2 + 4, false);
+    r->topic_count = topic_array(rd, 2 + 4, false);
     r->topics = arr(rd, a, r->topic_count, sizeof *r->topics);
     for (int32_t i = 0; i < r->topic_count && mq_kafka_rd_ok(rd); i++) {
         struct mq_kafka_produce_topic *t = &r->topics[i];
         t->name = mq_kafka_rd_string(rd);
-        t->part_count = mq_kafka_rd_array(rd, 4 + 4, false);
+        t->part_count = part_array(rd, 4 + 4);
         t->parts = arr(rd, a, t->part_count, sizeof *t->parts);
         for (int32_t j = 0; j < t->part_count && mq_kafka_rd_ok(rd); j++) {
             t->parts[j].partition = mq_kafka_rd_i32(rd);

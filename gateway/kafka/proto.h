@@ -12,7 +12,9 @@
  * only ApiVersions v3 is a flexible version among them (compact types and tagged fields in its body; its
  * response header stays v0).
  * The decoders accept trailing bytes after the last field (as Kafka does) and reject everything that is
- * truncated or has impossible lengths.
+ * truncated or has impossible lengths (MQ_ERR_PROTOCOL); a request listing more topics or topic-partitions
+ * than the reader's max_parts (wire.h) fails with MQ_ERR_RANGE, so that the server can refuse it as too
+ * large rather than as malformed.
  *
  * Encoders write the response body only; mq_kafka_out_begin()/mq_kafka_out_end() put the size prefix and
  * the response header around it.

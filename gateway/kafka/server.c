@@ -10,6 +10,14 @@
  * Answers are queued on the connection as struct mq_kafka_out (bytes plus segment file ranges) and written
  * with send() and sendfile() as the socket accepts them.
  *
+ * Limits (finding 7 and 8 of issue 11: one client must not take the loop, the memory or the connection
+ * slots): a connection gets at most REQS_PER_TURN requests handled per loop iteration, then waits for the
+ * others' turn; none is handled while its unsent answers hold max_queued_bytes (its socket is then not
+ * read either, so TCP pushes back); one that makes no sending progress for send_timeout is closed. Each
+ * client address holds at most max_connections_per_ip of the max_connections slots, a connection must send
+ * a whole request within handshake_timeout, refusals are logged at most every 10 s with their count, and
+ * malloc_trim() gives the memory of a burst back to the system.
+ *
  * Reentrancy: the group coordinator may deliver a response for any connection while handling another's
  * request. Its callbacks only queue the response, mark the request done and put the connection on the
  * ready list; the loop frees finished requests and handles further input afterwards. Connections are
@@ -20,6 +28,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -30,6 +40,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -38,10 +49,92 @@
 #include "kafka/wire.h"
 #include "util/diag.h"
 
-#define IN_CHUNK      (64 * 1024) /* read ahead this much input beyond the current request */
-#define OUT_ITEMS_MAX 8           /* stop handling requests while this many responses are unsent */
+#define IN_CHUNK      (64 * 1024)   /* read ahead this much input beyond the current request */
+#define OUT_ITEMS_MAX 8             /* stop handling requests while this many responses are unsent */
+#define REQS_PER_TURN 4             /* requests of one connection handled before the others get a turn */
+#define SWEEP_MS      1000          /* how often the timeouts are checked */
+#define BIG_BUFFER    (64 * 1024)   /* freeing at least this much counts towards a malloc_trim() */
+#define TRIM_BYTES    (1024 * 1024) /* ask for a trim once this much was freed in large buffers, */
+#define TRIM_EVERY_MS 500           /* at most this often (the trim walks the allocator's free lists) */
+#define FD_RESERVE    256           /* descriptors beyond max_connections: store files, catalog, connectors */
 
 /* ---- small helpers ---- */
+
+static const char *fmt_ms(int64_t ms, char *buf, size_t size)
+{
+    if (ms % 1000 == 0)
+        snprintf(buf, size, "%" PRId64 " s", ms / 1000);
+    else
+        snprintf(buf, size, "%" PRId64 " ms", ms);
+    return buf;
+}
+
+/*
+ * Logs one event of a kind that a client can repeat at will (refused connections, timeouts): the first at
+ * once, then at most one line every MQ_KSRV_RATELOG_MS that counts those held back (ratelog_flush() writes
+ * it when no further event comes). what says it all ("refused a connection from ...: reason"); noun names
+ * the kind in the summary ("refused connections").
+ */
+static void ratelog_note(struct ratelog *rl, enum mq_level level, int64_t now, const char *noun,
+                         const char *what)
+{
+    if (rl->last != 0 && now - rl->last < MQ_KSRV_RATELOG_MS) {
+        rl->held++;
+        snprintf(rl->example, sizeof rl->example, "%s", what);
+        return;
+    }
+    if (rl->held)
+        MQ_DIAG(level, "kafka: %" PRIu64 " %s in the last %" PRId64 " s; the latest: %s", rl->held + 1, noun,
+                (now - rl->last) / 1000, what);
+    else
+        MQ_DIAG(level, "kafka: %s (more %s are counted and logged at most every %d s)", what, noun,
+                MQ_KSRV_RATELOG_MS / 1000);
+    rl->held = 0;
+    rl->last = now;
+}
+
+static void ratelog_flush(struct ratelog *rl, enum mq_level level, int64_t now, const char *noun)
+{
+    if (!rl->held || now - rl->last < MQ_KSRV_RATELOG_MS)
+        return;
+    MQ_DIAG(level, "kafka: %" PRIu64 " %s in the last %" PRId64 " s; the latest: %s", rl->held, noun,
+            (now - rl->last) / 1000, rl->example);
+    rl->held = 0;
+    rl->last = now;
+}
+
+void mq_ksrv_freed(struct mq_kafka_server *srv, size_t bytes)
+{
+    if (bytes >= BIG_BUFFER)
+        srv->trim_bytes += bytes;
+}
+
+/* Gives the memory of large freed buffers back to the system: glibc keeps freed heap memory (and raises its
+ * mmap threshold after large frees), so a burst of big requests would otherwise stay in the RSS. */
+static void maybe_trim(struct mq_kafka_server *srv, int64_t now)
+{
+    if (srv->trim_bytes < TRIM_BYTES || now - srv->last_trim < TRIM_EVERY_MS)
+        return;
+    malloc_trim(0);
+    srv->trim_bytes = 0;
+    srv->last_trim = now;
+}
+
+void mq_ksrv_too_large(struct req *r, bool answered)
+{
+    struct conn *c = r->conn;
+    atomic_fetch_add(&c->srv->st_too_large, 1);
+    char what[256];
+    snprintf(
+        what, sizeof what,
+        "%s v%d from %s lists more than %" PRId32 " topics or topic-partitions (max_request_partitions): %s",
+        mq_kafka_api_name(r->hdr.api_key), r->hdr.api_version, c->peer, c->srv->conf.max_request_partitions,
+        answered ? "answered INVALID_REQUEST"
+                 : "closing the connection (this version cannot carry the error)");
+    ratelog_note(&c->srv->too_large, MQ_LV_WARN, now_ms(), "requests over max_request_partitions", what);
+    if (!answered)
+        mq_ksrv_conn_kill(c, NULL);
+}
 
 void mq_ksrv_conn_set_ready(struct conn *c)
 {
@@ -95,6 +188,7 @@ void mq_ksrv_req_free(struct req *r)
 {
     if (!r)
         return;
+    mq_ksrv_freed(r->conn->srv, r->len);
     mq_kafka_fetch_req_release(&r->fetch);
     mq_kafka_arena_free(&r->arena);
     free(r->body);
@@ -102,6 +196,19 @@ void mq_ksrv_req_free(struct req *r)
 }
 
 /* ---- responses ---- */
+
+/* What a queued answer counts against max_queued_bytes: its bytes in memory and in files. */
+static size_t item_bytes(const struct out_item *it)
+{
+    return it->out.wr.len + (size_t)it->out.file_bytes;
+}
+
+static void item_free(struct mq_kafka_server *srv, struct out_item *it)
+{
+    mq_ksrv_freed(srv, it->out.wr.cap);
+    mq_kafka_out_free(&it->out);
+    free(it);
+}
 
 struct out_item *mq_ksrv_resp_begin(struct req *r)
 {
@@ -119,20 +226,26 @@ void mq_ksrv_resp_end(struct req *r, struct out_item *it)
 {
     struct conn *c = r->conn;
     atomic_fetch_add(&c->srv->st_requests, 1);
-    if (!it || mq_kafka_out_end(&it->out) != MQ_OK) {
+    enum mq_err err = it ? mq_kafka_out_end(&it->out) : MQ_ERR_NOMEM;
+    if (err != MQ_OK) {
         if (it) {
             mq_kafka_out_free(&it->out);
             free(it);
         }
-        mq_ksrv_conn_kill(c, "could not build a response (out of memory)");
+        mq_ksrv_conn_kill(c, err == MQ_ERR_RANGE   ? "the response would pass Kafka's 2 GiB frame limit"
+                             : err == MQ_ERR_NOMEM ? "could not build a response (out of memory)"
+                                                   : mq_strerror(err));
         return;
     }
-    if (c->out_tail)
+    if (c->out_tail) {
         c->out_tail->next = it;
-    else
+    } else {
         c->out_head = it;
+        c->last_sent = now_ms(); /* the send timeout counts from here */
+    }
     c->out_tail = it;
     c->out_items++;
+    c->out_bytes += item_bytes(it);
 }
 
 /* Writes queued responses until done or the socket is full. */
@@ -160,7 +273,7 @@ static void conn_flush(struct conn *c)
                     return;
                 }
                 it->off += (size_t)w;
-                c->last_active = now_ms();
+                c->last_active = c->last_sent = now_ms();
                 if (from + it->off < to)
                     continue;
             }
@@ -189,7 +302,7 @@ static void conn_flush(struct conn *c)
                     return;
                 }
                 it->off += (size_t)w;
-                c->last_active = now_ms();
+                c->last_active = c->last_sent = now_ms();
                 if (it->off < s->len)
                     continue;
             }
@@ -201,8 +314,8 @@ static void conn_flush(struct conn *c)
             if (!c->out_head)
                 c->out_tail = NULL;
             c->out_items--;
-            mq_kafka_out_free(&it->out);
-            free(it);
+            c->out_bytes -= item_bytes(it);
+            item_free(c->srv, it);
         }
     }
     c->want_out = false;
@@ -218,9 +331,16 @@ static bool conn_has_request(const struct conn *c)
     return err == MQ_ERR_PROTOCOL || (err == MQ_OK && c->in_len >= frame);
 }
 
+/* True while c's unsent answers leave room for one more. */
+static bool conn_may_queue(const struct conn *c)
+{
+    return c->out_items < OUT_ITEMS_MAX && c->out_bytes < c->srv->conf.max_queued_bytes;
+}
+
 /*
  * Handles the complete requests in c's input, one at a time, while nothing is parked and not too many
- * answers wait to be sent; writes the answers.
+ * answers wait to be sent, REQS_PER_TURN at most (then c is put on the ready list for the next loop
+ * iteration, after the other connections); writes the answers.
  */
 static void conn_process(struct conn *c)
 {
@@ -228,8 +348,9 @@ static void conn_process(struct conn *c)
         mq_ksrv_req_free(c->cur);
         c->cur = NULL;
     }
+    int quota = REQS_PER_TURN;
     for (;;) {
-        while (!c->dead && !c->cur && c->out_items < OUT_ITEMS_MAX && conn_has_request(c)) {
+        while (!c->dead && !c->cur && conn_may_queue(c) && quota > 0 && conn_has_request(c)) {
             size_t frame;
             if (mq_kafka_frame_size(c->in, c->in_len, c->srv->conf.max_request_bytes, &frame) != MQ_OK) {
                 mq_ksrv_protocol_error(c, "request size out of bounds (oversized or garbage)");
@@ -244,6 +365,8 @@ static void conn_process(struct conn *c)
             memcpy(body, c->in + MQ_KAFKA_FRAME_PREFIX, len);
             memmove(c->in, c->in + frame, c->in_len - frame);
             c->in_len -= frame;
+            c->greeted = true;
+            quota--;
             mq_ksrv_handle_request(c, body, len);
             if (c->cur && c->cur->done) {
                 mq_ksrv_req_free(c->cur);
@@ -252,11 +375,16 @@ static void conn_process(struct conn *c)
         }
         conn_flush(c);
         /* Sending may have made room for the answers of requests already buffered. */
-        if (c->dead || c->cur || c->out_items >= OUT_ITEMS_MAX || !conn_has_request(c))
+        if (c->dead || c->cur || !conn_may_queue(c) || !conn_has_request(c))
             break;
+        if (quota == 0) {
+            mq_ksrv_conn_set_ready(c); /* the rest in its next turn */
+            break;
+        }
     }
     if (c->in_len == 0 && c->in_cap > IN_CHUNK) {
         /* A large request is done with: do not keep its buffer for the connection's lifetime. */
+        mq_ksrv_freed(c->srv, c->in_cap);
         free(c->in);
         c->in = NULL;
         c->in_cap = 0;
@@ -306,6 +434,74 @@ static void conn_read(struct conn *c)
     mq_ksrv_conn_set_ready(c);
 }
 
+/* ---- client addresses ---- */
+
+/* The address of a peer as the per-address limit sees it: IPv4-mapped IPv6 counts as IPv4. */
+static uint8_t ip_key(const struct sockaddr_storage *ss, uint8_t addr[16])
+{
+    memset(addr, 0, 16);
+    if (ss->ss_family == AF_INET) {
+        memcpy(addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+        return 4;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            memcpy(addr, a->s6_addr + 12, 4);
+            return 4;
+        }
+        memcpy(addr, a->s6_addr, 16);
+        return 16;
+    }
+    return 0; /* any other family: one slot for all */
+}
+
+static struct ip_slot **ip_bucket(struct mq_kafka_server *srv, const uint8_t *addr, uint8_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (uint8_t i = 0; i < len; i++)
+        h = (h ^ addr[i]) * 16777619u;
+    return &srv->ip_buckets[h & (srv->ip_nbuckets - 1)];
+}
+
+static struct ip_slot *ip_find(struct mq_kafka_server *srv, const uint8_t *addr, uint8_t len)
+{
+    for (struct ip_slot *s = *ip_bucket(srv, addr, len); s; s = s->next)
+        if (s->len == len && memcmp(s->addr, addr, len) == 0)
+            return s;
+    return NULL;
+}
+
+/* The slot of addr, created when it has none (NULL when out of memory). */
+static struct ip_slot *ip_get(struct mq_kafka_server *srv, const uint8_t *addr, uint8_t len)
+{
+    struct ip_slot *s = ip_find(srv, addr, len);
+    if (s)
+        return s;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    memcpy(s->addr, addr, 16);
+    s->len = len;
+    struct ip_slot **b = ip_bucket(srv, addr, len);
+    s->next = *b;
+    *b = s;
+    return s;
+}
+
+/* One connection of slot s closed; the slot goes with its last one. */
+static void ip_release(struct mq_kafka_server *srv, struct ip_slot *s)
+{
+    if (--s->conns > 0)
+        return;
+    for (struct ip_slot **p = ip_bucket(srv, s->addr, s->len); *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    free(s);
+}
+
 static void conn_close(struct mq_kafka_server *srv, struct conn *c)
 {
     if (c->cur) {
@@ -318,13 +514,15 @@ static void conn_close(struct mq_kafka_server *srv, struct conn *c)
     while (c->out_head) {
         struct out_item *it = c->out_head;
         c->out_head = it->next;
-        mq_kafka_out_free(&it->out);
-        free(it);
+        item_free(srv, it);
     }
+    if (c->ip)
+        ip_release(srv, c->ip);
     /* Counted before the close, so that a client seeing its connection end also sees the count drop. */
     atomic_fetch_sub(&srv->st_open, 1);
     epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+    mq_ksrv_freed(srv, c->in_cap);
     free(c->in);
     if (c->prev)
         c->prev->next = c->next;
@@ -336,6 +534,33 @@ static void conn_close(struct mq_kafka_server *srv, struct conn *c)
     free(c);
 }
 
+/* Counts and logs (rate limited) a connection closed as soon as it was accepted. */
+static void refuse(struct mq_kafka_server *srv, int fd, const char *peer, const char *why)
+{
+    if (fd >= 0)
+        close(fd);
+    atomic_fetch_add(&srv->st_refused, 1);
+    char what[256];
+    snprintf(what, sizeof what, "refused a connection from %s: %s", peer, why);
+    ratelog_note(&srv->refusals, MQ_LV_WARN, now_ms(), "refused connections", what);
+}
+
+/* accept() failed for want of descriptors: the pending connection would make the listener report readable
+ * forever (a busy loop). Give up the spare descriptor to accept it and close it, then take the spare back. */
+static void refuse_no_fd(struct mq_kafka_server *srv, int err)
+{
+    char why[128];
+    snprintf(why, sizeof why, "%s (RLIMIT_NOFILE; max_connections %d)", strerror(err),
+             srv->conf.max_connections);
+    if (srv->spare_fd >= 0) {
+        close(srv->spare_fd);
+        srv->spare_fd = -1;
+    }
+    int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    refuse(srv, fd, "?", why);
+    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void accept_all(struct mq_kafka_server *srv)
 {
     for (;;) {
@@ -345,38 +570,58 @@ static void accept_all(struct mq_kafka_server *srv)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                refuse_no_fd(srv, errno);
+                return;
+            }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 MQ_WARN("kafka: accept: %s", strerror(errno));
             return;
         }
         atomic_fetch_add(&srv->st_accepted, 1);
+        char host[INET6_ADDRSTRLEN] = "?", serv[16] = "?", peer[64];
+        (void)getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
+                          NI_NUMERICHOST | NI_NUMERICSERV);
+        snprintf(peer, sizeof peer, "%s:%s", host, serv);
+        uint8_t addr[16];
+        uint8_t alen = ip_key(&ss, addr);
+        struct ip_slot *slot = ip_find(srv, addr, alen);
+        char why[160];
         if (atomic_load(&srv->st_open) >= (uint64_t)srv->conf.max_connections) {
-            MQ_WARN("kafka: refusing a connection: %d connections open", srv->conf.max_connections);
-            close(fd);
+            snprintf(why, sizeof why, "max_connections (%d) reached", srv->conf.max_connections);
+            refuse(srv, fd, peer, why);
+            continue;
+        }
+        if (srv->conf.max_connections_per_ip > 0 && slot && slot->conns >= srv->conf.max_connections_per_ip) {
+            snprintf(why, sizeof why, "max_connections_per_ip (%d) reached for %s",
+                     srv->conf.max_connections_per_ip, host);
+            refuse(srv, fd, peer, why);
             continue;
         }
         struct conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(fd);
+        slot = c ? ip_get(srv, addr, alen) : NULL;
+        if (!slot) {
+            free(c);
+            refuse(srv, fd, peer, "out of memory");
             continue;
         }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        char host[INET6_ADDRSTRLEN] = "?", serv[16] = "?";
-        (void)getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv,
-                          NI_NUMERICHOST | NI_NUMERICSERV);
-        snprintf(c->peer, sizeof c->peer, "%s:%s", host, serv);
+        snprintf(c->peer, sizeof c->peer, "%s", peer);
         c->srv = srv;
         c->fd = fd;
         c->events = EPOLLIN;
-        c->last_active = now_ms();
+        c->accepted_at = c->last_active = now_ms();
+        slot->conns++;
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &e) != 0) {
             MQ_WARN("kafka: epoll_ctl: %s", strerror(errno));
+            ip_release(srv, slot);
             close(fd);
             free(c);
             continue;
         }
+        c->ip = slot;
         c->next = srv->conns;
         if (srv->conns)
             srv->conns->prev = c;
@@ -388,8 +633,39 @@ static void accept_all(struct mq_kafka_server *srv)
 
 /* ---- the loop ---- */
 
+/* Closes a connection that ran into a timeout; logged (rate limited) and counted. */
+static void timed_out(struct conn *c, int64_t now, const char *why, int64_t ms)
+{
+    char dur[32], what[256];
+    snprintf(what, sizeof what, "closing the connection from %s: %s (%s)", c->peer, why,
+             fmt_ms(ms, dur, sizeof dur));
+    atomic_fetch_add(&c->srv->st_timed_out, 1);
+    ratelog_note(&c->srv->timeouts, MQ_LV_INFO, now, "connections closed by a timeout", what);
+    mq_ksrv_conn_kill(c, NULL);
+}
+
+/* The handshake, idle and send timeouts. Until its first whole request a connection has the handshake
+ * timeout alone (issue 12's authentication will extend the handshake to the end of SASL). */
+static void sweep_timeouts(struct mq_kafka_server *srv, int64_t now)
+{
+    const struct mq_kafka_server_conf *k = &srv->conf;
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        if (c->dead)
+            continue;
+        if (!c->greeted && now - c->accepted_at > k->handshake_timeout_ms)
+            timed_out(c, now, "no whole request within handshake_timeout", k->handshake_timeout_ms);
+        else if (c->greeted && k->idle_timeout_ms > 0 && !c->cur && !c->out_head &&
+                 now - c->last_active > k->idle_timeout_ms)
+            timed_out(c, now, "idle for idle_timeout", k->idle_timeout_ms);
+        else if (c->out_head && now - c->last_sent > k->send_timeout_ms)
+            timed_out(c, now, "the client read nothing of its answers for send_timeout", k->send_timeout_ms);
+    }
+}
+
 static int loop_timeout(struct mq_kafka_server *srv, int64_t now, int64_t group_next)
 {
+    if (srv->ready)
+        return 0; /* connections wait for their next turn */
     int64_t next = mq_ksrv_fetch_next_due(srv);
     if (group_next < next)
         next = group_next;
@@ -442,25 +718,30 @@ static void *loop_main(void *arg)
         int64_t now = now_ms();
         mq_ksrv_fetch_tick(srv, now, woken);
         group_next = mq_kafka_groups_tick(srv->groups, now);
-        while (srv->ready) {
-            struct conn *c = srv->ready;
-            srv->ready = c->ready_next;
+        /* One turn for each connection ready now; those that put themselves back (more requests than
+         * REQS_PER_TURN) or are made ready meanwhile get theirs in the next iteration. */
+        struct conn *turn = srv->ready;
+        srv->ready = NULL;
+        while (turn) {
+            struct conn *c = turn;
+            turn = c->ready_next;
             c->ready = false;
             if (!c->dead)
                 conn_process(c);
         }
-        if (srv->conf.idle_timeout_ms > 0 && now - srv->last_idle_sweep >= 1000) {
-            /* Connections with nothing parked and nothing to send that stayed silent too long. */
+        if (now - srv->last_idle_sweep >= SWEEP_MS) {
             srv->last_idle_sweep = now;
-            for (struct conn *c = srv->conns; c; c = c->next)
-                if (!c->cur && !c->out_head && now - c->last_active > srv->conf.idle_timeout_ms)
-                    mq_ksrv_conn_kill(c, "idle");
+            sweep_timeouts(srv, now);
+            ratelog_flush(&srv->refusals, MQ_LV_WARN, now, "refused connections");
+            ratelog_flush(&srv->too_large, MQ_LV_WARN, now, "requests over max_request_partitions");
+            ratelog_flush(&srv->timeouts, MQ_LV_INFO, now, "connections closed by a timeout");
         }
         for (struct conn *c = srv->conns, *next; c; c = next) {
             next = c->next;
             if (c->dead)
                 conn_close(srv, c);
         }
+        maybe_trim(srv, now_ms());
     }
     while (srv->conns)
         conn_close(srv, srv->conns);
@@ -478,8 +759,14 @@ void mq_kafka_server_conf_defaults(struct mq_kafka_server_conf *conf)
     conf->cluster_id = "mqlog";
     conf->max_request_bytes = 16 * 1024 * 1024;
     conf->max_connections = 1024;
+    conf->max_connections_per_ip = 512;
     conf->fetch_poll_ms = 50;
     conf->idle_timeout_ms = 600000;
+    conf->handshake_timeout_ms = 10000;
+    conf->send_timeout_ms = 60000;
+    conf->max_request_partitions = 10000;
+    conf->fetch_max_bytes = 55 * 1024 * 1024;
+    conf->max_queued_bytes = 16 * 1024 * 1024;
     conf->install_durable_cb = true;
     mq_kafka_groups_conf_defaults(&conf->groups);
 }
@@ -497,6 +784,9 @@ void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_se
     st->protocol_errors = atomic_load(&srv->st_protocol_errors);
     st->unsupported = atomic_load(&srv->st_unsupported);
     st->fetch_waiting = atomic_load(&srv->st_waiting);
+    st->refused = atomic_load(&srv->st_refused);
+    st->timed_out = atomic_load(&srv->st_timed_out);
+    st->too_large = atomic_load(&srv->st_too_large);
 }
 
 static void server_free(struct mq_kafka_server *srv)
@@ -507,11 +797,45 @@ static void server_free(struct mq_kafka_server *srv)
         close(srv->wake_fd);
     if (srv->epoll_fd >= 0)
         close(srv->epoll_fd);
+    if (srv->spare_fd >= 0)
+        close(srv->spare_fd);
+    for (size_t i = 0; srv->ip_buckets && i < srv->ip_nbuckets; i++)
+        while (srv->ip_buckets[i]) {
+            struct ip_slot *s = srv->ip_buckets[i];
+            srv->ip_buckets[i] = s->next;
+            free(s);
+        }
+    free(srv->ip_buckets);
     mq_kafka_groups_free(srv->groups);
     free(srv->listen_host);
     free(srv->advertised_host);
     free(srv->cluster_id);
     free(srv);
+}
+
+/* Every connection is a descriptor: raise the soft RLIMIT_NOFILE to the hard limit when max_connections
+ * needs more than it allows, and say so when even the hard limit is too low. */
+static void raise_nofile(int max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t need = (rlim_t)max_connections + FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            MQ_INFO(
+                "kafka: raised the open files limit (RLIMIT_NOFILE) from %llu to %llu for max_connections %d",
+                (unsigned long long)old, (unsigned long long)rl.rlim_cur, max_connections);
+        else if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            return;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        MQ_WARN("kafka: max_connections %d needs about %llu open files but RLIMIT_NOFILE allows %llu (hard "
+                "limit %llu): connections will be refused before max_connections is reached",
+                max_connections, (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+                (unsigned long long)rl.rlim_max);
 }
 
 /* Binds and listens on host:port; returns the socket or -1 with errstr set. */
@@ -570,13 +894,15 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         conf = &defaults;
     }
     if (!store || conf->port < 0 || conf->port > 65535 || conf->max_request_bytes < MQ_KAFKA_MIN_REQUEST ||
-        conf->max_request_bytes > INT32_MAX || conf->max_connections < 1 || conf->fetch_poll_ms < 1 ||
-        conf->idle_timeout_ms < 0)
+        conf->max_request_bytes > INT32_MAX || conf->max_connections < 1 ||
+        conf->max_connections_per_ip < 0 || conf->fetch_poll_ms < 1 || conf->idle_timeout_ms < 0 ||
+        conf->handshake_timeout_ms < 1 || conf->send_timeout_ms < 1 || conf->max_request_partitions < 1 ||
+        conf->fetch_max_bytes < 1 || conf->max_queued_bytes < 1)
         return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "kafka listener: invalid configuration");
     struct mq_kafka_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    srv->listen_fd = srv->epoll_fd = srv->wake_fd = -1;
+    srv->listen_fd = srv->epoll_fd = srv->wake_fd = srv->spare_fd = -1;
     srv->store = store;
     srv->log = mq_store_log(store);
     srv->cat = mq_store_catalog(store);
@@ -595,6 +921,16 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
     srv->conf.listen_host = srv->listen_host;
     srv->conf.advertised_host = srv->advertised_host;
     srv->conf.cluster_id = srv->cluster_id;
+    srv->ip_nbuckets = 64;
+    while (srv->ip_nbuckets < (size_t)conf->max_connections && srv->ip_nbuckets < 65536)
+        srv->ip_nbuckets *= 2;
+    srv->ip_buckets = calloc(srv->ip_nbuckets, sizeof *srv->ip_buckets);
+    srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!srv->ip_buckets || srv->spare_fd < 0) {
+        server_free(srv);
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory or descriptors");
+    }
+    raise_nofile(conf->max_connections);
     enum mq_err err = mq_kafka_groups_new(&conf->groups, mq_ksrv_on_join, mq_ksrv_on_sync, srv, &srv->groups);
     if (err != MQ_OK) {
         server_free(srv);

@@ -4,7 +4,11 @@
  *
  * One thread runs an epoll event loop over every connection (non-blocking sockets). As Kafka does, each
  * connection is served one request at a time, in order: later pipelined requests wait in the connection's
- * input buffer until the current one is answered, so responses always go out in request order. A request
+ * input buffer until the current one is answered, so responses always go out in request order. No client
+ * can hold the loop or the memory: a connection gets a few requests handled per turn of the loop, its
+ * unsent answers are bounded in bytes (max_queued_bytes; then it is not read), a client that stops reading
+ * is closed (send_timeout), requests list at most max_request_partitions, and connections are limited in
+ * number overall and per address, with refusals logged at most every 10 s with their count. A request
  * larger than max_request_bytes, one that cannot be parsed, or a connection error closes that connection
  * only; an API or version not served is answered with UNSUPPORTED_VERSION (ApiVersions: Kafka's v0
  * fallback response). The endpoint is read-only: Produce is answered with TOPIC_AUTHORIZATION_FAILED,
@@ -34,20 +38,33 @@
 struct mq_kafka_server;
 
 struct mq_kafka_server_conf {
-    const char *listen_host;     /* address or host name to bind; default "127.0.0.1" */
-    int port;                    /* default 9092; 0 picks a free port (see mq_kafka_server_port()) */
-    const char *advertised_host; /* what Metadata tells clients; default the listen host, or "127.0.0.1"
-                                    when listening on a wildcard address */
-    int advertised_port;         /* default (0): the bound port */
-    int32_t node_id;             /* this broker's id; default 0 */
-    const char *cluster_id;      /* default "mqlog" */
-    size_t max_request_bytes;    /* larger requests close the connection; default 16 MiB */
-    int max_connections;         /* further connections are closed at once; default 1024 */
-    int64_t fetch_poll_ms;       /* read-only stores: how often parked fetches look for data (default 50) */
-    int64_t idle_timeout_ms;     /* close connections silent this long with nothing pending (Kafka's
-                                    connections.max.idle.ms); default 600000, 0 never */
-    bool install_durable_cb;     /* set the log's durable callback (default true); when false, whoever
-                                    owns the callback must call mq_kafka_server_notify() from it */
+    const char *listen_host;      /* address or host name to bind; default "127.0.0.1" */
+    int port;                     /* default 9092; 0 picks a free port (see mq_kafka_server_port()) */
+    const char *advertised_host;  /* what Metadata tells clients; default the listen host, or "127.0.0.1"
+                                     when listening on a wildcard address */
+    int advertised_port;          /* default (0): the bound port */
+    int32_t node_id;              /* this broker's id; default 0 */
+    const char *cluster_id;       /* default "mqlog" */
+    size_t max_request_bytes;     /* larger requests close the connection; default 16 MiB */
+    int max_connections;          /* further connections are closed at once; default 1024 */
+    int max_connections_per_ip;   /* the same per client address; default 512, 0 no limit */
+    int64_t fetch_poll_ms;        /* read-only stores: how often parked fetches look for data (default 50) */
+    int64_t idle_timeout_ms;      /* close connections silent this long with nothing pending (Kafka's
+                                     connections.max.idle.ms); default 600000, 0 never */
+    int64_t handshake_timeout_ms; /* close connections that sent no whole request this long after
+                                     connecting (later also: that did not authenticate); default 10000 */
+    int64_t send_timeout_ms;      /* close connections whose answers made no progress this long (a
+                                     client that stopped reading); default 60000 */
+    int32_t max_request_partitions; /* a request listing more topics or topic-partitions is refused:
+                                       INVALID_REQUEST where the response can say so (Fetch v7+,
+                                       OffsetFetch v2+), else the connection is closed; default 10000 */
+    int32_t fetch_max_bytes;        /* the most bytes one Fetch response carries, whatever the client
+                                       asks, partition headers included (Kafka's fetch.max.bytes);
+                                       default 55 MiB (the first batch may exceed it, KIP-74) */
+    size_t max_queued_bytes;        /* a connection whose unsent answers hold this much gets no further
+                                       request handled (nor read) until they drain; default 16 MiB */
+    bool install_durable_cb;        /* set the log's durable callback (default true); when false, whoever
+                                       owns the callback must call mq_kafka_server_notify() from it */
     struct mq_kafka_groups_conf groups;
 };
 
@@ -77,6 +94,10 @@ struct mq_kafka_server_stats {
     uint64_t protocol_errors; /* connections closed for an oversized, truncated or malformed request */
     uint64_t unsupported;     /* requests answered with UNSUPPORTED_VERSION */
     uint64_t fetch_waiting;   /* Fetch requests parked now, waiting for data */
+    uint64_t refused;         /* connections closed at once: max_connections, max_connections_per_ip or
+                                 out of file descriptors */
+    uint64_t timed_out;       /* connections closed by the handshake, idle or send timeout */
+    uint64_t too_large;       /* requests refused for listing more than max_request_partitions */
 };
 void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_server_stats *st);
 

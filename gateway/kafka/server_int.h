@@ -42,6 +42,7 @@ struct req {
     int64_t deadline; /* a parked Fetch is answered by then with whatever there is */
     struct mq_kafka_fetch_req fetch;
     struct mq_part ***parts; /* [topic][partition], resolved once, NULL where unknown */
+    bool **again;            /* [topic][partition]: the same partition was listed before in the request */
     bool parts_resolved;
     struct req *wait_prev, *wait_next; /* the server's list of parked fetches */
 };
@@ -57,11 +58,32 @@ struct conn {
     struct req *cur; /* the request being served; later ones wait in `in` */
     struct out_item *out_head, *out_tail;
     size_t out_items;
+    size_t out_bytes; /* of the queued answers (memory and file ranges), counted against max_queued_bytes */
     bool dead;
     bool ready;
+    bool greeted; /* a whole request arrived: the handshake timeout no longer applies */
     struct conn *ready_next;
+    int64_t accepted_at; /* mono ms */
     int64_t last_active; /* mono ms of the last byte received or sent */
+    int64_t last_sent;   /* mono ms of the last progress sending, or of queueing into an empty queue */
+    struct ip_slot *ip;  /* the connections of the same client address */
     char peer[64];
+};
+
+/* The connections open from one client address (max_connections_per_ip). */
+struct ip_slot {
+    struct ip_slot *next;
+    uint8_t addr[16]; /* IPv4 (IPv4-mapped IPv6 too) in the first 4 bytes, or IPv6 */
+    uint8_t len;
+    int conns;
+};
+
+/* A log line that may not flood: logged at most every MQ_KSRV_RATELOG_MS, the others counted into it. */
+#define MQ_KSRV_RATELOG_MS 10000
+struct ratelog {
+    int64_t last;      /* mono ms of the last line, 0 none yet */
+    uint64_t held;     /* events since then, not logged */
+    char example[256]; /* the latest event held, for the summary line */
 };
 
 struct mq_kafka_server {
@@ -84,7 +106,16 @@ struct mq_kafka_server {
     int64_t last_poll;
     int64_t last_idle_sweep;
     struct mq_kafka_groups *groups;
+    struct ip_slot **ip_buckets; /* the client addresses with open connections, hashed */
+    size_t ip_nbuckets;          /* a power of two */
+    int spare_fd;                /* given up to accept (and close) a connection when out of descriptors */
+    struct ratelog refusals;     /* connections refused */
+    struct ratelog too_large;    /* requests refused for max_request_partitions */
+    struct ratelog timeouts;     /* connections closed by the handshake, idle or send timeout */
+    size_t trim_bytes;           /* large buffers freed since the last malloc_trim() */
+    int64_t last_trim;
     _Atomic uint64_t st_accepted, st_open, st_requests, st_protocol_errors, st_unsupported, st_waiting;
+    _Atomic uint64_t st_refused, st_timed_out, st_too_large;
 };
 
 static inline int64_t now_ms(void)
@@ -100,6 +131,12 @@ void mq_ksrv_conn_set_ready(struct conn *c);
 void mq_ksrv_conn_kill(struct conn *c, const char *why);
 /* mq_ksrv_conn_kill() for a request that cannot be parsed, counted and logged as a warning. */
 void mq_ksrv_protocol_error(struct conn *c, const char *why);
+/* Refuses a request that lists more than max_request_partitions topics or topic-partitions: logged (rate
+ * limited, naming the limit) and counted; the connection is closed unless answered (answered: the caller
+ * sent INVALID_REQUEST). */
+void mq_ksrv_too_large(struct req *r, bool answered);
+/* Accounts for a large buffer the loop freed: the allocator is asked to give memory back soon. */
+void mq_ksrv_freed(struct mq_kafka_server *srv, size_t bytes);
 /* Frees a request (accepts NULL). */
 void mq_ksrv_req_free(struct req *r);
 /* Starts r's response (NULL when out of memory); the handler encodes the body into it->out. */
@@ -109,6 +146,9 @@ void mq_ksrv_resp_end(struct req *r, struct out_item *it);
 
 /* ---- handlers.c ---- */
 
+/* After a request decoder returned err: true when MQ_OK; otherwise closes the connection, saying why (a
+ * malformed request, one over max_request_partitions, out of memory), and returns false. */
+bool mq_ksrv_decoded(struct req *r, enum mq_err err);
 /* Copies a topic name view into buf (MQ_TOPIC_NAME_MAX + 1 bytes); false when it breaks the rule of
  * util/topic.h (or is null or holds a NUL). */
 bool mq_ksrv_topic_name(struct mq_kafka_str s, char *buf);

@@ -37,6 +37,7 @@ void mq_kafka_rd_init(struct mq_kafka_rd *rd, const void *buf, size_t len)
     rd->p = buf;
     rd->end = rd->p + len;
     rd->err = MQ_OK;
+    rd->max_parts = rd->parts_left = INT32_MAX;
 }
 
 enum mq_err mq_kafka_rd_fail(struct mq_kafka_rd *rd)

@@ -44,10 +44,17 @@ bool mq_kafka_str_copy(struct mq_kafka_str s, char *dst, size_t dst_size);
 struct mq_kafka_rd {
     const uint8_t *p;   /* next byte to read */
     const uint8_t *end; /* one past the last readable byte */
-    enum mq_err err;    /* MQ_OK, or the first error met (MQ_ERR_PROTOCOL); sticky */
+    enum mq_err err;    /* MQ_OK, or the first error met (MQ_ERR_PROTOCOL; MQ_ERR_RANGE: over max_parts);
+                           sticky */
+    /* The most topics, and the most topic-partitions in all, one request may list (the request decoders
+     * of proto.h check it): a request within max_request_bytes can still list a million partitions, and
+     * every one costs a lookup and response bytes. mq_kafka_rd_init() sets no limit (INT32_MAX). */
+    int32_t max_parts;
+    int32_t parts_left; /* of max_parts, for the partitions still to come */
 };
 
-/* Starts reading len bytes at buf. The caller keeps buf alive while views from the reader are used. */
+/* Starts reading len bytes at buf, with no limit on topic-partitions (set max_parts and parts_left to
+ * impose one). The caller keeps buf alive while views from the reader are used. */
 void mq_kafka_rd_init(struct mq_kafka_rd *rd, const void *buf, size_t len);
 
 static inline bool mq_kafka_rd_ok(const struct mq_kafka_rd *rd)
