@@ -103,6 +103,14 @@ struct mq_config_kafka {
     char *advertised; /* "host:port"; defaults to listen */
     char *advertised_host;
     int advertised_port;
+    /* The endpoint's limits (mq_kafka_server_conf in kafka/server.h says what each does). */
+    int64_t max_connections;
+    int64_t max_connections_per_ip; /* 0: no limit */
+    int64_t idle_timeout_ms;        /* 0: never */
+    int64_t handshake_timeout_ms;
+    int64_t send_timeout_ms;
+    int64_t max_request_partitions;
+    int64_t fetch_max_bytes;
 };
 
 /* How a forwarder places records on the remote topic's partitions. */

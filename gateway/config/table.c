@@ -182,6 +182,69 @@ static const struct mq_ckey mq_keys_kafka[] = {
      .min = 1,
      .max = 65535,
      .doc = "HOST:PORT that consumers are told to connect to, when it differs from listen."},
+    {.name = "max_connections",
+     .type = MQ_CT_INT,
+     .off = KFK(max_connections),
+     .def = "1024",
+     .min = 1,
+     .max = 1000000,
+     .doc = "The most client connections open at once; further ones are closed as soon as they are "
+            "accepted. Refusals are counted (SIGUSR1) and logged at most every 10 s. mqlogd raises its "
+            "open files limit (RLIMIT_NOFILE) to the hard limit when this needs more, and warns when even "
+            "that is too low."},
+    {.name = "max_connections_per_ip",
+     .type = MQ_CT_INT,
+     .off = KFK(max_connections_per_ip),
+     .def = "512",
+     .min = 0,
+     .max = 1000000,
+     .doc = "The most connections open at once from one client address, so that one host cannot take "
+            "every slot of max_connections; 0 means no such limit."},
+    {.name = "idle_timeout",
+     .type = MQ_CT_DURATION,
+     .off = KFK(idle_timeout_ms),
+     .def = "10m",
+     .min = 0,
+     .max = 7 * DAY,
+     .doc = "Close a connection that sent and received nothing for this long while no request of it was "
+            "waiting (Kafka's connections.max.idle.ms); 0 never closes idle connections."},
+    {.name = "handshake_timeout",
+     .type = MQ_CT_DURATION,
+     .off = KFK(handshake_timeout_ms),
+     .def = "10s",
+     .min = 100,
+     .max = HOUR,
+     .doc = "Close a connection that has not sent a whole request this long after connecting (with "
+            "authentication: that has not authenticated), so that silent sockets cannot hold the "
+            "connection slots."},
+    {.name = "send_timeout",
+     .type = MQ_CT_DURATION,
+     .off = KFK(send_timeout_ms),
+     .def = "1m",
+     .min = 100,
+     .max = DAY,
+     .doc = "Close a connection whose answers could not be sent, not even in part, for this long: a "
+            "client that stopped reading. Until then its further requests wait, and its socket is not "
+            "read while its unsent answers hold 16MiB."},
+    {.name = "max_request_partitions",
+     .type = MQ_CT_INT,
+     .off = KFK(max_request_partitions),
+     .def = "10000",
+     .min = 1,
+     .max = 1000000,
+     .doc = "The most topics, and the most topic-partitions in all, one request may list. A larger "
+            "request is refused: with INVALID_REQUEST where its response has a top-level error (Fetch "
+            "v7+, OffsetFetch v2+), otherwise by closing the connection; either is logged (at most every "
+            "10 s) and counted."},
+    {.name = "fetch_max_bytes",
+     .type = MQ_CT_SIZE,
+     .off = KFK(fetch_max_bytes),
+     .def = "55MiB",
+     .min = KIB,
+     .max = GIB,
+     .doc = "The most bytes one Fetch response carries, whatever the client asks for, its partition "
+            "headers included (Kafka's fetch.max.bytes). As in Kafka, the first batch goes out whole even "
+            "when it is larger."},
     {.name = NULL},
 };
 

@@ -16,6 +16,7 @@
 #include "daemon/daemon.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,21 @@ static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
         kc.advertised_host = cfg->kafka.advertised_host;
         kc.advertised_port = cfg->kafka.advertised_port;
     }
+    kc.max_connections = (int)cfg->kafka.max_connections;
+    kc.max_connections_per_ip = (int)cfg->kafka.max_connections_per_ip;
+    kc.idle_timeout_ms = cfg->kafka.idle_timeout_ms;
+    kc.handshake_timeout_ms = cfg->kafka.handshake_timeout_ms;
+    kc.send_timeout_ms = cfg->kafka.send_timeout_ms;
+    kc.max_request_partitions = (int32_t)cfg->kafka.max_request_partitions;
+    kc.fetch_max_bytes = (int32_t)cfg->kafka.fetch_max_bytes;
+    /* Kafka clients can make the endpoint allocate request and response buffers of many MiB. glibc raises
+     * its mmap threshold after freeing such a buffer, so later ones come from the heap and a burst stays in
+     * the RSS (the endpoint's malloc_trim() cannot shrink a thread arena's top). A fixed threshold keeps
+     * buffers of 1 MiB and more mmapped: they go back to the system when freed. Fixing it also fixes the
+     * trim threshold, at 128 KiB by default: every free of a 256 KiB scan buffer would then give pages
+     * back that the next read faults in again. 4 MiB of free heap top may stay. */
+    if (mallopt(M_MMAP_THRESHOLD, 1024 * 1024) != 1 || mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024) != 1)
+        MQ_DEBUG("mallopt(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) refused");
     char why[512] = "";
     enum mq_err err = mq_kafka_server_start(d->store, &kc, &d->kafka, why, sizeof why);
     if (err != MQ_OK) {
@@ -136,7 +152,14 @@ static void mq_daemon_reload_warnings(const struct mq_config *old, const struct 
     if (memcmp(&a, &b, sizeof a) != 0)
         MQ_WARN("reload: the log section changed: its store settings take effect at the next start");
     if (!mq_str_same(old->kafka.listen, cfg->kafka.listen) ||
-        !mq_str_same(old->kafka.advertised, cfg->kafka.advertised))
+        !mq_str_same(old->kafka.advertised, cfg->kafka.advertised) ||
+        old->kafka.max_connections != cfg->kafka.max_connections ||
+        old->kafka.max_connections_per_ip != cfg->kafka.max_connections_per_ip ||
+        old->kafka.idle_timeout_ms != cfg->kafka.idle_timeout_ms ||
+        old->kafka.handshake_timeout_ms != cfg->kafka.handshake_timeout_ms ||
+        old->kafka.send_timeout_ms != cfg->kafka.send_timeout_ms ||
+        old->kafka.max_request_partitions != cfg->kafka.max_request_partitions ||
+        old->kafka.fetch_max_bytes != cfg->kafka.fetch_max_bytes)
         MQ_WARN("reload: the kafka section changed: it takes effect at the next start");
 }
 
@@ -203,6 +226,17 @@ static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
         "store: %lld bytes in segments; the disk cap deleted %lld segments early, dropping %lld records "
         "unforwarded",
         (long long)ls.disk_bytes, (long long)ls.early_deleted_segments, (long long)ls.dropped_unforwarded);
+    if (d->kafka) {
+        struct mq_kafka_server_stats ks;
+        mq_kafka_server_stats(d->kafka, &ks);
+        mq_diag_printf(level,
+                       "kafka: %llu connections open, %llu accepted, %llu refused, %llu closed by a timeout; "
+                       "%llu requests, %llu protocol errors, %llu over max_request_partitions",
+                       (unsigned long long)ks.open, (unsigned long long)ks.accepted,
+                       (unsigned long long)ks.refused, (unsigned long long)ks.timed_out,
+                       (unsigned long long)ks.requests, (unsigned long long)ks.protocol_errors,
+                       (unsigned long long)ks.too_large);
+    }
     if (level == MQ_LV_INFO) {
         mq_sup_log_stats(d->sup);
         mq_fwd_set_log_stats(d->fwd);
