@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "kafka/proto.h"
@@ -36,43 +37,26 @@ void mq_ksrv_waiting_remove(struct mq_kafka_server *srv, struct req *r)
     atomic_fetch_sub(&srv->st_waiting, 1);
 }
 
-/*
- * Marks the entries of the fetch that repeat a partition listed before (r->again). No client lists a
- * partition twice, and serving every copy would multiply the work of one request by its length (10,000
- * copies of a partition, each read up to fetch_max_bytes): a repeat is answered with its offsets and no
- * records. An open-addressing set of the partitions seen, for this call only.
- */
-static bool fetch_mark_repeats(struct req *r, size_t entries)
+/* Where a (topic, partition) of a Fetch was listed first: i -1 for a free slot of fetch_resolve()'s set. */
+struct first_seen {
+    int32_t i, j;
+};
+
+static size_t entry_hash(struct mq_kafka_str name, int32_t partition)
 {
-    size_t cap = 16;
-    while (cap < 2 * entries)
-        cap *= 2;
-    const struct mq_part **seen = calloc(cap, sizeof *seen);
-    if (!seen)
-        return false;
-    const struct mq_kafka_fetch_req *q = &r->fetch;
-    for (int32_t i = 0; i < q->topic_count; i++)
-        for (int32_t j = 0; j < q->topics[i].part_count; j++) {
-            const struct mq_part *part = r->parts[i][j];
-            if (!part)
-                continue;
-            size_t h = ((uintptr_t)part >> 4) * 0x9E3779B97F4A7C15u;
-            for (size_t k = h & (cap - 1);; k = (k + 1) & (cap - 1)) {
-                if (!seen[k]) {
-                    seen[k] = part;
-                    break;
-                }
-                if (seen[k] == part) {
-                    r->again[i][j] = true;
-                    break;
-                }
-            }
-        }
-    free(seen);
-    return true;
+    uint64_t h = 14695981039346656037u; /* FNV-1a over the name, then the partition */
+    for (int32_t k = 0; k < name.len; k++)
+        h = (h ^ (uint8_t)name.ptr[k]) * 1099511628211u;
+    return (size_t)((h ^ (uint32_t)partition) * 1099511628211u);
 }
 
-/* Looks up every partition of the fetch once; unknown ones stay NULL. */
+/*
+ * Looks up every partition of the fetch once; unknown ones stay NULL. An entry that repeats a (topic,
+ * partition) listed before shares its lookup and is marked in r->again: no client lists a partition twice,
+ * and serving every copy would multiply the work of one request by its length (10,000 copies of a
+ * partition, each a catalog lookup and a read up to fetch_max_bytes). A repeat is answered with its offsets
+ * and no records.
+ */
 static bool fetch_resolve(struct mq_kafka_server *srv, struct req *r)
 {
     struct mq_kafka_fetch_req *q = &r->fetch;
@@ -88,21 +72,46 @@ static bool fetch_resolve(struct mq_kafka_server *srv, struct req *r)
         if (!r->parts[i] || !r->again[i])
             return false;
         entries += (size_t)t->part_count;
+    }
+    size_t cap = 16;
+    while (cap < 2 * entries)
+        cap *= 2;
+    struct first_seen *seen = malloc(cap * sizeof *seen);
+    if (!seen)
+        return false;
+    for (size_t k = 0; k < cap; k++)
+        seen[k].i = -1;
+    for (int32_t i = 0; i < q->topic_count; i++) {
+        struct mq_kafka_fetch_topic *t = &q->topics[i];
         char name[MQ_TOPIC_NAME_MAX + 1];
         bool valid = mq_ksrv_topic_name(t->name, name);
         for (int32_t j = 0; j < t->part_count; j++) {
+            struct mq_kafka_fetch_part *p = &t->parts[j];
+            size_t k = entry_hash(t->name, p->partition) & (cap - 1);
+            for (; seen[k].i >= 0; k = (k + 1) & (cap - 1)) {
+                const struct mq_kafka_fetch_topic *ft = &q->topics[seen[k].i];
+                if (ft->parts[seen[k].j].partition == p->partition && ft->name.len == t->name.len &&
+                    (t->name.len <= 0 || memcmp(ft->name.ptr, t->name.ptr, (size_t)t->name.len) == 0))
+                    break;
+            }
+            if (seen[k].i >= 0) {
+                r->parts[i][j] = r->parts[seen[k].i][seen[k].j];
+                r->again[i][j] = true;
+                p->error = q->topics[seen[k].i].parts[seen[k].j].error;
+                continue;
+            }
+            seen[k].i = i;
+            seen[k].j = j;
             struct mq_part *part = NULL;
-            enum mq_err err =
-                valid ? mq_store_part(srv->store, name, t->parts[j].partition, &part) : MQ_ERR_NOENT;
+            enum mq_err err = valid ? mq_store_part(srv->store, name, p->partition, &part) : MQ_ERR_NOENT;
             if (err != MQ_OK && err != MQ_ERR_NOENT)
-                MQ_WARN("kafka: opening %s/%d: %s", name, t->parts[j].partition, mq_strerror(err));
+                MQ_WARN("kafka: opening %s/%d: %s", name, p->partition, mq_strerror(err));
             r->parts[i][j] = err == MQ_OK ? part : NULL;
             if (err != MQ_OK)
-                t->parts[j].error = mq_ksrv_code_for(err);
+                p->error = mq_ksrv_code_for(err);
         }
     }
-    if (!fetch_mark_repeats(r, entries))
-        return false;
+    free(seen);
     r->parts_resolved = true;
     return true;
 }
@@ -168,7 +177,7 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
                 continue;
             }
             if (r->again[i][j])
-                continue; /* a repeat: offsets, no records (fetch_mark_repeats) */
+                continue; /* a repeat: offsets, no records (fetch_resolve) */
             int64_t pbudget = p->max_bytes > 0 ? p->max_bytes : 1;
             if (pbudget > budget - total)
                 pbudget = budget - total;

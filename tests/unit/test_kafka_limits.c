@@ -2,7 +2,8 @@
  * test_kafka_limits.c - the Kafka endpoint's limits against hostile requests and clients (issue 11): the
  * decoders' cap on topics and topic-partitions per request (MQ_ERR_RANGE, told apart from a malformed
  * request), and the server's answers to it (INVALID_REQUEST where the response can carry it, otherwise a
- * closed connection), the per-address connection limit and the handshake timeout, with their counters.
+ * closed connection), a Fetch repeating a partition, the per-address connection limit and the handshake
+ * timeout, with their counters.
  *
  * Requests are built here field by field from Kafka's message definitions, independently of the decoders.
  */
@@ -204,6 +205,7 @@ static void server_up(int per_ip, int64_t handshake_ms)
     char errstr[256];
     struct mq_log_conf lc;
     mq_log_conf_defaults(&lc);
+    lc.flush_interval_ms = 0; /* appends are durable when they return */
     CU_ASSERT_EQUAL_FATAL(mq_store_open(dir, MQ_STORE_WRITE, &lc, &store, errstr, sizeof errstr), MQ_OK);
     CU_ASSERT_EQUAL_FATAL(mq_store_topic_create(store, "t0", 1, NULL, errstr, sizeof errstr), MQ_OK);
     struct mq_kafka_server_conf conf;
@@ -332,6 +334,53 @@ static void test_too_many_partitions(void)
     server_down();
 }
 
+/* A Fetch listing one partition three times: the first copy gets the records, the repeats only the
+ * offsets, so that a request cannot multiply its reads by repeating itself. */
+static void test_repeated_partition(void)
+{
+    server_up(0, 10000);
+    struct mq_part *part = NULL;
+    CU_ASSERT_EQUAL_FATAL(mq_store_part(store, "t0", 0, &part), MQ_OK);
+    struct mq_record recs[10];
+    for (int i = 0; i < 10; i++)
+        recs[i] = (struct mq_record){1700000000000 + i, NULL, -1, "value", 5, NULL, 0};
+    CU_ASSERT_EQUAL_FATAL(mq_part_append(part, recs, 10, NULL), MQ_OK);
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    build_fetch(&body, 4, 1, 3);
+    int fd = cli_connect();
+    cli_send(fd, 1, 4, 5, &body);
+    uint8_t size[4];
+    CU_ASSERT_EQUAL_FATAL(cli_read(fd, size, 4, 5000), 4);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, size, 4);
+    int32_t len = mq_kafka_rd_i32(&rd);
+    CU_ASSERT_FATAL(len > 0 && len < 1000000);
+    uint8_t *resp = malloc((size_t)len);
+    CU_ASSERT_EQUAL_FATAL(cli_read(fd, resp, (size_t)len, 5000), (size_t)len);
+    mq_kafka_rd_init(&rd, resp, (size_t)len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 5); /* correlation id */
+    CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0); /* throttle */
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "t0"));
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 3);
+    for (int k = 0; k < 3; k++) {
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);          /* partition */
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE); /* error */
+        CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), 10);         /* high watermark */
+        CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), 10);         /* last stable offset */
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);          /* aborted transactions */
+        struct mq_kafka_str records = mq_kafka_rd_bytes(&rd);
+        CU_ASSERT_TRUE(k == 0 ? records.len > 61 : records.len == 0);
+    }
+    CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+    CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+    free(resp);
+    close(fd);
+    mq_kafka_wr_free(&body);
+    server_down();
+}
+
 static void test_per_ip_and_handshake(void)
 {
     server_up(3, 300);
@@ -368,11 +417,9 @@ static void test_per_ip_and_handshake(void)
 int main(void)
 {
     static const struct mq_test tests[] = {
-        MQ_TEST(test_decode_caps),
-        MQ_TEST(test_truncated_is_not_range),
-        MQ_TEST(test_too_many_partitions),
-        MQ_TEST(test_per_ip_and_handshake),
-        MQ_TEST_END,
+        MQ_TEST(test_decode_caps),          MQ_TEST(test_truncated_is_not_range),
+        MQ_TEST(test_too_many_partitions),  MQ_TEST(test_repeated_partition),
+        MQ_TEST(test_per_ip_and_handshake), MQ_TEST_END,
     };
     return mq_test_run("kafka_limits", tests);
 }
