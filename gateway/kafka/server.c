@@ -357,13 +357,23 @@ static void conn_process(struct conn *c)
                 break;
             }
             size_t len = frame - MQ_KAFKA_FRAME_PREFIX;
-            uint8_t *body = malloc(len);
-            if (!body) {
-                mq_ksrv_conn_kill(c, "out of memory");
-                break;
+            uint8_t *body;
+            if (c->in_len == frame && c->in_cap > IN_CHUNK) {
+                /* A large request alone in its buffer: the buffer becomes the body, so that a request of
+                 * max_request_bytes is not held twice. */
+                body = c->in;
+                memmove(body, body + MQ_KAFKA_FRAME_PREFIX, len);
+                c->in = NULL;
+                c->in_cap = 0;
+            } else {
+                body = malloc(len);
+                if (!body) {
+                    mq_ksrv_conn_kill(c, "out of memory");
+                    break;
+                }
+                memcpy(body, c->in + MQ_KAFKA_FRAME_PREFIX, len);
+                memmove(c->in, c->in + frame, c->in_len - frame);
             }
-            memcpy(body, c->in + MQ_KAFKA_FRAME_PREFIX, len);
-            memmove(c->in, c->in + frame, c->in_len - frame);
             c->in_len -= frame;
             c->greeted = true;
             quota--;
