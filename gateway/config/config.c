@@ -25,6 +25,19 @@
 
 #define MQ_CFG_MAX_ERRORS 1000 /* stop collecting after this many */
 #define MQ_CFG_MAX_DEPTH  8    /* include nesting */
+/*
+ * Bounds checked before libyaml builds a document, where its cost grows with the square of what it reads:
+ * its scanner looks at every open flow collection for each token (100,000 nested '[' took 36 s), its
+ * parser checks each %TAG directive against all before it (100,000 took 66 s), and its loader looks each
+ * alias up among all the anchors before it (100,000 of each took 33 s). A configuration needs a few levels
+ * and a few anchors: the bounds are far above that, and far below where the cost shows.
+ */
+#define MQ_CFG_MAX_BYTES   (8 << 20) /* the main file and its includes together */
+#define MQ_CFG_MAX_NEST    64        /* YAML mappings and lists inside each other */
+#define MQ_CFG_MAX_ANCHORS 1000      /* per file */
+#define MQ_CFG_MAX_ALIASES 10000     /* per file */
+#define MQ_CFG_MAX_NODES   500000    /* all files together: libyaml takes some 160 bytes per node */
+#define MQ_CFG_MAX_PERCENT 100       /* lines starting with '%' (directives) per file */
 
 struct mq_cerr {
     size_t file;   /* index into cfg->files */
@@ -98,6 +111,15 @@ void mq_cctx_loc(struct mq_cctx *ctx, const yaml_node_t *node, struct mq_config_
     loc->col = node ? (int)node->start_mark.column + 1 : 0;
 }
 
+bool mq_cctx_name_first(struct mq_cctx *ctx, enum mq_cnames list, const char *name, size_t index,
+                        size_t *first)
+{
+    int added = mq_cset_add(&ctx->names[list], name, index, first);
+    if (added < 0)
+        ctx->oom = true;
+    return added != 0;
+}
+
 const yaml_node_t *mq_cctx_value(const struct mq_csection *sec, const yaml_node_t *const *vals,
                                  const char *name)
 {
@@ -158,6 +180,158 @@ static void mq_cyaml_error(struct mq_cctx *ctx, size_t file, const yaml_parser_t
         mq_cctx_error_at(ctx, file, line, col, "YAML syntax error: %s", problem);
 }
 
+/* Reads f to its end into *bufp (the caller frees it) and *lenp: 0, EFBIG when f holds more than limit
+ * bytes, or the errno of a failed read. */
+static int mq_cread(FILE *f, size_t limit, unsigned char **bufp, size_t *lenp)
+{
+    size_t cap = 0, len = 0;
+    unsigned char *buf = NULL;
+    for (;;) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 64 * 1024;
+            unsigned char *nb = realloc(buf, ncap);
+            if (!nb) {
+                free(buf);
+                return ENOMEM;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (len > limit || (got == 0 && ferror(f))) {
+            int err = len > limit ? EFBIG : errno ? errno : EIO;
+            free(buf);
+            return err;
+        }
+        if (got == 0)
+            break;
+    }
+    *bufp = buf;
+    *lenp = len;
+    return 0;
+}
+
+static void mq_cctx_error_mark(struct mq_cctx *ctx, size_t file, yaml_mark_t mark, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void mq_cctx_error_mark(struct mq_cctx *ctx, size_t file, yaml_mark_t mark, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    mq_cctx_verror(ctx, file, (int)mark.line + 1, (int)mark.column + 1, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Reads the events of the first document of buf before libyaml builds it, and refuses, where it starts,
+ * what would make the build slow (the MQ_CFG_MAX_* bounds). Stopping on the event stream keeps libyaml's
+ * own cost small: past the bound its scanner reads ahead at most one possible simple key (1024
+ * characters). A syntax error is reported as the build would report it. True when the document may be
+ * built.
+ */
+static bool mq_cprescan(struct mq_cctx *ctx, size_t file, const unsigned char *buf, size_t len)
+{
+    /* Directives reach no event (libyaml reads them all before it returns the document's start): they are
+     * counted in the text, where a line starting with '%' can be nothing else. */
+    size_t percent = 0;
+    for (size_t i = 0, line = 1; i < len; i++) {
+        if ((i == 0 || buf[i - 1] == '\n') && buf[i] == '%' && ++percent > MQ_CFG_MAX_PERCENT) {
+            mq_cctx_error_at(ctx, file, (int)line, 1,
+                             "more than %d lines that start with '%%' (YAML directives)", MQ_CFG_MAX_PERCENT);
+            return false;
+        }
+        line += buf[i] == '\n';
+    }
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        ctx->oom = true;
+        return false;
+    }
+    yaml_parser_set_input_string(&parser, buf, len);
+    int depth = 0;
+    size_t anchors = 0, aliases = 0;
+    bool ok = true, done = false;
+    while (ok && !done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            mq_cyaml_error(ctx, file, &parser);
+            ok = false;
+            break;
+        }
+        const yaml_char_t *anchor = NULL;
+        switch (ev.type) {
+        case YAML_SEQUENCE_START_EVENT:
+            anchor = ev.data.sequence_start.anchor;
+            depth++;
+            break;
+        case YAML_MAPPING_START_EVENT:
+            anchor = ev.data.mapping_start.anchor;
+            depth++;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            break;
+        case YAML_SCALAR_EVENT:
+            anchor = ev.data.scalar.anchor;
+            break;
+        case YAML_ALIAS_EVENT:
+            if (++aliases > MQ_CFG_MAX_ALIASES) {
+                mq_cctx_error_mark(ctx, file, ev.start_mark, "more than %d YAML aliases in one file",
+                                   MQ_CFG_MAX_ALIASES);
+                ok = false;
+            }
+            break;
+        case YAML_DOCUMENT_END_EVENT:
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        default:
+            break;
+        }
+        bool node = ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT ||
+                    ev.type == YAML_SCALAR_EVENT;
+        if (node && ++ctx->nodes > MQ_CFG_MAX_NODES) {
+            mq_cctx_error_mark(ctx, file, ev.start_mark,
+                               "the configuration is too large (more than %d YAML nodes)", MQ_CFG_MAX_NODES);
+            ok = false;
+        } else if (depth > MQ_CFG_MAX_NEST) {
+            mq_cctx_error_mark(ctx, file, ev.start_mark, "YAML mappings and lists nest more than %d deep",
+                               MQ_CFG_MAX_NEST);
+            ok = false;
+        } else if (anchor && ++anchors > MQ_CFG_MAX_ANCHORS) {
+            mq_cctx_error_mark(ctx, file, ev.start_mark, "more than %d YAML anchors in one file",
+                               MQ_CFG_MAX_ANCHORS);
+            ok = false;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return ok;
+}
+
+/* After a first document with content: refuses a second one where it starts, from its first two events
+ * (it is not built). */
+static void mq_csecond_doc(struct mq_cctx *ctx, size_t file, yaml_parser_t *parser)
+{
+    yaml_event_t ev;
+    if (!yaml_parser_parse(parser, &ev)) {
+        mq_cyaml_error(ctx, file, parser);
+        return;
+    }
+    bool second = ev.type == YAML_DOCUMENT_START_EVENT;
+    yaml_event_delete(&ev);
+    if (!second)
+        return; /* the end of the stream */
+    if (!yaml_parser_parse(parser, &ev)) {
+        mq_cyaml_error(ctx, file, parser);
+        return;
+    }
+    mq_cctx_error_mark(ctx, file, ev.start_mark,
+                       "a configuration file holds one YAML document; this is a second one");
+    yaml_event_delete(&ev);
+}
+
 /*
  * Loads the file at path with the section table sec. from is the include entry that named it (errors about
  * opening it are reported there), NULL for the main file.
@@ -170,17 +344,37 @@ static void mq_cload(struct mq_cctx *ctx, const char *path, const yaml_node_t *f
     yaml_document_t *parent_doc = ctx->doc;
     size_t file = 0;
     char *real = NULL, *dir = NULL;
+    unsigned char *text = NULL;
+    size_t len = 0;
     FILE *f = NULL;
     if (!from && !mq_cfiles_add(ctx, path, &file))
         return;
     struct stat st;
     const char *why = NULL;
+    int rc;
     if (stat(path, &st) != 0)
         why = strerror(errno);
     else if (!S_ISREG(st.st_mode))
         why = "not a regular file";
     else if (!(real = realpath(path, NULL)) || !(f = fopen(path, "rb")))
         why = strerror(errno);
+    /* The size is counted as read: stat() says 0 for /proc files. */
+    else if ((rc = mq_cread(f, MQ_CFG_MAX_BYTES - ctx->bytes, &text, &len)) == EFBIG) {
+        if (from)
+            mq_cctx_error(
+                ctx, from,
+                "included file '%s' makes the configuration too large (more than %d MiB in all its files)",
+                path, MQ_CFG_MAX_BYTES >> 20);
+        else
+            mq_cctx_error_at(ctx, file, 0, 0, "the configuration file is too large (more than %d MiB)",
+                             MQ_CFG_MAX_BYTES >> 20);
+        goto out;
+    } else if (rc == ENOMEM) {
+        ctx->oom = true;
+        goto out;
+    } else if (rc) {
+        why = strerror(rc);
+    }
     if (why) {
         if (from)
             mq_cctx_error(ctx, from, "cannot read included file '%s': %s", path, why);
@@ -213,13 +407,16 @@ static void mq_cload(struct mq_cctx *ctx, const char *path, const yaml_node_t *f
     if (from && !mq_cfiles_add(ctx, path, &file))
         goto out;
 
+    ctx->bytes += len;
+    if (!mq_cprescan(ctx, file, text, len))
+        goto out;
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&parser)) {
         ctx->oom = true;
         goto out;
     }
-    yaml_parser_set_input_file(&parser, f);
+    yaml_parser_set_input_string(&parser, text, len);
     if (!yaml_parser_load(&parser, &doc)) {
         mq_cyaml_error(ctx, file, &parser);
         yaml_parser_delete(&parser);
@@ -235,21 +432,12 @@ static void mq_cload(struct mq_cctx *ctx, const char *path, const yaml_node_t *f
         root = NULL; /* "---" alone: a null document */
     mq_csection_parse(ctx, sec, root, ctx->cfg);
     ctx->depth--;
-    if (root) {
-        yaml_document_t next;
-        if (!yaml_parser_load(&parser, &next)) {
-            mq_cyaml_error(ctx, file, &parser);
-        } else {
-            yaml_node_t *nroot = yaml_document_get_root_node(&next);
-            if (nroot)
-                mq_cctx_error(ctx, nroot,
-                              "a configuration file holds one YAML document; this is a second one");
-            yaml_document_delete(&next);
-        }
-    }
+    if (root)
+        mq_csecond_doc(ctx, file, &parser);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
 out:
+    free(text);
     if (f)
         fclose(f);
     free(real);
@@ -367,6 +555,8 @@ enum mq_err mq_config_load(const char *path, struct mq_config **cfgp, mq_config_
     bool failed = ctx.nerrs > 0 || ctx.oom;
     enum mq_err err = ctx.oom ? MQ_ERR_NOMEM : failed ? MQ_ERR_CONFIG : MQ_OK;
     free(ctx.errs);
+    for (int i = 0; i < MQ_CNAMES_N; i++)
+        mq_cset_free(&ctx.names[i]);
     for (size_t i = 0; i < ctx.nseen; i++)
         free(ctx.seen[i]);
     free(ctx.seen);

@@ -16,6 +16,18 @@
 
 struct mq_cerr; /* one collected error (config.c) */
 
+/* strset.c: a set of strings with a number for each, for the duplicate checks. The keys are not copied:
+ * each must outlive the set. A zeroed struct is an empty set. */
+struct mq_cset {
+    struct mq_cset_slot *slots;
+    size_t cap, n;
+};
+/* Adds key with value: 1 when added, 0 when key is there already (its value in *prev, when not NULL), -1
+ * when out of memory. */
+int mq_cset_add(struct mq_cset *set, const char *key, size_t value, size_t *prev);
+/* Frees the table (not the keys); the set is empty again. */
+void mq_cset_free(struct mq_cset *set);
+
 struct mq_cctx {
     struct mq_config *cfg;
     size_t file;     /* the file being read */
@@ -29,6 +41,8 @@ struct mq_cctx {
     char **seen; /* real paths of the files loaded, to refuse cycles and double includes */
     size_t nseen;
     size_t visits;
+    size_t bytes, nodes;               /* read so far, from every file of this load (config.c's bounds) */
+    struct mq_cset names[MQ_CNAMES_N]; /* mq_cctx_name_first()'s, one per list */
 };
 
 /* config.c: loads the mapping files pattern names (relative to the current file's directory), in name

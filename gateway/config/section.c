@@ -169,11 +169,35 @@ static bool mq_cbounds(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_
     return false;
 }
 
-/* Calls one() for a scalar node or each item of a list node (FILTERS and INCLUDE). */
-static void mq_cscalar_list(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, void *base,
-                            void (*one)(struct mq_cctx *, const struct mq_ckey *, const yaml_node_t *,
-                                        const char *, void *))
+/*
+ * Makes room for element n of the array at *arrp (elements of size bytes), which grows by one element at a
+ * time: the capacity is the next power of two, so that n appends copy O(n) bytes in all (growing by one
+ * element copied the whole array each time wherever realloc() cannot grow in place, as under ASan). False
+ * when out of memory; *arrp is unchanged then.
+ */
+static bool mq_cgrow(void *arrp, size_t n, size_t size)
 {
+    if (n & (n - 1))
+        return true; /* not a power of two (nor 0): the capacity is above n */
+    size_t ncap = n ? n * 2 : 1;
+    if (ncap > SIZE_MAX / size)
+        return false;
+    void *na = realloc(*(void **)arrp, ncap * size);
+    if (!na)
+        return false;
+    *(void **)arrp = na;
+    return true;
+}
+
+typedef void mq_cscalar_fn(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node,
+                           const char *v, void *base, struct mq_cset *seen);
+
+/* Calls one() for a scalar node or each item of a list node (FILTERS, GLOBS and INCLUDE), with the set of
+ * the list's values taken so far. */
+static void mq_cscalar_list(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, void *base,
+                            mq_cscalar_fn *one)
+{
+    struct mq_cset seen = {0};
     if (node->type == YAML_SEQUENCE_NODE) {
         if (node->data.sequence.items.start == node->data.sequence.items.top) {
             mq_cctx_error(ctx, node, "%s: empty list (expected %s)", k->name, mq_ctype_expect(k));
@@ -185,40 +209,44 @@ static void mq_cscalar_list(struct mq_cctx *ctx, const struct mq_ckey *k, const 
             bool plain;
             const char *v;
             if (!mq_cvisit(ctx, item))
-                return;
+                break;
             if (item->type != YAML_SCALAR_NODE)
                 mq_cctx_error(ctx, item, "%s: expected %s, got a list item that is %s", k->name,
                               mq_ctype_expect(k), mq_cnode_kind(item));
             else if ((v = mq_cscalar(ctx, k, item, &plain)))
-                one(ctx, k, item, v, base);
+                one(ctx, k, item, v, base, &seen);
         }
+        mq_cset_free(&seen);
         return;
     }
     bool plain;
     const char *v = mq_cscalar(ctx, k, node, &plain);
     if (v)
-        one(ctx, k, node, v, base);
+        one(ctx, k, node, v, base, &seen);
+    mq_cset_free(&seen);
 }
 
-/* Appends v to the string list of key k (array at k->off, count at k->off2), refusing a repeat (`what`
- * names an element in the message). */
+/* Appends v to the string list of key k (array at k->off, count at k->off2), refusing a repeat of what seen
+ * holds (`what` names an element in the message). */
 static void mq_clist_add(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, const char *v,
-                         void *base, const char *what)
+                         void *base, struct mq_cset *seen, const char *what)
 {
     char ***arr = (char ***)((char *)base + k->off);
     size_t *n = (size_t *)((char *)base + k->off2);
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*arr)[i], v) == 0) {
-            mq_cctx_error(ctx, node, "%s: %s '%s' is listed twice", k->name, what, v);
-            return;
-        }
-    char **na = realloc(*arr, (*n + 1) * sizeof(**arr));
-    if (!na) {
+    int added = mq_cset_add(seen, v, 0, NULL); /* v is the node's: it outlives the set */
+    if (added < 0) {
         ctx->oom = true;
         return;
     }
-    *arr = na;
-    if (!(na[*n] = strdup(v))) {
+    if (added == 0) {
+        mq_cctx_error(ctx, node, "%s: %s '%s' is listed twice", k->name, what, v);
+        return;
+    }
+    if (!mq_cgrow(arr, *n, sizeof(**arr))) {
+        ctx->oom = true;
+        return;
+    }
+    if (!((*arr)[*n] = strdup(v))) {
         ctx->oom = true;
         return;
     }
@@ -226,25 +254,25 @@ static void mq_clist_add(struct mq_cctx *ctx, const struct mq_ckey *k, const yam
 }
 
 static void mq_cfilter_one(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node,
-                           const char *v, void *base)
+                           const char *v, void *base, struct mq_cset *seen)
 {
     char why[300];
     if (mq_filter_check(v, why, sizeof(why)) != MQ_OK) {
         mq_cctx_error(ctx, node, "%s: %s", k->name, why);
         return;
     }
-    mq_clist_add(ctx, k, node, v, base, "filter");
+    mq_clist_add(ctx, k, node, v, base, seen, "filter");
 }
 
 static void mq_cglob_one(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, const char *v,
-                         void *base)
+                         void *base, struct mq_cset *seen)
 {
     char why[400];
     if (!mq_cglob_valid(v, why, sizeof(why))) {
         mq_cctx_error(ctx, node, "%s: %s", k->name, why);
         return;
     }
-    mq_clist_add(ctx, k, node, v, base, "pattern");
+    mq_clist_add(ctx, k, node, v, base, seen, "pattern");
 }
 
 /*
@@ -261,10 +289,11 @@ static void mq_cprops(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_n
     char ***names = (char ***)((char *)base + k->off);
     char ***values = (char ***)((char *)base + k->off2);
     size_t *n = (size_t *)((char *)base + k->off3);
+    struct mq_cset seen = {0}; /* the names so far, each with its pair's index */
     for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
         const yaml_node_t *key = mq_cnode(ctx, p->key), *val = mq_cnode(ctx, p->value);
         if (!mq_cvisit(ctx, key) || !mq_cvisit(ctx, val))
-            return;
+            break;
         if (key->type != YAML_SCALAR_NODE || mq_cnode_null(key) ||
             strlen((const char *)key->data.scalar.value) != key->data.scalar.length) {
             mq_cctx_error(ctx, key, "%s: expected a property name, got %s", k->name,
@@ -272,14 +301,14 @@ static void mq_cprops(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_n
             continue;
         }
         const char *name = (const char *)key->data.scalar.value;
-        const yaml_node_pair_t *q;
-        for (q = node->data.mapping.pairs.start; q < p; q++) {
-            const yaml_node_t *qk = mq_cnode(ctx, q->key);
-            if (qk->type == YAML_SCALAR_NODE && strcmp((const char *)qk->data.scalar.value, name) == 0)
-                break;
+        size_t first;
+        int added = mq_cset_add(&seen, name, (size_t)(p - node->data.mapping.pairs.start), &first);
+        if (added < 0) {
+            ctx->oom = true;
+            break;
         }
-        if (q < p) {
-            const yaml_node_t *qk = mq_cnode(ctx, q->key);
+        if (added == 0) {
+            const yaml_node_t *qk = mq_cnode(ctx, node->data.mapping.pairs.start[first].key);
             mq_cctx_error(ctx, key, "%s: duplicate property '%s' (first given at line %zu, column %zu)",
                           k->name, name, qk->start_mark.line + 1, qk->start_mark.column + 1);
             continue;
@@ -304,31 +333,28 @@ static void mq_cprops(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_n
             mq_cctx_error(ctx, at_value ? val : key, "%s: %s", k->name, why);
             continue;
         }
-        char **nn = realloc(*names, (*n + 1) * sizeof(*nn));
-        if (nn)
-            *names = nn;
-        char **nv = realloc(*values, (*n + 1) * sizeof(*nv));
-        if (nv)
-            *values = nv;
-        if (!nn || !nv) {
+        if (!mq_cgrow(names, *n, sizeof(**names)) || !mq_cgrow(values, *n, sizeof(**values))) {
             ctx->oom = true;
-            return;
+            break;
         }
+        char **nn = *names, **nv = *values;
         nn[*n] = strdup(name);
         nv[*n] = strdup(v);
         (*n)++; /* counted even when a copy failed, so that mq_csection_free frees the other */
         if (!nn[*n - 1] || !nv[*n - 1]) {
             ctx->oom = true;
-            return;
+            break;
         }
     }
+    mq_cset_free(&seen);
 }
 
 static void mq_cinclude_one(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node,
-                            const char *v, void *base)
+                            const char *v, void *base, struct mq_cset *seen)
 {
     (void)k;
     (void)base;
+    (void)seen; /* a repeated include is refused by the loader, which knows the files' real names */
     mq_cinclude(ctx, node, v);
 }
 
@@ -344,13 +370,11 @@ static void mq_clist(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_no
     size_t *n = (size_t *)((char *)base + k->off2);
     for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
         const yaml_node_t *item = mq_cnode(ctx, *it);
-        char *na = realloc(*arr, (*n + 1) * k->sub->size);
-        if (!na) {
+        if (!mq_cgrow(arr, *n, k->sub->size)) {
             ctx->oom = true;
             return;
         }
-        *arr = na;
-        void *elem = na + *n * k->sub->size;
+        void *elem = *arr + *n * k->sub->size;
         memset(elem, 0, k->sub->size);
         (*n)++; /* counted before parsing, so that a half-parsed element is freed */
         mq_csection_parse(ctx, k->sub, item, elem);

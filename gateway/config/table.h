@@ -114,6 +114,12 @@ void mq_cctx_loc(struct mq_cctx *ctx, const yaml_node_t *node, struct mq_config_
 /* The value node of key `name` in a check hook's vals, or NULL. */
 const yaml_node_t *mq_cctx_value(const struct mq_csection *sec, const yaml_node_t *const *vals,
                                  const char *name);
+/* The lists whose elements' names must differ. */
+enum mq_cnames { MQ_CNAMES_BROKER, MQ_CNAMES_FORWARD, MQ_CNAMES_N };
+/* Remembers that element `index` of a list is called name (kept, not copied, until the load ends): true
+ * when it is the first of that name, else false with the earlier one's index in *first. */
+bool mq_cctx_name_first(struct mq_cctx *ctx, enum mq_cnames list, const char *name, size_t index,
+                        size_t *first);
 
 /* Formats bytes or milliseconds the way a user would write them ("256MiB", "7d", "1500ms"). */
 void mq_config_fmt_size(int64_t bytes, char *buf, size_t size);

@@ -247,11 +247,12 @@ static void mq_broker_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *n
             mq_cctx_oom(ctx);
     }
     if (b->name) {
-        /* b is the last element of cfg->brokers: compare with those before it. */
-        for (struct mq_config_broker *o = cfg->brokers; o < b; o++)
-            if (o->name && strcmp(o->name, b->name) == 0)
-                mq_cctx_error(ctx, mq_cctx_value(bs, vals, "name"),
-                              "duplicate broker name '%s' (also at line %d)", b->name, o->loc.line);
+        /* b is the last element of cfg->brokers (which may move as it grows: indexes are kept). */
+        size_t first;
+        if (!mq_cctx_name_first(ctx, MQ_CNAMES_BROKER, b->name, (size_t)(b - cfg->brokers), &first))
+            mq_cctx_error(ctx, mq_cctx_value(bs, vals, "name"),
+                          "duplicate broker name '%s' (also at line %d)", b->name,
+                          cfg->brokers[first].loc.line);
         if (!b->client_id) {
             size_t n = strlen(b->name) + 7;
             if (!(b->client_id = malloc(n)))

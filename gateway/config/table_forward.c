@@ -280,12 +280,11 @@ static void mq_forward_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *
     mq_cctx_loc(ctx, node, &f->loc);
     const yaml_node_t *tls = mq_cctx_value(fs, vals, "tls");
     f->tls = tls && tls->type == YAML_MAPPING_NODE;
-    if (f->name)
-        /* f is the last element of cfg->forwards: compare with those before it. */
-        for (struct mq_config_forward *o = cfg->forwards; o < f; o++)
-            if (o->name && strcmp(o->name, f->name) == 0)
-                mq_cctx_error(ctx, mq_cctx_value(fs, vals, "name"),
-                              "duplicate forwarder name '%s' (also at line %d)", f->name, o->loc.line);
+    size_t first;
+    /* f is the last element of cfg->forwards (which may move as it grows: indexes are kept). */
+    if (f->name && !mq_cctx_name_first(ctx, MQ_CNAMES_FORWARD, f->name, (size_t)(f - cfg->forwards), &first))
+        mq_cctx_error(ctx, mq_cctx_value(fs, vals, "name"), "duplicate forwarder name '%s' (also at line %d)",
+                      f->name, cfg->forwards[first].loc.line);
     mq_forward_check_rdkafka(ctx, f, node, vals);
 }
 

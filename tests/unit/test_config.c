@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -758,6 +759,173 @@ static void test_alias_bomb(void)
     mq_test_rmdir(tmp);
 }
 
+/* CPU seconds of this process: what a quadratic cost shows in, whatever else runs on the machine. */
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Loads text (written to tmp/name) expecting failure; returns the first message, without the file's
+ * directory, and the CPU time taken in *secs. */
+static char *load_fail(const char *tmp, const char *name, const char *text, double *secs)
+{
+    char *path = write_file(tmp, name, text);
+    struct msgs m = {0};
+    struct mq_config *cfg = NULL;
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(mq_config_load(path, &cfg, collect, &m), MQ_ERR_CONFIG);
+    *secs = now_s() - t0;
+    CU_ASSERT_PTR_NULL(cfg);
+    char *first = m.n ? strdup(m.v[0]) : strdup("(no message)");
+    char prefix[PATH_MAX];
+    snprintf(prefix, sizeof(prefix), "%s/", tmp);
+    strip(first, prefix);
+    msgs_free(&m);
+    free(path);
+    return first;
+}
+
+/* A text of n copies of unit between head and tail (malloc'd). */
+static char *repeat(const char *head, const char *unit, size_t n, const char *tail)
+{
+    size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
+    char *t = malloc(hl + ul * n + tl + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    memcpy(t, head, hl);
+    for (size_t i = 0; i < n; i++)
+        memcpy(t + hl + i * ul, unit, ul);
+    memcpy(t + hl + ul * n, tail, tl + 1);
+    return t;
+}
+
+/*
+ * Hostile sizes (issue 11, finding 9): what made libyaml or the duplicate checks take seconds to minutes is
+ * refused, or loaded, in well under a second. The bounds are generous (CPU time, under a sanitizer too): they
+ * only catch a return of the quadratic cost; the real figures are printed.
+ */
+static void test_hostile_sizes(void)
+{
+    char *tmp = mq_test_tmpdir("config");
+    double secs;
+    /* 100,000 nested flow lists took 36 s inside libyaml: refused at the 65th level. */
+    char *nest = repeat("data_dir: /d\nx: ", "[", 100000, "");
+    char *end = repeat(nest, "]", 100000, "\n");
+    char *msg = load_fail(tmp, "nest.yaml", end, &secs);
+    fprintf(stderr, "\n    100000 nested lists: %.3f s CPU: %s\n", secs, msg);
+    CU_ASSERT_STRING_EQUAL(msg, "nest.yaml:2:67: YAML mappings and lists nest more than 64 deep");
+    CU_ASSERT(secs < 10);
+    free(msg);
+    free(end);
+    free(nest);
+    /* ...and the same in block style, mappings indented one more space each. */
+    size_t cap = 200 * 1000, n = 0;
+    char *text = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    n += (size_t)snprintf(text, cap, "data_dir: /d\n");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%*sk%d:\n", i, "", i);
+    msg = load_fail(tmp, "block.yaml", text, &secs);
+    CU_ASSERT_STRING_EQUAL(msg, "block.yaml:66:65: YAML mappings and lists nest more than 64 deep");
+    free(msg);
+    free(text);
+
+    /* More than 8 MiB: refused before parsing, with the limit named. */
+    text = repeat("", "# comment\n", 900 * 1024, "");
+    msg = load_fail(tmp, "big.yaml", text, &secs);
+    CU_ASSERT_STRING_EQUAL(msg, "big.yaml: the configuration file is too large (more than 8 MiB)");
+    free(msg);
+    free(text);
+    /* 100,000 %TAG directives took 66 s; 100,000 anchors with as many aliases 33 s. */
+    cap = 100000 * 40;
+    text = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    n = 0;
+    for (int i = 0; i < 100000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%%TAG !t%d! tag:x,1:%d\n", i, i);
+    snprintf(text + n, cap - n, "---\ndata_dir: /d\n");
+    msg = load_fail(tmp, "tags.yaml", text, &secs);
+    fprintf(stderr, "    100000 %%TAG directives: %.3f s CPU: %s\n", secs, msg);
+    CU_ASSERT_STRING_EQUAL(msg, "tags.yaml:101:1: more than 100 lines that start with '%' (YAML directives)");
+    CU_ASSERT(secs < 10);
+    free(msg);
+    n = (size_t)snprintf(text, cap, "x:\n");
+    for (int i = 0; i < 50000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "  - &a%d v\n", i);
+    msg = load_fail(tmp, "anchors.yaml", text, &secs);
+    CU_ASSERT_STRING_EQUAL(msg, "anchors.yaml:1002:5: more than 1000 YAML anchors in one file");
+    free(msg);
+    n = (size_t)snprintf(text, cap, "x: &a v\ny:\n");
+    for (int i = 0; i < 50000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "  - *a\n");
+    msg = load_fail(tmp, "aliases.yaml", text, &secs);
+    CU_ASSERT_STRING_EQUAL(msg, "aliases.yaml:10003:5: more than 10000 YAML aliases in one file");
+    free(msg);
+    free(text);
+    /* Two million list items would take libyaml 330 MB. */
+    text = repeat("data_dir: /d\nx: [", "a,", 2000000, "a]\n");
+    msg = load_fail(tmp, "wide.yaml", text, &secs);
+    CU_ASSERT_STRING_EQUAL(
+        msg, "wide.yaml:2:999995: the configuration is too large (more than 500000 YAML nodes)");
+    free(msg);
+    free(text);
+
+    /* 40,000 filters in one mapping took 3.7 s (each compared with all before it), 40,000 brokers and as
+     * many forwarder properties the same: now one hash each. */
+    cap = 40000 * 128;
+    text = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    n = (size_t)snprintf(text, cap, "mappings:\n  - to: t\n    from:\n");
+    for (int i = 0; i < 40000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "      - sensors/building-%d/+/temperature\n", i);
+    n += (size_t)snprintf(text + n, cap - n, "brokers:\n");
+    for (int i = 0; i < 40000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "  - {name: b%d, url: \"mqtt://h\"}\n", i);
+    char *path = write_file(tmp, "many.yaml", text);
+    double t0 = now_s();
+    struct mq_config *cfg = load_ok(path);
+    secs = now_s() - t0;
+    fprintf(stderr, "    40000 filters and 40000 brokers: %.3f s CPU\n", secs);
+    CU_ASSERT(secs < 10);
+    CU_ASSERT_EQUAL_FATAL(cfg->nmappings, 1);
+    CU_ASSERT_EQUAL(cfg->mappings[0].nfrom, 40000);
+    CU_ASSERT_EQUAL(cfg->nbrokers, 40000);
+    mq_config_free(cfg);
+    free(path);
+    /* The repeats are still found, each once, and named with the first one's line. */
+    n = (size_t)snprintf(text, cap, "mappings:\n  - to: t\n    from:\n");
+    for (int i = 0; i < 40000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "      - s/%d\n", i % 39999);
+    n += (size_t)snprintf(text + n, cap - n, "brokers:\n");
+    for (int i = 0; i < 3; i++)
+        n += (size_t)snprintf(text + n, cap - n, "  - {name: b%d, url: \"mqtt://h\"}\n", i % 2);
+    n += (size_t)snprintf(text + n, cap - n,
+                          "forward:\n  - {name: f, bootstrap: \"k:1\", topics: t}\n"
+                          "  - name: f\n    bootstrap: k:1\n    topics: t\n    properties:\n");
+    for (int i = 0; i < 3; i++)
+        n += (size_t)snprintf(text + n, cap - n, "      linger.ms: %d\n", i);
+    msg = load_fail(tmp, "repeats.yaml", text, &secs);
+    CU_ASSERT_STRING_EQUAL(msg, "repeats.yaml:40003:9: from: filter 's/0' is listed twice");
+    free(msg);
+    path = write_file(tmp, "repeats.yaml", text);
+    struct msgs m = {0};
+    CU_ASSERT_EQUAL(mq_config_load(path, &cfg, collect, &m), MQ_ERR_CONFIG);
+    CU_ASSERT_EQUAL_FATAL(m.n, 5);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(m.v[1], "repeats.yaml:40007:12: duplicate broker name 'b0' (also at line 40005)"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(m.v[2], "repeats.yaml:40010:11: duplicate forwarder name 'f' (also at line 40009)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.v[3], "repeats.yaml:40015:7: properties: duplicate property 'linger.ms' "
+                                          "(first given at line 40014, column 7)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.v[4], "repeats.yaml:40016:7: properties: duplicate property 'linger.ms' "
+                                          "(first given at line 40014, column 7)"));
+    msgs_free(&m);
+    free(path);
+    free(text);
+    mq_test_rmdir(tmp);
+}
+
 static void test_yaml_features(void)
 {
     /* Anchors, flow style, quoting styles and a merge-free alias all work as YAML defines them. */
@@ -807,6 +975,7 @@ int main(void)
         MQ_TEST(test_many_errors),
         MQ_TEST(test_alias_bomb),
         MQ_TEST(test_yaml_features),
+        MQ_TEST(test_hostile_sizes),
         MQ_TEST_END,
     };
     /* clang-format on */

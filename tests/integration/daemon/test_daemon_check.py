@@ -13,11 +13,18 @@
 """
 import glob
 import os
+import resource
 
 import e2e_lib as e
 
 FIXTURES = os.path.join(e.SOURCE_DIR, "tests", "data", "config")
 EXAMPLE = os.path.join(e.SOURCE_DIR, "conf", "mqlogd.yaml")
+
+
+def cpu():
+    """CPU seconds of the child processes that ended: what a quadratic cost shows in, whatever else runs."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def check(path, cwd):
@@ -125,6 +132,29 @@ def main():
     if p.returncode != 1 or p.stderr.splitlines() != [want]:
         e.fail("a bad forwarder property: exit %d, stderr %r, expected %r" % (p.returncode, p.stderr, want))
     e.log("--check: forwarders checked without connecting, librdkafka's message at FILE:LINE:COL")
+
+    # Hostile sizes (issue 11, finding 9): 100,000 nested lists took libyaml 36 s; --check refuses them at
+    # once where the 65th starts. 40,000 filters took 3.7 s to check for repeats. The bound (CPU time) only
+    # catches a return of the quadratic cost.
+    with open(conf, "w") as f:
+        f.write('data_dir: "%s"\nx: %s%s\n' % (data, "[" * 100000, "]" * 100000))
+    t0 = cpu()
+    p = check(conf, d)
+    secs = cpu() - t0
+    want = "%s:2:67: YAML mappings and lists nest more than 64 deep" % conf
+    if p.returncode != 1 or p.stderr.splitlines() != [want] or secs > 10:
+        e.fail("100000 nested lists: exit %d in %.1f s, stderr %r, expected %r" % (p.returncode, secs, p.stderr,
+                                                                                   want))
+    e.log("--check: 100000 nested lists refused in %.3f s CPU" % secs)
+    with open(conf, "w") as f:
+        f.write('data_dir: "%s"\nmappings:\n  - to: t\n    from:\n' % data)
+        f.writelines("      - sensors/%d/+/temperature\n" % i for i in range(40000))
+    t0 = cpu()
+    p = check(conf, d)
+    secs = cpu() - t0
+    if p.returncode != 0 or secs > 10:
+        e.fail("40000 filters: exit %d in %.1f s: %s" % (p.returncode, secs, p.stderr))
+    e.log("--check: 40000 filters checked in %.3f s CPU" % secs)
 
     # mqlog route on the shipped example: each line is what the gateway does with that message.
     def route(topic, payload=None):
