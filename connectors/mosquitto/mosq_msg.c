@@ -216,7 +216,7 @@ void mq_mosq_on_message(struct mosquitto *mosq, void *obj, const struct mosquitt
         atomic_fetch_add_explicit(&m->st.messages, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&m->st.bytes, sm.payload_len, memory_order_relaxed);
     } else if (mq_hold_permanent(err)) {
-        /* dropped (and logged): acknowledged, the broker would only send it again */
+        /* dropped (ingest logged why): acknowledged, the broker would only send it again */
     } else if (m->durable) {
         /* stop() came while the store refused it: its acknowledgement is queued, and must stay unsent */
         m->withhold_acks = true;

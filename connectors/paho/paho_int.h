@@ -66,7 +66,7 @@ struct mq_paho {
     atomic_bool stop_flag; /* stopping, readable without the lock from the message callback */
     atomic_int in_callback;
     struct mq_connector_counters st;
-    atomic_uint_fast64_t dropped; /* invalid topics, acknowledged without storing */
+    atomic_uint_fast64_t dropped; /* invalid topics, records too large: acknowledged without storing */
     char *tag;                    /* "name (client id)", for log lines */
     struct mq_hold hold;          /* how messages are held while the store pushes back (paho_msg.c) */
 };

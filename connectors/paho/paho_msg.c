@@ -14,8 +14,8 @@
  *    in stats paused_ms.
  *  - durable_ack and QoS >= 1: mq_hold_durable() (which asks the log to flush at once) before returning.
  *    QoS 0 never waits; without durable_ack nothing waits for the disk.
- * A message that can never be stored (an invalid topic) is logged and acknowledged: the broker would only
- * send it again.
+ * A message that can never be stored (an invalid topic, a record larger than the log takes) is logged by
+ * ingest, with its cause, and acknowledged: the broker would only send it again.
  *
  * The cost: Paho has one receive thread per process and holds its global mutex while the callback runs, so a
  * durable-ack wait (one group commit, typically an fdatasync) stalls every Paho client of the process; see

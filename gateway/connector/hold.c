@@ -83,9 +83,9 @@ enum mq_err mq_hold_store(const struct mq_hold *h, const struct mq_source_msg *m
             return err;
         }
         if (mq_hold_permanent(err)) {
+            /* ingest logged the cause (the invalid topic, the record's size and the log's limit) and
+             * counted it; a line here would only repeat it as "invalid argument" or "out of range" */
             mq_pause_end(h, &ps, true);
-            MQ_WARN("broker %s: message on %.*s dropped: %s", h->tag, (int)msg->topic_len, msg->topic,
-                    mq_strerror(err));
             return err;
         }
         if (h->give_up && h->give_up(h->opaque)) {

@@ -9,9 +9,9 @@
  *    point: the connector's network thread stops reading, TCP closes its window, and the broker keeps the
  *    rest in our session. Nothing acknowledged is dropped. The time counts as paused_ms in the stats.
  *  - Permanent errors (mq_hold_permanent(): an invalid topic, a record no batch can hold, a mapping that
- *    cannot produce a valid log topic) can never succeed: the message is dropped (and logged), so that one
- *    bad message does not stall the whole connection. The connector acknowledges it; the broker would
- *    only send it again.
+ *    cannot produce a valid log topic) can never succeed: the message is dropped (ingest logs the cause),
+ *    so that one bad message does not stall the whole connection. The connector acknowledges it; the broker
+ * would only send it again.
  *  - Stopping: the connector's give_up() decides when to stop retrying, because only it knows whether its
  *    library can leave the message unacknowledged (libmosquitto can; Paho acknowledges whatever the
  *    callback does, so it holds on while the session is persistent).
@@ -49,8 +49,8 @@ bool mq_hold_permanent(enum mq_err err);
 
 /*
  * Stores msg, retrying while the store pushes back. MQ_OK: stored (*ticket, which may be NULL, says where).
- * A permanent error: the message was dropped and logged. Any other error: give_up() ended the retries and
- * nothing was stored.
+ * A permanent error: the message was dropped (and ingest logged why). Any other error: give_up() ended the
+ * retries and nothing was stored.
  */
 enum mq_err mq_hold_store(const struct mq_hold *h, const struct mq_source_msg *msg, struct mq_ticket *ticket);
 

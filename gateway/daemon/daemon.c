@@ -211,13 +211,15 @@ static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
     mq_ingest_stats(d->ingest, &st);
     size_t n, connected;
     mq_sup_count(d->sup, &n, &connected);
+    /* the four kinds of messages add up to the first figure (ingest.h) */
     mq_diag_printf(level,
-                   "%llu messages, %llu records, %llu payload bytes stored; %llu unmatched, %llu invalid, "
-                   "%llu pushed back, %llu redeliveries of stored messages not stored again; %zu of %zu "
-                   "connections up",
-                   (unsigned long long)st.messages, (unsigned long long)st.records,
-                   (unsigned long long)st.bytes, (unsigned long long)st.unmatched,
-                   (unsigned long long)st.invalid, (unsigned long long)st.full,
+                   "%llu messages: %llu mapped, %llu unmatched, %llu with an invalid topic, %llu too large; "
+                   "%llu records, %llu payload bytes stored; %llu pushed back, %llu redeliveries of stored "
+                   "messages not stored again; %zu of %zu connections up",
+                   (unsigned long long)(st.messages + st.invalid + st.too_large),
+                   (unsigned long long)(st.messages - st.unmatched), (unsigned long long)st.unmatched,
+                   (unsigned long long)st.invalid, (unsigned long long)st.too_large,
+                   (unsigned long long)st.records, (unsigned long long)st.bytes, (unsigned long long)st.full,
                    (unsigned long long)st.redelivered, connected, n);
     struct mq_log_stats ls;
     mq_log_stats(mq_store_log(d->store), &ls);

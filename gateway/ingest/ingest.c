@@ -47,6 +47,9 @@
 #define MQ_INGEST_HEADERS      16   /* headers on the stack: ours plus the connector's */
 #define MQ_INGEST_RACE_WAIT_MS 5000 /* how long a half-produced message waits for room (see above) */
 #define MQ_INGEST_LOG_EVERY_MS 10000
+/* The largest record the log stores: one alone in a batch (mq_record_encoded_size() counts the widest
+ * deltas, so this errs by a few bytes on the safe side). */
+#define MQ_INGEST_RECORD_MAX (MQ_BATCH_MAX_SIZE - MQ_BATCH_HEADER_SIZE)
 
 struct mq_ingest_routes {
     struct mq_route_table *table;
@@ -92,7 +95,7 @@ struct mq_ingest {
     pthread_mutex_t map_mu; /* topic creation, partition opening, map growth */
     _Atomic(struct mq_tmap *) map;
 
-    atomic_uint_fast64_t messages, records, bytes, unmatched, invalid, full, topics, redelivered;
+    atomic_uint_fast64_t messages, records, bytes, unmatched, invalid, too_large, full, topics, redelivered;
 
     pthread_mutex_t
         sess_mu; /* the redelivery guards (session.h), shared by a session's connector instances */
@@ -366,7 +369,9 @@ struct mq_ingest_collect {
     size_t keyused;
     void **heap; /* keys that did not fit keybuf */
     size_t nheap;
-    bool called; /* the route table accepted the topic and called back */
+    bool called;       /* the route table accepted the topic and called back */
+    bool to_unmatched; /* ...for the unmatched topic */
+    size_t too_large;  /* MQ_ERR_RANGE from mq_ingest_store(): the record's size */
 };
 
 static void mq_collect_release(struct mq_ingest_collect *c)
@@ -413,6 +418,7 @@ static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
     struct mq_ingest_collect *c = opaque;
     struct mq_ingest *in = c->in;
     c->called = true;
+    c->to_unmatched = c->to_unmatched || hit->mapping < 0;
     const struct mq_retention *ret = hit->mapping >= 0 && (size_t)hit->mapping < c->routes->nrets
                                          ? &c->routes->rets[hit->mapping]
                                          : &c->routes->unmatched_ret;
@@ -508,9 +514,11 @@ static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, con
                                    struct mq_rx_note *note, struct mq_ticket *ticket)
 {
     /* a record no batch can hold (MQTT allows 256 MiB payloads, a batch 64 MiB) is refused before anything
-     * is stored: retrying could never help */
-    if (msg->payload_len + msg->topic_len > MQ_BATCH_MAX_SIZE - MQ_BATCH_HEADER_SIZE - 4096)
-        return MQ_ERR_INVAL;
+     * is stored: retrying could never help (the log would answer MQ_ERR_RANGE, taken for a full batch) */
+    if (msg->payload_len > MQ_INGEST_RECORD_MAX || msg->topic_len > MQ_INGEST_RECORD_MAX) {
+        c->too_large = msg->payload_len + msg->topic_len;
+        return MQ_ERR_RANGE;
+    }
     /* all or nothing: ask every partition first (a partition named twice is asked twice, harmlessly) */
     int64_t off = -1;
     for (size_t i = 0; i < c->n; i++) {
@@ -545,8 +553,18 @@ static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, con
         .header_count = (int32_t)nh,
     };
     enum mq_err err = MQ_OK;
+    /* the headers (MQTT 5 user properties) and the key (a payload's JSON member) count too */
+    for (size_t i = 0; i < c->n; i++) {
+        rec.key = c->hits[i].key;
+        rec.key_len = c->hits[i].key ? (int32_t)c->hits[i].key_len : -1;
+        size_t size = mq_record_encoded_size(&rec);
+        if (size > MQ_INGEST_RECORD_MAX) {
+            c->too_large = size;
+            err = MQ_ERR_RANGE;
+        }
+    }
     size_t done = 0, produced = 0;
-    for (; done < c->n; done++) {
+    for (; done < c->n && err == MQ_OK; done++) {
         const struct mq_ingest_hit *h = &c->hits[done];
         rec.key = h->key;
         rec.key_len = h->key ? (int32_t)h->key_len : -1;
@@ -569,7 +587,7 @@ static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, con
     atomic_fetch_add_explicit(&in->bytes, produced * msg->payload_len, memory_order_relaxed);
     if (err == MQ_ERR_FULL) {
         atomic_fetch_add_explicit(&in->full, 1, memory_order_relaxed);
-    } else if (err != MQ_OK && err != MQ_ERR_INVAL && mq_ingest_log_due(in)) {
+    } else if (err != MQ_OK && err != MQ_ERR_INVAL && err != MQ_ERR_RANGE && mq_ingest_log_due(in)) {
         MQ_ERROR("cannot store a message from %s on %.*s: %s", broker, (int)msg->topic_len, msg->topic,
                  mq_strerror(err));
     }
@@ -596,6 +614,8 @@ enum mq_err mq_ingest_message(struct mq_ingest *in, const char *broker, const st
     c.heap = NULL;
     c.nheap = 0;
     c.called = false;
+    c.to_unmatched = false;
+    c.too_large = 0;
     int nhits = 0;
     enum mq_err err = mq_route_match(routes->table, broker, msg->topic, msg->topic_len, msg->payload,
                                      msg->payload_len, mq_collect_hit, &c, &nhits);
@@ -614,26 +634,36 @@ enum mq_err mq_ingest_message(struct mq_ingest *in, const char *broker, const st
         err = mq_ingest_store(in, broker, msg, &c, matched ? &match : NULL, sess ? &note : NULL, ticket);
     mq_collect_release(&c);
     atomic_fetch_sub(&in->readers[e].v, 1);
-    if (sess && (err == MQ_OK || err == MQ_ERR_INVAL))
+    if (sess && (err == MQ_OK || err == MQ_ERR_INVAL || err == MQ_ERR_RANGE))
         mq_rx_session_done(sess, msg->packet_id, matched && err == MQ_OK ? &match : NULL);
     if (matched && err == MQ_OK)
         atomic_fetch_add_explicit(&in->redelivered, 1, memory_order_relaxed);
 
     if (err == MQ_OK) {
+        /* unmatched: no mapping took it, whether it went to the unmatched topic or was dropped */
         atomic_fetch_add_explicit(&in->messages, 1, memory_order_relaxed);
-        if (nhits == 0)
+        if (nhits == 0 || c.to_unmatched)
             atomic_fetch_add_explicit(&in->unmatched, 1, memory_order_relaxed);
         return MQ_OK;
     }
+    /* A topic the route table refuses, or a record the log can never take: retrying cannot help, so the
+     * message is dropped, loudly (the connector acknowledges it: the broker would only send it again). */
+    int topic_len = (int)(msg->topic_len > 200 ? 200 : msg->topic_len);
+    if (err == MQ_ERR_RANGE) {
+        atomic_fetch_add_explicit(&in->too_large, 1, memory_order_relaxed);
+        if (mq_ingest_log_due(in))
+            MQ_WARN(
+                "dropped a message from %s on '%.*s': its record would be %zu bytes (a payload of %zu "
+                "bytes), more than the %d bytes the log takes in one record (a batch holds at most %d MiB)",
+                broker, topic_len, msg->topic, c.too_large, msg->payload_len, MQ_INGEST_RECORD_MAX,
+                MQ_BATCH_MAX_SIZE >> 20);
+        return MQ_ERR_RANGE;
+    }
     if (err == MQ_ERR_INVAL) {
-        /* a topic the route table refuses, or a record the log can never take (larger than a batch may
-         * be): retrying cannot help, so the message is dropped, loudly */
         atomic_fetch_add_explicit(&in->invalid, 1, memory_order_relaxed);
         if (mq_ingest_log_due(in))
-            MQ_WARN("dropped a message from %s on '%.*s': %s", broker,
-                    (int)(msg->topic_len > 200 ? 200 : msg->topic_len), msg->topic,
-                    c.called ? "it cannot be stored as a record (too large?)"
-                             : "not a valid MQTT topic name");
+            MQ_WARN("dropped a message from %s on '%.*s': %s", broker, topic_len, msg->topic,
+                    c.called ? "the log refused its record as invalid" : "not a valid MQTT topic name");
         return MQ_ERR_INVAL;
     }
     if (err == MQ_ERR_NOMEM)
@@ -767,6 +797,7 @@ void mq_ingest_stats(struct mq_ingest *in, struct mq_ingest_stats *st)
     st->bytes = atomic_load(&in->bytes);
     st->unmatched = atomic_load(&in->unmatched);
     st->invalid = atomic_load(&in->invalid);
+    st->too_large = atomic_load(&in->too_large);
     st->full = atomic_load(&in->full);
     st->topics = atomic_load(&in->topics);
     st->redelivered = atomic_load(&in->redelivered);

@@ -75,8 +75,9 @@ struct mq_ticket {
  * written or queued and *ticket (may be NULL) tells where. MQ_ERR_FULL: the store cannot take more right now
  * (disk full or slow): nothing of this message was stored; the connector stops reading from its broker and
  * calls again later with the same message. A message that matches no mapping (and no unmatched topic) is
- * dropped: MQ_OK with ticket->n == 0. MQ_ERR_INVAL: not a valid MQTT topic; the message is dropped and
- * logged.
+ * dropped: MQ_OK with ticket->n == 0. MQ_ERR_INVAL: not a valid MQTT topic; MQ_ERR_RANGE: its record would
+ * be larger than the log takes (payload, key and headers together); in both cases the message is dropped
+ * and logged (at most once every 10 s) with its cause, and counted.
  */
 enum mq_err mq_ingest_message(struct mq_ingest *in, const char *broker, const struct mq_source_msg *msg,
                               struct mq_ticket *ticket);
@@ -165,13 +166,17 @@ void mq_ingest_set_routes(struct mq_ingest *in, struct mq_ingest_routes *routes)
  * left open (the caller closes it, which flushes). */
 void mq_ingest_free(struct mq_ingest *in);
 
-/* Counters (read from any thread; each is exact, the set is not a snapshot). */
+/* Counters (read from any thread; each is exact, the set is not a snapshot). Each message counts once
+ * when it is answered, in messages, invalid or too_large (an MQ_ERR_FULL answer counts in full, and the
+ * message again when the connector retries it): answered = messages + invalid + too_large, of which
+ * messages - unmatched went through mappings. */
 struct mq_ingest_stats {
     uint64_t messages;    /* accepted messages (stored, or dropped as unmatched) */
     uint64_t records;     /* records produced (a message matching k topics makes k) */
     uint64_t bytes;       /* payload bytes of the records */
-    uint64_t unmatched;   /* messages dropped: no mapping and no unmatched topic */
+    uint64_t unmatched;   /* accepted messages no mapping took: in the unmatched topic, or dropped */
     uint64_t invalid;     /* messages refused: not a valid MQTT topic name */
+    uint64_t too_large;   /* messages refused: a record larger than the log takes */
     uint64_t full;        /* MQ_ERR_FULL answers (backpressure) */
     uint64_t topics;      /* log topics created by ingest */
     uint64_t redelivered; /* redeliveries of stored messages recognised and not stored again */

@@ -339,7 +339,76 @@ static void test_routing(void)
     CU_ASSERT_EQUAL(st.records, 8);
     CU_ASSERT_EQUAL(st.invalid, 2);
     CU_ASSERT_EQUAL(st.topics, 5);
-    CU_ASSERT_EQUAL(st.unmatched, 0);
+    CU_ASSERT_EQUAL(st.unmatched, 1); /* only2/z from b1, in the unmatched topic */
+    env_close(&e);
+}
+
+/*
+ * What ingest counts (issue 11, finding 10): a message in the unmatched topic is unmatched (it was counted
+ * only when dropped); a record larger than the log takes, by its payload or by its headers (MQTT 5 user
+ * properties), is refused with MQ_ERR_RANGE, stores nothing and counts as too large; the counters add up.
+ */
+static void test_counters(void)
+{
+    struct env e;
+    env_open(&e, NULL,
+             "mappings: [{from: \"a/#\", to: a}, {from: \"j/#\", to: j, key: \"json:/k\"}]\n"
+             "unmatched: rest\n");
+    struct mq_ticket t;
+    CU_ASSERT_EQUAL(msg_send(e.in, "b", "a/1", "x", 1, false, &t), MQ_OK);
+    CU_ASSERT_EQUAL(msg_send(e.in, "b", "x/1", "stray-1", 1, false, &t), MQ_OK);
+    CU_ASSERT_EQUAL(t.n, 1);
+    CU_ASSERT_STRING_EQUAL(mq_part_topic(t.at[0].part), "rest");
+    CU_ASSERT_EQUAL(msg_send(e.in, "b", "x/2", "stray-2", 1, false, &t), MQ_OK);
+    CU_ASSERT_EQUAL(msg_send(e.in, "b", "a/+", "x", 1, false, &t), MQ_ERR_INVAL);
+
+    /* 70 MiB: MQTT allows it, a record of the log cannot be more than a 64 MiB batch */
+    size_t big = (size_t)70 << 20;
+    char *payload = calloc(1, big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(payload);
+    struct mq_source_msg m = {
+        .topic = "a/big", .topic_len = 5, .payload = payload, .payload_len = big, .qos = 1};
+    CU_ASSERT_EQUAL(mq_ingest_message(e.in, "b", &m, &t), MQ_ERR_RANGE);
+    CU_ASSERT_EQUAL(t.n, 0);
+    /* the same to the unmatched topic */
+    m.topic = "x/big";
+    CU_ASSERT_EQUAL(mq_ingest_message(e.in, "b", &m, &t), MQ_ERR_RANGE);
+    /* just below a batch, the key taken from the JSON payload doubles it */
+    size_t half = (size_t)40 << 20;
+    memcpy(payload, "{\"k\":\"", 6);
+    memset(payload + 6, 'k', half - 8);
+    memcpy(payload + half - 2, "\"}", 2);
+    struct mq_source_msg j = {
+        .topic = "j/1", .topic_len = 3, .payload = payload, .payload_len = half, .qos = 1};
+    CU_ASSERT_EQUAL(mq_ingest_message(e.in, "b", &j, &t), MQ_ERR_RANGE);
+    /* small payload, large headers */
+    struct mq_header hdr[2] = {{"k1", 2, payload, 35 << 20}, {"k2", 2, payload, 35 << 20}};
+    struct mq_source_msg h = {.topic = "a/h",
+                              .topic_len = 3,
+                              .payload = "x",
+                              .payload_len = 1,
+                              .qos = 1,
+                              .headers = hdr,
+                              .header_count = 2};
+    CU_ASSERT_EQUAL(mq_ingest_message(e.in, "b", &h, &t), MQ_ERR_RANGE);
+    /* a large record that fits is stored */
+    m.topic = "a/fits";
+    m.payload_len = (size_t)60 << 20;
+    CU_ASSERT_EQUAL(mq_ingest_message(e.in, "b", &m, &t), MQ_OK);
+    CU_ASSERT_EQUAL(t.n, 1);
+    wait_ok(e.in, &t);
+    free(payload);
+
+    struct mq_ingest_stats st;
+    mq_ingest_stats(e.in, &st);
+    CU_ASSERT_EQUAL(st.messages, 4);
+    CU_ASSERT_EQUAL(st.unmatched, 2);
+    CU_ASSERT_EQUAL(st.invalid, 1);
+    CU_ASSERT_EQUAL(st.too_large, 4);
+    CU_ASSERT_EQUAL(st.records, 4);
+    /* answered = mapped + unmatched + invalid + too large */
+    CU_ASSERT_EQUAL(st.messages + st.invalid + st.too_large, 9);
+    CU_ASSERT_EQUAL(st.messages - st.unmatched, 2);
     env_close(&e);
 }
 
@@ -615,13 +684,10 @@ int main(void)
 {
     mq_diag_level = MQ_LV_WARN;
     static const struct mq_test tests[] = {
-        MQ_TEST(test_routing),
-        MQ_TEST(test_unmatched_dropped),
-        MQ_TEST(test_existing_partition_count),
-        MQ_TEST(test_swap_retention),
-        MQ_TEST(test_full_disk),
-        MQ_TEST(test_threads_and_swaps),
-        MQ_TEST_END,
+        MQ_TEST(test_routing),           MQ_TEST(test_unmatched_dropped),
+        MQ_TEST(test_counters),          MQ_TEST(test_existing_partition_count),
+        MQ_TEST(test_swap_retention),    MQ_TEST(test_full_disk),
+        MQ_TEST(test_threads_and_swaps), MQ_TEST_END,
     };
     return mq_test_run("ingest", tests);
 }
