@@ -49,6 +49,8 @@ struct mq_cerr {
 /* ---- errors ---- */
 
 static void mq_cctx_verror(struct mq_cctx *ctx, size_t file, int line, int col, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+static void mq_cctx_verror(struct mq_cctx *ctx, size_t file, int line, int col, const char *fmt, va_list ap)
 {
     if (ctx->nerrs >= MQ_CFG_MAX_ERRORS) {
         ctx->dropped++;
