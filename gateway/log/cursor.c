@@ -266,8 +266,12 @@ static int mq_cursor_read_batch(struct mq_cursor *cur)
                 return mq_cursor_fail(cur, err, -1, cur->offset, "reading at offset %" PRId64 ": %s",
                                       cur->offset, mq_strerror(err));
             }
-            if (!cur->slice.ref) /* the visible end */
+            if (!cur->slice.ref) {
+                /* the visible end; past damage at the end of a segment, the read may have moved on */
+                if (cur->slice.next_offset > cur->offset)
+                    cur->offset = cur->slice.next_offset;
                 return 0;
+            }
             mq_scan_reset(&cur->scan, cur->slice.fd, cur->slice.pos,
                           cur->slice.pos + (int64_t)cur->slice.len);
             cur->scan.chunk = cur->slice.len; /* the slice in one read: its batches are all wanted */

@@ -238,8 +238,17 @@ struct mq_slice {
  * Finds the batch that holds `offset` (or the first batch after it, if records were removed) and returns
  * whole batches from there, up to max_bytes but always at least one batch. Only visible records (see the
  * top of this file). A slice never spans two segments: continue with next_offset.
- * Returns MQ_OK with len 0 when offset is the visible end, MQ_ERR_RANGE when offset is below the log start
- * or above the end. Release with mq_slice_release().
+ *
+ * Damage hides only itself. A batch that fails its CRC is never part of a slice (a slice stops before it;
+ * a read at its offsets starts after it), and a segment emptied, cut or unreadable from some batch on is
+ * skipped to the next segment, as Kafka serves a range removed by compaction: first_offset then lies past
+ * `offset`. Each damage is logged once per open log, naming the file. CRCs are checked once: batches this
+ * process writes are known good, others are checked when first read and remembered (struct mq_segment).
+ *
+ * Returns MQ_OK with len 0 when nothing is readable from offset to the visible end (next_offset may then
+ * lie past offset, after damage), MQ_ERR_RANGE when offset is below the log start or above the end,
+ * MQ_ERR_CORRUPT for an invalid batch header in the last segment with nothing readable after it.
+ * Release with mq_slice_release().
  */
 enum mq_err mq_part_read(struct mq_part *part, int64_t offset, size_t max_bytes, struct mq_slice *slice);
 void mq_slice_release(struct mq_slice *slice);
@@ -264,13 +273,15 @@ enum mq_err mq_part_bytes_from(struct mq_part *part, int64_t offset, int64_t *by
  * A cursor reads one partition batch by batch or record by record, for every reader of the log (the tool's
  * consume and replay, later the Kafka endpoint and the forwarder). It reads what mq_part_read() makes
  * visible, checks the size and CRC of every batch before handing anything of it out, and never hands out a
- * partial batch. At the visible end next() returns 0; calling it again later sees records added meanwhile
+ * partial batch. Damaged batches and segments are skipped as mq_part_read() skips them (and logged there,
+ * once). At the visible end next() returns 0; calling it again later sees records added meanwhile
  * (follow mode: a reader process looks for the writer's new data on each call at the end).
  *
  * Errors of next() (returned negated): MQ_ERR_RANGE when the cursor's position is no longer stored
  * (retention deleted it: below the log start) or lies beyond the end (the log was truncated): compare
  * mq_cursor_position() with mq_part_offsets() to tell which, then mq_cursor_seek(). MQ_ERR_CORRUPT for a
- * batch that fails its size or CRC check or holds a malformed record; MQ_ERR_INVAL for a compressed batch
+ * batch that fails its size or CRC check after mq_part_read() let it through (the file changed between
+ * the two reads) or holds a malformed record; MQ_ERR_INVAL for a compressed batch
  * mqlog cannot decode yet; MQ_ERR_IO, MQ_ERR_NOMEM. After MQ_ERR_CORRUPT, MQ_ERR_INVAL and MQ_ERR_IO,
  * mq_cursor_fault() says where. The cursor stays usable: the same call fails the same way again.
  *

@@ -36,6 +36,10 @@ struct mq_idx_pending {
     size_t len, cap;
 };
 
+struct mq_seg_range {
+    int64_t lo, hi; /* byte positions [lo, hi) */
+};
+
 struct mq_segment {
     int64_t base_offset;
     char *path_log, *path_idx, *path_tidx;
@@ -59,6 +63,15 @@ struct mq_segment {
     int64_t last_tidx_ts; /* timestamp of the last time index entry, or -1 */
     struct mq_idx_pending idx_pend, tidx_pend;
     int64_t synced_idx; /* bookkeeping for checkpoints: index bytes fdatasynced */
+    /* What readers found out about the bytes (read.c): batches are CRC-checked once, when this process
+     * writes them or when they are first read, and the answer kept here, so that a fetch served by
+     * sendfile does not check them again. */
+    pthread_mutex_t check_mu;
+    struct mq_seg_range *checked; /* byte ranges of whole batches known good, sorted, disjoint */
+    size_t nchecked, checked_cap;
+    struct mq_seg_range *bad; /* batches that failed their CRC: never served, reported once each */
+    size_t nbad, bad_cap;
+    atomic_bool gap_reported; /* the unreadable end of this segment was reported (once per process) */
 };
 
 /* cursor.c, its file-level layer: walks the batches of one segment file from a position, buffering reads.
@@ -99,6 +112,12 @@ void mq_scan_free(struct mq_scan *sc);
  * next call) and its CRC is checked. sc->pos moves past the batch only on MQ_SCAN_BATCH. */
 enum mq_scan_res mq_scan_next(struct mq_scan *sc, bool want_body, struct mq_batch_info *bi,
                               const uint8_t **body);
+
+/* read.c: the CRC cache of a segment (see struct mq_segment) */
+/* Records [lo, hi), whole batches, as known good: the writer calls it for each batch it writes. */
+void mq_seg_mark_checked(struct mq_segment *seg, int64_t lo, int64_t hi);
+/* Frees the cache (segment.c, when the segment is freed). */
+void mq_seg_check_free(struct mq_segment *seg);
 
 /* segment.c */
 /* The size of the open file fd, or -1 (errno set). */

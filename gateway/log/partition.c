@@ -106,6 +106,7 @@ static enum mq_err mq_part_write_batch(struct mq_part *part, const uint8_t *buf,
         return err;
     }
     err = mq_seg_account(seg, cur, bi, conf->index_interval_bytes);
+    mq_seg_mark_checked(seg, cur, cur + (int64_t)size); /* its CRC was computed here: no reader checks it */
     atomic_store(&seg->size, cur + (int64_t)size);
     part->written_end = mq_batch_last_offset(bi) + 1;
     part->unflushed_bytes += (int64_t)size;

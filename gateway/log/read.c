@@ -4,13 +4,20 @@
  * Readers take no writer lock: they find and reference a segment under segs_lock for reading and bound what
  * they scan by the segment's durable size (see log_int.h). A reader process first refreshes its view of the
  * files (recover.c).
+ *
+ * Damage hides only itself (issue 11): a read skips batches that fail their CRC and the unreadable rest of a
+ * segment, reporting each once, so that every reader (Kafka fetches served by sendfile, the cursor under
+ * consume, replay and the forwarder) sees the same records. A batch's CRC is checked once per open log:
+ * the writer marks what it writes as good, a read checks what is not marked yet and marks it.
  */
 #include "log/log_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/diag.h"
 #include "util/parse.h"
 
 static int64_t mq_part_visible_end(struct mq_part *part);
@@ -72,6 +79,228 @@ enum mq_err mq_part_read(struct mq_part *part, int64_t offset, size_t max_bytes,
     return err;
 }
 
+/* ---- the CRC cache of a segment (struct mq_segment) ---- */
+
+#define MQ_CHECKED_MAX 4096 /* ranges remembered per segment; past it, batches are checked again */
+
+/* The range of v[0..n) (sorted, disjoint) that holds pos, or -1. */
+static ssize_t mq_ranges_find(const struct mq_seg_range *v, size_t n, int64_t pos)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].hi <= pos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && v[lo].lo <= pos ? (ssize_t)lo : -1;
+}
+
+/* Adds [lo, hi) to v[0..n), merging it with the ranges it touches. false when it could not be remembered
+ * (no memory, or too many ranges): the bytes are then simply checked again by a later read. */
+static bool mq_ranges_add(struct mq_seg_range **v, size_t *n, size_t *cap, int64_t lo, int64_t hi)
+{
+    if (*n > 0 && (*v)[*n - 1].hi == lo) { /* the writer's append, and a reader going forward */
+        (*v)[*n - 1].hi = hi;
+        return true;
+    }
+    size_t i = 0;
+    while (i < *n && (*v)[i].hi < lo)
+        i++;
+    size_t j = i;
+    while (j < *n && (*v)[j].lo <= hi) {
+        if ((*v)[j].lo < lo)
+            lo = (*v)[j].lo;
+        if ((*v)[j].hi > hi)
+            hi = (*v)[j].hi;
+        j++;
+    }
+    if (j > i) { /* ranges i..j-1 become one */
+        (*v)[i] = (struct mq_seg_range){lo, hi};
+        memmove(*v + i + 1, *v + j, (*n - j) * sizeof **v);
+        *n -= j - i - 1;
+        return true;
+    }
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        struct mq_seg_range *nv = ncap <= MQ_CHECKED_MAX ? realloc(*v, ncap * sizeof *nv) : NULL;
+        if (!nv)
+            return false;
+        *v = nv;
+        *cap = ncap;
+    }
+    memmove(*v + i + 1, *v + i, (*n - i) * sizeof **v);
+    (*v)[i] = (struct mq_seg_range){lo, hi};
+    (*n)++;
+    return true;
+}
+
+void mq_seg_mark_checked(struct mq_segment *seg, int64_t lo, int64_t hi)
+{
+    pthread_mutex_lock(&seg->check_mu);
+    mq_ranges_add(&seg->checked, &seg->nchecked, &seg->checked_cap, lo, hi);
+    pthread_mutex_unlock(&seg->check_mu);
+}
+
+void mq_seg_check_free(struct mq_segment *seg)
+{
+    free(seg->checked);
+    free(seg->bad);
+    seg->checked = seg->bad = NULL;
+    seg->nchecked = seg->nbad = seg->checked_cap = seg->bad_cap = 0;
+}
+
+/*
+ * Decides whether the batch at bstart (header *bi, the scanner just past it) may be served: 1 when it is
+ * known good or its CRC checks out now, 0 when its CRC fails (reported the first time, then skipped for
+ * good), -1 on a read error. *ok gets the cached good range that holds it, so that the batches after it need
+ * no lock; *run gathers the batches this walk checked, remembered at its end (mq_seg_mark_checked()).
+ */
+static int mq_seg_check(struct mq_segment *seg, struct mq_scan *sc, int64_t bstart,
+                        const struct mq_batch_info *bi, struct mq_seg_range *ok, struct mq_seg_range *run)
+{
+    int64_t bend = bstart + (int64_t)mq_batch_size(bi);
+    pthread_mutex_lock(&seg->check_mu);
+    ssize_t k = mq_ranges_find(seg->checked, seg->nchecked, bstart);
+    if (k >= 0)
+        *ok = seg->checked[k];
+    bool bad = mq_ranges_find(seg->bad, seg->nbad, bstart) >= 0;
+    pthread_mutex_unlock(&seg->check_mu);
+    if (k >= 0 && bend <= ok->hi)
+        return 1;
+    if (bad)
+        return 0;
+    int64_t after = sc->pos;
+    sc->pos = bstart;
+    struct mq_batch_info again;
+    enum mq_scan_res r = mq_scan_next(sc, true, &again, NULL);
+    if (r == MQ_SCAN_BATCH) {
+        if (run->hi != bstart) {
+            if (run->lo >= 0)
+                mq_seg_mark_checked(seg, run->lo, run->hi);
+            run->lo = bstart;
+        }
+        run->hi = bend;
+        return 1;
+    }
+    sc->pos = after;
+    if (r != MQ_SCAN_BAD || !sc->bad_crc)
+        return -1; /* the header parsed a moment ago: the file changed or cannot be read */
+    uint32_t computed = sc->crc_computed;
+    pthread_mutex_lock(&seg->check_mu);
+    bool fresh = mq_ranges_find(seg->bad, seg->nbad, bstart) < 0;
+    if (fresh)
+        mq_ranges_add(&seg->bad, &seg->nbad, &seg->bad_cap, bstart, bend);
+    pthread_mutex_unlock(&seg->check_mu);
+    if (fresh)
+        MQ_ERROR("%s:%" PRId64 ": CRC mismatch in the batch of offsets %" PRId64 "..%" PRId64
+                 " (stored 0x%08" PRIx32 ", computed 0x%08" PRIx32 "); it is never served, readers skip it",
+                 seg->path_log, bstart, bi->base_offset, mq_batch_last_offset(bi), bi->crc, computed);
+    return 0;
+}
+
+/* What one segment offered a read. */
+struct mq_seg_found {
+    int64_t first_pos, stop;     /* the good batches found: [first_pos, stop), first_pos -1 when none */
+    int64_t first_off, next_off; /* their offsets */
+    int64_t walked_next;         /* the offset after the last batch whose header was read, -1 when none */
+};
+
+/* Walks seg from the batch that holds offset (through the read hint or the index) to its visible end,
+ * gathering whole good batches up to max_bytes (always at least one). Returns how the walk ended. */
+static enum mq_scan_res mq_seg_read(struct mq_part *part, struct mq_segment *seg, int fd, int64_t offset,
+                                    size_t max_bytes, struct mq_scan *sc, struct mq_seg_found *f)
+{
+    int64_t limit = atomic_load(&seg->durable_size);
+    int64_t pos = -1;
+    pthread_mutex_lock(&part->hint_mu);
+    if (part->hint_offset == offset && part->hint_base == seg->base_offset)
+        pos = part->hint_pos;
+    pthread_mutex_unlock(&part->hint_mu);
+    if (pos < 0)
+        pos = mq_seg_index_lookup(seg, -1, offset, limit);
+
+    mq_scan_reset(sc, fd, pos, limit);
+    *f = (struct mq_seg_found){.first_pos = -1,
+                               .stop = pos,
+                               .first_off = offset,
+                               .next_off = offset,
+                               .walked_next = pos == 0 ? seg->base_offset : -1};
+    struct mq_seg_range ok = {0, 0}, run = {-1, -1};
+    struct mq_batch_info bi;
+    enum mq_scan_res r;
+    while ((r = mq_scan_next(sc, false, &bi, NULL)) == MQ_SCAN_BATCH) {
+        int64_t bend = sc->pos, bstart = bend - (int64_t)mq_batch_size(&bi);
+        if (bi.base_offset < 0 || bi.base_offset > INT64_MAX - 1 - bi.last_offset_delta) {
+            sc->pos = bstart; /* offsets no reader can count past: damage, not data */
+            r = MQ_SCAN_BAD;
+            break;
+        }
+        f->walked_next = mq_batch_last_offset(&bi) + 1;
+        if (mq_batch_last_offset(&bi) < offset)
+            continue;
+        if (f->first_pos >= 0 && (size_t)(bend - f->first_pos) > max_bytes)
+            break;
+        if (bstart < ok.lo || bend > ok.hi) {
+            int v = mq_seg_check(seg, sc, bstart, &bi, &ok, &run);
+            if (v < 0) {
+                r = MQ_SCAN_IOERR;
+                break;
+            }
+            if (v == 0) {
+                if (f->first_pos >= 0)
+                    break; /* the slice ends before it; the read that starts there skips it */
+                continue;
+            }
+        }
+        if (f->first_pos < 0) {
+            f->first_pos = bstart;
+            f->first_off = bi.base_offset;
+        }
+        f->stop = bend;
+        f->next_off = mq_batch_last_offset(&bi) + 1;
+    }
+    if (run.lo >= 0)
+        mq_seg_mark_checked(seg, run.lo, run.hi);
+    return r;
+}
+
+/* The segment after seg, referenced, or NULL when seg is the last. */
+static struct mq_segment *mq_part_next_seg(struct mq_part *part, const struct mq_segment *seg)
+{
+    struct mq_segment *next = NULL;
+    pthread_rwlock_rdlock(&part->segs_lock);
+    for (size_t i = 0; i < part->nsegs && !next; i++)
+        if (part->segs[i]->base_offset > seg->base_offset) {
+            next = part->segs[i];
+            mq_seg_ref(next);
+        }
+    pthread_rwlock_unlock(&part->segs_lock);
+    return next;
+}
+
+/* Reports, once per segment and process, the offsets a read had to skip at the end of seg to reach next.
+ * r and at: how and where the walk of seg ended. */
+static void mq_seg_report_gap(struct mq_segment *seg, const struct mq_segment *next, int64_t from,
+                              enum mq_scan_res r, int64_t at)
+{
+    int64_t to = next->base_offset - 1;
+    if (from > to || atomic_exchange(&seg->gap_reported, true))
+        return; /* nothing missing (a bad batch at its end, reported on its own), or said already */
+    if (r == MQ_SCAN_END)
+        MQ_WARN("%s: offsets %" PRId64 "..%" PRId64 " are missing: %s, and the next segment, %s, starts at "
+                "offset %" PRId64 "; readers skip to it",
+                seg->path_log, from, to,
+                at == 0 ? "the segment holds no batch" : "its batches stop before them", next->path_log,
+                next->base_offset);
+    else
+        MQ_WARN("%s:%" PRId64 ": %s: offsets %" PRId64 "..%" PRId64 " cannot be read; readers skip to offset "
+                "%" PRId64 " in %s",
+                seg->path_log, at, r == MQ_SCAN_PARTIAL ? "partial batch" : "invalid batch header", from, to,
+                next->base_offset, next->path_log);
+}
+
 enum mq_err mq_part_read_with(struct mq_part *part, int64_t offset, size_t max_bytes, struct mq_slice *slice,
                               struct mq_scan *scratch)
 {
@@ -97,60 +326,56 @@ enum mq_err mq_part_read_with(struct mq_part *part, int64_t offset, size_t max_b
         mq_seg_unref(seg);
         return MQ_ERR_RANGE;
     }
-    int fd = mq_seg_fd(seg);
-    if (fd < 0) {
-        mq_seg_unref(seg);
-        return mq_err_from_errno(errno);
-    }
-    int64_t limit = atomic_load(&seg->durable_size);
-    int64_t pos = -1;
-    pthread_mutex_lock(&part->hint_mu);
-    if (part->hint_offset == offset && part->hint_base == seg->base_offset)
-        pos = part->hint_pos;
-    pthread_mutex_unlock(&part->hint_mu);
-    if (pos < 0)
-        pos = mq_seg_index_lookup(seg, -1, offset, limit);
-
-    struct mq_scan *sc = scratch;
-    mq_scan_reset(sc, fd, pos, limit);
-    struct mq_batch_info bi;
-    int64_t first_pos = -1, stop = pos, first_off = offset, next_off = offset;
-    enum mq_scan_res r;
-    while ((r = mq_scan_next(sc, false, &bi, NULL)) == MQ_SCAN_BATCH) {
-        int64_t bstart = sc->pos - (int64_t)mq_batch_size(&bi);
-        if (first_pos < 0) {
-            if (mq_batch_last_offset(&bi) < offset)
-                continue;
-            first_pos = bstart;
-            first_off = bi.base_offset;
-        } else if ((size_t)(sc->pos - first_pos) > max_bytes) {
-            break;
-        }
-        stop = sc->pos;
-        next_off = mq_batch_last_offset(&bi) + 1;
-    }
-    if (r == MQ_SCAN_BAD || r == MQ_SCAN_IOERR) {
-        if (first_pos < 0) {
+    /* Damage (an emptied, cut or missing segment, a batch that fails its CRC) hides only itself: a segment
+     * that has nothing readable at or after offset although offset lies below the visible end, and a later
+     * segment exists, is skipped, and the read goes on in the next one, as Kafka serves a range removed by
+     * compaction: the batches after it, whose base offsets tell the client where it is. */
+    struct mq_seg_found f;
+    for (;;) {
+        int fd = mq_seg_fd(seg);
+        if (fd < 0) {
+            enum mq_err err = mq_err_from_errno(errno);
             mq_seg_unref(seg);
-            return r == MQ_SCAN_BAD ? MQ_ERR_CORRUPT : MQ_ERR_IO;
+            return err;
+        }
+        enum mq_scan_res r = mq_seg_read(part, seg, fd, offset, max_bytes, scratch, &f);
+        if (f.first_pos >= 0)
+            break;
+        if (r == MQ_SCAN_IOERR) {
+            mq_seg_unref(seg);
+            return MQ_ERR_IO;
+        }
+        struct mq_segment *next = mq_part_next_seg(part, seg);
+        if (!next) {
+            /* nothing visible at or after offset yet; an invalid header before the end is damage */
+            bool bad = r == MQ_SCAN_BAD;
+            mq_seg_unref(seg);
+            if (bad)
+                return MQ_ERR_CORRUPT;
+            slice->first_offset = slice->next_offset = offset;
+            return MQ_OK;
+        }
+        mq_seg_report_gap(seg, next, f.walked_next >= 0 ? f.walked_next : offset, r, scratch->pos);
+        mq_seg_unref(seg);
+        seg = next;
+        if (offset < seg->base_offset)
+            offset = seg->base_offset;
+        if (offset >= end) {
+            mq_seg_unref(seg);
+            slice->first_offset = slice->next_offset = offset;
+            return MQ_OK;
         }
     }
-    if (first_pos < 0) {
-        /* nothing visible at or after offset in this segment yet */
-        mq_seg_unref(seg);
-        slice->first_offset = slice->next_offset = offset;
-        return MQ_OK;
-    }
-    slice->fd = fd;
-    slice->pos = first_pos;
-    slice->len = (size_t)(stop - first_pos);
-    slice->first_offset = first_off;
-    slice->next_offset = next_off;
+    slice->fd = mq_seg_fd(seg);
+    slice->pos = f.first_pos;
+    slice->len = (size_t)(f.stop - f.first_pos);
+    slice->first_offset = f.first_off;
+    slice->next_offset = f.next_off;
     slice->ref = seg;
     pthread_mutex_lock(&part->hint_mu);
-    part->hint_offset = next_off;
+    part->hint_offset = f.next_off;
     part->hint_base = seg->base_offset;
-    part->hint_pos = stop;
+    part->hint_pos = f.stop;
     pthread_mutex_unlock(&part->hint_mu);
     return MQ_OK;
 }

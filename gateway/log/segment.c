@@ -59,7 +59,8 @@ struct mq_segment *mq_seg_new(const char *dir, int64_t base_offset)
     seg->path_log = mq_seg_path(dir, base_offset, ".log");
     seg->path_idx = mq_seg_path(dir, base_offset, ".index");
     seg->path_tidx = mq_seg_path(dir, base_offset, ".timeindex");
-    if (!seg->path_log || !seg->path_idx || !seg->path_tidx || pthread_mutex_init(&seg->fd_mu, NULL) != 0) {
+    if (!seg->path_log || !seg->path_idx || !seg->path_tidx || pthread_mutex_init(&seg->fd_mu, NULL) != 0 ||
+        pthread_mutex_init(&seg->check_mu, NULL) != 0) {
         free(seg->path_log);
         free(seg->path_idx);
         free(seg->path_tidx);
@@ -71,6 +72,7 @@ struct mq_segment *mq_seg_new(const char *dir, int64_t base_offset)
     atomic_init(&seg->durable_size, 0);
     atomic_init(&seg->next_offset, base_offset);
     atomic_init(&seg->max_ts, -1);
+    atomic_init(&seg->gap_reported, false);
     seg->first_ts = -1;
     seg->last_tidx_ts = -1;
     seg->max_ts_offset = -1;
@@ -95,6 +97,8 @@ void mq_seg_unref(struct mq_segment *seg)
     free(seg->idx_pend.buf);
     free(seg->tidx_pend.buf);
     pthread_mutex_destroy(&seg->fd_mu);
+    mq_seg_check_free(seg);
+    pthread_mutex_destroy(&seg->check_mu);
     free(seg->path_log);
     free(seg->path_idx);
     free(seg->path_tidx);

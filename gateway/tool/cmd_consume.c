@@ -4,8 +4,9 @@
  *
  * The store is opened read-only (MQ_LOG_READ), so consume works beside a running mqlogd. Each partition is
  * read through a log cursor (log.h), which checks every batch's CRC and decodes records in place; they go
- * into a large output buffer: no allocation and no system call per record. A batch whose CRC fails is an
- * error naming the segment file and position; it is never printed as data.
+ * into a large output buffer: no allocation and no system call per record. A batch whose CRC fails is never
+ * printed as data: it is skipped, as are the unreadable parts of damaged segments, with one warning on
+ * stderr naming the file and the offsets (the log layer's, the same view the Kafka endpoint serves).
  *
  * Order: records of one partition come in offset order. Without -p the partitions are visited in turn, one
  * chunk (up to 1 MiB of batches) at a time, so a large backlog in one partition does not hide the others.

@@ -335,7 +335,14 @@ run "$M" verify -d "$D"
 grep -q "^$seg:0: CRC mismatch" "$T/out" || fail "verify report: $(cat "$T/out")"
 grep -Eq "^$D: 12 partitions, [0-9]+ batches checked, [1-9][0-9]* problems?$" "$T/out" || fail "verify summary: $(cat "$T/out")"
 ok
-expect_err 1 "$seg:0: CRC mismatch.*partition c-0, batch at offset 0" "$M" consume -d "$D" c
+# consume skips the damaged batch with one warning naming it, as the Kafka endpoint does (issue 11)
+# (how many records the first batch holds depends on the flush timing of the first produce run)
+run "$M" consume -d "$D" c
+lost=$(sed -n "s|.*$seg:0: CRC mismatch in the batch of offsets 0\.\.\([0-9]*\) .*|\1|p" "$T/err")
+[[ -n $lost ]] || fail "consume's warning: $(cat "$T/err")"
+[[ $rc == 0 && $(wc -l <"$T/out") == $((300 - lost - 1)) ]] || fail "consume past the damaged batch: $rc, $(cat "$T/err")"
+[[ $(grep -c "CRC mismatch" "$T/err") == 1 ]] || fail "consume warned more than once: $(cat "$T/err")"
+ok
 run "$M" consume -d "$D" c -o 100 # the damaged batch is before the start: the rest reads fine
 [[ $rc == 0 && $(wc -l <"$T/out") == 200 ]] || fail "reading after the damaged batch: $rc, $(cat "$T/err")"
 ok

@@ -215,23 +215,18 @@ static void test_corrupt_batch(void)
 
     log = open_log(dir, MQ_LOG_READ, &c);
     p = get_part(log, "t", 0);
-    CU_ASSERT_FATAL(mq_cursor_open(p, 0, &cur) == MQ_OK);
-    struct mq_record_view rv;
-    for (int i = 0; i < 5; i++)
-        CU_ASSERT(mq_cursor_next(cur, &rv) == 1 && rv.offset == i);
-    for (int again = 0; again < 2; again++) { /* the same call fails the same way */
-        CU_ASSERT(mq_cursor_next(cur, &rv) == -MQ_ERR_CORRUPT);
-        const struct mq_cursor_fault *f = mq_cursor_fault(cur);
-        CU_ASSERT(strcmp(f->path, path) == 0);
-        CU_ASSERT(f->position == second);
-        CU_ASSERT(f->base_offset == 5);
-        CU_ASSERT(strncmp(f->what, "CRC mismatch: stored 0x", 23) == 0);
+    /* The damaged batch is never handed out: the records around it are (issue 11). */
+    for (int pass = 0; pass < 2; pass++) { /* the second time from what the segment remembers */
+        CU_ASSERT_FATAL(mq_cursor_open(p, 0, &cur) == MQ_OK);
+        struct mq_record_view rv;
+        for (int i = 0; i < 5; i++)
+            CU_ASSERT(mq_cursor_next(cur, &rv) == 1 && rv.offset == i);
+        CU_ASSERT(mq_cursor_next(cur, &rv) == 1 && rv.offset == 10);
+        CU_ASSERT(drain(cur, 11) == 189);
+        mq_cursor_seek(cur, 7); /* inside it: the batch after it comes out */
+        CU_ASSERT(mq_cursor_next_batch(cur, &b) == 1 && b.info.base_offset == 10);
+        mq_cursor_close(cur);
     }
-    /* the batch layer refuses it too; past it the records are fine */
-    CU_ASSERT(mq_cursor_next_batch(cur, &b) == -MQ_ERR_CORRUPT);
-    mq_cursor_seek(cur, 10);
-    CU_ASSERT(drain(cur, 10) == 190);
-    mq_cursor_close(cur);
     CU_ASSERT(mq_log_close(log) == MQ_OK);
     free(path);
     mq_test_rmdir(dir);
