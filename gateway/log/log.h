@@ -360,9 +360,10 @@ struct mq_verify_issue {
     const char *what; /* e.g. "CRC mismatch: stored 0x..., computed 0x..." */
 };
 /*
- * Checks every batch (size, CRC, offsets increasing) and every index entry of every partition under dir,
- * without modifying anything. Calls fn per problem; *problems gets the count. MQ_OK even when problems
- * were found (that is what *problems is for); errors are for when the check itself could not run.
+ * Checks every batch (size, CRC, offsets increasing), every index entry of every partition under dir, the
+ * offsets missing between segments and the files that are no regular files, without modifying anything. Calls
+ * fn per problem; *problems gets the count. MQ_OK even when problems were found (that is what *problems is
+ * for); errors are for when the check itself could not run.
  */
 enum mq_err mq_log_verify(const char *dir, void (*fn)(void *opaque, const struct mq_verify_issue *issue),
                           void *opaque, int64_t *problems, int64_t *batches);

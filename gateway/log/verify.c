@@ -76,15 +76,23 @@ static ssize_t mq_posmap_find(const struct mq_posmap *m, int64_t pos)
     return lo < m->n && m->pos[lo] == pos ? (ssize_t)lo : -1;
 }
 
-static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64_t *expect_next, bool last)
+/* Checks one segment. *expect_next: where the previous one ended (-1 for the first segment), updated;
+ * next_seg: the segment after it, NULL for the last. */
+static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64_t *expect_next,
+                              const struct mq_segment *next_seg)
 {
+    bool last = next_seg == NULL;
     int fd = open(seg->path_log, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         mq_verify_report(v, seg->path_log, -1, "cannot open: %s", strerror(errno));
         return;
     }
     struct stat st;
-    fstat(fd, &st);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        mq_verify_report(v, seg->path_log, -1, "not a regular file");
+        close(fd);
+        return;
+    }
     struct mq_scan sc;
     mq_scan_init(&sc, fd, 0, st.st_size);
     struct mq_posmap map = {0};
@@ -92,7 +100,8 @@ static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64
     const uint8_t *body;
     enum mq_scan_res r;
     int64_t next = seg->base_offset, max_ts = -1;
-    if (*expect_next >= 0 && *expect_next != seg->base_offset)
+    /* A gap before this segment was reported with the previous one, which names both files. */
+    if (*expect_next > seg->base_offset)
         mq_verify_report(v, seg->path_log, 0,
                          "segment starts at offset %" PRId64 ", previous one ends at %" PRId64,
                          seg->base_offset, *expect_next);
@@ -104,10 +113,15 @@ static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64
                 mq_verify_report(v, seg->path_log, pos,
                                  "partial batch at the end of the file (%" PRId64 " bytes)",
                                  (int64_t)st.st_size - pos);
-            else if (r == MQ_SCAN_BAD && sc.bad_crc)
-                mq_verify_report(v, seg->path_log, pos, "CRC mismatch in batch at offset %" PRId64,
+            else if (r == MQ_SCAN_BAD && sc.bad_crc) {
+                /* Readers skip such a batch and read on: so does the check, to find all of them. */
+                mq_verify_report(v, seg->path_log, pos,
+                                 "CRC mismatch in batch at offset %" PRId64 " (readers skip it)",
                                  bi.base_offset);
-            else if (r == MQ_SCAN_BAD)
+                sc.pos += (int64_t)mq_batch_size(&bi);
+                next = mq_batch_last_offset(&bi) + 1; /* below INT64_MAX: the header parsed */
+                continue;
+            } else if (r == MQ_SCAN_BAD)
                 mq_verify_report(v, seg->path_log, pos, "invalid batch header");
             else if (r == MQ_SCAN_IOERR)
                 mq_verify_report(v, seg->path_log, pos, "read error: %s", strerror(errno));
@@ -141,13 +155,24 @@ static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64
     mq_scan_free(&sc);
     close(fd);
     *expect_next = next;
+    if (next_seg && next < next_seg->base_offset)
+        mq_verify_report(v, seg->path_log, -1,
+                         "offsets %" PRId64 "..%" PRId64
+                         " are missing: %s, and the next segment, %s, starts at %" PRId64
+                         " (readers skip them)",
+                         next, next_seg->base_offset - 1,
+                         map.n == 0 ? "the segment holds no batch" : "its batches stop before them",
+                         next_seg->path_log, next_seg->base_offset);
 
     /* .index: ascending entries, each at a batch boundary and naming that batch's last offset. */
     fd = open(seg->path_idx, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         mq_verify_report(v, seg->path_idx, -1, "missing offset index");
+    } else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        mq_verify_report(v, seg->path_idx, -1,
+                         "not a regular file (readers scan the segment without its index)");
+        close(fd);
     } else {
-        fstat(fd, &st);
         if (st.st_size % MQ_IDX_ENTRY)
             mq_verify_report(v, seg->path_idx, -1, "size %" PRId64 " is not a multiple of 8",
                              (int64_t)st.st_size);
@@ -172,8 +197,10 @@ static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64
     fd = open(seg->path_tidx, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         mq_verify_report(v, seg->path_tidx, -1, "missing time index");
+    } else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        mq_verify_report(v, seg->path_tidx, -1, "not a regular file (lookups by time scan the segment)");
+        close(fd);
     } else {
-        fstat(fd, &st);
         if (st.st_size % MQ_TIDX_ENTRY)
             mq_verify_report(v, seg->path_tidx, -1, "size %" PRId64 " is not a multiple of 12",
                              (int64_t)st.st_size);
@@ -213,6 +240,13 @@ static void mq_verify_part(void *opaque, const char *topic, int32_t partition)
         free(pdir);
         return;
     }
+    /* The recovery point is optional (a missing one only makes the next open scan more), but a directory or
+     * other non-file in its place keeps the writer from ever recording one. */
+    char *rp = NULL;
+    struct stat st;
+    if (asprintf(&rp, "%s/recovery-point", pdir) >= 0 && lstat(rp, &st) == 0 && !S_ISREG(st.st_mode))
+        mq_verify_report(v, rp, -1, "not a regular file (the writer cannot record its recovery point)");
+    free(rp);
     int64_t *bases = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
@@ -258,10 +292,14 @@ static void mq_verify_part(void *opaque, const char *topic, int32_t partition)
     int64_t next = -1;
     for (size_t i = 0; i < n; i++) {
         struct mq_segment *seg = mq_seg_new(pdir, bases[i]);
-        if (!seg)
+        struct mq_segment *after = i + 1 < n ? mq_seg_new(pdir, bases[i + 1]) : NULL;
+        if (!seg || (i + 1 < n && !after)) {
+            mq_seg_unref(seg);
             break;
-        mq_verify_segment(v, seg, &next, i + 1 == n);
+        }
+        mq_verify_segment(v, seg, &next, after);
         mq_seg_unref(seg);
+        mq_seg_unref(after);
     }
     free(bases);
     free(pdir);
