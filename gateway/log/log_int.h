@@ -186,6 +186,7 @@ struct mq_part {
     enum mq_err fatal_err; /* fdatasync failed: data may be lost, refuse further writes */
     struct mq_retention ret;
     bool ret_held; /* the last retention pass stopped at the hold: logged once when it starts and ends */
+    atomic_bool rp_failing; /* the last recovery point write failed (logged once until one succeeds) */
     int64_t mtime_of_last_flush;
 
     pthread_mutex_t hint_mu; /* a reader hint: where the last slice ended */

@@ -417,15 +417,13 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
         }
     }
     if (serr == MQ_OK && ckpt) {
+        /* A failure leaves the data durable, only the checkpoint older; mq_rp_write() says why itself. */
         if (ckpt_idx_fd < 0 || ckpt_tidx_fd < 0 || fdatasync(ckpt_idx_fd) != 0 ||
-            fdatasync(ckpt_tidx_fd) != 0)
-            serr = MQ_ERR_IO;
-        else
-            serr = mq_rp_write(part, &rp);
-        if (serr != MQ_OK) {
+            fdatasync(ckpt_tidx_fd) != 0) {
             MQ_WARN("%s: recovery point not written (%s); the next open scans further", part->dir,
-                    mq_strerror(serr));
-            serr = MQ_OK; /* the data is durable; only the checkpoint is older */
+                    mq_strerror(MQ_ERR_IO));
+            ckpt = false;
+        } else if (mq_rp_write(part, &rp) != MQ_OK) {
             ckpt = false;
         }
     }
@@ -780,7 +778,8 @@ enum mq_err mq_part_close(struct mq_part *part, bool clean)
             if (err == MQ_OK) {
                 struct mq_rp rp = {MQ_RP_CLEAN,       act->base_offset,          atomic_load(&act->size),
                                    part->next_offset, atomic_load(&act->max_ts), act->max_ts_offset};
-                err = mq_rp_write(part, &rp);
+                /* a failure is logged there; the data is durable, only the next open scans more */
+                mq_rp_write(part, &rp);
             }
         }
     }

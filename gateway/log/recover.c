@@ -109,6 +109,17 @@ enum mq_err mq_rp_write(struct mq_part *part, const struct mq_rp *rp)
     if (err != MQ_OK)
         unlink(tmp);
 out:
+    /* Said once until a write succeeds again: a directory in its place would otherwise fill the log at
+     * every checkpoint. The data does not depend on it; the next open only scans further. */
+    struct stat st;
+    if (err != MQ_OK && !atomic_exchange(&part->rp_failing, true))
+        MQ_WARN("%s: cannot write the recovery point (%s); the partition works on, and its next open "
+                "scans it from an older point or the start",
+                dst ? dst : part->dir,
+                dst && lstat(dst, &st) == 0 && !S_ISREG(st.st_mode) ? "not a regular file"
+                                                                    : mq_strerror(err));
+    else if (err == MQ_OK)
+        atomic_store(&part->rp_failing, false);
     free(tmp);
     free(dst);
     return err;
@@ -514,12 +525,25 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
         atomic_store(&seg->durable_size, st.st_size);
         atomic_store(&seg->next_offset, part->segs[i + 1]->base_offset);
         if (!mq_seg_index_plausible(seg, st.st_size)) {
-            MQ_WARN("%s: index missing or inconsistent, rebuilding", seg->path_idx);
             seg->fd = open(seg->path_log, O_RDONLY | O_CLOEXEC);
-            if (seg->fd < 0 || (err = mq_seg_open_index(seg, 0, 0)) != MQ_OK)
-                return err != MQ_OK ? err : mq_err_from_errno(errno);
+            if (seg->fd < 0)
+                return mq_err_from_errno(errno);
+            if ((err = mq_seg_open_index(seg, 0, 0)) != MQ_OK) {
+                /* e.g. a directory in its place: the segment stays readable by a scan from its start */
+                MQ_WARN("%s: index unusable and cannot be rebuilt (%s); reads of %s scan it from its start",
+                        seg->path_idx, mq_strerror(err), seg->path_log);
+                if (seg->idx_fd >= 0)
+                    close(seg->idx_fd);
+                if (seg->tidx_fd >= 0)
+                    close(seg->tidx_fd);
+                seg->idx_fd = seg->tidx_fd = -1;
+                err = MQ_OK;
+                continue;
+            }
+            MQ_WARN("%s: index missing or inconsistent, rebuilding", seg->path_idx);
             bool trunc;
-            mq_seg_recover(part, seg, 0, seg->base_offset, &trunc, &batches, 0);
+            /* A sealed segment keeps what follows damage: readers skip it and report it once (read.c). */
+            mq_seg_recover(part, seg, 0, seg->base_offset, &trunc, &batches, INT64_MAX);
             if ((err = mq_seg_seal_sync(seg)) != MQ_OK)
                 return err;
         }
@@ -687,8 +711,7 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
                             part->next_offset,
                             atomic_load(&act->max_ts),
                             act->max_ts_offset};
-        if ((err = mq_rp_write(part, &nrp)) != MQ_OK)
-            return err;
+        mq_rp_write(part, &nrp); /* a failure is logged there and only makes the next open scan more */
         MQ_INFO("%s: recovered %" PRId64 " batches after the recovery point in %.1f ms, next offset %" PRId64,
                 part->dir, batches, (double)(mq_mono_us() - t0) / 1000.0, part->next_offset);
     }
