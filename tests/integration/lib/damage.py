@@ -82,3 +82,55 @@ def empty_sqlite(path):
     for p in (path + "-wal", path + "-shm"):
         if os.path.exists(p):
             os.unlink(p)
+
+
+# ---- damage to segments in the middle of a partition (what readers do with it: test_store_damage.py) ----
+
+
+def base_offset(seg_path):
+    """The base offset of a segment, from its file name."""
+    return int(os.path.basename(seg_path)[:20])
+
+
+def offsets(seg_path):
+    """The offsets a segment file holds, as a set (from its batch headers)."""
+    return {o for _, base, _, delta, _ in batches(seg_path) for o in range(base, base + delta + 1)}
+
+
+def cut(seg_path):
+    """Truncates a segment in the middle of its middle batch. Returns the offsets that became unreadable
+    (that batch's and every later one's in the file)."""
+    bs = batches(seg_path)
+    pos, _, length, _, _ = bs[len(bs) // 2]
+    os.truncate(seg_path, pos + (12 + length) // 2)
+    return {o for p, base, _, delta, _ in bs if p >= pos for o in range(base, base + delta + 1)}
+
+
+def remove_segment(seg_path):
+    """Deletes a segment file with its index files."""
+    for p in (seg_path, seg_path[:-4] + ".index", seg_path[:-4] + ".timeindex"):
+        if os.path.exists(p):
+            os.unlink(p)
+
+
+def flip_record_byte(seg_path, index=None):
+    """Flips one byte in the records of batch `index` (default: the middle one), where its CRC covers it.
+    Returns (position of the batch, the set of its offsets)."""
+    bs = batches(seg_path)
+    pos, base, length, delta, _ = bs[len(bs) // 2 if index is None else index]
+    at = pos + BATCH_HEADER + (12 + length - BATCH_HEADER) // 2
+    with open(seg_path, "r+b") as f:
+        f.seek(at)
+        byte = f.read(1)[0]
+        f.seek(at)
+        f.write(bytes([byte ^ 0xFF]))
+    return pos, set(range(base, base + delta + 1))
+
+
+def replace_by_dir(path):
+    """Replaces a file (or nothing) by an empty directory of the same name."""
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.unlink(path)
+    os.mkdir(path)
