@@ -286,6 +286,33 @@ static int64_t mq_seg_recover(struct mq_part *part, struct mq_segment *seg, int6
 }
 
 /*
+ * The last entry of seg's offset index that points below byte `limit` at a batch whose last offset is below
+ * `below`: returns the batch's position and *last its last offset, or 0 and *last -1 when there is none.
+ * Read from the end: entries are few, and a damaged one only makes the caller's check of the batch fail.
+ */
+static int64_t mq_seg_last_entry(const struct mq_segment *seg, int64_t limit, int64_t below, int64_t *last)
+{
+    *last = -1;
+    int fd = open(seg->path_idx, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int64_t pos = 0;
+    uint8_t e[MQ_IDX_ENTRY];
+    for (int64_t i = mq_fd_size(fd) / MQ_IDX_ENTRY - 1; i >= 0; i--) {
+        if (pread(fd, e, sizeof e, i * MQ_IDX_ENTRY) != MQ_IDX_ENTRY)
+            break;
+        int64_t rel = (int32_t)mq_be32_get(e), epos = (int32_t)mq_be32_get(e + 4);
+        if (epos >= 0 && epos < limit && rel >= 0 && rel < below - seg->base_offset) {
+            pos = epos;
+            *last = seg->base_offset + rel;
+            break;
+        }
+    }
+    close(fd);
+    return pos;
+}
+
+/*
  * The cheap check of the recovery point's segment at open: the batches from the last index entry before the
  * recovery point up to it are whole, pass their CRC, carry leader epoch 0 and continue each other's
  * offsets, and the last one ends exactly at the recovery point's position with its next offset. That is
@@ -297,24 +324,8 @@ static bool mq_seg_tail_matches(struct mq_segment *seg, const struct mq_rp *rp)
 {
     if (mq_fd_size(seg->fd) < rp->pos)
         return false;
-    /* The last index entry before rp->pos (the last offset of its batch, and the batch's position), read
-     * from the end: entries are few and a damaged one only makes the check fail. */
-    int64_t pos = 0, entry_last = -1;
-    int fd = open(seg->path_idx, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        uint8_t e[MQ_IDX_ENTRY];
-        for (int64_t i = mq_fd_size(fd) / MQ_IDX_ENTRY - 1; i >= 0; i--) {
-            if (pread(fd, e, sizeof e, i * MQ_IDX_ENTRY) != MQ_IDX_ENTRY)
-                break;
-            int64_t rel = (int32_t)mq_be32_get(e), epos = (int32_t)mq_be32_get(e + 4);
-            if (epos >= 0 && epos < rp->pos && rel >= 0 && rel < rp->next_offset - seg->base_offset) {
-                pos = epos;
-                entry_last = seg->base_offset + rel;
-                break;
-            }
-        }
-        close(fd);
-    }
+    int64_t entry_last = -1;
+    int64_t pos = mq_seg_last_entry(seg, rp->pos, rp->next_offset, &entry_last);
     struct mq_scan sc;
     mq_scan_init(&sc, seg->fd, pos, rp->pos);
     struct mq_batch_info bi;
@@ -774,7 +785,7 @@ enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
         if (file_size <= size)
             continue;
         int64_t from = size;
-        int64_t next = atomic_load(&seg->next_offset);
+        int64_t next = atomic_load(&seg->next_offset), entry_last = -1;
         if (!seg->reader_seen) {
             /* First look at this segment: a sealed one is complete; jump close to the end of the last one
              * through the index. */
@@ -790,25 +801,32 @@ enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
             if (mq_seg_read_last_time(seg, &ts))
                 atomic_store(&seg->max_ts, ts);
             atomic_store(&seg->max_ts_loaded, true);
-            from = mq_seg_index_lookup(seg, -1, INT64_MAX, file_size);
+            from = mq_seg_last_entry(seg, file_size, INT64_MAX, &entry_last);
             next = from > 0 ? -1 : seg->base_offset;
         }
-        struct mq_scan sc;
-        mq_scan_init(&sc, fd, from, file_size);
-        struct mq_batch_info bi;
-        const uint8_t *body;
-        int64_t pos = from;
-        while (mq_scan_next(&sc, true, &bi, &body) == MQ_SCAN_BATCH) {
-            if (next >= 0 && bi.base_offset != next)
+        int64_t pos;
+        for (;;) {
+            struct mq_scan sc;
+            mq_scan_init(&sc, fd, from, file_size);
+            struct mq_batch_info bi;
+            const uint8_t *body;
+            pos = from;
+            while (mq_scan_next(&sc, true, &bi, &body) == MQ_SCAN_BATCH) {
+                /* After the jump the batch must be the one the index entry names: its base offset lies
+                 * outside the CRC, and a damaged one would make up the partition's end. */
+                if (next >= 0 ? bi.base_offset != next : mq_batch_last_offset(&bi) != entry_last)
+                    break;
+                next = mq_batch_last_offset(&bi) + 1;
+                if (bi.max_timestamp > atomic_load(&seg->max_ts))
+                    atomic_store(&seg->max_ts, bi.max_timestamp);
+                pos = sc.pos;
+            }
+            mq_scan_free(&sc);
+            if (next >= 0 || from == 0)
                 break;
-            next = mq_batch_last_offset(&bi) + 1;
-            if (bi.max_timestamp > atomic_load(&seg->max_ts))
-                atomic_store(&seg->max_ts, bi.max_timestamp);
-            pos = sc.pos;
+            from = 0; /* no batch of the index where it pointed: scan the segment from its start */
+            next = seg->base_offset;
         }
-        mq_scan_free(&sc);
-        if (next < 0)
-            continue; /* no complete batch where the index pointed: look again next time */
         atomic_store(&seg->next_offset, next);
         atomic_store(&seg->durable_size, pos);
         atomic_store(&seg->size, pos);

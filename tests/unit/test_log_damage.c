@@ -1,8 +1,9 @@
 /*
  * test_log_damage.c - what opening a damaged partition does: the cheap check of the recovery point's segment
  * after a clean stop (a changed Length, a base offset near INT64_MAX, a flipped CRC byte, a cut file, a
- * damaged index), the bytes recovery keeps aside, the offsets it never hands out twice, and `verify` on a
- * base offset near INT64_MAX (run under UBSan: no overflow may happen on the way).
+ * damaged index), the bytes recovery keeps aside, the intact batches it salvages, the offsets it never hands
+ * out twice, a reader's view before any writer repaired the damage, and `verify` on a base offset near
+ * INT64_MAX (run under UBSan: no overflow may happen on the way).
  *
  * Every partition here is written by one process and closed cleanly, so its recovery point vouches for the
  * whole segment: whatever damage the test then makes happened while no writer ran.
@@ -27,12 +28,14 @@
 #define RECORDS  (BATCHES * PER)
 #define SEG_NAME "%s/t-0/00000000000000000000.log"
 
-/* Writes BATCHES batches of PER records ("r<offset>") to topic t and closes cleanly. With `big`, the index
- * interval is small enough that the segment gets index entries (the cheap check then reads less). */
-static void write_clean(const char *dir, bool big)
+/* Writes BATCHES batches of PER records ("r<offset>") to topic t and closes cleanly. index_interval: 100
+ * gives the segment index entries (the cheap check then reads less), 0 one for every batch after the first,
+ * NO_INDEX none. */
+#define NO_INDEX (1 << 20)
+static void write_clean(const char *dir, int index_interval)
 {
     struct mq_log_conf c = small_conf();
-    c.index_interval_bytes = big ? 100 : 1 << 20;
+    c.index_interval_bytes = index_interval;
     struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
     CU_ASSERT_FATAL(mq_log_topic_create(log, "t", 1) == MQ_OK);
     struct mq_part *p = get_part(log, "t", 0);
@@ -193,11 +196,11 @@ static void expect_reopen(const char *dir, int64_t intact, int64_t salvaged, int
 }
 
 /* One case: a fresh clean partition, damage(), reopen. */
-static void damage_case(bool big, void (*damage)(const char *seg, const int64_t *pos), int64_t intact,
-                        int64_t salvaged, int kept)
+static void damage_case(int index_interval, void (*damage)(const char *seg, const int64_t *pos),
+                        int64_t intact, int64_t salvaged, int kept)
 {
     char *dir = mq_test_tmpdir("damage");
-    write_clean(dir, big);
+    write_clean(dir, index_interval);
     char seg[512];
     snprintf(seg, sizeof seg, SEG_NAME, dir);
     int64_t pos[BATCHES + 1];
@@ -249,25 +252,50 @@ static void cut_last(const char *seg, const int64_t *pos)
 
 static void test_first_length(void)
 {
-    damage_case(false, flip_first_length, 0, PER, 1); /* batches 1.. salvaged */
+    damage_case(NO_INDEX, flip_first_length, 0, PER, 1); /* batches 1.. salvaged */
 }
 
 static void test_second_length(void)
 {
-    damage_case(false, flip_second_length, PER, 2 * PER, 1);
+    damage_case(NO_INDEX, flip_second_length, PER, 2 * PER, 1);
 }
 
 static void test_base_offset_near_max(void)
 {
-    damage_case(false, last_base_near_max, RECORDS - PER, -1, 1);
-    damage_case(false, last_base_at_max, RECORDS - PER, -1, 1);
-    damage_case(true, last_base_near_max, RECORDS - PER, -1, 1); /* found from the last index entry */
+    damage_case(NO_INDEX, last_base_near_max, RECORDS - PER, -1, 1);
+    damage_case(NO_INDEX, last_base_at_max, RECORDS - PER, -1, 1);
+    damage_case(100, last_base_near_max, RECORDS - PER, -1, 1); /* found from the last index entry */
 }
 
 static void test_crc_and_cut(void)
 {
-    damage_case(true, flip_last_crc_byte, RECORDS - PER, -1, 1);
-    damage_case(false, cut_last, RECORDS - PER, -1, 1);
+    damage_case(100, flip_last_crc_byte, RECORDS - PER, -1, 1);
+    damage_case(NO_INDEX, cut_last, RECORDS - PER, -1, 1);
+}
+
+/* A reader process before any writer repaired the damage: a base offset near INT64_MAX in the last batch,
+ * reached through the index or by scanning, must not become the partition's end. */
+static void test_reader_before_repair(void)
+{
+    const int intervals[] = {NO_INDEX, 100, 0};
+    for (size_t k = 0; k < sizeof intervals / sizeof intervals[0]; k++) {
+        char *dir = mq_test_tmpdir("damage");
+        write_clean(dir, intervals[k]);
+        char seg[512];
+        snprintf(seg, sizeof seg, SEG_NAME, dir);
+        int64_t pos[BATCHES + 1];
+        CU_ASSERT_FATAL(batch_positions(seg, pos, BATCHES + 1) == BATCHES);
+        last_base_near_max(seg, pos);
+        struct mq_log_conf c = small_conf();
+        struct mq_log *log = open_log(dir, MQ_LOG_READ, &c);
+        struct mq_part *p = get_part(log, "t", 0);
+        int64_t start = -1, end = -1, next = -1;
+        CU_ASSERT(mq_part_offsets(p, &start, &end) == MQ_OK);
+        CU_ASSERT_EQUAL(end, RECORDS - PER);
+        CU_ASSERT_EQUAL(read_from(p, 0, &next), RECORDS - PER);
+        mq_log_close(log);
+        mq_test_rmdir(dir);
+    }
 }
 
 /* A crash after a salvage, before the recovery point moved on: the next open meets the cut segment and the
@@ -275,7 +303,7 @@ static void test_crc_and_cut(void)
 static void test_salvage_interrupted(void)
 {
     char *dir = mq_test_tmpdir("damage");
-    write_clean(dir, false);
+    write_clean(dir, NO_INDEX);
     char seg[512], rp[512];
     snprintf(seg, sizeof seg, SEG_NAME, dir);
     snprintf(rp, sizeof rp, "%s/t-0/recovery-point", dir);
@@ -303,7 +331,7 @@ static void test_salvage_interrupted(void)
 static void test_index_damage_loses_nothing(void)
 {
     char *dir = mq_test_tmpdir("damage");
-    write_clean(dir, true);
+    write_clean(dir, 100);
     char idx[512];
     snprintf(idx, sizeof idx, "%s/t-0/00000000000000000000.index", dir);
     struct stat st;
@@ -337,7 +365,7 @@ static void test_verify_base_offset_near_max(void)
     const int64_t bases[] = {INT64_MAX - (PER - 1), INT64_MAX - PER, INT64_MAX - 100};
     for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++) {
         char *dir = mq_test_tmpdir("damage");
-        write_clean(dir, false);
+        write_clean(dir, NO_INDEX);
         char seg[512];
         snprintf(seg, sizeof seg, SEG_NAME, dir);
         int64_t pos[BATCHES + 1];
@@ -360,7 +388,7 @@ static void test_verify_base_offset_near_max(void)
 static void test_segment_name_near_max(void)
 {
     char *dir = mq_test_tmpdir("damage");
-    write_clean(dir, false);
+    write_clean(dir, NO_INDEX);
     char path[512];
     snprintf(path, sizeof path, "%s/t-0/09223372036854775807.log", dir);
     int fd = open(path, O_WRONLY | O_CREAT, 0644);
@@ -390,6 +418,7 @@ int main(void)
         MQ_TEST(test_base_offset_near_max),
         MQ_TEST(test_crc_and_cut),
         MQ_TEST(test_salvage_interrupted),
+        MQ_TEST(test_reader_before_repair),
         MQ_TEST(test_index_damage_loses_nothing),
         MQ_TEST(test_verify_base_offset_near_max),
         MQ_TEST(test_segment_name_near_max),
