@@ -444,74 +444,6 @@ static void conn_read(struct conn *c)
     mq_ksrv_conn_set_ready(c);
 }
 
-/* ---- client addresses ---- */
-
-/* The address of a peer as the per-address limit sees it: IPv4-mapped IPv6 counts as IPv4. */
-static uint8_t ip_key(const struct sockaddr_storage *ss, uint8_t addr[16])
-{
-    memset(addr, 0, 16);
-    if (ss->ss_family == AF_INET) {
-        memcpy(addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-        return 4;
-    }
-    if (ss->ss_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a)) {
-            memcpy(addr, a->s6_addr + 12, 4);
-            return 4;
-        }
-        memcpy(addr, a->s6_addr, 16);
-        return 16;
-    }
-    return 0; /* any other family: one slot for all */
-}
-
-static struct ip_slot **ip_bucket(struct mq_kafka_server *srv, const uint8_t *addr, uint8_t len)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (uint8_t i = 0; i < len; i++)
-        h = (h ^ addr[i]) * 16777619u;
-    return &srv->ip_buckets[h & (srv->ip_nbuckets - 1)];
-}
-
-static struct ip_slot *ip_find(struct mq_kafka_server *srv, const uint8_t *addr, uint8_t len)
-{
-    for (struct ip_slot *s = *ip_bucket(srv, addr, len); s; s = s->next)
-        if (s->len == len && memcmp(s->addr, addr, len) == 0)
-            return s;
-    return NULL;
-}
-
-/* The slot of addr, created when it has none (NULL when out of memory). */
-static struct ip_slot *ip_get(struct mq_kafka_server *srv, const uint8_t *addr, uint8_t len)
-{
-    struct ip_slot *s = ip_find(srv, addr, len);
-    if (s)
-        return s;
-    s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    memcpy(s->addr, addr, 16);
-    s->len = len;
-    struct ip_slot **b = ip_bucket(srv, addr, len);
-    s->next = *b;
-    *b = s;
-    return s;
-}
-
-/* One connection of slot s closed; the slot goes with its last one. */
-static void ip_release(struct mq_kafka_server *srv, struct ip_slot *s)
-{
-    if (--s->conns > 0)
-        return;
-    for (struct ip_slot **p = ip_bucket(srv, s->addr, s->len); *p; p = &(*p)->next)
-        if (*p == s) {
-            *p = s->next;
-            break;
-        }
-    free(s);
-}
-
 static void conn_close(struct mq_kafka_server *srv, struct conn *c)
 {
     if (c->cur) {
@@ -527,7 +459,7 @@ static void conn_close(struct mq_kafka_server *srv, struct conn *c)
         item_free(srv, it);
     }
     if (c->ip)
-        ip_release(srv, c->ip);
+        mq_ksrv_ip_release(srv, c->ip);
     /* Counted before the close, so that a client seeing its connection end also sees the count drop. */
     atomic_fetch_sub(&srv->st_open, 1);
     epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -594,8 +526,8 @@ static void accept_all(struct mq_kafka_server *srv)
                           NI_NUMERICHOST | NI_NUMERICSERV);
         snprintf(peer, sizeof peer, "%s:%s", host, serv);
         uint8_t addr[16];
-        uint8_t alen = ip_key(&ss, addr);
-        struct ip_slot *slot = ip_find(srv, addr, alen);
+        uint8_t alen = mq_ksrv_ip_key(&ss, addr);
+        struct ip_slot *slot = mq_ksrv_ip_find(srv, addr, alen);
         char why[160];
         if (atomic_load(&srv->st_open) >= (uint64_t)srv->conf.max_connections) {
             snprintf(why, sizeof why, "max_connections (%d) reached", srv->conf.max_connections);
@@ -609,7 +541,7 @@ static void accept_all(struct mq_kafka_server *srv)
             continue;
         }
         struct conn *c = calloc(1, sizeof *c);
-        slot = c ? ip_get(srv, addr, alen) : NULL;
+        slot = c ? mq_ksrv_ip_get(srv, addr, alen) : NULL;
         if (!slot) {
             free(c);
             refuse(srv, fd, peer, "out of memory");
@@ -626,7 +558,7 @@ static void accept_all(struct mq_kafka_server *srv)
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &e) != 0) {
             MQ_WARN("kafka: epoll_ctl: %s", strerror(errno));
-            ip_release(srv, slot);
+            mq_ksrv_ip_release(srv, slot);
             close(fd);
             free(c);
             continue;
@@ -809,13 +741,7 @@ static void server_free(struct mq_kafka_server *srv)
         close(srv->epoll_fd);
     if (srv->spare_fd >= 0)
         close(srv->spare_fd);
-    for (size_t i = 0; srv->ip_buckets && i < srv->ip_nbuckets; i++)
-        while (srv->ip_buckets[i]) {
-            struct ip_slot *s = srv->ip_buckets[i];
-            srv->ip_buckets[i] = s->next;
-            free(s);
-        }
-    free(srv->ip_buckets);
+    mq_ksrv_ips_free(srv);
     mq_kafka_groups_free(srv->groups);
     free(srv->listen_host);
     free(srv->advertised_host);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "kafka/proto.h"
 #include "kafka/server.h"
@@ -188,5 +189,14 @@ int64_t mq_ksrv_fetch_next_due(const struct mq_kafka_server *srv);
 void mq_ksrv_waiting_remove(struct mq_kafka_server *srv, struct req *r);
 /* The log's durable callback (opaque: the server): wakes the loop to recheck parked fetches. */
 void mq_ksrv_on_durable(void *opaque, struct mq_part *part, int64_t durable_end);
+
+/* peers.c: the per-address connection counts. mq_ksrv_ip_key() gives the address a peer counts under
+ * (IPv4-mapped IPv6 as IPv4) and its length; mq_ksrv_ip_get() finds or creates its slot (NULL when out of
+ * memory); mq_ksrv_ip_release() drops one connection and frees the slot with its last. */
+uint8_t mq_ksrv_ip_key(const struct sockaddr_storage *ss, uint8_t addr[16]);
+struct ip_slot *mq_ksrv_ip_find(struct mq_kafka_server *srv, const uint8_t *addr, uint8_t len);
+struct ip_slot *mq_ksrv_ip_get(struct mq_kafka_server *srv, const uint8_t *addr, uint8_t len);
+void mq_ksrv_ip_release(struct mq_kafka_server *srv, struct ip_slot *s);
+void mq_ksrv_ips_free(struct mq_kafka_server *srv);
 
 #endif
