@@ -30,6 +30,18 @@ def free_port():
     return p
 
 
+def wait_listening(port, timeout):
+    """Returns once something accepts connections on 127.0.0.1:port (mqlogd's listener), or exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)  # not synchronisation: the poll interval of the deadline loop
+    sys.exit("mqlogd did not listen on port %d within %d s" % (port, timeout))
+
+
 class Proxy(threading.Thread):
     def __init__(self, listen, target, out):
         super().__init__(daemon=True)
@@ -99,7 +111,7 @@ def main():
     daemon = subprocess.Popen([mqlogd, "-c", conf])
     p = Proxy(proxy, real, out)
     p.start()
-    time.sleep(1)
+    wait_listening(real, 30)
     b = "127.0.0.1:%d" % proxy
     try:
         p.client = "kcat"
