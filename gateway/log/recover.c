@@ -729,53 +729,20 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
     return MQ_OK;
 }
 
-/* Read mode: follow the data the writer has added since the last look (new batches, new segments). */
-enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
+/*
+ * Read mode: scans every segment from index `first` on whose validated size is behind its file (normally only
+ * the last one or two). after_last: the base offset of the segment the directory listing found after the
+ * last one in the list (-1 when none), which seals the last one.
+ */
+static void mq_part_reader_scan(struct mq_part *part, size_t first, int64_t after_last)
 {
-    pthread_mutex_lock(&part->mu);
-    enum mq_err err = MQ_OK;
-    struct mq_bases bases = {0};
-    if (list || part->nsegs == 0) {
-        err = mq_part_list(part, &bases, false);
-        if (err != MQ_OK)
-            goto out;
-        /* Segments deleted by retention disappear at the front (the writer never deletes the newest). */
-        size_t drop = 0;
-        while (drop + 1 < part->nsegs && (bases.n == 0 || part->segs[drop]->base_offset < bases.v[0]))
-            drop++;
-        if (drop) {
-            pthread_rwlock_wrlock(&part->segs_lock);
-            for (size_t i = 0; i < drop; i++)
-                mq_seg_unref(part->segs[i]);
-            memmove(part->segs, part->segs + drop, (part->nsegs - drop) * sizeof *part->segs);
-            part->nsegs -= drop;
-            pthread_rwlock_unlock(&part->segs_lock);
-        }
-    }
-    int64_t last_base = part->nsegs ? mq_part_active(part)->base_offset : -1;
-    for (size_t j = 0; j < bases.n; j++) {
-        if (bases.v[j] <= last_base)
-            continue;
-        /* The previous last segment is complete now that a newer one exists: finish scanning it. */
-        struct mq_segment *seg = mq_seg_new(part->dir, bases.v[j]);
-        if (!seg) {
-            err = MQ_ERR_NOMEM;
-            goto out;
-        }
-        pthread_rwlock_wrlock(&part->segs_lock);
-        err = mq_part_segs_push(part, seg);
-        pthread_rwlock_unlock(&part->segs_lock);
-        if (err != MQ_OK) {
-            mq_seg_unref(seg);
-            goto out;
-        }
-    }
-    /* Scan every segment whose validated size is behind its file (normally only the last one or two). */
-    for (size_t i = 0; i < part->nsegs; i++) {
+    for (size_t i = first; i < part->nsegs; i++) {
         struct mq_segment *seg = part->segs[i];
         if (seg->reader_complete)
             continue;
-        bool sealed = i + 1 < part->nsegs; /* the writer has moved on: this file no longer grows */
+        /* the writer has moved on: this file no longer grows */
+        int64_t next_base = i + 1 < part->nsegs ? part->segs[i + 1]->base_offset : after_last;
+        bool sealed = next_base >= 0;
         int fd = mq_seg_fd(seg);
         if (fd < 0)
             continue;
@@ -794,7 +761,7 @@ enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
                 seg->reader_complete = true;
                 atomic_store(&seg->size, file_size);
                 atomic_store(&seg->durable_size, file_size);
-                atomic_store(&seg->next_offset, part->segs[i + 1]->base_offset);
+                atomic_store(&seg->next_offset, next_base);
                 continue;
             }
             int64_t ts;
@@ -833,6 +800,57 @@ enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
         if (sealed)
             seg->reader_complete = true;
     }
+}
+
+/* Read mode: follow the data the writer has added since the last look (new batches, new segments). */
+enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
+{
+    pthread_mutex_lock(&part->mu);
+    enum mq_err err = MQ_OK;
+    struct mq_bases bases = {0};
+    if (list || part->nsegs == 0) {
+        err = mq_part_list(part, &bases, false);
+        if (err != MQ_OK)
+            goto out;
+        /* Segments deleted by retention disappear at the front (the writer never deletes the newest). */
+        size_t drop = 0;
+        while (drop + 1 < part->nsegs && (bases.n == 0 || part->segs[drop]->base_offset < bases.v[0]))
+            drop++;
+        if (drop) {
+            pthread_rwlock_wrlock(&part->segs_lock);
+            for (size_t i = 0; i < drop; i++)
+                mq_seg_unref(part->segs[i]);
+            memmove(part->segs, part->segs + drop, (part->nsegs - drop) * sizeof *part->segs);
+            part->nsegs -= drop;
+            pthread_rwlock_unlock(&part->segs_lock);
+        }
+    }
+    /* The segments known so far are scanned to their final size before a newer one is listed: a reader
+     * that finds a later segment takes the bytes before it for all there is (and skips what it cannot
+     * read there as damage), so it must never see the new segment while the old one's size still lags. */
+    int64_t last_base = part->nsegs ? mq_part_active(part)->base_offset : -1, after_last = -1;
+    for (size_t j = 0; j < bases.n && after_last < 0; j++)
+        if (bases.v[j] > last_base)
+            after_last = bases.v[j];
+    size_t known = part->nsegs;
+    mq_part_reader_scan(part, 0, after_last);
+    for (size_t j = 0; j < bases.n; j++) {
+        if (bases.v[j] <= last_base)
+            continue;
+        struct mq_segment *seg = mq_seg_new(part->dir, bases.v[j]);
+        if (!seg) {
+            err = MQ_ERR_NOMEM;
+            goto out;
+        }
+        pthread_rwlock_wrlock(&part->segs_lock);
+        err = mq_part_segs_push(part, seg);
+        pthread_rwlock_unlock(&part->segs_lock);
+        if (err != MQ_OK) {
+            mq_seg_unref(seg);
+            goto out;
+        }
+    }
+    mq_part_reader_scan(part, known, -1);
     if (list)
         atomic_store(&part->reader_refresh_mono, mq_mono_ms()); /* when the directory was last listed */
 out:
