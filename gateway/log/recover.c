@@ -111,14 +111,14 @@ enum mq_err mq_rp_write(struct mq_part *part, const struct mq_rp *rp)
 out:
     /* Said once until a write succeeds again: a directory in its place would otherwise fill the log at
      * every checkpoint. The data does not depend on it; the next open only scans further. */
-    struct stat st;
-    if (err != MQ_OK && !atomic_exchange(&part->rp_failing, true))
+    if (err != MQ_OK && !atomic_exchange(&part->rp_failing, true)) {
+        struct stat st;
         MQ_WARN("%s: cannot write the recovery point (%s); the partition works on, and its next open "
                 "scans it from an older point or the start",
                 dst ? dst : part->dir,
                 dst && lstat(dst, &st) == 0 && !S_ISREG(st.st_mode) ? "not a regular file"
                                                                     : mq_strerror(err));
-    else if (err == MQ_OK)
+    } else if (err == MQ_OK)
         atomic_store(&part->rp_failing, false);
     free(tmp);
     free(dst);
