@@ -760,11 +760,19 @@ static void rw_read_all(struct rw_shared *sh, struct mq_part *part, bool reader_
             break;
         }
         seen += n;
-        int64_t off, start, end;
+        int64_t off = -1, start = -1, end = -1;
         struct mq_part_stats st;
-        if (mq_part_offset_for_time(part, ts_of(next / 2), &off) != MQ_OK ||
-            (next > 0 && (off < 0 || off > next / 2)) || mq_part_stats(part, &st) != MQ_OK ||
-            mq_part_offsets(part, &start, &end) != MQ_OK || end < next) {
+        enum mq_err et = mq_part_offset_for_time(part, ts_of(next / 2), &off);
+        enum mq_err es = et == MQ_OK ? mq_part_stats(part, &st) : MQ_OK;
+        enum mq_err eo = et == MQ_OK && es == MQ_OK ? mq_part_offsets(part, &start, &end) : MQ_OK;
+        if (et != MQ_OK || (next > 0 && (off < 0 || off > next / 2)) || es != MQ_OK || eo != MQ_OK ||
+            end < next) {
+            /* say which, with the figures: a rare failure must be diagnosable from the CI log */
+            fprintf(stderr,
+                    "concurrent: %s reader at %" PRId64 ": offset_for_time %s (off %" PRId64 "), stats %s, "
+                    "offsets %s (start %" PRId64 ", end %" PRId64 ")\n",
+                    reader_log ? "read-mode" : "writer-process", next, mq_strerror(et), off, mq_strerror(es),
+                    mq_strerror(eo), start, end);
             rw_fail(sh, "offset_for_time, stats or offsets");
             break;
         }
