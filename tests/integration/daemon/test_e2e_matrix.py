@@ -4,8 +4,10 @@ message must end up in the log exactly once, in per-topic order, with its header
 mqtt.retain, mqtt.broker) and its key. Afterwards mqlogd must stop on SIGTERM with exit status 0 and the log
 must hold nothing more.
 
-MQ_E2E_MESSAGES sets N (scaled by MQ_E2E_SCALE); the default is the issue's 100000. One exception: paho at
-QoS 2 gets at most 60000. With durable_ack paho completes about 1000 QoS 2 messages a second, so the whole
+MQ_E2E_MESSAGES sets N (scaled by MQ_E2E_SCALE). The default suite sends 30000 per case (paho acknowledges
+one message per flush, about 2,300 QoS 1 messages a second, so N is most of the suite's time); the ctest
+configuration `full` (`ctest -C full -L full`) runs the same cases with the original issue's 100000. One
+exception: paho at QoS 2 gets at most 60000. With durable_ack paho completes about 1000 QoS 2 messages a second, so the whole
 stream queues up in the broker, and Debian 12's mosquitto 2.0.11 reuses packet identifiers still in flight
 once more than 65535 are outstanding (its in-flight limit leaks as acknowledgements come back; mosquitto
 issue 2301). Paho over MQTT 3.1.1 then loses the message it had answered with PUBREC (README, "Running it at
@@ -18,7 +20,7 @@ import time
 import e2e_lib as e
 
 CONNECTOR = sys.argv[1] if len(sys.argv) > 1 else "paho"
-N = e.scaled(int(os.environ.get("MQ_E2E_MESSAGES", "100000")))
+N = e.scaled(int(os.environ.get("MQ_E2E_MESSAGES", "30000")))
 PAHO_QOS2_MAX = e.scaled(int(os.environ.get("MQ_E2E_PAHO_QOS2", "60000")))
 TOPICS = 50
 SIZE = 100

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """test_forward_outage.py CASE [CONNECTOR] - the central Kafka cluster (mq_kafka_mock, 3 brokers) fails in the
 middle of a stream that mqlogd ingests from mosquitto and forwards with mode exactly_once. CASE:
-  down    every broker refuses connections for 30 s, then comes back;
-  rtt     every broker answers 2 s late, for 20 s;
+  down    every broker refuses connections for 20 s, then comes back;
+  rtt     every broker answers 2 s late, for 10 s;
   errors  the next 50 Produce requests (ApiKey 0) on any broker have their connection closed instead of an
           answer (_TRANSPORT), as a flaky WAN link would.
 The fault starts once a fifth of the stream is stored. Throughout, MQTT ingest must go on: the stored count
@@ -20,8 +20,11 @@ CASE = sys.argv[1] if len(sys.argv) > 1 else "down"
 CONNECTOR = sys.argv[2] if len(sys.argv) > 2 else "mosquitto"
 if CASE not in ("down", "rtt", "errors"):
     e.fail("usage: test_forward_outage.py down|rtt|errors [CONNECTOR]")
-N = e.scaled(60000, minimum=8000)
-RATE = int(N / 45)  # the stream lasts about 45 s at every scale: the 30 s outage falls inside it
+FAULT = {"down": 20, "rtt": 10, "errors": 0}[CASE]  # seconds the fault lasts
+# Seconds the stream lasts at every scale: the fault starts once a fifth is stored and ends inside it.
+STREAM = {"down": 32, "rtt": 20, "errors": 15}[CASE]
+N = e.scaled(1333 * STREAM, minimum=180 * STREAM)
+RATE = int(N / STREAM)
 TOPIC = "telemetry"
 PARTITIONS = 4
 SITE = "edge-outage"
@@ -84,11 +87,11 @@ def main():
     t_fault = time.monotonic()
     if CASE == "down":
         mock.command("down all")
-        watch.wait(30)
+        watch.wait(FAULT)
         mock.command("up all")
     elif CASE == "rtt":
         mock.command("rtt all 2000")
-        watch.wait(20)
+        watch.wait(FAULT)
         mock.command("rtt all 0")
     else:
         mock.command("errors 0 50 _TRANSPORT")
