@@ -43,11 +43,11 @@ struct mq_seg_range {
 struct mq_segment {
     int64_t base_offset;
     char *path_log, *path_idx, *path_tidx;
-    int fd;                       /* .log: O_RDWR for the active segment, else O_RDONLY; opened lazily */
-    int idx_fd, tidx_fd;          /* writer only: the index files, opened while the segment is active */
-    atomic_int refs;              /* the segment list holds one; each slice one */
-    pthread_mutex_t fd_mu;        /* guards the lazy open of fd */
-    _Atomic int64_t size;         /* bytes of complete batches written (writer) or validated (reader) */
+    int fd;                /* .log: O_RDWR for the active segment, else O_RDONLY; opened lazily */
+    int idx_fd, tidx_fd;   /* writer only: the index files, open while the segment is active (-1: unusable) */
+    atomic_int refs;       /* the segment list holds one; each slice one */
+    pthread_mutex_t fd_mu; /* guards the lazy open of fd */
+    _Atomic int64_t size;  /* bytes of complete batches written (writer) or validated (reader) */
     _Atomic int64_t durable_size; /* bytes known durable: what readers in the writer's process may see */
     _Atomic int64_t next_offset;  /* the offset after the last batch in [0, size) */
     _Atomic int64_t max_ts;       /* largest record timestamp, -1 unknown/empty */
@@ -151,8 +151,15 @@ enum mq_err mq_seg_write_index(struct mq_segment *seg);
 enum mq_err mq_seg_seal_index(struct mq_segment *seg);
 /* Largest timestamp of a segment: known for the active one, read lazily from the time index otherwise. */
 int64_t mq_seg_max_ts(struct mq_segment *seg);
-/* Opens the index files of the segment becoming active and truncates them to what is trusted. */
+/* Opens the index files of the segment becoming active and truncates them to what is trusted. Both or
+ * neither: on failure both are closed (fd -1) and errno says why. A segment whose index files cannot be
+ * opened (a directory in their place) works without them: entries for a closed file are dropped, and lookups
+ * that find no usable file scan the segment from its start. */
 enum mq_err mq_seg_open_index(struct mq_segment *seg, int64_t idx_keep, int64_t tidx_keep);
+/* fdatasyncs the index files that are open. */
+enum mq_err mq_seg_sync_index(const struct mq_segment *seg);
+/* Closes the index files that are open. */
+void mq_seg_close_index(struct mq_segment *seg);
 /* Deletes a segment's files, the data first. */
 void mq_seg_unlink(struct mq_segment *seg);
 

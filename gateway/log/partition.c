@@ -319,7 +319,8 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part);
 /* Whether seg has bytes to fdatasync, or (sealed) index files still to sync and close. Under mu. */
 static bool mq_seg_unsynced(const struct mq_segment *seg, bool sealed)
 {
-    return atomic_load(&seg->durable_size) != atomic_load(&seg->size) || (sealed && seg->idx_fd >= 0);
+    return atomic_load(&seg->durable_size) != atomic_load(&seg->size) ||
+           (sealed && (seg->idx_fd >= 0 || seg->tidx_fd >= 0));
 }
 
 enum mq_err mq_part_flush_tick(struct mq_part *part)
@@ -341,7 +342,7 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
     struct mq_sync_item few[8], *items = few;
     size_t nitems = 0;
     struct mq_rp rp = {0};
-    bool ckpt = false, sync_dir = false;
+    bool ckpt = false, sync_dir = false, ckpt_dup_failed = false;
     int ckpt_idx_fd = -1, ckpt_tidx_fd = -1;
 
     pthread_mutex_lock(&part->mu);
@@ -392,8 +393,9 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
                             atomic_load(&act->next_offset),
                             atomic_load(&act->max_ts),
                             act->max_ts_offset};
-        ckpt_idx_fd = dup(act->idx_fd);
-        ckpt_tidx_fd = dup(act->tidx_fd);
+        /* An index file that is not open (unusable, see mq_seg_open_index()) has nothing to sync. */
+        ckpt_dup_failed = (act->idx_fd >= 0 && (ckpt_idx_fd = dup(act->idx_fd)) < 0) ||
+                          (act->tidx_fd >= 0 && (ckpt_tidx_fd = dup(act->tidx_fd)) < 0);
     }
     int64_t ckpt_bytes = part->bytes_since_checkpoint;
     part->unflushed_bytes = 0;
@@ -409,17 +411,13 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
             serr = mq_err_from_errno(errno);
             break;
         }
-        if (items[i].sealed && seg->idx_fd >= 0) {
-            if (fdatasync(seg->idx_fd) != 0 || fdatasync(seg->tidx_fd) != 0) {
-                serr = mq_err_from_errno(errno);
-                break;
-            }
-        }
+        if (items[i].sealed && (serr = mq_seg_sync_index(seg)) != MQ_OK)
+            break;
     }
     if (serr == MQ_OK && ckpt) {
         /* A failure leaves the data durable, only the checkpoint older; mq_rp_write() says why itself. */
-        if (ckpt_idx_fd < 0 || ckpt_tidx_fd < 0 || fdatasync(ckpt_idx_fd) != 0 ||
-            fdatasync(ckpt_tidx_fd) != 0) {
+        if (ckpt_dup_failed || (ckpt_idx_fd >= 0 && fdatasync(ckpt_idx_fd) != 0) ||
+            (ckpt_tidx_fd >= 0 && fdatasync(ckpt_tidx_fd) != 0)) {
             MQ_WARN("%s: recovery point not written (%s); the next open scans further", part->dir,
                     mq_strerror(MQ_ERR_IO));
             ckpt = false;
@@ -444,11 +442,8 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
             struct mq_segment *seg = items[i].seg;
             if (items[i].size > atomic_load(&seg->durable_size))
                 atomic_store(&seg->durable_size, items[i].size);
-            if (items[i].sealed && seg->idx_fd >= 0) {
-                close(seg->idx_fd);
-                close(seg->tidx_fd);
-                seg->idx_fd = seg->tidx_fd = -1;
-            }
+            if (items[i].sealed)
+                mq_seg_close_index(seg);
         }
         if (end > atomic_load(&part->durable_end))
             atomic_store(&part->durable_end, end);
@@ -773,8 +768,8 @@ enum mq_err mq_part_close(struct mq_part *part, bool clean)
             struct mq_segment *act = mq_part_active(part);
             err = mq_seg_seal_index(act);
             /* the final time entry is an ordinary entry for an active segment: harmless if writing resumes */
-            if (err == MQ_OK && (fdatasync(act->idx_fd) != 0 || fdatasync(act->tidx_fd) != 0))
-                err = mq_err_from_errno(errno);
+            if (err == MQ_OK)
+                err = mq_seg_sync_index(act);
             if (err == MQ_OK) {
                 struct mq_rp rp = {MQ_RP_CLEAN,       act->base_offset,          atomic_load(&act->size),
                                    part->next_offset, atomic_load(&act->max_ts), act->max_ts_offset};

@@ -435,8 +435,9 @@ enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *o
     for (size_t i = 0; i < n && *offset < 0 && err == MQ_OK; i++) {
         struct mq_segment *seg = segs[i];
         bool last = i + 1 == n;
+        /* -1: no batch, or no usable time index to tell (a reader process then scans the segment) */
         int64_t mts = mq_seg_max_ts(seg);
-        if (!last && mts < ts)
+        if (!last && mts >= 0 && mts < ts)
             continue;
         int fd = mq_seg_fd(seg);
         if (fd < 0)

@@ -31,13 +31,11 @@
 static enum mq_err mq_seg_seal_sync(struct mq_segment *seg)
 {
     enum mq_err err = mq_seg_seal_index(seg);
+    if (err == MQ_OK)
+        err = mq_seg_sync_index(seg);
     if (err != MQ_OK)
         return err;
-    if (fdatasync(seg->idx_fd) != 0 || fdatasync(seg->tidx_fd) != 0)
-        return mq_err_from_errno(errno);
-    close(seg->idx_fd);
-    close(seg->tidx_fd);
-    seg->idx_fd = seg->tidx_fd = -1;
+    mq_seg_close_index(seg);
     return MQ_OK;
 }
 
@@ -539,22 +537,17 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
             seg->fd = open(seg->path_log, O_RDONLY | O_CLOEXEC);
             if (seg->fd < 0)
                 return mq_err_from_errno(errno);
-            if ((err = mq_seg_open_index(seg, 0, 0)) != MQ_OK) {
-                /* e.g. a directory in its place: the segment stays readable by a scan from its start */
+            if ((err = mq_seg_open_index(seg, 0, 0)) != MQ_OK)
+                /* e.g. a directory in its place: the segment stays readable by a scan from its start, and
+                 * the scan below still learns its largest timestamp, which time retention needs */
                 MQ_WARN("%s: index unusable and cannot be rebuilt (%s); reads of %s scan it from its start",
-                        seg->path_idx, mq_strerror(err), seg->path_log);
-                if (seg->idx_fd >= 0)
-                    close(seg->idx_fd);
-                if (seg->tidx_fd >= 0)
-                    close(seg->tidx_fd);
-                seg->idx_fd = seg->tidx_fd = -1;
-                err = MQ_OK;
-                continue;
-            }
-            MQ_WARN("%s: index missing or inconsistent, rebuilding", seg->path_idx);
+                        seg->path_idx, strerror(errno), seg->path_log);
+            else
+                MQ_WARN("%s: index missing or inconsistent, rebuilding", seg->path_idx);
             bool trunc;
             /* A sealed segment keeps what follows damage: readers skip it and report it once (read.c). */
             mq_seg_recover(part, seg, 0, seg->base_offset, &trunc, &batches, INT64_MAX);
+            atomic_store(&seg->next_offset, part->segs[i + 1]->base_offset);
             if ((err = mq_seg_seal_sync(seg)) != MQ_OK)
                 return err;
         }
@@ -587,8 +580,13 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
             seg_next = seg->base_offset;
         }
         mq_seg_trusted_index(seg, start, seg_next, &idx_keep, &tidx_keep, &last_idx_pos, &last_tidx_ts);
-        if ((err = mq_seg_open_index(seg, idx_keep, tidx_keep)) != MQ_OK)
-            return err;
+        if ((err = mq_seg_open_index(seg, idx_keep, tidx_keep)) != MQ_OK) {
+            /* e.g. a directory in place of one: the segment is recovered without them (their entries are
+             * dropped) and read by scanning it from its start; below, new records go to a new segment. */
+            MQ_WARN("%s: index files %s and %s cannot be opened (%s); reads scan the segment from its start",
+                    seg->path_log, seg->path_idx, seg->path_tidx, strerror(errno));
+            err = MQ_OK;
+        }
         seg->bytes_since_index = last_idx_pos >= 0 ? start - last_idx_pos : start;
         seg->last_tidx_ts = last_tidx_ts;
         if (start > 0 && have_rp && i == k) {
@@ -707,14 +705,22 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
             return err;
         act = mq_part_active(part);
     }
+    if (act->idx_fd < 0 && atomic_load(&act->size) > 0) {
+        /* Its index files are unusable (above): it is sealed as it is, and new records go to a new segment
+         * with working ones, so that only the damaged segment's reads have to scan. */
+        if ((err = mq_seg_seal_sync(act)) != MQ_OK ||
+            (err = mq_part_new_segment(part, atomic_load(&act->next_offset))) != MQ_OK)
+            return err;
+        act = mq_part_active(part);
+        MQ_INFO("%s: new records go to a new segment, %s", part->dir, act->path_log);
+    }
     part->next_offset = part->written_end = atomic_load(&act->next_offset);
     atomic_store(&part->durable_end, part->next_offset);
     bool scanned =
         batches > 0 || !have_rp || rp.seg_base != act->base_offset || rp.pos != atomic_load(&act->size);
     if (scanned) {
         /* Make what the scan found durable and record it, so that the next open starts from here. */
-        if (fdatasync(act->fd) != 0 || fdatasync(act->idx_fd) != 0 || fdatasync(act->tidx_fd) != 0 ||
-            fsync(part->dir_fd) != 0)
+        if (fdatasync(act->fd) != 0 || mq_seg_sync_index(act) != MQ_OK || fsync(part->dir_fd) != 0)
             return mq_err_from_errno(errno);
         struct mq_rp nrp = {0,
                             act->base_offset,

@@ -90,10 +90,7 @@ void mq_seg_unref(struct mq_segment *seg)
         return;
     if (seg->fd >= 0)
         close(seg->fd);
-    if (seg->idx_fd >= 0)
-        close(seg->idx_fd);
-    if (seg->tidx_fd >= 0)
-        close(seg->tidx_fd);
+    mq_seg_close_index(seg);
     free(seg->idx_pend.buf);
     free(seg->tidx_pend.buf);
     pthread_mutex_destroy(&seg->fd_mu);
@@ -288,7 +285,9 @@ enum mq_err mq_seg_account(struct mq_segment *seg, int64_t pos, const struct mq_
 /* Appends one index file's pending entries; a failed write is cut back so the file keeps whole entries. */
 static enum mq_err mq_idx_flush(int fd, struct mq_idx_pending *pend, int64_t *written, const char *path)
 {
-    if (pend->len == 0 || fd < 0)
+    if (fd < 0)
+        pend->len = 0; /* the file is unusable (recover.c went on without it): readers scan instead */
+    if (pend->len == 0)
         return MQ_OK;
     enum mq_err err = mq_pwrite_full(fd, pend->buf, pend->len, *written);
     if (err != MQ_OK) {
@@ -341,18 +340,39 @@ int64_t mq_seg_max_ts(struct mq_segment *seg)
     return atomic_load(&seg->max_ts);
 }
 
-/* Opens the index files of the segment becoming active and truncates them to what is trusted. */
+/* Opens the index files of the segment becoming active and truncates them to what is trusted. Both or
+ * neither: on failure both are closed (fd -1) and errno says why. */
 enum mq_err mq_seg_open_index(struct mq_segment *seg, int64_t idx_keep, int64_t tidx_keep)
 {
     seg->idx_fd = open(seg->path_idx, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    seg->tidx_fd = open(seg->path_tidx, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (seg->idx_fd < 0 || seg->tidx_fd < 0)
-        return mq_err_from_errno(errno);
-    if (ftruncate(seg->idx_fd, idx_keep) != 0 || ftruncate(seg->tidx_fd, tidx_keep) != 0)
-        return mq_err_from_errno(errno);
+    seg->tidx_fd = seg->idx_fd >= 0 ? open(seg->path_tidx, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+    if (seg->idx_fd < 0 || seg->tidx_fd < 0 || ftruncate(seg->idx_fd, idx_keep) != 0 ||
+        ftruncate(seg->tidx_fd, tidx_keep) != 0) {
+        int e = errno;
+        mq_seg_close_index(seg);
+        errno = e; /* for the caller's message: "Is a directory" says more than MQ_ERR_IO */
+        return mq_err_from_errno(e);
+    }
     seg->idx_written = idx_keep;
     seg->tidx_written = tidx_keep;
     return MQ_OK;
+}
+
+enum mq_err mq_seg_sync_index(const struct mq_segment *seg)
+{
+    if ((seg->idx_fd >= 0 && fdatasync(seg->idx_fd) != 0) ||
+        (seg->tidx_fd >= 0 && fdatasync(seg->tidx_fd) != 0))
+        return mq_err_from_errno(errno);
+    return MQ_OK;
+}
+
+void mq_seg_close_index(struct mq_segment *seg)
+{
+    if (seg->idx_fd >= 0)
+        close(seg->idx_fd);
+    if (seg->tidx_fd >= 0)
+        close(seg->tidx_fd);
+    seg->idx_fd = seg->tidx_fd = -1;
 }
 
 void mq_seg_unlink(struct mq_segment *seg)

@@ -1,9 +1,10 @@
 /*
  * test_log_damage.c - what opening a damaged partition does: the cheap check of the recovery point's segment
  * after a clean stop (a changed Length, a base offset near INT64_MAX, a flipped CRC byte, a cut file, a
- * damaged index), the bytes recovery keeps aside, the intact batches it salvages, the offsets it never hands
- * out twice, a reader's view before any writer repaired the damage, and `verify` on a base offset near
- * INT64_MAX (run under UBSan: no overflow may happen on the way).
+ * damaged index, a directory in place of the active segment's index), the bytes recovery keeps aside, the
+ * intact batches it salvages, the offsets it never hands out twice, a reader's view before any writer
+ * repaired the damage, and `verify` on a base offset near INT64_MAX (run under UBSan: no overflow may happen
+ * on the way).
  *
  * Every partition here is written by one process and closed cleanly, so its recovery point vouches for the
  * whole segment: whatever damage the test then makes happened while no writer ran.
@@ -358,6 +359,60 @@ static void test_index_damage_loses_nothing(void)
     mq_test_rmdir(dir);
 }
 
+/* Replaces path (a file) by an empty directory. */
+static void replace_by_dir(const char *path)
+{
+    CU_ASSERT_FATAL(unlink(path) == 0 && mkdir(path, 0755) == 0);
+}
+
+/* A directory in place of the active segment's index files: the partition opens, every record reads back in
+ * both modes (the segment scanned from its start), appends go to a new segment and read back, and verify
+ * names each non-file. With which: 1 the .index, 2 the .timeindex, 3 both. */
+static void test_active_index_dir(void)
+{
+    for (int which = 1; which <= 3; which++) {
+        char *dir = mq_test_tmpdir("damage");
+        write_clean(dir, 100);
+        char idx[512], tidx[512];
+        snprintf(idx, sizeof idx, "%s/t-0/00000000000000000000.index", dir);
+        snprintf(tidx, sizeof tidx, "%s/t-0/00000000000000000000.timeindex", dir);
+        if (which & 1)
+            replace_by_dir(idx);
+        if (which & 2)
+            replace_by_dir(tidx);
+        struct mq_log_conf c = small_conf();
+        for (int round = 0; round < 3; round++) {
+            /* rounds 0 and 1 write (the first one rolls), round 2 is a reader process's view */
+            struct mq_log *log = open_log(dir, round < 2 ? MQ_LOG_WRITE : MQ_LOG_READ, &c);
+            struct mq_part *p = get_part(log, "t", 0);
+            int64_t start = -1, end = -1, next = -1;
+            CU_ASSERT(mq_part_offsets(p, &start, &end) == MQ_OK);
+            CU_ASSERT(start == 0 && end == RECORDS + (round > 0));
+            CU_ASSERT_EQUAL(read_from(p, 0, &next), RECORDS + (round > 0));
+            CU_ASSERT_EQUAL(read_from(p, PER + 1, &next), RECORDS - PER - 1 + (round > 0));
+            int64_t off = -1;
+            CU_ASSERT(mq_part_offset_for_time(p, 1700000000000LL + 2, &off) == MQ_OK && off == 2 * PER);
+            if (round == 0) {
+                char v[32];
+                int n = snprintf(v, sizeof v, "r%d", RECORDS);
+                struct mq_record r = {1700000001000LL, NULL, -1, v, n, NULL, 0};
+                int64_t first = -1;
+                CU_ASSERT(mq_part_append(p, &r, 1, &first) == MQ_OK && mq_part_flush(p) == MQ_OK);
+                CU_ASSERT_EQUAL(first, RECORDS);
+                CU_ASSERT_EQUAL(read_from(p, RECORDS, &next), 1);
+            }
+            CU_ASSERT(mq_log_close(log) == MQ_OK);
+        }
+        struct issues is = {0};
+        int64_t problems = -1;
+        CU_ASSERT(mq_log_verify(dir, collect, &is, &problems, NULL) == MQ_OK);
+        CU_ASSERT_EQUAL(problems, (which & 1) + (which >> 1));
+        for (int k = 0; k < is.n && k < 8; k++)
+            CU_ASSERT(strstr(is.what[k], "not a regular file") != NULL);
+        mq_test_rmdir(dir);
+    }
+}
+
 /* verify on a last batch whose base offset is near INT64_MAX: one problem at that batch, no arithmetic on
  * the bogus offset (UBSan stops the test on a signed overflow). */
 static void test_verify_base_offset_near_max(void)
@@ -420,6 +475,7 @@ int main(void)
         MQ_TEST(test_salvage_interrupted),
         MQ_TEST(test_reader_before_repair),
         MQ_TEST(test_index_damage_loses_nothing),
+        MQ_TEST(test_active_index_dir),
         MQ_TEST(test_verify_base_offset_near_max),
         MQ_TEST(test_segment_name_near_max),
         MQ_TEST_END,

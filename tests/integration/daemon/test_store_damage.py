@@ -1,8 +1,8 @@
 """test_store_damage.py - what readers do with a damaged store (issue 11, findings 1, 4 and 5): damage never
 hides intact records. mqlogd builds a real data directory of several segments (small segment_bytes) from
 messages published over MQTT, then stops. Each case damages a copy of it (damage.py): a middle segment emptied,
-removed or cut, the first segment emptied, one byte flipped inside a middle batch, recovery-point or an .index
-replaced by a directory. On the copy:
+removed or cut, the first segment emptied, one byte flipped inside a middle batch, recovery-point, a middle
+segment's .index or the active segment's index files replaced by a directory. On the copy:
   - `mqlog verify` reports the damage (exit 1) naming the file;
   - `mqlog consume` and kcat through mqlogd's Kafka endpoint read the same records: every record except the
     damaged batches or segment, consume warning about the damage on stderr;
@@ -186,6 +186,14 @@ def case_index_dir(part_dir):
     return set(), path, "not a regular file", False
 
 
+def case_active_index_dir(part_dir):
+    seg = damage.segments(part_dir)[-1]
+    path = seg[:-4] + ".index"
+    damage.replace_by_dir(path)
+    damage.replace_by_dir(seg[:-4] + ".timeindex")
+    return set(), path, "not a regular file", False
+
+
 CASES = [
     ("empty-middle", case_empty_middle),
     ("remove-middle", case_remove_middle),
@@ -194,6 +202,7 @@ CASES = [
     ("flip-middle", case_flip_middle),
     ("recovery-point-dir", case_rp_dir),
     ("index-dir", case_index_dir),
+    ("active-index-dir", case_active_index_dir),
 ]
 
 
