@@ -180,6 +180,35 @@ static struct member *member_find(struct group *g, struct mq_kafka_str id)
     return NULL;
 }
 
+/* The member with group.instance.id id, or NULL (also for a null or empty id). */
+static struct member *instance_find(struct group *g, struct mq_kafka_str id)
+{
+    if (!g || id.len <= 0)
+        return NULL;
+    for (size_t i = 0; i < g->n_members; i++)
+        if (str_is(id, g->members[i]->instance_id))
+            return g->members[i];
+    return NULL;
+}
+
+/* Whether a request naming (member_id, instance_id) comes from a static member that another instance has
+ * replaced: the group knows the instance id under another member id (Kafka: FENCED_INSTANCE_ID). */
+static bool fenced(struct group *g, struct mq_kafka_str member_id, struct mq_kafka_str instance_id)
+{
+    const struct member *s = instance_find(g, instance_id);
+    return s && member_id.len > 0 && !str_is(member_id, s->id);
+}
+
+/* A new member id, "<client_id>-<16 hex digits>", into buf (at least 192 bytes). */
+static void new_member_id(struct mq_kafka_groups *gs, struct mq_kafka_str client_id, char *buf, size_t size)
+{
+    char cid[128];
+    if (!mq_kafka_str_copy(client_id, cid, sizeof cid) || !cid[0])
+        snprintf(cid, sizeof cid, "member");
+    gs->id_counter = gs->id_counter * 6364136223846793005ULL + 1442695040888963407ULL;
+    snprintf(buf, size, "%s-%016llx", cid, (unsigned long long)gs->id_counter);
+}
+
 static const struct protocol *member_protocol(const struct member *m, const char *name)
 {
     for (int32_t i = 0; name && i < m->n_protocols; i++)
@@ -462,6 +491,64 @@ static bool member_leave(struct mq_kafka_groups *gs, struct group *g, size_t i, 
     return maybe_complete_join(gs, g, now);
 }
 
+/*
+ * A static member m joined without a member id: its new instance takes m's place under a new member id, and
+ * requests the old instance had parked are answered FENCED_INSTANCE_ID. In a Stable group with unchanged
+ * protocols the member gets the current generation back at once, with the leader id as it was, so that it
+ * acts as a follower whose SyncGroup returns the assignment it kept; returns false then, or on an error
+ * answered. Otherwise (protocols changed, or a rebalance under way) returns true: the caller takes the
+ * member through a rebalance.
+ */
+static bool static_rejoin(struct mq_kafka_groups *gs, struct group *g, struct member *m,
+                          const struct mq_kafka_join_group_req *req, struct mq_kafka_str client_id,
+                          void *waiter, int64_t now)
+{
+    char id[192];
+    new_member_id(gs, client_id, id, sizeof id);
+    char *new_id = strdup(id);
+    bool was_leader = g->leader && strcmp(g->leader, m->id) == 0;
+    char *new_leader = was_leader ? strdup(id) : NULL;
+    if (!new_id || (was_leader && !new_leader)) {
+        free(new_id);
+        free(new_leader);
+        join_error(gs, waiter, MQ_KC_UNKNOWN_SERVER_ERROR, req->member_id);
+        return false;
+    }
+    if (m->join_waiter)
+        join_error(gs, m->join_waiter, MQ_KC_FENCED_INSTANCE_ID, view(m->id));
+    if (m->sync_waiter)
+        sync_reply(gs, m->sync_waiter, MQ_KC_FENCED_INSTANCE_ID, NULL, 0);
+    m->join_waiter = m->sync_waiter = NULL;
+    char *old_id = m->id, *old_leader = g->leader;
+    m->id = new_id;
+    if (was_leader)
+        g->leader = new_leader;
+    m->session_timeout_ms = req->session_timeout_ms;
+    m->rebalance_timeout_ms =
+        req->rebalance_timeout_ms > 0 ? req->rebalance_timeout_ms : req->session_timeout_ms;
+    m->last_seen = now;
+
+    bool rebalance = g->state != MQ_KGROUP_STABLE || !same_protocols(m, req);
+    if (rebalance && !same_protocols(m, req) && set_protocols(m, req) != MQ_OK) {
+        join_error(gs, waiter, MQ_KC_UNKNOWN_SERVER_ERROR, view(m->id));
+        rebalance = false;
+    } else if (!rebalance) {
+        /* Kafka answers with the leader id as it was: a replaced leader does not assign again, since a
+         * Stable group would not pass on a new assignment. */
+        struct mq_kafka_join_group_resp r = {0};
+        r.error = MQ_KC_NONE;
+        r.generation_id = g->generation;
+        r.protocol_name = view(g->protocol ? g->protocol : "");
+        r.leader = view(old_leader ? old_leader : "");
+        r.member_id = view(m->id);
+        gs->join_cb(gs->opaque, waiter, &r);
+    }
+    free(old_id);
+    if (was_leader)
+        free(old_leader);
+    return rebalance;
+}
+
 /* ---- requests ---- */
 
 void mq_kafka_groups_join(struct mq_kafka_groups *gs, int64_t now, const struct mq_kafka_join_group_req *req,
@@ -482,12 +569,19 @@ void mq_kafka_groups_join(struct mq_kafka_groups *gs, int64_t now, const struct 
     }
     struct group *g = group_find(gs, req->group_id);
     struct member *m = NULL;
+    bool replaces = false; /* a static member taking the place of its earlier instance */
     if (req->member_id.len > 0) {
+        if (fenced(g, req->member_id, req->group_instance_id)) {
+            join_error(gs, waiter, MQ_KC_FENCED_INSTANCE_ID, req->member_id);
+            return;
+        }
         m = member_find(g, req->member_id);
         if (!m) {
             join_error(gs, waiter, MQ_KC_UNKNOWN_MEMBER_ID, req->member_id);
             return;
         }
+    } else if ((m = instance_find(g, req->group_instance_id)) != NULL) {
+        replaces = true;
     }
     if (g && g->n_members > 0) {
         /* The member must speak the group's protocol type and share a protocol with every other member. */
@@ -533,7 +627,11 @@ void mq_kafka_groups_join(struct mq_kafka_groups *gs, int64_t now, const struct 
     }
 
     bool is_new = m == NULL, changed = false;
-    if (is_new) {
+    if (replaces) {
+        if (!static_rejoin(gs, g, m, req, client_id, waiter, now))
+            return;     /* answered */
+        changed = true; /* protocols changed, or the group is mid-rebalance: join it */
+    } else if (is_new) {
         if (g->n_members >= (size_t)gs->conf.max_group_size) {
             join_error(gs, waiter, MQ_KC_GROUP_MAX_SIZE_REACHED, req->member_id);
             return;
@@ -549,12 +647,8 @@ void mq_kafka_groups_join(struct mq_kafka_groups *gs, int64_t now, const struct 
             g->cap_members = cap;
         }
         m = calloc(1, sizeof *m);
-        char cid[128];
-        if (!mq_kafka_str_copy(client_id, cid, sizeof cid) || !cid[0])
-            snprintf(cid, sizeof cid, "member");
         char id[192];
-        gs->id_counter = gs->id_counter * 6364136223846793005ULL + 1442695040888963407ULL;
-        snprintf(id, sizeof id, "%s-%016llx", cid, (unsigned long long)gs->id_counter);
+        new_member_id(gs, client_id, id, sizeof id);
         if (!m || !(m->id = strdup(id)) || set_protocols(m, req) != MQ_OK ||
             (req->group_instance_id.len >= 0 && !(m->instance_id = dup_str(req->group_instance_id)))) {
             member_free(m);
@@ -603,6 +697,10 @@ void mq_kafka_groups_sync(struct mq_kafka_groups *gs, int64_t now, const struct 
 {
     struct group *g = group_find(gs, req->group_id);
     struct member *m = member_find(g, req->member_id);
+    if (fenced(g, req->member_id, req->group_instance_id)) {
+        sync_reply(gs, waiter, MQ_KC_FENCED_INSTANCE_ID, NULL, 0);
+        return;
+    }
     if (!m) {
         sync_reply(gs, waiter, MQ_KC_UNKNOWN_MEMBER_ID, NULL, 0);
         return;
@@ -671,10 +769,13 @@ void mq_kafka_groups_sync(struct mq_kafka_groups *gs, int64_t now, const struct 
 }
 
 int16_t mq_kafka_groups_heartbeat(struct mq_kafka_groups *gs, int64_t now, struct mq_kafka_str group_id,
-                                  int32_t generation_id, struct mq_kafka_str member_id)
+                                  int32_t generation_id, struct mq_kafka_str member_id,
+                                  struct mq_kafka_str instance_id)
 {
     struct group *g = group_find(gs, group_id);
     struct member *m = member_find(g, member_id);
+    if (fenced(g, member_id, instance_id))
+        return MQ_KC_FENCED_INSTANCE_ID;
     if (!m)
         return MQ_KC_UNKNOWN_MEMBER_ID;
     if (generation_id != g->generation)
@@ -686,13 +787,16 @@ int16_t mq_kafka_groups_heartbeat(struct mq_kafka_groups *gs, int64_t now, struc
 }
 
 int16_t mq_kafka_groups_leave(struct mq_kafka_groups *gs, int64_t now, struct mq_kafka_str group_id,
-                              struct mq_kafka_str member_id)
+                              struct mq_kafka_str member_id, struct mq_kafka_str instance_id)
 {
     struct group *g = group_find(gs, group_id);
-    if (!g || member_id.len <= 0)
+    if (fenced(g, member_id, instance_id))
+        return MQ_KC_FENCED_INSTANCE_ID;
+    const struct member *s = member_id.len > 0 ? NULL : instance_find(g, instance_id);
+    if (!g || (member_id.len <= 0 && !s))
         return MQ_KC_UNKNOWN_MEMBER_ID;
     for (size_t i = 0; i < g->n_members; i++)
-        if (str_is(member_id, g->members[i]->id)) {
+        if (g->members[i] == s || str_is(member_id, g->members[i]->id)) {
             member_leave(gs, g, i, now);
             return MQ_KC_NONE;
         }
@@ -700,9 +804,12 @@ int16_t mq_kafka_groups_leave(struct mq_kafka_groups *gs, int64_t now, struct mq
 }
 
 int16_t mq_kafka_groups_check_commit(struct mq_kafka_groups *gs, struct mq_kafka_str group_id,
-                                     int32_t generation_id, struct mq_kafka_str member_id)
+                                     int32_t generation_id, struct mq_kafka_str member_id,
+                                     struct mq_kafka_str instance_id)
 {
     struct group *g = group_find(gs, group_id);
+    if (fenced(g, member_id, instance_id))
+        return MQ_KC_FENCED_INSTANCE_ID;
     if (generation_id < 0 && (!g || g->n_members == 0))
         return MQ_KC_NONE;
     if (g && g->state == MQ_KGROUP_COMPLETING_REBALANCE && member_find(g, member_id))

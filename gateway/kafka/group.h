@@ -16,9 +16,15 @@
  * run inside the call that caused it (for the caller's own waiter or another's). Callbacks must not call
  * back into this module; they queue the response and return.
  *
+ * Static membership (KIP-345, group.instance.id): a member that joins without a member id but with the
+ * instance id of a member the group has takes that member's place. It gets a new member id, keeps its
+ * assignment, and in a Stable group with unchanged protocols it gets the current generation back at once:
+ * no rebalance, so a consumer restarted within its session timeout takes its partitions back and the others
+ * keep theirs. Requests that name the instance id with the replaced member id are answered
+ * FENCED_INSTANCE_ID, as Kafka answers a second instance with the same id.
+ *
  * Time is the caller's monotonic clock in milliseconds, passed to every call, so tests can drive it.
- * Not thread-safe: the Kafka server's event loop is the only user. Static membership (group.instance.id)
- * is carried through but not treated specially: such members behave as dynamic ones.
+ * Not thread-safe: the Kafka server's event loop is the only user.
  */
 #ifndef MQ_KAFKA_GROUP_H
 #define MQ_KAFKA_GROUP_H
@@ -64,14 +70,16 @@ void mq_kafka_groups_join(struct mq_kafka_groups *groups, int64_t now_ms,
 void mq_kafka_groups_sync(struct mq_kafka_groups *groups, int64_t now_ms,
                           const struct mq_kafka_sync_group_req *req, void *waiter);
 
-/* A heartbeat; returns the Kafka error code to answer with (NONE, REBALANCE_IN_PROGRESS, ...). */
+/* A heartbeat; returns the Kafka error code to answer with (NONE, REBALANCE_IN_PROGRESS, ...). instance_id
+ * is the request's group.instance.id (a null view when it has none). */
 int16_t mq_kafka_groups_heartbeat(struct mq_kafka_groups *groups, int64_t now_ms,
                                   struct mq_kafka_str group_id, int32_t generation_id,
-                                  struct mq_kafka_str member_id);
+                                  struct mq_kafka_str member_id, struct mq_kafka_str instance_id);
 
-/* A member leaves; returns the Kafka error code for it. */
+/* A member leaves; returns the Kafka error code for it. A static member may leave by its instance id alone
+ * (an empty member id). */
 int16_t mq_kafka_groups_leave(struct mq_kafka_groups *groups, int64_t now_ms, struct mq_kafka_str group_id,
-                              struct mq_kafka_str member_id);
+                              struct mq_kafka_str member_id, struct mq_kafka_str instance_id);
 
 /*
  * Whether an OffsetCommit from (generation_id, member_id) may be stored, as Kafka decides it: a commit with
@@ -79,7 +87,8 @@ int16_t mq_kafka_groups_leave(struct mq_kafka_groups *groups, int64_t now_ms, st
  * member must be in the group with the current generation, and not while the group awaits its assignment.
  */
 int16_t mq_kafka_groups_check_commit(struct mq_kafka_groups *groups, struct mq_kafka_str group_id,
-                                     int32_t generation_id, struct mq_kafka_str member_id);
+                                     int32_t generation_id, struct mq_kafka_str member_id,
+                                     struct mq_kafka_str instance_id);
 
 /* Forgets waiter (its connection closed): no callback will be made for it. Its member stays in the
  * group until its session times out, counted from now. */

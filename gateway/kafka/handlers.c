@@ -287,8 +287,8 @@ static void handle_heartbeat(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_heartbeat_req q;
     if (!mq_ksrv_decoded(r, mq_kafka_heartbeat_req_decode(rd, r->hdr.api_version, &q)))
         return;
-    q.error =
-        mq_kafka_groups_heartbeat(r->conn->srv->groups, now_ms(), q.group_id, q.generation_id, q.member_id);
+    q.error = mq_kafka_groups_heartbeat(r->conn->srv->groups, now_ms(), q.group_id, q.generation_id,
+                                        q.member_id, q.group_instance_id);
     struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_heartbeat_resp_encode(&it->out.wr, r->hdr.api_version, &q);
@@ -302,8 +302,8 @@ static void handle_leave_group(struct req *r, struct mq_kafka_rd *rd)
         return;
     q.error = MQ_KC_NONE;
     for (int32_t i = 0; i < q.member_count; i++)
-        q.members[i].error =
-            mq_kafka_groups_leave(r->conn->srv->groups, now_ms(), q.group_id, q.members[i].member_id);
+        q.members[i].error = mq_kafka_groups_leave(r->conn->srv->groups, now_ms(), q.group_id,
+                                                   q.members[i].member_id, q.members[i].group_instance_id);
     struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_leave_group_resp_encode(&it->out.wr, r->hdr.api_version, &q);
@@ -348,7 +348,8 @@ static void handle_offset_commit(struct req *r, struct mq_kafka_rd *rd)
     if (q.group_id.len <= 0 || !mq_kafka_str_copy(q.group_id, group, sizeof group))
         gerr = MQ_KC_INVALID_GROUP_ID;
     else
-        gerr = mq_kafka_groups_check_commit(srv->groups, q.group_id, q.generation_id, q.member_id);
+        gerr = mq_kafka_groups_check_commit(srv->groups, q.group_id, q.generation_id, q.member_id,
+                                            q.group_instance_id);
 
     size_t n = 0;
     for (int32_t i = 0; i < q.topic_count; i++)

@@ -79,6 +79,7 @@ enum mq_kafka_code {
     MQ_KC_GROUP_ID_NOT_FOUND = 69,
     MQ_KC_MEMBER_ID_REQUIRED = 79,
     MQ_KC_GROUP_MAX_SIZE_REACHED = 81,
+    MQ_KC_FENCED_INSTANCE_ID = 82,
 };
 
 /* One supported API and its version range, as ApiVersions lists it. */

@@ -1,7 +1,7 @@
 /*
  * test_kafka_group.c - the consumer group coordinator's state machine, driven with a fake clock: joins,
  * the leader's assignments, rebalances on join, leave, session timeout and rebalance timeout, protocol
- * choice, error codes, and cancelled waiters.
+ * choice, error codes, cancelled waiters, and static members (group.instance.id) that restart.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +21,7 @@ struct client {
     char members[4][200];
     int16_t sync_error;
     char assignment[64];
+    const char *instance; /* group.instance.id: a static member; NULL: a dynamic one */
 };
 
 static void on_join(void *opaque, void *waiter, const struct mq_kafka_join_group_resp *r)
@@ -51,6 +52,7 @@ static struct mq_kafka_str S(const char *s) {
     struct mq_kafka_str v = {s, s ? (int32_t)strlen(s) : -1};
     return v;
 }
+#define NOSTR S(NULL)
 
 static struct mq_kafka_groups *
 new_groups(int32_t initial_delay)
@@ -75,7 +77,7 @@ static void join_p(struct mq_kafka_groups *gs, int64_t now, struct client *c, co
     r.session_timeout_ms = session_ms;
     r.rebalance_timeout_ms = rebalance_ms;
     r.member_id = S(mid);
-    r.group_instance_id = S(NULL);
+    r.group_instance_id = S(c->instance);
     r.protocol_type = S("consumer");
     r.protocol_count = p2 ? 2 : 1;
     r.protocols = protos;
@@ -96,7 +98,7 @@ static void sync(struct mq_kafka_groups *gs, int64_t now, struct client *c)
     r.group_id = S("g");
     r.generation_id = c->generation;
     r.member_id = S(c->member_id);
-    r.group_instance_id = S(NULL);
+    r.group_instance_id = S(c->instance);
     if (strcmp(c->leader, c->member_id) == 0) {
         for (int32_t i = 0; i < c->member_count && i < 4; i++) {
             snprintf(bufs[i], sizeof bufs[i], "A:%.200s", c->members[i]);
@@ -111,7 +113,7 @@ static void sync(struct mq_kafka_groups *gs, int64_t now, struct client *c)
 
 static int16_t heartbeat(struct mq_kafka_groups *gs, int64_t now, struct client *c)
 {
-    return mq_kafka_groups_heartbeat(gs, now, S("g"), c->generation, S(c->member_id));
+    return mq_kafka_groups_heartbeat(gs, now, S("g"), c->generation, S(c->member_id), S(c->instance));
 }
 
 static enum mq_kafka_group_state state(struct mq_kafka_groups *gs, int32_t *gen, int32_t *n)
@@ -134,7 +136,8 @@ static void test_single_member(void)
     int32_t gen, n;
     CU_ASSERT_EQUAL(state(gs, &gen, &n), MQ_KGROUP_COMPLETING_REBALANCE);
     /* Commits wait for the assignment. */
-    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), 1, S(a.member_id)), MQ_KC_REBALANCE_IN_PROGRESS);
+    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), 1, S(a.member_id), NOSTR),
+                    MQ_KC_REBALANCE_IN_PROGRESS);
     sync(gs, 1, &a);
     CU_ASSERT_EQUAL(a.syncs, 1);
     CU_ASSERT_EQUAL(a.sync_error, 0);
@@ -145,18 +148,19 @@ static void test_single_member(void)
     CU_ASSERT_EQUAL(gen, 1);
     CU_ASSERT_EQUAL(n, 1);
     CU_ASSERT_EQUAL(heartbeat(gs, 2, &a), MQ_KC_NONE);
-    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), 1, S(a.member_id)), MQ_KC_NONE);
-    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), 0, S(a.member_id)), MQ_KC_ILLEGAL_GENERATION);
-    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), -1, S("")), MQ_KC_UNKNOWN_MEMBER_ID);
-    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("other"), -1, S("")), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), 1, S(a.member_id), NOSTR), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), 0, S(a.member_id), NOSTR),
+                    MQ_KC_ILLEGAL_GENERATION);
+    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), -1, S(""), NOSTR), MQ_KC_UNKNOWN_MEMBER_ID);
+    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("other"), -1, S(""), NOSTR), MQ_KC_NONE);
     /* A repeated sync in Stable returns the same assignment; a repeated join returns the generation. */
     sync(gs, 3, &a);
     CU_ASSERT_EQUAL(a.syncs, 2);
     CU_ASSERT_STRING_EQUAL(a.assignment, want);
     /* Leaving empties the group, which disappears. */
-    CU_ASSERT_EQUAL(mq_kafka_groups_leave(gs, 4, S("g"), S(a.member_id)), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(mq_kafka_groups_leave(gs, 4, S("g"), S(a.member_id), NOSTR), MQ_KC_NONE);
     CU_ASSERT_EQUAL(state(gs, NULL, NULL), MQ_KGROUP_NONE);
-    CU_ASSERT_EQUAL(mq_kafka_groups_leave(gs, 4, S("g"), S(a.member_id)), MQ_KC_UNKNOWN_MEMBER_ID);
+    CU_ASSERT_EQUAL(mq_kafka_groups_leave(gs, 4, S("g"), S(a.member_id), NOSTR), MQ_KC_UNKNOWN_MEMBER_ID);
     CU_ASSERT_EQUAL(mq_kafka_groups_tick(gs, 5), INT64_MAX);
     mq_kafka_groups_free(gs);
 }
@@ -175,7 +179,7 @@ static void test_two_members_rebalance(void)
     CU_ASSERT_EQUAL(state(gs, NULL, NULL), MQ_KGROUP_PREPARING_REBALANCE);
     CU_ASSERT_EQUAL(heartbeat(gs, 11, &a), MQ_KC_REBALANCE_IN_PROGRESS);
     /* Commits of the old generation are still accepted while preparing (consumers commit on revoke). */
-    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), 1, S(a.member_id)), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), 1, S(a.member_id), NOSTR), MQ_KC_NONE);
     join(gs, 12, &a);
     CU_ASSERT_EQUAL(a.joins, 2);
     CU_ASSERT_EQUAL(b.joins, 1);
@@ -204,7 +208,7 @@ static void test_two_members_rebalance(void)
     CU_ASSERT_EQUAL(heartbeat(gs, 15, &b), MQ_KC_NONE);
 
     /* The leader leaves: b must rejoin and becomes leader of generation 3 alone. */
-    CU_ASSERT_EQUAL(mq_kafka_groups_leave(gs, 20, S("g"), S(a.member_id)), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(mq_kafka_groups_leave(gs, 20, S("g"), S(a.member_id), NOSTR), MQ_KC_NONE);
     CU_ASSERT_EQUAL(heartbeat(gs, 21, &b), MQ_KC_REBALANCE_IN_PROGRESS);
     join(gs, 22, &b);
     CU_ASSERT_EQUAL(b.joins, 2);
@@ -377,6 +381,134 @@ static void test_join_during_sync(void)
     mq_kafka_groups_free(gs);
 }
 
+/* Two static members in a Stable group: b's instance dies and a new one joins with b's instance id and no
+ * member id. It takes b's place at once, with b's assignment and no rebalance; a keeps its generation. The
+ * old instance's member id is fenced. */
+static void test_static_rejoin(void)
+{
+    struct mq_kafka_groups *gs = new_groups(0);
+    struct client a = {.instance = "inst-a"}, b = {.instance = "inst-b"};
+    join(gs, 0, &a);
+    sync(gs, 0, &a);
+    join(gs, 10, &b);
+    join(gs, 11, &a);
+    sync(gs, 12, &b);
+    sync(gs, 13, &a);
+    int32_t gen, n;
+    CU_ASSERT_EQUAL(state(gs, &gen, &n), MQ_KGROUP_STABLE);
+    CU_ASSERT_EQUAL(gen, 2);
+    char want_b[220];
+    snprintf(want_b, sizeof want_b, "A:%s", b.member_id);
+    CU_ASSERT_STRING_EQUAL(b.assignment, want_b);
+
+    /* b's process is killed; its new instance joins 2 s later without a member id. */
+    struct client b2 = {.instance = "inst-b"};
+    join(gs, 2000, &b2);
+    CU_ASSERT_EQUAL(b2.joins, 1);
+    CU_ASSERT_EQUAL(b2.join_error, MQ_KC_NONE);
+    CU_ASSERT_EQUAL(b2.generation, 2); /* the current generation: no rebalance */
+    CU_ASSERT_STRING_NOT_EQUAL(b2.member_id, b.member_id);
+    CU_ASSERT_STRING_EQUAL(b2.leader, a.member_id);
+    CU_ASSERT_EQUAL(b2.member_count, 0);
+    CU_ASSERT_EQUAL(state(gs, &gen, &n), MQ_KGROUP_STABLE);
+    CU_ASSERT_EQUAL(n, 2);
+    sync(gs, 2001, &b2);
+    CU_ASSERT_EQUAL(b2.sync_error, MQ_KC_NONE);
+    CU_ASSERT_STRING_EQUAL(b2.assignment, want_b); /* b's assignment, kept */
+    CU_ASSERT_EQUAL(heartbeat(gs, 2002, &a), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(heartbeat(gs, 2002, &b2), MQ_KC_NONE);
+
+    /* The old instance's member id is fenced wherever it shows up with the instance id. */
+    CU_ASSERT_EQUAL(heartbeat(gs, 2003, &b), MQ_KC_FENCED_INSTANCE_ID);
+    sync(gs, 2003, &b);
+    CU_ASSERT_EQUAL(b.sync_error, MQ_KC_FENCED_INSTANCE_ID);
+    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), 2, S(b.member_id), S("inst-b")),
+                    MQ_KC_FENCED_INSTANCE_ID);
+    CU_ASSERT_EQUAL(mq_kafka_groups_leave(gs, 2003, S("g"), S(b.member_id), S("inst-b")),
+                    MQ_KC_FENCED_INSTANCE_ID);
+    join(gs, 2003, &b);
+    CU_ASSERT_EQUAL(b.join_error, MQ_KC_FENCED_INSTANCE_ID);
+    CU_ASSERT_EQUAL(mq_kafka_groups_check_commit(gs, S("g"), 2, S(b2.member_id), S("inst-b")), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(state(gs, &gen, &n), MQ_KGROUP_STABLE);
+    CU_ASSERT_EQUAL(gen, 2);
+
+    /* The old session does not time out the new instance: it heartbeats under its new id. */
+    for (int64_t t = 3000; t <= 30000; t += 3000) {
+        CU_ASSERT_EQUAL(heartbeat(gs, t, &a), MQ_KC_NONE);
+        CU_ASSERT_EQUAL(heartbeat(gs, t, &b2), MQ_KC_NONE);
+        mq_kafka_groups_tick(gs, t);
+    }
+    CU_ASSERT_EQUAL(state(gs, &gen, &n), MQ_KGROUP_STABLE);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(gen, 2);
+
+    /* A static member leaves by its instance id alone: the group rebalances without it. */
+    CU_ASSERT_EQUAL(mq_kafka_groups_leave(gs, 31000, S("g"), S(""), S("inst-b")), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(state(gs, NULL, &n), MQ_KGROUP_PREPARING_REBALANCE);
+    CU_ASSERT_EQUAL(n, 1);
+    mq_kafka_groups_free(gs);
+}
+
+/* The static leader restarts: its new instance gets the old leader id in its answer, so it does not assign
+ * (a Stable group would not pass a new assignment on); it keeps its partitions. A static member whose
+ * protocols changed, or that rejoins during a rebalance, goes through a rebalance, and a parked request of
+ * the old instance is answered FENCED_INSTANCE_ID. */
+static void test_static_leader_and_rebalance(void)
+{
+    struct mq_kafka_groups *gs = new_groups(0);
+    struct client a = {.instance = "inst-a"}, b = {.instance = "inst-b"};
+    join(gs, 0, &a);
+    sync(gs, 0, &a);
+    join(gs, 1, &b);
+    join(gs, 2, &a);
+    sync(gs, 3, &b);
+    sync(gs, 4, &a);
+    char want_a[220];
+    snprintf(want_a, sizeof want_a, "A:%s", a.member_id);
+    CU_ASSERT_STRING_EQUAL(a.assignment, want_a);
+
+    struct client a2 = {.instance = "inst-a"};
+    join(gs, 100, &a2);
+    CU_ASSERT_EQUAL(a2.join_error, MQ_KC_NONE);
+    CU_ASSERT_EQUAL(a2.generation, 2);
+    CU_ASSERT_STRING_EQUAL(a2.leader, a.member_id); /* the old id: not this member */
+    CU_ASSERT_EQUAL(a2.member_count, 0);
+    sync(gs, 101, &a2);
+    CU_ASSERT_STRING_EQUAL(a2.assignment, want_a);
+    CU_ASSERT_EQUAL(state(gs, NULL, NULL), MQ_KGROUP_STABLE);
+
+    /* b's new instance comes with other protocols: a rebalance, which a2 now leads. */
+    struct client b2 = {.instance = "inst-b"};
+    join_p(gs, 200, &b2, "g", "roundrobin", "range", 10000, 30000);
+    CU_ASSERT_EQUAL(b2.joins, 0);
+    CU_ASSERT_EQUAL(state(gs, NULL, NULL), MQ_KGROUP_PREPARING_REBALANCE);
+    CU_ASSERT_EQUAL(heartbeat(gs, 201, &a2), MQ_KC_REBALANCE_IN_PROGRESS);
+    join(gs, 202, &a2);
+    CU_ASSERT_EQUAL(a2.generation, 3);
+    CU_ASSERT_EQUAL(b2.generation, 3);
+    CU_ASSERT_STRING_EQUAL(a2.leader, a2.member_id);
+    CU_ASSERT_EQUAL(a2.member_count, 2);
+
+    /* b2 parks its sync; a third instance of b arrives meanwhile (CompletingRebalance): b2's parked sync is
+     * fenced and the group rebalances once more. */
+    sync(gs, 203, &b2);
+    CU_ASSERT_EQUAL(b2.syncs, 0);
+    struct client b3 = {.instance = "inst-b"};
+    join_p(gs, 204, &b3, "g", "roundrobin", "range", 10000, 30000);
+    CU_ASSERT_EQUAL(b2.syncs, 1);
+    CU_ASSERT_EQUAL(b2.sync_error, MQ_KC_FENCED_INSTANCE_ID);
+    CU_ASSERT_EQUAL(state(gs, NULL, NULL), MQ_KGROUP_PREPARING_REBALANCE);
+    join(gs, 205, &a2);
+    CU_ASSERT_EQUAL(b3.generation, 4);
+    sync(gs, 206, &b3);
+    sync(gs, 207, &a2);
+    char want_b3[220];
+    snprintf(want_b3, sizeof want_b3, "A:%s", b3.member_id);
+    CU_ASSERT_STRING_EQUAL(b3.assignment, want_b3);
+    CU_ASSERT_EQUAL(state(gs, NULL, NULL), MQ_KGROUP_STABLE);
+    mq_kafka_groups_free(gs);
+}
+
 int main(void)
 {
     static const struct mq_test tests[] = {
@@ -387,6 +519,8 @@ int main(void)
         MQ_TEST(test_initial_delay_and_protocols),
         MQ_TEST(test_errors_and_cancel),
         MQ_TEST(test_join_during_sync),
+        MQ_TEST(test_static_rejoin),
+        MQ_TEST(test_static_leader_and_rebalance),
         MQ_TEST_END,
     };
     return mq_test_run("kafka_group", tests);

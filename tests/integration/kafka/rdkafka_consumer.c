@@ -2,7 +2,9 @@
  * rdkafka_consumer.c - a librdkafka consumer in a consumer group (subscribe()), driven line by line for the
  * integration tests.
  *
- * Usage: rdkafka_consumer -b HOST:PORT -g GROUP -t TOPIC [-d] (-d: librdkafka debug "cgrp" to stderr)
+ * Usage: rdkafka_consumer -b HOST:PORT -g GROUP -t TOPIC [-i INSTANCE] [-s SESSION_MS] [-d]
+ *   -i: a static member (group.instance.id INSTANCE); -s: session.timeout.ms (default 6000);
+ *   -d: librdkafka debug "cgrp,protocol,broker" to stderr
  * Prints, one line each (stdout, flushed):
  *   assigned T:P[,T:P...]   (empty list: "assigned -") after every rebalance assignment
  *   revoked                 when its partitions are taken away
@@ -59,9 +61,9 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
 
 int main(int argc, char **argv)
 {
-    const char *brokers = NULL, *group = NULL, *topic = NULL;
+    const char *brokers = NULL, *group = NULL, *topic = NULL, *instance = NULL, *session = "6000";
     int debug = 0, opt;
-    while ((opt = getopt(argc, argv, "b:g:t:d")) != -1) {
+    while ((opt = getopt(argc, argv, "b:g:t:i:s:d")) != -1) {
         switch (opt) {
         case 'b':
             brokers = optarg;
@@ -72,6 +74,12 @@ int main(int argc, char **argv)
         case 't':
             topic = optarg;
             break;
+        case 'i':
+            instance = optarg;
+            break;
+        case 's':
+            session = optarg;
+            break;
         case 'd':
             debug = 1;
             break;
@@ -80,15 +88,17 @@ int main(int argc, char **argv)
         }
     }
     if (!brokers || !group || !topic) {
-        fprintf(stderr, "usage: rdkafka_consumer -b HOST:PORT -g GROUP -t TOPIC [-d]\n");
+        fprintf(stderr,
+                "usage: rdkafka_consumer -b HOST:PORT -g GROUP -t TOPIC [-i INSTANCE] [-s SESSION_MS] "
+                "[-d]\n");
         return 2;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (set(conf, "bootstrap.servers", brokers) || set(conf, "group.id", group) ||
         set(conf, "auto.offset.reset", "earliest") || set(conf, "enable.auto.commit", "false") ||
-        set(conf, "session.timeout.ms", "6000") || set(conf, "heartbeat.interval.ms", "300") ||
-        set(conf, "fetch.wait.max.ms", "200") || set(conf, "enable.partition.eof", "false") ||
-        (debug && set(conf, "debug", "cgrp,protocol,broker"))) {
+        set(conf, "session.timeout.ms", session) || set(conf, "heartbeat.interval.ms", "300") ||
+        (instance && set(conf, "group.instance.id", instance)) || set(conf, "fetch.wait.max.ms", "200") ||
+        set(conf, "enable.partition.eof", "false") || (debug && set(conf, "debug", "cgrp,protocol,broker"))) {
         rd_kafka_conf_destroy(conf);
         return 2;
     }

@@ -11,6 +11,9 @@ Checks:
   - kafka-python KafkaConsumer with a group reads everything, commits, and a second run resumes after it.
   - long poll: a consumer waiting at the end of a partition gets a new record long before max_wait.
   - librdkafka group: two members split the partitions; one leaves, the other takes them all.
+  - static membership (group.instance.id): a member killed and restarted with the same instance id gets its
+    partitions back within seconds, far inside its 30 s session timeout, and the other member is never
+    revoked (no rebalance).
   - committed offsets survive a restart of the server.
   - `mqlog groups` (a reader beside the serving process) lists the groups committed through the endpoint
     with their committed offsets, end offsets and lag.
@@ -236,6 +239,51 @@ def test_rdkafka_group(srv, consumer_exe):
             b.kill()
 
 
+def test_static_membership(srv, consumer_exe):
+    """KIP-345: B is killed (no LeaveGroup) and restarted with its group.instance.id; it must get its own
+    partitions back at once, and A must keep its partitions throughout."""
+    srv.cmd("create s4 4")
+    for p in range(4):
+        srv.cmd("append s4 %d 5 p%d %d" % (p, p, TS0))
+    all_parts = {"s4:%d" % p for p in range(4)}
+    session_ms = 30000
+
+    def member(instance):
+        return e.Proc([consumer_exe, "-b", srv.broker, "-g", "static", "-t", "s4", "-i", instance,
+                       "-s", str(session_ms)], "static member " + instance)
+    a = member("inst-a")
+    b = b2 = None
+    try:
+        a.expect(lambda l: l.startswith("assigned") and parse_assignment(l) == all_parts, 60,
+                 "A to get all 4 partitions")
+        b = member("inst-b")
+        lb = b.expect(lambda l: l.startswith("assigned") and len(parse_assignment(l)) == 2, 60,
+                      "B to get 2 partitions")
+        a.expect(lambda l: l.startswith("assigned") and len(parse_assignment(l)) == 2, 60,
+                 "A to give up 2 partitions")
+        sb = parse_assignment(lb)
+        a_lines = len(a.seen)
+        b.kill()  # SIGKILL: no LeaveGroup; the coordinator still holds B's session
+        t0 = time.monotonic()
+        b2 = member("inst-b")
+        lb2 = b2.expect(lambda l: l.startswith("assigned"), 20, "the restarted B to get an assignment")
+        took = time.monotonic() - t0
+        e.check(parse_assignment(lb2) == sb, "the restarted B got %s, it had %s" % (lb2, sorted(sb)))
+        e.check(took < session_ms / 1000 / 2,
+                "the restarted B waited %.1f s: as long as a rebalance after the session timeout" % took)
+        # B reads its partitions again (nothing was committed); A saw no revocation meanwhile.
+        b2.expect(lambda l: l.startswith("msg "), 30, "the restarted B to read a record")
+        a.drain()
+        a_after = [l for l in a.seen[a_lines:] if l.startswith(("revoked", "assigned"))]
+        e.check(not a_after, "A was rebalanced while B restarted: %s" % a_after)
+        print("static membership: B restarted with its instance id had %s back after %.2f s; A untouched"
+              % (sorted(sb), took), flush=True)
+    finally:
+        for p in (a, b, b2):
+            if p:
+                p.kill()
+
+
 def test_groups_tool(srv, mqlog, data_dir):
     """mqlog groups reads the offsets the endpoint committed (same catalog), beside the running server."""
 
@@ -353,6 +401,7 @@ def main():
         test_kafka_python_group(srv)
         test_long_poll(srv)
         test_rdkafka_group(srv, args.consumer)
+        test_static_membership(srv, args.consumer)
         test_groups_tool(srv, args.mqlog, data_dir)
         srv = test_offsets_survive_restart(srv, args.serve, args.consumer, data_dir)
         test_producers_refused(srv)
