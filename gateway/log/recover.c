@@ -344,6 +344,57 @@ static bool mq_seg_tail_matches(struct mq_segment *seg, const struct mq_rp *rp)
     return ok && r == MQ_SCAN_END && next == rp->next_offset;
 }
 
+/*
+ * Rebuilds the indexes of a sealed segment (seg->fd open) from its batch headers, walking it as readers do
+ * (read.c): up to the first header that is partial or impossible, or a batch out of offset order. A batch
+ * that fails its CRC is indexed like any other: readers skip it on their own. With the index files not open
+ * (unusable) the walk only learns the largest timestamp. Says once which segment it rebuilt and why, and
+ * when its batches stop short of next_base (the next segment's), which offsets readers cannot get: reads
+ * then do not say it again.
+ */
+static void mq_seg_rebuild(struct mq_part *part, struct mq_segment *seg, int64_t next_base, int64_t *batches,
+                           const char *why)
+{
+    int64_t size = mq_fd_size(seg->fd), at = 0, next = seg->base_offset;
+    struct mq_scan sc;
+    mq_scan_init(&sc, seg->fd, 0, size);
+    struct mq_batch_info bi;
+    enum mq_scan_res r;
+    while ((r = mq_scan_next(&sc, false, &bi, NULL)) == MQ_SCAN_BATCH) {
+        /* Compare before any arithmetic: the base offset lies outside the CRC. The index holds offsets
+         * relative to the segment's base as int32. */
+        if (bi.base_offset < next || mq_batch_last_offset(&bi) >= next_base ||
+            mq_batch_last_offset(&bi) - seg->base_offset > INT32_MAX) {
+            r = MQ_SCAN_BAD;
+            break;
+        }
+        if (mq_seg_account(seg, at, &bi, part->log->conf.index_interval_bytes) != MQ_OK) {
+            r = MQ_SCAN_IOERR;
+            break;
+        }
+        next = mq_batch_last_offset(&bi) + 1;
+        at = sc.pos;
+        (*batches)++;
+    }
+    mq_scan_free(&sc);
+    atomic_store(&seg->next_offset, next_base); /* as for every sealed segment */
+    bool indexed = seg->idx_fd >= 0;
+    if (r == MQ_SCAN_END && next == next_base) {
+        MQ_WARN("%s: %s; %s", seg->path_log, why,
+                indexed ? "rebuilt it from the batches" : "its batches are whole");
+        return;
+    }
+    atomic_store(&seg->gap_reported, true);
+    MQ_WARN("%s: %s; %s up to byte %" PRId64 " of %" PRId64 " (%s): offsets %" PRId64 "..%" PRId64
+            " cannot be read, readers skip to offset %" PRId64 " in the next segment",
+            seg->path_log, why, indexed ? "rebuilt it" : "batches found", at, size,
+            r == MQ_SCAN_END       ? (at == 0 ? "the segment holds no batch" : "its batches stop before them")
+            : r == MQ_SCAN_PARTIAL ? "partial batch"
+            : r == MQ_SCAN_BAD     ? "invalid batch header"
+                                   : "read error",
+            next, next_base - 1, next_base);
+}
+
 /* Copies bytes [from, to) of file `in` to the start of file `out` and makes them durable. */
 static enum mq_err mq_copy_range(int in, int64_t from, int64_t to, int out)
 {
@@ -537,17 +588,15 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
             seg->fd = open(seg->path_log, O_RDONLY | O_CLOEXEC);
             if (seg->fd < 0)
                 return mq_err_from_errno(errno);
-            if ((err = mq_seg_open_index(seg, 0, 0)) != MQ_OK)
+            char why[1024];
+            if (mq_seg_open_index(seg, 0, 0) != MQ_OK)
                 /* e.g. a directory in its place: the segment stays readable by a scan from its start, and
-                 * the scan below still learns its largest timestamp, which time retention needs */
-                MQ_WARN("%s: index unusable and cannot be rebuilt (%s); reads of %s scan it from its start",
-                        seg->path_idx, strerror(errno), seg->path_log);
+                 * the walk below still learns its largest timestamp, which time retention needs */
+                snprintf(why, sizeof why, "its index files %s and %s cannot be opened (%s): reads scan it",
+                         seg->path_idx, seg->path_tidx, strerror(errno));
             else
-                MQ_WARN("%s: index missing or inconsistent, rebuilding", seg->path_idx);
-            bool trunc;
-            /* A sealed segment keeps what follows damage: readers skip it and report it once (read.c). */
-            mq_seg_recover(part, seg, 0, seg->base_offset, &trunc, &batches, INT64_MAX);
-            atomic_store(&seg->next_offset, part->segs[i + 1]->base_offset);
+                snprintf(why, sizeof why, "its index %s is missing or inconsistent", seg->path_idx);
+            mq_seg_rebuild(part, seg, part->segs[i + 1]->base_offset, &batches, why);
             if ((err = mq_seg_seal_sync(seg)) != MQ_OK)
                 return err;
         }

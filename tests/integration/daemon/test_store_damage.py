@@ -2,7 +2,8 @@
 hides intact records. mqlogd builds a real data directory of several segments (small segment_bytes) from
 messages published over MQTT, then stops. Each case damages a copy of it (damage.py): a middle segment emptied,
 removed or cut, the first segment emptied, one byte flipped inside a middle batch, recovery-point, a middle
-segment's .index or the active segment's index files replaced by a directory. On the copy:
+segment's .index or the active segment's index files replaced by a directory, a middle segment's .index
+removed. On the copy:
   - `mqlog verify` reports the damage (exit 1) naming the file;
   - `mqlog consume` and kcat through mqlogd's Kafka endpoint read the same records: every record except the
     damaged batches or segment, consume warning about the damage on stderr;
@@ -119,6 +120,9 @@ def run_case(n, name, base_dir, base, broker, hurt):
     named = [ln for ln in d.log().splitlines() if fname in ln]
     e.check(len(named) == 1, "%s: mqlogd logged %d lines naming %s, expected 1:\n%s" %
             (name, len(named), fname, "\n".join(named[:10]) or d.log()[-2000:]))
+    if fname.endswith(".index"):  # the operator's question is which segment
+        seg = fname[:-len(".index")] + ".log"
+        e.check(seg in named[0], "%s: mqlogd's line about %s does not name %s:\n%s" % (name, fname, seg, named[0]))
 
     # Appends after the damage: published over MQTT, stored behind it, readable through both.
     end = max(base) + 1
@@ -186,6 +190,12 @@ def case_index_dir(part_dir):
     return set(), path, "not a regular file", False
 
 
+def case_index_missing(part_dir):
+    path = middle(part_dir)[:-4] + ".index"
+    os.unlink(path)
+    return set(), path, "missing offset index", False
+
+
 def case_active_index_dir(part_dir):
     seg = damage.segments(part_dir)[-1]
     path = seg[:-4] + ".index"
@@ -202,6 +212,7 @@ CASES = [
     ("flip-middle", case_flip_middle),
     ("recovery-point-dir", case_rp_dir),
     ("index-dir", case_index_dir),
+    ("index-missing", case_index_missing),
     ("active-index-dir", case_active_index_dir),
 ]
 
