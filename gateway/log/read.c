@@ -451,13 +451,21 @@ enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *o
         const uint8_t *body;
         enum mq_scan_res r;
         while ((r = mq_scan_next(&sc, false, &bi, NULL)) == MQ_SCAN_BATCH) {
+            int64_t bend = sc.pos, bstart = bend - (int64_t)mq_batch_size(&bi);
+            if (bi.base_offset < 0 || bi.base_offset > INT64_MAX - 1 - bi.last_offset_delta) {
+                r = MQ_SCAN_BAD; /* offsets no reader can count past: damage, as mq_seg_read() says */
+                break;
+            }
             if (bi.max_timestamp < ts || bi.base_offset >= vis_end)
                 continue;
             /* decode this batch to find the first record at or after ts */
-            sc.pos -= (int64_t)mq_batch_size(&bi);
-            if (mq_scan_next(&sc, true, &bi, &body) != MQ_SCAN_BATCH) {
-                err = MQ_ERR_CORRUPT;
-                break;
+            sc.pos = bstart;
+            if ((r = mq_scan_next(&sc, true, &bi, &body)) != MQ_SCAN_BATCH) {
+                if (r != MQ_SCAN_BAD || !sc.bad_crc)
+                    break;
+                /* Never served (reads skip it and report it): the answer lies in a batch after it. */
+                sc.pos = bend;
+                continue;
             }
             struct mq_record_iter it;
             struct mq_record_view rv;
@@ -473,9 +481,15 @@ enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *o
                 }
             if (rr < 0)
                 err = MQ_ERR_CORRUPT;
-            break;
+            if (*offset >= 0 || err != MQ_OK)
+                break;
         }
-        if (r == MQ_SCAN_BAD)
+        /* As reads do: the unreadable rest of a segment is skipped when a later one exists, and is an error
+         * only in the last one (where a write in progress is not damage: the scan stops at the durable
+         * end). */
+        if (r == MQ_SCAN_IOERR && err == MQ_OK)
+            err = MQ_ERR_IO;
+        else if (r == MQ_SCAN_BAD && last && *offset < 0 && err == MQ_OK)
             err = MQ_ERR_CORRUPT;
         mq_scan_free(&sc);
     }

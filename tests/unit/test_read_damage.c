@@ -2,8 +2,9 @@
  * test_read_damage.c - what readers of the log do with damaged segment files (issue 11): a segment emptied
  * or cut in the middle of the partition, or the first one emptied, hides only its own records (a read at an
  * offset inside the gap gets the batches after it); a batch that fails its CRC is never handed out, and the
- * records around it are; and each batch's CRC is checked once per open log, when it is written or first read,
- * then remembered (a batch changed on disk after that is not checked again: that is the cost saved).
+ * records around it are; a lookup by time lands after the damage; and each batch's CRC is checked once per
+ * open log, when it is written or first read, then remembered (a batch changed on disk after that is not
+ * checked again: that is the cost saved).
  *
  * Records written here have value "v<offset>"; segments are 16 KiB, batches 5 records.
  */
@@ -123,6 +124,12 @@ static void check_readable(const char *dir, int64_t lost_from, int64_t lost_to)
         CU_ASSERT(s.len > 0 && s.first_offset == lost_to + 1);
         mq_slice_release(&s);
         CU_ASSERT(read_all(part, lost_from, NULL) == N_RECORDS - lost_to - 1);
+        /* a lookup by time (ListOffsets, kcat -o s@TS) lands after the damage as well */
+        int64_t off = -1;
+        CU_ASSERT(mq_part_offset_for_time(part, 1700000000000LL + lost_from, &off) == MQ_OK);
+        CU_ASSERT_EQUAL(off, lost_to + 1);
+        CU_ASSERT(mq_part_offset_for_time(part, 1700000000000LL + lost_to + 1, &off) == MQ_OK);
+        CU_ASSERT_EQUAL(off, lost_to + 1);
         CU_ASSERT(mq_log_close(log) == MQ_OK);
     }
 }
@@ -228,6 +235,9 @@ static void test_crc_checked_once(void)
     int64_t seg_end = s.pos + (int64_t)s.len;
     mq_slice_release(&s);
     CU_ASSERT(read_all(part, 0, NULL) == N_RECORDS - 5);
+    int64_t t_off = -1; /* a lookup by time skips it too (record timestamps are base + offset) */
+    CU_ASSERT(mq_part_offset_for_time(part, 1700000000000LL + 12, &t_off) == MQ_OK && t_off == 15);
+    CU_ASSERT(mq_part_offset_for_time(part, 1700000000000LL + 9, &t_off) == MQ_OK && t_off == 9);
 
     /* Checked once: the fourth batch, read (and found good) above, is not checked again while the log
      * stays open, so damage done to it since is not seen; the damaged third stays skipped. */

@@ -8,7 +8,7 @@ removed. On the copy:
   - `mqlog consume` and kcat through mqlogd's Kafka endpoint read the same records: every record except the
     damaged batches or segment, consume warning about the damage on stderr;
   - kcat started at the first offset after the damage reads from there (a fetch inside a gap gets the
-    records after it);
+    records after it), and so does kcat started at a timestamp past the records before it (ListOffsets by time);
   - mqlogd logs the damage once, naming the file, however many fetches read past it;
   - messages published after the damage are stored and readable through both.
 """
@@ -24,6 +24,7 @@ import e2e_lib as e
 N = 1600  # messages of about 200 bytes: 5-6 segments of 64 KiB
 TOPIC = "dmg"
 KCAT = shutil.which("kcat") or "/usr/bin/kcat"
+BASE_TS = {}  # {offset: timestamp} of the undamaged base directory
 LOG = {"flush_interval_ms": 5, "segment_bytes": "64KiB", "index_interval_bytes": "1KiB", "batch_bytes": "4KiB"}
 
 
@@ -33,6 +34,12 @@ def records_of_consume(data_dir):
     if p.returncode != 0:
         e.fail("mqlog consume exited with %d:\n%s" % (p.returncode, p.stderr[-2000:]))
     return {r["offset"]: r["value"] for r in map(json.loads, p.stdout.splitlines())}, p.stderr
+
+
+def timestamps_of_consume(data_dir):
+    """{offset: timestamp} from `mqlog consume`."""
+    p = e.run([e.MQLOG, "consume", "-d", data_dir, TOPIC, "--format", "json"], timeout=120)
+    return {r["offset"]: r["timestamp"] for r in map(json.loads, p.stdout.splitlines())}
 
 
 def records_of_kcat(bootstrap, offset="beginning"):
@@ -69,6 +76,7 @@ def build_base(broker):
     e.check(len(segs) >= 5, "expected at least 5 segments, got %d" % len(segs))
     e.check(sorted(recs) == list(range(len(recs))), "the base directory's offsets are not 0..%d" % len(recs))
     e.log("base: %d records in %d segments" % (len(recs), len(segs)))
+    BASE_TS.update(timestamps_of_consume(d.data))
     return d.dir, recs
 
 
@@ -117,6 +125,14 @@ def run_case(n, name, base_dir, base, broker, hurt):
             exp = {o: v for o, v in want.items() if o >= min(lost)}
             e.check(k == exp, "%s: kcat -o %d (inside the damage) read %s, expected %s" %
                     (name, min(lost), describe(k), describe(exp)))
+        # By time (ListOffsets): a timestamp newer than every record before the damage, so that the lookup
+        # has to get past the damage (records share milliseconds).
+        ts = max([BASE_TS[o] for o in BASE_TS if o < min(lost)] or [BASE_TS[min(lost)] - 1]) + 1
+        first = min(o for o in want if BASE_TS[o] >= ts)
+        k = records_of_kcat(kafka, "s@%d" % ts)
+        exp = {o: v for o, v in want.items() if o >= first}
+        e.check(k == exp, "%s: kcat -o s@%d (past the records before the damage) read %s, expected %s" %
+                (name, ts, describe(k), describe(exp)))
     named = [ln for ln in d.log().splitlines() if fname in ln]
     e.check(len(named) == 1, "%s: mqlogd logged %d lines naming %s, expected 1:\n%s" %
             (name, len(named), fname, "\n".join(named[:10]) or d.log()[-2000:]))
