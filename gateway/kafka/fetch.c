@@ -122,6 +122,8 @@ static bool fetch_resolve(struct mq_kafka_server *srv, struct req *r)
  * partitions must not build a response far above its max_bytes. */
 static int64_t part_overhead(int16_t v)
 {
+    if (v < 4)
+        return 4 + 2 + 8 + 4;
     return 4 + 2 + 8 + 8 + (v >= 5 ? 8 : 0) + 4 + (v >= 11 ? 4 : 0) + 4;
 }
 
@@ -142,11 +144,12 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
     /* The client's max_bytes, within the server's fetch_max_bytes, less what the response spends besides
      * records (its header, every topic name and partition header). */
     int16_t v = r->hdr.api_version;
+    int8_t magic = mq_kafka_fetch_magic(v); /* >= 0: convert to messages of this format */
     int64_t budget = q->max_bytes > 0 ? q->max_bytes : 1;
     if (budget > srv->conf.fetch_max_bytes)
         budget = srv->conf.fetch_max_bytes;
-    budget -=
-        4 + 4 + 4 + (v >= 7 ? 2 + 4 : 0) + 4; /* size, correlation id, throttle, error, session, topics */
+    budget -= 4 + 4 + (v >= 1 ? 4 : 0) + (v >= 7 ? 2 + 4 : 0) +
+              4; /* size, correlation id, throttle, error, session, topics */
     for (int32_t i = 0; i < q->topic_count; i++)
         budget -= 2 + (q->topics[i].name.len > 0 ? q->topics[i].name.len : 0) + 4 +
                   (int64_t)q->topics[i].part_count * part_overhead(v);
@@ -204,11 +207,28 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
                     break;
                 }
                 int64_t next = s.next_offset;
-                if (mq_kafka_fetch_part_add(&r->arena, p, &s) != MQ_OK) {
+                size_t len = s.len;
+                if (magic >= 0) {
+                    /* An old client: the batches as messages (downconv.h), counted at their stored size. */
+                    err = mq_kafka_downconvert_slice(&s, p->fetch_offset, magic, &p->msgs);
+                    mq_slice_release(&s);
+                    if (err == MQ_ERR_NOMEM) {
+                        mq_ksrv_conn_kill(r->conn, "out of memory");
+                        return true;
+                    }
+                    if (err != MQ_OK) {
+                        if (got == 0) {
+                            p->error = err == MQ_ERR_INVAL ? MQ_KC_UNSUPPORTED_COMPRESSION_TYPE
+                                                           : mq_ksrv_code_for(err);
+                            error = true;
+                        }
+                        break;
+                    }
+                } else if (mq_kafka_fetch_part_add(&r->arena, p, &s) != MQ_OK) {
                     mq_ksrv_conn_kill(r->conn, "out of memory");
                     return true;
                 }
-                got += (int64_t)s.len;
+                got += (int64_t)len;
                 off = next;
             }
             total += got;

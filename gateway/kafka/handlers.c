@@ -569,7 +569,7 @@ static void handle_unsupported(struct req *r)
  */
 static const struct mq_ksrv_api apis[] = {
     {MQ_KAPI_PRODUCE, 0, 8, handle_produce},
-    {MQ_KAPI_FETCH, 4, 11, mq_ksrv_handle_fetch},
+    {MQ_KAPI_FETCH, 0, 11, mq_ksrv_handle_fetch},
     {MQ_KAPI_LIST_OFFSETS, 0, 5, handle_list_offsets},
     {MQ_KAPI_METADATA, 0, 8, handle_metadata},
     {MQ_KAPI_OFFSET_COMMIT, 0, 7, handle_offset_commit},

@@ -503,7 +503,8 @@ enum mq_err mq_kafka_fetch_part_add(struct mq_kafka_arena *a, struct mq_kafka_fe
 void mq_kafka_fetch_resp_encode(struct mq_kafka_out *out, int16_t v, struct mq_kafka_fetch_req *r)
 {
     struct mq_kafka_wr *wr = &out->wr;
-    wr_throttle(wr);
+    if (v >= 1)
+        wr_throttle(wr);
     if (v >= 7) {
         mq_kafka_wr_i16(wr, r->error);
         mq_kafka_wr_i32(wr, 0); /* session id: no incremental fetch sessions */
@@ -518,6 +519,15 @@ void mq_kafka_fetch_resp_encode(struct mq_kafka_out *out, int16_t v, struct mq_k
             mq_kafka_wr_i32(wr, p->partition);
             mq_kafka_wr_i16(wr, p->error);
             mq_kafka_wr_i64(wr, p->high_watermark);
+            if (v < 4) {
+                /* Before v4: no last stable offset, no transactions; the records are a message set. */
+                if (p->msgs.len > INT32_MAX) {
+                    wr->err = MQ_ERR_RANGE;
+                    return;
+                }
+                mq_kafka_wr_bytes(wr, p->msgs.p ? p->msgs.p : (const uint8_t *)"", (int32_t)p->msgs.len);
+                continue;
+            }
             mq_kafka_wr_i64(wr, p->last_stable_offset);
             if (v >= 5)
                 mq_kafka_wr_i64(wr, p->log_start);
@@ -548,6 +558,8 @@ void mq_kafka_fetch_req_release(struct mq_kafka_fetch_req *r)
             for (int32_t k = 0; k < p->n_slices; k++)
                 mq_slice_release(&p->slices[k]);
             p->n_slices = 0;
+            free(p->msgs.p);
+            p->msgs = (struct mq_kafka_msgs){0};
         }
 }
 

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kafka/downconv.h"
 #include "kafka/wire.h"
 #include "log/log.h"
 #include "util/err.h"
@@ -75,6 +76,7 @@ enum mq_kafka_code {
     MQ_KC_UNSUPPORTED_VERSION = 35,
     MQ_KC_INVALID_REQUEST = 42,
     MQ_KC_KAFKA_STORAGE_ERROR = 56,
+    MQ_KC_UNSUPPORTED_COMPRESSION_TYPE = 76,
     MQ_KC_TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53,
     MQ_KC_GROUP_ID_NOT_FOUND = 69,
     MQ_KC_MEMBER_ID_REQUIRED = 79,
@@ -216,7 +218,7 @@ enum mq_err mq_kafka_list_offsets_req_decode(struct mq_kafka_rd *rd, int16_t v, 
 void mq_kafka_list_offsets_resp_encode(struct mq_kafka_wr *wr, int16_t v,
                                        const struct mq_kafka_list_offsets_req *r);
 
-/* ---- Fetch (1) v4-11 ---- */
+/* ---- Fetch (1) v0-11 (v0-3 get message sets converted from the batches: downconv.h) ---- */
 
 struct mq_kafka_fetch_part {
     int32_t partition;
@@ -232,6 +234,7 @@ struct mq_kafka_fetch_part {
     struct mq_slice *slices; /* whole batches, in order; moved into the response by the encoder */
     int32_t n_slices;
     int32_t cap_slices;
+    struct mq_kafka_msgs msgs; /* v0-3: the records as messages instead of slices (freed by release) */
 };
 struct mq_kafka_fetch_topic {
     struct mq_kafka_str name;
@@ -260,7 +263,7 @@ enum mq_err mq_kafka_fetch_part_add(struct mq_kafka_arena *a, struct mq_kafka_fe
                                     struct mq_slice *s);
 /* Writes the response; each partition's records are spliced from its slices, which move into out. */
 void mq_kafka_fetch_resp_encode(struct mq_kafka_out *out, int16_t v, struct mq_kafka_fetch_req *r);
-/* Releases the slices still held by the request (those the encoder did not take). */
+/* Releases the slices and message sets still held by the request (those the encoder did not take). */
 void mq_kafka_fetch_req_release(struct mq_kafka_fetch_req *r);
 
 /* ---- FindCoordinator (10) v0-2 ---- */

@@ -62,8 +62,10 @@ static void build_fetch(struct mq_kafka_wr *w, int16_t v)
     mq_kafka_wr_i32(w, -1);
     mq_kafka_wr_i32(w, 500); /* max wait */
     mq_kafka_wr_i32(w, 1);   /* min bytes */
-    mq_kafka_wr_i32(w, 52428800);
-    mq_kafka_wr_i8(w, 0);
+    if (v >= 3)
+        mq_kafka_wr_i32(w, 52428800);
+    if (v >= 4)
+        mq_kafka_wr_i8(w, 0);
     if (v >= 7) {
         mq_kafka_wr_i32(w, 0);
         mq_kafka_wr_i32(w, -1);
@@ -598,6 +600,65 @@ static void test_list_offsets(void)
     free(hold);
 }
 
+/* Fetch v0-3: the request without the later fields, and a response whose records are the partition's
+ * message set (downconv.h) in memory: no throttle in v0, no last stable offset or transactions. */
+static void test_fetch_old(void)
+{
+    uint8_t *hold = NULL;
+    for (int16_t v = 0; v <= 3; v++) {
+        struct mq_kafka_arena a;
+        mq_kafka_arena_init(&a);
+        struct mq_kafka_wr w;
+        mq_kafka_wr_init(&w);
+        build_fetch(&w, v);
+        struct mq_kafka_rd rd;
+        rd_from(&rd, &w, &hold);
+        struct mq_kafka_fetch_req r;
+        CU_ASSERT_EQUAL_FATAL(mq_kafka_fetch_req_decode(&rd, v, &a, &r), MQ_OK);
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        CU_ASSERT_EQUAL(r.max_bytes, v >= 3 ? 52428800 : INT32_MAX);
+        CU_ASSERT_EQUAL_FATAL(r.topic_count, 2);
+        CU_ASSERT_EQUAL(r.topics[0].parts[0].fetch_offset, 42);
+        struct mq_kafka_fetch_part *p = &r.topics[0].parts[0];
+        p->high_watermark = 50;
+        p->msgs.p = malloc(5);
+        CU_ASSERT_FATAL(p->msgs.p != NULL);
+        memcpy(p->msgs.p, "abcde", 5);
+        p->msgs.len = p->msgs.cap = 5;
+
+        struct mq_kafka_out out;
+        mq_kafka_out_init(&out);
+        mq_kafka_out_begin(&out, 78, 0);
+        mq_kafka_fetch_resp_encode(&out, v, &r);
+        CU_ASSERT_EQUAL(mq_kafka_out_end(&out), MQ_OK);
+        mq_kafka_fetch_req_release(&r);
+        CU_ASSERT_PTR_NULL(p->msgs.p);
+        CU_ASSERT_EQUAL(out.n_splices, 0);
+
+        mq_kafka_rd_init(&rd, out.wr.buf, out.wr.len);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), (int32_t)out.wr.len - 4);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 78);
+        if (v >= 1)
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0); /* throttle */
+        CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 2);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "alpha"));
+        CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 2);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), 50);
+        struct mq_kafka_str set = mq_kafka_rd_bytes(&rd);
+        CU_ASSERT_TRUE(set.len == 5 && memcmp(set.ptr, "abcde", 5) == 0);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_string(&rd), "beta"));
+        CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 0);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        mq_kafka_out_free(&out);
+        mq_kafka_wr_free(&w);
+        mq_kafka_arena_free(&a);
+    }
+    free(hold);
+}
+
 static void test_fetch(void)
 {
     uint8_t *hold = NULL;
@@ -1073,17 +1134,12 @@ static void test_out_and_arena(void)
 int main(void)
 {
     static const struct mq_test tests[] = {
-        MQ_TEST(test_api_headers),
-        MQ_TEST(test_api_versions),
-        MQ_TEST(test_metadata),
-        MQ_TEST(test_list_offsets),
-        MQ_TEST(test_fetch),
-        MQ_TEST(test_group_apis),
-        MQ_TEST(test_offsets),
-        MQ_TEST(test_produce),
-        MQ_TEST(test_truncation_and_mutation),
-        MQ_TEST(test_out_and_arena),
-        MQ_TEST_END,
+        MQ_TEST(test_api_headers),   MQ_TEST(test_api_versions),
+        MQ_TEST(test_metadata),      MQ_TEST(test_list_offsets),
+        MQ_TEST(test_fetch),         MQ_TEST(test_fetch_old),
+        MQ_TEST(test_group_apis),    MQ_TEST(test_offsets),
+        MQ_TEST(test_produce),       MQ_TEST(test_truncation_and_mutation),
+        MQ_TEST(test_out_and_arena), MQ_TEST_END,
     };
     return mq_test_run("kafka_proto", tests);
 }
