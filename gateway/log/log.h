@@ -215,6 +215,14 @@ struct mq_part_stats {
 };
 /* In read mode, first looks for data the writer added since the last call. */
 enum mq_err mq_part_stats(struct mq_part *part, struct mq_part_stats *st);
+/*
+ * Offsets below the end that no reader gets because a segment's batches stop short of the next segment (a
+ * segment emptied, cut or removed): what `mqlog verify` reports as missing, and what the end offset counts
+ * as Kafka's log-end offset counts a range removed by compaction. Batches that fail their CRC are not
+ * counted (finding them takes reading every byte: verify does). Reads about one index interval at the end
+ * of each sealed segment.
+ */
+enum mq_err mq_part_missing_offsets(struct mq_part *part, int64_t *missing);
 int64_t mq_part_durable_end(struct mq_part *part);
 /* The cheap pair a Kafka fetch needs, without the I/O of mq_part_stats: the log start offset and the end of
  * what readers may see (the durable end in the writer's process; a reader process looks for new data at most

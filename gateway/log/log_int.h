@@ -309,5 +309,8 @@ enum mq_err mq_part_list(struct mq_part *part, struct mq_bases *bases, bool clea
 enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases);
 /* Read mode: follow the data the writer has added since the last look (new batches, new segments). */
 enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list);
+/* The last entry of seg's offset index that points below byte `limit` at a batch whose last offset is below
+ * `below`: returns the batch's position and *last its last offset, or 0 and *last -1 when there is none. */
+int64_t mq_seg_last_entry(const struct mq_segment *seg, int64_t limit, int64_t below, int64_t *last);
 
 #endif

@@ -499,6 +499,70 @@ enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *o
     return err;
 }
 
+/* The offset after the last batch of seg that readers reach before its end (limit), walking from the last
+ * index entry (from its start when the entry names no such batch); seg->base_offset when there is none. */
+static int64_t mq_seg_readable_end(struct mq_segment *seg, int fd, int64_t limit, int64_t next_base,
+                                   struct mq_scan *sc)
+{
+    int64_t entry_last = -1;
+    int64_t pos = mq_seg_last_entry(seg, limit, next_base, &entry_last);
+    for (;;) {
+        int64_t next = pos == 0 ? seg->base_offset : -1;
+        mq_scan_reset(sc, fd, pos, limit);
+        struct mq_batch_info bi;
+        while (mq_scan_next(sc, false, &bi, NULL) == MQ_SCAN_BATCH) {
+            /* compare before any arithmetic: the base offset lies outside the CRC (as mq_seg_read()) */
+            if (bi.base_offset < (next >= 0 ? next : seg->base_offset) ||
+                bi.base_offset > INT64_MAX - 1 - bi.last_offset_delta ||
+                (next < 0 && mq_batch_last_offset(&bi) != entry_last))
+                break;
+            next = mq_batch_last_offset(&bi) + 1;
+        }
+        if (next >= 0 || pos == 0)
+            return next >= 0 ? next : seg->base_offset;
+        pos = 0; /* the entry names no batch: walk the segment from its start */
+    }
+}
+
+enum mq_err mq_part_missing_offsets(struct mq_part *part, int64_t *missing)
+{
+    *missing = 0;
+    if (!mq_part_writer(part)) {
+        enum mq_err err = mq_part_reader_refresh(part, true);
+        if (err != MQ_OK)
+            return err;
+    }
+    pthread_rwlock_rdlock(&part->segs_lock);
+    size_t n = part->nsegs;
+    struct mq_segment **segs = malloc((n ? n : 1) * sizeof *segs);
+    if (!segs) {
+        pthread_rwlock_unlock(&part->segs_lock);
+        return MQ_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        segs[i] = part->segs[i];
+        mq_seg_ref(segs[i]);
+    }
+    pthread_rwlock_unlock(&part->segs_lock);
+    struct mq_scan sc;
+    mq_scan_init(&sc, -1, 0, 0);
+    sc.chunk = 16 * 1024; /* about one index interval is read per segment */
+    for (size_t i = 0; i + 1 < n; i++) {
+        int64_t next_base = segs[i + 1]->base_offset;
+        int fd = mq_seg_fd(segs[i]);
+        int64_t end =
+            fd < 0 ? segs[i]->base_offset
+                   : mq_seg_readable_end(segs[i], fd, atomic_load(&segs[i]->durable_size), next_base, &sc);
+        if (end < next_base)
+            *missing += next_base - end;
+    }
+    mq_scan_free(&sc);
+    for (size_t i = 0; i < n; i++)
+        mq_seg_unref(segs[i]);
+    free(segs);
+    return MQ_OK;
+}
+
 enum mq_err mq_part_stats(struct mq_part *part, struct mq_part_stats *st)
 {
     memset(st, 0, sizeof *st);

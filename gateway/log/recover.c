@@ -288,7 +288,7 @@ static int64_t mq_seg_recover(struct mq_part *part, struct mq_segment *seg, int6
  * `below`: returns the batch's position and *last its last offset, or 0 and *last -1 when there is none.
  * Read from the end: entries are few, and a damaged one only makes the caller's check of the batch fail.
  */
-static int64_t mq_seg_last_entry(const struct mq_segment *seg, int64_t limit, int64_t below, int64_t *last)
+int64_t mq_seg_last_entry(const struct mq_segment *seg, int64_t limit, int64_t below, int64_t *last)
 {
     *last = -1;
     int fd = open(seg->path_idx, O_RDONLY | O_CLOEXEC);

@@ -18,14 +18,20 @@ static void mq_topics_help(void)
         "usage: mqlog topics -d DATA_DIR [--json]\n"
         "\n"
         "Lists every topic and partition: log start offset, end offset (the next offset to be written),\n"
-        "bytes in segment files, segment count, oldest and newest record timestamps (ISO 8601 UTC; epoch\n"
-        "milliseconds in JSON, null when the partition is empty). Read-only: safe beside mqlogd.\n"
+        "offsets missing below the end, bytes in segment files, segment count, oldest and newest record\n"
+        "timestamps (ISO 8601 UTC; epoch milliseconds in JSON, null when the partition is empty).\n"
+        "Read-only: safe beside mqlogd.\n"
+        "\n"
+        "The end offset counts offsets lost to damage, as Kafka's log-end offset counts a range removed by\n"
+        "compaction: MISSING says how many of them lie where a segment's batches stop short of the next\n"
+        "segment (emptied, cut or removed segments). Readers skip them; `mqlog verify` names each, and\n"
+        "batches that fail their CRC, which only reading every byte finds.\n"
         "\n"
         "  -d, --dir DATA_DIR  the data directory\n"
         "  -j, --json          one JSON document: {\"topics\":[{\"topic\",\"partitions\",\"retention_ms\",\n"
         "                      \"retention_bytes\",\"partition_list\":[{\"partition\",\"start_offset\",\n"
-        "                      \"end_offset\",\"bytes\",\"segments\",\"oldest_timestamp\",\n"
-        "                      \"newest_timestamp\"}]}]}\n"
+        "                      \"end_offset\",\"missing_offsets\",\"bytes\",\"segments\",\n"
+        "                      \"oldest_timestamp\",\"newest_timestamp\"}]}]}\n"
         "  -h, --help          this text\n");
 }
 
@@ -98,8 +104,8 @@ int mq_cmd_topics(int argc, char **argv)
     if (json)
         mq_out_str(&out, "{\"topics\":[");
     else if (ntopics) {
-        snprintf(line, sizeof line, "%-*s %5s %12s %12s %14s %8s  %-24s  %s\n", width, "TOPIC", "PART",
-                 "START", "END", "BYTES", "SEGMENTS", "OLDEST", "NEWEST");
+        snprintf(line, sizeof line, "%-*s %5s %12s %12s %8s %14s %8s  %-24s  %s\n", width, "TOPIC", "PART",
+                 "START", "END", "MISSING", "BYTES", "SEGMENTS", "OLDEST", "NEWEST");
         mq_out_str(&out, line);
     }
     for (size_t i = 0; i < ntopics; i++) {
@@ -119,7 +125,9 @@ int mq_cmd_topics(int argc, char **argv)
         for (int32_t p = 0; p < t->partitions; p++) {
             struct mq_part *part = mq_tool_part(store, t, p);
             struct mq_part_stats st;
-            if (!part || (err = mq_part_stats(part, &st)) != MQ_OK) {
+            int64_t missing = 0;
+            if (!part || (err = mq_part_stats(part, &st)) != MQ_OK ||
+                (err = mq_part_missing_offsets(part, &missing)) != MQ_OK) {
                 if (part)
                     mq_tool_error("partition %s-%d: %s", t->name, (int)p, mq_strerror(err));
                 rc = MQ_EXIT_FAIL; /* reported; list the others */
@@ -133,6 +141,8 @@ int mq_cmd_topics(int argc, char **argv)
                 mq_out_int(&out, st.start_offset);
                 mq_out_str(&out, ",\"end_offset\":");
                 mq_out_int(&out, st.end_offset);
+                mq_out_str(&out, ",\"missing_offsets\":");
+                mq_out_int(&out, missing);
                 mq_out_str(&out, ",\"bytes\":");
                 mq_out_int(&out, st.bytes);
                 mq_out_str(&out, ",\"segments\":");
@@ -144,9 +154,9 @@ int mq_cmd_topics(int argc, char **argv)
                 mq_out_char(&out, '}');
             } else {
                 snprintf(line, sizeof line,
-                         "%-*s %5d %12" PRId64 " %12" PRId64 " %14" PRId64 " %8d  %-24s  %s\n", width,
-                         t->name, (int)p, st.start_offset, st.end_offset, st.bytes, (int)st.segments,
-                         mq_tool_iso8601(st.oldest_timestamp, ts1, sizeof ts1),
+                         "%-*s %5d %12" PRId64 " %12" PRId64 " %8" PRId64 " %14" PRId64 " %8d  %-24s  %s\n",
+                         width, t->name, (int)p, st.start_offset, st.end_offset, missing, st.bytes,
+                         (int)st.segments, mq_tool_iso8601(st.oldest_timestamp, ts1, sizeof ts1),
                          mq_tool_iso8601(st.newest_timestamp, ts2, sizeof ts2));
                 mq_out_str(&out, line);
             }

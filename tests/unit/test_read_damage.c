@@ -124,6 +124,11 @@ static void check_readable(const char *dir, int64_t lost_from, int64_t lost_to)
         CU_ASSERT(s.len > 0 && s.first_offset == lost_to + 1);
         mq_slice_release(&s);
         CU_ASSERT(read_all(part, lost_from, NULL) == N_RECORDS - lost_to - 1);
+        /* the end counts the lost offsets, and mq_part_missing_offsets() says how many they are */
+        int64_t start = -1, end = -1, missing = -1;
+        CU_ASSERT(mq_part_offsets(part, &start, &end) == MQ_OK && end == N_RECORDS);
+        CU_ASSERT(mq_part_missing_offsets(part, &missing) == MQ_OK);
+        CU_ASSERT_EQUAL(missing, lost_to - lost_from + 1);
         /* a lookup by time (ListOffsets, kcat -o s@TS) lands after the damage as well */
         int64_t off = -1;
         CU_ASSERT(mq_part_offset_for_time(part, 1700000000000LL + lost_from, &off) == MQ_OK);
@@ -235,6 +240,8 @@ static void test_crc_checked_once(void)
     int64_t seg_end = s.pos + (int64_t)s.len;
     mq_slice_release(&s);
     CU_ASSERT(read_all(part, 0, NULL) == N_RECORDS - 5);
+    int64_t missing = -1; /* not counted: only reading every byte finds it (verify does) */
+    CU_ASSERT(mq_part_missing_offsets(part, &missing) == MQ_OK && missing == 0);
     int64_t t_off = -1; /* a lookup by time skips it too (record timestamps are base + offset) */
     CU_ASSERT(mq_part_offset_for_time(part, 1700000000000LL + 12, &t_off) == MQ_OK && t_off == 15);
     CU_ASSERT(mq_part_offset_for_time(part, 1700000000000LL + 9, &t_off) == MQ_OK && t_off == 9);

@@ -4,7 +4,8 @@ messages published over MQTT, then stops. Each case damages a copy of it (damage
 removed or cut, the first segment emptied, one byte flipped inside a middle batch, recovery-point, a middle
 segment's .index or the active segment's index files replaced by a directory, a middle segment's .index
 removed. On the copy:
-  - `mqlog verify` reports the damage (exit 1) naming the file;
+  - `mqlog verify` reports the damage (exit 1) naming the file, and `mqlog topics` counts the offsets a
+    segment's damage makes missing (its end offset still counts them, as Kafka's log-end offset does);
   - `mqlog consume` and kcat through mqlogd's Kafka endpoint read the same records: every record except the
     damaged batches or segment, consume warning about the damage on stderr;
   - kcat started at the first offset after the damage reads from there (a fetch inside a gap gets the
@@ -99,6 +100,16 @@ def run_case(n, name, base_dir, base, broker, hurt):
             (name, p.returncode, p.stdout[-2000:]))
     lines = [ln for ln in p.stdout.splitlines() if fname in ln and verify_says in ln]
     e.check(lines, "%s: verify does not report '%s' for %s:\n%s" % (name, verify_says, fname, p.stdout[-2000:]))
+
+    # topics: the end counts the lost offsets (as Kafka's log-end offset counts a compacted range), and
+    # MISSING says how many lie at the end of a segment; a batch failing its CRC only verify finds.
+    p = e.run([e.MQLOG, "topics", "-d", d.data, "--json"], check=False)
+    e.check(p.returncode == 0, "%s: topics exited with %d: %s" % (name, p.returncode, p.stderr[-2000:]))
+    pl = json.loads(p.stdout)["topics"][0]["partition_list"][0]
+    missing = 0 if verify_says == "CRC mismatch" else len(lost)
+    e.check(pl["end_offset"] == max(base) + 1 and pl["missing_offsets"] == missing,
+            "%s: topics shows end %d and %d missing, expected %d and %d" %
+            (name, pl["end_offset"], pl["missing_offsets"], max(base) + 1, missing))
 
     got, err = records_of_consume(d.data)
     if set(got) != set(want):
