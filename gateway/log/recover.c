@@ -785,6 +785,27 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
 }
 
 /*
+ * Read mode: the whole batch at `at`, header *bi, failed its CRC (sc just read it). The writer appends whole
+ * batches with pwrite, and a file's size covers only bytes already written, so a batch whose full length
+ * lies in the file is damage, not a write in progress. The reader goes past it (reads skip and report it,
+ * read.c) when the segment is sealed or a whole batch follows it; while it is the file's last batch the
+ * reader stops before it, as it would for a write in progress: nothing after it is lost by waiting. Returns
+ * true with sc past it, or false with sc unchanged.
+ */
+static bool mq_seg_bad_batch_done(struct mq_scan *sc, int64_t at, const struct mq_batch_info *bi, bool sealed)
+{
+    int64_t after = at + (int64_t)mq_batch_size(bi);
+    sc->pos = after;
+    struct mq_batch_info next;
+    if (sealed || mq_scan_next(sc, false, &next, NULL) == MQ_SCAN_BATCH) {
+        sc->pos = after;
+        return true;
+    }
+    sc->pos = at;
+    return false;
+}
+
+/*
  * Read mode: scans every segment from index `first` on whose validated size is behind its file (normally only
  * the last one or two). after_last: the base offset of the segment the directory listing found after the
  * last one in the list (-1 when none), which seals the last one.
@@ -833,13 +854,17 @@ static void mq_part_reader_scan(struct mq_part *part, size_t first, int64_t afte
             struct mq_batch_info bi;
             const uint8_t *body;
             pos = from;
-            while (mq_scan_next(&sc, true, &bi, &body) == MQ_SCAN_BATCH) {
+            enum mq_scan_res r;
+            while ((r = mq_scan_next(&sc, true, &bi, &body)) == MQ_SCAN_BATCH ||
+                   (r == MQ_SCAN_BAD && sc.bad_crc)) {
                 /* After the jump the batch must be the one the index entry names: its base offset lies
                  * outside the CRC, and a damaged one would make up the partition's end. */
                 if (next >= 0 ? bi.base_offset != next : mq_batch_last_offset(&bi) != entry_last)
                     break;
+                if (r == MQ_SCAN_BAD && !mq_seg_bad_batch_done(&sc, pos, &bi, sealed))
+                    break;
                 next = mq_batch_last_offset(&bi) + 1;
-                if (bi.max_timestamp > atomic_load(&seg->max_ts))
+                if (r == MQ_SCAN_BATCH && bi.max_timestamp > atomic_load(&seg->max_ts))
                     atomic_store(&seg->max_ts, bi.max_timestamp);
                 pos = sc.pos;
             }

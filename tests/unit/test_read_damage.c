@@ -4,7 +4,8 @@
  * offset inside the gap gets the batches after it); a batch that fails its CRC is never handed out, and the
  * records around it are; a lookup by time lands after the damage; and each batch's CRC is checked once per
  * open log, when it is written or first read, then remembered (a batch changed on disk after that is not
- * checked again: that is the cost saved).
+ * checked again: that is the cost saved); a reader beside the writer skips such a batch in the active
+ * segment once whole batches follow it.
  *
  * Records written here have value "v<offset>"; segments are 16 KiB, batches 5 records.
  */
@@ -272,6 +273,72 @@ static void test_crc_checked_once(void)
     mq_test_rmdir(dir);
 }
 
+/* Appends records [from, from + n) as one batch with values "v<offset>" and makes them durable. */
+static void append_batch(struct mq_part *part, int64_t from, int n)
+{
+    char vals[8][16];
+    struct mq_record recs[8];
+    for (int k = 0; k < n && k < 8; k++) {
+        int vl = snprintf(vals[k], sizeof vals[k], "v%" PRId64, from + k);
+        recs[k] = (struct mq_record){1700000000000LL + from + k, NULL, -1, vals[k], vl, NULL, 0};
+    }
+    int64_t off = -1;
+    CU_ASSERT_FATAL(mq_part_append(part, recs, (size_t)n, &off) == MQ_OK && off == from);
+    CU_ASSERT_FATAL(mq_part_flush(part) == MQ_OK);
+}
+
+/* The file position of the last batch of a segment file. */
+static int64_t last_batch_pos(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    CU_ASSERT_FATAL(fd >= 0);
+    int64_t pos = 0, last = -1;
+    uint8_t h[12];
+    while (pread(fd, h, sizeof h, pos) == (ssize_t)sizeof h) {
+        last = pos;
+        pos += 12 + (int64_t)mq_be32_get(h + 8);
+    }
+    close(fd);
+    return last;
+}
+
+/* A reader process beside the writer, following the active segment: a whole batch that fails its CRC is
+ * damage, not a write in progress, once whole batches follow it: the reader skips it and reads on. While it
+ * is the last thing in the file the reader stops before it (the writer appends whole batches, so nothing
+ * is lost by waiting). */
+static void test_reader_skips_bad_batch_beside_writer(void)
+{
+    struct mq_log_conf c;
+    char *dir = make_dir(&c);
+    c.segment_bytes = 1 << 20; /* the appends stay in the active segment, which the reader follows */
+    struct mq_log *w = open_log(dir, MQ_LOG_WRITE, &c);
+    struct mq_part *wp = get_part(w, "t", 0);
+    struct mq_log *r = open_log(dir, MQ_LOG_READ, &c);
+    struct mq_part *rp = get_part(r, "t", 0);
+    CU_ASSERT(read_all(rp, 0, NULL) == N_RECORDS);
+
+    append_batch(wp, N_RECORDS, 5);
+    append_batch(wp, N_RECORDS + 5, 5);
+    int64_t bases[64];
+    int n = seg_bases(dir, bases, 64);
+    char *path = seg_file(dir, bases[n - 1]);
+    flip(path, last_batch_pos(path)); /* offsets N_RECORDS + 5 .. + 9, the file's tail */
+    CU_ASSERT(read_all(rp, 0, NULL) == N_RECORDS + 5);
+
+    append_batch(wp, N_RECORDS + 10, 5);
+    static bool seen[N_RECORDS + 100];
+    memset(seen, 0, sizeof seen);
+    CU_ASSERT(read_all(rp, 0, seen) == N_RECORDS + 10);
+    CU_ASSERT(seen[N_RECORDS + 4] && !seen[N_RECORDS + 5] && !seen[N_RECORDS + 9] && seen[N_RECORDS + 10]);
+    int64_t start = -1, end = -1;
+    CU_ASSERT(mq_part_offsets(rp, &start, &end) == MQ_OK && end == N_RECORDS + 15);
+
+    CU_ASSERT(mq_log_close(r) == MQ_OK);
+    CU_ASSERT(mq_log_close(w) == MQ_OK);
+    free(path);
+    mq_test_rmdir(dir);
+}
+
 int main(void)
 {
     const struct mq_test tests[] = {
@@ -279,6 +346,7 @@ int main(void)
         MQ_TEST(test_middle_segment_cut),
         MQ_TEST(test_first_segment_emptied),
         MQ_TEST(test_crc_checked_once),
+        MQ_TEST(test_reader_skips_bad_batch_beside_writer),
         MQ_TEST_END,
     };
     return mq_test_run("read_damage", tests);
