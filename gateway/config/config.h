@@ -96,13 +96,39 @@ struct mq_config_mapping {
     struct mq_config_loc loc;
 };
 
-struct mq_config_kafka {
-    char *listen; /* "host:port" or NULL: no Kafka listener */
+/* TLS of a Kafka listener (section "kafka.listeners[].tls"); paths are absolute. */
+struct mq_config_kafka_tls {
+    char *cert; /* PEM certificate chain of the endpoint */
+    char *key;  /* PEM private key of cert */
+    char *ca;   /* PEM CAs of client certificates, or NULL: none asked for */
+    bool require_client_cert;
+};
+
+/* One Kafka listener (section "kafka.listeners[]", or the single form kafka.listen). */
+struct mq_config_kafka_listener {
+    char *listen; /* "host:port" */
     char *listen_host;
     int listen_port;
     char *advertised; /* "host:port"; defaults to listen */
     char *advertised_host;
     int advertised_port;
+    bool tls;                            /* a tls section was given */
+    struct mq_config_kafka_tls tls_opts; /* meaningful only when tls */
+    bool allow_anonymous;                /* serve unauthenticated clients on a non-loopback address */
+    struct mq_config_loc loc;
+};
+
+struct mq_config_kafka {
+    char *listen; /* the single form: "host:port" or NULL (listeners[0] then holds it) */
+    char *listen_host;
+    int listen_port;
+    char *advertised; /* "host:port"; defaults to listen */
+    char *advertised_host;
+    int advertised_port;
+    bool allow_anonymous;
+    /* Every listener: those of listeners[] as written, or the single form as one; none: no endpoint. */
+    struct mq_config_kafka_listener *listeners;
+    size_t nlisteners;
     /* The endpoint's limits (mq_kafka_server_conf in kafka/server.h says what each does). */
     int64_t max_connections;
     int64_t max_connections_per_ip; /* 0: no limit */

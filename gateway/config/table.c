@@ -1,7 +1,7 @@
 /*
- * table.c - the configuration's key tables: the main file's own keys and those of its single sections (log,
- * kafka), the mapping files' keys, and the formatting of sizes and durations that messages and docs share.
- * The list sections have a file each: table_broker.c, table_mapping.c and table_forward.c.
+ * table.c - the configuration's key tables: the main file's own keys and those of its log section, the
+ * mapping files' keys, and the formatting of sizes and durations that messages and docs share. The other
+ * sections have a file each: table_broker.c, table_mapping.c, table_forward.c and table_kafka.c.
  *
  * The rows are the single source of truth: section.c parses with them and the generated reference
  * (docs/configuration.md) is rendered from them, so a default or a bound cannot differ between the two.
@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "util/topic.h"
-#include "util/url.h"
 
 /* ---- helpers shared with section.c and the doc generator ---- */
 
@@ -157,135 +156,6 @@ static const struct mq_csection mq_csection_log = {
     .what = "the log section",
     .doc = "The durable store: group commit, segments and default retention. Every key is optional.",
     .keys = mq_keys_log,
-};
-
-/* ---- kafka ---- */
-
-/* Its check hook refers to it. */
-static const struct mq_csection mq_csection_kafka;
-
-#define KFK(field) offsetof(struct mq_config_kafka, field)
-
-static const struct mq_ckey mq_keys_kafka[] = {
-    {.name = "listen",
-     .type = MQ_CT_HOSTPORT,
-     .off = KFK(listen),
-     .def_doc = "no listener",
-     .min = 0,
-     .max = 65535,
-     .doc = "HOST:PORT where Kafka consumers connect (e.g. 127.0.0.1:9092; [::1]:9092 for IPv6). Port 0 "
-            "picks a free port."},
-    {.name = "advertised",
-     .type = MQ_CT_HOSTPORT,
-     .off = KFK(advertised),
-     .def_doc = "listen",
-     .min = 1,
-     .max = 65535,
-     .doc = "HOST:PORT that consumers are told to connect to, when it differs from listen."},
-    {.name = "max_connections",
-     .type = MQ_CT_INT,
-     .off = KFK(max_connections),
-     .def = "1024",
-     .min = 1,
-     .max = 1000000,
-     .doc = "The most client connections open at once; further ones are closed as soon as they are "
-            "accepted. Refusals are counted (SIGUSR1) and logged at most every 10 s. mqlogd raises its "
-            "open files limit (RLIMIT_NOFILE) to the hard limit when this needs more, and warns when even "
-            "that is too low."},
-    {.name = "max_connections_per_ip",
-     .type = MQ_CT_INT,
-     .off = KFK(max_connections_per_ip),
-     .def = "512",
-     .min = 0,
-     .max = 1000000,
-     .doc = "The most connections open at once from one client address, so that one host cannot take "
-            "every slot of max_connections; 0 means no such limit."},
-    {.name = "idle_timeout",
-     .type = MQ_CT_DURATION,
-     .off = KFK(idle_timeout_ms),
-     .def = "10m",
-     .min = 0,
-     .max = 7 * DAY,
-     .doc = "Close a connection that sent and received nothing for this long while no request of it was "
-            "waiting (Kafka's connections.max.idle.ms); 0 never closes idle connections."},
-    {.name = "handshake_timeout",
-     .type = MQ_CT_DURATION,
-     .off = KFK(handshake_timeout_ms),
-     .def = "10s",
-     .min = 100,
-     .max = HOUR,
-     .doc = "Close a connection that has not sent a whole request this long after connecting (with "
-            "authentication: that has not authenticated), so that silent sockets cannot hold the "
-            "connection slots."},
-    {.name = "send_timeout",
-     .type = MQ_CT_DURATION,
-     .off = KFK(send_timeout_ms),
-     .def = "1m",
-     .min = 100,
-     .max = DAY,
-     .doc = "Close a connection whose answers could not be sent, not even in part, for this long: a "
-            "client that stopped reading. Until then its further requests wait, and its socket is not "
-            "read while its unsent answers hold 16MiB."},
-    {.name = "max_request_partitions",
-     .type = MQ_CT_INT,
-     .off = KFK(max_request_partitions),
-     .def = "10000",
-     .min = 1,
-     .max = 1000000,
-     .doc = "The most topics, and the most topic-partitions in all, one request may list. A larger "
-            "request is refused: with INVALID_REQUEST where its response has a top-level error (Fetch "
-            "v7+, OffsetFetch v2+), otherwise by closing the connection; either is logged (at most every "
-            "10 s) and counted."},
-    {.name = "fetch_max_bytes",
-     .type = MQ_CT_SIZE,
-     .off = KFK(fetch_max_bytes),
-     .def = "55MiB",
-     .min = KIB,
-     .max = GIB,
-     .doc = "The most bytes one Fetch response carries, whatever the client asks for, its partition "
-            "headers included (Kafka's fetch.max.bytes). As in Kafka, the first batch goes out whole even "
-            "when it is larger."},
-    {.name = NULL},
-};
-
-static void mq_kafka_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *node,
-                           const yaml_node_t *const *vals)
-{
-    (void)node;
-    struct mq_config_kafka *k = obj;
-    char why[300];
-    if (k->listen && mq_url_hostport(k->listen, false, 0, 65535, &k->listen_host, &k->listen_port, NULL, why,
-                                     sizeof(why)) == MQ_ERR_NOMEM)
-        mq_cctx_oom(ctx);
-    if (k->advertised) {
-        if (!k->listen)
-            mq_cctx_error(ctx, mq_cctx_value(&mq_csection_kafka, vals, "advertised"),
-                          "advertised needs listen: there is no Kafka listener to advertise");
-        if (mq_url_hostport(k->advertised, false, 1, 65535, &k->advertised_host, &k->advertised_port, NULL,
-                            why, sizeof(why)) == MQ_ERR_NOMEM)
-            mq_cctx_oom(ctx);
-    } else if (k->listen) {
-        k->advertised_port = k->listen_port;
-        if (!(k->advertised = strdup(k->listen)) ||
-            !(k->advertised_host = strdup(k->listen_host ? k->listen_host : "")))
-            mq_cctx_oom(ctx);
-    }
-}
-
-static void mq_kafka_fini(void *obj)
-{
-    struct mq_config_kafka *k = obj;
-    free(k->listen_host);
-    free(k->advertised_host);
-}
-
-static const struct mq_csection mq_csection_kafka = {
-    .name = "kafka",
-    .what = "the kafka section",
-    .doc = "The Kafka consumer endpoint, which serves the stored topics to Kafka clients.",
-    .keys = mq_keys_kafka,
-    .check = mq_kafka_check,
-    .fini = mq_kafka_fini,
 };
 
 /* ---- the main file and mapping files ---- */

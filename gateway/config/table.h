@@ -101,6 +101,8 @@ extern const struct mq_csection mq_csection_mapfile;
 extern const struct mq_csection mq_csection_broker;
 extern const struct mq_csection mq_csection_mapping;
 extern const struct mq_csection mq_csection_forward;
+/* The Kafka endpoint and its listeners (table_kafka.c). */
+extern const struct mq_csection mq_csection_kafka;
 /* A broker's TLS keys and their check, which forward[].tls shares (table_broker.c). */
 extern const struct mq_ckey mq_keys_tls[];
 void mq_tls_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *node, const yaml_node_t *const *vals);
@@ -115,7 +117,7 @@ void mq_cctx_loc(struct mq_cctx *ctx, const yaml_node_t *node, struct mq_config_
 const yaml_node_t *mq_cctx_value(const struct mq_csection *sec, const yaml_node_t *const *vals,
                                  const char *name);
 /* The lists whose elements' names must differ. */
-enum mq_cnames { MQ_CNAMES_BROKER, MQ_CNAMES_FORWARD, MQ_CNAMES_N };
+enum mq_cnames { MQ_CNAMES_BROKER, MQ_CNAMES_FORWARD, MQ_CNAMES_LISTEN, MQ_CNAMES_N };
 /* Remembers that element `index` of a list is called name (kept, not copied, until the load ends): true
  * when it is the first of that name, else false with the earlier one's index in *first. */
 bool mq_cctx_name_first(struct mq_cctx *ctx, enum mq_cnames list, const char *name, size_t index,

@@ -137,6 +137,50 @@ static void test_broken_fixtures(void)
 
 /* ---- good files ---- */
 
+/* Kafka listeners: each with its own address, advertised address and TLS; file paths made absolute. */
+static void test_good_listeners(void)
+{
+    char *dir = data_dir();
+    char path[PATH_MAX], want[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/good_listeners.yaml", dir);
+    struct mq_config *cfg = NULL;
+    CU_ASSERT_EQUAL_FATAL(mq_config_load(path, &cfg, NULL, NULL), MQ_OK);
+    const struct mq_config_kafka *k = &cfg->kafka;
+    CU_ASSERT_PTR_NULL(k->listen);
+    CU_ASSERT_EQUAL(k->max_connections, 100);
+    CU_ASSERT_EQUAL_FATAL(k->nlisteners, 4);
+    const struct mq_config_kafka_listener *l = &k->listeners[0];
+    CU_ASSERT_STRING_EQUAL(l->listen_host, "127.0.0.1");
+    CU_ASSERT_EQUAL(l->listen_port, 9092);
+    CU_ASSERT_STRING_EQUAL(l->advertised, "127.0.0.1:9092");
+    CU_ASSERT_FALSE(l->tls);
+    CU_ASSERT_FALSE(l->allow_anonymous);
+    CU_ASSERT_EQUAL(l->loc.line, 6);
+    l = &k->listeners[1];
+    CU_ASSERT_STRING_EQUAL(l->listen_host, "0.0.0.0");
+    CU_ASSERT_STRING_EQUAL(l->advertised_host, "gw.example.com");
+    CU_ASSERT_EQUAL(l->advertised_port, 9093);
+    CU_ASSERT_TRUE(l->tls);
+    snprintf(want, sizeof(want), "%s/tls/server.pem", dir);
+    CU_ASSERT_STRING_EQUAL(l->tls_opts.cert, want);
+    snprintf(want, sizeof(want), "%s/tls/server.key", dir);
+    CU_ASSERT_STRING_EQUAL(l->tls_opts.key, want);
+    snprintf(want, sizeof(want), "%s/tls/ca.pem", dir);
+    CU_ASSERT_STRING_EQUAL(l->tls_opts.ca, want);
+    CU_ASSERT_TRUE(l->tls_opts.require_client_cert);
+    l = &k->listeners[2];
+    CU_ASSERT_STRING_EQUAL(l->listen_host, "::1");
+    CU_ASSERT_EQUAL(l->listen_port, 0);
+    CU_ASSERT_TRUE(l->tls);
+    CU_ASSERT_PTR_NULL(l->tls_opts.ca);
+    CU_ASSERT_FALSE(l->tls_opts.require_client_cert);
+    l = &k->listeners[3];
+    CU_ASSERT_TRUE(l->allow_anonymous);
+    CU_ASSERT_FALSE(l->tls_opts.require_client_cert);
+    mq_config_free(cfg);
+    free(dir);
+}
+
 static struct mq_config *load_ok(const char *path)
 {
     struct msgs m = {0};
@@ -289,6 +333,13 @@ static void test_good_full(void)
     CU_ASSERT_EQUAL(cfg->kafka.listen_port, 0);
     CU_ASSERT_STRING_EQUAL(cfg->kafka.advertised_host, "gw.example.com");
     CU_ASSERT_EQUAL(cfg->kafka.advertised_port, 19092);
+    /* The single form is one listener. */
+    CU_ASSERT_EQUAL_FATAL(cfg->kafka.nlisteners, 1);
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.listeners[0].listen_host, "::1");
+    CU_ASSERT_STRING_EQUAL(cfg->kafka.listeners[0].advertised, "gw.example.com:19092");
+    CU_ASSERT_EQUAL(cfg->kafka.listeners[0].advertised_port, 19092);
+    CU_ASSERT_FALSE(cfg->kafka.listeners[0].tls);
+    CU_ASSERT_EQUAL(cfg->kafka.listeners[0].loc.line, 65);
 
     CU_ASSERT_STRING_EQUAL(cfg->site, "plant-7");
     CU_ASSERT_EQUAL_FATAL(cfg->nforwards, 2);
@@ -414,6 +465,7 @@ static void test_example_conf(void)
     CU_ASSERT_PTR_NULL(cfg->unmatched);
     CU_ASSERT_EQUAL(cfg->kafka.listen_port, 9092);
     CU_ASSERT_STRING_EQUAL(cfg->kafka.advertised, "127.0.0.1:9092");
+    CU_ASSERT_EQUAL(cfg->kafka.nlisteners, 1);
     struct mq_route_table *t = NULL;
     char why[300];
     CU_ASSERT_EQUAL_FATAL(mq_config_route_table(cfg, &t, why, sizeof(why)), MQ_OK);
@@ -467,6 +519,7 @@ static void test_defaults(void)
         CU_ASSERT_PTR_NULL(cfg->unmatched);
         CU_ASSERT_PTR_NULL(cfg->kafka.listen);
         CU_ASSERT_PTR_NULL(cfg->kafka.advertised);
+        CU_ASSERT_EQUAL(cfg->kafka.nlisteners, 0);
         char host[256] = "";
         CU_ASSERT_EQUAL(gethostname(host, sizeof(host)), 0);
         CU_ASSERT_PTR_NOT_NULL_FATAL(cfg->site);
@@ -964,6 +1017,7 @@ int main(void)
     static const struct mq_test tests[] = {
         MQ_TEST(test_broken_fixtures),
         MQ_TEST(test_good_full),
+        MQ_TEST(test_good_listeners),
         MQ_TEST(test_route_from_config),
         MQ_TEST(test_example_conf),
         MQ_TEST(test_defaults),
