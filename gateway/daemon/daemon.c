@@ -98,16 +98,29 @@ static void mq_log_conf_from(const struct mq_config *cfg, struct mq_log_conf *lc
 static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
 {
     const struct mq_config *cfg = d->dc->cfg;
-    if (!cfg->kafka.listen)
+    size_t n = cfg->kafka.nlisteners;
+    if (n == 0)
         return MQ_OK;
+    struct mq_kafka_listener_conf *lc = calloc(n, sizeof *lc);
+    if (!lc)
+        return MQ_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const struct mq_config_kafka_listener *l = &cfg->kafka.listeners[i];
+        lc[i].listen_host = l->listen_host;
+        lc[i].port = l->listen_port;
+        lc[i].advertised_host = l->advertised_host;
+        lc[i].advertised_port = l->advertised_port;
+        if (l->tls) {
+            lc[i].tls.cert = l->tls_opts.cert;
+            lc[i].tls.key = l->tls_opts.key;
+            lc[i].tls.ca = l->tls_opts.ca;
+            lc[i].tls.require_client_cert = l->tls_opts.require_client_cert;
+        }
+    }
     struct mq_kafka_server_conf kc;
     mq_kafka_server_conf_defaults(&kc);
-    kc.listen_host = cfg->kafka.listen_host;
-    kc.port = cfg->kafka.listen_port;
-    if (cfg->kafka.advertised) {
-        kc.advertised_host = cfg->kafka.advertised_host;
-        kc.advertised_port = cfg->kafka.advertised_port;
-    }
+    kc.listeners = lc;
+    kc.n_listeners = n;
     kc.max_connections = (int)cfg->kafka.max_connections;
     kc.max_connections_per_ip = (int)cfg->kafka.max_connections_per_ip;
     kc.idle_timeout_ms = cfg->kafka.idle_timeout_ms;
@@ -125,18 +138,37 @@ static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
         MQ_DEBUG("mallopt(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) refused");
     char why[512] = "";
     enum mq_err err = mq_kafka_server_start(d->store, &kc, &d->kafka, why, sizeof why);
+    free(lc); /* the server copied what it keeps */
     if (err != MQ_OK) {
-        MQ_ERROR("kafka endpoint on %s: %s", cfg->kafka.listen, why[0] ? why : mq_strerror(err));
+        MQ_ERROR("kafka endpoint: %s", why[0] ? why : mq_strerror(err));
         return err;
     }
-    MQ_NOTICE("kafka endpoint listening on %s:%d", kc.listen_host ? kc.listen_host : "127.0.0.1",
-              mq_kafka_server_port(d->kafka));
+    for (size_t i = 0; i < n; i++)
+        MQ_NOTICE("kafka endpoint listening on %s:%d%s", cfg->kafka.listeners[i].listen_host,
+                  mq_kafka_server_listener_port(d->kafka, i), cfg->kafka.listeners[i].tls ? " (TLS)" : "");
     return MQ_OK;
 }
 
 static bool mq_str_same(const char *a, const char *b)
 {
     return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* True when the two lists of listeners differ in anything the endpoint uses. */
+static bool mq_listeners_differ(const struct mq_config_kafka *a, const struct mq_config_kafka *b)
+{
+    if (a->nlisteners != b->nlisteners)
+        return true;
+    for (size_t i = 0; i < a->nlisteners; i++) {
+        const struct mq_config_kafka_listener *x = &a->listeners[i], *y = &b->listeners[i];
+        if (!mq_str_same(x->listen, y->listen) || !mq_str_same(x->advertised, y->advertised) ||
+            x->tls != y->tls || x->allow_anonymous != y->allow_anonymous ||
+            !mq_str_same(x->tls_opts.cert, y->tls_opts.cert) ||
+            !mq_str_same(x->tls_opts.key, y->tls_opts.key) || !mq_str_same(x->tls_opts.ca, y->tls_opts.ca) ||
+            x->tls_opts.require_client_cert != y->tls_opts.require_client_cert)
+            return true;
+    }
+    return false;
 }
 
 /* Settings a reload cannot change without reopening the store or the listener: say so instead of
@@ -151,8 +183,7 @@ static void mq_daemon_reload_warnings(const struct mq_config *old, const struct 
     mq_log_conf_from(cfg, &b);
     if (memcmp(&a, &b, sizeof a) != 0)
         MQ_WARN("reload: the log section changed: its store settings take effect at the next start");
-    if (!mq_str_same(old->kafka.listen, cfg->kafka.listen) ||
-        !mq_str_same(old->kafka.advertised, cfg->kafka.advertised) ||
+    if (mq_listeners_differ(&old->kafka, &cfg->kafka) ||
         old->kafka.max_connections != cfg->kafka.max_connections ||
         old->kafka.max_connections_per_ip != cfg->kafka.max_connections_per_ip ||
         old->kafka.idle_timeout_ms != cfg->kafka.idle_timeout_ms ||

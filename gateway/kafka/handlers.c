@@ -135,8 +135,8 @@ static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
         }
     }
     q.node_id = srv->conf.node_id;
-    q.host = srv->advertised_host;
-    q.port = srv->conf.advertised_port;
+    q.host = r->conn->lsn->advertised_host; /* each listener advertises its own address */
+    q.port = r->conn->lsn->advertised_port;
     q.cluster_id = srv->cluster_id;
     struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
@@ -243,8 +243,8 @@ static void handle_find_coordinator(struct req *r, struct mq_kafka_rd *rd)
     if (q.key_type == 0) {
         q.error = MQ_KC_NONE;
         q.node_id = srv->conf.node_id;
-        q.host = srv->advertised_host;
-        q.port = srv->conf.advertised_port;
+        q.host = r->conn->lsn->advertised_host;
+        q.port = r->conn->lsn->advertised_port;
     } else {
         /* Transactions need a transaction coordinator, which a read-only endpoint does not have. */
         q.error = MQ_KC_COORDINATOR_NOT_AVAILABLE;

@@ -41,7 +41,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -75,8 +74,7 @@ static const char *fmt_ms(int64_t ms, char *buf, size_t size)
  * it when no further event comes). what says it all ("refused a connection from ...: reason"); noun names
  * the kind in the summary ("refused connections").
  */
-static void ratelog_note(struct ratelog *rl, enum mq_level level, int64_t now, const char *noun,
-                         const char *what)
+void mq_ksrv_ratelog(struct ratelog *rl, enum mq_level level, int64_t now, const char *noun, const char *what)
 {
     if (rl->last != 0 && now - rl->last < MQ_KSRV_RATELOG_MS) {
         rl->held++;
@@ -131,7 +129,7 @@ void mq_ksrv_too_large(struct req *r, bool answered)
         mq_kafka_api_name(r->hdr.api_key), r->hdr.api_version, c->peer, c->srv->conf.max_request_partitions,
         answered ? "answered INVALID_REQUEST"
                  : "closing the connection (this version cannot carry the error)");
-    ratelog_note(&c->srv->too_large, MQ_LV_WARN, now_ms(), "requests over max_request_partitions", what);
+    mq_ksrv_ratelog(&c->srv->too_large, MQ_LV_WARN, now_ms(), "requests over max_request_partitions", what);
     if (!answered)
         mq_ksrv_conn_kill(c, NULL);
 }
@@ -160,19 +158,24 @@ void mq_ksrv_protocol_error(struct conn *c, const char *why)
     c->dead = true;
 }
 
+/* How much input c may hold: IN_CHUNK, or the whole of a larger request that is arriving. */
+static size_t conn_in_limit(const struct conn *c)
+{
+    size_t frame;
+    if (mq_kafka_frame_size(c->in, c->in_len, c->srv->conf.max_request_bytes, &frame) == MQ_OK &&
+        frame > IN_CHUNK)
+        return frame;
+    return IN_CHUNK;
+}
+
 static void conn_update_events(struct conn *c)
 {
     if (c->dead)
         return;
-    size_t limit = IN_CHUNK;
-    size_t frame;
-    if (mq_kafka_frame_size(c->in, c->in_len, c->srv->conf.max_request_bytes, &frame) == MQ_OK &&
-        frame > limit)
-        limit = frame;
     uint32_t ev = 0;
-    if (c->in_len < limit)
+    if (c->in_len < conn_in_limit(c))
         ev |= EPOLLIN;
-    if (c->want_out)
+    if (c->want_out || c->read_wants_out)
         ev |= EPOLLOUT;
     if (ev == c->events)
         return;
@@ -248,7 +251,8 @@ void mq_ksrv_resp_end(struct req *r, struct out_item *it)
     c->out_bytes += item_bytes(it);
 }
 
-/* Writes queued responses until done or the socket is full. */
+/* Writes queued responses until done or the socket is full (through c's transport: a plaintext connection
+ * sends file ranges with sendfile(), TLS reads and encrypts them). */
 static void conn_flush(struct conn *c)
 {
     while (!c->dead && c->out_head) {
@@ -260,11 +264,10 @@ static void conn_flush(struct conn *c)
             size_t from = k == 0 ? 0 : o->splices[k - 1].at;
             size_t to = k < n ? o->splices[k].at : o->wr.len;
             if (from + it->off < to) {
-                int flags = MSG_NOSIGNAL | (k < n ? MSG_MORE : 0);
-                ssize_t w = send(c->fd, o->wr.buf + from + it->off, to - from - it->off, flags);
+                ssize_t w = c->io->send(c, o->wr.buf + from + it->off, to - from - it->off, k < n);
                 if (w < 0) {
                     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                        c->want_out = true;
+                        c->want_out = c->io_wait == EPOLLOUT; /* else the input event retries */
                         return;
                     }
                     if (errno == EINTR)
@@ -280,14 +283,13 @@ static void conn_flush(struct conn *c)
         } else {
             struct mq_slice *s = &o->splices[it->piece / 2].slice;
             if (it->off < s->len) {
-                off_t pos = (off_t)(s->pos + (int64_t)it->off);
                 size_t want = s->len - it->off;
                 if (want > (1u << 30))
                     want = 1u << 30;
-                ssize_t w = sendfile(c->fd, s->fd, &pos, want);
+                ssize_t w = c->io->send_file(c, s->fd, s->pos + (int64_t)it->off, want);
                 if (w < 0) {
                     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                        c->want_out = true;
+                        c->want_out = c->io_wait == EPOLLOUT;
                         return;
                     }
                     if (errno == EINTR)
@@ -336,6 +338,8 @@ static bool conn_may_queue(const struct conn *c)
 {
     return c->out_items < OUT_ITEMS_MAX && c->out_bytes < c->srv->conf.max_queued_bytes;
 }
+
+static void conn_read(struct conn *c);
 
 /*
  * Handles the complete requests in c's input, one at a time, while nothing is parked and not too many
@@ -399,11 +403,15 @@ static void conn_process(struct conn *c)
         c->in = NULL;
         c->in_cap = 0;
     }
+    /* Input TLS decrypted ahead of the room in c->in is no longer on the socket: epoll cannot report it. */
+    if (c->ssl && !c->dead && c->in_len < conn_in_limit(c) && mq_ksrv_tls_pending(c))
+        conn_read(c);
     conn_update_events(c);
 }
 
 static void conn_read(struct conn *c)
 {
+    c->read_wants_out = false;
     for (;;) {
         size_t limit = IN_CHUNK;
         size_t frame;
@@ -425,7 +433,7 @@ static void conn_read(struct conn *c)
             c->in = b;
             c->in_cap = limit;
         }
-        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        ssize_t n = c->io->recv(c, c->in + c->in_len, c->in_cap - c->in_len);
         if (n > 0) {
             c->in_len += (size_t)n;
             c->last_active = now_ms();
@@ -439,6 +447,8 @@ static void conn_read(struct conn *c)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             mq_ksrv_conn_kill(c, strerror(errno));
+        else if (c->io_wait == EPOLLOUT)
+            c->read_wants_out = true; /* TLS must send before it can read on */
         break;
     }
     mq_ksrv_conn_set_ready(c);
@@ -463,6 +473,7 @@ static void conn_close(struct mq_kafka_server *srv, struct conn *c)
     /* Counted before the close, so that a client seeing its connection end also sees the count drop. */
     atomic_fetch_sub(&srv->st_open, 1);
     epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->io->close(c);
     close(c->fd);
     mq_ksrv_freed(srv, c->in_cap);
     free(c->in);
@@ -484,13 +495,14 @@ static void refuse(struct mq_kafka_server *srv, int fd, const char *peer, const 
     atomic_fetch_add(&srv->st_refused, 1);
     char what[256];
     snprintf(what, sizeof what, "refused a connection from %s: %s", peer, why);
-    ratelog_note(&srv->refusals, MQ_LV_WARN, now_ms(), "refused connections", what);
+    mq_ksrv_ratelog(&srv->refusals, MQ_LV_WARN, now_ms(), "refused connections", what);
 }
 
 /* accept() failed for want of descriptors: the pending connection would make the listener report readable
  * forever (a busy loop). Give up the spare descriptor to accept it and close it, then take the spare back. */
-static void refuse_no_fd(struct mq_kafka_server *srv, int err)
+static void refuse_no_fd(struct mq_ksrv_listener *lsn, int err)
 {
+    struct mq_kafka_server *srv = lsn->srv;
     char why[128];
     snprintf(why, sizeof why, "%s (RLIMIT_NOFILE; max_connections %d)", strerror(err),
              srv->conf.max_connections);
@@ -498,22 +510,23 @@ static void refuse_no_fd(struct mq_kafka_server *srv, int err)
         close(srv->spare_fd);
         srv->spare_fd = -1;
     }
-    int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = accept4(lsn->fd, NULL, NULL, SOCK_CLOEXEC);
     refuse(srv, fd, "?", why);
     srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-static void accept_all(struct mq_kafka_server *srv)
+static void accept_all(struct mq_ksrv_listener *lsn)
 {
+    struct mq_kafka_server *srv = lsn->srv;
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
-        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lsn->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE) {
-                refuse_no_fd(srv, errno);
+                refuse_no_fd(lsn, errno);
                 return;
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -551,7 +564,15 @@ static void accept_all(struct mq_kafka_server *srv)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         snprintf(c->peer, sizeof c->peer, "%s", peer);
         c->srv = srv;
+        c->lsn = lsn;
+        c->io = &mq_ksrv_plain;
         c->fd = fd;
+        if (lsn->tls && !mq_ksrv_tls_accept(c)) {
+            mq_ksrv_ip_release(srv, slot);
+            free(c);
+            refuse(srv, fd, peer, "out of memory (TLS)");
+            continue;
+        }
         c->events = EPOLLIN;
         c->accepted_at = c->last_active = now_ms();
         slot->conns++;
@@ -559,6 +580,7 @@ static void accept_all(struct mq_kafka_server *srv)
         if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &e) != 0) {
             MQ_WARN("kafka: epoll_ctl: %s", strerror(errno));
             mq_ksrv_ip_release(srv, slot);
+            c->io->close(c);
             close(fd);
             free(c);
             continue;
@@ -582,7 +604,7 @@ static void timed_out(struct conn *c, int64_t now, const char *why, int64_t ms)
     snprintf(what, sizeof what, "closing the connection from %s: %s (%s)", c->peer, why,
              fmt_ms(ms, dur, sizeof dur));
     atomic_fetch_add(&c->srv->st_timed_out, 1);
-    ratelog_note(&c->srv->timeouts, MQ_LV_INFO, now, "connections closed by a timeout", what);
+    mq_ksrv_ratelog(&c->srv->timeouts, MQ_LV_INFO, now, "connections closed by a timeout", what);
     mq_ksrv_conn_kill(c, NULL);
 }
 
@@ -636,8 +658,9 @@ static void *loop_main(void *arg)
         bool woken = false;
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
-            if (p == &srv->listen_fd) {
-                accept_all(srv);
+            struct mq_ksrv_listener *lsn = p;
+            if (lsn >= srv->listeners && lsn < srv->listeners + srv->n_listeners) {
+                accept_all(lsn);
             } else if (p == &srv->wake_fd) {
                 uint64_t v;
                 while (read(srv->wake_fd, &v, sizeof v) > 0) {
@@ -652,6 +675,8 @@ static void *loop_main(void *arg)
                 else if (evs[i].events & (EPOLLERR | EPOLLHUP))
                     mq_ksrv_conn_kill(c, NULL);
                 if (!c->dead && (evs[i].events & EPOLLOUT)) {
+                    if (c->read_wants_out)
+                        conn_read(c);
                     conn_flush(c);
                     mq_ksrv_conn_set_ready(c); /* responses drained: more requests may be handled */
                 }
@@ -677,6 +702,7 @@ static void *loop_main(void *arg)
             ratelog_flush(&srv->refusals, MQ_LV_WARN, now, "refused connections");
             ratelog_flush(&srv->too_large, MQ_LV_WARN, now, "requests over max_request_partitions");
             ratelog_flush(&srv->timeouts, MQ_LV_INFO, now, "connections closed by a timeout");
+            ratelog_flush(&srv->tls_failures, MQ_LV_WARN, now, "failed TLS handshakes");
         }
         for (struct conn *c = srv->conns, *next; c; c = next) {
             next = c->next;
@@ -715,7 +741,12 @@ void mq_kafka_server_conf_defaults(struct mq_kafka_server_conf *conf)
 
 int mq_kafka_server_port(const struct mq_kafka_server *srv)
 {
-    return srv->port;
+    return srv->listeners[0].port;
+}
+
+int mq_kafka_server_listener_port(const struct mq_kafka_server *srv, size_t i)
+{
+    return i < srv->n_listeners ? srv->listeners[i].port : -1;
 }
 
 void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_server_stats *st)
@@ -729,12 +760,12 @@ void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_se
     st->refused = atomic_load(&srv->st_refused);
     st->timed_out = atomic_load(&srv->st_timed_out);
     st->too_large = atomic_load(&srv->st_too_large);
+    st->tls_failed = atomic_load(&srv->st_tls_failed);
 }
 
 static void server_free(struct mq_kafka_server *srv)
 {
-    if (srv->listen_fd >= 0)
-        close(srv->listen_fd);
+    mq_ksrv_listeners_close(srv);
     if (srv->wake_fd >= 0)
         close(srv->wake_fd);
     if (srv->epoll_fd >= 0)
@@ -743,8 +774,6 @@ static void server_free(struct mq_kafka_server *srv)
         close(srv->spare_fd);
     mq_ksrv_ips_free(srv);
     mq_kafka_groups_free(srv->groups);
-    free(srv->listen_host);
-    free(srv->advertised_host);
     free(srv->cluster_id);
     free(srv);
 }
@@ -774,53 +803,6 @@ static void raise_nofile(int max_connections)
                 (unsigned long long)rl.rlim_max);
 }
 
-/* Binds and listens on host:port; returns the socket or -1 with errstr set. */
-static int listen_on(const char *host, int port, int *bound_port, char *errstr, size_t errstr_size,
-                     enum mq_err *err)
-{
-    char ports[16];
-    snprintf(ports, sizeof ports, "%d", port);
-    struct addrinfo hints = {0}, *ai = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int rc = getaddrinfo(host, ports, &hints, &ai);
-    if (rc != 0) {
-        *err = mq_errf(MQ_ERR_CONFIG, errstr, errstr_size, "kafka listener %s:%d: %s", host, port,
-                       gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        *err = mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "kafka listener: socket: %s",
-                       strerror(errno));
-        freeaddrinfo(ai);
-        return -1;
-    }
-    int one = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 512) != 0) {
-        int e = errno;
-        *err = mq_errf(e == EADDRINUSE ? MQ_ERR_BUSY : mq_err_from_errno(e), errstr, errstr_size,
-                       "kafka listener %s:%d: %s", host, port, strerror(e));
-        close(fd);
-        freeaddrinfo(ai);
-        return -1;
-    }
-    freeaddrinfo(ai);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
-        *err = mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "kafka listener: getsockname: %s",
-                       strerror(errno));
-        close(fd);
-        return -1;
-    }
-    *bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                           : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    return fd;
-}
-
 enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_server_conf *conf,
                                   struct mq_kafka_server **srvp, char *errstr, size_t errstr_size)
 {
@@ -829,34 +811,29 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         mq_kafka_server_conf_defaults(&defaults);
         conf = &defaults;
     }
-    if (!store || conf->port < 0 || conf->port > 65535 || conf->max_request_bytes < MQ_KAFKA_MIN_REQUEST ||
-        conf->max_request_bytes > INT32_MAX || conf->max_connections < 1 ||
-        conf->max_connections_per_ip < 0 || conf->fetch_poll_ms < 1 || conf->idle_timeout_ms < 0 ||
-        conf->handshake_timeout_ms < 1 || conf->send_timeout_ms < 1 || conf->max_request_partitions < 1 ||
-        conf->fetch_max_bytes < 1 || conf->max_queued_bytes < 1)
+    if (!store || conf->max_request_bytes < MQ_KAFKA_MIN_REQUEST || conf->max_request_bytes > INT32_MAX ||
+        conf->max_connections < 1 || conf->max_connections_per_ip < 0 || conf->fetch_poll_ms < 1 ||
+        conf->idle_timeout_ms < 0 || conf->handshake_timeout_ms < 1 || conf->send_timeout_ms < 1 ||
+        conf->max_request_partitions < 1 || conf->fetch_max_bytes < 1 || conf->max_queued_bytes < 1)
         return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "kafka listener: invalid configuration");
     struct mq_kafka_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    srv->listen_fd = srv->epoll_fd = srv->wake_fd = srv->spare_fd = -1;
+    srv->epoll_fd = srv->wake_fd = srv->spare_fd = -1;
     srv->store = store;
     srv->log = mq_store_log(store);
     srv->cat = mq_store_catalog(store);
     srv->conf = *conf;
     srv->read_mode = mq_log_mode(srv->log) == MQ_LOG_READ;
-    const char *lh = conf->listen_host ? conf->listen_host : "127.0.0.1";
-    bool wildcard = strcmp(lh, "0.0.0.0") == 0 || strcmp(lh, "::") == 0;
-    const char *ah = conf->advertised_host ? conf->advertised_host : wildcard ? "127.0.0.1" : lh;
-    srv->listen_host = strdup(lh);
-    srv->advertised_host = strdup(ah);
     srv->cluster_id = strdup(conf->cluster_id ? conf->cluster_id : "mqlog");
-    if (!srv->listen_host || !srv->advertised_host || !srv->cluster_id) {
+    if (!srv->cluster_id) {
         server_free(srv);
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
     }
-    srv->conf.listen_host = srv->listen_host;
-    srv->conf.advertised_host = srv->advertised_host;
     srv->conf.cluster_id = srv->cluster_id;
+    /* The copies in srv->listeners are what counts; conf's pointers may not outlive this call. */
+    srv->conf.listen_host = srv->conf.advertised_host = NULL;
+    srv->conf.listeners = NULL;
     srv->ip_nbuckets = 64;
     while (srv->ip_nbuckets < (size_t)conf->max_connections && srv->ip_nbuckets < 65536)
         srv->ip_nbuckets *= 2;
@@ -872,13 +849,10 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         server_free(srv);
         return mq_errf(err, errstr, errstr_size, "kafka: %s", mq_strerror(err));
     }
-    srv->listen_fd = listen_on(lh, conf->port, &srv->port, errstr, errstr_size, &err);
-    if (srv->listen_fd < 0) {
+    if ((err = mq_ksrv_listeners_open(srv, conf, errstr, errstr_size)) != MQ_OK) {
         server_free(srv);
         return err;
     }
-    if (srv->conf.advertised_port <= 0)
-        srv->conf.advertised_port = srv->port;
     srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (srv->epoll_fd < 0 || srv->wake_fd < 0) {
@@ -887,10 +861,13 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         server_free(srv);
         return err;
     }
-    struct epoll_event e = {.events = EPOLLIN, .data.ptr = &srv->listen_fd};
     struct epoll_event w = {.events = EPOLLIN, .data.ptr = &srv->wake_fd};
-    if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->listen_fd, &e) != 0 ||
-        epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->wake_fd, &w) != 0) {
+    int rc = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->wake_fd, &w);
+    for (size_t i = 0; i < srv->n_listeners && rc == 0; i++) {
+        struct epoll_event e = {.events = EPOLLIN, .data.ptr = &srv->listeners[i]};
+        rc = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->listeners[i].fd, &e);
+    }
+    if (rc != 0) {
         err = mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "kafka: epoll_ctl: %s", strerror(errno));
         server_free(srv);
         return err;
@@ -899,7 +876,7 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         mq_log_set_durable_cb(srv->log, mq_ksrv_on_durable, srv);
         srv->durable_cb_set = true;
     }
-    int rc = pthread_create(&srv->thread, NULL, loop_main, srv);
+    rc = pthread_create(&srv->thread, NULL, loop_main, srv);
     if (rc != 0) {
         if (srv->durable_cb_set)
             mq_log_set_durable_cb(srv->log, NULL, NULL); /* returns once no call is running */
@@ -907,8 +884,14 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         return mq_errf(mq_err_from_errno(rc), errstr, errstr_size, "kafka: pthread_create: %s", strerror(rc));
     }
     srv->thread_started = true;
-    MQ_INFO("kafka: listening on %s:%d (advertised as %s:%d)", lh, srv->port, srv->advertised_host,
-            srv->conf.advertised_port);
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        const struct mq_ksrv_listener *l = &srv->listeners[i];
+        MQ_INFO("kafka: listening on %s:%d (advertised as %s:%d)%s", l->listen_host, l->port,
+                l->advertised_host, l->advertised_port,
+                !l->tls                  ? ""
+                : l->require_client_cert ? " with TLS and client certificates"
+                                         : " with TLS");
+    }
     *srvp = srv;
     return MQ_OK;
 }

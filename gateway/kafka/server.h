@@ -14,7 +14,12 @@
  * fallback response). The endpoint is read-only: Produce is answered with TOPIC_AUTHORIZATION_FAILED,
  * InitProducerId (idempotent producers) with CLUSTER_AUTHORIZATION_FAILED.
  *
- * Fetch returns whole stored batches unchanged, sent with sendfile() from the segment files, at least one
+ * Listeners: the endpoint may listen on several addresses, each plaintext or TLS (OpenSSL, TLS 1.2+,
+ * optionally mutual TLS), each advertising its own address to the clients that connect to it, as Kafka's
+ * advertised.listeners. The limits are the server's, over every listener.
+ *
+ * Fetch returns whole stored batches unchanged, sent with sendfile() from the segment files (over TLS:
+ * read and encrypted, 64 KiB at a time), at least one
  * batch even above max_bytes (KIP-74). A Fetch that finds fewer than min_bytes waits up to max_wait_ms and
  * is answered as soon as new records become durable: the log's durable callback (set by the server unless
  * told otherwise, or forwarded through mq_kafka_server_notify()) wakes the loop through an eventfd. Stores
@@ -37,12 +42,35 @@
 
 struct mq_kafka_server;
 
+/* TLS of one listener. */
+struct mq_kafka_tls_conf {
+    const char *cert;         /* PEM certificate chain; NULL: the listener is plaintext */
+    const char *key;          /* PEM private key of cert */
+    const char *ca;           /* PEM CAs of client certificates; NULL: clients are not asked for one */
+    bool require_client_cert; /* mutual TLS: a client without a certificate signed by ca fails (needs ca) */
+};
+
+/* One address the endpoint listens on, and what it tells the clients that connect there. */
+struct mq_kafka_listener_conf {
+    const char *listen_host;     /* address or host name to bind; default "127.0.0.1" */
+    int port;                    /* 0 picks a free port (see mq_kafka_server_listener_port()) */
+    const char *advertised_host; /* what Metadata and FindCoordinator tell this listener's clients; default
+                                    the listen host, or "127.0.0.1" when listening on a wildcard address */
+    int advertised_port;         /* default (0): the bound port */
+    struct mq_kafka_tls_conf tls;
+};
+
 struct mq_kafka_server_conf {
-    const char *listen_host;      /* address or host name to bind; default "127.0.0.1" */
-    int port;                     /* default 9092; 0 picks a free port (see mq_kafka_server_port()) */
-    const char *advertised_host;  /* what Metadata tells clients; default the listen host, or "127.0.0.1"
-                                     when listening on a wildcard address */
-    int advertised_port;          /* default (0): the bound port */
+    /* The one listener when n_listeners is 0 (plaintext): */
+    const char *listen_host;     /* address or host name to bind; default "127.0.0.1" */
+    int port;                    /* default 9092; 0 picks a free port (see mq_kafka_server_port()) */
+    const char *advertised_host; /* what Metadata tells clients; default the listen host, or "127.0.0.1"
+                                    when listening on a wildcard address */
+    int advertised_port;         /* default (0): the bound port */
+    /* Otherwise these listeners (the four fields above are then unused); the limits below count over all
+     * of them together. */
+    const struct mq_kafka_listener_conf *listeners;
+    size_t n_listeners;
     int32_t node_id;              /* this broker's id; default 0 */
     const char *cluster_id;       /* default "mqlog" */
     size_t max_request_bytes;     /* larger requests close the connection; default 16 MiB */
@@ -72,16 +100,20 @@ struct mq_kafka_server_conf {
 void mq_kafka_server_conf_defaults(struct mq_kafka_server_conf *conf);
 
 /*
- * Binds the listener and starts the event-loop thread serving store. conf may be NULL for defaults; its
- * strings are copied. store must outlive the server. On failure (e.g. MQ_ERR_BUSY: address in use,
- * MQ_ERR_IO) *srvp is untouched and errstr says why. The caller owns the server and stops it with
+ * Binds the listeners (and loads their TLS files) and starts the event-loop thread serving store. conf may
+ * be NULL for defaults; its strings are copied (the TLS files are read here, not later). store must
+ * outlive the server. On failure (e.g. MQ_ERR_BUSY: address in use, MQ_ERR_IO, MQ_ERR_INVAL: a TLS file
+ * that does not load) *srvp is untouched and errstr says why. The caller owns the server and stops it with
  * mq_kafka_server_stop().
  */
 enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_server_conf *conf,
                                   struct mq_kafka_server **srvp, char *errstr, size_t errstr_size);
 
-/* The port the listener is bound to. */
+/* The port the (first) listener is bound to. */
 int mq_kafka_server_port(const struct mq_kafka_server *srv);
+
+/* The port listener i (in the order of conf->listeners) is bound to, -1 when there is no such listener. */
+int mq_kafka_server_listener_port(const struct mq_kafka_server *srv, size_t i);
 
 /* Tells the server that records became durable (any thread, cheap, never blocks). */
 void mq_kafka_server_notify(struct mq_kafka_server *srv);
@@ -98,6 +130,8 @@ struct mq_kafka_server_stats {
                                  out of file descriptors */
     uint64_t timed_out;       /* connections closed by the handshake, idle or send timeout */
     uint64_t too_large;       /* requests refused for listing more than max_request_partitions */
+    uint64_t tls_failed;      /* TLS handshakes that failed (untrusted or missing client certificate, no
+                                 common protocol version, not TLS at all) */
 };
 void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_server_stats *st);
 

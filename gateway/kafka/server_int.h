@@ -1,6 +1,7 @@
 /*
  * server_int.h - the Kafka endpoint's internals, shared by server.c (event loop, connections, lifecycle),
- * fetch.c (Fetch and its long poll) and handlers.c (every other request, and dispatch).
+ * transport.c (plain TCP and TLS), fetch.c (Fetch and its long poll) and handlers.c (every other request, and
+ * dispatch).
  *
  * Everything here runs on the server's one loop thread, except mq_ksrv_on_durable() (called by the log on
  * a writer thread) and the atomics of struct mq_kafka_server.
@@ -14,12 +15,17 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "kafka/proto.h"
 #include "kafka/server.h"
 #include "kafka/wire.h"
+#include "util/diag.h"
 #include "util/parse.h"
 #include "util/topic.h"
+
+struct ssl_st;     /* OpenSSL's SSL */
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 struct out_item {
     struct out_item *next;
@@ -48,12 +54,47 @@ struct req {
     struct req *wait_prev, *wait_next; /* the server's list of parked fetches */
 };
 
+/* One listening socket, and what its clients are told and how they are served. */
+struct mq_ksrv_listener {
+    struct mq_kafka_server *srv;
+    int fd;
+    int port; /* bound */
+    char *listen_host;
+    char *advertised_host; /* Metadata and FindCoordinator tell this listener's clients to come here */
+    int advertised_port;
+    struct ssl_ctx_st *tls; /* OpenSSL's SSL_CTX; NULL: plaintext */
+    bool require_client_cert;
+};
+
+/*
+ * How a connection's bytes travel: plain TCP (recv, send, sendfile) or TLS (transport.c). Each call
+ * moves at most len bytes and returns how many (> 0), 0 at the peer's end of stream (recv) or at the end
+ * of the file (send_file), or -1 with errno: EAGAIN when it must wait, c->io_wait then says for what
+ * (EPOLLIN or EPOLLOUT: TLS may need to read in order to write, or the reverse), EINTR to retry, else an
+ * error that closes the connection (a TLS error has closed it already, with its reason logged).
+ */
+struct mq_ksrv_transport {
+    ssize_t (*recv)(struct conn *c, void *buf, size_t len);
+    ssize_t (*send)(struct conn *c, const void *buf, size_t len, bool more);
+    ssize_t (*send_file)(struct conn *c, int fd, int64_t pos, size_t len);
+    void (*close)(struct conn *c); /* frees the transport's state; the socket is closed by the caller */
+};
+
+extern const struct mq_ksrv_transport mq_ksrv_plain;
+
 struct conn {
     struct conn *prev, *next;
     struct mq_kafka_server *srv;
+    const struct mq_ksrv_listener *lsn; /* the listener it came through */
+    const struct mq_ksrv_transport *io;
     int fd;
-    uint32_t events; /* the epoll interest set registered now */
-    bool want_out;   /* the socket refused bytes: wait for EPOLLOUT */
+    uint32_t events;     /* the epoll interest set registered now */
+    bool want_out;       /* the socket refused bytes: wait for EPOLLOUT */
+    bool read_wants_out; /* TLS: reading must wait until the socket takes bytes (EPOLLOUT then reads) */
+    uint32_t io_wait;    /* set by the transport with EAGAIN: EPOLLIN or EPOLLOUT */
+    struct ssl_st *ssl;  /* TLS: OpenSSL's SSL; NULL: plaintext */
+    bool tls_ready;      /* TLS: the handshake is done */
+    char *peer_dn;       /* TLS: the verified client certificate's subject (RFC 2253), or NULL */
     uint8_t *in;
     size_t in_len, in_cap;
     struct req *cur; /* the request being served; later ones wait in `in` */
@@ -92,9 +133,11 @@ struct mq_kafka_server {
     struct mq_log *log;
     struct mq_catalog *cat;
     struct mq_kafka_server_conf conf;
-    char *listen_host, *advertised_host, *cluster_id;
-    int listen_fd, epoll_fd, wake_fd;
-    int port;
+    char *cluster_id;
+    struct mq_ksrv_listener *listeners;
+    size_t n_listeners;
+    int epoll_fd, wake_fd;
+    uint8_t *file_buf; /* TLS: segment bytes on their way to SSL_write (MQ_KSRV_FILE_BUF), shared */
     bool read_mode;
     bool durable_cb_set;
     pthread_t thread;
@@ -113,11 +156,16 @@ struct mq_kafka_server {
     struct ratelog refusals;     /* connections refused */
     struct ratelog too_large;    /* requests refused for max_request_partitions */
     struct ratelog timeouts;     /* connections closed by the handshake, idle or send timeout */
+    struct ratelog tls_failures; /* TLS handshakes that failed */
     size_t trim_bytes;           /* large buffers freed since the last malloc_trim() */
     int64_t last_trim;
     _Atomic uint64_t st_accepted, st_open, st_requests, st_protocol_errors, st_unsupported, st_waiting;
-    _Atomic uint64_t st_refused, st_timed_out, st_too_large;
+    _Atomic uint64_t st_refused, st_timed_out, st_too_large, st_tls_failed;
 };
+
+/* Bytes of a segment file read for SSL_write at a time: the TLS path's bounded copy of what sendfile() would
+ * send (one buffer for the loop: a retried SSL_write reads the same range again). */
+#define MQ_KSRV_FILE_BUF (64 * 1024)
 
 static inline int64_t now_ms(void)
 {
@@ -128,6 +176,10 @@ static inline int64_t now_ms(void)
 
 /* Puts c on the ready list: the loop handles its further input at the end of this iteration. */
 void mq_ksrv_conn_set_ready(struct conn *c);
+/* Logs one event of a kind clients can repeat at will: the first at once, then at most one line every
+ * MQ_KSRV_RATELOG_MS with the count (noun names the kind, what says it all). */
+void mq_ksrv_ratelog(struct ratelog *rl, enum mq_level level, int64_t now, const char *noun,
+                     const char *what);
 /* Marks c for closing at the end of the loop iteration (why: logged once, NULL for none). */
 void mq_ksrv_conn_kill(struct conn *c, const char *why);
 /* mq_ksrv_conn_kill() for a request that cannot be parsed, counted and logged as a warning. */
@@ -189,6 +241,28 @@ int64_t mq_ksrv_fetch_next_due(const struct mq_kafka_server *srv);
 void mq_ksrv_waiting_remove(struct mq_kafka_server *srv, struct req *r);
 /* The log's durable callback (opaque: the server): wakes the loop to recheck parked fetches. */
 void mq_ksrv_on_durable(void *opaque, struct mq_part *part, int64_t durable_end);
+
+/* ---- listeners.c ---- */
+
+/* Copies conf's listeners (or its single plaintext one) into srv, binds them and loads their TLS files;
+ * srv->listeners is left for mq_ksrv_listeners_close() whether it succeeds or not. */
+enum mq_err mq_ksrv_listeners_open(struct mq_kafka_server *srv, const struct mq_kafka_server_conf *conf,
+                                   char *errstr, size_t errstr_size);
+/* Closes and frees every listener (accepts a half-opened list). */
+void mq_ksrv_listeners_close(struct mq_kafka_server *srv);
+
+/* ---- transport.c: plain TCP and TLS ---- */
+
+/* Loads a TLS listener's files into l->tls (MQ_ERR_* with errstr naming the file). */
+enum mq_err mq_ksrv_tls_listener_init(struct mq_ksrv_listener *l, const struct mq_kafka_tls_conf *tls,
+                                      char *errstr, size_t errstr_size);
+/* Starts TLS on a new connection of a TLS listener (the handshake runs as its first bytes arrive); false
+ * when out of memory. */
+bool mq_ksrv_tls_accept(struct conn *c);
+/* True when TLS holds decrypted or undecrypted input of c that epoll cannot report any more. */
+bool mq_ksrv_tls_pending(const struct conn *c);
+/* Frees a listener's TLS context (accepts a plaintext listener). */
+void mq_ksrv_tls_listener_free(struct mq_ksrv_listener *l);
 
 /* peers.c: the per-address connection counts. mq_ksrv_ip_key() gives the address a peer counts under
  * (IPv4-mapped IPv6 as IPv4) and its length; mq_ksrv_ip_get() finds or creates its slot (NULL when out of
