@@ -262,13 +262,15 @@ static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
     if (d->kafka) {
         struct mq_kafka_server_stats ks;
         mq_kafka_server_stats(d->kafka, &ks);
-        mq_diag_printf(level,
-                       "kafka: %llu connections open, %llu accepted, %llu refused, %llu closed by a timeout; "
-                       "%llu requests, %llu protocol errors, %llu over max_request_partitions",
-                       (unsigned long long)ks.open, (unsigned long long)ks.accepted,
-                       (unsigned long long)ks.refused, (unsigned long long)ks.timed_out,
-                       (unsigned long long)ks.requests, (unsigned long long)ks.protocol_errors,
-                       (unsigned long long)ks.too_large);
+        mq_diag_printf(
+            level,
+            "kafka: %llu connections open, %llu accepted, %llu refused, %llu closed by a timeout; "
+            "%llu requests, %llu protocol errors, %llu over max_request_partitions, %llu failed TLS "
+            "handshakes",
+            (unsigned long long)ks.open, (unsigned long long)ks.accepted, (unsigned long long)ks.refused,
+            (unsigned long long)ks.timed_out, (unsigned long long)ks.requests,
+            (unsigned long long)ks.protocol_errors, (unsigned long long)ks.too_large,
+            (unsigned long long)ks.tls_failed);
     }
     if (level == MQ_LV_INFO) {
         mq_sup_log_stats(d->sup);

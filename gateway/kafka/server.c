@@ -8,7 +8,8 @@
  * handled. Handlers answer at once or park the request (a Fetch waiting for data, a JoinGroup or SyncGroup
  * waiting for other members); a parked request blocks the connection's later requests, as in Kafka.
  * Answers are queued on the connection as struct mq_kafka_out (bytes plus segment file ranges) and written
- * with send() and sendfile() as the socket accepts them.
+ * as the socket accepts them, through the connection's transport (transport.c): send() and sendfile() on
+ * plaintext listeners, SSL_write() on TLS ones. The listening sockets are set up in listeners.c.
  *
  * Limits (finding 7 and 8 of issue 11: one client must not take the loop, the memory or the connection
  * slots): a connection gets at most REQS_PER_TURN requests handled per loop iteration, then waits for the
