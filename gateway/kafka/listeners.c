@@ -79,6 +79,8 @@ enum mq_err mq_ksrv_listeners_open(struct mq_kafka_server *srv, const struct mq_
         .advertised_host = conf->advertised_host,
         .advertised_port = conf->advertised_port,
     };
+    if (conf->n_listeners && !conf->listeners)
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "kafka: n_listeners without listeners");
     const struct mq_kafka_listener_conf *confs = conf->n_listeners ? conf->listeners : &single;
     size_t n = conf->n_listeners ? conf->n_listeners : 1;
     srv->listeners = calloc(n, sizeof *srv->listeners);

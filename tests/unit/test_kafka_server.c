@@ -5,6 +5,7 @@
  * malformed, oversized and truncated requests, consumer groups with committed offsets, many connections.
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1312,6 +1313,33 @@ static void test_start_errors(void)
     CU_ASSERT_EQUAL(mq_kafka_server_start(store, &conf, &other, errstr, sizeof errstr), MQ_OK);
     mq_kafka_server_stop(other);
     mq_kafka_server_stop(NULL);
+    /* Several listeners: each bound to its own port; a TLS listener whose files do not load fails the start
+     * with the file named, and nothing stays open. */
+    const char *src = getenv("MQ_SOURCE_DIR");
+    char cert[PATH_MAX], key[PATH_MAX], missing[PATH_MAX];
+    snprintf(cert, sizeof cert, "%s/tests/data/config/tls/server.pem", src ? src : ".");
+    snprintf(key, sizeof key, "%s/tests/data/config/tls/server.key", src ? src : ".");
+    snprintf(missing, sizeof missing, "%s/tests/data/config/tls/missing.pem", src ? src : ".");
+    struct mq_kafka_listener_conf lc[2] = {
+        {.listen_host = "127.0.0.1", .port = 0},
+        {.listen_host = "127.0.0.1", .port = 0, .tls = {.cert = cert, .key = key}},
+    };
+    mq_kafka_server_conf_defaults(&conf);
+    conf.listeners = lc;
+    conf.n_listeners = 2;
+    CU_ASSERT_EQUAL_FATAL(mq_kafka_server_start(store, &conf, &other, errstr, sizeof errstr), MQ_OK);
+    int p0 = mq_kafka_server_listener_port(other, 0), p1 = mq_kafka_server_listener_port(other, 1);
+    CU_ASSERT(p0 > 0 && p1 > 0 && p0 != p1);
+    CU_ASSERT_EQUAL(mq_kafka_server_port(other), p0);
+    CU_ASSERT_EQUAL(mq_kafka_server_listener_port(other, 2), -1);
+    mq_kafka_server_stop(other);
+    lc[1].tls.cert = missing;
+    other = NULL;
+    CU_ASSERT_EQUAL(mq_kafka_server_start(store, &conf, &other, errstr, sizeof errstr), MQ_ERR_IO);
+    CU_ASSERT_PTR_NULL(other);
+    CU_ASSERT_PTR_NOT_NULL(strstr(errstr, "missing.pem"));
+    conf.listeners = NULL;
+    CU_ASSERT_EQUAL(mq_kafka_server_start(store, &conf, &other, errstr, sizeof errstr), MQ_ERR_INVAL);
     fixture_down();
 }
 
