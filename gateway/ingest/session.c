@@ -48,7 +48,7 @@ struct mq_rx_header {
 struct mq_rx_slot {
     uint32_t crc;
     uint32_t tag;
-    uint64_t seq; /* the message's number in the session, from 1 */
+    uint64_t seq; /* the message's number among the session's stored messages, from 1 */
     uint64_t digest;
     uint64_t topic_hash; /* of the log topic's name */
     int64_t offset;
@@ -79,11 +79,11 @@ struct mq_rx_session {
     struct mq_rx_slot *slots;
     uint32_t nslots, next_slot;
     struct mq_part **parts; /* per slot: its record's partition; NULL when the slot holds nothing valid */
-    uint64_t seq;           /* the last sequence number given out */
+    uint64_t seq;           /* the last sequence number given out: counts stored messages only */
     struct mq_rx_cand *cand;
     uint32_t ccap;
     uint64_t matched;       /* redeliveries recognised since the last connection */
-    uint64_t since_connect; /* messages looked at since the last connection */
+    uint64_t since_connect; /* messages done with since the last connection (each once) */
     int mode;               /* enum mq_dedup */
     bool warned_renumber;   /* said once that the broker renumbers redeliveries */
     atomic_bool dirty;      /* slots written since the last mq_rx_session_sync() */
@@ -582,8 +582,10 @@ bool mq_rx_session_match(struct mq_rx_session *s, int pid, uint64_t digest, int 
         return false;
     pthread_mutex_lock(&s->mu);
     bool hit = false;
-    if (++s->since_connect > (uint64_t)mq_rx_cover(s->window) && s->cand) {
-        /* redeliveries come first on a resumed session: by now they are over */
+    if (s->since_connect >= (uint64_t)mq_rx_cover(s->window) && s->cand) {
+        /* redeliveries come first on a resumed session: by now they are over. since_connect counts each
+         * message once, in mq_rx_session_done(): the attempts of a message the store refused (MQ_ERR_FULL,
+         * retried for as long as it pushes back) are one message */
         free(s->cand);
         s->cand = NULL;
         s->ccap = 0;
@@ -592,7 +594,7 @@ bool mq_rx_session_match(struct mq_rx_session *s, int pid, uint64_t digest, int 
         /* renumbered redeliveries come first after the reconnect, with DUP set; without the flag only
          * that many messages are taken for redeliveries */
         struct mq_rx_cand *c =
-            dup == 1 || s->since_connect <= (uint64_t)s->window ? mq_rx_cand_find(s, digest, 0, false) : NULL;
+            dup == 1 || s->since_connect < (uint64_t)s->window ? mq_rx_cand_find(s, digest, 0, false) : NULL;
         if (c)
             mq_rx_cand_match(s, c, m);
         hit = c && m->n > 0; /* none: its slots were overwritten since */
@@ -631,6 +633,7 @@ void mq_rx_session_done(struct mq_rx_session *s, int pid, const struct mq_rx_mat
         c = mq_rx_cand_find(s, (uint64_t)pid, 0, false); /* matched, or the broker reused the id */
     if (c)
         c->retired = true;
+    s->since_connect++;
     if (matched && s->matched++ == 0)
         MQ_INFO("broker %s session %s: the broker redelivers messages stored before (first: packet id %d): "
                 "they are acknowledged and not stored again",
@@ -643,22 +646,19 @@ void mq_rx_session_done(struct mq_rx_session *s, int pid, const struct mq_rx_mat
 void mq_rx_session_begin(struct mq_rx_session *s, int pid, int qos, uint64_t digest, int64_t timestamp,
                          struct mq_rx_note *note)
 {
-    pthread_mutex_lock(&s->mu);
     *note = (struct mq_rx_note){.s = s,
-                                .seq = ++s->seq,
+                                .seq = 0, /* given with the first record's slot */
                                 .digest = digest,
                                 .timestamp = timestamp,
                                 .pid = (uint16_t)(pid > 0 && pid <= 65535 ? pid : 0),
                                 .qos = (uint8_t)qos};
-    pthread_mutex_unlock(&s->mu);
 }
 
 void mq_rx_session_note(void *opaque, struct mq_part *part, int64_t offset)
 {
-    const struct mq_rx_note *n = opaque;
+    struct mq_rx_note *n = opaque;
     struct mq_rx_session *s = n->s;
     struct mq_rx_slot sl = {.tag = MQ_RX_TAG,
-                            .seq = n->seq,
                             .digest = n->digest,
                             .topic_hash = mq_rx_topic_hash(mq_part_topic(part)),
                             .offset = offset,
@@ -666,8 +666,15 @@ void mq_rx_session_note(void *opaque, struct mq_part *part, int64_t offset)
                             .partition = mq_part_id(part),
                             .pid = n->pid,
                             .qos = n->qos};
-    sl.crc = mq_rx_slot_crc(&sl);
     pthread_mutex_lock(&s->mu);
+    /* The sequence numbers the stored messages, and only them: the cover is counted in it. A message looked
+     * at but not stored (a recognised redelivery, an attempt the store refused) takes none, or a process
+     * that recognises the same thousands of redeliveries again after each of many kills would push stored,
+     * still unacknowledged messages out of the cover (their redeliveries then stored again). */
+    if (!n->seq)
+        n->seq = ++s->seq;
+    sl.seq = n->seq;
+    sl.crc = mq_rx_slot_crc(&sl);
     uint32_t i = s->next_slot;
     s->next_slot = (i + 1) % s->nslots;
     memcpy(&s->slots[i], &sl, sizeof sl);

@@ -11,24 +11,29 @@
  *
  * How.
  *  - A ring of fixed 64-byte slots in a file of the data directory (sessions/<broker>@<client id>.rx),
- *    mapped into memory. Each record ingest produces for the session gets a slot: the message's sequence
- *    number in the session, its packet id and QoS, a digest of its MQTT topic and payload, and where the
- *    record went (log topic, partition, offset) with its timestamp. The slot is written from the log's
+ *    mapped into memory. Each record ingest produces for the session gets a slot: the message's number
+ *    among the session's stored messages, its packet id and QoS, a digest of its MQTT topic and payload, and
+ * where the record went (log topic, partition, offset) with its timestamp. The slot is written from the log's
  *    produce note (mq_part_produce_noted()), before any write can take the record to its segment: a kill of
  *    the process at any moment leaves no stored record without its slot. A slot written for a record that
  *    never reached the file is found out when the guard opens: each slot is checked against the record at
  *    its offset (same digest and timestamp), and the ones that do not match are dropped.
  *  - On a connection with session present, the messages stored before it become candidates: for each packet
- *    id, the latest message stored with it, among the last `window` messages of the session. A message that
+ *    id, the latest message stored with it, among the cover, the session's last stored messages (2 x
+ *    `window`, at least 16384: session.c). The cover counts stored messages only: a process that recognises
+ *    the same thousands of redeliveries after each of many kills (each killed before its acknowledgements
+ *    went out) must not push the stored messages they stand for out of it. Redeliveries come first on a
+ *    resumed session: once as many messages as the cover have come since the connection (each counted
+ *    once, however often the store refused it), the candidates are dropped. A message that
  *    arrives with a candidate's packet id and the same topic and payload digest (and, when the client
  *    library tells, with DUP set) is that message again: ingest does not store it where it was stored
  *    before. Any other message with that packet id retires the candidate: the broker has reused the id, so
  *    it had the acknowledgement. A connection without session present retires every candidate: the broker
  *    has nothing to redeliver.
- *  - The window bounds both memory and the one residual risk: a broker that reused an id whose
+ *  - The cover bounds both memory and the one residual risk: a broker that reused an id whose
  *    acknowledgement it had, for a message with the same topic and payload, while the first was still a
  *    candidate. Brokers that number their outgoing messages in sequence (mosquitto) reuse an id only after
- *    65535 others; the window stays far below that.
+ *    65535 others; the cover stays far below that.
  *
  * The slots are in host byte order: the file never leaves the machine. A killed process leaves the page
  * cache, and so the slots, intact. Power loss: a connector that acknowledges a batch at a time (mosquitto)
@@ -88,15 +93,16 @@ struct mq_rx_match {
  */
 bool mq_rx_session_match(struct mq_rx_session *s, int pid, uint64_t digest, int dup, struct mq_rx_match *m);
 
-/* The message with packet id pid is stored, or (matched: what the match returned, else NULL) known stored:
- * retires the candidate it matched, or with packet ids the candidate of pid. */
+/* The message with packet id pid is stored, or (matched: what the match returned, else NULL) known stored,
+ * or dropped for good: retires the candidate it matched, or with packet ids the candidate of pid, and counts
+ * the message against the cover of the redeliveries (once per message: not per attempt). */
 void mq_rx_session_done(struct mq_rx_session *s, int pid, const struct mq_rx_match *matched);
 
 /* The note context of one message: filled by mq_rx_session_begin(), passed to mq_part_produce_noted() with
  * mq_rx_session_note for each of its records. */
 struct mq_rx_note {
     struct mq_rx_session *s;
-    uint64_t seq;
+    uint64_t seq; /* the message's number: 0 until the note of its first record gives it one */
     uint64_t digest;
     int64_t timestamp;
     uint16_t pid;

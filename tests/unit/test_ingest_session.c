@@ -4,7 +4,9 @@
  * restart or a reconnect, and its ticket names the records stored before; a message with DUP clear, another
  * payload, a reused packet id, a packet id older than the window or a session the broker did not keep is
  * stored; a noted record that never reached the log (cut off by a crash) is found out when the guard opens,
- * and its redelivery is stored; a message published twice with the same payload is stored twice. With
+ * and its redelivery is stored; a message published twice with the same payload is stored twice; the same
+ * redeliveries recognised after kill upon kill, or one message the store refused 20,000 times, leave the
+ * candidates' cover and the redeliveries' window as they were (the crash tests' duplicates under load). With
  * dedup: payload (renumbering brokers) the topic and payload decide, each stored message matched once.
  */
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 
 #include "config/config.h"
 #include "ingest/ingest.h"
+#include "ingest/session.h"
 #include "store/store.h"
 #include "testutil.h"
 #include "util/diag.h"
@@ -121,7 +124,7 @@ static int64_t count(struct env *e, const char *topic, int32_t p)
 
 static void test_redelivery_after_restart(void)
 {
-    struct env e;
+    struct env e = {.mode = MQ_DEDUP_PACKET_ID};
     env_open(&e, 100);
     mq_ingest_session_connected(e.rx, false);
     char payload[32];
@@ -159,7 +162,7 @@ static void test_redelivery_after_restart(void)
 
 static void test_same_payload_twice(void)
 {
-    struct env e;
+    struct env e = {.mode = MQ_DEDUP_PACKET_ID};
     env_open(&e, 100);
     mq_ingest_session_connected(e.rx, false);
     CU_ASSERT_EQUAL(send(&e, "s/a", "on", 1, 0), 1);
@@ -174,14 +177,14 @@ static void test_same_payload_twice(void)
     env_close(&e);
 }
 
-/* Stores n messages "v<pid>" of the session without waiting for each (one wait at the end). */
-static void send_many(struct env *e, int from, int n)
+/* Sends n messages "v<pid>" of the session (DUP as dup) without waiting for each (one wait at the end). */
+static void send_many(struct env *e, int from, int n, int dup)
 {
     char payload[32];
     struct mq_ticket t = {.n = 0};
     for (int pid = from; pid < from + n; pid++) {
         snprintf(payload, sizeof payload, "v%d", pid);
-        struct mq_source_msg m = msg_of(e, "s/a", payload, pid, 0);
+        struct mq_source_msg m = msg_of(e, "s/a", payload, pid, dup);
         CU_ASSERT_EQUAL_FATAL(mq_ingest_message(e->in, "b1", &m, &t), MQ_OK);
     }
     CU_ASSERT_EQUAL(mq_ingest_wait(e->in, &t, 10000), MQ_OK);
@@ -189,14 +192,84 @@ static void send_many(struct env *e, int from, int n)
 
 static void test_window(void)
 {
-    struct env e;
+    struct env e = {.mode = MQ_DEDUP_PACKET_ID};
     env_open(&e, 2); /* candidates: the last 16384 messages at least (2 x window when that is more) */
     mq_ingest_session_connected(e.rx, false);
-    send_many(&e, 1, 16400);
+    send_many(&e, 1, 16400, 0);
     mq_ingest_session_connected(e.rx, true);
     CU_ASSERT_EQUAL(send(&e, "s/a", "v16", 16, 1), 1); /* too old to be in flight still */
     CU_ASSERT_EQUAL(send(&e, "s/a", "v17", 17, 1), 0);
     CU_ASSERT_EQUAL(send(&e, "s/a", "v16400", 16400, 1), 0);
+    env_close(&e);
+}
+
+/* The broker sends messages pid from..from+n-1 ("v<pid>") again, DUP unknown (libmosquitto): none may be
+ * stored. */
+static void redeliver_many(struct env *e, int from, int n)
+{
+    struct mq_ingest_stats before, after;
+    mq_ingest_stats(e->in, &before);
+    send_many(e, from, n, -1);
+    mq_ingest_stats(e->in, &after);
+    CU_ASSERT_EQUAL(after.records - before.records, 0);
+    CU_ASSERT_EQUAL(after.redelivered - before.redelivered, (uint64_t)n);
+}
+
+/* A process killed before its acknowledgements went out, again and again (a loaded machine, mosquitto's
+ * in-flight set thousands deep): every new connection brings the same stored messages once more. The
+ * candidates' cover counts stored messages, so recognising the redeliveries must not push the oldest of
+ * them out of it, however often they come. */
+static void test_redelivered_again_and_again(void)
+{
+    struct env e = {.mode = MQ_DEDUP_PACKET_ID};
+    env_open(&e, 2); /* a cover of 16384 messages */
+    mq_ingest_session_connected(e.rx, false);
+    send_many(&e, 1, 6000, 0);
+    for (int round = 0; round < 3; round++) { /* 18,000 redeliveries: more than the cover */
+        env_stop(&e);
+        env_start(&e, 2);
+        mq_ingest_session_connected(e.rx, true);
+        redeliver_many(&e, 1, 6000);
+        /* and a new one before the next kill, under the next packet id */
+        CU_ASSERT_EQUAL(send(&e, "s/a", round == 0 ? "n0" : round == 1 ? "n1" : "n2", 6001 + round, 0), 1);
+    }
+    env_stop(&e);
+    env_start(&e, 2);
+    mq_ingest_session_connected(e.rx, true);
+    redeliver_many(&e, 1, 6000);
+    CU_ASSERT_EQUAL(count(&e, "t", 0), 6003);
+    env_close(&e);
+}
+
+/* A message the store refuses (MQ_ERR_FULL) comes again from the connector (mq_hold_store(): a retry every
+ * 1 to 50 ms, for as long as the push-back lasts). Each attempt is looked up and given a note, as ingest
+ * does, but it is one message: its attempts must neither close the redeliveries' window nor move the
+ * cover. */
+static void test_refused_attempts(void)
+{
+    struct env e = {.mode = MQ_DEDUP_PACKET_ID};
+    env_open(&e, 2);
+    mq_ingest_session_connected(e.rx, false);
+    send_many(&e, 1, 100, 0);
+    env_stop(&e);
+    env_start(&e, 2);
+    mq_ingest_session_connected(e.rx, true);
+    uint64_t digest = mq_rx_digest("s/a", 3, "v1", 2);
+    struct mq_rx_match m;
+    struct mq_rx_note note;
+    int recognised = 0;
+    for (int attempt = 0; attempt < 20000; attempt++) { /* about 16 minutes of 50 ms retries */
+        recognised += mq_rx_session_match(e.rx, 1, digest, -1, &m);
+        mq_rx_session_begin(e.rx, 1, 1, digest, 1700000000001, &note);
+    }
+    CU_ASSERT_EQUAL(recognised, 20000);
+    CU_ASSERT_EQUAL(send(&e, "s/a", "v1", 1, -1), 0); /* the store has room at last: recognised */
+    CU_ASSERT_EQUAL(send(&e, "s/a", "v2", 2, -1), 0); /* and the redeliveries after it are still known */
+    env_stop(&e);
+    env_start(&e, 2); /* nor did the attempts use up the cover of the next connection */
+    mq_ingest_session_connected(e.rx, true);
+    redeliver_many(&e, 1, 100);
+    CU_ASSERT_EQUAL(count(&e, "t", 0), 100);
     env_close(&e);
 }
 
@@ -212,7 +285,7 @@ static off_t segment_size(struct env *e)
 
 static void test_note_without_record(void)
 {
-    struct env e;
+    struct env e = {.mode = MQ_DEDUP_PACKET_ID};
     env_open(&e, 100);
     mq_ingest_session_connected(e.rx, false);
     CU_ASSERT_EQUAL(send(&e, "s/a", "x1", 1, 0), 1);
@@ -265,8 +338,14 @@ int main(void)
 {
     mq_diag_level = MQ_LV_WARN;
     static const struct mq_test tests[] = {
-        MQ_TEST(test_redelivery_after_restart), MQ_TEST(test_same_payload_twice), MQ_TEST(test_window),
-        MQ_TEST(test_note_without_record),      MQ_TEST(test_payload_mode),       MQ_TEST_END,
+        MQ_TEST(test_redelivery_after_restart),
+        MQ_TEST(test_same_payload_twice),
+        MQ_TEST(test_window),
+        MQ_TEST(test_note_without_record),
+        MQ_TEST(test_payload_mode),
+        MQ_TEST(test_redelivered_again_and_again),
+        MQ_TEST(test_refused_attempts),
+        MQ_TEST_END,
     };
     return mq_test_run("ingest_session", tests);
 }
