@@ -1,17 +1,15 @@
 /*
- * catalog.c - the SQLite catalog: opening and migrating the schema, prepared statements, transactions and
- * the translation of SQLite result codes into enum mq_err.
+ * catalog.c - the SQLite catalog: opening and migrating the schema, prepared statements, transactions, the
+ * translation of SQLite result codes into enum mq_err, and topics. Group offsets, connector checkpoints and
+ * users are in offsets.c, checkpoints.c and users.c, on the machinery catalog_int.h shares.
  *
  * Every statement is prepared once at open (SQLITE_PREPARE_PERSISTENT) and reset after each use, so a call
  * costs no parsing. A mutex around every public function lets the daemon's threads share one handle; the
  * connection itself is opened without SQLite's own mutex because ours already serialises it.
  */
-#include "catalog/catalog.h"
+#include "catalog/catalog_int.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <sqlite3.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,29 +54,6 @@ static const char *const mq_catalog_migrations[] = {
     ") WITHOUT ROWID;",
 };
 #define MQ_CATALOG_VERSION ((int)(sizeof mq_catalog_migrations / sizeof mq_catalog_migrations[0]))
-
-/* The prepared statements, by purpose. */
-enum mq_catalog_stmt {
-    ST_BEGIN,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_TOPIC_INSERT,
-    ST_TOPIC_GET,
-    ST_TOPIC_LIST,
-    ST_TOPIC_SET_RETENTION,
-    ST_TOPIC_DELETE,
-    ST_OFFSET_UPSERT,
-    ST_OFFSET_GET,
-    ST_OFFSET_LIST,
-    ST_GROUP_LIST,
-    ST_GROUP_DELETE,
-    ST_CKPT_PUT,
-    ST_CKPT_GET,
-    ST_CKPT_DELETE,
-    ST_CKPT_LIST,
-    ST__COUNT
-};
-
 static const char *const mq_catalog_sql[ST__COUNT] = {
     /* IMMEDIATE takes the write lock at once, so a busy database is waited for (busy_timeout) at BEGIN
      * instead of failing at the first write with a lock upgrade the busy handler cannot resolve. */
@@ -114,15 +89,6 @@ static const char *const mq_catalog_sql[ST__COUNT] = {
     /* substr rather than LIKE: a prefix may hold '%' or '_', and LIKE ignores case. */
     [ST_CKPT_LIST] = "SELECT connector, key, value, updated_ms FROM connector_checkpoints "
                      "WHERE substr(connector, 1, length(?1)) = ?1 ORDER BY connector, key",
-};
-
-struct mq_catalog {
-    pthread_mutex_t lock; /* serialises every call: the connection has no mutex of its own */
-    sqlite3 *db;
-    sqlite3_stmt *st[ST__COUNT];
-    bool readonly;
-    int version;      /* user_version after migration */
-    char errmsg[512]; /* the message of the last failure */
 };
 
 /* ---- result codes ---- */
@@ -177,34 +143,34 @@ static enum mq_err mq_catalog_err(sqlite3 *db, int rc)
 }
 
 /* Records the failure of `what` with SQLite code rc in cat->errmsg and returns its enum mq_err. */
-static enum mq_err mq_catalog_fail(struct mq_catalog *cat, int rc, const char *what)
+enum mq_err mq_catalog__fail(struct mq_catalog *cat, int rc, const char *what)
 {
     snprintf(cat->errmsg, sizeof cat->errmsg, "%s: %s", what, sqlite3_errmsg(cat->db));
     return mq_catalog_err(cat->db, rc);
 }
 
 /* Resets a statement after use: releases its read snapshot and its bindings. */
-static void mq_catalog_done(sqlite3_stmt *st)
+void mq_catalog__done(sqlite3_stmt *st)
 {
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
 }
 
 /* Steps a statement that returns no rows (or whose rows are ignored) once and resets it. */
-static enum mq_err mq_catalog_exec(struct mq_catalog *cat, enum mq_catalog_stmt id, const char *what)
+enum mq_err mq_catalog__exec(struct mq_catalog *cat, enum mq_catalog_stmt id, const char *what)
 {
     sqlite3_stmt *st = cat->st[id];
     int rc = sqlite3_step(st);
     enum mq_err err = MQ_OK;
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        err = mq_catalog_fail(cat, rc, what);
-    mq_catalog_done(st);
+        err = mq_catalog__fail(cat, rc, what);
+    mq_catalog__done(st);
     return err;
 }
 
 /* Binds a text or NULL; the statement copies nothing (SQLITE_STATIC): the caller's strings outlive the step.
  */
-static int mq_catalog_bind_text(sqlite3_stmt *st, int idx, const char *s)
+int mq_catalog__bind_text(sqlite3_stmt *st, int idx, const char *s)
 {
     return s ? sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, idx);
 }
@@ -219,10 +185,10 @@ static enum mq_err mq_catalog_set_sync(struct mq_catalog *cat, bool full)
 {
     int rc = sqlite3_exec(cat->db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL, NULL,
                           NULL);
-    return rc == SQLITE_OK ? MQ_OK : mq_catalog_fail(cat, rc, "PRAGMA synchronous");
+    return rc == SQLITE_OK ? MQ_OK : mq_catalog__fail(cat, rc, "PRAGMA synchronous");
 }
 
-static enum mq_err mq_catalog_begin(struct mq_catalog *cat, bool full_sync)
+enum mq_err mq_catalog__begin(struct mq_catalog *cat, bool full_sync)
 {
     if (cat->readonly) {
         snprintf(cat->errmsg, sizeof cat->errmsg, "the catalog was opened read-only");
@@ -233,26 +199,26 @@ static enum mq_err mq_catalog_begin(struct mq_catalog *cat, bool full_sync)
         if (err != MQ_OK)
             return err;
     }
-    enum mq_err err = mq_catalog_exec(cat, ST_BEGIN, "BEGIN IMMEDIATE");
+    enum mq_err err = mq_catalog__exec(cat, ST_BEGIN, "BEGIN IMMEDIATE");
     if (err != MQ_OK && full_sync)
         (void)mq_catalog_set_sync(cat, false); /* the BEGIN error is the one to report */
     return err;
 }
 
 /*
- * Ends the transaction begun by mq_catalog_begin(): COMMIT when err is MQ_OK, else ROLLBACK. Returns err, or
+ * Ends the transaction begun by mq_catalog__begin(): COMMIT when err is MQ_OK, else ROLLBACK. Returns err, or
  * the COMMIT's error. A failed COMMIT may leave the transaction open (SQLITE_BUSY); it is rolled back then,
  * so that the handle is never left inside a transaction.
  */
-static enum mq_err mq_catalog_end(struct mq_catalog *cat, enum mq_err err, bool full_sync)
+enum mq_err mq_catalog__end(struct mq_catalog *cat, enum mq_err err, bool full_sync)
 {
     if (err == MQ_OK)
-        err = mq_catalog_exec(cat, ST_COMMIT, "COMMIT");
+        err = mq_catalog__exec(cat, ST_COMMIT, "COMMIT");
     if (!sqlite3_get_autocommit(cat->db)) {
         char keep[sizeof cat->errmsg];
         memcpy(keep, cat->errmsg, sizeof keep);
         int rc = sqlite3_step(cat->st[ST_ROLLBACK]);
-        mq_catalog_done(cat->st[ST_ROLLBACK]);
+        mq_catalog__done(cat->st[ST_ROLLBACK]);
         /* A failed ROLLBACK is left to SQLite's automatic rollback; the first error is the one to report. */
         (void)rc;
         memcpy(cat->errmsg, keep, sizeof keep);
@@ -263,6 +229,33 @@ static enum mq_err mq_catalog_end(struct mq_catalog *cat, enum mq_err err, bool 
             err = e2;
     }
     return err;
+}
+
+/* Runs a one-statement modification (bound by the caller) in a transaction; MQ_ERR_NOENT when it changed
+ * no row. Called with the lock held. */
+enum mq_err mq_catalog__modify(struct mq_catalog *cat, enum mq_catalog_stmt id, const char *what,
+                               bool full_sync)
+{
+    enum mq_err err = mq_catalog__begin(cat, full_sync);
+    if (err != MQ_OK) {
+        mq_catalog__done(cat->st[id]);
+        return err;
+    }
+    err = mq_catalog__exec(cat, id, what);
+    if (err == MQ_OK && sqlite3_changes(cat->db) == 0)
+        err = MQ_ERR_NOENT;
+    return mq_catalog__end(cat, err, full_sync);
+}
+
+char *mq_catalog__strdup_col(sqlite3_stmt *st, int col, bool *oom)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    if (!s)
+        return NULL;
+    char *copy = strdup(s);
+    if (!copy)
+        *oom = true;
+    return copy;
 }
 
 /* ---- opening ---- */
@@ -384,7 +377,7 @@ static enum mq_err mq_catalog_configure(struct mq_catalog *cat, const char *path
      * WAL with synchronous=NORMAL: a commit survives a crash of the process (the WAL is in the OS's page
      * cache), a power loss may undo the last commits but never corrupts the file. That is right for offsets
      * and checkpoints (at worst a record is delivered again) and saves an fsync per commit; topic changes
-     * switch to FULL for their transaction (mq_catalog_begin).
+     * switch to FULL for their transaction (mq_catalog__begin).
      */
     rc = sqlite3_exec(cat->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
@@ -490,16 +483,16 @@ enum mq_err mq_catalog_topic_create(struct mq_catalog *cat, const char *name, in
         retention_ms < 0 || retention_bytes < 0)
         return MQ_ERR_INVAL;
     pthread_mutex_lock(&cat->lock);
-    enum mq_err err = mq_catalog_begin(cat, true);
+    enum mq_err err = mq_catalog__begin(cat, true);
     if (err == MQ_OK) {
         sqlite3_stmt *st = cat->st[ST_TOPIC_INSERT];
-        mq_catalog_bind_text(st, 1, name);
+        mq_catalog__bind_text(st, 1, name);
         sqlite3_bind_int(st, 2, partitions);
         sqlite3_bind_int64(st, 3, retention_ms);
         sqlite3_bind_int64(st, 4, retention_bytes);
         sqlite3_bind_int64(st, 5, mq_now_ms());
-        err = mq_catalog_exec(cat, ST_TOPIC_INSERT, "inserting a topic");
-        err = mq_catalog_end(cat, err, true);
+        err = mq_catalog__exec(cat, ST_TOPIC_INSERT, "inserting a topic");
+        err = mq_catalog__end(cat, err, true);
     }
     pthread_mutex_unlock(&cat->lock);
     return err;
@@ -523,7 +516,7 @@ enum mq_err mq_catalog_topic_get(struct mq_catalog *cat, const char *name, struc
         return MQ_ERR_INVAL;
     pthread_mutex_lock(&cat->lock);
     sqlite3_stmt *st = cat->st[ST_TOPIC_GET];
-    mq_catalog_bind_text(st, 1, name);
+    mq_catalog__bind_text(st, 1, name);
     int rc = sqlite3_step(st);
     enum mq_err err = MQ_OK;
     if (rc == SQLITE_ROW)
@@ -531,8 +524,8 @@ enum mq_err mq_catalog_topic_get(struct mq_catalog *cat, const char *name, struc
     else if (rc == SQLITE_DONE)
         err = MQ_ERR_NOENT;
     else
-        err = mq_catalog_fail(cat, rc, "reading a topic");
-    mq_catalog_done(st);
+        err = mq_catalog__fail(cat, rc, "reading a topic");
+    mq_catalog__done(st);
     pthread_mutex_unlock(&cat->lock);
     return err;
 }
@@ -561,8 +554,8 @@ enum mq_err mq_catalog_topic_list(struct mq_catalog *cat, struct mq_catalog_topi
         mq_catalog_row_topic(st, &arr[n++]);
     }
     if (err == MQ_OK && rc != SQLITE_DONE)
-        err = mq_catalog_fail(cat, rc, "listing topics");
-    mq_catalog_done(st);
+        err = mq_catalog__fail(cat, rc, "listing topics");
+    mq_catalog__done(st);
     pthread_mutex_unlock(&cat->lock);
     if (err != MQ_OK) {
         free(arr);
@@ -573,22 +566,6 @@ enum mq_err mq_catalog_topic_list(struct mq_catalog *cat, struct mq_catalog_topi
     return MQ_OK;
 }
 
-/* Runs a one-statement modification (bound by the caller) in a transaction; MQ_ERR_NOENT when it changed
- * no row. Called with the lock held. */
-static enum mq_err mq_catalog_modify(struct mq_catalog *cat, enum mq_catalog_stmt id, const char *what,
-                                     bool full_sync)
-{
-    enum mq_err err = mq_catalog_begin(cat, full_sync);
-    if (err != MQ_OK) {
-        mq_catalog_done(cat->st[id]);
-        return err;
-    }
-    err = mq_catalog_exec(cat, id, what);
-    if (err == MQ_OK && sqlite3_changes(cat->db) == 0)
-        err = MQ_ERR_NOENT;
-    return mq_catalog_end(cat, err, full_sync);
-}
-
 enum mq_err mq_catalog_topic_set_retention(struct mq_catalog *cat, const char *name, int64_t retention_ms,
                                            int64_t retention_bytes)
 {
@@ -596,10 +573,10 @@ enum mq_err mq_catalog_topic_set_retention(struct mq_catalog *cat, const char *n
         return MQ_ERR_INVAL;
     pthread_mutex_lock(&cat->lock);
     sqlite3_stmt *st = cat->st[ST_TOPIC_SET_RETENTION];
-    mq_catalog_bind_text(st, 1, name);
+    mq_catalog__bind_text(st, 1, name);
     sqlite3_bind_int64(st, 2, retention_ms);
     sqlite3_bind_int64(st, 3, retention_bytes);
-    enum mq_err err = mq_catalog_modify(cat, ST_TOPIC_SET_RETENTION, "changing a topic's retention", true);
+    enum mq_err err = mq_catalog__modify(cat, ST_TOPIC_SET_RETENTION, "changing a topic's retention", true);
     pthread_mutex_unlock(&cat->lock);
     return err;
 }
@@ -609,382 +586,9 @@ enum mq_err mq_catalog_topic_delete(struct mq_catalog *cat, const char *name)
     if (!name)
         return MQ_ERR_INVAL;
     pthread_mutex_lock(&cat->lock);
-    mq_catalog_bind_text(cat->st[ST_TOPIC_DELETE], 1, name);
+    mq_catalog__bind_text(cat->st[ST_TOPIC_DELETE], 1, name);
     /* The group offsets of the topic go with it (ON DELETE CASCADE), in this transaction. */
-    enum mq_err err = mq_catalog_modify(cat, ST_TOPIC_DELETE, "deleting a topic", true);
+    enum mq_err err = mq_catalog__modify(cat, ST_TOPIC_DELETE, "deleting a topic", true);
     pthread_mutex_unlock(&cat->lock);
     return err;
-}
-
-/* ---- group offsets ---- */
-
-/* Checks within the open transaction that topic exists and has partition. */
-static enum mq_err mq_catalog_check_partition(struct mq_catalog *cat, const char *topic, int32_t partition)
-{
-    if (!topic || partition < 0)
-        return MQ_ERR_INVAL;
-    sqlite3_stmt *st = cat->st[ST_TOPIC_GET];
-    mq_catalog_bind_text(st, 1, topic);
-    int rc = sqlite3_step(st);
-    enum mq_err err = MQ_OK;
-    if (rc == SQLITE_ROW)
-        err = partition < sqlite3_column_int(st, 1) ? MQ_OK : MQ_ERR_NOENT;
-    else if (rc == SQLITE_DONE)
-        err = MQ_ERR_NOENT;
-    else
-        err = mq_catalog_fail(cat, rc, "reading a topic");
-    mq_catalog_done(st);
-    return err;
-}
-
-enum mq_err mq_catalog_offset_commit_many(struct mq_catalog *cat, const char *group,
-                                          struct mq_offset_commit *commits, size_t n)
-{
-    if (!group || (!commits && n > 0))
-        return MQ_ERR_INVAL;
-    int64_t now = mq_now_ms();
-    pthread_mutex_lock(&cat->lock);
-    enum mq_err err = mq_catalog_begin(cat, false);
-    if (err == MQ_OK) {
-        for (size_t i = 0; err == MQ_OK && i < n; i++) {
-            struct mq_offset_commit *c = &commits[i];
-            c->err = mq_catalog_check_partition(cat, c->topic, c->partition);
-            if (c->err == MQ_ERR_NOENT || c->err == MQ_ERR_INVAL)
-                continue; /* this partition's answer; the others go on */
-            if (c->err == MQ_OK) {
-                sqlite3_stmt *st = cat->st[ST_OFFSET_UPSERT];
-                mq_catalog_bind_text(st, 1, group);
-                mq_catalog_bind_text(st, 2, c->topic);
-                sqlite3_bind_int(st, 3, c->partition);
-                sqlite3_bind_int64(st, 4, c->offset);
-                mq_catalog_bind_text(st, 5, c->metadata);
-                sqlite3_bind_int64(st, 6, now);
-                c->err = mq_catalog_exec(cat, ST_OFFSET_UPSERT, "committing an offset");
-            }
-            err = c->err;
-        }
-        err = mq_catalog_end(cat, err, false);
-    }
-    pthread_mutex_unlock(&cat->lock);
-    if (err != MQ_OK)
-        for (size_t i = 0; i < n; i++)
-            commits[i].err = err;
-    return err;
-}
-
-enum mq_err mq_catalog_offset_commit(struct mq_catalog *cat, const char *group, const char *topic,
-                                     int32_t partition, int64_t offset, const char *metadata)
-{
-    struct mq_offset_commit c = {
-        .topic = topic, .partition = partition, .offset = offset, .metadata = metadata};
-    enum mq_err err = mq_catalog_offset_commit_many(cat, group, &c, 1);
-    return err != MQ_OK ? err : c.err;
-}
-
-static char *mq_catalog_strdup_col(sqlite3_stmt *st, int col, bool *oom)
-{
-    const char *s = (const char *)sqlite3_column_text(st, col);
-    if (!s)
-        return NULL;
-    char *copy = strdup(s);
-    if (!copy)
-        *oom = true;
-    return copy;
-}
-
-enum mq_err mq_catalog_offset_fetch(struct mq_catalog *cat, const char *group, const char *topic,
-                                    int32_t partition, int64_t *offset, char **metadata,
-                                    int64_t *commit_time_ms)
-{
-    if (!group || !topic || !offset)
-        return MQ_ERR_INVAL;
-    pthread_mutex_lock(&cat->lock);
-    sqlite3_stmt *st = cat->st[ST_OFFSET_GET];
-    mq_catalog_bind_text(st, 1, group);
-    mq_catalog_bind_text(st, 2, topic);
-    sqlite3_bind_int(st, 3, partition);
-    int rc = sqlite3_step(st);
-    enum mq_err err = MQ_OK;
-    if (rc == SQLITE_ROW) {
-        bool oom = false;
-        char *md = metadata ? mq_catalog_strdup_col(st, 1, &oom) : NULL;
-        if (oom) {
-            err = MQ_ERR_NOMEM;
-        } else {
-            *offset = sqlite3_column_int64(st, 0);
-            if (metadata)
-                *metadata = md;
-            if (commit_time_ms)
-                *commit_time_ms = sqlite3_column_int64(st, 2);
-        }
-    } else if (rc == SQLITE_DONE) {
-        err = MQ_ERR_NOENT;
-    } else {
-        err = mq_catalog_fail(cat, rc, "fetching an offset");
-    }
-    mq_catalog_done(st);
-    pthread_mutex_unlock(&cat->lock);
-    return err;
-}
-
-void mq_catalog_offsets_free(struct mq_group_offset *offsets, size_t count)
-{
-    if (!offsets)
-        return;
-    for (size_t i = 0; i < count; i++) {
-        free(offsets[i].topic);
-        free(offsets[i].metadata);
-    }
-    free(offsets);
-}
-
-enum mq_err mq_catalog_offset_list(struct mq_catalog *cat, const char *group,
-                                   struct mq_group_offset **offsets, size_t *count)
-{
-    if (!group || !offsets || !count)
-        return MQ_ERR_INVAL;
-    struct mq_group_offset *arr = NULL;
-    size_t n = 0, cap = 0;
-    enum mq_err err = MQ_OK;
-    pthread_mutex_lock(&cat->lock);
-    sqlite3_stmt *st = cat->st[ST_OFFSET_LIST];
-    mq_catalog_bind_text(st, 1, group);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct mq_group_offset *grown = realloc(arr, ncap * sizeof *arr);
-            if (!grown) {
-                err = MQ_ERR_NOMEM;
-                break;
-            }
-            arr = grown;
-            cap = ncap;
-        }
-        bool oom = false;
-        struct mq_group_offset *o = &arr[n++];
-        o->topic = mq_catalog_strdup_col(st, 0, &oom);
-        o->partition = sqlite3_column_int(st, 1);
-        o->offset = sqlite3_column_int64(st, 2);
-        o->metadata = mq_catalog_strdup_col(st, 3, &oom);
-        o->commit_time_ms = sqlite3_column_int64(st, 4);
-        if (oom || !o->topic) {
-            err = MQ_ERR_NOMEM;
-            break;
-        }
-    }
-    if (err == MQ_OK && rc != SQLITE_DONE)
-        err = mq_catalog_fail(cat, rc, "listing offsets");
-    mq_catalog_done(st);
-    pthread_mutex_unlock(&cat->lock);
-    if (err != MQ_OK) {
-        mq_catalog_offsets_free(arr, n);
-        return err;
-    }
-    *offsets = arr;
-    *count = n;
-    return MQ_OK;
-}
-
-void mq_catalog_strings_free(char **strings, size_t count)
-{
-    if (!strings)
-        return;
-    for (size_t i = 0; i < count; i++)
-        free(strings[i]);
-    free(strings);
-}
-
-enum mq_err mq_catalog_group_list(struct mq_catalog *cat, char ***groups, size_t *count)
-{
-    if (!groups || !count)
-        return MQ_ERR_INVAL;
-    char **arr = NULL;
-    size_t n = 0, cap = 0;
-    enum mq_err err = MQ_OK;
-    pthread_mutex_lock(&cat->lock);
-    sqlite3_stmt *st = cat->st[ST_GROUP_LIST];
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **grown = realloc(arr, ncap * sizeof *arr);
-            if (!grown) {
-                err = MQ_ERR_NOMEM;
-                break;
-            }
-            arr = grown;
-            cap = ncap;
-        }
-        bool oom = false;
-        arr[n] = mq_catalog_strdup_col(st, 0, &oom);
-        if (!arr[n]) {
-            err = MQ_ERR_NOMEM;
-            break;
-        }
-        n++;
-    }
-    if (err == MQ_OK && rc != SQLITE_DONE)
-        err = mq_catalog_fail(cat, rc, "listing groups");
-    mq_catalog_done(st);
-    pthread_mutex_unlock(&cat->lock);
-    if (err != MQ_OK) {
-        mq_catalog_strings_free(arr, n);
-        return err;
-    }
-    *groups = arr;
-    *count = n;
-    return MQ_OK;
-}
-
-enum mq_err mq_catalog_group_delete(struct mq_catalog *cat, const char *group)
-{
-    if (!group)
-        return MQ_ERR_INVAL;
-    pthread_mutex_lock(&cat->lock);
-    mq_catalog_bind_text(cat->st[ST_GROUP_DELETE], 1, group);
-    enum mq_err err = mq_catalog_modify(cat, ST_GROUP_DELETE, "deleting a group's offsets", false);
-    pthread_mutex_unlock(&cat->lock);
-    return err;
-}
-
-/* ---- connector checkpoints ---- */
-
-enum mq_err mq_catalog_checkpoint_put(struct mq_catalog *cat, const char *connector, const char *key,
-                                      const void *value, size_t len)
-{
-    if (!connector || !key || (!value && len > 0) || len > INT32_MAX)
-        return MQ_ERR_INVAL;
-    static const char empty[1];
-    pthread_mutex_lock(&cat->lock);
-    enum mq_err err = mq_catalog_begin(cat, false);
-    if (err == MQ_OK) {
-        sqlite3_stmt *st = cat->st[ST_CKPT_PUT];
-        mq_catalog_bind_text(st, 1, connector);
-        mq_catalog_bind_text(st, 2, key);
-        /* A NULL pointer would bind SQL NULL: an empty value is a zero-length blob. */
-        sqlite3_bind_blob(st, 3, len ? value : empty, (int)len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, mq_now_ms());
-        err = mq_catalog_exec(cat, ST_CKPT_PUT, "storing a checkpoint");
-        err = mq_catalog_end(cat, err, false);
-    }
-    pthread_mutex_unlock(&cat->lock);
-    return err;
-}
-
-enum mq_err mq_catalog_checkpoint_get(struct mq_catalog *cat, const char *connector, const char *key,
-                                      void **value, size_t *len)
-{
-    if (!connector || !key || !value || !len)
-        return MQ_ERR_INVAL;
-    pthread_mutex_lock(&cat->lock);
-    sqlite3_stmt *st = cat->st[ST_CKPT_GET];
-    mq_catalog_bind_text(st, 1, connector);
-    mq_catalog_bind_text(st, 2, key);
-    int rc = sqlite3_step(st);
-    enum mq_err err = MQ_OK;
-    if (rc == SQLITE_ROW) {
-        const void *blob = sqlite3_column_blob(st, 0);
-        int n = sqlite3_column_bytes(st, 0); /* after column_blob, as SQLite's documentation asks */
-        if (!blob && n == 0 && sqlite3_errcode(cat->db) == SQLITE_NOMEM) {
-            err = MQ_ERR_NOMEM;
-        } else {
-            char *copy = malloc((size_t)n + 1);
-            if (!copy) {
-                err = MQ_ERR_NOMEM;
-            } else {
-                if (n > 0)
-                    memcpy(copy, blob, (size_t)n);
-                copy[n] = 0;
-                *value = copy;
-                *len = (size_t)n;
-            }
-        }
-    } else if (rc == SQLITE_DONE) {
-        err = MQ_ERR_NOENT;
-    } else {
-        err = mq_catalog_fail(cat, rc, "reading a checkpoint");
-    }
-    mq_catalog_done(st);
-    pthread_mutex_unlock(&cat->lock);
-    return err;
-}
-
-enum mq_err mq_catalog_checkpoint_delete(struct mq_catalog *cat, const char *connector, const char *key)
-{
-    if (!connector || !key)
-        return MQ_ERR_INVAL;
-    pthread_mutex_lock(&cat->lock);
-    sqlite3_stmt *st = cat->st[ST_CKPT_DELETE];
-    mq_catalog_bind_text(st, 1, connector);
-    mq_catalog_bind_text(st, 2, key);
-    enum mq_err err = mq_catalog_modify(cat, ST_CKPT_DELETE, "deleting a checkpoint", false);
-    pthread_mutex_unlock(&cat->lock);
-    return err;
-}
-
-void mq_catalog_checkpoints_free(struct mq_checkpoint *checkpoints, size_t count)
-{
-    if (!checkpoints)
-        return;
-    for (size_t i = 0; i < count; i++) {
-        free(checkpoints[i].connector);
-        free(checkpoints[i].key);
-        free(checkpoints[i].value);
-    }
-    free(checkpoints);
-}
-
-enum mq_err mq_catalog_checkpoint_list(struct mq_catalog *cat, const char *prefix,
-                                       struct mq_checkpoint **checkpoints, size_t *count)
-{
-    if (!prefix || !checkpoints || !count)
-        return MQ_ERR_INVAL;
-    struct mq_checkpoint *arr = NULL;
-    size_t n = 0, cap = 0;
-    enum mq_err err = MQ_OK;
-    pthread_mutex_lock(&cat->lock);
-    sqlite3_stmt *st = cat->st[ST_CKPT_LIST];
-    mq_catalog_bind_text(st, 1, prefix);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct mq_checkpoint *grown = realloc(arr, ncap * sizeof *arr);
-            if (!grown) {
-                err = MQ_ERR_NOMEM;
-                break;
-            }
-            arr = grown;
-            cap = ncap;
-        }
-        struct mq_checkpoint *c = &arr[n++];
-        memset(c, 0, sizeof *c);
-        bool oom = false;
-        c->connector = mq_catalog_strdup_col(st, 0, &oom);
-        c->key = mq_catalog_strdup_col(st, 1, &oom);
-        const void *blob = sqlite3_column_blob(st, 2);
-        int len = sqlite3_column_bytes(st, 2); /* after column_blob, as SQLite's documentation asks */
-        c->value = malloc((size_t)len + 1);
-        c->updated_ms = sqlite3_column_int64(st, 3);
-        if (oom || !c->connector || !c->key || !c->value || (!blob && len > 0)) {
-            err = MQ_ERR_NOMEM;
-            break;
-        }
-        if (len > 0)
-            memcpy(c->value, blob, (size_t)len);
-        c->value[len] = 0;
-        c->len = (size_t)len;
-    }
-    if (err == MQ_OK && rc != SQLITE_DONE)
-        err = mq_catalog_fail(cat, rc, "listing checkpoints");
-    mq_catalog_done(st);
-    pthread_mutex_unlock(&cat->lock);
-    if (err != MQ_OK) {
-        mq_catalog_checkpoints_free(arr, n);
-        return err;
-    }
-    *checkpoints = arr;
-    *count = n;
-    return MQ_OK;
 }
