@@ -52,6 +52,17 @@ static const char *const mq_catalog_migrations[] = {
     "  updated_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (connector, key)"
     ") WITHOUT ROWID;",
+    /* 2: the SCRAM credentials of the Kafka endpoint's users (catalog.h, users.c). */
+    "CREATE TABLE users ("
+    "  name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 255),"
+    "  mechanism TEXT NOT NULL CHECK (mechanism IN ('SCRAM-SHA-256', 'SCRAM-SHA-512')),"
+    "  salt BLOB NOT NULL CHECK (length(salt) BETWEEN 1 AND 64),"
+    "  iterations INTEGER NOT NULL CHECK (iterations >= 4096),"
+    "  stored_key BLOB NOT NULL,"
+    "  server_key BLOB NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (name, mechanism)"
+    ") WITHOUT ROWID;",
 };
 #define MQ_CATALOG_VERSION ((int)(sizeof mq_catalog_migrations / sizeof mq_catalog_migrations[0]))
 static const char *const mq_catalog_sql[ST__COUNT] = {
@@ -89,6 +100,14 @@ static const char *const mq_catalog_sql[ST__COUNT] = {
     /* substr rather than LIKE: a prefix may hold '%' or '_', and LIKE ignores case. */
     [ST_CKPT_LIST] = "SELECT connector, key, value, updated_ms FROM connector_checkpoints "
                      "WHERE substr(connector, 1, length(?1)) = ?1 ORDER BY connector, key",
+    [ST_USER_INSERT] = "INSERT INTO users (name, mechanism, salt, iterations, stored_key, server_key, "
+                       "created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_USER_GET] = "SELECT name, mechanism, salt, iterations, stored_key, server_key, created_ms FROM users "
+                    "WHERE name = ?1 AND mechanism = ?2",
+    [ST_USER_LIST] =
+        "SELECT name, mechanism, salt, iterations, stored_key, server_key, created_ms FROM users "
+        "ORDER BY name, mechanism",
+    [ST_USER_DELETE] = "DELETE FROM users WHERE name = ?1",
 };
 
 /* ---- result codes ---- */

@@ -1,6 +1,7 @@
 /*
  * catalog.h - mqlog's catalog: the small, transactional metadata that sits beside the log in
- * "<data_dir>/catalog.db" (SQLite): topics and their settings, consumer group offsets, connector checkpoints.
+ * "<data_dir>/catalog.db" (SQLite): topics and their settings, consumer group offsets, connector checkpoints,
+ * and the SCRAM credentials of the Kafka endpoint's users.
  *
  * The log (log/log.h) holds the records; the catalog holds what must change atomically and be queried by
  * key. Several processes open the same catalog at once (the daemon, `mqlog consume --group`, `mqlog topic`),
@@ -21,6 +22,7 @@
 #ifndef MQ_CATALOG_H
 #define MQ_CATALOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -185,5 +187,53 @@ struct mq_checkpoint {
 enum mq_err mq_catalog_checkpoint_list(struct mq_catalog *cat, const char *prefix,
                                        struct mq_checkpoint **checkpoints, size_t *count);
 void mq_catalog_checkpoints_free(struct mq_checkpoint *checkpoints, size_t count);
+
+/* ---- users (SASL credentials of the Kafka endpoint) ----
+ *
+ * Only what SCRAM (RFC 5802) needs to verify a client is stored, never a password: per user and mechanism
+ * the salt, the iteration count, StoredKey = H(HMAC(SaltedPassword, "Client Key")) and ServerKey =
+ * HMAC(SaltedPassword, "Server Key"). PLAIN is verified against the same entries. Each mechanism has its own
+ * entry because its hash differs. The endpoint reads the entries at every authentication, so a change
+ * applies to the next connection of any process that has the catalog open.
+ */
+
+#define MQ_CATALOG_USER_NAME_MAX 255
+#define MQ_CATALOG_SALT_MAX      64
+#define MQ_CATALOG_KEY_MAX       64 /* SHA-512 */
+#define MQ_SCRAM_ITERATIONS_MIN  4096
+#define MQ_SCRAM_ITERATIONS_MAX  1000000 /* beyond this PLAIN logins would stall the endpoint's loop */
+
+/* One user's credential for one mechanism. */
+struct mq_catalog_user {
+    char name[MQ_CATALOG_USER_NAME_MAX + 1];
+    char mechanism[16]; /* "SCRAM-SHA-256" or "SCRAM-SHA-512" */
+    uint8_t salt[MQ_CATALOG_SALT_MAX];
+    size_t salt_len; /* 1..MQ_CATALOG_SALT_MAX */
+    int32_t iterations;
+    uint8_t stored_key[MQ_CATALOG_KEY_MAX];
+    uint8_t server_key[MQ_CATALOG_KEY_MAX];
+    size_t key_len;     /* the hash's size: 32 for SCRAM-SHA-256, 64 for SCRAM-SHA-512 */
+    int64_t created_ms; /* wall clock, ms since the epoch (set by mq_catalog_user_set()) */
+};
+
+/*
+ * Replaces every credential of user `name` with creds[0..n) (n >= 1, each with this name, a distinct
+ * mechanism, a key length that fits it and iterations in [MQ_SCRAM_ITERATIONS_MIN,
+ * MQ_SCRAM_ITERATIONS_MAX]) in one transaction. *created (may be NULL) is set to whether the user had no
+ * credential before. MQ_ERR_INVAL for a bad argument.
+ */
+enum mq_err mq_catalog_user_set(struct mq_catalog *cat, const char *name, const struct mq_catalog_user *creds,
+                                size_t n, bool *created);
+
+/* Copies the credential of user `name` for mechanism into *user. MQ_ERR_NOENT when there is none. */
+enum mq_err mq_catalog_user_get(struct mq_catalog *cat, const char *name, const char *mechanism,
+                                struct mq_catalog_user *user);
+
+/* Every credential ordered by name and mechanism: *users is a malloc'd array of *count entries (NULL when
+ * 0) the caller frees with free(). */
+enum mq_err mq_catalog_user_list(struct mq_catalog *cat, struct mq_catalog_user **users, size_t *count);
+
+/* Deletes every credential of user `name`. MQ_ERR_NOENT when it had none. */
+enum mq_err mq_catalog_user_delete(struct mq_catalog *cat, const char *name);
 
 #endif

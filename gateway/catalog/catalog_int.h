@@ -34,6 +34,10 @@ enum mq_catalog_stmt {
     ST_CKPT_GET,
     ST_CKPT_DELETE,
     ST_CKPT_LIST,
+    ST_USER_INSERT,
+    ST_USER_GET,
+    ST_USER_LIST,
+    ST_USER_DELETE,
     ST__COUNT
 };
 

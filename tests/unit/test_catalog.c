@@ -56,14 +56,14 @@ static void test_open_create(void)
         fclose(f);
 
     cat = open_rw();
-    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 1);
+    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 2);
     CU_ASSERT_STRING_EQUAL(mq_catalog_errmsg(cat), "");
     mq_catalog_close(cat);
 
     /* Now it exists, and reopening without CREATE works. */
     cat = NULL;
     CU_ASSERT_EQUAL(mq_catalog_open(dbpath, 0, &cat, errstr, sizeof errstr), MQ_OK);
-    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 1);
+    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 2);
 
     /* The database is in WAL mode with foreign keys on (checked from a plain connection). */
     sqlite3 *db = NULL;
@@ -616,13 +616,131 @@ static void test_busy(void)
     teardown();
 }
 
+/* A credential of user name for mechanism whose bytes are derived from seed. */
+static struct mq_catalog_user make_user(const char *name, const char *mechanism, uint8_t seed)
+{
+    struct mq_catalog_user u;
+    memset(&u, 0, sizeof u);
+    snprintf(u.name, sizeof u.name, "%s", name);
+    snprintf(u.mechanism, sizeof u.mechanism, "%s", mechanism);
+    u.salt_len = 16;
+    memset(u.salt, seed, u.salt_len);
+    u.iterations = 4096;
+    u.key_len = strcmp(mechanism, "SCRAM-SHA-512") == 0 ? 64 : 32;
+    memset(u.stored_key, seed + 1, u.key_len);
+    memset(u.server_key, seed + 2, u.key_len);
+    return u;
+}
+
+static void test_users(void)
+{
+    setup("cat-users");
+    struct mq_catalog *cat = open_rw();
+    struct mq_catalog_user both[2] = {make_user("alice", "SCRAM-SHA-256", 1),
+                                      make_user("alice", "SCRAM-SHA-512", 2)};
+    bool created = false;
+    CU_ASSERT_EQUAL(mq_catalog_user_set(cat, "alice", both, 2, &created), MQ_OK);
+    CU_ASSERT(created);
+    struct mq_catalog_user bob = make_user("bob", "SCRAM-SHA-256", 7);
+    CU_ASSERT_EQUAL(mq_catalog_user_set(cat, "bob", &bob, 1, NULL), MQ_OK);
+
+    struct mq_catalog_user u;
+    CU_ASSERT_EQUAL(mq_catalog_user_get(cat, "alice", "SCRAM-SHA-512", &u), MQ_OK);
+    CU_ASSERT_STRING_EQUAL(u.name, "alice");
+    CU_ASSERT_EQUAL(u.key_len, 64);
+    CU_ASSERT_EQUAL(u.salt_len, 16);
+    CU_ASSERT_EQUAL(u.iterations, 4096);
+    CU_ASSERT(u.stored_key[63] == 3 && u.server_key[0] == 4 && u.salt[15] == 2);
+    CU_ASSERT(u.created_ms > 1600000000000LL);
+    CU_ASSERT_EQUAL(mq_catalog_user_get(cat, "bob", "SCRAM-SHA-512", &u), MQ_ERR_NOENT);
+    CU_ASSERT_EQUAL(mq_catalog_user_get(cat, "carol", "SCRAM-SHA-256", &u), MQ_ERR_NOENT);
+
+    struct mq_catalog_user *all = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(mq_catalog_user_list(cat, &all, &n), MQ_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT(strcmp(all[0].name, "alice") == 0 && strcmp(all[0].mechanism, "SCRAM-SHA-256") == 0);
+    CU_ASSERT(strcmp(all[1].name, "alice") == 0 && strcmp(all[1].mechanism, "SCRAM-SHA-512") == 0);
+    CU_ASSERT_STRING_EQUAL(all[2].name, "bob");
+    free(all);
+
+    /* A new password replaces every credential of the user: the SHA-512 one set before is gone. */
+    struct mq_catalog_user again = make_user("alice", "SCRAM-SHA-256", 9);
+    CU_ASSERT_EQUAL(mq_catalog_user_set(cat, "alice", &again, 1, &created), MQ_OK);
+    CU_ASSERT(!created);
+    CU_ASSERT_EQUAL(mq_catalog_user_get(cat, "alice", "SCRAM-SHA-512", &u), MQ_ERR_NOENT);
+    CU_ASSERT_EQUAL(mq_catalog_user_get(cat, "alice", "SCRAM-SHA-256", &u), MQ_OK);
+    CU_ASSERT_EQUAL(u.salt[0], 9);
+
+    /* Refused: too few iterations, a key that does not fit the mechanism, another user's entry, an unknown
+     * mechanism, a mechanism twice. Nothing changed. */
+    struct mq_catalog_user bad = make_user("alice", "SCRAM-SHA-256", 5);
+    bad.iterations = 4095;
+    CU_ASSERT_EQUAL(mq_catalog_user_set(cat, "alice", &bad, 1, NULL), MQ_ERR_INVAL);
+    bad = make_user("alice", "SCRAM-SHA-256", 5);
+    bad.key_len = 64;
+    CU_ASSERT_EQUAL(mq_catalog_user_set(cat, "alice", &bad, 1, NULL), MQ_ERR_INVAL);
+    CU_ASSERT_EQUAL(mq_catalog_user_set(cat, "bob", &again, 1, NULL), MQ_ERR_INVAL);
+    bad = make_user("alice", "PLAIN", 5);
+    CU_ASSERT_EQUAL(mq_catalog_user_set(cat, "alice", &bad, 1, NULL), MQ_ERR_INVAL);
+    struct mq_catalog_user twice[2] = {again, again};
+    CU_ASSERT_EQUAL(mq_catalog_user_set(cat, "alice", twice, 2, NULL), MQ_ERR_INVAL);
+    CU_ASSERT_EQUAL(mq_catalog_user_set(cat, "", &again, 1, NULL), MQ_ERR_INVAL);
+    CU_ASSERT_EQUAL(mq_catalog_user_get(cat, "alice", "SCRAM-SHA-256", &u), MQ_OK);
+    CU_ASSERT_EQUAL(u.salt[0], 9);
+
+    CU_ASSERT_EQUAL(mq_catalog_user_delete(cat, "alice"), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_user_delete(cat, "alice"), MQ_ERR_NOENT);
+    CU_ASSERT_EQUAL(mq_catalog_user_get(cat, "alice", "SCRAM-SHA-256", &u), MQ_ERR_NOENT);
+    mq_catalog_close(cat);
+
+    /* A read-only handle reads users and refuses changes. */
+    char errstr[256] = "";
+    struct mq_catalog *ro = NULL;
+    CU_ASSERT_EQUAL_FATAL(mq_catalog_open(dbpath, MQ_CATALOG_READONLY, &ro, errstr, sizeof errstr), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_user_get(ro, "bob", "SCRAM-SHA-256", &u), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_user_set(ro, "bob", &bob, 1, NULL), MQ_ERR_READONLY);
+    CU_ASSERT_EQUAL(mq_catalog_user_delete(ro, "bob"), MQ_ERR_READONLY);
+    mq_catalog_close(ro);
+    teardown();
+}
+
+/* A catalog of schema version 1 (before users) gains the users table at its next read-write open and keeps
+ * its rows; a read-only open asks for that first. */
+static void test_migrate_v1(void)
+{
+    setup("cat-v1");
+    struct mq_catalog *cat = open_rw();
+    CU_ASSERT_EQUAL(mq_catalog_topic_create(cat, "t", 2, 0, 0), MQ_OK);
+    mq_catalog_close(cat);
+    make_db("DROP TABLE users; PRAGMA user_version = 1");
+
+    char errstr[256] = "";
+    struct mq_catalog *ro = NULL;
+    CU_ASSERT_EQUAL(mq_catalog_open(dbpath, MQ_CATALOG_READONLY, &ro, errstr, sizeof errstr), MQ_ERR_DB);
+    CU_ASSERT_PTR_NOT_NULL(strstr(errstr, "read-write"));
+
+    cat = open_rw();
+    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 2);
+    struct mq_catalog_topic t;
+    CU_ASSERT_EQUAL(mq_catalog_topic_get(cat, "t", &t), MQ_OK);
+    CU_ASSERT_EQUAL(t.partitions, 2);
+    struct mq_catalog_user bob = make_user("bob", "SCRAM-SHA-256", 7);
+    CU_ASSERT_EQUAL(mq_catalog_user_set(cat, "bob", &bob, 1, NULL), MQ_OK);
+    mq_catalog_close(cat);
+    teardown();
+}
+
 int main(void)
 {
     static const struct mq_test tests[] = {
-        MQ_TEST(test_open_create),  MQ_TEST(test_topics),      MQ_TEST(test_offsets),
-        MQ_TEST(test_offsets_many), MQ_TEST(test_two_handles), MQ_TEST(test_concurrent_writers),
-        MQ_TEST(test_checkpoints),  MQ_TEST(test_reopen),      MQ_TEST(test_readonly),
-        MQ_TEST(test_open_errors),  MQ_TEST(test_busy),        MQ_TEST_END,
+        MQ_TEST(test_open_create), MQ_TEST(test_topics),
+        MQ_TEST(test_offsets),     MQ_TEST(test_offsets_many),
+        MQ_TEST(test_two_handles), MQ_TEST(test_concurrent_writers),
+        MQ_TEST(test_checkpoints), MQ_TEST(test_reopen),
+        MQ_TEST(test_readonly),    MQ_TEST(test_open_errors),
+        MQ_TEST(test_busy),        MQ_TEST(test_users),
+        MQ_TEST(test_migrate_v1),  MQ_TEST_END,
     };
     return mq_test_run("catalog", tests);
 }
