@@ -28,6 +28,7 @@ static const struct mq_command mq_commands[] = {
     {"replay", mq_cmd_replay, "republish stored records to an MQTT broker"},
     {"route", mq_cmd_route, "show where mqlogd would store a message on an MQTT topic"},
     {"forward", mq_cmd_forward, "forward status: how far each forwarder is behind, per partition"},
+    {"user", mq_cmd_user, "add, list or remove the Kafka endpoint's SASL users"},
     {NULL, NULL, NULL},
 };
 

@@ -30,6 +30,7 @@ int mq_cmd_groups(int argc, char **argv);
 int mq_cmd_replay(int argc, char **argv);
 int mq_cmd_route(int argc, char **argv);   /* cmd_route.c: where mqlogd would store a message */
 int mq_cmd_forward(int argc, char **argv); /* cmd_forward.c: `forward status`, the forwarders' lag */
+int mq_cmd_user(int argc, char **argv);    /* cmd_user.c: the Kafka endpoint's SASL users */
 
 /* Prints "mqlog: <message>\n" to stderr. */
 void mq_tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

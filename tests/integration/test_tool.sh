@@ -24,7 +24,7 @@ fingerprint() {
 now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
 
 # ---- help and usage ----
-for cmd in topics create produce consume verify groups forward; do
+for cmd in topics create produce consume verify groups forward user; do
     expect_ok "$M" "$cmd" --help
     grep -q "usage: mqlog $cmd" "$T/out" || fail "$cmd --help: no usage line"
 done
@@ -356,5 +356,42 @@ grep -q "^$D/ghost-0: partition directory without a catalog row" "$T/out" || fai
 grep -q "^$D/keyed-6: partition directory missing" "$T/out" || fail "verify: $(cat "$T/out")"
 ok
 expect_err 1 "partition keyed-6: directory missing" "$M" consume -d "$D" keyed -p 6
+
+# ---- user: the Kafka endpoint's SASL users, in the catalog only ----
+U=$T/users
+printf 's3cret\n' >"$T/pw"
+expect_ok "$M" user add -d "$U" alice --password-file "$T/pw" # creates the data directory and catalog
+grep -q "added user alice (SCRAM-SHA-256, SCRAM-SHA-512, 4096 iterations)" "$T/out" || fail "user add: $(cat "$T/out")"
+# Beside a running writer (the lock held as in the section above): users change, no lock is needed.
+python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.flock(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(600)  # holds the lock until killed, not synchronisation' "$U/.lock" >"$T/ulock.out" &
+lpid=$!
+BG+=("$lpid")
+wait_for 10 lines_at_least "$T/ulock.out" 1
+printf 'other\n' | "$M" user add -d "$U" bob -m SCRAM-SHA-512 --iterations 8192 >"$T/out" 2>"$T/err" ||
+    fail "user add beside a writer: $(cat "$T/err")"
+grep -q "added user bob (SCRAM-SHA-512, 8192 iterations)" "$T/out" || fail "user add bob: $(cat "$T/out")"
+printf 'new\n' | "$M" user add -d "$U" alice -m SCRAM-SHA-256 >"$T/out" 2>&1 || fail "user add again: $(cat "$T/out")"
+grep -q "updated user alice (SCRAM-SHA-256, 4096 iterations)" "$T/out" || fail "user update: $(cat "$T/out")"
+expect_ok "$M" user list -d "$U"
+[[ $(wc -l <"$T/out") == 3 ]] || fail "user list: $(cat "$T/out")"
+grep -Eq "^alice +SCRAM-SHA-256 +4096  20[0-9-]+T" "$T/out" || fail "user list alice: $(cat "$T/out")"
+grep -Eq "^bob +SCRAM-SHA-512 +8192 " "$T/out" || fail "user list bob: $(cat "$T/out")"
+! grep -q "s3cret\|other" "$U/catalog.db"* || fail "a password is stored in the catalog"
+expect_ok "$M" user remove -d "$U" bob
+expect_err 1 "unknown user 'bob'" "$M" user remove -d "$U" bob
+kill "$lpid"
+wait "$lpid" 2>/dev/null || true
+expect_err 2 "SCRAM-SHA-256 or SCRAM-SHA-512" "$M" user add -d "$U" x -m PLAIN
+expect_err 2 "--iterations 100: out of range" "$M" user add -d "$U" x --iterations 100
+expect_err 2 "go with add" "$M" user list -d "$U" -m SCRAM-SHA-256
+expect_err 2 "unknown subcommand 'delete'" "$M" user delete -d "$U" alice
+expect_err 2 "no user name" "$M" user add -d "$U"
+expect_err 2 "user name" "$M" user add -d "$U" $'a\tb'
+expect_err 1 "no password in stdin" "$M" user add -d "$U" carol </dev/null
+expect_err 1 "No such file" "$M" user list -d "$T/nowhere"
 
 echo "test_tool.sh: all $CHECKS checks passed"
