@@ -115,6 +115,8 @@ struct mq_config_kafka_listener {
     bool tls;                            /* a tls section was given */
     struct mq_config_kafka_tls tls_opts; /* meaningful only when tls */
     bool allow_anonymous;                /* serve unauthenticated clients on a non-loopback address */
+    unsigned sasl;                /* SASL required: 1 << enum mq_sasl_mech (sasl/sasl.h) each, 0: none */
+    bool allow_plain_without_tls; /* a loopback listener may offer PLAIN without TLS */
     struct mq_config_loc loc;
 };
 

@@ -109,6 +109,8 @@ static const char *mq_ctype_expect(const struct mq_ckey *k)
         return "earliest, latest or @EPOCH_MS";
     case MQ_CT_PROPS:
         return "a mapping of NAME: VALUE";
+    case MQ_CT_CHOICES:
+        return "one of its values or a list of them";
     }
     return "a value";
 }
@@ -398,6 +400,22 @@ static const struct mq_cenum *mq_cenum_find(struct mq_cctx *ctx, const struct mq
     return NULL;
 }
 
+/* One name of a CHOICES list: its bit joins the set at k->off. */
+static void mq_cchoice_one(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node,
+                           const char *v, void *base, struct mq_cset *seen)
+{
+    const struct mq_cenum *e = mq_cenum_find(ctx, k, node, v);
+    if (!e)
+        return;
+    int added = mq_cset_add(seen, v, 0, NULL); /* v is the node's: it outlives the set */
+    if (added < 0)
+        ctx->oom = true;
+    else if (added == 0)
+        mq_cctx_error(ctx, node, "%s: '%s' is listed twice", k->name, v);
+    else
+        *(unsigned *)((char *)base + k->off) |= 1u << e->value;
+}
+
 /* Parses the value of key k (node) into the struct at base; node NULL parses the key's default text. */
 static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, void *base)
 {
@@ -425,6 +443,10 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
     case MQ_CT_PROPS:
         if (node)
             mq_cprops(ctx, k, node, base);
+        return;
+    case MQ_CT_CHOICES:
+        if (node)
+            mq_cscalar_list(ctx, k, node, base, mq_cchoice_one);
         return;
     default:
         break;

@@ -39,7 +39,9 @@ enum mq_ctype {
     MQ_CT_GLOBS,     /* char ** at off, size_t count at off2: one log topic pattern (fnmatch) or a list */
     MQ_CT_REMOTE,    /* char *: a remote topic template with {site} and {topic} */
     MQ_CT_START,     /* enum mq_forward_start at off, int64_t ms at off2: earliest, latest or @EPOCH_MS */
-    MQ_CT_PROPS, /* a mapping of NAME: VALUE: char ** names at off, values at off2, size_t count at off3 */
+    MQ_CT_PROPS,   /* a mapping of NAME: VALUE: char ** names at off, values at off2, size_t count at off3 */
+    MQ_CT_CHOICES, /* unsigned at off: one of the names in enums or a list of them, each once, stored as the
+                      OR of 1 << value */
 };
 
 struct mq_cenum {

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config/table.h"
+#include "sasl/sasl.h"
 #include "tls/tls.h"
 #include "util/url.h"
 
@@ -124,11 +125,13 @@ static bool mq_listen_loopback(const char *host)
 /*
  * Derives l's hosts and ports from listen and advertised (advertised defaults to listen), and applies the
  * rules: a wildcard bind needs advertised, and a listener reachable from other hosts must authenticate its
- * clients (mTLS today; SASL joins in a later version) unless it says allow_anonymous. Errors are reported
- * at listen_at (the listen value), allow_at when given.
+ * clients (mutual TLS, or SASL over TLS) unless it says allow_anonymous, and PLAIN (a password in clear)
+ * needs TLS, or loopback and allow_plain_without_tls. Errors are reported at listen_at (the listen value),
+ * sasl_at (the sasl value).
  */
 static void mq_listener_rules(struct mq_cctx *ctx, struct mq_config_kafka_listener *l,
-                              const yaml_node_t *listen_at, const yaml_node_t *advertised_at)
+                              const yaml_node_t *listen_at, const yaml_node_t *advertised_at,
+                              const yaml_node_t *sasl_at)
 {
     char why[300];
     if (!l->listen)
@@ -152,16 +155,29 @@ static void mq_listener_rules(struct mq_cctx *ctx, struct mq_config_kafka_listen
                           "listener at (Metadata sends them there)",
                           l->listen);
     }
-    bool authenticates = l->tls && l->tls_opts.require_client_cert;
-    if (!mq_listen_loopback(l->listen_host) && !authenticates && !l->allow_anonymous)
+    bool loopback = mq_listen_loopback(l->listen_host);
+    bool authenticates = l->tls && (l->tls_opts.require_client_cert || l->sasl);
+    if (!loopback && !authenticates && !l->allow_anonymous)
         mq_cctx_error(ctx, listen_at,
                       "listen: %s is reachable from other hosts but the listener authenticates no client: "
-                      "give it tls with require_client_cert: true (mutual TLS), or allow_anonymous: true to "
-                      "let anyone who reaches it read every topic",
+                      "give it tls with require_client_cert: true (mutual TLS) or tls and sasl, or "
+                      "allow_anonymous: true to let anyone who reaches it read every topic",
                       l->listen);
+    if ((l->sasl & (1u << MQ_SASL_PLAIN)) && !l->tls && !(loopback && l->allow_plain_without_tls))
+        mq_cctx_error(ctx, sasl_at ? sasl_at : listen_at,
+                      "sasl: PLAIN sends passwords in clear: give the listener tls%s",
+                      loopback ? ", or allow_plain_without_tls: true (this loopback listener only)"
+                               : " (allow_plain_without_tls only applies to loopback listeners)");
 }
 
 /* ---- kafka.listeners[] ---- */
+
+static const struct mq_cenum mq_enum_sasl_mechs[] = {
+    {"PLAIN", MQ_SASL_PLAIN},
+    {"SCRAM-SHA-256", MQ_SASL_SCRAM_SHA_256},
+    {"SCRAM-SHA-512", MQ_SASL_SCRAM_SHA_512},
+    {NULL, 0},
+};
 
 #define LSN(field) offsetof(struct mq_config_kafka_listener, field)
 
@@ -174,7 +190,8 @@ static const struct mq_ckey mq_keys_kafka_listener[] = {
      .flags = MQ_CK_REQUIRED,
      .doc = "HOST:PORT to bind (e.g. 127.0.0.1:9092, 10.0.0.5:9093; [::1]:9092 for IPv6). Port 0 picks a "
             "free port. A wildcard (0.0.0.0, [::]) needs advertised. A listener on anything but loopback "
-            "must authenticate its clients (tls with require_client_cert) unless allow_anonymous is true."},
+            "must authenticate its clients (tls with require_client_cert, or tls and sasl) unless "
+            "allow_anonymous is true."},
     {.name = "advertised",
      .type = MQ_CT_HOSTPORT,
      .off = LSN(advertised),
@@ -189,6 +206,20 @@ static const struct mq_ckey mq_keys_kafka_listener[] = {
      .sub = &mq_csection_kafka_tls,
      .def_doc = "none: plaintext",
      .doc = "Serve this listener over TLS (see kafka.listeners[].tls)."},
+    {.name = "sasl",
+     .type = MQ_CT_CHOICES,
+     .off = LSN(sasl),
+     .enums = mq_enum_sasl_mechs,
+     .def_doc = "none",
+     .doc = "SASL mechanisms clients must authenticate with before any other request (Kafka's "
+            "SaslHandshake and SaslAuthenticate; users come from `mqlog user`, read at every "
+            "authentication). PLAIN needs tls, or loopback and allow_plain_without_tls."},
+    {.name = "allow_plain_without_tls",
+     .type = MQ_CT_BOOL,
+     .off = LSN(allow_plain_without_tls),
+     .def = "false",
+     .doc = "true lets a loopback listener without tls offer PLAIN (its passwords then cross the loopback "
+            "interface in clear). Ignored elsewhere: a PLAIN listener on another address needs tls."},
     {.name = "allow_anonymous",
      .type = MQ_CT_BOOL,
      .off = LSN(allow_anonymous),
@@ -218,7 +249,8 @@ static void mq_kafka_listener_check(struct mq_cctx *ctx, void *obj, const yaml_n
     const yaml_node_t *tls = mq_cctx_value(sec, vals, "tls");
     l->tls = tls && tls->type == YAML_MAPPING_NODE;
     const yaml_node_t *listen_at = mq_cctx_value(sec, vals, "listen");
-    mq_listener_rules(ctx, l, listen_at, mq_cctx_value(sec, vals, "advertised"));
+    mq_listener_rules(ctx, l, listen_at, mq_cctx_value(sec, vals, "advertised"),
+                      mq_cctx_value(sec, vals, "sasl"));
     /* l is the last element of cfg->kafka.listeners (which may move as it grows: indexes are kept). */
     size_t first;
     if (l->listen && l->listen_port != 0 &&
@@ -361,7 +393,7 @@ static void mq_kafka_single(struct mq_cctx *ctx, struct mq_config_kafka *k, cons
         mq_cctx_oom(ctx);
         return;
     }
-    mq_listener_rules(ctx, l, listen_at, mq_cctx_value(sec, vals, "advertised"));
+    mq_listener_rules(ctx, l, listen_at, mq_cctx_value(sec, vals, "advertised"), NULL);
     k->listen_host = l->listen_host ? strdup(l->listen_host) : NULL;
     k->listen_port = l->listen_port;
     k->advertised_host = l->advertised_host ? strdup(l->advertised_host) : NULL;

@@ -110,6 +110,7 @@ static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
         lc[i].port = l->listen_port;
         lc[i].advertised_host = l->advertised_host;
         lc[i].advertised_port = l->advertised_port;
+        lc[i].sasl_mechanisms = l->sasl;
         if (l->tls) {
             lc[i].tls.cert = l->tls_opts.cert;
             lc[i].tls.key = l->tls_opts.key;
@@ -162,7 +163,8 @@ static bool mq_listeners_differ(const struct mq_config_kafka *a, const struct mq
     for (size_t i = 0; i < a->nlisteners; i++) {
         const struct mq_config_kafka_listener *x = &a->listeners[i], *y = &b->listeners[i];
         if (!mq_str_same(x->listen, y->listen) || !mq_str_same(x->advertised, y->advertised) ||
-            x->tls != y->tls || x->allow_anonymous != y->allow_anonymous ||
+            x->tls != y->tls || x->allow_anonymous != y->allow_anonymous || x->sasl != y->sasl ||
+            x->allow_plain_without_tls != y->allow_plain_without_tls ||
             !mq_str_same(x->tls_opts.cert, y->tls_opts.cert) ||
             !mq_str_same(x->tls_opts.key, y->tls_opts.key) || !mq_str_same(x->tls_opts.ca, y->tls_opts.ca) ||
             x->tls_opts.require_client_cert != y->tls_opts.require_client_cert)

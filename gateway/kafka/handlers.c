@@ -579,8 +579,10 @@ static const struct mq_ksrv_api apis[] = {
     {MQ_KAPI_HEARTBEAT, 0, 3, handle_heartbeat},
     {MQ_KAPI_LEAVE_GROUP, 0, 3, handle_leave_group},
     {MQ_KAPI_SYNC_GROUP, 0, 3, handle_sync_group},
+    {MQ_KAPI_SASL_HANDSHAKE, 0, 1, mq_ksrv_handle_sasl_handshake},
     {MQ_KAPI_API_VERSIONS, 0, 3, handle_api_versions},
     {MQ_KAPI_INIT_PRODUCER_ID, 0, 1, handle_init_producer_id},
+    {MQ_KAPI_SASL_AUTHENTICATE, 0, 2, mq_ksrv_handle_sasl_authenticate},
 };
 
 const struct mq_ksrv_api *mq_ksrv_apis(size_t *n)
@@ -601,6 +603,10 @@ static const struct mq_ksrv_api *api_find(int16_t key, int16_t version)
 /* Handles one whole request; takes body. */
 void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len)
 {
+    if (c->auth == MQ_KSRV_AUTH_RAW) {
+        mq_ksrv_auth_raw(c, body, len); /* after SaslHandshake v0: a bare token, no request header */
+        return;
+    }
     struct req *r = calloc(1, sizeof *r);
     if (!r) {
         free(body);
@@ -613,6 +619,10 @@ void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len)
     mq_kafka_arena_init(&r->arena);
     if (mq_kafka_req_hdr_peek(body, len, &r->hdr) != MQ_OK) {
         mq_ksrv_protocol_error(c, "truncated request header");
+        mq_ksrv_req_free(r);
+        return;
+    }
+    if (!mq_ksrv_auth_allows(c, r->hdr.api_key)) {
         mq_ksrv_req_free(r);
         return;
     }
@@ -633,8 +643,8 @@ void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len)
     }
     MQ_DEBUG("kafka: %s: %s v%d correlation %d", c->peer, mq_kafka_api_name(r->hdr.api_key),
              r->hdr.api_version, r->hdr.correlation_id);
-    /* Authentication and authorisation (SASL, ACLs) belong here, between finding the API and running its
-     * handler, where every request of every API passes once with its parsed header (client id). */
+    /* Authorisation (ACLs) belongs here, between finding the API and running its handler, where every
+     * request of every API passes once with its parsed header (client id) and c->principal. */
     api->handle(r, &rd);
     /* A handler that parked r made it c->cur; a group request may already be answered (done). */
     if (c->cur != r)

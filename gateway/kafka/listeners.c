@@ -78,6 +78,7 @@ enum mq_err mq_ksrv_listeners_open(struct mq_kafka_server *srv, const struct mq_
         .port = conf->port,
         .advertised_host = conf->advertised_host,
         .advertised_port = conf->advertised_port,
+        .sasl_mechanisms = conf->sasl_mechanisms,
     };
     if (conf->n_listeners && !conf->listeners)
         return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "kafka: n_listeners without listeners");
@@ -92,6 +93,7 @@ enum mq_err mq_ksrv_listeners_open(struct mq_kafka_server *srv, const struct mq_
         struct mq_ksrv_listener *l = &srv->listeners[i];
         l->srv = srv;
         l->fd = -1;
+        l->sasl_mechs = lc->sasl_mechanisms;
         srv->n_listeners++;
         if (lc->port < 0 || lc->port > 65535 || lc->advertised_port < 0 || lc->advertised_port > 65535)
             return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "kafka listener: invalid port");

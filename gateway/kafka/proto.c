@@ -46,6 +46,8 @@ static int16_t first_flexible(int16_t key)
         return 3;
     case MQ_KAPI_INIT_PRODUCER_ID:
         return 2;
+    case MQ_KAPI_SASL_AUTHENTICATE:
+        return 2;
     default:
         return INT16_MAX;
     }
@@ -93,6 +95,10 @@ const char *mq_kafka_api_name(int16_t key)
         return "ApiVersions";
     case MQ_KAPI_INIT_PRODUCER_ID:
         return "InitProducerId";
+    case MQ_KAPI_SASL_HANDSHAKE:
+        return "SaslHandshake";
+    case MQ_KAPI_SASL_AUTHENTICATE:
+        return "SaslAuthenticate";
     default:
         return "?";
     }

@@ -47,6 +47,7 @@
 
 #include "kafka/proto.h"
 #include "kafka/wire.h"
+#include "sasl/sasl.h"
 #include "util/diag.h"
 
 #define IN_CHUNK      (64 * 1024)   /* read ahead this much input beyond the current request */
@@ -322,6 +323,8 @@ static void conn_flush(struct conn *c)
         }
     }
     c->want_out = false;
+    if (c->close_when_sent)
+        mq_ksrv_conn_kill(c, NULL); /* its last answer (a failed authentication) is out */
 }
 
 /* ---- connections ---- */
@@ -355,7 +358,8 @@ static void conn_process(struct conn *c)
     }
     int quota = REQS_PER_TURN;
     for (;;) {
-        while (!c->dead && !c->cur && conn_may_queue(c) && quota > 0 && conn_has_request(c)) {
+        while (!c->dead && !c->cur && !c->close_when_sent && conn_may_queue(c) && quota > 0 &&
+               conn_has_request(c)) {
             size_t frame;
             if (mq_kafka_frame_size(c->in, c->in_len, c->srv->conf.max_request_bytes, &frame) != MQ_OK) {
                 mq_ksrv_protocol_error(c, "request size out of bounds (oversized or garbage)");
@@ -390,7 +394,7 @@ static void conn_process(struct conn *c)
         }
         conn_flush(c);
         /* Sending may have made room for the answers of requests already buffered. */
-        if (c->dead || c->cur || !conn_may_queue(c) || !conn_has_request(c))
+        if (c->dead || c->cur || c->close_when_sent || !conn_may_queue(c) || !conn_has_request(c))
             break;
         if (quota == 0) {
             mq_ksrv_conn_set_ready(c); /* the rest in its next turn */
@@ -478,6 +482,8 @@ static void conn_close(struct mq_kafka_server *srv, struct conn *c)
     close(c->fd);
     mq_ksrv_freed(srv, c->in_cap);
     free(c->in);
+    mq_sasl_free(c->sasl);
+    free(c->principal);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -576,6 +582,7 @@ static void accept_all(struct mq_ksrv_listener *lsn)
         }
         c->events = EPOLLIN;
         c->accepted_at = c->last_active = now_ms();
+        c->sasl_mechs = lsn->sasl_mechs;
         slot->conns++;
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &e) != 0) {
@@ -609,8 +616,8 @@ static void timed_out(struct conn *c, int64_t now, const char *why, int64_t ms)
     mq_ksrv_conn_kill(c, NULL);
 }
 
-/* The handshake, idle and send timeouts. Until its first whole request a connection has the handshake
- * timeout alone (issue 12's authentication will extend the handshake to the end of SASL). */
+/* The handshake, idle and send timeouts. Until its first whole request, and on a SASL listener until it
+ * authenticated, a connection has the handshake timeout alone. */
 static void sweep_timeouts(struct mq_kafka_server *srv, int64_t now)
 {
     const struct mq_kafka_server_conf *k = &srv->conf;
@@ -619,6 +626,8 @@ static void sweep_timeouts(struct mq_kafka_server *srv, int64_t now)
             continue;
         if (!c->greeted && now - c->accepted_at > k->handshake_timeout_ms)
             timed_out(c, now, "no whole request within handshake_timeout", k->handshake_timeout_ms);
+        else if (c->sasl_mechs && !c->principal && now - c->accepted_at > k->handshake_timeout_ms)
+            timed_out(c, now, "not authenticated within handshake_timeout", k->handshake_timeout_ms);
         else if (c->greeted && k->idle_timeout_ms > 0 && !c->cur && !c->out_head &&
                  now - c->last_active > k->idle_timeout_ms)
             timed_out(c, now, "idle for idle_timeout", k->idle_timeout_ms);
@@ -762,6 +771,7 @@ void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_se
     st->timed_out = atomic_load(&srv->st_timed_out);
     st->too_large = atomic_load(&srv->st_too_large);
     st->tls_failed = atomic_load(&srv->st_tls_failed);
+    st->auth_failed = atomic_load(&srv->st_auth_failed);
 }
 
 static void server_free(struct mq_kafka_server *srv)
@@ -887,11 +897,12 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
     srv->thread_started = true;
     for (size_t i = 0; i < srv->n_listeners; i++) {
         const struct mq_ksrv_listener *l = &srv->listeners[i];
-        MQ_INFO("kafka: listening on %s:%d (advertised as %s:%d)%s", l->listen_host, l->port,
+        MQ_INFO("kafka: listening on %s:%d (advertised as %s:%d)%s%s", l->listen_host, l->port,
                 l->advertised_host, l->advertised_port,
                 !l->tls                  ? ""
                 : l->require_client_cert ? " with TLS and client certificates"
-                                         : " with TLS");
+                                         : " with TLS",
+                l->sasl_mechs ? ", SASL required" : "");
     }
     *srvp = srv;
     return MQ_OK;

@@ -58,6 +58,10 @@ struct mq_kafka_listener_conf {
                                     the listen host, or "127.0.0.1" when listening on a wildcard address */
     int advertised_port;         /* default (0): the bound port */
     struct mq_kafka_tls_conf tls;
+    unsigned sasl_mechanisms; /* SASL every client must pass before any request but ApiVersions,
+                                 SaslHandshake and SaslAuthenticate: 1 << enum mq_sasl_mech (sasl/sasl.h)
+                                 per mechanism offered; 0: none, clients are anonymous. Users are read
+                                 from the store's catalog at each authentication. */
 };
 
 struct mq_kafka_server_conf {
@@ -67,6 +71,7 @@ struct mq_kafka_server_conf {
     const char *advertised_host; /* what Metadata tells clients; default the listen host, or "127.0.0.1"
                                     when listening on a wildcard address */
     int advertised_port;         /* default (0): the bound port */
+    unsigned sasl_mechanisms;    /* its SASL (see mq_kafka_listener_conf); default 0, none */
     /* Otherwise these listeners (the four fields above are then unused); the limits below count over all
      * of them together. */
     const struct mq_kafka_listener_conf *listeners;
@@ -132,6 +137,7 @@ struct mq_kafka_server_stats {
     uint64_t too_large;       /* requests refused for listing more than max_request_partitions */
     uint64_t tls_failed;      /* TLS handshakes that failed (untrusted or missing client certificate, no
                                  common protocol version, not TLS at all) */
+    uint64_t auth_failed;     /* SASL authentications that failed (the connection was closed) */
 };
 void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_server_stats *st);
 

@@ -64,6 +64,7 @@ struct mq_ksrv_listener {
     int advertised_port;
     struct ssl_ctx_st *tls; /* OpenSSL's SSL_CTX; NULL: plaintext */
     bool require_client_cert;
+    unsigned sasl_mechs; /* SASL required of its clients (1 << enum mq_sasl_mech each), 0: none */
 };
 
 /*
@@ -81,6 +82,17 @@ struct mq_ksrv_transport {
 };
 
 extern const struct mq_ksrv_transport mq_ksrv_plain;
+
+/* Where a connection is in SASL authentication (auth.c). */
+enum mq_ksrv_auth {
+    MQ_KSRV_AUTH_NONE,    /* no handshake yet (or a listener without SASL) */
+    MQ_KSRV_AUTH_STARTED, /* SaslHandshake v1 chose the mechanism: SaslAuthenticate requests carry it */
+    MQ_KSRV_AUTH_RAW,     /* SaslHandshake v0 chose it: the next frames are bare tokens */
+    MQ_KSRV_AUTH_DONE,    /* authenticated: principal is set */
+    MQ_KSRV_AUTH_FAILED,  /* the connection closes once the answer is sent */
+};
+
+struct mq_sasl;
 
 struct conn {
     struct conn *prev, *next;
@@ -110,6 +122,13 @@ struct conn {
     int64_t last_sent;   /* mono ms of the last progress sending, or of queueing into an empty queue */
     struct ip_slot *ip;  /* the connections of the same client address */
     char peer[64];
+    unsigned sasl_mechs; /* the SASL mechanisms required before other requests, 1 << enum mq_sasl_mech
+                            each; 0: none, the client is anonymous */
+    enum mq_ksrv_auth auth;
+    struct mq_sasl *sasl; /* the authentication under way */
+    int sasl_mech;        /* its enum mq_sasl_mech */
+    char *principal;      /* "User:NAME" once authenticated, else NULL */
+    bool close_when_sent; /* handle no further request; close once the queued answers are sent */
 };
 
 /* The connections open from one client address (max_connections_per_ip). */
@@ -160,7 +179,7 @@ struct mq_kafka_server {
     size_t trim_bytes;           /* large buffers freed since the last malloc_trim() */
     int64_t last_trim;
     _Atomic uint64_t st_accepted, st_open, st_requests, st_protocol_errors, st_unsupported, st_waiting;
-    _Atomic uint64_t st_refused, st_timed_out, st_too_large, st_tls_failed;
+    _Atomic uint64_t st_refused, st_timed_out, st_too_large, st_tls_failed, st_auth_failed;
 };
 
 /* Bytes of a segment file read for SSL_write at a time: the TLS path's bounded copy of what sendfile() would
@@ -226,6 +245,16 @@ void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len);
 /* The group coordinator's answers to a parked JoinGroup / SyncGroup (waiter is its struct req). */
 void mq_ksrv_on_join(void *opaque, void *waiter, const struct mq_kafka_join_group_resp *resp);
 void mq_ksrv_on_sync(void *opaque, void *waiter, int16_t error, struct mq_kafka_str assignment);
+
+/* ---- auth.c: SASL ---- */
+
+/* True when c may send a request of api_key now: anything once authenticated or on a listener without
+ * SASL, else only ApiVersions, SaslHandshake and SaslAuthenticate; any other closes the connection. */
+bool mq_ksrv_auth_allows(struct conn *c, int16_t api_key);
+void mq_ksrv_handle_sasl_handshake(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_sasl_authenticate(struct req *r, struct mq_kafka_rd *rd);
+/* One bare SASL token of c after SaslHandshake v0 (c->auth MQ_KSRV_AUTH_RAW); takes body. */
+void mq_ksrv_auth_raw(struct conn *c, uint8_t *body, size_t len);
 
 /* ---- fetch.c ---- */
 

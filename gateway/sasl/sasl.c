@@ -513,7 +513,11 @@ static enum mq_sasl_status mq_scram_final(struct mq_sasl *s, const char *msg)
         return mq_sasl_end(s, MQ_SASL_FAIL, "malformed SCRAM client-final message (no nonce)");
     const char *r = e + 3;
     e = mq_scram_value_end(r);
-    if ((size_t)(e - r) != strlen(s->nonce) || memcmp(r, s->nonce, (size_t)(e - r)) != 0)
+    /* RFC 5802 wants the nonce of server-first back; librdkafka (2.0 at least) sends its own nonce again in
+     * front of it, and Kafka accepts any nonce that ends with the full one: so does mqlog. The proof covers
+     * the message as sent either way. */
+    size_t rlen = (size_t)(e - r), nlen = strlen(s->nonce);
+    if (rlen < nlen || memcmp(r + rlen - nlen, s->nonce, nlen) != 0)
         return mq_sasl_end(s, MQ_SASL_FAIL, "user %s: the nonce does not match", s->user);
     const char *proof = NULL;
     for (const char *p = e; *p == ','; p = e) {

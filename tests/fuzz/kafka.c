@@ -12,6 +12,7 @@
 
 #include "fuzz.h"
 #include "kafka/proto.h"
+#include "kafka/proto_sasl.h"
 #include "kafka/server_int.h"
 #include "kafka/wire.h"
 
@@ -132,6 +133,25 @@ static void mq_fuzz_api(struct mq_kafka_rd *rd, int16_t key, int16_t v, struct m
         struct mq_kafka_init_producer_id_req r = {0};
         if (mq_kafka_init_producer_id_req_decode(rd, v, &r) == MQ_OK)
             mq_kafka_init_producer_id_resp_encode(&wr, v, &r);
+        break;
+    }
+    case MQ_KAPI_SASL_HANDSHAKE: {
+        struct mq_kafka_sasl_handshake_req r = {0};
+        static const char *const mechs[] = {"PLAIN", "SCRAM-SHA-256"};
+        if (mq_kafka_sasl_handshake_req_decode(rd, v, &r) == MQ_OK) {
+            r.mechanisms = mechs;
+            r.mechanism_count = 2;
+            mq_kafka_sasl_handshake_resp_encode(&wr, v, &r);
+        }
+        break;
+    }
+    case MQ_KAPI_SASL_AUTHENTICATE: {
+        struct mq_kafka_sasl_authenticate_req r = {0};
+        if (mq_kafka_sasl_authenticate_req_decode(rd, v, &r) == MQ_OK) {
+            r.out_bytes = (const uint8_t *)r.auth_bytes.ptr;
+            r.out_len = r.auth_bytes.len > 0 ? r.auth_bytes.len : 0;
+            mq_kafka_sasl_authenticate_resp_encode(&wr, v, &r);
+        }
         break;
     }
     default:

@@ -19,6 +19,7 @@
 #include "log/log.h"
 #include "route/placement.h"
 #include "route/route.h"
+#include "sasl/sasl.h"
 #include "testutil.h"
 #include "util/diag.h"
 
@@ -148,14 +149,14 @@ static void test_good_listeners(void)
     const struct mq_config_kafka *k = &cfg->kafka;
     CU_ASSERT_PTR_NULL(k->listen);
     CU_ASSERT_EQUAL(k->max_connections, 100);
-    CU_ASSERT_EQUAL_FATAL(k->nlisteners, 4);
+    CU_ASSERT_EQUAL_FATAL(k->nlisteners, 6);
     const struct mq_config_kafka_listener *l = &k->listeners[0];
     CU_ASSERT_STRING_EQUAL(l->listen_host, "127.0.0.1");
     CU_ASSERT_EQUAL(l->listen_port, 9092);
     CU_ASSERT_STRING_EQUAL(l->advertised, "127.0.0.1:9092");
     CU_ASSERT_FALSE(l->tls);
     CU_ASSERT_FALSE(l->allow_anonymous);
-    CU_ASSERT_EQUAL(l->loc.line, 6);
+    CU_ASSERT_EQUAL(l->loc.line, 7);
     l = &k->listeners[1];
     CU_ASSERT_STRING_EQUAL(l->listen_host, "0.0.0.0");
     CU_ASSERT_STRING_EQUAL(l->advertised_host, "gw.example.com");
@@ -174,9 +175,17 @@ static void test_good_listeners(void)
     CU_ASSERT_TRUE(l->tls);
     CU_ASSERT_PTR_NULL(l->tls_opts.ca);
     CU_ASSERT_FALSE(l->tls_opts.require_client_cert);
+    CU_ASSERT_EQUAL(l->sasl, 0);
     l = &k->listeners[3];
     CU_ASSERT_TRUE(l->allow_anonymous);
     CU_ASSERT_FALSE(l->tls_opts.require_client_cert);
+    l = &k->listeners[4];
+    CU_ASSERT_EQUAL(l->sasl,
+                    (1u << MQ_SASL_PLAIN) | (1u << MQ_SASL_SCRAM_SHA_256) | (1u << MQ_SASL_SCRAM_SHA_512));
+    CU_ASSERT_FALSE(l->allow_anonymous);
+    l = &k->listeners[5];
+    CU_ASSERT_EQUAL(l->sasl, 1u << MQ_SASL_PLAIN);
+    CU_ASSERT_TRUE(l->allow_plain_without_tls);
     mq_config_free(cfg);
     free(dir);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "kafka/proto.h"
+#include "kafka/proto_sasl.h"
 #include "kafka/server_int.h" /* mq_ksrv_apis(): every (API, version) served */
 #include "testutil.h"
 
@@ -300,6 +301,16 @@ static enum mq_err decode_any(int16_t key, int16_t v, const uint8_t *buf, size_t
         err = mq_kafka_init_producer_id_req_decode(&rd, v, &r);
         break;
     }
+    case MQ_KAPI_SASL_HANDSHAKE: {
+        struct mq_kafka_sasl_handshake_req r;
+        err = mq_kafka_sasl_handshake_req_decode(&rd, v, &r);
+        break;
+    }
+    case MQ_KAPI_SASL_AUTHENTICATE: {
+        struct mq_kafka_sasl_authenticate_req r;
+        err = mq_kafka_sasl_authenticate_req_decode(&rd, v, &r);
+        break;
+    }
     }
     if (used)
         *used = len - mq_kafka_rd_left(&rd);
@@ -350,6 +361,17 @@ static void build_any(struct mq_kafka_wr *w, int16_t key, int16_t v)
         break;
     case MQ_KAPI_INIT_PRODUCER_ID:
         build_init_producer_id(w, v);
+        break;
+    case MQ_KAPI_SASL_HANDSHAKE:
+        mq_kafka_wr_string(w, "SCRAM-SHA-256");
+        break;
+    case MQ_KAPI_SASL_AUTHENTICATE:
+        if (v >= 2) {
+            mq_kafka_wr_cbytes(w, "n,,n=user,r=abc", 15);
+            mq_kafka_wr_tags(w);
+        } else {
+            mq_kafka_wr_bytes(w, "n,,n=user,r=abc", 15);
+        }
         break;
     }
 }

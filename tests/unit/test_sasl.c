@@ -135,6 +135,8 @@ static const char *b64(const uint8_t *in, size_t len, char *out)
 
 /* Runs a whole exchange as client `user` with password for mech on s; returns the last status. The server
  * signature is checked when it succeeds. */
+static bool librdkafka_nonce; /* send the client nonce again before the full one, as librdkafka 2.0 does */
+
 static enum mq_sasl_status scram_client(struct mq_sasl *s, enum mq_sasl_mech mech, const char *gs2,
                                         const char *user, const char *password)
 {
@@ -164,7 +166,8 @@ static enum mq_sasl_status scram_client(struct mq_sasl *s, enum mq_sasl_mech mec
     HMAC(md, salted, (int)klen, (const unsigned char *)"Server Key", 10, skey, &n);
     EVP_Digest(ckey, klen, stored, &n, md, NULL);
     char cbind[64], without[512], auth[2048], p64[128], final[1024], *sfinal = NULL;
-    snprintf(without, sizeof without, "c=%s,r=%s", b64((const uint8_t *)gs2, strlen(gs2), cbind), nonce_s);
+    snprintf(without, sizeof without, "c=%s,r=%s%s", b64((const uint8_t *)gs2, strlen(gs2), cbind),
+             librdkafka_nonce ? "fyko+d2lbbFgONRv9qkxdawL" : "", nonce_s);
     snprintf(auth, sizeof auth, "%s,%s,%s", first + strlen(gs2), sfirst, without);
     HMAC(md, stored, (int)klen, (const unsigned char *)auth, strlen(auth), csig, &n);
     for (size_t i = 0; i < klen; i++)
@@ -195,6 +198,13 @@ static void test_scram_512(void)
     CU_ASSERT_EQUAL(scram_client(s, MQ_SASL_SCRAM_SHA_512, "y,,", "alice=2C=3Dx", "s3cret"), MQ_SASL_DONE);
     CU_ASSERT_STRING_EQUAL(mq_sasl_user(s), "alice,=x");
     mq_sasl_free(s);
+
+    /* librdkafka's nonce (its own again, then the full one) is accepted, as Kafka accepts it. */
+    librdkafka_nonce = true;
+    s = start(MQ_SASL_SCRAM_SHA_512, false);
+    CU_ASSERT_EQUAL(scram_client(s, MQ_SASL_SCRAM_SHA_512, "n,,", "alice=2C=3Dx", "s3cret"), MQ_SASL_DONE);
+    mq_sasl_free(s);
+    librdkafka_nonce = false;
 
     s = start(MQ_SASL_SCRAM_SHA_512, false);
     CU_ASSERT_EQUAL(scram_client(s, MQ_SASL_SCRAM_SHA_512, "n,,", "alice=2C=3Dx", "s3cret!"), MQ_SASL_FAIL);

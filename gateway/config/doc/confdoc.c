@@ -250,6 +250,11 @@ static void mq_doc_type(FILE *out, const struct mq_ckey *k)
     case MQ_CT_PROPS:
         fputs("map", out);
         break;
+    case MQ_CT_CHOICES:
+        fputs("one or a list of ", out);
+        for (const struct mq_cenum *e = k->enums; e->name; e++)
+            fprintf(out, "%s`%s`", e == k->enums ? "" : ", ", e->name);
+        break;
     }
 }
 

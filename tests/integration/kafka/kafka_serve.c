@@ -2,15 +2,16 @@
  * kafka_serve.c - a test driver: opens a data directory for writing and serves it with the Kafka endpoint,
  * so that real Kafka clients can be tested before (and independently of) the daemon's wiring.
  *
- * Usage: kafka_serve -d DIR [-p PORT] [-f FLUSH_INTERVAL_MS] [-v]
+ * Usage: kafka_serve -d DIR [-p PORT] [-f FLUSH_INTERVAL_MS] [-s MECHANISM[,MECHANISM...]] [-v]
+ * -s requires SASL with those mechanisms (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) before any other request.
  * Prints "port N" once listening, then reads commands from stdin, one per line, answering each on stdout:
  *   create TOPIC PARTITIONS           -> "ok" (or "exists")
  *   append TOPIC PARTITION N PREFIX [TS0]
  *                                     -> "ok FIRST_OFFSET": N records, key "key-I", value "PREFIX-I",
  *                                        header h="v-I", timestamp TS0 + I (TS0 default: now)
  *   stats                             -> "stats accepted=.. open=.. requests=.. protocol_errors=..
- * waiting=.." quit                              -> stops (so does end of input) Errors are answered "error
- * MESSAGE". The process exits 0 after a clean stop.
+ * waiting=.. auth_failed=.." quit                              -> stops (so does end of input) Errors are
+ * answered "error MESSAGE". The process exits 0 after a clean stop.
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "kafka/server.h"
+#include "sasl/sasl.h"
 #include "store/store.h"
 #include "util/diag.h"
 #include "util/parse.h"
@@ -98,8 +100,9 @@ int main(int argc, char **argv)
 {
     const char *dir = NULL;
     int64_t port = 0, flush_ms = 5;
+    unsigned sasl = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "d:p:f:v")) != -1) {
+    while ((opt = getopt(argc, argv, "d:p:f:s:v")) != -1) {
         switch (opt) {
         case 'd':
             dir = optarg;
@@ -116,16 +119,26 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 's':
+            for (char *m = strtok(optarg, ","); m; m = strtok(NULL, ",")) {
+                enum mq_sasl_mech mech;
+                if (!mq_sasl_mech_parse(m, strlen(m), &mech)) {
+                    fprintf(stderr, "kafka_serve: unknown SASL mechanism %s\n", m);
+                    return 2;
+                }
+                sasl |= 1u << mech;
+            }
+            break;
         case 'v':
             mq_diag_level = MQ_LV_DEBUG;
             break;
         default:
-            fprintf(stderr, "usage: kafka_serve -d DIR [-p PORT] [-f FLUSH_MS] [-v]\n");
+            fprintf(stderr, "usage: kafka_serve -d DIR [-p PORT] [-f FLUSH_MS] [-s MECHANISMS] [-v]\n");
             return 2;
         }
     }
     if (!dir) {
-        fprintf(stderr, "usage: kafka_serve -d DIR [-p PORT] [-f FLUSH_MS] [-v]\n");
+        fprintf(stderr, "usage: kafka_serve -d DIR [-p PORT] [-f FLUSH_MS] [-s MECHANISMS] [-v]\n");
         return 2;
     }
     char errstr[256];
@@ -141,6 +154,7 @@ int main(int argc, char **argv)
     struct mq_kafka_server_conf conf;
     mq_kafka_server_conf_defaults(&conf);
     conf.port = (int)port;
+    conf.sasl_mechanisms = sasl;
     struct mq_kafka_server *srv = NULL;
     err = mq_kafka_server_start(store, &conf, &srv, errstr, sizeof errstr);
     if (err != MQ_OK) {
@@ -172,10 +186,11 @@ int main(int argc, char **argv)
         } else if (strcmp(line, "stats") == 0) {
             struct mq_kafka_server_stats st;
             mq_kafka_server_stats(srv, &st);
-            reply("stats accepted=%llu open=%llu requests=%llu protocol_errors=%llu waiting=%llu",
+            reply("stats accepted=%llu open=%llu requests=%llu protocol_errors=%llu waiting=%llu "
+                  "auth_failed=%llu",
                   (unsigned long long)st.accepted, (unsigned long long)st.open,
                   (unsigned long long)st.requests, (unsigned long long)st.protocol_errors,
-                  (unsigned long long)st.fetch_waiting);
+                  (unsigned long long)st.fetch_waiting, (unsigned long long)st.auth_failed);
         } else if (strcmp(line, "quit") == 0) {
             break;
         } else if (line[0]) {
