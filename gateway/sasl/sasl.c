@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MQ_SASL_FAKE_SALT_LEN 16
-
 static const char *const mq_sasl_names[MQ_SASL__COUNT] = {
     [MQ_SASL_PLAIN] = "PLAIN",
     [MQ_SASL_SCRAM_SHA_256] = "SCRAM-SHA-256",
@@ -186,8 +184,9 @@ static enum mq_err mq_sasl_fake_cred(enum mq_sasl_mech mech, const char *user, s
         return MQ_ERR_NOMEM;
     memset(cred, 0, sizeof *cred);
     snprintf(cred->mechanism, sizeof cred->mechanism, "%s", mq_sasl_names[mech]);
-    memcpy(cred->salt, mac, MQ_SASL_FAKE_SALT_LEN);
-    cred->salt_len = MQ_SASL_FAKE_SALT_LEN;
+    /* As long as a real salt, so that its base64 length gives nothing away. */
+    memcpy(cred->salt, mac, MQ_SASL_SALT_LEN);
+    cred->salt_len = MQ_SASL_SALT_LEN;
     cred->iterations = MQ_SCRAM_ITERATIONS_MIN;
     cred->key_len = (size_t)EVP_MD_size(md);
     if (mq_sasl_random(cred->stored_key, cred->key_len) != MQ_OK ||

@@ -72,6 +72,7 @@ struct mq_sasl_conf {
 };
 
 #define MQ_SASL_NONCE_LEN  24 /* the server's part of the SCRAM nonce */
+#define MQ_SASL_SALT_LEN   24 /* the salt of a credential mqlog makes (mqlog user), and of an unknown user */
 #define MQ_SASL_NONCE_MAX  64
 #define MQ_SASL_TOKEN_MAX  4096 /* longer client tokens fail the authentication */
 #define MQ_SASL_REASON_MAX 160

@@ -20,7 +20,6 @@
 #include "sasl/sasl.h"
 #include "tool/tool.h"
 
-#define MQ_USER_SALT_LEN     24
 #define MQ_USER_PASSWORD_MAX 1024
 
 static void mq_user_help(void)
@@ -142,7 +141,7 @@ static int mq_user_add(const char *dir, const char *name, const bool mechs[MQ_SA
     for (int m = MQ_SASL_SCRAM_SHA_256; m <= MQ_SASL_SCRAM_SHA_512; m++) {
         if (!mechs[m])
             continue;
-        uint8_t salt[MQ_USER_SALT_LEN];
+        uint8_t salt[MQ_SASL_SALT_LEN];
         struct mq_catalog_user *u = &creds[n++];
         memset(u, 0, sizeof *u);
         snprintf(u->name, sizeof u->name, "%s", name);

@@ -244,6 +244,8 @@ static void test_unknown_user(void)
     CU_ASSERT_STRING_EQUAL(strstr(a1, ",s="), strstr(a2, ",s=")); /* the nonces differ, the salt does not */
     CU_ASSERT_STRING_NOT_EQUAL(strstr(a1, ",s="), strstr(a3, ",s="));
     CU_ASSERT_PTR_NOT_NULL(strstr(a1, ",i=4096"));
+    /* The salt is as long as the ones mqlog user makes (24 bytes: 32 in base64). */
+    CU_ASSERT_EQUAL(strstr(a1, ",i=") - strstr(a1, ",s=") - 3, 32);
     free(a1);
     free(a2);
     free(a3);
