@@ -8,7 +8,8 @@ the start, and beside the running daemon.
 1. kcat over SASL_SSL with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 reads every record (librdkafka uses
    SaslHandshake v1 and SaslAuthenticate).
 2. A wrong password and an unknown user get librdkafka's clean authentication error; mqlogd logs why
-   (wrong password, unknown user) and goes on serving; a client that skips authentication is closed.
+   (wrong password, unknown user), counts them (SIGUSR1) and goes on serving; a client that skips
+   authentication is closed.
 3. kafka-python 2.0.2 (SaslHandshake v0, then bare tokens) with SCRAM-SHA-512 over SASL_SSL and with PLAIN
    over SASL_PLAINTEXT reads every record.
 4. `mqlog user add` beside the running mqlogd applies to the next connection; `mqlog user remove` too.
@@ -17,8 +18,8 @@ Every wait is a deadline on a condition. Runtime: a few seconds.
 """
 import os
 import shutil
+import signal
 import subprocess
-import sys
 
 import e2e_lib as e
 
@@ -149,7 +150,17 @@ def main():
                "mqlogd to close the client that did not authenticate")
     kcat_read(plain, sasl_args("sasl_plaintext", "SCRAM-SHA-256", "alice", "wonder-land"), want,
               "after the failures")
-    e.log("wrong password, unknown user and no authentication: refused cleanly, and mqlogd serves on")
+    os.kill(daemon.proc.pid, signal.SIGUSR1)
+
+    def failed_count():
+        for line in daemon.log().splitlines():
+            if " failed authentications" in line and "connections open" in line:
+                return int(line.split(" failed authentications")[0].rsplit(" ", 1)[1])
+        return None
+
+    e.wait_for(lambda: (failed_count() or 0) >= 4, 10, "SIGUSR1 to count at least 4 failed authentications")
+    e.log("wrong password, unknown user and no authentication: refused cleanly, %d failures counted, and "
+          "mqlogd serves on" % failed_count())
 
     # 3. kafka-python: the v0 handshake and bare tokens.
     kafka_python_read(ssl, "SCRAM-SHA-512", "alice", "wonder-land", want, c["ca.pem"])
