@@ -17,8 +17,10 @@ int mq_test_run(const char *suite, const struct mq_test *tests)
     CU_pSuite s = CU_add_suite(suite, NULL, NULL);
     if (!s)
         return 2;
+    /* MQ_TEST_ONLY=name runs that test alone: a rare failure can be looped without the rest of the file */
+    const char *only = getenv("MQ_TEST_ONLY");
     for (const struct mq_test *t = tests; t->name; t++)
-        if (!CU_add_test(s, t->name, t->fn))
+        if ((!only || strcmp(only, t->name) == 0) && !CU_add_test(s, t->name, t->fn))
             return 2;
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
