@@ -185,9 +185,10 @@ static const struct mq_ckey mq_keys_broker[] = {
      .min = 1,
      .max = 65535,
      .doc = "How many QoS 1/2 messages the broker may have unacknowledged towards mqlogd (MQTT 5 receive "
-            "maximum). It also sizes the redelivery guard of a persistent session (see durable_ack): the "
-            "last 16384 messages stored, or 2 x max_inflight when that is more (at most 30000), are "
-            "recognised when the broker delivers them again; with dedup: payload and client mosquitto only "
+            "maximum). The redelivery guard of a persistent session (see durable_ack) recognises the last "
+            "30000 messages stored when the broker delivers them again, whatever this says (mosquitto "
+            "2.0.11 keeps far more than this in flight once it has a backlog); with dedup: payload and "
+            "client mosquitto only "
             "the first max_inflight messages after a reconnect are taken for redeliveries, so set it to the "
             "broker's in-flight limit (RabbitMQ: mqtt.prefetch, default 10). Without durable_ack, "
             "client mosquitto with a QoS 2 subscription sends 65535 instead: libmosquitto drops the "

@@ -29,12 +29,19 @@
 #define MQ_RX_TAG       0x31585251u
 #define MQ_RX_MIN_SLOTS 256u
 #define MQ_RX_MAX_SLOTS 65536u
-/* How many of the latest messages are candidates: 2 x the window, at least MQ_RX_COVER_MIN (mosquitto
- * 2.0.11 keeps several thousand messages in flight, far past its in-flight limit, once it has a backlog: see
- * test_broker_redelivery) and at most MQ_RX_COVER_MAX, far below the 65535 packet ids a broker numbering
- * in sequence goes through before it reuses one. */
-#define MQ_RX_COVER_MIN 16384
-#define MQ_RX_COVER_MAX 30000
+/*
+ * The cover: how many of the latest stored messages are candidates, and how many messages after a reconnect
+ * may still be redeliveries. Not the in-flight window: mosquitto 2.0.11 does not keep to it once it has a
+ * backlog (each acknowledgement moves up to a window more queued messages into flight:
+ * test_broker_redelivery), so everything mqlogd lags behind is in flight. Killed again and again under load
+ * (two busy loops on two cores), the crash tests saw the broker resend from the same message to four
+ * processes in a row, each killed within seconds of its start: with max_inflight 1000, its oldest
+ * unacknowledged message was 17,000 stored messages back, and more than 16,000 redeliveries came before the
+ * first new message. The cover is as large as is safe: far below the 65535 packet ids a broker numbering in
+ * sequence (mosquitto) goes through before it reuses one, past which an old candidate could take a new
+ * message with its id, topic and payload for a redelivery.
+ */
+#define MQ_RX_COVER 30000
 
 struct mq_rx_header {
     char magic[8];
@@ -111,16 +118,10 @@ static bool mq_rx_slot_valid(const struct mq_rx_slot *sl)
     return sl->tag == MQ_RX_TAG && sl->seq > 0 && sl->crc == mq_rx_slot_crc(sl);
 }
 
-static int64_t mq_rx_cover(int64_t window)
-{
-    int64_t c = window * 2;
-    return c < MQ_RX_COVER_MIN ? MQ_RX_COVER_MIN : c > MQ_RX_COVER_MAX ? MQ_RX_COVER_MAX : c;
-}
-
 /* Slots for the cover, with room for messages stored in more than one topic. */
-static uint32_t mq_rx_nslots(int64_t window)
+static uint32_t mq_rx_nslots(void)
 {
-    uint64_t want = (uint64_t)mq_rx_cover(window) * 2;
+    uint64_t want = (uint64_t)MQ_RX_COVER * 2;
     uint32_t n = MQ_RX_MIN_SLOTS;
     while (n < want && n < MQ_RX_MAX_SLOTS)
         n *= 2;
@@ -394,7 +395,7 @@ enum mq_err mq_rx_session_open(struct mq_store *store, const char *broker, const
     }
     mq_rx_path(store, broker, client_id, path, sizeof path);
 
-    uint32_t want = mq_rx_nslots(window), have = 0;
+    uint32_t want = mq_rx_nslots(), have = 0;
     struct mq_rx_slot *old = NULL;
     size_t nold = 0;
     bool usable = false;
@@ -406,7 +407,8 @@ enum mq_err mq_rx_session_open(struct mq_store *store, const char *broker, const
     if (usable && have == want) {
         err = mq_rx_map(s, path, want, false, errstr, errstr_size);
     } else {
-        /* new, or sized for another window: a fresh file with the newest valid slots, in sequence order */
+        /* new, or sized for another cover (an older version): a fresh file with the newest valid slots, in
+         * sequence order */
         err = mq_rx_map(s, path, want, true, errstr, errstr_size);
         if (err == MQ_OK && nold) {
             qsort(old, nold, sizeof *old, mq_rx_cmp_seq);
@@ -552,7 +554,7 @@ void mq_rx_session_connected(struct mq_rx_session *s, bool session_present)
     free(s->cand);
     s->cand = NULL;
     s->ccap = 0;
-    int64_t cover = mq_rx_cover(s->window);
+    int64_t cover = MQ_RX_COVER;
     uint64_t oldest = s->seq > (uint64_t)cover ? s->seq - (uint64_t)cover + 1 : 1;
     uint32_t n = 0;
     for (uint32_t i = 0; session_present && s->mode != MQ_DEDUP_OFF && i < s->nslots; i++)
@@ -582,7 +584,7 @@ bool mq_rx_session_match(struct mq_rx_session *s, int pid, uint64_t digest, int 
         return false;
     pthread_mutex_lock(&s->mu);
     bool hit = false;
-    if (s->since_connect >= (uint64_t)mq_rx_cover(s->window) && s->cand) {
+    if (s->since_connect >= (uint64_t)MQ_RX_COVER && s->cand) {
         /* redeliveries come first on a resumed session: by now they are over. since_connect counts each
          * message once, in mq_rx_session_done(): the attempts of a message the store refused (MQ_ERR_FULL,
          * retried for as long as it pushes back) are one message */

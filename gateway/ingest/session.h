@@ -19,8 +19,8 @@
  *    never reached the file is found out when the guard opens: each slot is checked against the record at
  *    its offset (same digest and timestamp), and the ones that do not match are dropped.
  *  - On a connection with session present, the messages stored before it become candidates: for each packet
- *    id, the latest message stored with it, among the cover, the session's last stored messages (2 x
- *    `window`, at least 16384: session.c). The cover counts stored messages only: a process that recognises
+ *    id, the latest message stored with it, among the cover, the session's last 30,000 stored messages
+ *    (session.c says why so many). The cover counts stored messages only: a process that recognises
  *    the same thousands of redeliveries after each of many kills (each killed before its acknowledgements
  *    went out) must not push the stored messages they stand for out of it. Redeliveries come first on a
  *    resumed session: once as many messages as the cover have come since the connection (each counted
@@ -33,7 +33,8 @@
  *  - The cover bounds both memory and the one residual risk: a broker that reused an id whose
  *    acknowledgement it had, for a message with the same topic and payload, while the first was still a
  *    candidate. Brokers that number their outgoing messages in sequence (mosquitto) reuse an id only after
- *    65535 others; the cover stays far below that.
+ *    65535 others; the cover stays far below that. A broker whose oldest unacknowledged message lies
+ *    further back than the cover has its redeliveries stored again: duplicates, never a loss.
  *
  * The slots are in host byte order: the file never leaves the machine. A killed process leaves the page
  * cache, and so the slots, intact. Power loss: a connector that acknowledges a batch at a time (mosquitto)
@@ -63,8 +64,9 @@
 struct mq_store;
 
 /* Opens (creating when missing) the guard of session client_id at broker in the store's directory, and
- * checks the slots a previous process left against the log. window: the messages that may be in flight
- * unacknowledged (the broker's in-flight window). mode: enum mq_dedup (config.h). */
+ * checks the slots a previous process left against the log. window: the broker's in-flight window
+ * (max_inflight): with dedup: payload and no DUP flag from the library, only that many messages after a
+ * reconnect are taken for redeliveries. mode: enum mq_dedup (config.h). */
 enum mq_err mq_rx_session_open(struct mq_store *store, const char *broker, const char *client_id,
                                int64_t window, int mode, struct mq_rx_session **out, char *errstr,
                                size_t errstr_size);

@@ -5,7 +5,7 @@
  * payload, a reused packet id, a packet id older than the window or a session the broker did not keep is
  * stored; a noted record that never reached the log (cut off by a crash) is found out when the guard opens,
  * and its redelivery is stored; a message published twice with the same payload is stored twice; the same
- * redeliveries recognised after kill upon kill, or one message the store refused 20,000 times, leave the
+ * redeliveries recognised after kill upon kill, or one message the store refused 40,000 times, leave the
  * candidates' cover and the redeliveries' window as they were (the crash tests' duplicates under load). With
  * dedup: payload (renumbering brokers) the topic and payload decide, each stored message matched once.
  */
@@ -193,13 +193,13 @@ static void send_many(struct env *e, int from, int n, int dup)
 static void test_window(void)
 {
     struct env e = {.mode = MQ_DEDUP_PACKET_ID};
-    env_open(&e, 2); /* candidates: the last 16384 messages at least (2 x window when that is more) */
+    env_open(&e, 2); /* candidates: the last 30,000 stored messages, whatever the window */
     mq_ingest_session_connected(e.rx, false);
-    send_many(&e, 1, 16400, 0);
+    send_many(&e, 1, 30016, 0);
     mq_ingest_session_connected(e.rx, true);
     CU_ASSERT_EQUAL(send(&e, "s/a", "v16", 16, 1), 1); /* too old to be in flight still */
     CU_ASSERT_EQUAL(send(&e, "s/a", "v17", 17, 1), 0);
-    CU_ASSERT_EQUAL(send(&e, "s/a", "v16400", 16400, 1), 0);
+    CU_ASSERT_EQUAL(send(&e, "s/a", "v30016", 30016, 1), 0);
     env_close(&e);
 }
 
@@ -222,22 +222,22 @@ static void redeliver_many(struct env *e, int from, int n)
 static void test_redelivered_again_and_again(void)
 {
     struct env e = {.mode = MQ_DEDUP_PACKET_ID};
-    env_open(&e, 2); /* a cover of 16384 messages */
+    env_open(&e, 2);
     mq_ingest_session_connected(e.rx, false);
-    send_many(&e, 1, 6000, 0);
-    for (int round = 0; round < 3; round++) { /* 18,000 redeliveries: more than the cover */
+    send_many(&e, 1, 8000, 0);
+    for (int round = 0; round < 3; round++) { /* 24,000 redeliveries: with the 8,000, more than the cover */
         env_stop(&e);
         env_start(&e, 2);
         mq_ingest_session_connected(e.rx, true);
-        redeliver_many(&e, 1, 6000);
+        redeliver_many(&e, 1, 8000);
         /* and a new one before the next kill, under the next packet id */
-        CU_ASSERT_EQUAL(send(&e, "s/a", round == 0 ? "n0" : round == 1 ? "n1" : "n2", 6001 + round, 0), 1);
+        CU_ASSERT_EQUAL(send(&e, "s/a", round == 0 ? "n0" : round == 1 ? "n1" : "n2", 8001 + round, 0), 1);
     }
     env_stop(&e);
     env_start(&e, 2);
     mq_ingest_session_connected(e.rx, true);
-    redeliver_many(&e, 1, 6000);
-    CU_ASSERT_EQUAL(count(&e, "t", 0), 6003);
+    redeliver_many(&e, 1, 8000);
+    CU_ASSERT_EQUAL(count(&e, "t", 0), 8003);
     env_close(&e);
 }
 
@@ -258,11 +258,11 @@ static void test_refused_attempts(void)
     struct mq_rx_match m;
     struct mq_rx_note note;
     int recognised = 0;
-    for (int attempt = 0; attempt < 20000; attempt++) { /* about 16 minutes of 50 ms retries */
+    for (int attempt = 0; attempt < 40000; attempt++) { /* half an hour of 50 ms retries */
         recognised += mq_rx_session_match(e.rx, 1, digest, -1, &m);
         mq_rx_session_begin(e.rx, 1, 1, digest, 1700000000001, &note);
     }
-    CU_ASSERT_EQUAL(recognised, 20000);
+    CU_ASSERT_EQUAL(recognised, 40000);
     CU_ASSERT_EQUAL(send(&e, "s/a", "v1", 1, -1), 0); /* the store has room at last: recognised */
     CU_ASSERT_EQUAL(send(&e, "s/a", "v2", 2, -1), 0); /* and the redeliveries after it are still known */
     env_stop(&e);
