@@ -267,12 +267,13 @@ static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
         mq_diag_printf(
             level,
             "kafka: %llu connections open, %llu accepted, %llu refused, %llu closed by a timeout; "
-            "%llu requests, %llu protocol errors, %llu over max_request_partitions, %llu failed TLS "
-            "handshakes, %llu failed authentications",
+            "%llu requests, %llu protocol errors, %llu over max_request_partitions, %llu for an API or "
+            "version not served, %llu failed TLS handshakes, %llu failed authentications",
             (unsigned long long)ks.open, (unsigned long long)ks.accepted, (unsigned long long)ks.refused,
             (unsigned long long)ks.timed_out, (unsigned long long)ks.requests,
             (unsigned long long)ks.protocol_errors, (unsigned long long)ks.too_large,
-            (unsigned long long)ks.tls_failed, (unsigned long long)ks.auth_failed);
+            (unsigned long long)ks.unsupported, (unsigned long long)ks.tls_failed,
+            (unsigned long long)ks.auth_failed);
     }
     if (level == MQ_LV_INFO) {
         mq_sup_log_stats(d->sup);

@@ -534,26 +534,38 @@ static void handle_init_producer_id(struct req *r, struct mq_kafka_rd *rd)
     mq_ksrv_resp_end(r, it);
 }
 
-/* Answers a request whose API or version is not served. */
+/*
+ * A request whose API or version is not served, handled as Kafka handles it (its SocketServer): an
+ * ApiVersions request of any version gets a v0 response with UNSUPPORTED_VERSION and the list of what is
+ * served, so that the client retries with a version both know (KIP-511); any other API or version closes
+ * the connection, since its response could not be written in a form the client expects. (Kafka lists only
+ * ApiVersions' own range in that answer; the whole list serves the same clients and older ones too.)
+ * Logged once per connection at info level, and counted.
+ */
 static void handle_unsupported(struct req *r)
 {
-    atomic_fetch_add(&r->conn->srv->st_unsupported, 1);
-    MQ_DEBUG("kafka: %s: unsupported %s (key %d) v%d", r->conn->peer, mq_kafka_api_name(r->hdr.api_key),
-             r->hdr.api_key, r->hdr.api_version);
+    struct conn *c = r->conn;
+    atomic_fetch_add(&c->srv->st_unsupported, 1);
+    bool versions = r->hdr.api_key == MQ_KAPI_API_VERSIONS;
+    if (!c->told_unsupported) {
+        c->told_unsupported = true;
+        MQ_INFO("kafka: %s asked for %s (key %d) v%d, which is not served: %s", c->peer,
+                mq_kafka_api_name(r->hdr.api_key), r->hdr.api_key, r->hdr.api_version,
+                versions ? "answered with the versions served" : "closing the connection, as Kafka does");
+    }
+    if (!versions) {
+        mq_ksrv_conn_kill(c, NULL);
+        return;
+    }
     struct out_item *it = calloc(1, sizeof *it);
     if (it) {
         mq_kafka_out_init(&it->out);
         mq_kafka_out_begin(&it->out, r->hdr.correlation_id, 0);
-        if (r->hdr.api_key == MQ_KAPI_API_VERSIONS) {
-            /* Kafka's rule: a v0 response the client can always parse, listing what is served. */
-            struct mq_kafka_api_versions_req q = {.error = MQ_KC_UNSUPPORTED_VERSION};
-            if (advertise(r, &q))
-                mq_kafka_api_versions_resp_encode(&it->out.wr, 0, &q);
-            else
-                it->out.wr.err = MQ_ERR_NOMEM; /* mq_ksrv_resp_end() closes the connection */
-        } else {
-            mq_kafka_error_resp_encode(&it->out.wr, MQ_KC_UNSUPPORTED_VERSION);
-        }
+        struct mq_kafka_api_versions_req q = {.error = MQ_KC_UNSUPPORTED_VERSION};
+        if (advertise(r, &q))
+            mq_kafka_api_versions_resp_encode(&it->out.wr, 0, &q);
+        else
+            it->out.wr.err = MQ_ERR_NOMEM; /* mq_ksrv_resp_end() closes the connection */
     }
     mq_ksrv_resp_end(r, it);
 }
@@ -563,9 +575,9 @@ static void handle_unsupported(struct req *r)
 /*
  * Every API the endpoint serves, in key order, with the versions it accepts and its handler. This one table
  * dispatches requests (below) and is what ApiVersions advertises (advertise()), so the two cannot disagree.
- * A request for an API or version not listed is answered by handle_unsupported(). Produce and
- * InitProducerId are listed so that producers get a clear authorisation error rather than an unsupported
- * version. Adding an API: its codec in proto.c, its handler here, one line in this table.
+ * A request for an API or version not listed goes to handle_unsupported(). Produce and InitProducerId are
+ * listed so that producers get a clear authorisation error rather than a closed connection. Adding an API:
+ * its codec in proto.c, its handler here, one line in this table.
  */
 static const struct mq_ksrv_api apis[] = {
     {MQ_KAPI_PRODUCE, 0, 8, handle_produce},

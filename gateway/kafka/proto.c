@@ -921,8 +921,3 @@ void mq_kafka_init_producer_id_resp_encode(struct mq_kafka_wr *wr, int16_t v,
     mq_kafka_wr_i64(wr, -1); /* producer id */
     mq_kafka_wr_i16(wr, -1); /* producer epoch */
 }
-
-void mq_kafka_error_resp_encode(struct mq_kafka_wr *wr, int16_t error)
-{
-    mq_kafka_wr_i16(wr, error);
-}

@@ -473,10 +473,4 @@ enum mq_err mq_kafka_init_producer_id_req_decode(struct mq_kafka_rd *rd, int16_t
 void mq_kafka_init_producer_id_resp_encode(struct mq_kafka_wr *wr, int16_t v,
                                            const struct mq_kafka_init_producer_id_req *r);
 
-/* ---- any API ---- */
-
-/* The body sent for a request whose API or version is not served: the INT16 error code alone, which is
- * the first field of most responses, so that clients see UNSUPPORTED_VERSION instead of a closed socket. */
-void mq_kafka_error_resp_encode(struct mq_kafka_wr *wr, int16_t error);
-
 #endif

@@ -10,8 +10,9 @@
  * is closed (send_timeout), requests list at most max_request_partitions, and connections are limited in
  * number overall and per address, with refusals logged at most every 10 s with their count. A request
  * larger than max_request_bytes, one that cannot be parsed, or a connection error closes that connection
- * only; an API or version not served is answered with UNSUPPORTED_VERSION (ApiVersions: Kafka's v0
- * fallback response). The endpoint is read-only: Produce is answered with TOPIC_AUTHORIZATION_FAILED,
+ * only. A request for an API or version not served is handled as Kafka handles it: ApiVersions gets
+ * Kafka's v0 fallback response (UNSUPPORTED_VERSION and the versions served), any other such request
+ * closes its connection. The endpoint is read-only: Produce is answered with TOPIC_AUTHORIZATION_FAILED,
  * InitProducerId (idempotent producers) with CLUSTER_AUTHORIZATION_FAILED.
  *
  * Listeners: the endpoint may listen on several addresses, each plaintext or TLS (OpenSSL, TLS 1.2+,
@@ -129,7 +130,8 @@ struct mq_kafka_server_stats {
     uint64_t open;            /* connections open now */
     uint64_t requests;        /* requests answered or refused */
     uint64_t protocol_errors; /* connections closed for an oversized, truncated or malformed request */
-    uint64_t unsupported;     /* requests answered with UNSUPPORTED_VERSION */
+    uint64_t unsupported;     /* requests for an API or version not served (ApiVersions: answered with
+                                 UNSUPPORTED_VERSION; others: their connection closed) */
     uint64_t fetch_waiting;   /* Fetch requests parked now, waiting for data */
     uint64_t refused;         /* connections closed at once: max_connections, max_connections_per_ip or
                                  out of file descriptors */

@@ -115,7 +115,8 @@ struct conn {
     size_t out_bytes; /* of the queued answers (memory and file ranges), counted against max_queued_bytes */
     bool dead;
     bool ready;
-    bool greeted; /* a whole request arrived: the handshake timeout no longer applies */
+    bool greeted;          /* a whole request arrived: the handshake timeout no longer applies */
+    bool told_unsupported; /* an unsupported API or version was logged for this connection */
     struct conn *ready_next;
     int64_t accepted_at; /* mono ms */
     int64_t last_active; /* mono ms of the last byte received or sent */

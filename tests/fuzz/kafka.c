@@ -154,8 +154,7 @@ static void mq_fuzz_api(struct mq_kafka_rd *rd, int16_t key, int16_t v, struct m
         }
         break;
     }
-    default:
-        mq_kafka_error_resp_encode(&wr, MQ_KC_UNSUPPORTED_VERSION);
+    default: /* not served: the server closes the connection */
         break;
     }
     mq_kafka_wr_free(&wr);
@@ -176,7 +175,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mq_kafka_rd_init(&rd, body, len);
     if (mq_kafka_req_hdr_parse(&rd, mq_kafka_req_hdr_version(h.api_key, h.api_version), &h) != MQ_OK)
         return 0;
-    /* the versions the server's table serves reach a decoder; others get the error body */
+    /* the versions the server's table serves reach a decoder; for others the server closes the
+     * connection (ApiVersions: answers with the list, as for a served version) */
     size_t n;
     const struct mq_ksrv_api *t = mq_ksrv_apis(&n);
     bool served = false;

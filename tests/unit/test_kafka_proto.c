@@ -1134,7 +1134,7 @@ static void test_out_and_arena(void)
     struct mq_kafka_out out;
     mq_kafka_out_init(&out);
     mq_kafka_out_begin(&out, 5, 1);
-    mq_kafka_error_resp_encode(&out.wr, MQ_KC_UNSUPPORTED_VERSION);
+    mq_kafka_wr_i16(&out.wr, MQ_KC_UNSUPPORTED_VERSION);
     CU_ASSERT_EQUAL(mq_kafka_out_end(&out), MQ_OK);
     static const uint8_t want[] = {0, 0, 0, 7, 0, 0, 0, 5, 0, 0, 35};
     CU_ASSERT_EQUAL(out.wr.len, sizeof want);
