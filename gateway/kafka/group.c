@@ -22,6 +22,8 @@ struct protocol {
 struct member {
     char *id;
     char *instance_id; /* NULL for dynamic members */
+    char *client_id;   /* of its latest JoinGroup, for DescribeGroups */
+    char *client_host; /* likewise ("" when unknown) */
     int32_t session_timeout_ms;
     int32_t rebalance_timeout_ms;
     int32_t n_protocols;
@@ -93,6 +95,8 @@ static void member_free(struct member *m)
         return;
     free(m->id);
     free(m->instance_id);
+    free(m->client_id);
+    free(m->client_host);
     for (int32_t i = 0; i < m->n_protocols; i++) {
         free(m->protocols[i].name);
         free(m->protocols[i].meta);
@@ -215,6 +219,22 @@ static const struct protocol *member_protocol(const struct member *m, const char
         if (strcmp(m->protocols[i].name, name) == 0)
             return &m->protocols[i];
     return NULL;
+}
+
+/* Records who m's latest JoinGroup came from. Out of memory keeps the previous values: they only feed
+ * DescribeGroups. */
+static void member_set_client(struct member *m, struct mq_kafka_str client_id, struct mq_kafka_str host)
+{
+    char *id = dup_str(client_id), *h = dup_str(host);
+    if (!id || !h) {
+        free(id);
+        free(h);
+        return;
+    }
+    free(m->client_id);
+    free(m->client_host);
+    m->client_id = id;
+    m->client_host = h;
 }
 
 /* True when m's protocols (names and metadata, in order) equal the request's. */
@@ -523,6 +543,7 @@ static bool static_rejoin(struct mq_kafka_groups *gs, struct group *g, struct me
     m->id = new_id;
     if (was_leader)
         g->leader = new_leader;
+    member_set_client(m, client_id, req->client_host); /* the new instance may run elsewhere */
     m->session_timeout_ms = req->session_timeout_ms;
     m->rebalance_timeout_ms =
         req->rebalance_timeout_ms > 0 ? req->rebalance_timeout_ms : req->session_timeout_ms;
@@ -665,6 +686,7 @@ void mq_kafka_groups_join(struct mq_kafka_groups *gs, int64_t now, const struct 
         }
         changed = true;
     }
+    member_set_client(m, client_id, req->client_host);
     m->session_timeout_ms = req->session_timeout_ms;
     m->rebalance_timeout_ms =
         req->rebalance_timeout_ms > 0 ? req->rebalance_timeout_ms : req->session_timeout_ms;
@@ -888,4 +910,65 @@ enum mq_kafka_group_state mq_kafka_groups_state(struct mq_kafka_groups *gs, cons
     if (members)
         *members = g ? (int32_t)g->n_members : 0;
     return g ? g->state : MQ_KGROUP_NONE;
+}
+
+const char *mq_kafka_group_state_name(enum mq_kafka_group_state state)
+{
+    switch (state) {
+    case MQ_KGROUP_EMPTY:
+        return "Empty";
+    case MQ_KGROUP_PREPARING_REBALANCE:
+        return "PreparingRebalance";
+    case MQ_KGROUP_COMPLETING_REBALANCE:
+        return "CompletingRebalance";
+    case MQ_KGROUP_STABLE:
+        return "Stable";
+    default:
+        return "Dead";
+    }
+}
+
+static void fill_view(const struct group *g, struct mq_kafka_group_view *v)
+{
+    v->group_id = g->id;
+    v->state = g->state;
+    v->protocol_type = g->protocol_type ? g->protocol_type : "";
+    /* Kafka names the protocol of a Stable group only; members' metadata likewise. */
+    v->protocol = g->state == MQ_KGROUP_STABLE && g->protocol ? g->protocol : "";
+    v->generation = g->generation;
+    v->member_count = (int32_t)g->n_members;
+}
+
+void mq_kafka_groups_each(struct mq_kafka_groups *gs, mq_kafka_group_fn *fn, void *arg)
+{
+    for (struct group *g = gs->groups; g; g = g->next) {
+        struct mq_kafka_group_view v;
+        fill_view(g, &v);
+        fn(arg, &v);
+    }
+}
+
+bool mq_kafka_groups_describe(struct mq_kafka_groups *gs, struct mq_kafka_str group_id,
+                              struct mq_kafka_group_view *view_out, struct mq_kafka_member_view *members,
+                              int32_t max_members)
+{
+    const struct group *g = group_find(gs, group_id);
+    if (!g)
+        return false;
+    fill_view(g, view_out);
+    bool stable = g->state == MQ_KGROUP_STABLE;
+    for (int32_t i = 0; members && i < view_out->member_count && i < max_members; i++) {
+        const struct member *m = g->members[i];
+        struct mq_kafka_member_view *o = &members[i];
+        const struct protocol *p = stable ? member_protocol(m, g->protocol) : NULL;
+        o->member_id = m->id;
+        o->instance_id = m->instance_id;
+        o->client_id = m->client_id ? m->client_id : "";
+        o->client_host = m->client_host ? m->client_host : "";
+        o->metadata = p ? p->meta : NULL;
+        o->metadata_len = p ? p->meta_len : 0;
+        o->assignment = stable ? m->assignment : NULL;
+        o->assignment_len = stable && m->assignment ? m->assignment_len : 0;
+    }
+    return true;
 }

@@ -29,6 +29,7 @@
 #ifndef MQ_KAFKA_GROUP_H
 #define MQ_KAFKA_GROUP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kafka/proto.h"
@@ -59,8 +60,9 @@ enum mq_err mq_kafka_groups_new(const struct mq_kafka_groups_conf *conf, mq_kafk
 void mq_kafka_groups_free(struct mq_kafka_groups *groups);
 
 /*
- * A JoinGroup request from client client_id. The response comes through join_cb for waiter, now or once
- * the rebalance completes. A new member (empty member id) gets an id "<client_id>-<random>".
+ * A JoinGroup request from client client_id (req->client_host, set by the caller, says from where). The
+ * response comes through join_cb for waiter, now or once the rebalance completes. A new member (empty member
+ * id) gets an id "<client_id>-<random>".
  */
 void mq_kafka_groups_join(struct mq_kafka_groups *groups, int64_t now_ms,
                           const struct mq_kafka_join_group_req *req, struct mq_kafka_str client_id,
@@ -113,5 +115,43 @@ enum mq_kafka_group_state {
 /* The state, generation and member count of group_id (*generation and *members may be NULL). */
 enum mq_kafka_group_state mq_kafka_groups_state(struct mq_kafka_groups *groups, const char *group_id,
                                                 int32_t *generation, int32_t *members);
+
+/* Kafka's name of a state ("Stable", ...); MQ_KGROUP_NONE is "Dead", as Kafka describes an unknown group. */
+const char *mq_kafka_group_state_name(enum mq_kafka_group_state state);
+
+/* ---- inspection for the admin APIs (ListGroups, DescribeGroups, DeleteGroups) ---- */
+
+/* A group as the admin APIs show it. Its strings belong to the coordinator: valid until its next call. */
+struct mq_kafka_group_view {
+    const char *group_id;
+    enum mq_kafka_group_state state;
+    const char *protocol_type; /* "consumer" for consumers; "" when none */
+    const char *protocol;      /* the assignor chosen, "" unless Stable (as Kafka shows it) */
+    int32_t generation;
+    int32_t member_count;
+};
+/* One member of a described group; strings and bytes likewise the coordinator's. Metadata and assignment
+ * are given in the Stable state only (NULL and 0 otherwise), as Kafka gives them. */
+struct mq_kafka_member_view {
+    const char *member_id;
+    const char *instance_id; /* NULL for a dynamic member */
+    const char *client_id;
+    const char *client_host;
+    const uint8_t *metadata; /* the member's metadata for the chosen protocol */
+    int32_t metadata_len;
+    const uint8_t *assignment;
+    int32_t assignment_len;
+};
+
+typedef void mq_kafka_group_fn(void *arg, const struct mq_kafka_group_view *group);
+/* Calls fn for every group the coordinator holds (every one has members: an empty group is freed at once,
+ * its committed offsets living in the catalog). fn must not call into the coordinator. */
+void mq_kafka_groups_each(struct mq_kafka_groups *groups, mq_kafka_group_fn *fn, void *arg);
+
+/* Describes group_id into *view and its first max_members members into members (may be NULL). False when
+ * the coordinator holds no such group. */
+bool mq_kafka_groups_describe(struct mq_kafka_groups *groups, struct mq_kafka_str group_id,
+                              struct mq_kafka_group_view *view, struct mq_kafka_member_view *members,
+                              int32_t max_members);
 
 #endif

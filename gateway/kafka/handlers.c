@@ -1,8 +1,8 @@
 /*
- * handlers.c - the Kafka endpoint's request handlers other than Fetch (see server_int.h): metadata and
- * offsets, consumer groups and committed offsets, the refusals of a read-only endpoint (Produce,
- * InitProducerId, unsupported APIs), and the table of served APIs that both dispatches requests and
- * answers ApiVersions.
+ * handlers.c - the Kafka endpoint's request handlers other than Fetch and the admin APIs (see
+ * server_int.h): metadata and offsets, consumer groups and committed offsets, the refusals of a read-only
+ * endpoint (Produce, InitProducerId, unsupported APIs), and the table of served APIs that both dispatches
+ * requests and answers ApiVersions.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -265,6 +265,16 @@ static void handle_join_group(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_join_group_req q;
     if (!mq_ksrv_decoded(r, mq_kafka_join_group_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
+    /* DescribeGroups shows the member's host as Kafka does: "/" and the address, without the port. */
+    const char *colon = strrchr(r->conn->peer, ':');
+    size_t hl = colon ? (size_t)(colon - r->conn->peer) : strlen(r->conn->peer);
+    char *host = mq_kafka_arena_calloc(&r->arena, hl + 2, 1);
+    if (host) {
+        host[0] = '/';
+        memcpy(host + 1, r->conn->peer, hl);
+        q.client_host.ptr = host;
+        q.client_host.len = (int32_t)(hl + 1);
+    }
     /* Park first: the answer may come back from inside the call. */
     r->state = REQ_GROUP_WAIT;
     r->conn->cur = r;
@@ -576,8 +586,11 @@ static void handle_unsupported(struct req *r)
  * Every API the endpoint serves, in key order, with the versions it accepts and its handler. This one table
  * dispatches requests (below) and is what ApiVersions advertises (advertise()), so the two cannot disagree.
  * A request for an API or version not listed goes to handle_unsupported(). Produce and InitProducerId are
- * listed so that producers get a clear authorisation error rather than a closed connection. Adding an API:
- * its codec in proto.c, its handler here, one line in this table.
+ * listed so that producers get a clear authorisation error rather than a closed connection. Admin APIs
+ * that would change something (CreateTopics, AlterConfigs, DeleteTopics...) are not listed: the admin
+ * clients check ApiVersions and refuse such a call themselves, with a clear error, before sending it.
+ * Adding an API: its codec in proto.c (admin APIs: proto_admin.c), its handler here (admin.c), its first
+ * flexible version in proto.c, one line in this table.
  */
 static const struct mq_ksrv_api apis[] = {
     {MQ_KAPI_PRODUCE, 0, 8, handle_produce},
@@ -591,10 +604,15 @@ static const struct mq_ksrv_api apis[] = {
     {MQ_KAPI_HEARTBEAT, 0, 3, handle_heartbeat},
     {MQ_KAPI_LEAVE_GROUP, 0, 3, handle_leave_group},
     {MQ_KAPI_SYNC_GROUP, 0, 3, handle_sync_group},
+    {MQ_KAPI_DESCRIBE_GROUPS, 0, 5, mq_ksrv_handle_describe_groups},
+    {MQ_KAPI_LIST_GROUPS, 0, 5, mq_ksrv_handle_list_groups},
     {MQ_KAPI_SASL_HANDSHAKE, 0, 1, mq_ksrv_handle_sasl_handshake},
     {MQ_KAPI_API_VERSIONS, 0, 3, handle_api_versions},
     {MQ_KAPI_INIT_PRODUCER_ID, 0, 1, handle_init_producer_id},
+    {MQ_KAPI_DESCRIBE_CONFIGS, 0, 4, mq_ksrv_handle_describe_configs},
     {MQ_KAPI_SASL_AUTHENTICATE, 0, 2, mq_ksrv_handle_sasl_authenticate},
+    {MQ_KAPI_DELETE_GROUPS, 0, 2, mq_ksrv_handle_delete_groups},
+    {MQ_KAPI_DESCRIBE_CLUSTER, 0, 1, mq_ksrv_handle_describe_cluster},
 };
 
 const struct mq_ksrv_api *mq_ksrv_apis(size_t *n)

@@ -48,6 +48,16 @@ static int16_t first_flexible(int16_t key)
         return 2;
     case MQ_KAPI_SASL_AUTHENTICATE:
         return 2;
+    case MQ_KAPI_DESCRIBE_GROUPS:
+        return 5;
+    case MQ_KAPI_LIST_GROUPS:
+        return 3;
+    case MQ_KAPI_DESCRIBE_CONFIGS:
+        return 4;
+    case MQ_KAPI_DELETE_GROUPS:
+        return 2;
+    case MQ_KAPI_DESCRIBE_CLUSTER:
+        return 0;
     default:
         return INT16_MAX;
     }
@@ -99,6 +109,16 @@ const char *mq_kafka_api_name(int16_t key)
         return "SaslHandshake";
     case MQ_KAPI_SASL_AUTHENTICATE:
         return "SaslAuthenticate";
+    case MQ_KAPI_DESCRIBE_GROUPS:
+        return "DescribeGroups";
+    case MQ_KAPI_LIST_GROUPS:
+        return "ListGroups";
+    case MQ_KAPI_DESCRIBE_CONFIGS:
+        return "DescribeConfigs";
+    case MQ_KAPI_DELETE_GROUPS:
+        return "DeleteGroups";
+    case MQ_KAPI_DESCRIBE_CLUSTER:
+        return "DescribeCluster";
     default:
         return "?";
     }

@@ -9,8 +9,8 @@
  *
  * Field lists follow Kafka's message definitions (the JSON files under
  * clients/src/main/resources/common/message) for the versions the server's API table serves (handlers.c);
- * only ApiVersions v3 is a flexible version among them (compact types and tagged fields in its body; its
- * response header stays v0).
+ * here only ApiVersions v3 is a flexible version (compact types and tagged fields in its body; its
+ * response header stays v0). The admin APIs, several of them flexible, are in proto_admin.h.
  * The decoders accept trailing bytes after the last field (as Kafka does) and reject everything that is
  * truncated or has impossible lengths (MQ_ERR_PROTOCOL); a request listing more topics or topic-partitions
  * than the reader's max_parts (wire.h) fails with MQ_ERR_RANGE, so that the server can refuse it as too
@@ -45,10 +45,15 @@ enum mq_kafka_api {
     MQ_KAPI_HEARTBEAT = 12,
     MQ_KAPI_LEAVE_GROUP = 13,
     MQ_KAPI_SYNC_GROUP = 14,
+    MQ_KAPI_DESCRIBE_GROUPS = 15,
+    MQ_KAPI_LIST_GROUPS = 16,
     MQ_KAPI_SASL_HANDSHAKE = 17,
     MQ_KAPI_API_VERSIONS = 18,
     MQ_KAPI_INIT_PRODUCER_ID = 22,
+    MQ_KAPI_DESCRIBE_CONFIGS = 32,
     MQ_KAPI_SASL_AUTHENTICATE = 36,
+    MQ_KAPI_DELETE_GROUPS = 42,
+    MQ_KAPI_DESCRIBE_CLUSTER = 60,
 };
 
 /* Kafka's error codes (INT16 on the wire) that mqlog sends. */
@@ -83,10 +88,12 @@ enum mq_kafka_code {
     MQ_KC_SASL_AUTHENTICATION_FAILED = 58,
     MQ_KC_UNSUPPORTED_COMPRESSION_TYPE = 76,
     MQ_KC_TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53,
+    MQ_KC_NON_EMPTY_GROUP = 68,
     MQ_KC_GROUP_ID_NOT_FOUND = 69,
     MQ_KC_MEMBER_ID_REQUIRED = 79,
     MQ_KC_GROUP_MAX_SIZE_REACHED = 81,
     MQ_KC_FENCED_INSTANCE_ID = 82,
+    MQ_KC_UNSUPPORTED_ENDPOINT_TYPE = 119,
 };
 
 /* One supported API and its version range, as ApiVersions lists it. */
@@ -96,8 +103,8 @@ struct mq_kafka_api_range {
     int16_t max;
 };
 
-/* The request header version of (key, version): 2 for flexible versions, else 1 (0 is never used by the
- * APIs served). ApiVersions v3 and above are flexible; unknown keys get 1. */
+/* The request header version of (key, version): 2 for flexible versions (Kafka's "flexibleVersions" of
+ * each API), else 1 (0 is never used by the APIs served); unknown keys get 1. */
 int mq_kafka_req_hdr_version(int16_t key, int16_t version);
 
 /* The name of an API for diagnostics ("Fetch"), "?" for unknown keys. */
@@ -148,7 +155,8 @@ void mq_kafka_out_splice(struct mq_kafka_out *out, struct mq_slice *slice);
 void mq_kafka_out_begin(struct mq_kafka_out *out, int32_t correlation_id, int hdr_version);
 /* Fills in the size prefix. MQ_ERR_NOMEM if any write failed, MQ_ERR_RANGE if the frame passed 2 GiB. */
 enum mq_err mq_kafka_out_end(struct mq_kafka_out *out);
-/* The response header version for (key, version): always 0 for the versions mqlog serves. */
+/* The response header version for (key, version): 1 (a tagged-field section) for flexible versions, 0
+ * otherwise and for ApiVersions in every version. */
 int mq_kafka_resp_hdr_version(int16_t key, int16_t version);
 
 /* ---- ApiVersions (18) v0-3 ---- */
@@ -303,6 +311,7 @@ struct mq_kafka_join_group_req {
     struct mq_kafka_str protocol_type;
     int32_t protocol_count;
     struct mq_kafka_join_protocol *protocols;
+    struct mq_kafka_str client_host; /* not on the wire: the handler sets it for DescribeGroups */
 };
 enum mq_err mq_kafka_join_group_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
                                            struct mq_kafka_join_group_req *r);

@@ -13,7 +13,8 @@
  * only. A request for an API or version not served is handled as Kafka handles it: ApiVersions gets
  * Kafka's v0 fallback response (UNSUPPORTED_VERSION and the versions served), any other such request
  * closes its connection. The endpoint is read-only: Produce is answered with TOPIC_AUTHORIZATION_FAILED,
- * InitProducerId (idempotent producers) with CLUSTER_AUTHORIZATION_FAILED.
+ * InitProducerId (idempotent producers) with CLUSTER_AUTHORIZATION_FAILED. Admin tools can list, describe
+ * and delete consumer groups and describe topic configurations and the cluster (admin.c).
  *
  * Listeners: the endpoint may listen on several addresses, each plaintext or TLS (OpenSSL, TLS 1.2+,
  * optionally mutual TLS), each advertising its own address to the clients that connect to it, as Kafka's

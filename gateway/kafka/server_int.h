@@ -257,6 +257,15 @@ void mq_ksrv_handle_sasl_authenticate(struct req *r, struct mq_kafka_rd *rd);
 /* One bare SASL token of c after SaslHandshake v0 (c->auth MQ_KSRV_AUTH_RAW); takes body. */
 void mq_ksrv_auth_raw(struct conn *c, uint8_t *body, size_t len);
 
+/* ---- admin.c: the admin APIs (ListGroups, DescribeGroups, DeleteGroups, DescribeConfigs,
+ * DescribeCluster) ---- */
+
+void mq_ksrv_handle_list_groups(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_describe_groups(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_delete_groups(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_describe_configs(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_describe_cluster(struct req *r, struct mq_kafka_rd *rd);
+
 /* ---- fetch.c ---- */
 
 /* Answers a Fetch, or parks it (r becomes its connection's current request) until data or its deadline. */

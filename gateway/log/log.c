@@ -156,6 +156,11 @@ static enum mq_err mq_mkdir_p(const char *dir)
     return err;
 }
 
+void mq_log_conf_get(const struct mq_log *log, struct mq_log_conf *conf)
+{
+    *conf = log->conf;
+}
+
 enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_log_conf *conf,
                         struct mq_log **logp, char *errstr, size_t errstr_size)
 {

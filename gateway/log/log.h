@@ -79,6 +79,10 @@ enum mq_log_mode {
 enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_log_conf *conf,
                         struct mq_log **logp, char *errstr, size_t errstr_size);
 
+/* Copies the configuration log was opened with (defaults filled in) into *conf: what the Kafka endpoint
+ * reports as segment.bytes and the like. */
+void mq_log_conf_get(const struct mq_log *log, struct mq_log_conf *conf);
+
 /* Flushes every partition, writes clean-shutdown recovery points, stops the threads and frees everything,
  * partitions included. Accepts NULL. Returns the first error met while flushing (the log is freed anyway). */
 enum mq_err mq_log_close(struct mq_log *log);

@@ -12,11 +12,56 @@
 
 #include "fuzz.h"
 #include "kafka/proto.h"
+#include "kafka/proto_admin.h"
 #include "kafka/proto_sasl.h"
 #include "kafka/server_int.h"
 #include "kafka/wire.h"
 
 #define MQ_FUZZ_MAX_REQUEST (16 << 20) /* the endpoint's default max_request_bytes */
+
+/* The admin APIs (proto_admin.h), their responses encoded with the request's fields as the answer. */
+static void mq_fuzz_admin(struct mq_kafka_rd *rd, int16_t key, int16_t v, struct mq_kafka_arena *a,
+                          struct mq_kafka_wr *wr)
+{
+    switch (key) {
+    case MQ_KAPI_LIST_GROUPS: {
+        struct mq_kafka_list_groups_req r = {0};
+        if (mq_kafka_list_groups_req_decode(rd, v, a, &r) == MQ_OK) {
+            struct mq_kafka_listed_group g = {{"g", 1}, {"consumer", 8}, "Stable", "classic"};
+            r.groups = &g;
+            r.group_count = 1;
+            mq_kafka_list_groups_resp_encode(wr, v, &r);
+        }
+        break;
+    }
+    case MQ_KAPI_DESCRIBE_GROUPS: {
+        struct mq_kafka_describe_groups_req r = {0};
+        if (mq_kafka_describe_groups_req_decode(rd, v, a, &r) == MQ_OK)
+            mq_kafka_describe_groups_resp_encode(wr, v, &r);
+        break;
+    }
+    case MQ_KAPI_DELETE_GROUPS: {
+        struct mq_kafka_delete_groups_req r = {0};
+        if (mq_kafka_delete_groups_req_decode(rd, v, a, &r) == MQ_OK)
+            mq_kafka_delete_groups_resp_encode(wr, v, &r);
+        break;
+    }
+    case MQ_KAPI_DESCRIBE_CONFIGS: {
+        struct mq_kafka_describe_configs_req r = {0};
+        if (mq_kafka_describe_configs_req_decode(rd, v, a, &r) == MQ_OK)
+            mq_kafka_describe_configs_resp_encode(wr, v, &r);
+        break;
+    }
+    case MQ_KAPI_DESCRIBE_CLUSTER: {
+        struct mq_kafka_describe_cluster_req r = {0};
+        if (mq_kafka_describe_cluster_req_decode(rd, v, &r) == MQ_OK)
+            mq_kafka_describe_cluster_resp_encode(wr, v, &r);
+        break;
+    }
+    default: /* not served: the server closes the connection */
+        break;
+    }
+}
 
 /* Decodes the body of API key at version v from rd, then encodes a response from the decoded request. */
 static void mq_fuzz_api(struct mq_kafka_rd *rd, int16_t key, int16_t v, struct mq_kafka_arena *a)
@@ -154,7 +199,8 @@ static void mq_fuzz_api(struct mq_kafka_rd *rd, int16_t key, int16_t v, struct m
         }
         break;
     }
-    default: /* not served: the server closes the connection */
+    default:
+        mq_fuzz_admin(rd, key, v, a, &wr);
         break;
     }
     mq_kafka_wr_free(&wr);

@@ -1,0 +1,355 @@
+/*
+ * proto_admin.c - decoders and encoders of the admin requests (see proto_admin.h), field by field as
+ * Kafka's message definitions list them per version.
+ *
+ * These APIs turned flexible at different versions, so every string, array and byte field goes through a
+ * helper below that picks the classic or the compact form from a `flex` flag computed once per call. As
+ * in proto.c, array counts are checked against the bytes left before the arena allocates for them.
+ */
+#include "kafka/proto_admin.h"
+
+#include <string.h>
+
+/* ---- both forms of each type ---- */
+
+static const struct mq_kafka_str null_str = {NULL, -1};
+static const struct mq_kafka_str empty_str = {"", 0};
+
+static bool flexible(int16_t key, int16_t v)
+{
+    return mq_kafka_req_hdr_version(key, v) >= 2;
+}
+
+static struct mq_kafka_str rd_str(struct mq_kafka_rd *rd, bool flex)
+{
+    return flex ? mq_kafka_rd_cstring(rd) : mq_kafka_rd_string(rd);
+}
+
+static int32_t rd_arr(struct mq_kafka_rd *rd, bool flex, size_t min_elem_size, bool nullable)
+{
+    return flex ? mq_kafka_rd_carray(rd, min_elem_size, nullable)
+                : mq_kafka_rd_array(rd, min_elem_size, nullable);
+}
+
+static void rd_tags(struct mq_kafka_rd *rd, bool flex)
+{
+    if (flex)
+        mq_kafka_rd_tags(rd);
+}
+
+/* Allocates n elements for a decoded array, failing the reader when the arena cannot. */
+static void *arr(struct mq_kafka_rd *rd, struct mq_kafka_arena *a, int32_t n, size_t size)
+{
+    if (!mq_kafka_rd_ok(rd) || n < 0)
+        return NULL;
+    void *p = mq_kafka_arena_calloc(a, (size_t)n, size);
+    if (!p) {
+        rd->err = MQ_ERR_NOMEM;
+        rd->p = rd->end;
+    }
+    return p;
+}
+
+/* An array of the things a response answers one by one (groups, resources): at most the reader's
+ * max_parts, as for topics (wire.h), so that a small request cannot ask for a huge response. */
+static int32_t rd_entities(struct mq_kafka_rd *rd, bool flex, size_t min_elem_size)
+{
+    int32_t n = rd_arr(rd, flex, min_elem_size, false);
+    if (n > rd->max_parts) {
+        if (rd->err == MQ_OK)
+            rd->err = MQ_ERR_RANGE;
+        rd->p = rd->end;
+        return 0;
+    }
+    return n;
+}
+
+/* An array of strings (group ids, state names, config keys); -1 stays -1 (null) when nullable. Group ids
+ * count against max_parts (rd_entities()). */
+static struct mq_kafka_str *rd_strings(struct mq_kafka_rd *rd, bool flex, struct mq_kafka_arena *a,
+                                       bool nullable, bool entities, int32_t *count)
+{
+    size_t min = flex ? 1 : 2;
+    int32_t n = entities ? rd_entities(rd, flex, min) : rd_arr(rd, flex, min, nullable);
+    struct mq_kafka_str *s = arr(rd, a, n, sizeof *s);
+    for (int32_t i = 0; s && i < n && mq_kafka_rd_ok(rd); i++)
+        s[i] = rd_str(rd, flex);
+    *count = mq_kafka_rd_ok(rd) ? n : 0;
+    return mq_kafka_rd_ok(rd) ? s : NULL;
+}
+
+static void wr_str(struct mq_kafka_wr *wr, bool flex, struct mq_kafka_str s)
+{
+    if (flex)
+        mq_kafka_wr_cstr(wr, s);
+    else
+        mq_kafka_wr_str(wr, s);
+}
+
+/* A C string; NULL writes null (only for nullable fields). */
+static void wr_cs(struct mq_kafka_wr *wr, bool flex, const char *s)
+{
+    if (flex)
+        mq_kafka_wr_cstring(wr, s);
+    else
+        mq_kafka_wr_string(wr, s);
+}
+
+/* A non-nullable BYTES field: a null view is written empty. */
+static void wr_bytes(struct mq_kafka_wr *wr, bool flex, struct mq_kafka_str b)
+{
+    const void *p = b.len > 0 ? b.ptr : "";
+    int32_t len = b.len > 0 ? b.len : 0;
+    if (flex)
+        mq_kafka_wr_cbytes(wr, p, len);
+    else
+        mq_kafka_wr_bytes(wr, p, len);
+}
+
+static void wr_arr(struct mq_kafka_wr *wr, bool flex, int32_t n)
+{
+    if (flex)
+        mq_kafka_wr_carray(wr, n);
+    else
+        mq_kafka_wr_array(wr, n);
+}
+
+static void wr_tags(struct mq_kafka_wr *wr, bool flex)
+{
+    if (flex)
+        mq_kafka_wr_tags(wr);
+}
+
+static struct mq_kafka_str or_empty(struct mq_kafka_str s)
+{
+    return s.len >= 0 && s.ptr ? s : empty_str;
+}
+
+/* ---- ListGroups ---- */
+
+enum mq_err mq_kafka_list_groups_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                            struct mq_kafka_list_groups_req *r)
+{
+    bool flex = flexible(MQ_KAPI_LIST_GROUPS, v);
+    memset(r, 0, sizeof *r);
+    if (v >= 4)
+        r->states = rd_strings(rd, flex, a, false, false, &r->states_count);
+    if (v >= 5)
+        r->types = rd_strings(rd, flex, a, false, false, &r->types_count);
+    rd_tags(rd, flex);
+    return rd->err;
+}
+
+void mq_kafka_list_groups_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                      const struct mq_kafka_list_groups_req *r)
+{
+    bool flex = flexible(MQ_KAPI_LIST_GROUPS, v);
+    if (v >= 1)
+        mq_kafka_wr_i32(wr, 0); /* throttle time */
+    mq_kafka_wr_i16(wr, r->error);
+    wr_arr(wr, flex, r->group_count);
+    for (int32_t i = 0; i < r->group_count; i++) {
+        const struct mq_kafka_listed_group *g = &r->groups[i];
+        wr_str(wr, flex, or_empty(g->group_id));
+        wr_str(wr, flex, or_empty(g->protocol_type));
+        if (v >= 4)
+            wr_cs(wr, flex, g->state ? g->state : "");
+        if (v >= 5)
+            wr_cs(wr, flex, g->type ? g->type : "");
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}
+
+/* ---- DescribeGroups ---- */
+
+enum mq_err mq_kafka_describe_groups_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                                struct mq_kafka_describe_groups_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DESCRIBE_GROUPS, v);
+    memset(r, 0, sizeof *r);
+    int32_t n = 0;
+    struct mq_kafka_str *ids = rd_strings(rd, flex, a, false, true, &n);
+    r->groups = arr(rd, a, n, sizeof *r->groups);
+    for (int32_t i = 0; r->groups && i < n; i++)
+        r->groups[i].group_id = ids[i];
+    r->group_count = r->groups ? n : 0;
+    if (v >= 3)
+        r->include_authorized_operations = mq_kafka_rd_bool(rd);
+    rd_tags(rd, flex);
+    if (!mq_kafka_rd_ok(rd))
+        r->group_count = 0;
+    return rd->err;
+}
+
+void mq_kafka_describe_groups_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                          const struct mq_kafka_describe_groups_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DESCRIBE_GROUPS, v);
+    if (v >= 1)
+        mq_kafka_wr_i32(wr, 0); /* throttle time */
+    wr_arr(wr, flex, r->group_count);
+    for (int32_t i = 0; i < r->group_count; i++) {
+        const struct mq_kafka_described_group *g = &r->groups[i];
+        mq_kafka_wr_i16(wr, g->error);
+        wr_str(wr, flex, or_empty(g->group_id));
+        wr_cs(wr, flex, g->state ? g->state : "");
+        wr_str(wr, flex, or_empty(g->protocol_type));
+        wr_str(wr, flex, or_empty(g->protocol));
+        wr_arr(wr, flex, g->member_count);
+        for (int32_t j = 0; j < g->member_count; j++) {
+            const struct mq_kafka_described_member *m = &g->members[j];
+            wr_str(wr, flex, or_empty(m->member_id));
+            if (v >= 4)
+                wr_str(wr, flex, m->group_instance_id.ptr ? m->group_instance_id : null_str);
+            wr_str(wr, flex, or_empty(m->client_id));
+            wr_str(wr, flex, or_empty(m->client_host));
+            wr_bytes(wr, flex, m->metadata);
+            wr_bytes(wr, flex, m->assignment);
+            wr_tags(wr, flex);
+        }
+        if (v >= 3)
+            mq_kafka_wr_i32(wr, INT32_MIN); /* authorized operations: not computed */
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}
+
+/* ---- DeleteGroups ---- */
+
+enum mq_err mq_kafka_delete_groups_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                              struct mq_kafka_delete_groups_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DELETE_GROUPS, v);
+    memset(r, 0, sizeof *r);
+    int32_t n = 0;
+    struct mq_kafka_str *ids = rd_strings(rd, flex, a, false, true, &n);
+    r->groups = arr(rd, a, n, sizeof *r->groups);
+    for (int32_t i = 0; r->groups && i < n; i++)
+        r->groups[i].group_id = ids[i];
+    r->group_count = r->groups ? n : 0;
+    rd_tags(rd, flex);
+    if (!mq_kafka_rd_ok(rd))
+        r->group_count = 0;
+    return rd->err;
+}
+
+void mq_kafka_delete_groups_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                        const struct mq_kafka_delete_groups_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DELETE_GROUPS, v);
+    mq_kafka_wr_i32(wr, 0); /* throttle time */
+    wr_arr(wr, flex, r->group_count);
+    for (int32_t i = 0; i < r->group_count; i++) {
+        wr_str(wr, flex, or_empty(r->groups[i].group_id));
+        mq_kafka_wr_i16(wr, r->groups[i].error);
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}
+
+/* ---- DescribeConfigs ---- */
+
+enum mq_err mq_kafka_describe_configs_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                                 struct mq_kafka_describe_configs_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DESCRIBE_CONFIGS, v);
+    memset(r, 0, sizeof *r);
+    /* A resource: type, name, keys (a null array at least): 1 + 2 + 4 bytes classic, 1 + 1 + 1 compact. */
+    int32_t n = rd_entities(rd, flex, flex ? 3 : 7);
+    r->resources = arr(rd, a, n, sizeof *r->resources);
+    for (int32_t i = 0; r->resources && i < n && mq_kafka_rd_ok(rd); i++) {
+        struct mq_kafka_config_resource *res = &r->resources[i];
+        res->type = mq_kafka_rd_i8(rd);
+        res->name = rd_str(rd, flex);
+        res->keys = rd_strings(rd, flex, a, true, false, &res->key_count);
+        rd_tags(rd, flex);
+    }
+    r->resource_count = mq_kafka_rd_ok(rd) ? n : 0;
+    if (v >= 1)
+        r->include_synonyms = mq_kafka_rd_bool(rd);
+    if (v >= 3)
+        r->include_documentation = mq_kafka_rd_bool(rd);
+    rd_tags(rd, flex);
+    if (!mq_kafka_rd_ok(rd))
+        r->resource_count = 0;
+    return rd->err;
+}
+
+void mq_kafka_describe_configs_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                           const struct mq_kafka_describe_configs_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DESCRIBE_CONFIGS, v);
+    mq_kafka_wr_i32(wr, 0); /* throttle time */
+    wr_arr(wr, flex, r->resource_count);
+    for (int32_t i = 0; i < r->resource_count; i++) {
+        const struct mq_kafka_config_resource *res = &r->resources[i];
+        mq_kafka_wr_i16(wr, res->error);
+        wr_cs(wr, flex, res->error_message);
+        mq_kafka_wr_i8(wr, res->type);
+        wr_str(wr, flex, or_empty(res->name));
+        wr_arr(wr, flex, res->config_count);
+        for (int32_t j = 0; j < res->config_count; j++) {
+            const struct mq_kafka_config_entry *c = &res->configs[j];
+            wr_cs(wr, flex, c->name);
+            wr_cs(wr, flex, c->value);
+            mq_kafka_wr_bool(wr, c->read_only);
+            if (v == 0)
+                mq_kafka_wr_bool(wr, c->is_default);
+            else
+                mq_kafka_wr_i8(wr, c->source);
+            mq_kafka_wr_bool(wr, c->is_sensitive);
+            if (v >= 1) {
+                /* Synonyms: the entry itself, the one place mqlog takes the value from. */
+                wr_arr(wr, flex, r->include_synonyms ? 1 : 0);
+                if (r->include_synonyms) {
+                    wr_cs(wr, flex, c->name);
+                    wr_cs(wr, flex, c->value);
+                    mq_kafka_wr_i8(wr, c->source);
+                    wr_tags(wr, flex);
+                }
+            }
+            if (v >= 3) {
+                mq_kafka_wr_i8(wr, c->type);
+                wr_cs(wr, flex, NULL); /* documentation */
+            }
+            wr_tags(wr, flex);
+        }
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}
+
+/* ---- DescribeCluster ---- */
+
+enum mq_err mq_kafka_describe_cluster_req_decode(struct mq_kafka_rd *rd, int16_t v,
+                                                 struct mq_kafka_describe_cluster_req *r)
+{
+    memset(r, 0, sizeof *r);
+    r->include_cluster_authorized_operations = mq_kafka_rd_bool(rd);
+    r->endpoint_type = v >= 1 ? mq_kafka_rd_i8(rd) : MQ_KAFKA_ENDPOINT_BROKERS;
+    mq_kafka_rd_tags(rd);
+    return rd->err;
+}
+
+void mq_kafka_describe_cluster_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                           const struct mq_kafka_describe_cluster_req *r)
+{
+    mq_kafka_wr_i32(wr, 0); /* throttle time */
+    mq_kafka_wr_i16(wr, r->error);
+    mq_kafka_wr_cstring(wr, r->error_message);
+    if (v >= 1)
+        mq_kafka_wr_i8(wr, r->endpoint_type);
+    mq_kafka_wr_cstring(wr, r->cluster_id ? r->cluster_id : "");
+    mq_kafka_wr_i32(wr, r->error == MQ_KC_NONE ? r->node_id : -1); /* controller */
+    mq_kafka_wr_carray(wr, r->error == MQ_KC_NONE ? 1 : 0);
+    if (r->error == MQ_KC_NONE) {
+        mq_kafka_wr_i32(wr, r->node_id);
+        mq_kafka_wr_cstring(wr, r->host ? r->host : "");
+        mq_kafka_wr_i32(wr, r->port);
+        mq_kafka_wr_cstring(wr, NULL); /* rack */
+        mq_kafka_wr_tags(wr);
+    }
+    mq_kafka_wr_i32(wr, INT32_MIN); /* cluster authorized operations: not computed */
+    mq_kafka_wr_tags(wr);
+}

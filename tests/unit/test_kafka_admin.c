@@ -1,0 +1,644 @@
+/*
+ * test_kafka_admin.c - the admin request decoders and response encoders (kafka/proto_admin.h), version by
+ * version, flexible versions included.
+ *
+ * As in test_kafka_proto.c, requests are built here field by field from Kafka's message definitions
+ * (independently of the decoders), decoded and checked; responses are encoded and read back field by
+ * field. Every request is also truncated at every byte and randomly mutated, and must then fail cleanly
+ * (run under ASan); a request naming more groups or resources than max_parts is refused as too large.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka/proto_admin.h"
+#include "kafka/server_int.h" /* mq_ksrv_apis(): the versions served */
+#include "testutil.h"
+
+/* ---- the client's side: both forms of each type, chosen by the API's first flexible version ---- */
+
+static int16_t first_flexible(int16_t key)
+{
+    switch (key) {
+    case MQ_KAPI_LIST_GROUPS:
+        return 3;
+    case MQ_KAPI_DESCRIBE_GROUPS:
+        return 5;
+    case MQ_KAPI_DELETE_GROUPS:
+        return 2;
+    case MQ_KAPI_DESCRIBE_CONFIGS:
+        return 4;
+    default:
+        return 0; /* DescribeCluster: every version */
+    }
+}
+
+static void w_s(struct mq_kafka_wr *w, bool flex, const char *s)
+{
+    if (flex)
+        mq_kafka_wr_cstring(w, s);
+    else
+        mq_kafka_wr_string(w, s);
+}
+
+static void w_a(struct mq_kafka_wr *w, bool flex, int32_t n)
+{
+    if (flex)
+        mq_kafka_wr_carray(w, n);
+    else
+        mq_kafka_wr_array(w, n);
+}
+
+static void w_tags(struct mq_kafka_wr *w, bool flex)
+{
+    if (flex)
+        mq_kafka_wr_tags(w);
+}
+
+static struct mq_kafka_str r_s(struct mq_kafka_rd *rd, bool flex)
+{
+    return flex ? mq_kafka_rd_cnstring(rd) : mq_kafka_rd_nstring(rd);
+}
+
+static struct mq_kafka_str r_b(struct mq_kafka_rd *rd, bool flex)
+{
+    return flex ? mq_kafka_rd_cbytes(rd) : mq_kafka_rd_bytes(rd);
+}
+
+static int32_t r_a(struct mq_kafka_rd *rd, bool flex)
+{
+    return flex ? mq_kafka_rd_carray(rd, 1, true) : mq_kafka_rd_array(rd, 1, true);
+}
+
+static void r_tags(struct mq_kafka_rd *rd, bool flex)
+{
+    if (flex)
+        mq_kafka_rd_tags(rd);
+}
+
+static struct mq_kafka_str sv(const char *s)
+{
+    struct mq_kafka_str v = {s, s ? (int32_t)strlen(s) : -1};
+    return v;
+}
+
+/* ListGroups: states ["Stable"] (v4+), types ["classic"] (v5+). */
+static void build_list_groups(struct mq_kafka_wr *w, int16_t v)
+{
+    bool flex = v >= 3;
+    if (v >= 4) {
+        w_a(w, flex, 1);
+        w_s(w, flex, "Stable");
+    }
+    if (v >= 5) {
+        w_a(w, flex, 1);
+        w_s(w, flex, "classic");
+    }
+    w_tags(w, flex);
+}
+
+/* DescribeGroups: n groups "g0", "g1"...; include authorized operations (v3+). */
+static void build_describe_groups(struct mq_kafka_wr *w, int16_t v, int n)
+{
+    bool flex = v >= 5;
+    w_a(w, flex, n);
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "g%d", i);
+        w_s(w, flex, id);
+    }
+    if (v >= 3)
+        mq_kafka_wr_bool(w, true);
+    w_tags(w, flex);
+}
+
+static void build_delete_groups(struct mq_kafka_wr *w, int16_t v)
+{
+    bool flex = v >= 2;
+    w_a(w, flex, 2);
+    w_s(w, flex, "g0");
+    w_s(w, flex, "");
+    w_tags(w, flex);
+}
+
+/* DescribeConfigs: topic "t" (every key), broker "0" (keys ["a", "b"]); synonyms (v1+), docs (v3+). */
+static void build_describe_configs(struct mq_kafka_wr *w, int16_t v)
+{
+    bool flex = v >= 4;
+    w_a(w, flex, 2);
+    mq_kafka_wr_i8(w, MQ_KRES_TOPIC);
+    w_s(w, flex, "t");
+    w_a(w, flex, -1);
+    w_tags(w, flex);
+    mq_kafka_wr_i8(w, MQ_KRES_BROKER);
+    w_s(w, flex, "0");
+    w_a(w, flex, 2);
+    w_s(w, flex, "a");
+    w_s(w, flex, "b");
+    w_tags(w, flex);
+    if (v >= 1)
+        mq_kafka_wr_bool(w, true);
+    if (v >= 3)
+        mq_kafka_wr_bool(w, false);
+    w_tags(w, flex);
+}
+
+static void build_describe_cluster(struct mq_kafka_wr *w, int16_t v)
+{
+    mq_kafka_wr_bool(w, true);
+    if (v >= 1)
+        mq_kafka_wr_i8(w, 2);
+    mq_kafka_wr_tags(w);
+}
+
+static void build_any(struct mq_kafka_wr *w, int16_t key, int16_t v)
+{
+    switch (key) {
+    case MQ_KAPI_LIST_GROUPS:
+        build_list_groups(w, v);
+        break;
+    case MQ_KAPI_DESCRIBE_GROUPS:
+        build_describe_groups(w, v, 2);
+        break;
+    case MQ_KAPI_DELETE_GROUPS:
+        build_delete_groups(w, v);
+        break;
+    case MQ_KAPI_DESCRIBE_CONFIGS:
+        build_describe_configs(w, v);
+        break;
+    default:
+        build_describe_cluster(w, v);
+        break;
+    }
+}
+
+/* Decodes an admin request of (key, v) from buf; *used gets the bytes read. */
+static enum mq_err decode_any(int16_t key, int16_t v, const uint8_t *buf, size_t len, int32_t max_parts,
+                              size_t *used)
+{
+    struct mq_kafka_rd rd;
+    struct mq_kafka_arena a;
+    mq_kafka_arena_init(&a);
+    mq_kafka_rd_init(&rd, buf, len);
+    rd.max_parts = rd.parts_left = max_parts;
+    enum mq_err err;
+    switch (key) {
+    case MQ_KAPI_LIST_GROUPS: {
+        struct mq_kafka_list_groups_req r;
+        err = mq_kafka_list_groups_req_decode(&rd, v, &a, &r);
+        break;
+    }
+    case MQ_KAPI_DESCRIBE_GROUPS: {
+        struct mq_kafka_describe_groups_req r;
+        err = mq_kafka_describe_groups_req_decode(&rd, v, &a, &r);
+        break;
+    }
+    case MQ_KAPI_DELETE_GROUPS: {
+        struct mq_kafka_delete_groups_req r;
+        err = mq_kafka_delete_groups_req_decode(&rd, v, &a, &r);
+        break;
+    }
+    case MQ_KAPI_DESCRIBE_CONFIGS: {
+        struct mq_kafka_describe_configs_req r;
+        err = mq_kafka_describe_configs_req_decode(&rd, v, &a, &r);
+        break;
+    }
+    default: {
+        struct mq_kafka_describe_cluster_req r;
+        err = mq_kafka_describe_cluster_req_decode(&rd, v, &r);
+        break;
+    }
+    }
+    if (used)
+        *used = (size_t)(rd.p - (const uint8_t *)buf);
+    mq_kafka_arena_free(&a);
+    return err;
+}
+
+/* The served range of key from the server's table. */
+static void served(int16_t key, int16_t *min, int16_t *max)
+{
+    size_t n;
+    const struct mq_ksrv_api *t = mq_ksrv_apis(&n);
+    *min = 0;
+    *max = -1;
+    for (size_t i = 0; i < n; i++)
+        if (t[i].key == key) {
+            *min = t[i].min;
+            *max = t[i].max;
+        }
+}
+
+/* ---- tests ---- */
+
+static void test_headers(void)
+{
+    static const int16_t keys[] = {MQ_KAPI_LIST_GROUPS, MQ_KAPI_DESCRIBE_GROUPS, MQ_KAPI_DELETE_GROUPS,
+                                   MQ_KAPI_DESCRIBE_CONFIGS, MQ_KAPI_DESCRIBE_CLUSTER};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        int16_t min, max;
+        served(keys[i], &min, &max);
+        CU_ASSERT_TRUE(max >= min);
+        for (int16_t v = min; v <= max; v++) {
+            bool flex = v >= first_flexible(keys[i]);
+            CU_ASSERT_EQUAL(mq_kafka_req_hdr_version(keys[i], v), flex ? 2 : 1);
+            CU_ASSERT_EQUAL(mq_kafka_resp_hdr_version(keys[i], v), flex ? 1 : 0);
+        }
+        CU_ASSERT_STRING_NOT_EQUAL(mq_kafka_api_name(keys[i]), "?");
+    }
+    CU_ASSERT_STRING_EQUAL(mq_kafka_api_name(MQ_KAPI_DESCRIBE_CONFIGS), "DescribeConfigs");
+}
+
+static void test_list_groups(void)
+{
+    uint8_t *hold = NULL;
+    for (int16_t v = 0; v <= 5; v++) {
+        bool flex = v >= 3;
+        struct mq_kafka_arena a;
+        mq_kafka_arena_init(&a);
+        struct mq_kafka_wr w;
+        mq_kafka_wr_init(&w);
+        build_list_groups(&w, v);
+        size_t len;
+        free(hold);
+        hold = mq_kafka_wr_take(&w, &len);
+        struct mq_kafka_rd rd;
+        mq_kafka_rd_init(&rd, hold, len);
+        struct mq_kafka_list_groups_req r;
+        CU_ASSERT_EQUAL_FATAL(mq_kafka_list_groups_req_decode(&rd, v, &a, &r), MQ_OK);
+        CU_ASSERT_EQUAL(r.states_count, v >= 4 ? 1 : 0);
+        if (v >= 4)
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r.states[0], "Stable"));
+        CU_ASSERT_EQUAL(r.types_count, v >= 5 ? 1 : 0);
+        if (v >= 5)
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r.types[0], "classic"));
+
+        struct mq_kafka_listed_group gs[2] = {{sv("g1"), sv("consumer"), "Stable", "classic"},
+                                              {sv("g2"), sv(""), "Empty", "classic"}};
+        r.groups = gs;
+        r.group_count = 2;
+        mq_kafka_list_groups_resp_encode(&w, v, &r);
+        mq_kafka_rd_init(&rd, w.buf, w.len);
+        if (v >= 1)
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+        CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 2);
+        for (int i = 0; i < 2; i++) {
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "g2" : "g1"));
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "" : "consumer"));
+            if (v >= 4)
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "Empty" : "Stable"));
+            if (v >= 5)
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), "classic"));
+            r_tags(&rd, flex);
+        }
+        r_tags(&rd, flex);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        mq_kafka_wr_free(&w);
+        mq_kafka_arena_free(&a);
+    }
+    free(hold);
+}
+
+static void test_describe_groups(void)
+{
+    uint8_t *hold = NULL;
+    for (int16_t v = 0; v <= 5; v++) {
+        bool flex = v >= 5;
+        struct mq_kafka_arena a;
+        mq_kafka_arena_init(&a);
+        struct mq_kafka_wr w;
+        mq_kafka_wr_init(&w);
+        build_describe_groups(&w, v, 2);
+        size_t len;
+        free(hold);
+        hold = mq_kafka_wr_take(&w, &len);
+        struct mq_kafka_rd rd;
+        mq_kafka_rd_init(&rd, hold, len);
+        struct mq_kafka_describe_groups_req r;
+        CU_ASSERT_EQUAL_FATAL(mq_kafka_describe_groups_req_decode(&rd, v, &a, &r), MQ_OK);
+        CU_ASSERT_EQUAL_FATAL(r.group_count, 2);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r.groups[0].group_id, "g0"));
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r.groups[1].group_id, "g1"));
+        CU_ASSERT_EQUAL(r.include_authorized_operations, v >= 3);
+
+        struct mq_kafka_described_member m = {sv("m-1"),        sv("inst"),      sv("cli"),
+                                              sv("/127.0.0.1"), {"\x00\x01", 2}, {"\x00\x02\x03", 3}};
+        r.groups[0].state = "Stable";
+        r.groups[0].protocol_type = sv("consumer");
+        r.groups[0].protocol = sv("range");
+        r.groups[0].member_count = 1;
+        r.groups[0].members = &m;
+        r.groups[1].state = "Dead";
+        mq_kafka_describe_groups_resp_encode(&w, v, &r);
+        mq_kafka_rd_init(&rd, w.buf, w.len);
+        if (v >= 1)
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 2);
+        for (int i = 0; i < 2; i++) {
+            CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "g1" : "g0"));
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "Dead" : "Stable"));
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "" : "consumer"));
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "" : "range"));
+            CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), i ? 0 : 1);
+            if (i == 0) {
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), "m-1"));
+                if (v >= 4)
+                    CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), "inst"));
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), "cli"));
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), "/127.0.0.1"));
+                struct mq_kafka_str md = r_b(&rd, flex), as = r_b(&rd, flex);
+                CU_ASSERT_TRUE(md.len == 2 && memcmp(md.ptr, "\x00\x01", 2) == 0);
+                CU_ASSERT_TRUE(as.len == 3 && memcmp(as.ptr, "\x00\x02\x03", 3) == 0);
+                r_tags(&rd, flex);
+            }
+            if (v >= 3)
+                CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), INT32_MIN);
+            r_tags(&rd, flex);
+        }
+        r_tags(&rd, flex);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        mq_kafka_wr_free(&w);
+        mq_kafka_arena_free(&a);
+    }
+    free(hold);
+}
+
+static void test_delete_groups(void)
+{
+    uint8_t *hold = NULL;
+    for (int16_t v = 0; v <= 2; v++) {
+        bool flex = v >= 2;
+        struct mq_kafka_arena a;
+        mq_kafka_arena_init(&a);
+        struct mq_kafka_wr w;
+        mq_kafka_wr_init(&w);
+        build_delete_groups(&w, v);
+        size_t len;
+        free(hold);
+        hold = mq_kafka_wr_take(&w, &len);
+        struct mq_kafka_rd rd;
+        mq_kafka_rd_init(&rd, hold, len);
+        struct mq_kafka_delete_groups_req r;
+        CU_ASSERT_EQUAL_FATAL(mq_kafka_delete_groups_req_decode(&rd, v, &a, &r), MQ_OK);
+        CU_ASSERT_EQUAL_FATAL(r.group_count, 2);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r.groups[0].group_id, "g0"));
+        CU_ASSERT_EQUAL(r.groups[1].group_id.len, 0);
+        r.groups[0].error = MQ_KC_NON_EMPTY_GROUP;
+        r.groups[1].error = MQ_KC_INVALID_GROUP_ID;
+        mq_kafka_delete_groups_resp_encode(&w, v, &r);
+        mq_kafka_rd_init(&rd, w.buf, w.len);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 2);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), "g0"));
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 68);
+        r_tags(&rd, flex);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), ""));
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 24);
+        r_tags(&rd, flex);
+        r_tags(&rd, flex);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        mq_kafka_wr_free(&w);
+        mq_kafka_arena_free(&a);
+    }
+    free(hold);
+}
+
+static void test_describe_configs(void)
+{
+    uint8_t *hold = NULL;
+    for (int16_t v = 0; v <= 4; v++) {
+        bool flex = v >= 4;
+        struct mq_kafka_arena a;
+        mq_kafka_arena_init(&a);
+        struct mq_kafka_wr w;
+        mq_kafka_wr_init(&w);
+        build_describe_configs(&w, v);
+        size_t len;
+        free(hold);
+        hold = mq_kafka_wr_take(&w, &len);
+        struct mq_kafka_rd rd;
+        mq_kafka_rd_init(&rd, hold, len);
+        struct mq_kafka_describe_configs_req r;
+        CU_ASSERT_EQUAL_FATAL(mq_kafka_describe_configs_req_decode(&rd, v, &a, &r), MQ_OK);
+        CU_ASSERT_EQUAL_FATAL(r.resource_count, 2);
+        CU_ASSERT_EQUAL(r.resources[0].type, MQ_KRES_TOPIC);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r.resources[0].name, "t"));
+        CU_ASSERT_EQUAL(r.resources[0].key_count, -1);
+        CU_ASSERT_EQUAL(r.resources[1].type, MQ_KRES_BROKER);
+        CU_ASSERT_EQUAL_FATAL(r.resources[1].key_count, 2);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r.resources[1].keys[1], "b"));
+        CU_ASSERT_EQUAL(r.include_synonyms, v >= 1);
+
+        struct mq_kafka_config_entry c[2] = {
+            {"retention.ms", "86400000", true, false, false, MQ_KCFG_SOURCE_DYNAMIC_TOPIC, MQ_KCFG_TYPE_LONG},
+            {"cleanup.policy", "delete", true, true, false, MQ_KCFG_SOURCE_DEFAULT, MQ_KCFG_TYPE_LIST},
+        };
+        r.resources[0].configs = c;
+        r.resources[0].config_count = 2;
+        r.resources[1].error = MQ_KC_INVALID_REQUEST;
+        r.resources[1].error_message = "no";
+        mq_kafka_describe_configs_resp_encode(&w, v, &r);
+        mq_kafka_rd_init(&rd, w.buf, w.len);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 2);
+        for (int i = 0; i < 2; i++) {
+            CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), i ? 42 : 0);
+            struct mq_kafka_str msg = r_s(&rd, flex);
+            CU_ASSERT_TRUE(i ? mq_kafka_str_eq(msg, "no") : msg.len == -1);
+            CU_ASSERT_EQUAL(mq_kafka_rd_i8(&rd), i ? MQ_KRES_BROKER : MQ_KRES_TOPIC);
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "0" : "t"));
+            CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), i ? 0 : 2);
+            for (int j = 0; i == 0 && j < 2; j++) {
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), c[j].name));
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), c[j].value));
+                CU_ASSERT_EQUAL(mq_kafka_rd_bool(&rd), true); /* read only */
+                if (v == 0) {
+                    CU_ASSERT_EQUAL(mq_kafka_rd_bool(&rd), j == 1);
+                } else {
+                    CU_ASSERT_EQUAL(mq_kafka_rd_i8(&rd), c[j].source);
+                }
+                CU_ASSERT_EQUAL(mq_kafka_rd_bool(&rd), false); /* sensitive */
+                if (v >= 1) {
+                    CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 1);
+                    CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), c[j].name));
+                    CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), c[j].value));
+                    CU_ASSERT_EQUAL(mq_kafka_rd_i8(&rd), c[j].source);
+                    r_tags(&rd, flex);
+                }
+                if (v >= 3) {
+                    CU_ASSERT_EQUAL(mq_kafka_rd_i8(&rd), c[j].type);
+                    CU_ASSERT_EQUAL(r_s(&rd, flex).len, -1); /* documentation */
+                }
+                r_tags(&rd, flex);
+            }
+            r_tags(&rd, flex);
+        }
+        r_tags(&rd, flex);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        mq_kafka_wr_free(&w);
+        mq_kafka_arena_free(&a);
+    }
+    free(hold);
+}
+
+static void test_describe_cluster(void)
+{
+    uint8_t *hold = NULL;
+    for (int16_t v = 0; v <= 1; v++) {
+        struct mq_kafka_wr w;
+        mq_kafka_wr_init(&w);
+        build_describe_cluster(&w, v);
+        size_t len;
+        free(hold);
+        hold = mq_kafka_wr_take(&w, &len);
+        struct mq_kafka_rd rd;
+        mq_kafka_rd_init(&rd, hold, len);
+        struct mq_kafka_describe_cluster_req r;
+        CU_ASSERT_EQUAL_FATAL(mq_kafka_describe_cluster_req_decode(&rd, v, &r), MQ_OK);
+        CU_ASSERT_TRUE(r.include_cluster_authorized_operations);
+        CU_ASSERT_EQUAL(r.endpoint_type, v >= 1 ? 2 : MQ_KAFKA_ENDPOINT_BROKERS);
+        r.endpoint_type = MQ_KAFKA_ENDPOINT_BROKERS;
+        r.cluster_id = "mqlog";
+        r.node_id = 3;
+        r.host = "h";
+        r.port = 9092;
+        mq_kafka_describe_cluster_resp_encode(&w, v, &r);
+        mq_kafka_rd_init(&rd, w.buf, w.len);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_cnstring(&rd).len, -1);
+        if (v >= 1)
+            CU_ASSERT_EQUAL(mq_kafka_rd_i8(&rd), 1);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_cstring(&rd), "mqlog"));
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 3); /* controller */
+        CU_ASSERT_EQUAL_FATAL(mq_kafka_rd_carray(&rd, 1, false), 1);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 3);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_cstring(&rd), "h"));
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 9092);
+        CU_ASSERT_EQUAL(mq_kafka_rd_cnstring(&rd).len, -1); /* rack */
+        mq_kafka_rd_tags(&rd);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), INT32_MIN);
+        mq_kafka_rd_tags(&rd);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+
+        /* Controllers asked for: the error, no broker. */
+        r.error = MQ_KC_UNSUPPORTED_ENDPOINT_TYPE;
+        r.error_message = "brokers only";
+        mq_kafka_wr_reset(&w);
+        mq_kafka_describe_cluster_resp_encode(&w, v, &r);
+        mq_kafka_rd_init(&rd, w.buf, w.len);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 119);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(mq_kafka_rd_cnstring(&rd), "brokers only"));
+        if (v >= 1)
+            (void)mq_kafka_rd_i8(&rd);
+        (void)mq_kafka_rd_cstring(&rd);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), -1);
+        CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 1, false), 0);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), INT32_MIN);
+        mq_kafka_rd_tags(&rd);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        mq_kafka_wr_free(&w);
+    }
+    free(hold);
+}
+
+/* Every prefix of buf shorter than the whole fails with MQ_ERR_PROTOCOL, each copied to a buffer of
+ * exactly its size so that ASan sees a read past it. */
+static void check_prefixes(int16_t key, int16_t v, const uint8_t *buf, size_t len)
+{
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *c = malloc(cut ? cut : 1);
+        CU_ASSERT_FATAL(c != NULL);
+        memcpy(c, buf, cut);
+        enum mq_err got = decode_any(key, v, c, cut, INT32_MAX, NULL);
+        if (got != MQ_ERR_PROTOCOL)
+            fprintf(stderr, "%s v%d: prefix %zu of %zu: %s\n", mq_kafka_api_name(key), v, cut, len,
+                    mq_strerror(got));
+        CU_ASSERT_EQUAL(got, MQ_ERR_PROTOCOL);
+        free(c);
+    }
+}
+
+/* Every admin (key, version) served: the sample decodes reading all of it (trailing bytes ignored), every
+ * truncation fails, random mutations never crash (ASan). */
+static void test_truncation_and_mutation(void)
+{
+    static const int16_t keys[] = {MQ_KAPI_LIST_GROUPS, MQ_KAPI_DESCRIBE_GROUPS, MQ_KAPI_DELETE_GROUPS,
+                                   MQ_KAPI_DESCRIBE_CONFIGS, MQ_KAPI_DESCRIBE_CLUSTER};
+    unsigned seed = 4242;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        int16_t min, max;
+        served(keys[i], &min, &max);
+        for (int16_t v = min; v <= max; v++) {
+            struct mq_kafka_wr w;
+            mq_kafka_wr_init(&w);
+            build_any(&w, keys[i], v);
+            CU_ASSERT_FATAL(mq_kafka_wr_ok(&w));
+            uint8_t *exact = malloc(w.len + 8);
+            CU_ASSERT_FATAL(exact != NULL);
+            if (w.len)
+                memcpy(exact, w.buf, w.len);
+            for (size_t k = 0; k < 8; k++)
+                exact[w.len + k] = (uint8_t)rand_r(&seed);
+            size_t used = 0;
+            CU_ASSERT_EQUAL(decode_any(keys[i], v, exact, w.len + 8, INT32_MAX, &used), MQ_OK);
+            CU_ASSERT_EQUAL(used, w.len);
+            check_prefixes(keys[i], v, exact, w.len);
+            for (int iter = 0; iter < 300 && w.len; iter++) {
+                memcpy(exact, w.buf, w.len);
+                size_t pos = (size_t)rand_r(&seed) % w.len;
+                exact[pos] = (uint8_t)rand_r(&seed);
+                enum mq_err err = decode_any(keys[i], v, exact, w.len, INT32_MAX, NULL);
+                CU_ASSERT_TRUE(err == MQ_OK || err == MQ_ERR_PROTOCOL);
+            }
+            free(exact);
+            mq_kafka_wr_free(&w);
+        }
+    }
+}
+
+/* A request naming more groups (or config resources) than max_parts is too large, not malformed. */
+static void test_max_parts(void)
+{
+    for (int16_t v = 0; v <= 5; v++) {
+        struct mq_kafka_wr w;
+        mq_kafka_wr_init(&w);
+        build_describe_groups(&w, v, 5);
+        CU_ASSERT_EQUAL(decode_any(MQ_KAPI_DESCRIBE_GROUPS, v, w.buf, w.len, 5, NULL), MQ_OK);
+        CU_ASSERT_EQUAL(decode_any(MQ_KAPI_DESCRIBE_GROUPS, v, w.buf, w.len, 4, NULL), MQ_ERR_RANGE);
+        mq_kafka_wr_free(&w);
+    }
+    struct mq_kafka_wr w;
+    mq_kafka_wr_init(&w);
+    build_describe_configs(&w, 4);
+    CU_ASSERT_EQUAL(decode_any(MQ_KAPI_DESCRIBE_CONFIGS, 4, w.buf, w.len, 1, NULL), MQ_ERR_RANGE);
+    mq_kafka_wr_reset(&w);
+    build_delete_groups(&w, 2);
+    CU_ASSERT_EQUAL(decode_any(MQ_KAPI_DELETE_GROUPS, 2, w.buf, w.len, 1, NULL), MQ_ERR_RANGE);
+    mq_kafka_wr_free(&w);
+}
+
+int main(void)
+{
+    static const struct mq_test tests[] = {
+        MQ_TEST(test_headers),
+        MQ_TEST(test_list_groups),
+        MQ_TEST(test_describe_groups),
+        MQ_TEST(test_delete_groups),
+        MQ_TEST(test_describe_configs),
+        MQ_TEST(test_describe_cluster),
+        MQ_TEST(test_truncation_and_mutation),
+        MQ_TEST(test_max_parts),
+        MQ_TEST_END,
+    };
+    return mq_test_run("kafka_admin", tests);
+}
