@@ -2,8 +2,9 @@
 """capture_kafka.py BUILD_DIR OUT_DIR - records the Kafka requests real clients send, for the fuzz corpus.
 
 Creates a data directory with a topic of two partitions (mqlog create/produce), starts mqlogd with its Kafka endpoint
-advertised on a proxy port, and runs kcat (metadata, consume, consumer group) and kafka-python (a consumer
-in a group that commits) through the proxy, which writes every request frame a client sends (size prefix
+advertised on a proxy port, and runs kcat (metadata, consume, consumer group), kafka-python (a consumer
+in a group that commits, then its admin client) and librdkafka's and confluent-kafka's admin clients through the
+proxy, which writes every request frame a client sends (size prefix
 included) to OUT_DIR/CLIENT-API-vVERSION (the first of each kind only: the corpus stays small).
 Run by hand (with the python3 that has kafka-python, Debian's /usr/bin/python3) when the endpoint learns new
 APIs; tests/fuzz/corpus/kafka/ holds the result.
@@ -19,7 +20,8 @@ import time
 
 API = {0: "produce", 1: "fetch", 2: "listoffsets", 3: "metadata", 8: "offsetcommit", 9: "offsetfetch",
        10: "findcoordinator", 11: "joingroup", 12: "heartbeat", 13: "leavegroup", 14: "syncgroup",
-       18: "apiversions", 22: "initproducerid"}
+       15: "describegroups", 16: "listgroups", 18: "apiversions", 22: "initproducerid", 32: "describeconfigs",
+       42: "deletegroups", 60: "describecluster"}
 
 
 def free_port():
@@ -129,6 +131,24 @@ def main():
             pass
         c.commit()
         c.close()
+        from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+        a = KafkaAdminClient(bootstrap_servers=b)
+        a.list_consumer_groups()
+        a.describe_consumer_groups(["g2"])
+        a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "t")])
+        a.delete_consumer_groups(["g2"])
+        a.close()
+        # librdkafka's admin client (tests/integration/kafka/rdkafka_admin) and confluent-kafka's
+        p.client = "rdkafka"
+        admin = os.path.join(build, "tests", "integration", "kafka", "rdkafka_admin")
+        for args in (["list"], ["describe", "g1"], ["delete", "g1"]):
+            subprocess.run([admin, "-b", b] + args, capture_output=True, timeout=60)
+        from confluent_kafka.admin import AdminClient
+        from confluent_kafka.admin import ConfigResource as CkConfigResource
+        p.client = "confluent"
+        ck = AdminClient({"bootstrap.servers": b})  # kept: the futures need the client alive
+        for f in ck.describe_configs([CkConfigResource("topic", "t")]).values():
+            f.result(timeout=30)
     finally:
         daemon.terminate()
         daemon.wait()

@@ -1,0 +1,248 @@
+"""test_kafka_admin_clients.py - admin tools against mqlogd's Kafka endpoint, and its answers to APIs and versions it
+does not serve (issue 12):
+
+1. A librdkafka consumer holds group "rg" (Stable, one member with both partitions of "t"); kafka-python
+   committed offsets for "pyg" and left (Empty, offsets only).
+2. librdkafka's admin client (rdkafka_admin: ListConsumerGroups, DescribeConsumerGroups, DeleteGroups, the
+   calls of confluent-kafka 2.x's AdminClient) lists both groups and describes rg with its member, host and
+   assignment; deleting rg is refused with NON_EMPTY_GROUP.
+3. confluent-kafka's AdminClient (Debian's 1.7): list_groups shows rg and its member, describe_configs shows
+   t's retention (2 days, not the default) and "plain"'s (Kafka's default); create_topics and
+   delete_topics get a clean "not supported" error from the client itself.
+4. kafka-python's KafkaAdminClient: list_consumer_groups, describe_consumer_groups, describe_configs, then
+   delete_consumer_groups(pyg), after which `mqlog groups` (the catalog) no longer has pyg's offsets.
+5. Raw sockets: ApiVersions v9 gets a v0 response with UNSUPPORTED_VERSION and the versions served, on a
+   connection that stays usable; Fetch v12 and an unknown API key close the connection, as Kafka does. The
+   first occurrence per connection is logged at info level, and the SIGUSR1 stats line counts them.
+
+Every wait is a deadline on a condition.
+"""
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+
+import e2e_lib as e
+
+try:
+    from kafka import KafkaConsumer
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+except ImportError:
+    sys.exit("test_kafka_admin_clients: kafka-python (Debian package python3-kafka) is missing")
+try:
+    import confluent_kafka
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import ConfigResource as CkConfigResource
+except ImportError:
+    confluent_kafka = None
+
+ADMIN = os.environ["MQ_RDKAFKA_ADMIN"]
+CONSUMER = os.environ["MQ_RDKAFKA_CONSUMER"]
+TWO_DAYS_MS = 2 * 24 * 3600 * 1000
+KAFKA_DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+
+def rdkafka_admin(bootstrap, *args):
+    r = subprocess.run([ADMIN, "-b", bootstrap] + list(args), capture_output=True, text=True, timeout=60)
+    e.check(r.returncode == 0, "rdkafka_admin %s: exit %d: %s%s" % (" ".join(args), r.returncode, r.stdout,
+                                                                    r.stderr[-2000:]))
+    return r.stdout.splitlines()
+
+
+def kstr(s):
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def request(key, version, corr, body=b""):
+    """A request frame with header v1 (client id "admin-test")."""
+    msg = struct.pack(">hhi", key, version, corr) + kstr("admin-test") + body
+    return struct.pack(">i", len(msg)) + msg
+
+
+def recv_exact(s, n):
+    out = b""
+    while len(out) < n:
+        b = s.recv(n - len(out))
+        e.check(b, "connection closed after %d of %d bytes" % (len(out), n))
+        out += b
+    return out
+
+
+def recv_response(s, corr):
+    size = struct.unpack(">i", recv_exact(s, 4))[0]
+    body = recv_exact(s, size)
+    e.check(struct.unpack(">i", body[:4])[0] == corr, "response to correlation id %d" % corr)
+    return body[4:]
+
+
+def closed_by_server(s):
+    s.settimeout(10)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_rdkafka_admin(bootstrap):
+    lines = rdkafka_admin(bootstrap, "list")
+    e.check("group rg Stable simple=0" in lines and "group pyg Empty simple=1" in lines,
+            "ListConsumerGroups: %s" % lines)
+    lines = rdkafka_admin(bootstrap, "describe", "rg", "nosuchgroup")
+    e.check("group rg Stable assignor=range members=1" in lines, "DescribeConsumerGroups rg: %s" % lines)
+    members = [l.split() for l in lines if l.startswith("member ")]
+    e.check(len(members) == 1 and members[0][2] == "rdkafka" and members[0][3] == "/127.0.0.1"
+            and set(members[0][4].split(",")) == {"t:0", "t:1"}, "rg's member: %s" % lines)
+    e.check("group nosuchgroup Dead assignor= members=0" in lines, "an unknown group: %s" % lines)
+    lines = rdkafka_admin(bootstrap, "delete", "rg")
+    e.check(lines == ["deleted rg NON_EMPTY_GROUP"], "DeleteGroups of a live group: %s" % lines)
+    print("librdkafka admin: list, describe (member, host, assignment), delete refused: NON_EMPTY_GROUP",
+          flush=True)
+
+
+def test_confluent_kafka(bootstrap):
+    if confluent_kafka is None:
+        print("confluent-kafka (python3-confluent-kafka) not installed: skipped", flush=True)
+        return
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    groups = {g.id: g for g in a.list_groups(timeout=20)}
+    e.check("rg" in groups and groups["rg"].state == "Stable" and len(groups["rg"].members) == 1,
+            "list_groups: %s" % {k: (g.state, len(g.members)) for k, g in groups.items()})
+    m = groups["rg"].members[0]
+    e.check(m.client_id == "rdkafka" and m.client_host == "/127.0.0.1" and len(m.assignment) > 0,
+            "list_groups member: %s %s" % (m.client_id, m.client_host))
+    fs = a.describe_configs([CkConfigResource("topic", "t"), CkConfigResource("topic", "plain")])
+    got = {r.name: f.result(timeout=20) for r, f in fs.items()}
+    rt, rp = got["t"]["retention.ms"], got["plain"]["retention.ms"]
+    e.check(rt.value == str(TWO_DAYS_MS) and not rt.is_default and rt.is_read_only,
+            "t retention.ms: %s default=%s" % (rt.value, rt.is_default))
+    e.check(rp.value == str(KAFKA_DEFAULT_RETENTION_MS) and rp.is_default, "plain retention.ms: %s" % rp.value)
+    e.check(got["t"]["retention.bytes"].value == str(1 << 30) and got["t"]["cleanup.policy"].value == "delete"
+            and got["plain"]["retention.bytes"].value == "-1", "t/plain configs: %s" % got)
+    for what, fs in (("create_topics", a.create_topics([NewTopic("new", 1, 1)])),
+                     ("delete_topics", a.delete_topics(["t"], operation_timeout=5))):
+        for f in fs.values():
+            try:
+                f.result(timeout=20)
+                e.fail("%s succeeded on a read-only endpoint" % what)
+            except confluent_kafka.KafkaException as ex:
+                e.check(ex.args[0].code() == confluent_kafka.KafkaError._UNSUPPORTED_FEATURE,
+                        "%s: %s" % (what, ex))
+    print("confluent-kafka %s: list_groups, describe_configs (retention 2 d / default), create and delete "
+          "topics refused by the client" % confluent_kafka.version()[0], flush=True)
+
+
+def test_kafka_python(bootstrap, data_dir):
+    a = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        groups = set(a.list_consumer_groups())
+        e.check({("rg", "consumer"), ("pyg", "")} <= groups, "list_consumer_groups: %s" % groups)
+        (rg,) = a.describe_consumer_groups(["rg"])
+        e.check(rg.state == "Stable" and rg.protocol == "range" and len(rg.members) == 1,
+                "describe_consumer_groups: %s" % (rg,))
+        parts = dict(rg.members[0].member_assignment.assignment)
+        e.check(sorted(parts.get("t", [])) == [0, 1], "rg's assignment: %s" % (parts,))
+        (resp,) = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "t")])
+        (res,) = resp.resources
+        entries = {c[0]: c for c in res[4]}
+        e.check(res[0] == 0 and entries["retention.ms"][1] == str(TWO_DAYS_MS) and entries["retention.ms"][3] == 1,
+                "describe_configs t: %s" % (res,))
+        result = dict(a.delete_consumer_groups(["pyg"]))
+        e.check(result["pyg"].errno == 0, "delete_consumer_groups pyg: %s" % result)
+        groups = set(a.list_consumer_groups())
+        e.check(("pyg", "") not in groups, "pyg still listed after its deletion: %s" % groups)
+    finally:
+        a.close()
+    r = subprocess.run([e.MQLOG, "groups", "-d", data_dir], capture_output=True, text=True, timeout=60)
+    e.check(r.returncode == 0 and "pyg" not in r.stdout, "mqlog groups after the deletion: %s" % r.stdout)
+    print("kafka-python admin: list, describe, describe_configs, delete_consumer_groups (offsets gone)",
+          flush=True)
+
+
+def test_unsupported(d, port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    # ApiVersions from the future: a v0 body (error, [key, min, max]) the client can read and retry from.
+    s.sendall(request(18, 9, 1))
+    body = recv_response(s, 1)
+    err, n = struct.unpack(">hi", body[:6])
+    entries = [struct.unpack(">hhh", body[6 + 6 * i:12 + 6 * i]) for i in range(n)]
+    apis = {k: (lo, hi) for k, lo, hi in entries}
+    e.check(err == 35 and len(body) == 6 + 6 * n, "ApiVersions v9: error %d, %d bytes for %d APIs" %
+            (err, len(body), n))
+    e.check(apis.get(18) == (0, 3) and apis.get(16) == (0, 5) and apis.get(32) == (0, 4), "listed: %s" % apis)
+    s.sendall(request(18, 0, 2))  # the retry at a version both know, on the same connection
+    e.check(struct.unpack(">h", recv_response(s, 2)[:2])[0] == 0, "ApiVersions v0 after the fallback")
+    s.close()
+    # Another API at a version not served, and an unknown API: the connection is closed, as Kafka does.
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(request(1, 12, 3, b"\x00" * 16))
+    e.check(closed_by_server(s), "Fetch v12: the connection stays open")
+    s.close()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(request(999, 0, 4))
+    e.check(closed_by_server(s), "API key 999: the connection stays open")
+    s.close()
+    e.wait_for(lambda: "asked for Fetch (key 1) v12, which is not served" in d.log(), 10,
+               "the Fetch v12 log line")
+    log = d.log()
+    e.check("asked for ApiVersions (key 18) v9" in log and "asked for ? (key 999) v0" in log,
+            "the info lines: %s" % [l for l in log.splitlines() if "not served" in l])
+    d.proc.send_signal(signal.SIGUSR1)
+
+    def counted():
+        m = re.findall(r"(\d+) for an API or version not served", d.log())
+        return m and int(m[-1]) >= 3
+    e.wait_for(counted, 10, "the SIGUSR1 line to count 3 requests not served")
+    print("unsupported: ApiVersions v9 answered in v0 with %d APIs; Fetch v12 and key 999 closed; logged, "
+          "counted" % n, flush=True)
+
+
+def main():
+    port = e.free_port()
+    bootstrap = "127.0.0.1:%d" % port
+    d = e.Daemon("data_dir: @DATA@\nbrokers: []\nmappings: []\nkafka:\n  listen: \"%s\"\n" % bootstrap)
+    e.run([e.MQLOG, "create", "-d", d.data, "t", "--partitions", "2", "--retention", "2d",
+           "--retention-bytes", "1GiB"])
+    e.run([e.MQLOG, "create", "-d", d.data, "plain", "--partitions", "1"])
+    p = subprocess.run([e.MQLOG, "produce", "-d", d.data, "t", "-p", "0"], input="a\nb\nc\n", text=True,
+                       capture_output=True, timeout=60)
+    e.check(p.returncode == 0, "mqlog produce: %s" % p.stderr)
+    d.start()
+    rg = None
+    try:
+        # pyg: offsets committed, no members left.
+        c = KafkaConsumer("t", bootstrap_servers=bootstrap, group_id="pyg", auto_offset_reset="earliest",
+                          enable_auto_commit=False, consumer_timeout_ms=15000)
+        got = []
+        for m in c:
+            got.append(m)
+            if len(got) == 3:
+                break
+        e.check(len(got) == 3, "kafka-python read %d of 3 records" % len(got))
+        c.commit()
+        c.close()
+        # rg: a live librdkafka member holding both partitions.
+        rg = e.Proc([CONSUMER, "-b", bootstrap, "-g", "rg", "-t", "t"], "consumer rg")
+        rg.expect(lambda l: l.startswith("assigned") and set(l.split()[1].split(",")) == {"t:0", "t:1"}, 60,
+                  "rg's member to get both partitions")
+        test_rdkafka_admin(bootstrap)
+        test_confluent_kafka(bootstrap)
+        test_kafka_python(bootstrap, d.data)
+        test_unsupported(d, port)
+        rg.send("quit")
+        rg.expect(lambda l: l.startswith("closed"), 30, "rg's member to leave")
+        rg.wait()
+        d.stop()
+    finally:
+        if rg:
+            rg.kill()
+        if d.alive():
+            d.kill()
+    print("test_kafka_admin_clients: all passed", flush=True)
+
+
+if __name__ == "__main__":
+    main()
