@@ -183,8 +183,8 @@ class Proc:
 class Broker:
     """A private mosquitto: listener on a loopback port, persistence in its own directory. inflight: its
     max_inflight_messages, the QoS 1/2 messages it sends a client without waiting for acknowledgements
-    (default 0: no limit, for throughput). Tests of redelivery set it to mqlogd's max_inflight: the
-    redelivery guard remembers as many stored messages as the window the broker keeps."""
+    (default 0: no limit, for throughput). Tests of redelivery set it to mqlogd's max_inflight, as a site
+    would; the redelivery guard covers the last 30,000 stored messages whatever the window."""
 
     def __init__(self, port=None, extra="", inflight=0):
         if not shutil.which("mosquitto") and not os.path.exists("/usr/sbin/mosquitto"):
