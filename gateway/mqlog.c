@@ -37,8 +37,10 @@ static void mq_usage(FILE *f)
     fprintf(f, "usage: mqlog COMMAND -d DATA_DIR [options]\n\ncommands:\n");
     for (const struct mq_command *c = mq_commands; c->name; c++)
         fprintf(f, "  %-9s %s\n", c->name, c->summary);
-    fprintf(f, "\n'mqlog COMMAND --help' describes a command's options.\n"
-               "Exit status: 0 success, 1 runtime error (or problems found), 2 usage error.\n");
+    fprintf(f,
+            "\n'mqlog COMMAND --help' describes a command's options.\n"
+            "Exit status: 0 success, 1 runtime error (or problems found), 2 usage error, 3 a start offset\n"
+            "past the end of the log (consume).\n");
 }
 
 int main(int argc, char **argv)

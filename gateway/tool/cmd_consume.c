@@ -40,8 +40,7 @@
 static void mq_consume_help(void)
 {
     printf(
-        "usage: mqlog consume -d DATA_DIR TOPIC [-p PARTITION] [-o beginning|end|OFFSET|@EPOCH_MS] [-n "
-        "COUNT]\n"
+        "usage: mqlog consume -d DATA_DIR TOPIC [-p PARTITION] [-o WHERE] [--until WHERE] [-n COUNT]\n"
         "                     [-f] [-g GROUP] [--format raw|json]\n"
         "\n"
         "Prints records of TOPIC. Read-only: safe beside a running mqlogd.\n"
@@ -50,8 +49,12 @@ static void mq_consume_help(void)
         "  -p, --partition N       only this partition (default: all, visited in turn, 1 MiB at a time;\n"
         "                          records of one partition are always in offset order)\n"
         "  -o, --offset WHERE      where to start in each partition: beginning (default), end (only records\n"
-        "                          that arrive later, with -f), OFFSET (records at or after it), or\n"
-        "                          @EPOCH_MS (the first record with a timestamp at or after it)\n"
+        "                          that arrive later, with -f), an offset or a time (see below). An OFFSET\n"
+        "                          past a partition's end is an error (exit 3) unless -f waits for it\n"
+        "  -u, --until WHERE       stop each partition before the record at an offset (or -N), or before "
+        "its\n"
+        "                          first record with a timestamp at or after a time; with -f the command\n"
+        "                          ends once every partition got there\n"
         "  -n, --count COUNT       stop after COUNT records in total\n"
         "  -f, --follow            at the end, wait for new records (until SIGINT/SIGTERM or -n)\n"
         "  -g, --group GROUP       start from GROUP's committed offset where it has one (else from -o),\n"
@@ -67,7 +70,9 @@ static void mq_consume_help(void)
         "                          null, and otherwise appear as \"key_base64\"/\"value_base64\" (standard "
         "base64)\n"
         "                          instead of \"key\"/\"value\"\n"
-        "  -h, --help              this text\n");
+        "  -h, --help              this text\n"
+        "\n" MQ_TOOL_WHERE_HELP "\n"
+        "Exit status: 0 success, 1 runtime error, 2 usage error, 3 an OFFSET past the end of a partition.\n");
 }
 
 /* The state of one partition being consumed. */
@@ -77,6 +82,8 @@ struct mq_cpart {
     struct mq_cursor *cur;
     char *dir;            /* the partition directory, for inotify and messages */
     int64_t want;         /* records below this are skipped (a start beyond the end, reached later) */
+    int64_t stop;         /* records at or after this offset are not printed (--until), else INT64_MAX */
+    bool done;            /* --until reached: the partition is not read any more */
     int64_t pending_next; /* offset after the last record put into the output buffer, -1 when none */
     int64_t flushed_next; /* offset after the last record written to stdout, -1 when none */
     int64_t committed;    /* the group offset last committed (or fetched), -1 when none */
@@ -90,7 +97,10 @@ struct mq_consume {
     struct mq_cpart *parts;
     int32_t nparts;
     bool json;
-    int64_t limit; /* -n, or -1 */
+    int64_t limit;    /* -n, or -1 */
+    int64_t until_ts; /* --until as a time, or -1 */
+    bool follow;      /* -f */
+    bool past_end;    /* an -o OFFSET lay past a partition's end (without -f): exit 3 */
     int64_t printed;
     const char *group;
     struct mq_out out;
@@ -188,6 +198,10 @@ static enum mq_turn mq_consume_turn(struct mq_consume *cs, struct mq_cpart *cp)
     int r;
     while ((r = mq_cursor_next(cp->cur, &rv)) == 1) {
         any = true;
+        if (rv.offset >= cp->stop || (cs->until_ts >= 0 && rv.timestamp >= cs->until_ts)) {
+            cp->done = true;
+            return MQ_TURN_DATA;
+        }
         if (rv.offset >= cp->want) {
             mq_consume_emit(cs, cp, &rv);
             cp->pending_next = rv.offset + 1;
@@ -224,8 +238,10 @@ static enum mq_turn mq_consume_turn(struct mq_consume *cs, struct mq_cpart *cp)
     return MQ_TURN_FAIL;
 }
 
-/* Resolves where cp starts (the group's committed offset, else -o) and opens its cursor there. */
-static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq_where_kind kind, int64_t arg)
+/* Resolves where cp starts (the group's committed offset, else -o) and where it stops (--until, given as
+ * ukind/uarg), and opens its cursor at the start. */
+static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq_where_kind kind, int64_t arg,
+                             enum mq_where_kind ukind, int64_t uarg)
 {
     struct mq_part_stats st;
     enum mq_err err = mq_part_stats(cp->part, &st);
@@ -233,6 +249,9 @@ static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq
         mq_tool_error("partition %s-%d: %s", cs->topic, (int)cp->id, mq_strerror(err));
         return false;
     }
+    cp->stop = ukind == MQ_WHERE_TIME ? INT64_MAX
+                                      : mq_tool_where_offset(ukind, uarg, st.start_offset, st.end_offset);
+    bool from_group = false;
     if (cs->group) {
         int64_t off;
         err = mq_catalog_offset_fetch(mq_store_catalog(cs->store), cs->group, cs->topic, cp->id, &off, NULL,
@@ -241,6 +260,7 @@ static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq
             cp->committed = off;
             kind = MQ_WHERE_OFFSET;
             arg = off;
+            from_group = true;
         } else if (err != MQ_ERR_NOENT) {
             mq_tool_error("group %s: fetching the offset of %s-%d: %s (%s)", cs->group, cs->topic,
                           (int)cp->id, mq_strerror(err), mq_catalog_errmsg(mq_store_catalog(cs->store)));
@@ -256,7 +276,13 @@ static bool mq_consume_start(struct mq_consume *cs, struct mq_cpart *cp, enum mq
         }
         return true;
     }
-    int64_t want = kind == MQ_WHERE_BEGINNING ? st.start_offset : kind == MQ_WHERE_END ? st.end_offset : arg;
+    int64_t want = mq_tool_where_offset(kind, arg, st.start_offset, st.end_offset);
+    if (want > st.end_offset && !cs->follow && !from_group) {
+        mq_tool_error("offset %" PRId64 " is past the end of %s-%d (its next offset is %" PRId64 ")", want,
+                      cs->topic, (int)cp->id, st.end_offset);
+        cs->past_end = true;
+        cp->done = true;
+    }
     /* Below the log start the records are gone: start at the first one there is. Above the end, wait for
      * the offset to be reached (reading from the end and skipping what lies below it). */
     if (want < st.start_offset)
@@ -306,23 +332,20 @@ static void mq_consume_free(struct mq_consume *cs)
 int mq_cmd_consume(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"partition", required_argument, NULL, 'p'},
-        {"offset", required_argument, NULL, 'o'},
-        {"count", required_argument, NULL, 'n'},
-        {"follow", no_argument, NULL, 'f'},
-        {"group", required_argument, NULL, 'g'},
-        {"format", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'},    {"partition", required_argument, NULL, 'p'},
+        {"offset", required_argument, NULL, 'o'}, {"until", required_argument, NULL, 'u'},
+        {"count", required_argument, NULL, 'n'},  {"follow", no_argument, NULL, 'f'},
+        {"group", required_argument, NULL, 'g'},  {"format", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *group = NULL;
-    int64_t partition = -1, limit = -1, arg = 0;
-    enum mq_where_kind kind = MQ_WHERE_BEGINNING;
+    int64_t partition = -1, limit = -1, arg = 0, uarg = 0;
+    enum mq_where_kind kind = MQ_WHERE_BEGINNING, ukind = MQ_WHERE_END;
+    bool until = false;
     bool follow = false, json = false;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:p:o:n:fg:F:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:p:o:u:n:fg:F:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             dir = optarg;
@@ -334,6 +357,11 @@ int mq_cmd_consume(int argc, char **argv)
         case 'o':
             if (!mq_tool_parse_where("consume", "-o", optarg, true, &kind, &arg))
                 return MQ_EXIT_USAGE;
+            break;
+        case 'u':
+            if (!mq_tool_parse_where("consume", "--until", optarg, false, &ukind, &uarg))
+                return MQ_EXIT_USAGE;
+            until = true;
             break;
         case 'n':
             if (!mq_tool_parse_int("consume", "-n", optarg, 1, INT64_MAX, &limit))
@@ -372,7 +400,15 @@ int mq_cmd_consume(int argc, char **argv)
     if (!mq_topic_name_valid(topic_name))
         return mq_tool_usage_error("consume", "invalid topic name '%s'", topic_name);
 
-    struct mq_consume cs = {.topic = topic_name, .json = json, .limit = limit, .group = group, .ifd = -1};
+    struct mq_consume cs = {.topic = topic_name,
+                            .json = json,
+                            .limit = limit,
+                            .until_ts = until && ukind == MQ_WHERE_TIME ? uarg : -1,
+                            .follow = follow,
+                            .group = group,
+                            .ifd = -1};
+    if (!until)
+        ukind = MQ_WHERE_TIME; /* no offset bound: mq_consume_start sets none, and until_ts is -1 */
     cs.store = mq_tool_open_store(dir, MQ_STORE_READ, false);
     if (!cs.store)
         return MQ_EXIT_FAIL;
@@ -420,7 +456,7 @@ int mq_cmd_consume(int argc, char **argv)
             close(cs.ifd);
             cs.ifd = -1;
         }
-        if (!mq_consume_start(&cs, cp, kind, arg))
+        if (!mq_consume_start(&cs, cp, kind, arg, ukind, uarg))
             goto out;
     }
     if (follow || group)
@@ -432,10 +468,13 @@ int mq_cmd_consume(int argc, char **argv)
     int64_t last_commit = mq_mono_ms();
     int32_t next = 0;
     for (;;) {
-        bool progressed = false, limit_hit = false;
+        bool progressed = false, limit_hit = false, all_done = true;
         for (int32_t k = 0; k < cs.nparts && !failed && !limit_hit; k++) {
             struct mq_cpart *cp = &cs.parts[next];
             next = next + 1 == cs.nparts ? 0 : next + 1;
+            if (cp->done)
+                continue;
+            all_done = false;
             enum mq_turn t = mq_consume_turn(&cs, cp);
             if (t == MQ_TURN_FAIL)
                 failed = true;
@@ -446,7 +485,7 @@ int mq_cmd_consume(int argc, char **argv)
             if (cs.out.err)
                 break;
         }
-        if (failed || limit_hit || cs.out.err || mq_tool_stop_requested())
+        if (failed || limit_hit || all_done || cs.out.err || mq_tool_stop_requested())
             break;
         if (group && mq_mono_ms() - last_commit >= MQ_CONSUME_COMMIT_MS) {
             if (mq_consume_flush(&cs))
@@ -476,7 +515,7 @@ int mq_cmd_consume(int argc, char **argv)
     }
     if (!mq_consume_commit(&cs))
         failed = true;
-    rc = failed ? MQ_EXIT_FAIL : MQ_EXIT_OK;
+    rc = failed ? MQ_EXIT_FAIL : cs.past_end ? MQ_EXIT_RANGE : MQ_EXIT_OK;
 out:
     mq_consume_free(&cs);
     return rc;

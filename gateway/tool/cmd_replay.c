@@ -50,7 +50,7 @@ static void mq_replay_help(void)
 {
     printf(
         "usage: mqlog replay -d DATA_DIR TOPIC --to mqtt://HOST[:PORT] [-p PARTITION]\n"
-        "                    [-o beginning|end|OFFSET|@EPOCH_MS] [--until OFFSET|@EPOCH_MS]\n"
+        "                    [-o WHERE] [--until WHERE]\n"
         "                    [--topic TEMPLATE] [--qos 0|1|2] [--rate MSGS_PER_S | --speed X]\n"
         "                    [--client-id ID] [--inflight N]\n"
         "\n"
@@ -62,10 +62,11 @@ static void mq_replay_help(void)
         "  -t, --to URL            the broker: mqtt://HOST[:PORT] (port 1883 by default)\n"
         "  -p, --partition N       only this partition (default: all, merged in timestamp order; the\n"
         "                          records of one partition always go out in offset order)\n"
-        "  -o, --offset WHERE      where to start in each partition: beginning (default), end, OFFSET, or\n"
-        "                          @EPOCH_MS (the first record with a timestamp at or after it)\n"
-        "  -u, --until WHERE       stop each partition before the record at OFFSET, or before its first\n"
-        "                          record with a timestamp at or after EPOCH_MS (default: the end)\n"
+        "  -o, --offset WHERE      where to start in each partition (default: beginning)\n"
+        "  -u, --until WHERE       stop each partition before the record WHERE names (an offset or -N), or\n"
+        "                          before its first record with a timestamp at or after a time (default: "
+        "the\n"
+        "                          end)\n"
         "  -T, --topic TEMPLATE    publish on TEMPLATE instead, where {topic} is the stored MQTT topic,\n"
         "                          {partition} and {offset} the record's, {key} its key (empty when null)\n"
         "  -q, --qos N             QoS of the publishes (default 1); with 1 and 2 the command ends once the\n"
@@ -76,7 +77,7 @@ static void mq_replay_help(void)
         "  -i, --client-id ID      MQTT client id (default mqlog-replay-PID)\n"
         "  -I, --inflight N        at most N publishes awaiting acknowledgement (default %d)\n"
         "  -h, --help              this text\n"
-        "\n"
+        "\n" MQ_TOOL_WHERE_HELP "\n"
         "A progress bar is drawn on stderr when it is a terminal; a summary line ends the run either way.\n",
         MQ_REPLAY_INFLIGHT);
 }
@@ -268,9 +269,10 @@ static bool mq_replay_advance(struct mq_replay *rs, struct mq_rpart *rp)
     return true;
 }
 
-/* Opens rp's cursor at -o and sets its end (the end now, or --until OFFSET when smaller). */
+/* Opens rp's cursor at -o and sets its end (the end now, or --until's offset when smaller; a --until time
+ * is checked record by record). */
 static bool mq_replay_start(struct mq_replay *rs, struct mq_rpart *rp, enum mq_where_kind kind, int64_t arg,
-                            int64_t until_off)
+                            enum mq_where_kind ukind, int64_t uarg)
 {
     int64_t start, end;
     enum mq_err err = mq_part_offsets(rp->part, &start, &end);
@@ -286,7 +288,7 @@ static bool mq_replay_start(struct mq_replay *rs, struct mq_rpart *rp, enum mq_w
             return false;
         }
     } else {
-        int64_t want = kind == MQ_WHERE_BEGINNING ? start : kind == MQ_WHERE_END ? end : arg;
+        int64_t want = mq_tool_where_offset(kind, arg, start, end);
         if (want < start)
             want = start;
         if (want > end)
@@ -299,7 +301,8 @@ static bool mq_replay_start(struct mq_replay *rs, struct mq_rpart *rp, enum mq_w
         }
     }
     int64_t want = mq_cursor_position(rp->cur);
-    rp->end = until_off >= 0 && until_off < end ? until_off : end;
+    int64_t until_off = ukind == MQ_WHERE_TIME ? end : mq_tool_where_offset(ukind, uarg, start, end);
+    rp->end = until_off < end ? until_off : end;
     if (rp->end > want)
         rs->total += rp->end - want;
     return true;
@@ -727,8 +730,8 @@ int mq_cmd_replay(int argc, char **argv)
     };
     struct mq_replay rs = {.until_ts = -1, .qos = 1, .inflight_max = MQ_REPLAY_INFLIGHT};
     const char *dir = NULL, *to = NULL, *tmpl = NULL, *client_id = NULL;
-    int64_t partition = -1, arg = 0, until_off = -1, v;
-    enum mq_where_kind kind = MQ_WHERE_BEGINNING, ukind;
+    int64_t partition = -1, arg = 0, uarg = 0, v;
+    enum mq_where_kind kind = MQ_WHERE_BEGINNING, ukind = MQ_WHERE_END;
     double rate = 0, speed = 0;
     int c;
     opterr = 0;
@@ -749,15 +752,9 @@ int mq_cmd_replay(int argc, char **argv)
                 return MQ_EXIT_USAGE;
             break;
         case 'u':
-            if (!mq_tool_parse_where("replay", "--until", optarg, false, &ukind, &v))
+            if (!mq_tool_parse_where("replay", "--until", optarg, false, &ukind, &uarg))
                 return MQ_EXIT_USAGE;
-            if (ukind == MQ_WHERE_TIME) {
-                rs.until_ts = v;
-                until_off = -1;
-            } else {
-                until_off = v;
-                rs.until_ts = -1;
-            }
+            rs.until_ts = ukind == MQ_WHERE_TIME ? uarg : -1;
             break;
         case 'T':
             tmpl = optarg;
@@ -841,7 +838,7 @@ int mq_cmd_replay(int argc, char **argv)
         struct mq_rpart *rp = &rs.parts[i];
         rp->id = partition >= 0 ? (int32_t)partition : i;
         if (!(rp->part = mq_tool_part(rs.store, &topic, rp->id)) ||
-            !mq_replay_start(&rs, rp, kind, arg, until_off))
+            !mq_replay_start(&rs, rp, kind, arg, ukind, uarg))
             goto out;
     }
     /* Every partition's first record is decoded before connecting, so that the usual mistakes (no

@@ -85,24 +85,25 @@ static long mq_tool_lock_pid(const char *dir)
 bool mq_tool_parse_where(const char *cmd, const char *opt, const char *s, bool allow_words,
                          enum mq_where_kind *kind, int64_t *arg)
 {
-    bool ok;
-    if (allow_words && strcmp(s, "beginning") == 0) {
-        *kind = MQ_WHERE_BEGINNING;
-        ok = true;
-    } else if (allow_words && strcmp(s, "end") == 0) {
-        *kind = MQ_WHERE_END;
-        ok = true;
-    } else if (s[0] == '@') {
-        *kind = MQ_WHERE_TIME;
-        ok = mq_parse_int64(s + 1, 0, INT64_MAX, arg) == MQ_OK;
-    } else {
-        *kind = MQ_WHERE_OFFSET;
-        ok = mq_parse_int64(s, 0, INT64_MAX, arg) == MQ_OK;
+    char err[256];
+    if (mq_where_parse(s, allow_words, mq_now_ms(), kind, arg, err, sizeof err))
+        return true;
+    mq_tool_usage_error(cmd, "%s %s", opt, err);
+    return false;
+}
+
+int64_t mq_tool_where_offset(enum mq_where_kind kind, int64_t arg, int64_t start, int64_t end)
+{
+    switch (kind) {
+    case MQ_WHERE_BEGINNING:
+        return start;
+    case MQ_WHERE_END:
+        return end;
+    case MQ_WHERE_BEFORE_END:
+        return arg < end - start ? end - arg : start;
+    default:
+        return arg;
     }
-    if (!ok)
-        mq_tool_usage_error(cmd, "%s '%s': expected %san offset >= 0 or @EPOCH_MS", opt, s,
-                            allow_words ? "beginning, end, " : "");
-    return ok;
 }
 
 struct mq_store *mq_tool_open_store(const char *dir, int flags, bool create_dir)

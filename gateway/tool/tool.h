@@ -13,11 +13,13 @@
 #include <stdint.h>
 
 #include "store/store.h"
+#include "util/when.h"
 
 enum {
     MQ_EXIT_OK = 0,
     MQ_EXIT_FAIL = 1,  /* a runtime error, or problems found by verify */
     MQ_EXIT_USAGE = 2, /* malformed command line */
+    MQ_EXIT_RANGE = 3, /* a start offset past the end of the log (consume without -f) */
 };
 
 /* One command: argv[0] is the command name; returns the process exit status. */
@@ -46,14 +48,23 @@ int mq_tool_bad_option(const char *cmd, int argc, char **argv, int c);
 bool mq_tool_parse_int(const char *cmd, const char *opt, const char *s, int64_t min, int64_t max,
                        int64_t *out);
 
-/* Where a reader starts (-o) or stops (--until) in each partition. */
-enum mq_where_kind { MQ_WHERE_BEGINNING, MQ_WHERE_END, MQ_WHERE_OFFSET, MQ_WHERE_TIME };
-
-/* Parses option opt's value s: "beginning", "end" (only when allow_words), an offset >= 0, or @EPOCH_MS.
- * *arg gets the offset or the time (untouched for the words). Prints a usage error of cmd and returns false
- * when malformed. */
+/* Parses option opt's value s, where a reader starts (-o) or stops (--until) in each partition, with
+ * mq_where_parse (util/when.h: words only when allow_words, offsets, -N, times). Prints a usage error of cmd
+ * and returns false when malformed. */
 bool mq_tool_parse_where(const char *cmd, const char *opt, const char *s, bool allow_words,
                          enum mq_where_kind *kind, int64_t *arg);
+
+/* The forms -o and --until accept, for the --help texts. */
+#define MQ_TOOL_WHERE_HELP                                                                                   \
+    "WHERE is beginning, end, an OFFSET, -N (N records before the end), @EPOCH_MS (milliseconds), an ISO\n"  \
+    "8601 time ('2026-12-06 16:12' is local time; '2026-12-06T16:12Z' and '...16:12+01:00' are zoned), "     \
+    "now,\n"                                                                                                 \
+    "today, yesterday, or a time ago: -30s, -5m, -1h, -2d, -1w. A time stands for the first record with a\n" \
+    "timestamp at or after it.\n"
+
+/* The offset a position other than MQ_WHERE_TIME names in a partition holding [start, end): an OFFSET as
+ * given (it may lie outside), N before the end clamped at start, or start or end. */
+int64_t mq_tool_where_offset(enum mq_where_kind kind, int64_t arg, int64_t start, int64_t end);
 
 /*
  * Opens the data directory dir as a store with flags (MQ_STORE_READ or MQ_STORE_WRITE). Prints one clear

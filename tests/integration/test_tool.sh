@@ -151,8 +151,25 @@ ok
 # ---- consume: start positions, -n ----
 expect_ok "$M" consume -d "$D" t -p 0 -o 7
 [[ $(cat "$T/out") == $'k1\nk2' ]] || fail "-o 7: $(cat "$T/out")"
-expect_ok "$M" consume -d "$D" t -p 0 -o 100
-[[ ! -s $T/out ]] || fail "-o beyond the end printed something"
+expect_err 3 "offset 100 is past the end of t-0 \(its next offset is 9\)" "$M" consume -d "$D" t -p 0 -o 100
+expect_ok "$M" consume -d "$D" t -p 0 -o -2
+[[ $(cat "$T/out") == $'k1\nk2' ]] || fail "-o -2: $(cat "$T/out")"
+expect_ok "$M" consume -d "$D" t -p 0 -o -100
+cmp "$T/out" "$T/want0" || fail "-o -100 (more than there are) is not everything"
+expect_ok "$M" consume -d "$D" t -p 0 --until 2
+[[ $(cat "$T/out") == $'plain\nh\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93' ]] || fail "--until 2: $(cat "$T/out")"
+expect_ok "$M" consume -d "$D" t -p 0 -o 6 --until -1
+[[ $(cat "$T/out") == $'no newline\nk1' ]] || fail "-o 6 --until -1: $(cat "$T/out")"
+expect_ok "$M" consume -d "$D" t -p 0 -o -1h
+cmp "$T/out" "$T/want0" || fail "-o -1h is not everything"
+expect_ok "$M" consume -d "$D" t -p 0 -o -10m --until now
+cmp "$T/out" "$T/want0" || fail "-o -10m --until now is not everything"
+expect_ok "$M" consume -d "$D" t -p 0 -o yesterday --until -1h
+[[ ! -s $T/out ]] || fail "--until -1h printed records stored seconds ago"
+expect_err 2 "looks like seconds since the epoch: give milliseconds \(@${before:0:10}000\)" \
+    "$M" consume -d "$D" t -p 0 -o "@${before:0:10}"
+expect_err 2 "-o 'tomorrow': expected beginning, end, an offset" "$M" consume -d "$D" t -o tomorrow
+expect_err 2 "--until 'end': expected an offset" "$M" consume -d "$D" t --until end
 expect_ok "$M" consume -d "$D" t -p 0 -o end
 [[ ! -s $T/out ]] || fail "-o end without -f printed something"
 expect_ok "$M" consume -d "$D" t -p 0 -o 1 -n 2
@@ -171,6 +188,17 @@ expect_ok "$M" consume -d "$D" t -p 0 -o @0
 cmp "$T/out" "$T/want0" || fail "-o @0 is not everything"
 expect_ok "$M" consume -d "$D" t -p 0 -o "@$((newest + 1))"
 [[ ! -s $T/out ]] || fail "-o @(after the newest) printed something"
+# the same instant as a local ISO 8601 time, and as a zoned one
+iso_local=$(python3 -c 'import sys,time; t=int(sys.argv[1]); print(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t // 1000)) + ".%03d" % (t % 1000))' "$newest")
+iso_utc=$(python3 -c 'import sys,time; t=int(sys.argv[1]); print(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1000)) + ".%03dZ" % (t % 1000))' "$newest")
+for iso in "$iso_local" "$iso_utc"; do
+    expect_ok "$M" consume -d "$D" t -p 0 -o "$iso" --format json
+    got_first=$(head -n1 "$T/out" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["offset"])')
+    [[ $got_first == "$first_at" ]] || fail "-o '$iso' started at $got_first, expected $first_at"
+done
+# --until a time: the records before the newest one's timestamp
+expect_ok "$M" consume -d "$D" t -p 0 --until "@$newest"
+[[ $(wc -l <"$T/out") == "$first_at" ]] || fail "--until @$newest printed $(wc -l <"$T/out") records, expected $first_at"
 
 # a long line (1 MiB) round-trips
 python3 -c 'import sys; sys.stdout.write("x" * (1 << 20) + "\n")' | "$M" produce -d "$D" big
@@ -276,7 +304,7 @@ expect_err 2 "-n 0: out of range" "$M" consume -d "$D" t -n 0
 expect_err 2 "-p -1: out of range" "$M" consume -d "$D" t -p -1
 expect_err 2 "-p 'x1': not a number" "$M" produce -d "$D" t -p x1 </dev/null
 expect_err 2 "-o 'bogus': expected beginning, end" "$M" consume -d "$D" t -o bogus
-expect_err 2 "-o '-5': expected" "$M" consume -d "$D" t -o -5
+expect_err 2 "-o .-5x.: expected -N" "$M" consume -d "$D" t -o -5x
 expect_err 2 "-o '@x': expected" "$M" consume -d "$D" t -o @x
 expect_err 2 "--format 'xml': expected raw or json" "$M" consume -d "$D" t --format xml
 expect_err 2 "unknown option --bogus" "$M" consume -d "$D" t --bogus
