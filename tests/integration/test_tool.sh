@@ -125,6 +125,42 @@ echo pinned | "$M" produce -d "$D" keyed -k alpha -p 5
 expect_ok "$M" consume -d "$D" keyed -p 5 -o 1
 [[ $(cat "$T/out") == pinned ]] || fail "-p with -k: $(cat "$T/out")"
 
+# ---- consume: filters, formats, topic globs, --count ----
+expect_ok "$M" consume -d "$D" keyed --key alpha --format '%p %o %k %s\n'
+[[ $(cat "$T/out") == $'1 1 alpha val-alpha\n5 1 alpha pinned' ]] || fail "--key alpha: $(cat "$T/out")"
+expect_ok "$M" consume -d "$D" keyed --key 'sens*' --count
+[[ $(cat "$T/out") == 1 ]] || fail "--key 'sens*' --count: $(cat "$T/out")"
+expect_ok "$M" consume -d "$D" t -p 0 --header 'trace=a*' --format '%o %{trace}|%{empty}|%{nosuch}|%K\n'
+[[ $(cat "$T/out") == $'7 abc|||4\n8 abc|||4' ]] || fail "--header trace=a*: $(cat "$T/out")"
+expect_ok "$M" consume -d "$D" t -p 0 --header 'trace=abc' --header 'empty=' --count
+[[ $(cat "$T/out") == 2 ]] || fail "two --header filters: $(cat "$T/out")"
+expect_ok "$M" consume -d "$D" t --header 'trace=x*' --count
+[[ $(cat "$T/out") == 0 ]] || fail "--header trace=x* --count: $(cat "$T/out")"
+expect_ok "$M" consume -d "$D" t -p 0 -o 2 --until 4 --format csv
+python3 - "$T/out" <<'EOF' || fail "csv output: $(cat "$T/out")"
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline='')))
+assert rows[0] == ['topic', 'partition', 'offset', 'timestamp', 'key', 'value'], rows
+assert [r[:3] + r[4:] for r in rows[1:]] == [['t', '0', '2', '', 'quote " backslash \\ tab\tend'], ['t', '0', '3', '', '']], rows
+assert all(int(r[3]) > 0 for r in rows[1:]), rows
+EOF
+ok
+expect_ok "$M" consume -d "$D" t --count
+n_t=$(cat "$T/out")
+expect_ok "$M" consume -d "$D" keyed --count
+n_keyed=$(cat "$T/out")
+expect_ok "$M" consume -d "$D" '[kt]*' --count
+[[ $(cat "$T/out") == $((n_t + n_keyed)) ]] || fail "glob [kt]* counted $(cat "$T/out"), not $n_t + $n_keyed"
+expect_ok "$M" consume -d "$D" 'k*' -p 1 --format '%t-%p\n'
+[[ $(sort -u "$T/out") == keyed-1 ]] || fail "glob k* -p 1: $(cat "$T/out")"
+expect_ok "$M" consume -d "$D" "*" --format json # big has no record yet
+python3 -c 'import json,sys; print("\n".join(sorted({json.loads(l)["topic"] for l in open(sys.argv[1])})))' "$T/out" >"$T/topics_seen"
+[[ $(cat "$T/topics_seen") == $'keyed\nt' ]] || fail "glob * JSON topics: $(cat "$T/topics_seen")"
+expect_err 1 "no topic matches 'nomatch\*'" "$M" consume -d "$D" 'nomatch*'
+expect_err 2 "unknown field '%x' at column 4" "$M" consume -d "$D" t --format 'ab %x'
+expect_err 2 "--count and -f do not go together" "$M" consume -d "$D" t --count -f
+expect_err 2 "--header 'novalue': expected KEY=VALUE" "$M" consume -d "$D" t --header novalue
+
 # ---- topics ----
 expect_ok "$M" topics -d "$D"
 grep -Eq '^t +0 +0 +9 ' "$T/out" || fail "topics table: $(cat "$T/out")"
@@ -306,7 +342,7 @@ expect_err 2 "-p 'x1': not a number" "$M" produce -d "$D" t -p x1 </dev/null
 expect_err 2 "-o 'bogus': expected beginning, end" "$M" consume -d "$D" t -o bogus
 expect_err 2 "-o .-5x.: expected -N" "$M" consume -d "$D" t -o -5x
 expect_err 2 "-o '@x': expected" "$M" consume -d "$D" t -o @x
-expect_err 2 "--format 'xml': expected raw or json" "$M" consume -d "$D" t --format xml
+expect_err 2 "--format 'xml': expected raw, json, csv or a template" "$M" consume -d "$D" t --format xml
 expect_err 2 "unknown option --bogus" "$M" consume -d "$D" t --bogus
 expect_err 2 "option -d needs a value" "$M" consume -d
 expect_err 2 "no data directory" "$M" consume t
