@@ -63,6 +63,13 @@ static const char *const mq_catalog_migrations[] = {
     "  created_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (name, mechanism)"
     ") WITHOUT ROWID;",
+    /* 3: the consumer groups that have members in mqlogd's Kafka endpoint now (offsets.c): a group offset
+     * reset beside the daemon is refused for them. owner_pid tells rows a killed daemon left behind. */
+    "CREATE TABLE live_groups ("
+    "  group_id TEXT PRIMARY KEY NOT NULL,"
+    "  owner_pid INTEGER NOT NULL,"
+    "  since_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 #define MQ_CATALOG_VERSION ((int)(sizeof mq_catalog_migrations / sizeof mq_catalog_migrations[0]))
 static const char *const mq_catalog_sql[ST__COUNT] = {
@@ -108,6 +115,12 @@ static const char *const mq_catalog_sql[ST__COUNT] = {
         "SELECT name, mechanism, salt, iterations, stored_key, server_key, created_ms FROM users "
         "ORDER BY name, mechanism",
     [ST_USER_DELETE] = "DELETE FROM users WHERE name = ?1",
+    [ST_LIVE_UPSERT] = "INSERT INTO live_groups (group_id, owner_pid, since_ms) VALUES (?1, ?2, ?3) "
+                       "ON CONFLICT (group_id) DO UPDATE SET owner_pid = excluded.owner_pid, "
+                       "since_ms = excluded.since_ms",
+    [ST_LIVE_DELETE] = "DELETE FROM live_groups WHERE group_id = ?1",
+    [ST_LIVE_CLEAR] = "DELETE FROM live_groups",
+    [ST_LIVE_GET] = "SELECT owner_pid FROM live_groups WHERE group_id = ?1",
 };
 
 /* ---- result codes ---- */

@@ -149,6 +149,22 @@ void mq_catalog_offsets_free(struct mq_group_offset *offsets, size_t count);
 enum mq_err mq_catalog_group_list(struct mq_catalog *cat, char ***groups, size_t *count);
 void mq_catalog_strings_free(char **strings, size_t count);
 
+/* Records that group has members in the Kafka endpoint of process owner_pid (live), or no longer has
+ * (not live). mqlogd keeps this so that a reset beside it can refuse a group in use. */
+enum mq_err mq_catalog_group_set_live(struct mq_catalog *cat, const char *group, long owner_pid, bool live);
+
+/* Forgets every live group: mqlogd at start, when no member can be connected yet. */
+enum mq_err mq_catalog_groups_clear_live(struct mq_catalog *cat);
+
+/*
+ * Sets group's offsets to commits[0..n) in one transaction, as `mqlog groups reset` does, unless the group
+ * is live in the running mqlogd whose pid is daemon_pid (0: no daemon runs, so no group is live; -1: one
+ * runs whose pid is unknown): then MQ_ERR_BUSY and nothing is written. Each commit's err is set as by mq_catalog_offset_commit_many, but
+ * one failing partition fails (and rolls back) the whole reset.
+ */
+enum mq_err mq_catalog_offset_reset(struct mq_catalog *cat, const char *group,
+                                    struct mq_offset_commit *commits, size_t n, long daemon_pid);
+
 /* Deletes every offset of group. MQ_ERR_NOENT when it had none. */
 enum mq_err mq_catalog_group_delete(struct mq_catalog *cat, const char *group);
 

@@ -38,6 +38,10 @@ enum mq_catalog_stmt {
     ST_USER_GET,
     ST_USER_LIST,
     ST_USER_DELETE,
+    ST_LIVE_UPSERT,
+    ST_LIVE_DELETE,
+    ST_LIVE_CLEAR,
+    ST_LIVE_GET,
     ST__COUNT
 };
 

@@ -1,6 +1,7 @@
 /*
  * offsets.c - the committed offsets of consumer groups in the catalog (see catalog.h): commits of many
- * partitions in one transaction, fetches, listings and deletion.
+ * partitions in one transaction, fetches, listings and deletion, and which groups have live members in
+ * mqlogd, so that a reset beside it can be refused for them.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -226,6 +227,90 @@ enum mq_err mq_catalog_group_delete(struct mq_catalog *cat, const char *group)
     pthread_mutex_lock(&cat->lock);
     mq_catalog__bind_text(cat->st[ST_GROUP_DELETE], 1, group);
     enum mq_err err = mq_catalog__modify(cat, ST_GROUP_DELETE, "deleting a group's offsets", false);
+    pthread_mutex_unlock(&cat->lock);
+    return err;
+}
+
+/* ---- live groups ---- */
+
+enum mq_err mq_catalog_group_set_live(struct mq_catalog *cat, const char *group, long owner_pid, bool live)
+{
+    if (!group)
+        return MQ_ERR_INVAL;
+    pthread_mutex_lock(&cat->lock);
+    enum mq_err err;
+    if (live) {
+        sqlite3_stmt *st = cat->st[ST_LIVE_UPSERT];
+        mq_catalog__bind_text(st, 1, group);
+        sqlite3_bind_int64(st, 2, owner_pid);
+        sqlite3_bind_int64(st, 3, mq_now_ms());
+        err = mq_catalog__modify(cat, ST_LIVE_UPSERT, "recording a live group", false);
+    } else {
+        mq_catalog__bind_text(cat->st[ST_LIVE_DELETE], 1, group);
+        err = mq_catalog__modify(cat, ST_LIVE_DELETE, "forgetting a live group", false);
+        if (err == MQ_ERR_NOENT)
+            err = MQ_OK;
+    }
+    pthread_mutex_unlock(&cat->lock);
+    return err;
+}
+
+enum mq_err mq_catalog_groups_clear_live(struct mq_catalog *cat)
+{
+    pthread_mutex_lock(&cat->lock);
+    enum mq_err err = mq_catalog__modify(cat, ST_LIVE_CLEAR, "forgetting live groups", false);
+    pthread_mutex_unlock(&cat->lock);
+    return err == MQ_ERR_NOENT ? MQ_OK : err;
+}
+
+/* Within the open transaction: MQ_ERR_BUSY when group is live in the daemon daemon_pid (-1: a daemon runs
+ * whose pid is unknown, so any record counts). */
+static enum mq_err mq_catalog_check_not_live(struct mq_catalog *cat, const char *group, long daemon_pid)
+{
+    if (daemon_pid == 0)
+        return MQ_OK;
+    sqlite3_stmt *st = cat->st[ST_LIVE_GET];
+    mq_catalog__bind_text(st, 1, group);
+    int rc = sqlite3_step(st);
+    enum mq_err err = MQ_OK;
+    if (rc == SQLITE_ROW)
+        err = daemon_pid < 0 || sqlite3_column_int64(st, 0) == daemon_pid
+                  ? MQ_ERR_BUSY
+                  : MQ_OK; /* else a dead daemon's row */
+    else if (rc != SQLITE_DONE)
+        err = mq_catalog__fail(cat, rc, "reading live groups");
+    mq_catalog__done(st);
+    return err;
+}
+
+enum mq_err mq_catalog_offset_reset(struct mq_catalog *cat, const char *group,
+                                    struct mq_offset_commit *commits, size_t n, long daemon_pid)
+{
+    if (!group || (!commits && n > 0))
+        return MQ_ERR_INVAL;
+    int64_t now = mq_now_ms();
+    pthread_mutex_lock(&cat->lock);
+    enum mq_err err = mq_catalog__begin(cat, false);
+    if (err == MQ_OK) {
+        /* Checked in the write transaction: a member that joins after the commit fetches the new offsets. */
+        err = mq_catalog_check_not_live(cat, group, daemon_pid);
+        for (size_t i = 0; err == MQ_OK && i < n; i++) {
+            struct mq_offset_commit *c = &commits[i];
+            c->err = mq_catalog_check_partition(cat, c->topic, c->partition);
+            if (c->err == MQ_OK) {
+                sqlite3_stmt *st = cat->st[ST_OFFSET_UPSERT];
+                mq_catalog__bind_text(st, 1, group);
+                mq_catalog__bind_text(st, 2, c->topic);
+                sqlite3_bind_int(st, 3, c->partition);
+                sqlite3_bind_int64(st, 4, c->offset);
+                mq_catalog__bind_text(st, 5, c->metadata);
+                sqlite3_bind_int64(st, 6, now);
+                c->err = mq_catalog__exec(cat, ST_OFFSET_UPSERT, "resetting an offset");
+            }
+            err = c->err;
+        }
+        err = mq_catalog__end(cat, err, false);
+    }
     pthread_mutex_unlock(&cat->lock);
     return err;
 }

@@ -49,16 +49,23 @@ struct group {
     size_t cap_members;
     int64_t rebalance_deadline; /* PreparingRebalance: complete the join by then at the latest */
     int64_t initial_delay_end;  /* PreparingRebalance from Empty: do not complete before this */
+    bool announced;             /* live_cb was told this group has members */
 };
 
 struct mq_kafka_groups {
     struct mq_kafka_groups_conf conf;
     mq_kafka_join_cb *join_cb;
     mq_kafka_sync_cb *sync_cb;
+    mq_kafka_live_cb *live_cb;
     void *opaque;
     struct group *groups;
     uint64_t id_counter;
 };
+
+void mq_kafka_groups_on_live(struct mq_kafka_groups *groups, mq_kafka_live_cb *live_cb)
+{
+    groups->live_cb = live_cb;
+}
 
 void mq_kafka_groups_conf_defaults(struct mq_kafka_groups_conf *conf)
 {
@@ -371,6 +378,8 @@ static void prepare_rebalance(struct mq_kafka_groups *gs, struct group *g, int64
 /* Removes g from the list and frees it. */
 static void group_drop(struct mq_kafka_groups *gs, struct group *g)
 {
+    if (g->announced && gs->live_cb)
+        gs->live_cb(gs->opaque, g->id, false);
     for (struct group **pp = &gs->groups; *pp; pp = &(*pp)->next)
         if (*pp == g) {
             *pp = g->next;
@@ -679,6 +688,10 @@ void mq_kafka_groups_join(struct mq_kafka_groups *gs, int64_t now, const struct 
             return;
         }
         g->members[g->n_members++] = m;
+        if (!g->announced && gs->live_cb) {
+            g->announced = true;
+            gs->live_cb(gs->opaque, g->id, true);
+        }
     } else if (!same_protocols(m, req)) {
         if (set_protocols(m, req) != MQ_OK) {
             join_error(gs, waiter, MQ_KC_UNKNOWN_SERVER_ERROR, req->member_id);

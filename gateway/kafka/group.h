@@ -56,6 +56,12 @@ typedef void mq_kafka_sync_cb(void *opaque, void *waiter, int16_t error, struct 
 enum mq_err mq_kafka_groups_new(const struct mq_kafka_groups_conf *conf, mq_kafka_join_cb *join_cb,
                                 mq_kafka_sync_cb *sync_cb, void *opaque, struct mq_kafka_groups **groupsp);
 
+/* Called when a group gains its first member (live) or loses its last (not live). The server records it in
+ * the catalog, so that `mqlog groups reset` beside mqlogd can refuse a group with live members, as Kafka's
+ * tool does. Unset (NULL) by default; it must not call back into this module. */
+typedef void mq_kafka_live_cb(void *opaque, const char *group_id, bool live);
+void mq_kafka_groups_on_live(struct mq_kafka_groups *groups, mq_kafka_live_cb *live_cb);
+
 /* Frees every group without calling any callback (pending waiters are simply forgotten). Accepts NULL. */
 void mq_kafka_groups_free(struct mq_kafka_groups *groups);
 

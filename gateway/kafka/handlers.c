@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kafka/proto.h"
 #include "kafka/server_int.h"
@@ -232,6 +233,16 @@ void mq_ksrv_on_sync(void *opaque, void *waiter, int16_t error, struct mq_kafka_
     mq_ksrv_resp_end(r, it);
     r->done = true;
     mq_ksrv_conn_set_ready(r->conn);
+}
+
+/* A group gained its first member or lost its last: recorded in the catalog for `mqlog groups reset`. */
+void mq_ksrv_on_live(void *opaque, const char *group_id, bool live)
+{
+    struct mq_kafka_server *srv = opaque;
+    enum mq_err err = mq_catalog_group_set_live(srv->cat, group_id, (long)getpid(), live);
+    if (err != MQ_OK && err != MQ_ERR_READONLY) /* read-only: no tool can write beside such a server */
+        MQ_WARN("kafka: recording that group %s %s: %s (%s)", group_id, live ? "has members" : "is empty",
+                mq_strerror(err), mq_catalog_errmsg(srv->cat));
 }
 
 static void handle_find_coordinator(struct req *r, struct mq_kafka_rd *rd)

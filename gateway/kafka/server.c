@@ -860,6 +860,11 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         server_free(srv);
         return mq_errf(err, errstr, errstr_size, "kafka: %s", mq_strerror(err));
     }
+    mq_kafka_groups_on_live(srv->groups, mq_ksrv_on_live);
+    /* No member is connected yet: rows left by a daemon that was killed would only block resets. */
+    if ((err = mq_catalog_groups_clear_live(srv->cat)) != MQ_OK && err != MQ_ERR_READONLY)
+        MQ_WARN("kafka: clearing the catalog's live groups: %s (%s)", mq_strerror(err),
+                mq_catalog_errmsg(srv->cat));
     if ((err = mq_ksrv_listeners_open(srv, conf, errstr, errstr_size)) != MQ_OK) {
         server_free(srv);
         return err;

@@ -246,6 +246,7 @@ void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len);
 /* The group coordinator's answers to a parked JoinGroup / SyncGroup (waiter is its struct req). */
 void mq_ksrv_on_join(void *opaque, void *waiter, const struct mq_kafka_join_group_resp *resp);
 void mq_ksrv_on_sync(void *opaque, void *waiter, int16_t error, struct mq_kafka_str assignment);
+void mq_ksrv_on_live(void *opaque, const char *group_id, bool live);
 
 /* ---- auth.c: SASL ---- */
 

@@ -56,14 +56,14 @@ static void test_open_create(void)
         fclose(f);
 
     cat = open_rw();
-    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 2);
+    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 3);
     CU_ASSERT_STRING_EQUAL(mq_catalog_errmsg(cat), "");
     mq_catalog_close(cat);
 
     /* Now it exists, and reopening without CREATE works. */
     cat = NULL;
     CU_ASSERT_EQUAL(mq_catalog_open(dbpath, 0, &cat, errstr, sizeof errstr), MQ_OK);
-    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 2);
+    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 3);
 
     /* The database is in WAL mode with foreign keys on (checked from a plain connection). */
     sqlite3 *db = NULL;
@@ -206,6 +206,52 @@ static void test_offsets(void)
 }
 
 #define MANY 300
+
+/* A reset writes every partition or none, and is refused for a group live in the running daemon only. */
+static void test_offset_reset_and_live_groups(void)
+{
+    setup("cat-reset");
+    struct mq_catalog *cat = open_rw();
+    CU_ASSERT_EQUAL(mq_catalog_topic_create(cat, "t", 2, 0, 0), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_offset_commit(cat, "g", "t", 0, 9, NULL), MQ_OK);
+    struct mq_offset_commit c[2] = {{.topic = "t", .partition = 0, .offset = 3},
+                                    {.topic = "t", .partition = 1, .offset = 4}};
+    int64_t off = 0;
+
+    CU_ASSERT_EQUAL(mq_catalog_group_set_live(cat, "g", 4242, true), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_offset_reset(cat, "g", c, 2, 4242), MQ_ERR_BUSY); /* live in that daemon */
+    CU_ASSERT_EQUAL(mq_catalog_offset_reset(cat, "g", c, 2, -1), MQ_ERR_BUSY);   /* a daemon of unknown pid */
+    CU_ASSERT_EQUAL(mq_catalog_offset_fetch(cat, "g", "t", 0, &off, NULL, NULL), MQ_OK);
+    CU_ASSERT_EQUAL(off, 9);
+    CU_ASSERT_EQUAL(mq_catalog_offset_fetch(cat, "g", "t", 1, &off, NULL, NULL), MQ_ERR_NOENT);
+
+    /* A row left by another (dead) daemon, or with no daemon running, does not block. */
+    CU_ASSERT_EQUAL(mq_catalog_offset_reset(cat, "g", c, 2, 777), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_offset_fetch(cat, "g", "t", 1, &off, NULL, NULL), MQ_OK);
+    CU_ASSERT_EQUAL(off, 4);
+    c[0].offset = 1;
+    CU_ASSERT_EQUAL(mq_catalog_offset_reset(cat, "g", c, 2, 0), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_offset_fetch(cat, "g", "t", 0, &off, NULL, NULL), MQ_OK);
+    CU_ASSERT_EQUAL(off, 1);
+
+    /* Empty again, or cleared at daemon start: the reset goes through. */
+    CU_ASSERT_EQUAL(mq_catalog_group_set_live(cat, "g", 4242, false), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_group_set_live(cat, "g", 4242, false), MQ_OK); /* idempotent */
+    CU_ASSERT_EQUAL(mq_catalog_offset_reset(cat, "g", c, 2, 4242), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_group_set_live(cat, "h", 4242, true), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_groups_clear_live(cat), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_offset_reset(cat, "h", c, 2, 4242), MQ_OK);
+
+    /* One bad partition rolls the whole reset back. */
+    struct mq_offset_commit bad[2] = {{.topic = "t", .partition = 0, .offset = 8},
+                                      {.topic = "t", .partition = 5, .offset = 8}};
+    CU_ASSERT_EQUAL(mq_catalog_offset_reset(cat, "g", bad, 2, 0), MQ_ERR_NOENT);
+    CU_ASSERT_EQUAL(mq_catalog_offset_fetch(cat, "g", "t", 0, &off, NULL, NULL), MQ_OK);
+    CU_ASSERT_EQUAL(off, 1);
+
+    mq_catalog_close(cat);
+    teardown();
+}
 
 static void test_offsets_many(void)
 {
@@ -713,7 +759,7 @@ static void test_migrate_v1(void)
     struct mq_catalog *cat = open_rw();
     CU_ASSERT_EQUAL(mq_catalog_topic_create(cat, "t", 2, 0, 0), MQ_OK);
     mq_catalog_close(cat);
-    make_db("DROP TABLE users; PRAGMA user_version = 1");
+    make_db("DROP TABLE users; DROP TABLE live_groups; PRAGMA user_version = 1");
 
     char errstr[256] = "";
     struct mq_catalog *ro = NULL;
@@ -721,7 +767,7 @@ static void test_migrate_v1(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(errstr, "read-write"));
 
     cat = open_rw();
-    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 2);
+    CU_ASSERT_EQUAL(mq_catalog_schema_version(cat), 3);
     struct mq_catalog_topic t;
     CU_ASSERT_EQUAL(mq_catalog_topic_get(cat, "t", &t), MQ_OK);
     CU_ASSERT_EQUAL(t.partitions, 2);
@@ -734,13 +780,21 @@ static void test_migrate_v1(void)
 int main(void)
 {
     static const struct mq_test tests[] = {
-        MQ_TEST(test_open_create), MQ_TEST(test_topics),
-        MQ_TEST(test_offsets),     MQ_TEST(test_offsets_many),
-        MQ_TEST(test_two_handles), MQ_TEST(test_concurrent_writers),
-        MQ_TEST(test_checkpoints), MQ_TEST(test_reopen),
-        MQ_TEST(test_readonly),    MQ_TEST(test_open_errors),
-        MQ_TEST(test_busy),        MQ_TEST(test_users),
-        MQ_TEST(test_migrate_v1),  MQ_TEST_END,
+        MQ_TEST(test_open_create),
+        MQ_TEST(test_topics),
+        MQ_TEST(test_offsets),
+        MQ_TEST(test_offsets_many),
+        MQ_TEST(test_two_handles),
+        MQ_TEST(test_concurrent_writers),
+        MQ_TEST(test_checkpoints),
+        MQ_TEST(test_reopen),
+        MQ_TEST(test_readonly),
+        MQ_TEST(test_open_errors),
+        MQ_TEST(test_busy),
+        MQ_TEST(test_users),
+        MQ_TEST(test_migrate_v1),
+        MQ_TEST(test_offset_reset_and_live_groups),
+        MQ_TEST_END,
     };
     return mq_test_run("catalog", tests);
 }
