@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,6 +105,22 @@ int64_t mq_tool_where_offset(enum mq_where_kind kind, int64_t arg, int64_t start
     default:
         return arg;
     }
+}
+
+long mq_tool_writer_pid(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    /* A lock we can take is held by nobody; a pid left in the file by a killed writer means nothing. */
+    bool held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd); /* releases our lock, if we took it */
+    if (!held)
+        return 0;
+    long pid = mq_tool_lock_pid(dir);
+    return pid ? pid : -1;
 }
 
 struct mq_store *mq_tool_open_store(const char *dir, int flags, bool create_dir)

@@ -73,6 +73,10 @@ int64_t mq_tool_where_offset(enum mq_where_kind kind, int64_t arg, int64_t start
  */
 struct mq_store *mq_tool_open_store(const char *dir, int flags, bool create_dir);
 
+/* The pid of the writer (mqlogd) holding dir's lock now, -1 when one holds it but its pid is unknown, 0
+ * when none does. */
+long mq_tool_writer_pid(const char *dir);
+
 /* Looks topic up in the catalog; prints an error and returns false when unknown. */
 bool mq_tool_topic(struct mq_store *store, const char *name, struct mq_catalog_topic *topic);
 

@@ -257,6 +257,33 @@ expect_ok "$M" groups -d "$D"
 grep -Eq '^g1 +t +1 +10 +10 +0$' "$T/out" || fail "groups: $(cat "$T/out")"
 grep -Eq '^fresh +t +1 +10 ' "$T/out" || fail "groups: $(cat "$T/out")"
 expect_err 1 "unknown group 'nope'" "$M" groups -d "$D" nope
+# every partition of a topic the group reads, committed or not; lag from the log start when not
+expect_ok "$M" groups -d "$D"
+grep -Eq '^g1 +t +0 +- +9 +9$' "$T/out" || fail "groups: uncommitted t-0: $(cat "$T/out")"
+grep -Eq '^g1 +t +2 +- +0 +0$' "$T/out" || fail "groups: uncommitted t-2: $(cat "$T/out")"
+
+# ---- groups reset ----
+expect_ok "$M" groups reset -d "$D" g1 --to-earliest --dry-run
+grep -Eq '^g1 +t +1 +10 +0$' "$T/out" && grep -q "dry run: nothing written" "$T/out" ||
+    fail "reset --dry-run: $(cat "$T/out")"
+expect_ok "$M" groups -d "$D" g1
+grep -Eq '^g1 +t +1 +10 +10 +0$' "$T/out" || fail "a dry run changed offsets: $(cat "$T/out")"
+expect_ok "$M" groups reset -d "$D" g1 --to-offset 5
+grep -Eq '^g1 +t +0 +- +5$' "$T/out" && grep -Eq '^g1 +t +2 +- +0$' "$T/out" &&
+    grep -q "reset 3 partitions of group g1" "$T/out" || fail "reset --to-offset 5: $(cat "$T/out")"
+expect_ok "$M" consume -d "$D" t -p 1 --group g1 -n 1
+[[ $(cat "$T/out") == 6 ]] || fail "after reset to 5 the group read $(cat "$T/out")"
+expect_ok "$M" groups reset -d "$D" g1 --to-datetime "@$newest" --topic 't*'
+grep -Eq "^g1 +t +0 +5 +$first_at\$" "$T/out" || fail "reset --to-datetime: $(cat "$T/out")"
+expect_ok "$M" groups reset -d "$D" g1 --to-latest
+grep -Eq '^g1 +t +1 +[0-9]+ +10$' "$T/out" || fail "reset --to-latest: $(cat "$T/out")"
+expect_ok "$M" groups reset -d "$D" newgroup --to-earliest --topic keyed
+grep -q "reset 7 partitions of group newgroup" "$T/out" || fail "reset of a new group: $(cat "$T/out")"
+expect_err 2 "give exactly one of --to-earliest" "$M" groups reset -d "$D" g1
+expect_err 2 "give exactly one of --to-earliest" "$M" groups reset -d "$D" g1 --to-earliest --to-latest
+expect_err 2 "--to-datetime '5': expected a time" "$M" groups reset -d "$D" g1 --to-datetime 5
+expect_err 1 "group nope has no offsets to reset" "$M" groups reset -d "$D" nope --to-earliest
+expect_err 1 "no topic matches 'zz\*'" "$M" groups reset -d "$D" g1 --to-earliest --topic 'zz*'
 
 # forward status: the figures are checked by tests/unit/test_tool_forward.c; here the command line
 expect_ok "$M" forward status -d "$D"

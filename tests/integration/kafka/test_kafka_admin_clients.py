@@ -14,6 +14,8 @@ does not serve (issue 12):
 5. Raw sockets: ApiVersions v9 gets a v0 response with UNSUPPORTED_VERSION and the versions served, on a
    connection that stays usable; Fetch v12 and an unknown API key close the connection, as Kafka does. The
    first occurrence per connection is logged at info level, and the SIGUSR1 stats line counts them.
+6. `mqlog groups reset` beside the daemon is refused for rg while its member is connected, and done once it
+   left (the daemon records live groups in the catalog).
 
 Every wait is a deadline on a condition.
 """
@@ -159,6 +161,28 @@ def test_kafka_python(bootstrap, data_dir):
           flush=True)
 
 
+def mqlog_reset(data_dir, group):
+    return subprocess.run([e.MQLOG, "groups", "reset", "-d", data_dir, group, "--to-earliest", "--topic", "t"],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_reset_refused_while_live(data_dir):
+    """`mqlog groups reset` beside mqlogd: refused for rg (a live member), as Kafka refuses it."""
+    r = mqlog_reset(data_dir, "rg")
+    e.check(r.returncode == 1 and "group rg has members connected to mqlogd" in r.stderr and not r.stdout,
+            "reset of live group rg: exit %d, stdout %r, stderr %r" % (r.returncode, r.stdout, r.stderr))
+    print("mqlog groups reset: refused while rg has a member", flush=True)
+
+
+def test_reset_once_empty(data_dir):
+    r = mqlog_reset(data_dir, "rg")
+    e.check(r.returncode == 0 and "reset 2 partitions of group rg" in r.stdout,
+            "reset of empty group rg: exit %d: %s%s" % (r.returncode, r.stdout, r.stderr))
+    r = subprocess.run([e.MQLOG, "groups", "-d", data_dir, "rg"], capture_output=True, text=True, timeout=60)
+    e.check(re.search(r"^rg +t +0 +0 +3 +3$", r.stdout, re.M), "groups rg after the reset: %s" % r.stdout)
+    print("mqlog groups reset: done once rg's member left", flush=True)
+
+
 def test_unsupported(d, port):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     # ApiVersions from the future: a v0 body (error, [key, min, max]) the client can read and retry from.
@@ -229,9 +253,13 @@ def main():
         test_confluent_kafka(bootstrap)
         test_kafka_python(bootstrap, d.data)
         test_unsupported(d, port)
+        test_reset_refused_while_live(d.data)
         rg.send("quit")
         rg.expect(lambda l: l.startswith("closed"), 30, "rg's member to leave")
         rg.wait()
+        # The member left: the group is empty once the coordinator saw the LeaveGroup.
+        e.wait_for(lambda: mqlog_reset(d.data, "rg").returncode == 0, 30, "rg to become resettable")
+        test_reset_once_empty(d.data)
         d.stop()
     finally:
         if rg:
