@@ -221,6 +221,11 @@ void mq_config_free(struct mq_config *cfg);
 /* The broker named name, or NULL. */
 const struct mq_config_broker *mq_config_broker_find(const struct mq_config *cfg, const char *name);
 
+/* The first line of the file at path, without its line end: what every password_file holds (also `mqlog
+ * replay --password-file`). *out is a new string the caller wipes and frees, NULL when path is NULL. An
+ * empty file is an error; errstr names the file and the reason, never the password. */
+enum mq_err mq_config_password_file(const char *path, char **out, char *errstr, size_t errstr_size);
+
 /*
  * Reads a broker's password: the first line of b->password_file, without its line end. *out gets a new
  * string the caller frees (after wiping it), or NULL when the broker has no password_file. An empty file

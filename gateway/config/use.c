@@ -51,8 +51,7 @@ void mq_config_mapping_retention(const struct mq_config *cfg, const struct mq_co
     *bytes = m->retention_bytes >= 0 ? m->retention_bytes : cfg->log.retention_bytes;
 }
 
-/* The first line of the file at path, without its line end (see mq_config_broker_password). */
-static enum mq_err mq_config_password_file(const char *path, char **out, char *errstr, size_t errstr_size)
+enum mq_err mq_config_password_file(const char *path, char **out, char *errstr, size_t errstr_size)
 {
     *out = NULL;
     if (!path)

@@ -19,6 +19,7 @@
  * connection lost midway is an error (reported with how far the replay got), not a silent reconnect: with a
  * clean session the broker would not know what was in flight.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -35,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "tool/tool.h"
 #include "util/parse.h"
 #include "util/url.h"
@@ -49,8 +51,9 @@
 static void mq_replay_help(void)
 {
     printf(
-        "usage: mqlog replay -d DATA_DIR TOPIC --to mqtt://HOST[:PORT] [-p PARTITION]\n"
-        "                    [-o WHERE] [--until WHERE]\n"
+        "usage: mqlog replay -d DATA_DIR TOPIC --to mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT] [-p PARTITION]\n"
+        "                    [-o WHERE] [--until WHERE] [-n COUNT]\n"
+        "                    [--username USER] [--password-file F] [--cafile F] [--cert F --key F]\n"
         "                    [--topic TEMPLATE] [--qos 0|1|2] [--rate MSGS_PER_S | --speed X]\n"
         "                    [--client-id ID] [--inflight N]\n"
         "\n"
@@ -59,10 +62,16 @@ static void mq_replay_help(void)
         "Records stored after the command starts are not replayed. The retain flag is never set.\n"
         "\n"
         "  -d, --dir DATA_DIR      the data directory\n"
-        "  -t, --to URL            the broker: mqtt://HOST[:PORT] (port 1883 by default)\n"
+        "  -t, --to URL            the broker: mqtt://HOST[:PORT] (port 1883 by default) or mqtts:// (TLS,\n"
+        "                          port 8883); USER[:PASSWORD]@ before HOST logs in (percent-encoded)\n"
+        "      --username USER     log in as USER (instead of the URL's)\n"
+        "      --password-file F   the password is the first line of F (keeps it out of ps and history)\n"
+        "      --cafile F          TLS: trust the CAs in F (default: the system's trust store)\n"
+        "      --cert F, --key F   TLS: the client certificate and its key\n"
         "  -p, --partition N       only this partition (default: all, merged in timestamp order; the\n"
         "                          records of one partition always go out in offset order)\n"
         "  -o, --offset WHERE      where to start in each partition (default: beginning)\n"
+        "  -n, --limit COUNT       replay at most COUNT records in total\n"
         "  -u, --until WHERE       stop each partition before the record WHERE names (an offset or -N), or\n"
         "                          before its first record with a timestamp at or after a time (default: "
         "the\n"
@@ -70,15 +79,18 @@ static void mq_replay_help(void)
         "  -T, --topic TEMPLATE    publish on TEMPLATE instead, where {topic} is the stored MQTT topic,\n"
         "                          {partition} and {offset} the record's, {key} its key (empty when null)\n"
         "  -q, --qos N             QoS of the publishes (default 1); with 1 and 2 the command ends once the\n"
-        "                          broker acknowledged every one\n"
+        "                          broker acknowledged every one; QoS 0 messages are only sent\n"
         "  -r, --rate N            publish N messages per second (N may have a fraction)\n"
         "  -s, --speed X           keep the stored pacing (timestamp differences) scaled by X: 1 as stored,\n"
         "                          2 twice as fast (default without --rate/--speed: as fast as possible)\n"
         "  -i, --client-id ID      MQTT client id (default mqlog-replay-PID)\n"
         "  -I, --inflight N        at most N publishes awaiting acknowledgement (default %d)\n"
+        "      --quiet             no progress bar\n"
         "  -h, --help              this text\n"
         "\n" MQ_TOOL_WHERE_HELP "\n"
-        "A progress bar is drawn on stderr when it is a terminal; a summary line ends the run either way.\n",
+        "A progress bar (with rate and time left) is drawn on stderr when it is a terminal, unless --quiet; "
+        "a\n"
+        "summary line ends the run either way.\n",
         MQ_REPLAY_INFLIGHT);
 }
 
@@ -200,9 +212,12 @@ struct mq_replay {
     bool have_tpl;
     struct mq_sbuf mtopic;
     /* MQTT */
-    const char *url;
+    const char *url; /* as given, credentials removed, for messages */
     char *host;
     int port;
+    bool tls;
+    char *username, *password;
+    const char *cafile, *certfile, *keyfile;
     int qos;
     int inflight_max;
     struct mosquitto *mosq;
@@ -216,7 +231,9 @@ struct mq_replay {
     /* progress */
     bool bar;
     int64_t total; /* records expected (an upper bound when --until is a time) */
+    int64_t limit; /* -n, or -1 */
     int64_t bar_last_ms;
+    int64_t t0_ms; /* when publishing started, for the rate and the time left */
 };
 
 /*
@@ -338,8 +355,35 @@ static void mq_replay_on_publish(struct mosquitto *mosq, void *opaque, int mid)
     rs->last_ack_us = mq_mono_us();
 }
 
-/* Splits "mqtt://HOST[:PORT][/]" into rs->host and rs->port (util/url.h), with replay's own messages. */
-static bool mq_replay_parse_url(struct mq_replay *rs, const char *url)
+/* Decodes the %XX escapes of the n bytes at p into a new string; NULL on a bad escape, %00 or no memory. */
+static char *mq_replay_unescape(const char *p, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '%') {
+            *o++ = p[i];
+            continue;
+        }
+        char hex[3] = {i + 1 < n ? p[i + 1] : 0, i + 2 < n ? p[i + 2] : 0, 0};
+        char *end;
+        long v = strtol(hex, &end, 16);
+        if (!isxdigit((unsigned char)hex[0]) || !isxdigit((unsigned char)hex[1]) || *end || v == 0) {
+            free(out);
+            return NULL;
+        }
+        *o++ = (char)v;
+        i += 2;
+    }
+    *o = 0;
+    return out;
+}
+
+/* Splits "mqtt[s]://[USER[:PASSWORD]@]HOST[:PORT][/]" into rs's host, port, TLS flag and credentials
+ * (util/url.h parses the address), with replay's own messages. *shown gets the URL without credentials,
+ * which messages name (rs->url points to it). */
+static bool mq_replay_parse_url(struct mq_replay *rs, const char *url, char **shown)
 {
     /* A URL naming the root path ("mqtt://host/") means the same as without it. */
     size_t len = strlen(url);
@@ -350,28 +394,46 @@ static bool mq_replay_parse_url(struct mq_replay *rs, const char *url)
         mq_tool_error("out of memory");
         return false;
     }
-    enum mq_url_fault fault = MQ_URL_FAULT_NONE;
-    bool tls = false;
-    char why[512];
-    enum mq_err err = mq_url_parse(bare, &rs->host, &rs->port, &tls, &fault, why, sizeof why);
-    if (err == MQ_OK && tls) {
-        free(rs->host);
-        rs->host = NULL;
-        err = MQ_ERR_INVAL;
-        fault = MQ_URL_FAULT_SCHEME; /* libmosquitto could, but replay has no TLS options */
+    /* Credentials are taken out before util/url.h, which refuses them (configuration files have keys). */
+    char *ui = auth ? bare + (auth - url) + 3 : NULL;
+    char *at = ui ? strchr(ui, '@') : NULL;
+    if (at) {
+        char *colon = memchr(ui, ':', (size_t)(at - ui));
+        char *user = mq_replay_unescape(ui, (size_t)((colon ? colon : at) - ui));
+        char *pw = colon ? mq_replay_unescape(colon + 1, (size_t)(at - colon - 1)) : NULL;
+        if (!user || !*user || (colon && !pw)) {
+            free(user);
+            free(pw);
+            free(bare);
+            mq_tool_usage_error("replay", "--to: bad user name or password before '@' (write special "
+                                          "characters as %%XX)");
+            return false;
+        }
+        free(rs->username);
+        rs->username = user;
+        if (pw) {
+            free(rs->password);
+            rs->password = pw;
+        }
+        memmove(ui, at + 1, strlen(at + 1) + 1);
     }
+    enum mq_url_fault fault = MQ_URL_FAULT_NONE;
+    char why[512];
+    enum mq_err err = mq_url_parse(bare, &rs->host, &rs->port, &rs->tls, &fault, why, sizeof why);
     if (err == MQ_ERR_NOMEM)
         mq_tool_error("out of memory");
     else if (err != MQ_OK && fault == MQ_URL_FAULT_SCHEME)
-        mq_tool_usage_error("replay", "--to '%s': expected mqtt://HOST[:PORT]", url);
+        mq_tool_usage_error("replay", "--to '%s': expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]", bare);
     else if (err != MQ_OK && fault == MQ_URL_FAULT_PORT)
-        mq_tool_usage_error("replay", "--to '%s': bad port '%s' (1..65535)", url, strrchr(bare, ':') + 1);
+        mq_tool_usage_error("replay", "--to '%s': bad port '%s' (1..65535)", bare, strrchr(bare, ':') + 1);
     else if (err != MQ_OK)
         mq_tool_usage_error("replay", "--to %s", why);
-    free(bare);
-    if (err != MQ_OK)
+    if (err != MQ_OK) {
+        free(bare);
         return false;
-    rs->url = url;
+    }
+    *shown = bare;
+    rs->url = bare;
     return true;
 }
 
@@ -414,6 +476,31 @@ static bool mq_replay_connect(struct mq_replay *rs, const char *client_id)
     if (!rs->mosq) {
         mq_tool_error("libmosquitto: %s", errno == EINVAL ? "invalid client id" : strerror(errno));
         return false;
+    }
+    if (rs->username) {
+        rc = mosquitto_username_pw_set(rs->mosq, rs->username, rs->password);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            mq_tool_error("libmosquitto: setting the credentials: %s", mosquitto_strerror(rc));
+            return false;
+        }
+    }
+    if (rs->tls) {
+        const char *capath = NULL;
+        if (!rs->cafile) {
+            /* No CA file: the system's trust store, as the daemon's brokers use it (Debian's hashed certs).
+             */
+            (void)mosquitto_int_option(rs->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
+            capath = "/etc/ssl/certs";
+        }
+        rc = mosquitto_tls_set(rs->mosq, rs->cafile, capath, rs->certfile, rs->keyfile, NULL);
+        if (rc == MOSQ_ERR_SUCCESS)
+            rc = mosquitto_tls_opts_set(rs->mosq, 1 /* SSL_VERIFY_PEER */, "tlsv1.2", NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            mq_tool_error("TLS setup (ca %s, cert %s, key %s): %s (are the files readable?)",
+                          rs->cafile ? rs->cafile : "system", rs->certfile ? rs->certfile : "none",
+                          rs->keyfile ? rs->keyfile : "none", mosquitto_strerror(rc));
+            return false;
+        }
     }
     mosquitto_connect_callback_set(rs->mosq, mq_replay_on_connect);
     mosquitto_disconnect_callback_set(rs->mosq, mq_replay_on_disconnect);
@@ -570,8 +657,17 @@ static void mq_replay_bar(struct mq_replay *rs, bool force)
     for (int i = 0; i < WIDTH; i++)
         bar[i] = i < full ? '#' : '.';
     bar[WIDTH] = 0;
-    fprintf(stderr, "\r[%s] %3d%% %" PRId64 "/%" PRId64 " sent, %" PRId64 " acked ", bar, (int)(frac * 100),
-            rs->published, rs->total, rs->acked);
+    double secs = (double)(now - rs->t0_ms) / 1000.0;
+    double rate = secs > 0.2 ? (double)rs->published / secs : 0;
+    char eta[32] = "--:--";
+    if (rate > 0 && rs->total >= rs->published) {
+        int64_t left = (int64_t)((double)(rs->total - rs->published) / rate + 0.5);
+        if (left < 3600 * 100)
+            snprintf(eta, sizeof eta, "%02d:%02d:%02d", (int)(left / 3600), (int)(left / 60 % 60),
+                     (int)(left % 60));
+    }
+    fprintf(stderr, "\r[%s] %3d%% %" PRId64 "/%" PRId64 " sent, %" PRId64 " acked, %.0f msg/s, %s left ", bar,
+            (int)(frac * 100), rs->published, rs->total, rs->acked, rate, eta);
     fflush(stderr);
 }
 
@@ -635,7 +731,7 @@ static bool mq_replay_run(struct mq_replay *rs, double rate, double speed)
 {
     int64_t t0_us = mq_mono_us(), ts0 = -1;
     struct mq_rpart *rp;
-    while ((rp = mq_replay_pick(rs)) != NULL) {
+    while ((rp = mq_replay_pick(rs)) != NULL && rs->published != rs->limit) {
         if (mq_tool_stop_requested())
             return true;
         if (!mq_replay_topic(rs, rp))
@@ -694,6 +790,11 @@ static void mq_replay_free(struct mq_replay *rs)
     free(rs->tpl.pieces);
     free(rs->mtopic.p);
     free(rs->host);
+    free(rs->username);
+    if (rs->password) {
+        explicit_bzero(rs->password, strlen(rs->password));
+        free(rs->password);
+    }
     mq_store_close(rs->store);
 }
 
@@ -725,17 +826,26 @@ int mq_cmd_replay(int argc, char **argv)
         {"speed", required_argument, NULL, 's'},
         {"client-id", required_argument, NULL, 'i'},
         {"inflight", required_argument, NULL, 'I'},
+        {"limit", required_argument, NULL, 'n'},
+        {"username", required_argument, NULL, 'U'},
+        {"password-file", required_argument, NULL, 'P'},
+        {"cafile", required_argument, NULL, 'A'},
+        {"cert", required_argument, NULL, 'C'},
+        {"key", required_argument, NULL, 'K'},
+        {"quiet", no_argument, NULL, 'Q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct mq_replay rs = {.until_ts = -1, .qos = 1, .inflight_max = MQ_REPLAY_INFLIGHT};
-    const char *dir = NULL, *to = NULL, *tmpl = NULL, *client_id = NULL;
+    struct mq_replay rs = {.until_ts = -1, .qos = 1, .inflight_max = MQ_REPLAY_INFLIGHT, .limit = -1};
+    const char *dir = NULL, *to = NULL, *tmpl = NULL, *client_id = NULL, *username = NULL, *pwfile = NULL;
+    char *shown_url = NULL;
+    bool quiet = false;
     int64_t partition = -1, arg = 0, uarg = 0, v;
     enum mq_where_kind kind = MQ_WHERE_BEGINNING, ukind = MQ_WHERE_END;
     double rate = 0, speed = 0;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:t:p:o:u:T:q:r:s:i:I:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:t:p:o:u:n:T:q:r:s:i:I:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             dir = optarg;
@@ -782,6 +892,28 @@ int mq_cmd_replay(int argc, char **argv)
                 return MQ_EXIT_USAGE;
             rs.inflight_max = (int)v;
             break;
+        case 'n':
+            if (!mq_tool_parse_int("replay", "-n", optarg, 1, INT64_MAX, &rs.limit))
+                return MQ_EXIT_USAGE;
+            break;
+        case 'U':
+            username = optarg;
+            break;
+        case 'P':
+            pwfile = optarg;
+            break;
+        case 'A':
+            rs.cafile = optarg;
+            break;
+        case 'C':
+            rs.certfile = optarg;
+            break;
+        case 'K':
+            rs.keyfile = optarg;
+            break;
+        case 'Q':
+            quiet = true;
+            break;
         case 'h':
             mq_replay_help();
             return MQ_EXIT_OK;
@@ -795,6 +927,8 @@ int mq_cmd_replay(int argc, char **argv)
         return mq_tool_usage_error("replay", "no broker (--to mqtt://HOST:PORT)");
     if (rate > 0 && speed > 0)
         return mq_tool_usage_error("replay", "--rate and --speed exclude each other");
+    if (!rs.certfile != !rs.keyfile)
+        return mq_tool_usage_error("replay", "--cert and --key go together: give both or neither");
     if (optind >= argc)
         return mq_tool_usage_error("replay", "no topic");
     if (optind + 1 < argc)
@@ -803,8 +937,36 @@ int mq_cmd_replay(int argc, char **argv)
     if (!mq_topic_name_valid(rs.topic))
         return mq_tool_usage_error("replay", "invalid topic name '%s'", rs.topic);
     int rc = MQ_EXIT_USAGE;
-    if (!mq_replay_parse_url(&rs, to))
+    if (!mq_replay_parse_url(&rs, to, &shown_url))
         goto out;
+    if (!rs.tls && (rs.cafile || rs.certfile)) {
+        mq_tool_usage_error("replay", "--cafile, --cert and --key need an mqtts:// URL");
+        goto out;
+    }
+    if (username) {
+        free(rs.username);
+        if (!(rs.username = strdup(username))) {
+            mq_tool_error("out of memory");
+            goto out;
+        }
+    }
+    if (pwfile) {
+        char why[512];
+        if (rs.password) {
+            explicit_bzero(rs.password, strlen(rs.password));
+            free(rs.password);
+        }
+        if (mq_config_password_file(pwfile, &rs.password, why, sizeof why) != MQ_OK) {
+            mq_tool_error("%s", why);
+            rc = MQ_EXIT_FAIL;
+            goto out;
+        }
+    }
+    if (rs.password && !rs.username) {
+        mq_tool_usage_error("replay", "a password needs a user name (--username or USER@ in the URL)");
+        goto out;
+    }
+
     if (tmpl) {
         if (!mq_tpl_parse(tmpl, &rs.tpl))
             goto out;
@@ -851,7 +1013,10 @@ int mq_cmd_replay(int argc, char **argv)
     mq_tool_signals();
     if (!mq_replay_connect(&rs, client_id))
         goto out;
-    rs.bar = isatty(STDERR_FILENO);
+    rs.bar = !quiet && isatty(STDERR_FILENO);
+    if (rs.limit >= 0 && rs.total > rs.limit)
+        rs.total = rs.limit;
+    rs.t0_ms = mq_mono_ms();
     int64_t t0 = mq_mono_us();
     bool ok = mq_replay_run(&rs, rate, speed);
     /* Whatever happened, what was published is acknowledged before the summary (unless the link is gone). */
@@ -871,17 +1036,17 @@ int mq_cmd_replay(int argc, char **argv)
     if (!ok)
         goto out;
     if (mq_tool_stop_requested()) {
-        mq_tool_error("interrupted: %" PRId64 " of %" PRId64 " records replayed (all acknowledged)",
-                      rs.published, rs.total);
+        mq_tool_error("interrupted: %" PRId64 " of %" PRId64 " records replayed (%s)", rs.published, rs.total,
+                      rs.qos ? "all acknowledged" : "sent at QoS 0, not acknowledged");
         goto out;
     }
-    fprintf(stderr,
-            "mqlog: replayed %" PRId64 " record%s of %s to %s in %.3f s (%.0f msg/s), QoS %d, all "
-            "acknowledged\n",
+    fprintf(stderr, "mqlog: replayed %" PRId64 " record%s of %s to %s in %.3f s (%.0f msg/s), QoS %d, %s\n",
             rs.published, rs.published == 1 ? "" : "s", rs.topic, rs.url, secs,
-            secs > 0 ? (double)rs.published / secs : 0.0, rs.qos);
+            secs > 0 ? (double)rs.published / secs : 0.0, rs.qos,
+            rs.qos ? "all acknowledged" : "all sent (QoS 0: not acknowledged)");
     rc = MQ_EXIT_OK;
 out:
     mq_replay_free(&rs);
+    free(shown_url);
     return rc;
 }

@@ -17,7 +17,7 @@ M=${1:?usage: test_replay.sh PATH_TO_MQLOG}
 source "$(dirname "$0")/lib/lib.sh"
 need_exe "$M"
 PATH=$PATH:/usr/sbin:/sbin
-need mosquitto mosquitto_sub python3 script
+need mosquitto mosquitto_sub mosquitto_passwd openssl python3 script
 mq_setup replay
 
 now_us() { python3 -c 'import time; print(int(time.monotonic() * 1e6))'; }
@@ -175,6 +175,10 @@ run script -qfec "$M replay -d $D many --to $URL --rate 2000 --qos 0" /dev/null
 [[ $rc == 0 ]] || fail "replay under a terminal exited $rc: $(cat "$T/out")"
 grep -q '\[###' "$T/out" || fail "no progress bar on a terminal: $(cat -v "$T/out")"
 grep -q '100% 200/200' "$T/out" || fail "progress bar did not reach 200/200: $(cat -v "$T/out")"
+grep -Eq '[0-9]+ msg/s, [0-9:-]+ left' "$T/out" || fail "progress bar without rate and time left: $(cat -v "$T/out")"
+run script -qfec "$M replay -d $D many --to $URL --qos 0 --quiet" /dev/null
+[[ $rc == 0 ]] && ! grep -q '\[###' "$T/out" && grep -q 'replayed 200 records' "$T/out" ||
+    fail "--quiet still drew a progress bar: $(cat -v "$T/out")"
 grep -q 'replayed 200 records' "$T/out" || fail "no summary on a terminal: $(cat -v "$T/out")"
 ok
 
@@ -197,7 +201,7 @@ expect_err 2 "--rate and --speed exclude each other" "$M" replay -d "$D" t --to 
 expect_err 2 "--rate '0': expected a number > 0" "$M" replay -d "$D" t --to "$URL" --rate 0
 expect_err 2 "--speed 'fast': expected a number > 0" "$M" replay -d "$D" t --to "$URL" --speed fast
 expect_err 2 "--qos 3: out of range" "$M" replay -d "$D" t --to "$URL" --qos 3
-expect_err 2 "--to 'tcp://x': expected mqtt://HOST\[:PORT\]" "$M" replay -d "$D" t --to tcp://x
+expect_err 2 "--to 'tcp://x': expected mqtt://HOST\[:PORT\] or mqtts://HOST\[:PORT\]" "$M" replay -d "$D" t --to tcp://x
 expect_err 2 "bad port '99999'" "$M" replay -d "$D" t --to mqtt://localhost:99999
 expect_err 2 "no broker" "$M" replay -d "$D" t
 expect_err 2 "--until 'end': expected an offset" "$M" replay -d "$D" t --to "$URL" --until end
@@ -205,6 +209,57 @@ expect_err 1 "unknown topic 'nosuch'" "$M" replay -d "$D" nosuch --to "$URL"
 expect_err 1 "unknown partition 7 of topic t" "$M" replay -d "$D" t -p 7 --to "$URL"
 expect_ok "$M" replay --help
 grep -q "usage: mqlog replay" "$T/out" || fail "replay --help"
+
+# ---- mqtts:// with a password: a second mosquitto with a TLS listener and a password file ----
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" -days 2 -subj /CN=replay-ca \
+    2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$T/srv.key" -out "$T/srv.csr" -subj /CN=127.0.0.1 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$T/san.ext"
+openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial -out "$T/srv.pem" \
+    -days 2 -extfile "$T/san.ext" 2>/dev/null
+mosquitto_passwd -c -b "$T/mosq.passwd" alice 's:cret' 2>/dev/null
+printf 's:cret\n' >"$T/alice.pw"
+printf 'wrong\n' >"$T/wrong.pw"
+TPORT=$(free_port)
+cat >"$T/mosquitto-tls.conf" <<EOF
+user root
+listener $TPORT 127.0.0.1
+cafile $T/ca.pem
+certfile $T/srv.pem
+keyfile $T/srv.key
+allow_anonymous false
+password_file $T/mosq.passwd
+persistence false
+max_queued_messages 100000
+queue_qos0_messages true
+EOF
+mosquitto -c "$T/mosquitto-tls.conf" >>"$T/mosquitto-tls.log" 2>&1 &
+BG+=("$!")
+wait_for 10 port_open "$TPORT"
+tsub() { mosquitto_sub -h 127.0.0.1 -p "$TPORT" --cafile "$T/ca.pem" -u alice -P 's:cret' -c -i "$1" -q 1 -t '#' "${@:2}"; }
+tsub ts1 -E
+expect_ok "$M" replay -d "$D" t -p 0 --to "mqtts://alice@127.0.0.1:$TPORT" --password-file "$T/alice.pw" \
+    --cafile "$T/ca.pem" -n 5 --qos 0
+grep -Eq "^mqlog: replayed 5 records of t to mqtts://127\.0\.0\.1:$TPORT in .*QoS 0, all sent \(QoS 0: not acknowledged\)$" \
+    "$T/err" || fail "mqtts -n 5 -q 0 summary: $(cat "$T/err")"
+tsub ts1 -C 5 -W 20 -F '%t %x' >"$T/got" || fail "collecting 5 messages over TLS: got $(wc -l <"$T/got")"
+head -n 5 "$T/want0" | diff - "$T/got" || fail "mqtts -n 5 replayed the wrong records"
+# credentials in the URL, ':' percent-encoded in the password; QoS 1 is acknowledged
+expect_ok "$M" replay -d "$D" t -p 0 -n 2 --cafile "$T/ca.pem" --to "mqtts://alice:s%3Acret@127.0.0.1:$TPORT/"
+grep -Eq "replayed 2 records of t to mqtts://127\.0\.0\.1:$TPORT in .*QoS 1, all acknowledged$" "$T/err" ||
+    fail "mqtts with URL credentials: $(cat "$T/err")"
+grep -q "s%3Acret\|s:cret" "$T/err" && fail "the password appeared in a message: $(cat "$T/err")"
+expect_err 1 "mqtts://127\.0\.0\.1:$TPORT refused the connection: .*(not authori[sz]ed|bad user name or password)" \
+    "$M" replay -d "$D" t -p 0 -n 1 --cafile "$T/ca.pem" --to "mqtts://127.0.0.1:$TPORT" --username alice \
+    --password-file "$T/wrong.pw"
+expect_err 1 "cannot connect to mqtts://127\.0\.0\.1:$TPORT" \
+    "$M" replay -d "$D" t -p 0 -n 1 --to "mqtts://alice@127.0.0.1:$TPORT" --password-file "$T/alice.pw"
+expect_err 1 "password_file $T/none.pw: No such file" \
+    "$M" replay -d "$D" t --to "mqtts://alice@127.0.0.1:$TPORT" --password-file "$T/none.pw"
+expect_err 2 "a password needs a user name" "$M" replay -d "$D" t --to "$URL" --password-file "$T/alice.pw"
+expect_err 2 "--cafile, --cert and --key need an mqtts:// URL" "$M" replay -d "$D" t --to "$URL" --cafile "$T/ca.pem"
+expect_err 2 "--cert and --key go together" "$M" replay -d "$D" t --to "$URL" --cert "$T/srv.pem"
+expect_err 2 "bad user name or password before '@'" "$M" replay -d "$D" t --to "mqtt://:pw@127.0.0.1:1"
 
 # ---- the broker goes away midway: exit 1 with how far it got ----
 "$M" replay -d "$D" many --to "$URL" --rate 40 >"$T/lost.out" 2>"$T/lost.err" &
