@@ -20,9 +20,9 @@ static void mq_create_help(void)
            "\n"
            "  -d, --dir DATA_DIR         the data directory\n"
            "  -P, --partitions N         number of partitions, 1..%d (required)\n"
-           "  -r, --retention DURATION   delete segments older than this: 250ms, 30s, 5m, 12h, 7d, 2w;\n"
+           "      --retention DURATION   delete segments older than this: 250ms, 30s, 5m, 12h, 7d, 2w;\n"
            "                             0 keeps them forever (default 7d)\n"
-           "  -b, --retention-bytes SIZE delete the oldest segments while a partition is larger: 512MiB,\n"
+           "      --retention-bytes SIZE delete the oldest segments while a partition is larger: 512MiB,\n"
            "                             1GiB, 10GB; 0 means no limit (default 0)\n"
            "  -h, --help                 this text\n"
            "\n"
@@ -45,7 +45,7 @@ int mq_cmd_create(int argc, char **argv)
     struct mq_retention ret = {.ms = MQ_RETENTION_MS_DEFAULT, .bytes = 0};
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:P:r:b:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:P:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             dir = optarg;

@@ -27,7 +27,7 @@ static void mq_route_help(void)
         "topic names that topic instead). Nothing is opened but the configuration.\n"
         "\n"
         "  -c, --config FILE      the daemon's configuration\n"
-        "  -P, --payload TEXT     the message payload (json:... keys read it; default empty)\n"
+        "      --payload TEXT     the message payload (json:... keys read it; default empty)\n"
         "  -b, --broker NAME      the broker the message comes from (default: the only broker, or every\n"
         "                         mapping whatever its broker when there are several)\n"
         "  -v, --verbose          also print which mapping decided and the record key\n"
@@ -92,7 +92,7 @@ int mq_cmd_route(int argc, char **argv)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, ":c:P:b:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:b:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config = optarg;

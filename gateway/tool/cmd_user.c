@@ -39,8 +39,8 @@ static void mq_user_help(void)
            "\n"
            "  -d, --dir DATA_DIR      the data directory\n"
            "  -m, --mechanism M       SCRAM-SHA-256 or SCRAM-SHA-512; repeat for both (default: both)\n"
-           "  -i, --iterations N      PBKDF2 iterations, %d..%d (default %d)\n"
-           "  -p, --password-file F   read the password from F\n"
+           "      --iterations N      PBKDF2 iterations, %d..%d (default %d)\n"
+           "      --password-file F   read the password from F\n"
            "  -h, --help              this text\n",
            MQ_SCRAM_ITERATIONS_MIN, MQ_SCRAM_ITERATIONS_MAX, MQ_SCRAM_ITERATIONS_MIN);
 }
@@ -237,7 +237,7 @@ int mq_cmd_user(int argc, char **argv)
     int64_t iterations = MQ_SCRAM_ITERATIONS_MIN;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:m:i:p:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:m:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             dir = optarg;
