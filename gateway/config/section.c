@@ -77,6 +77,8 @@ static const char *mq_ctype_expect(const struct mq_ckey *k)
         return "a size such as 4096, 512KiB or 256MiB";
     case MQ_CT_DURATION:
         return "a duration such as 500ms, 30s, 5m, 12h or 7d";
+    case MQ_CT_SECONDS:
+        return "whole seconds such as 60, 30s or 5m";
     case MQ_CT_ENUM:
         return "one of its values";
     case MQ_CT_URL:
@@ -160,9 +162,10 @@ static bool mq_cbounds(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_
     if (k->type == MQ_CT_SIZE) {
         mq_config_fmt_size(k->min, lo, sizeof(lo));
         mq_config_fmt_size(k->max, hi, sizeof(hi));
-    } else if (k->type == MQ_CT_DURATION) {
-        mq_config_fmt_duration(k->min, lo, sizeof(lo));
-        mq_config_fmt_duration(k->max, hi, sizeof(hi));
+    } else if (k->type == MQ_CT_DURATION || k->type == MQ_CT_SECONDS) {
+        int64_t unit = k->type == MQ_CT_SECONDS ? 1000 : 1;
+        mq_config_fmt_duration(k->min * unit, lo, sizeof(lo));
+        mq_config_fmt_duration(k->max > INT64_MAX / 1000 ? k->max : k->max * unit, hi, sizeof(hi));
     } else {
         snprintf(lo, sizeof(lo), "%" PRId64, k->min);
         snprintf(hi, sizeof(hi), "%" PRId64, k->max);
@@ -475,6 +478,24 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
     case MQ_CT_SIZE:
     case MQ_CT_DURATION:
         err = k->type == MQ_CT_SIZE ? mq_parse_size(v, &num) : mq_parse_duration_ms(v, &num);
+        if (err == MQ_ERR_INVAL) {
+            mq_cctx_error(ctx, node, "%s: expected %s, got '%s'", k->name, mq_ctype_expect(k), v);
+            return;
+        }
+        if (mq_cbounds(ctx, k, node, v, num, err != MQ_OK))
+            *(int64_t *)field = num;
+        return;
+    case MQ_CT_SECONDS:
+        /* A bare number keeps meaning seconds, as it always did for these keys; units are converted. */
+        err = mq_parse_int64(v, 0, INT64_MAX, &num);
+        if (err == MQ_ERR_INVAL) {
+            err = mq_parse_duration_ms(v, &num);
+            if (err == MQ_OK && num % 1000 != 0) {
+                mq_cctx_error(ctx, node, "%s: %s is not a whole number of seconds", k->name, v);
+                return;
+            }
+            num /= 1000;
+        }
         if (err == MQ_ERR_INVAL) {
             mq_cctx_error(ctx, node, "%s: expected %s, got '%s'", k->name, mq_ctype_expect(k), v);
             return;

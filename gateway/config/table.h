@@ -24,6 +24,7 @@ enum mq_ctype {
     MQ_CT_BOOL,      /* bool, exactly true or false, unquoted */
     MQ_CT_SIZE,      /* int64_t bytes: 4096, 512KiB, 256MiB, 1GiB (also kB, MB, GB) within [min, max] */
     MQ_CT_DURATION,  /* int64_t milliseconds: 250ms, 30s, 5m, 12h, 7d, 2w; a bare number is ms */
+    MQ_CT_SECONDS,   /* int64_t seconds: a bare number is seconds (what MQTT counts in), 30s, 5m, 1h also */
     MQ_CT_ENUM,      /* int: the value of the matching name in enums */
     MQ_CT_URL,       /* char *: mqtt://HOST[:PORT] or mqtts://HOST[:PORT] */
     MQ_CT_HOSTPORT,  /* char *: HOST:PORT with PORT in [min, max] */

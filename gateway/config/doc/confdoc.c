@@ -202,6 +202,11 @@ static void mq_doc_type(FILE *out, const struct mq_ckey *k)
         else
             fprintf(out, "%s, %s to %s", k->type == MQ_CT_SIZE ? "size" : "duration", lo, hi);
         break;
+    case MQ_CT_SECONDS:
+        mq_config_fmt_duration(k->min * 1000, lo, sizeof(lo));
+        mq_config_fmt_duration(k->max * 1000, hi, sizeof(hi));
+        fprintf(out, "seconds (a bare number, or with a unit), %s to %s", lo, hi);
+        break;
     case MQ_CT_ENUM:
     case MQ_CT_CHOICE:
         fputs("one of ", out);
