@@ -96,12 +96,20 @@ struct mq_config_mapping {
     struct mq_config_loc loc;
 };
 
+/* What a client certificate's principal is (key kafka.listeners[].tls.principal). */
+enum mq_config_principal {
+    MQ_PRINCIPAL_DN, /* User:<the subject DN, RFC 2253> */
+    MQ_PRINCIPAL_CN, /* User:<the subject's CN>, the DN when it has none */
+};
+
 /* TLS of a Kafka listener (section "kafka.listeners[].tls"); paths are absolute. */
 struct mq_config_kafka_tls {
     char *cert; /* PEM certificate chain of the endpoint */
     char *key;  /* PEM private key of cert */
     char *ca;   /* PEM CAs of client certificates, or NULL: none asked for */
     bool require_client_cert;
+    int principal;      /* enum mq_config_principal */
+    bool principal_set; /* principal was written (not the default) */
 };
 
 /* One Kafka listener (section "kafka.listeners[]", or the single form kafka.listen). */
@@ -117,6 +125,18 @@ struct mq_config_kafka_listener {
     bool allow_anonymous;                /* serve unauthenticated clients on a non-loopback address */
     unsigned sasl;                /* SASL required: 1 << enum mq_sasl_mech (sasl/sasl.h) each, 0: none */
     bool allow_plain_without_tls; /* a loopback listener may offer PLAIN without TLS */
+    struct mq_config_loc loc;
+};
+
+/* One entry of kafka.acls: what principal may do with the topics and groups its patterns match. */
+struct mq_config_kafka_acl {
+    char *principal; /* "User:NAME", "User:*" for anyone */
+    char **topics;   /* topic patterns, each with its operations (MQ_ACL_* bits of acl/acl.h) */
+    unsigned *topic_ops;
+    size_t ntopics;
+    char **groups; /* group patterns, likewise */
+    unsigned *group_ops;
+    size_t ngroups;
     struct mq_config_loc loc;
 };
 
@@ -139,6 +159,10 @@ struct mq_config_kafka {
     int64_t send_timeout_ms;
     int64_t max_request_partitions;
     int64_t fetch_max_bytes;
+    /* Authorization: given (even empty), clients may do only what an entry allows; absent, anything. */
+    bool acls_given;
+    struct mq_config_kafka_acl *acls;
+    size_t nacls;
 };
 
 /* How a forwarder places records on the remote topic's partitions. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl/acl.h"
 #include "config/config_int.h"
 #include "route/route.h"
 #include "util/parse.h"
@@ -113,6 +114,8 @@ static const char *mq_ctype_expect(const struct mq_ckey *k)
         return "a mapping of NAME: VALUE";
     case MQ_CT_CHOICES:
         return "one of its values or a list of them";
+    case MQ_CT_GRANTS:
+        return "a mapping of PATTERN: [OPERATION, ...]";
     }
     return "a value";
 }
@@ -388,6 +391,112 @@ static void mq_clist(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_no
     }
 }
 
+/* One operation name of a pattern of a GRANTS key (item), ORed into *ops unless listed before. */
+static void mq_cgrant_op(struct mq_cctx *ctx, const struct mq_ckey *k, const char *pattern,
+                         const yaml_node_t *item, unsigned *ops)
+{
+    enum mq_acl_resource res = (enum mq_acl_resource)k->res;
+    if (item->type != YAML_SCALAR_NODE || mq_cnode_null(item)) {
+        mq_cctx_error(ctx, item, "%s: '%s': expected an operation (%s), got %s", k->name, pattern,
+                      mq_acl_op_names(res),
+                      item->type == YAML_SCALAR_NODE ? "no value" : mq_cnode_kind(item));
+        return;
+    }
+    const char *v = (const char *)item->data.scalar.value;
+    unsigned op = mq_acl_op_parse(res, v);
+    if (!op)
+        mq_cctx_error(ctx, item, "%s: '%s': unknown operation '%s' (expected %s)", k->name, pattern, v,
+                      mq_acl_op_names(res));
+    else if ((*ops & op) == op)
+        mq_cctx_error(ctx, item, "%s: '%s': operation '%s' is listed twice", k->name, pattern, v);
+    else
+        *ops |= op;
+}
+
+/* The operations of one pattern of a GRANTS key: a name or a list of names (node), each once. */
+static unsigned mq_cgrant_ops(struct mq_cctx *ctx, const struct mq_ckey *k, const char *pattern,
+                              const yaml_node_t *node)
+{
+    unsigned ops = 0;
+    if (node->type != YAML_SEQUENCE_NODE) {
+        mq_cgrant_op(ctx, k, pattern, node, &ops);
+        return ops;
+    }
+    if (node->data.sequence.items.start == node->data.sequence.items.top)
+        mq_cctx_error(ctx, node, "%s: '%s': empty list of operations (expected some of %s)", k->name, pattern,
+                      mq_acl_op_names((enum mq_acl_resource)k->res));
+    for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
+        const yaml_node_t *item = mq_cnode(ctx, *it);
+        if (!mq_cvisit(ctx, item))
+            break;
+        mq_cgrant_op(ctx, k, pattern, item, &ops);
+    }
+    return ops;
+}
+
+/*
+ * Parses a mapping of PATTERN: OPERATIONS (key k, type GRANTS) in file order: each pattern checked for
+ * k->res (topic patterns: topic characters and wildcards; group patterns: any text with well-formed sets),
+ * each once.
+ */
+static void mq_cgrants(struct mq_cctx *ctx, const struct mq_ckey *k, const yaml_node_t *node, void *base)
+{
+    if (node->type != YAML_MAPPING_NODE) {
+        mq_cctx_error(ctx, node, "%s: expected %s, got %s", k->name, mq_ctype_expect(k),
+                      mq_cnode_null(node) ? "no value" : mq_cnode_kind(node));
+        return;
+    }
+    char ***patterns = (char ***)((char *)base + k->off);
+    unsigned **ops = (unsigned **)((char *)base + k->off2);
+    size_t *n = (size_t *)((char *)base + k->off3);
+    struct mq_cset seen = {0};
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
+        const yaml_node_t *key = mq_cnode(ctx, p->key), *val = mq_cnode(ctx, p->value);
+        if (!mq_cvisit(ctx, key) || !mq_cvisit(ctx, val))
+            break;
+        if (key->type != YAML_SCALAR_NODE || mq_cnode_null(key) ||
+            strlen((const char *)key->data.scalar.value) != key->data.scalar.length) {
+            mq_cctx_error(ctx, key, "%s: expected a pattern, got %s", k->name,
+                          key->type == YAML_SCALAR_NODE ? "no pattern" : mq_cnode_kind(key));
+            continue;
+        }
+        const char *pat = (const char *)key->data.scalar.value;
+        char why[400];
+        if (k->res == MQ_ACL_TOPIC ? !mq_cglob_valid(pat, why, sizeof why)
+                                   : !mq_acl_glob_valid(pat, why, sizeof why)) {
+            mq_cctx_error(ctx, key, "%s: %s", k->name, why);
+            continue;
+        }
+        size_t first;
+        int added = mq_cset_add(&seen, pat, (size_t)(p - node->data.mapping.pairs.start), &first);
+        if (added < 0) {
+            ctx->oom = true;
+            break;
+        }
+        if (added == 0) {
+            const yaml_node_t *qk = mq_cnode(ctx, node->data.mapping.pairs.start[first].key);
+            mq_cctx_error(ctx, key, "%s: pattern '%s' is given twice (first at line %zu, column %zu)",
+                          k->name, pat, qk->start_mark.line + 1, qk->start_mark.column + 1);
+            continue;
+        }
+        unsigned granted = mq_cgrant_ops(ctx, k, pat, val);
+        if (!granted)
+            continue; /* reported */
+        if (!mq_cgrow(patterns, *n, sizeof **patterns) || !mq_cgrow(ops, *n, sizeof **ops)) {
+            ctx->oom = true;
+            break;
+        }
+        (*ops)[*n] = granted;
+        (*patterns)[*n] = strdup(pat);
+        (*n)++; /* counted even when the copy failed, so that mq_csection_free frees the arrays */
+        if (!(*patterns)[*n - 1]) {
+            ctx->oom = true;
+            break;
+        }
+    }
+    mq_cset_free(&seen);
+}
+
 /* The entry of k's enums named v, or NULL after reporting the names it could have been (ENUM, CHOICE). */
 static const struct mq_cenum *mq_cenum_find(struct mq_cctx *ctx, const struct mq_ckey *k,
                                             const yaml_node_t *node, const char *v)
@@ -450,6 +559,10 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
     case MQ_CT_CHOICES:
         if (node)
             mq_cscalar_list(ctx, k, node, base, mq_cchoice_one);
+        return;
+    case MQ_CT_GRANTS:
+        if (node)
+            mq_cgrants(ctx, k, node, base);
         return;
     default:
         break;
@@ -741,6 +854,15 @@ void mq_csection_free(const struct mq_csection *sec, void *obj)
             }
             free(names);
             free(values);
+            break;
+        }
+        case MQ_CT_GRANTS: {
+            char **arr = *(char ***)field;
+            size_t n = *(size_t *)((char *)obj + k->off3);
+            for (size_t i = 0; i < n; i++)
+                free(arr[i]);
+            free(arr);
+            free(*(unsigned **)((char *)obj + k->off2));
             break;
         }
         case MQ_CT_GLOBS:

@@ -43,6 +43,9 @@ enum mq_ctype {
     MQ_CT_PROPS,   /* a mapping of NAME: VALUE: char ** names at off, values at off2, size_t count at off3 */
     MQ_CT_CHOICES, /* unsigned at off: one of the names in enums or a list of them, each once, stored as the
                       OR of 1 << value */
+    MQ_CT_GRANTS,  /* a mapping of PATTERN: OPERATION or a list of them, for the resources of type res
+                      (enum mq_acl_resource): char ** patterns at off, unsigned * MQ_ACL_* bits at off2,
+                      size_t count at off3 */
 };
 
 struct mq_cenum {
@@ -69,6 +72,7 @@ struct mq_ckey {
      * *at_value true when the value rather than the name is wrong (the error is reported there).
      */
     bool (*prop)(const char *name, const char *value, bool *at_value, char *why, size_t why_size);
+    int res; /* GRANTS: the enum mq_acl_resource its patterns name */
     unsigned flags;
     const char *doc;
 };

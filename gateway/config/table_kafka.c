@@ -1,9 +1,9 @@
 /*
- * table_kafka.c - the keys of the Kafka endpoint (kafka), of its listeners (kafka.listeners[]) and of their
- * TLS (kafka.listeners[].tls), with the checks that make a listener safe to open: certificate, key and CA
- * files that load and belong together (tried here, so that `mqlogd --check` and systemd's ExecStartPre
- * catch them), a wildcard bind that says what to advertise, and no unauthenticated listener beyond
- * loopback unless the configuration says allow_anonymous.
+ * table_kafka.c - the keys of the Kafka endpoint (kafka), of its listeners (kafka.listeners[]), of their
+ * TLS (kafka.listeners[].tls) and of its authorization rules (kafka.acls[]), with the checks that make a
+ * listener safe to open: certificate, key and CA files that load and belong together (tried here, so that
+ * `mqlogd --check` and systemd's ExecStartPre catch them), a wildcard bind that says what to advertise, and
+ * no unauthenticated listener beyond loopback unless the configuration says allow_anonymous.
  *
  * The single form `kafka: {listen, advertised}` is one listener: the kafka check turns it into
  * listeners[0], so that the daemon sees one list whichever form was written.
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl/acl.h"
 #include "config/table.h"
 #include "sasl/sasl.h"
 #include "tls/tls.h"
@@ -24,6 +25,12 @@
 static const struct mq_csection mq_csection_kafka_tls;
 
 #define KTLS(field) offsetof(struct mq_config_kafka_tls, field)
+
+static const struct mq_cenum mq_enum_principal[] = {
+    {"dn", MQ_PRINCIPAL_DN},
+    {"cn", MQ_PRINCIPAL_CN},
+    {NULL, 0},
+};
 
 static const struct mq_ckey mq_keys_kafka_tls[] = {
     {.name = "cert",
@@ -50,6 +57,17 @@ static const struct mq_ckey mq_keys_kafka_tls[] = {
      .def = "false",
      .doc = "true: mutual TLS. A client without a certificate signed by ca fails the handshake (logged "
             "with its address and the reason). Needs ca."},
+    {.name = "principal",
+     .type = MQ_CT_ENUM,
+     .off = KTLS(principal),
+     .def = "dn",
+     .enums = mq_enum_principal,
+     .doc = "The principal (the name kafka.acls grants to) of a client that presents a certificate: `dn` "
+            "is `User:` and the certificate's subject DN as RFC 2253 writes it, most specific part first "
+            "(`User:CN=reader,O=plant-7`); `cn` is `User:` and the subject's common name "
+            "(`User:reader`), the whole DN when it has no CN. Kafka's ssl.principal.mapping.rules do the "
+            "same with rules. A client without a certificate is `User:ANONYMOUS`. Needs ca; a listener "
+            "with sasl takes the SASL user as the principal instead, so it cannot have this key."},
     {.name = NULL},
 };
 
@@ -60,6 +78,12 @@ static void mq_kafka_tls_check(struct mq_cctx *ctx, void *obj, const yaml_node_t
     if (!node)
         return; /* no tls section: a plaintext listener */
     const struct mq_csection *sec = &mq_csection_kafka_tls;
+    const yaml_node_t *principal = mq_cctx_value(sec, vals, "principal");
+    t->principal_set = principal != NULL;
+    if (principal && !t->ca)
+        mq_cctx_error(ctx, principal,
+                      "principal: clients are not asked for a certificate: give ca, the certificate "
+                      "authorities that sign them");
     if (t->require_client_cert && !t->ca) {
         mq_cctx_error(
             ctx, mq_cctx_value(sec, vals, "require_client_cert"),
@@ -224,9 +248,10 @@ static const struct mq_ckey mq_keys_kafka_listener[] = {
      .type = MQ_CT_BOOL,
      .off = LSN(allow_anonymous),
      .def = "false",
-     .doc = "true lets clients that did not authenticate read every topic on a listener bound to anything "
-            "but loopback (loopback listeners always allow them). Without it such a listener needs tls "
-            "with require_client_cert, and mqlogd refuses to start."},
+     .doc = "true admits clients that did not authenticate on a listener bound to anything but loopback "
+            "(loopback listeners always admit them). They are `User:ANONYMOUS` to kafka.acls, and without "
+            "acls read every topic. Without it such a listener needs tls with require_client_cert, or tls "
+            "and sasl, and mqlogd refuses to start."},
     {.name = NULL},
 };
 
@@ -251,6 +276,10 @@ static void mq_kafka_listener_check(struct mq_cctx *ctx, void *obj, const yaml_n
     const yaml_node_t *listen_at = mq_cctx_value(sec, vals, "listen");
     mq_listener_rules(ctx, l, listen_at, mq_cctx_value(sec, vals, "advertised"),
                       mq_cctx_value(sec, vals, "sasl"));
+    if (l->tls && l->sasl && l->tls_opts.principal_set)
+        mq_cctx_error(ctx, mq_cctx_value(sec, vals, "sasl"),
+                      "sasl: the SASL user is this listener's principal: its tls cannot map certificates to "
+                      "principals (remove tls.principal, or sasl)");
     /* l is the last element of cfg->kafka.listeners (which may move as it grows: indexes are kept). */
     size_t first;
     if (l->listen && l->listen_port != 0 &&
@@ -271,6 +300,70 @@ static const struct mq_csection mq_csection_kafka_listener = {
     .keys = mq_keys_kafka_listener,
     .check = mq_kafka_listener_check,
     .fini = mq_kafka_listener_fini,
+};
+
+/* ---- kafka.acls[] ---- */
+
+/* Its check hook refers to it. */
+static const struct mq_csection mq_csection_kafka_acl;
+
+#define ACL(field) offsetof(struct mq_config_kafka_acl, field)
+
+static const struct mq_ckey mq_keys_kafka_acl[] = {
+    {.name = "principal",
+     .type = MQ_CT_STRING,
+     .off = ACL(principal),
+     .flags = MQ_CK_REQUIRED,
+     .doc = "Whom the entry is for: `User:NAME`, where NAME is a SASL user, a client certificate's DN "
+            "or CN (see kafka.listeners[].tls.principal) or ANONYMOUS (clients that did not "
+            "authenticate); `User:*` is every client. Compared exactly (case matters)."},
+    {.name = "topics",
+     .type = MQ_CT_GRANTS,
+     .off = ACL(topics),
+     .off2 = ACL(topic_ops),
+     .off3 = ACL(ntopics),
+     .res = MQ_ACL_TOPIC,
+     .def_doc = "none",
+     .doc = "Topic patterns, each with the operations allowed on the topics it matches: `describe` (see "
+            "the topic: Metadata, ListOffsets, OffsetFetch, DescribeConfigs), `read` (Fetch, OffsetCommit; "
+            "implies describe), `describe_configs` (DescribeConfigs alone; describe implies it), `all`. "
+            "`{\"telemetry.*\": [read], alerts: describe}`."},
+    {.name = "groups",
+     .type = MQ_CT_GRANTS,
+     .off = ACL(groups),
+     .off2 = ACL(group_ops),
+     .off3 = ACL(ngroups),
+     .res = MQ_ACL_GROUP,
+     .def_doc = "none",
+     .doc = "Consumer group patterns, each with the operations allowed on the groups it matches: "
+            "`describe` (FindCoordinator, OffsetFetch, DescribeGroups, ListGroups shows it), `read` (join "
+            "the group and commit its offsets; implies describe), `delete` (DeleteGroups; implies "
+            "describe), `all`. A group pattern may hold any character; `\\` escapes a wildcard."},
+    {.name = NULL},
+};
+
+static void mq_kafka_acl_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *node,
+                               const yaml_node_t *const *vals)
+{
+    const struct mq_csection *sec = &mq_csection_kafka_acl;
+    struct mq_config_kafka_acl *a = obj;
+    mq_cctx_loc(ctx, node, &a->loc);
+    char why[300];
+    if (a->principal && !mq_acl_principal_valid(a->principal, why, sizeof why))
+        mq_cctx_error(ctx, mq_cctx_value(sec, vals, "principal"), "principal: %s", why);
+    if (!mq_cctx_value(sec, vals, "topics") && !mq_cctx_value(sec, vals, "groups"))
+        mq_cctx_error(ctx, node, "an acls entry allows nothing: give it topics, groups or both");
+}
+
+static const struct mq_csection mq_csection_kafka_acl = {
+    .name = "kafka.acls[]",
+    .what = "an acls entry",
+    .doc = "One principal's rights (see Authorization above). Several entries may name the same "
+           "principal; a client has the rights of every entry for its principal and of every `User:*` "
+           "entry.",
+    .size = sizeof(struct mq_config_kafka_acl),
+    .keys = mq_keys_kafka_acl,
+    .check = mq_kafka_acl_check,
 };
 
 /* ---- kafka ---- */
@@ -372,6 +465,15 @@ static const struct mq_ckey mq_keys_kafka[] = {
      .doc = "The most bytes one Fetch response carries, whatever the client asks for, its partition "
             "headers included (Kafka's fetch.max.bytes). As in Kafka, the first batch goes out whole even "
             "when it is larger."},
+    {.name = "acls",
+     .type = MQ_CT_LIST,
+     .off = KFK(acls),
+     .off2 = KFK(nacls),
+     .sub = &mq_csection_kafka_acl,
+     .def_doc = "none: every client may read every topic and use every group",
+     .doc = "Who may see and read which topics and use which consumer groups (see kafka.acls[] and "
+            "Authorization above). Given, even as `[]`, a client may do only what an entry allows. A "
+            "reload (SIGHUP) applies a change to the requests that follow it, on open connections too."},
     {.name = NULL},
 };
 
@@ -409,6 +511,7 @@ static void mq_kafka_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *no
     (void)node;
     const struct mq_csection *sec = &mq_csection_kafka;
     struct mq_config_kafka *k = obj;
+    k->acls_given = mq_cctx_value(sec, vals, "acls") != NULL;
     const yaml_node_t *listeners = mq_cctx_value(sec, vals, "listeners");
     if (listeners) {
         const char *single[] = {"listen", "advertised", "allow_anonymous"};

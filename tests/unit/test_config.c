@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acl/acl.h"
 #include "config/config.h"
 #include "log/log.h"
 #include "route/placement.h"
@@ -169,6 +170,7 @@ static void test_good_listeners(void)
     snprintf(want, sizeof(want), "%s/tls/ca.pem", dir);
     CU_ASSERT_STRING_EQUAL(l->tls_opts.ca, want);
     CU_ASSERT_TRUE(l->tls_opts.require_client_cert);
+    CU_ASSERT_EQUAL(l->tls_opts.principal, MQ_PRINCIPAL_CN);
     l = &k->listeners[2];
     CU_ASSERT_STRING_EQUAL(l->listen_host, "::1");
     CU_ASSERT_EQUAL(l->listen_port, 0);
@@ -176,6 +178,7 @@ static void test_good_listeners(void)
     CU_ASSERT_PTR_NULL(l->tls_opts.ca);
     CU_ASSERT_FALSE(l->tls_opts.require_client_cert);
     CU_ASSERT_EQUAL(l->sasl, 0);
+    CU_ASSERT_EQUAL(l->tls_opts.principal, MQ_PRINCIPAL_DN);
     l = &k->listeners[3];
     CU_ASSERT_TRUE(l->allow_anonymous);
     CU_ASSERT_FALSE(l->tls_opts.require_client_cert);
@@ -186,6 +189,30 @@ static void test_good_listeners(void)
     l = &k->listeners[5];
     CU_ASSERT_EQUAL(l->sasl, 1u << MQ_SASL_PLAIN);
     CU_ASSERT_TRUE(l->allow_plain_without_tls);
+    /* The ACLs, in file order, with their operations as written (acl/ adds what they imply). */
+    CU_ASSERT_TRUE(k->acls_given);
+    CU_ASSERT_EQUAL_FATAL(k->nacls, 3);
+    const struct mq_config_kafka_acl *a = &k->acls[0];
+    CU_ASSERT_STRING_EQUAL(a->principal, "User:alice");
+    CU_ASSERT_EQUAL(a->loc.line, 29);
+    CU_ASSERT_EQUAL_FATAL(a->ntopics, 2);
+    CU_ASSERT_STRING_EQUAL(a->topics[0], "telemetry.*");
+    CU_ASSERT_EQUAL(a->topic_ops[0], MQ_ACL_DESCRIBE | MQ_ACL_READ);
+    CU_ASSERT_STRING_EQUAL(a->topics[1], "alerts");
+    CU_ASSERT_EQUAL(a->topic_ops[1], MQ_ACL_DESCRIBE);
+    CU_ASSERT_EQUAL_FATAL(a->ngroups, 1);
+    CU_ASSERT_STRING_EQUAL(a->groups[0], "analytics-*");
+    CU_ASSERT_EQUAL(a->group_ops[0], MQ_ACL_READ);
+    a = &k->acls[1];
+    CU_ASSERT_EQUAL_FATAL(a->ntopics, 1);
+    CU_ASSERT_EQUAL(a->topic_ops[0], MQ_ACL_DESCRIBE | MQ_ACL_READ | MQ_ACL_DESCRIBE_CONFIGS);
+    CU_ASSERT_EQUAL(a->ngroups, 0);
+    a = &k->acls[2];
+    CU_ASSERT_STRING_EQUAL(a->principal, MQ_ACL_ANYONE);
+    CU_ASSERT_EQUAL(a->ntopics, 0);
+    CU_ASSERT_EQUAL_FATAL(a->ngroups, 1);
+    CU_ASSERT_STRING_EQUAL(a->groups[0], "ops-[0-9]");
+    CU_ASSERT_EQUAL(a->group_ops[0], MQ_ACL_DESCRIBE | MQ_ACL_DELETE);
     mq_config_free(cfg);
     free(dir);
 }
@@ -529,6 +556,7 @@ static void test_defaults(void)
         CU_ASSERT_PTR_NULL(cfg->kafka.listen);
         CU_ASSERT_PTR_NULL(cfg->kafka.advertised);
         CU_ASSERT_EQUAL(cfg->kafka.nlisteners, 0);
+        CU_ASSERT_FALSE(cfg->kafka.acls_given); /* no acls: no authorization */
         char host[256] = "";
         CU_ASSERT_EQUAL(gethostname(host, sizeof(host)), 0);
         CU_ASSERT_PTR_NOT_NULL_FATAL(cfg->site);

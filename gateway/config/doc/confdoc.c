@@ -166,6 +166,36 @@ static const char mq_doc_rules[] =
     "to\n"
     "use. The files of `tls` and `sasl.password_file` are read when the forwarder starts, as for brokers.\n"
     "\n"
+    "## Authorization\n"
+    "\n"
+    "Each Kafka client has a principal, as in Kafka: `User:NAME` for a SASL user, `User:` and its\n"
+    "certificate's subject DN (or CN, with `tls.principal: cn`) on a mutual-TLS listener without SASL, and\n"
+    "`User:ANONYMOUS` for a client that did not authenticate. mqlogd logs it when the client connects.\n"
+    "\n"
+    "Without `kafka.acls` every client may do everything. With it, a client may do only what an entry for\n"
+    "its principal or for `User:*` allows:\n"
+    "\n"
+    "```yaml\n"
+    "kafka:\n"
+    "  acls:\n"
+    "    - principal: \"User:alice\"\n"
+    "      topics: {\"telemetry.*\": [read], alerts: describe}\n"
+    "      groups: {\"analytics-*\": read}\n"
+    "    - principal: \"User:*\"\n"
+    "      topics: {public.news: read}\n"
+    "```\n"
+    "\n"
+    "Patterns match whole names as `fnmatch` does (see Forwarding). Kafka's rules apply: Metadata,\n"
+    "ListOffsets and OffsetFetch need `describe` on the topic, Fetch `read`; OffsetCommit needs `read` on\n"
+    "the group and the topic; JoinGroup, SyncGroup, Heartbeat and LeaveGroup `read` on the group;\n"
+    "FindCoordinator, OffsetFetch and DescribeGroups `describe` on the group, DeleteGroups `delete`;\n"
+    "ListGroups lists only the groups the client may describe; DescribeConfigs needs `describe_configs` on\n"
+    "the topic, which `describe` implies. `read` implies `describe`. A topic the client may not describe is\n"
+    "invisible: left out of Metadata, and a request that names it is answered as for a topic that does not\n"
+    "exist (UNKNOWN_TOPIC_OR_PARTITION). A topic it may describe but not read gets\n"
+    "TOPIC_AUTHORIZATION_FAILED from Fetch and OffsetCommit; a group it may not use gets\n"
+    "GROUP_AUTHORIZATION_FAILED. Denials are counted (SIGUSR1 prints the count).\n"
+    "\n"
     "## Keys by section\n"
     "\n";
 
@@ -254,6 +284,9 @@ static void mq_doc_type(FILE *out, const struct mq_ckey *k)
         break;
     case MQ_CT_PROPS:
         fputs("map", out);
+        break;
+    case MQ_CT_GRANTS:
+        fputs("map of pattern: operations", out);
         break;
     case MQ_CT_CHOICES:
         fputs("one or a list of ", out);
