@@ -95,6 +95,33 @@ static void mq_log_conf_from(const struct mq_config *cfg, struct mq_log_conf *lc
     lc->max_disk_bytes = cfg->log.max_disk_bytes;
 }
 
+/* The authorization rules of cfg's kafka.acls into *aclp: NULL when there are none (every request is
+ * allowed), else a set the caller owns. */
+static enum mq_err mq_daemon_acl(const struct mq_config *cfg, struct mq_acl **aclp)
+{
+    *aclp = NULL;
+    const struct mq_config_kafka *k = &cfg->kafka;
+    if (!k->acls_given)
+        return MQ_OK;
+    size_t n = 0;
+    for (size_t i = 0; i < k->nacls; i++)
+        n += k->acls[i].ntopics + k->acls[i].ngroups;
+    struct mq_acl_rule *rules = calloc(n ? n : 1, sizeof *rules);
+    if (!rules)
+        return MQ_ERR_NOMEM;
+    size_t m = 0;
+    for (size_t i = 0; i < k->nacls; i++) {
+        const struct mq_config_kafka_acl *a = &k->acls[i];
+        for (size_t j = 0; j < a->ntopics; j++)
+            rules[m++] = (struct mq_acl_rule){a->principal, MQ_ACL_TOPIC, a->topics[j], a->topic_ops[j]};
+        for (size_t j = 0; j < a->ngroups; j++)
+            rules[m++] = (struct mq_acl_rule){a->principal, MQ_ACL_GROUP, a->groups[j], a->group_ops[j]};
+    }
+    enum mq_err err = mq_acl_new(rules, m, aclp);
+    free(rules);
+    return err;
+}
+
 static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
 {
     const struct mq_config *cfg = d->dc->cfg;
@@ -116,6 +143,7 @@ static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
             lc[i].tls.key = l->tls_opts.key;
             lc[i].tls.ca = l->tls_opts.ca;
             lc[i].tls.require_client_cert = l->tls_opts.require_client_cert;
+            lc[i].tls.principal_cn = l->tls_opts.principal == MQ_PRINCIPAL_CN;
         }
     }
     struct mq_kafka_server_conf kc;
@@ -129,6 +157,11 @@ static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
     kc.send_timeout_ms = cfg->kafka.send_timeout_ms;
     kc.max_request_partitions = (int32_t)cfg->kafka.max_request_partitions;
     kc.fetch_max_bytes = (int32_t)cfg->kafka.fetch_max_bytes;
+    enum mq_err err = mq_daemon_acl(cfg, &kc.acl);
+    if (err != MQ_OK) {
+        free(lc);
+        return err;
+    }
     /* Kafka clients can make the endpoint allocate request and response buffers of many MiB. glibc raises
      * its mmap threshold after freeing such a buffer, so later ones come from the heap and a burst stays in
      * the RSS (the endpoint's malloc_trim() cannot shrink a thread arena's top). A fixed threshold keeps
@@ -138,12 +171,16 @@ static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
     if (mallopt(M_MMAP_THRESHOLD, 1024 * 1024) != 1 || mallopt(M_TRIM_THRESHOLD, 4 * 1024 * 1024) != 1)
         MQ_DEBUG("mallopt(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) refused");
     char why[512] = "";
-    enum mq_err err = mq_kafka_server_start(d->store, &kc, &d->kafka, why, sizeof why);
-    free(lc); /* the server copied what it keeps */
+    err = mq_kafka_server_start(d->store, &kc, &d->kafka, why, sizeof why);
+    free(lc); /* the server copied what it keeps, and took the rules */
     if (err != MQ_OK) {
+        mq_acl_free(kc.acl);
         MQ_ERROR("kafka endpoint: %s", why[0] ? why : mq_strerror(err));
         return err;
     }
+    if (cfg->kafka.acls_given)
+        MQ_NOTICE("kafka endpoint: %zu acls entr%s in force: clients may do only what they allow",
+                  cfg->kafka.nacls, cfg->kafka.nacls == 1 ? "y" : "ies");
     for (size_t i = 0; i < n; i++)
         MQ_NOTICE("kafka endpoint listening on %s:%d%s", cfg->kafka.listeners[i].listen_host,
                   mq_kafka_server_listener_port(d->kafka, i), cfg->kafka.listeners[i].tls ? " (TLS)" : "");
@@ -167,7 +204,8 @@ static bool mq_listeners_differ(const struct mq_config_kafka *a, const struct mq
             x->allow_plain_without_tls != y->allow_plain_without_tls ||
             !mq_str_same(x->tls_opts.cert, y->tls_opts.cert) ||
             !mq_str_same(x->tls_opts.key, y->tls_opts.key) || !mq_str_same(x->tls_opts.ca, y->tls_opts.ca) ||
-            x->tls_opts.require_client_cert != y->tls_opts.require_client_cert)
+            x->tls_opts.require_client_cert != y->tls_opts.require_client_cert ||
+            x->tls_opts.principal != y->tls_opts.principal)
             return true;
     }
     return false;
@@ -229,6 +267,14 @@ static void mq_daemon_reload(struct mq_daemon *d)
     err = mq_fwd_set_apply(d->fwd, cfg, why, sizeof why);
     if (err != MQ_OK)
         MQ_ERROR("reload: %s: the forwarders keep their previous settings", why);
+    if (d->kafka) {
+        /* The rules apply to the requests that follow, on open connections too (kafka/server.h). */
+        struct mq_acl *acl = NULL;
+        if (mq_daemon_acl(cfg, &acl) == MQ_OK)
+            mq_kafka_server_set_acl(d->kafka, acl);
+        else
+            MQ_ERROR("reload: out of memory: the kafka endpoint keeps its previous acls");
+    }
     mq_daemon_cfg_unref(d->dc);
     d->dc = dc;
     MQ_NOTICE("reloaded %s: %zu broker%s, %zu mapping%s", d->config_path, cfg->nbrokers,
@@ -268,12 +314,13 @@ static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
             level,
             "kafka: %llu connections open, %llu accepted, %llu refused, %llu closed by a timeout; "
             "%llu requests, %llu protocol errors, %llu over max_request_partitions, %llu for an API or "
-            "version not served, %llu failed TLS handshakes, %llu failed authentications",
+            "version not served, %llu failed TLS handshakes, %llu failed authentications, %llu denied by "
+            "the acls",
             (unsigned long long)ks.open, (unsigned long long)ks.accepted, (unsigned long long)ks.refused,
             (unsigned long long)ks.timed_out, (unsigned long long)ks.requests,
             (unsigned long long)ks.protocol_errors, (unsigned long long)ks.too_large,
             (unsigned long long)ks.unsupported, (unsigned long long)ks.tls_failed,
-            (unsigned long long)ks.auth_failed);
+            (unsigned long long)ks.auth_failed, (unsigned long long)ks.denied);
     }
     if (level == MQ_LV_INFO) {
         mq_sup_log_stats(d->sup);

@@ -63,6 +63,7 @@ static const char *arena_strdup(struct mq_kafka_arena *a, const char *s)
 /* ---- ListGroups ---- */
 
 struct list_ctx {
+    struct req *r;
     struct mq_kafka_list_groups_req *q;
     int32_t cap;
 };
@@ -82,8 +83,8 @@ static void list_add(struct list_ctx *ctx, const char *id, const char *protocol_
 {
     struct mq_kafka_list_groups_req *q = ctx->q;
     if (q->group_count >= ctx->cap || !wanted(q->states, q->states_count, state) ||
-        !wanted(q->types, q->types_count, "classic"))
-        return;
+        !wanted(q->types, q->types_count, "classic") || !mq_ksrv_group_visible(ctx->r, id))
+        return; /* as Kafka: a group the principal may not describe is left out */
     struct mq_kafka_listed_group *g = &q->groups[q->group_count++];
     g->group_id = view(id);
     g->protocol_type = view(protocol_type);
@@ -125,7 +126,7 @@ void mq_ksrv_handle_list_groups(struct req *r, struct mq_kafka_rd *rd)
     }
     int32_t live = 0;
     mq_kafka_groups_each(srv->groups, count_one, &live);
-    struct list_ctx ctx = {&q, live + (int32_t)n_stored};
+    struct list_ctx ctx = {r, &q, live + (int32_t)n_stored};
     q.groups = mq_kafka_arena_calloc(&r->arena, (size_t)ctx.cap, sizeof *q.groups);
     if (!q.groups) {
         mq_catalog_strings_free(stored, n_stored);
@@ -205,11 +206,18 @@ void mq_ksrv_handle_describe_groups(struct req *r, struct mq_kafka_rd *rd)
     if (!mq_ksrv_decoded(r, mq_kafka_describe_groups_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
     /* The member views point into the coordinator: encode before anything else calls it. */
-    for (int32_t i = 0; i < q.group_count; i++)
-        if (!describe_one(r, &q.groups[i])) {
+    for (int32_t i = 0; i < q.group_count; i++) {
+        struct mq_kafka_described_group *g = &q.groups[i];
+        if ((g->error = mq_ksrv_group_denied(r, g->group_id, MQ_ACL_DESCRIBE)) != MQ_KC_NONE) {
+            g->state = "";
+            g->protocol_type = g->protocol = view("");
+            continue;
+        }
+        if (!describe_one(r, g)) {
             mq_ksrv_conn_kill(r->conn, "out of memory");
             return;
         }
+    }
     ANSWER(r, mq_kafka_describe_groups_resp_encode, &q);
 }
 
@@ -228,6 +236,8 @@ void mq_ksrv_handle_delete_groups(struct req *r, struct mq_kafka_rd *rd)
             g->error = MQ_KC_INVALID_GROUP_ID;
             continue;
         }
+        if ((g->error = mq_ksrv_group_denied(r, g->group_id, MQ_ACL_DELETE)) != MQ_KC_NONE)
+            continue;
         if (has_members(srv, id)) {
             g->error = MQ_KC_NON_EMPTY_GROUP; /* as Kafka: members must leave (or time out) first */
             continue;
@@ -366,6 +376,13 @@ static bool describe_resource(struct req *r, struct mq_kafka_config_resource *re
         if (!mq_ksrv_topic_name(res->name, name)) {
             res->error = MQ_KC_INVALID_TOPIC_EXCEPTION;
             res->error_message = "invalid topic name";
+            return true;
+        }
+        /* A topic the principal may not describe: the answer of a topic that does not exist. */
+        res->error = mq_ksrv_topic_denied(r, name, MQ_ACL_DESCRIBE_CONFIGS);
+        if (res->error != MQ_KC_NONE) {
+            res->error_message =
+                res->error == MQ_KC_UNKNOWN_TOPIC_OR_PARTITION ? "no such topic" : "not authorized";
             return true;
         }
         enum mq_err err = mq_store_topic_get(srv->store, name, &t);

@@ -51,7 +51,8 @@ static size_t entry_hash(struct mq_kafka_str name, int32_t partition)
 }
 
 /*
- * Looks up every partition of the fetch once; unknown ones stay NULL. An entry that repeats a (topic,
+ * Looks up every partition of the fetch once; unknown ones, and those of topics the principal may not
+ * read, stay NULL with their error set. An entry that repeats a (topic,
  * partition) listed before shares its lookup and is marked in r->again: no client lists a partition twice,
  * and serving every copy would multiply the work of one request by its length (10,000 copies of a
  * partition, each a catalog lookup and a read up to fetch_max_bytes). A repeat is answered with its offsets
@@ -85,8 +86,14 @@ static bool fetch_resolve(struct mq_kafka_server *srv, struct req *r)
         struct mq_kafka_fetch_topic *t = &q->topics[i];
         char name[MQ_TOPIC_NAME_MAX + 1];
         bool valid = mq_ksrv_topic_name(t->name, name);
+        /* One check per topic the request lists, before any partition of it is looked up. */
+        int16_t denied = valid ? mq_ksrv_topic_denied(r, name, MQ_ACL_READ) : MQ_KC_NONE;
         for (int32_t j = 0; j < t->part_count; j++) {
             struct mq_kafka_fetch_part *p = &t->parts[j];
+            if (denied != MQ_KC_NONE) {
+                p->error = denied; /* r->parts[i][j] stays NULL: fetch_try() answers the error */
+                continue;
+            }
             size_t k = entry_hash(t->name, p->partition) & (cap - 1);
             for (; seen[k].i >= 0; k = (k + 1) & (cap - 1)) {
                 const struct mq_kafka_fetch_topic *ft = &q->topics[seen[k].i];

@@ -116,11 +116,14 @@ static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
             mq_ksrv_conn_kill(r->conn, "out of memory");
             return;
         }
-        q.topic_count = (int32_t)n;
+        q.topic_count = 0;
         for (size_t i = 0; i < n; i++) {
-            q.topics[i].name.ptr = all[i].name;
-            q.topics[i].name.len = (int32_t)strlen(all[i].name);
-            q.topics[i].partitions = all[i].partitions;
+            if (!mq_ksrv_topic_visible(r, all[i].name))
+                continue; /* what the principal may not describe is left out, as Kafka does */
+            struct mq_kafka_md_topic *t = &q.topics[q.topic_count++];
+            t->name.ptr = all[i].name;
+            t->name.len = (int32_t)strlen(all[i].name);
+            t->partitions = all[i].partitions;
         }
     } else {
         for (int32_t i = 0; i < q.topic_count; i++) {
@@ -129,6 +132,10 @@ static void handle_metadata(struct req *r, struct mq_kafka_rd *rd)
             if (!mq_ksrv_topic_name(q.topics[i].name, name)) {
                 q.topics[i].error = MQ_KC_INVALID_TOPIC_EXCEPTION;
                 continue;
+            }
+            if ((q.topics[i].error = mq_ksrv_topic_denied(r, name, MQ_ACL_DESCRIBE)) != MQ_KC_NONE) {
+                q.topics[i].partitions = 0;
+                continue; /* hidden: answered as a topic that does not exist */
             }
             enum mq_err err = mq_store_topic_get(srv->store, name, &t);
             q.topics[i].error = err == MQ_OK ? MQ_KC_NONE : mq_ksrv_code_for(err);
@@ -170,8 +177,13 @@ static void handle_list_offsets(struct req *r, struct mq_kafka_rd *rd)
         struct mq_kafka_lo_topic *t = &q.topics[i];
         char name[MQ_TOPIC_NAME_MAX + 1];
         bool valid = mq_ksrv_topic_name(t->name, name);
+        int16_t denied = valid ? mq_ksrv_topic_denied(r, name, MQ_ACL_DESCRIBE) : MQ_KC_NONE;
         for (int32_t j = 0; j < t->part_count; j++) {
             struct mq_kafka_lo_part *p = &t->parts[j];
+            if (denied != MQ_KC_NONE) {
+                p->error = denied;
+                continue;
+            }
             struct mq_part *part = NULL;
             enum mq_err err = valid ? mq_store_part(srv->store, name, p->partition, &part) : MQ_ERR_NOENT;
             int64_t start = 0, end = 0;
@@ -251,7 +263,11 @@ static void handle_find_coordinator(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_find_coordinator_req q;
     if (!mq_ksrv_decoded(r, mq_kafka_find_coordinator_req_decode(rd, r->hdr.api_version, &q)))
         return;
-    if (q.key_type == 0) {
+    if (q.key_type == 0 && (q.error = mq_ksrv_group_denied(r, q.key, MQ_ACL_DESCRIBE)) != MQ_KC_NONE) {
+        q.node_id = -1;
+        q.host = "";
+        q.port = -1;
+    } else if (q.key_type == 0) {
         q.error = MQ_KC_NONE;
         q.node_id = srv->conf.node_id;
         q.host = r->conn->lsn->advertised_host;
@@ -276,6 +292,16 @@ static void handle_join_group(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_join_group_req q;
     if (!mq_ksrv_decoded(r, mq_kafka_join_group_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
+    int16_t denied = mq_ksrv_group_denied(r, q.group_id, MQ_ACL_READ);
+    if (denied != MQ_KC_NONE) {
+        struct mq_kafka_join_group_resp no = {.error = denied, .generation_id = -1};
+        no.protocol_name = no.leader = no.member_id = (struct mq_kafka_str){"", 0};
+        struct out_item *it = mq_ksrv_resp_begin(r);
+        if (it)
+            mq_kafka_join_group_resp_encode(&it->out.wr, r->hdr.api_version, &no);
+        mq_ksrv_resp_end(r, it);
+        return;
+    }
     /* DescribeGroups shows the member's host as Kafka does: "/" and the address, without the port. */
     const char *colon = strrchr(r->conn->peer, ':');
     size_t hl = colon ? (size_t)(colon - r->conn->peer) : strlen(r->conn->peer);
@@ -298,6 +324,15 @@ static void handle_sync_group(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_sync_group_req q;
     if (!mq_ksrv_decoded(r, mq_kafka_sync_group_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
+    int16_t denied = mq_ksrv_group_denied(r, q.group_id, MQ_ACL_READ);
+    if (denied != MQ_KC_NONE) {
+        struct out_item *it = mq_ksrv_resp_begin(r);
+        if (it)
+            mq_kafka_sync_group_resp_encode(&it->out.wr, r->hdr.api_version, denied,
+                                            (struct mq_kafka_str){"", 0});
+        mq_ksrv_resp_end(r, it);
+        return;
+    }
     r->state = REQ_GROUP_WAIT;
     r->conn->cur = r;
     mq_kafka_groups_sync(srv->groups, now_ms(), &q, r);
@@ -308,8 +343,10 @@ static void handle_heartbeat(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_heartbeat_req q;
     if (!mq_ksrv_decoded(r, mq_kafka_heartbeat_req_decode(rd, r->hdr.api_version, &q)))
         return;
-    q.error = mq_kafka_groups_heartbeat(r->conn->srv->groups, now_ms(), q.group_id, q.generation_id,
-                                        q.member_id, q.group_instance_id);
+    q.error = mq_ksrv_group_denied(r, q.group_id, MQ_ACL_READ);
+    if (q.error == MQ_KC_NONE)
+        q.error = mq_kafka_groups_heartbeat(r->conn->srv->groups, now_ms(), q.group_id, q.generation_id,
+                                            q.member_id, q.group_instance_id);
     struct out_item *it = mq_ksrv_resp_begin(r);
     if (it)
         mq_kafka_heartbeat_resp_encode(&it->out.wr, r->hdr.api_version, &q);
@@ -321,7 +358,9 @@ static void handle_leave_group(struct req *r, struct mq_kafka_rd *rd)
     struct mq_kafka_leave_group_req q;
     if (!mq_ksrv_decoded(r, mq_kafka_leave_group_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
         return;
-    q.error = MQ_KC_NONE;
+    q.error = mq_ksrv_group_denied(r, q.group_id, MQ_ACL_READ);
+    if (q.error != MQ_KC_NONE)
+        q.member_count = 0; /* as Kafka: the error alone */
     for (int32_t i = 0; i < q.member_count; i++)
         q.members[i].error = mq_kafka_groups_leave(r->conn->srv->groups, now_ms(), q.group_id,
                                                    q.members[i].member_id, q.members[i].group_instance_id);
@@ -368,7 +407,7 @@ static void handle_offset_commit(struct req *r, struct mq_kafka_rd *rd)
     int16_t gerr = MQ_KC_NONE;
     if (q.group_id.len <= 0 || !mq_kafka_str_copy(q.group_id, group, sizeof group))
         gerr = MQ_KC_INVALID_GROUP_ID;
-    else
+    else if ((gerr = mq_ksrv_group_denied(r, q.group_id, MQ_ACL_READ)) == MQ_KC_NONE)
         gerr = mq_kafka_groups_check_commit(srv->groups, q.group_id, q.generation_id, q.member_id,
                                             q.group_instance_id);
 
@@ -387,10 +426,14 @@ static void handle_offset_commit(struct req *r, struct mq_kafka_rd *rd)
         char name[MQ_TOPIC_NAME_MAX + 1];
         bool valid = mq_ksrv_topic_name(t->name, name);
         char *cname = valid ? arena_cstr(&r->arena, t->name) : NULL;
+        int16_t denied =
+            valid && gerr == MQ_KC_NONE ? mq_ksrv_topic_denied(r, name, MQ_ACL_READ) : MQ_KC_NONE;
         for (int32_t j = 0; j < t->part_count; j++) {
             struct mq_kafka_oc_part *p = &t->parts[j];
             if (gerr != MQ_KC_NONE) {
                 p->error = gerr;
+            } else if (denied != MQ_KC_NONE) {
+                p->error = denied;
             } else if (!valid || !cname) {
                 p->error = MQ_KC_UNKNOWN_TOPIC_OR_PARTITION;
             } else if (p->metadata.len > METADATA_MAX_BYTES ||
@@ -469,6 +512,18 @@ static void handle_offset_fetch(struct req *r, struct mq_kafka_rd *rd)
         q.error = MQ_KC_INVALID_GROUP_ID;
         if (q.topic_count < 0)
             q.topic_count = 0;
+    } else if ((q.error = mq_ksrv_group_denied(r, q.group_id, MQ_ACL_DESCRIBE)) != MQ_KC_NONE) {
+        /* v2+ carry it at the top; every version in each partition, as Kafka's error response does */
+        if (q.topic_count < 0)
+            q.topic_count = 0;
+        for (int32_t i = 0; i < q.topic_count; i++)
+            for (int32_t j = 0; j < q.topics[i].part_count; j++) {
+                struct mq_kafka_of_part *p = &q.topics[i].parts[j];
+                p->offset = -1;
+                p->leader_epoch = -1;
+                p->metadata = (struct mq_kafka_str){"", 0};
+                p->error = q.error;
+            }
     } else if (q.topic_count < 0) {
         /* Every partition the group committed, grouped by topic (the catalog lists them in order). */
         struct mq_group_offset *offs = NULL;
@@ -484,6 +539,10 @@ static void handle_offset_fetch(struct req *r, struct mq_kafka_rd *rd)
             size_t e = k;
             while (e < n && strcmp(offs[e].topic, offs[k].topic) == 0)
                 e++;
+            if (!mq_ksrv_topic_visible(r, offs[k].topic)) {
+                k = e; /* left out, as Metadata leaves it out */
+                continue;
+            }
             struct mq_kafka_of_topic *t = &q.topics[q.topic_count++];
             struct mq_kafka_str tn = {offs[k].topic, (int32_t)strlen(offs[k].topic)};
             char *name = arena_cstr(&r->arena, tn);
@@ -510,8 +569,10 @@ static void handle_offset_fetch(struct req *r, struct mq_kafka_rd *rd)
             struct mq_kafka_of_topic *t = &q.topics[i];
             char name[MQ_TOPIC_NAME_MAX + 1];
             bool valid = mq_ksrv_topic_name(t->name, name);
+            /* A hidden topic is answered as one that does not exist: nothing committed. */
+            bool hidden = valid && mq_ksrv_topic_denied(r, name, MQ_ACL_DESCRIBE) != MQ_KC_NONE;
             for (int32_t j = 0; j < t->part_count; j++)
-                offset_fetch_one(srv, r, group, valid ? name : NULL, &t->parts[j]);
+                offset_fetch_one(srv, r, group, valid && !hidden ? name : NULL, &t->parts[j]);
         }
     }
     struct out_item *it = mq_ksrv_resp_begin(r);
@@ -684,10 +745,12 @@ void mq_ksrv_handle_request(struct conn *c, uint8_t *body, size_t len)
     }
     MQ_DEBUG("kafka: %s: %s v%d correlation %d", c->peer, mq_kafka_api_name(r->hdr.api_key),
              r->hdr.api_version, r->hdr.correlation_id);
-    /* Authorisation (ACLs) belongs here, between finding the API and running its handler, where every
-     * request of every API passes once with its parsed header (client id) and c->principal. */
+    /* The principal's rules, found once for the handler's checks of each topic and group (authz.c). */
+    mq_ksrv_authz_begin(r);
     api->handle(r, &rd);
     /* A handler that parked r made it c->cur; a group request may already be answered (done). */
     if (c->cur != r)
         mq_ksrv_req_free(r);
+    else
+        r->who = NULL; /* checked already; a reload may free the rules while r waits */
 }

@@ -94,6 +94,7 @@ enum mq_err mq_ksrv_listeners_open(struct mq_kafka_server *srv, const struct mq_
         l->srv = srv;
         l->fd = -1;
         l->sasl_mechs = lc->sasl_mechanisms;
+        l->principal_cn = lc->tls.principal_cn;
         srv->n_listeners++;
         if (lc->port < 0 || lc->port > 65535 || lc->advertised_port < 0 || lc->advertised_port > 65535)
             return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "kafka listener: invalid port");

@@ -600,6 +600,9 @@ static void accept_all(struct mq_ksrv_listener *lsn)
         srv->conns = c;
         atomic_fetch_add(&srv->st_open, 1);
         MQ_DEBUG("kafka: connection from %s", c->peer);
+        /* Without SASL or TLS nothing will say who the client is (TLS: the handshake may, transport.c). */
+        if (!lsn->tls && !lsn->sasl_mechs)
+            mq_ksrv_principal_set(c, "ANONYMOUS", "no authentication");
     }
 }
 
@@ -772,6 +775,7 @@ void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_se
     st->too_large = atomic_load(&srv->st_too_large);
     st->tls_failed = atomic_load(&srv->st_tls_failed);
     st->auth_failed = atomic_load(&srv->st_auth_failed);
+    st->denied = atomic_load(&srv->st_denied);
 }
 
 static void server_free(struct mq_kafka_server *srv)
@@ -785,6 +789,8 @@ static void server_free(struct mq_kafka_server *srv)
         close(srv->spare_fd);
     mq_ksrv_ips_free(srv);
     mq_kafka_groups_free(srv->groups);
+    mq_ksrv_authz_free(srv);
+    pthread_mutex_destroy(&srv->acl_lock);
     free(srv->cluster_id);
     free(srv);
 }
@@ -831,6 +837,7 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
     if (!srv)
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
     srv->epoll_fd = srv->wake_fd = srv->spare_fd = -1;
+    pthread_mutex_init(&srv->acl_lock, NULL);
     srv->store = store;
     srv->log = mq_store_log(store);
     srv->cat = mq_store_catalog(store);
@@ -892,8 +899,11 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         mq_log_set_durable_cb(srv->log, mq_ksrv_on_durable, srv);
         srv->durable_cb_set = true;
     }
+    srv->acl = conf->acl; /* in force before the first request */
+    srv->conf.acl = NULL;
     rc = pthread_create(&srv->thread, NULL, loop_main, srv);
     if (rc != 0) {
+        srv->acl = NULL; /* on failure the caller still owns the rules (server.h) */
         if (srv->durable_cb_set)
             mq_log_set_durable_cb(srv->log, NULL, NULL); /* returns once no call is running */
         server_free(srv);

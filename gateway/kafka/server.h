@@ -30,6 +30,13 @@
  *
  * Consumer groups: the coordinator (group.h) runs in the loop; committed offsets are stored in the
  * catalog, where `mqlog consume --group` finds them too.
+ *
+ * Principals and authorization: every connection has a principal, as in Kafka: "User:NAME" after SASL,
+ * "User:" and its client certificate's subject DN (or CN) on a TLS listener without SASL, else
+ * "User:ANONYMOUS". With ACLs (acl/acl.h) each request may touch only what they allow its principal,
+ * under Kafka's rules (authz.c): topics the principal may not describe are invisible (left out of
+ * Metadata, answered as unknown when named), other refusals get TOPIC_ or GROUP_AUTHORIZATION_FAILED.
+ * Without ACLs every request is served, at the cost of one branch.
  */
 #ifndef MQ_KAFKA_SERVER_H
 #define MQ_KAFKA_SERVER_H
@@ -38,6 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "acl/acl.h"
 #include "kafka/group.h"
 #include "store/store.h"
 #include "util/err.h"
@@ -50,6 +58,8 @@ struct mq_kafka_tls_conf {
     const char *key;          /* PEM private key of cert */
     const char *ca;           /* PEM CAs of client certificates; NULL: clients are not asked for one */
     bool require_client_cert; /* mutual TLS: a client without a certificate signed by ca fails (needs ca) */
+    bool principal_cn;        /* a client certificate's principal is User:<its CN> (no CN: its DN); false:
+                                 User:<its subject DN, RFC 2253>. Unused on a listener with SASL. */
 };
 
 /* One address the endpoint listens on, and what it tells the clients that connect there. */
@@ -101,6 +111,8 @@ struct mq_kafka_server_conf {
     bool install_durable_cb;        /* set the log's durable callback (default true); when false, whoever
                                        owns the callback must call mq_kafka_server_notify() from it */
     struct mq_kafka_groups_conf groups;
+    struct mq_acl *acl; /* the authorization rules; NULL (default): every request is allowed. Taken by
+                           mq_kafka_server_start() on success (the caller still owns it on failure). */
 };
 
 /* Fills conf with the defaults above. */
@@ -122,6 +134,11 @@ int mq_kafka_server_port(const struct mq_kafka_server *srv);
 /* The port listener i (in the order of conf->listeners) is bound to, -1 when there is no such listener. */
 int mq_kafka_server_listener_port(const struct mq_kafka_server *srv, size_t i);
 
+/* Replaces the authorization rules (any thread; NULL: every request is allowed); the server takes acl and
+ * frees the rules it replaces. Requests that arrive after the call are checked against the new rules,
+ * on open connections too; requests already parked (a waiting Fetch or JoinGroup) were checked before. */
+void mq_kafka_server_set_acl(struct mq_kafka_server *srv, struct mq_acl *acl);
+
 /* Tells the server that records became durable (any thread, cheap, never blocks). */
 void mq_kafka_server_notify(struct mq_kafka_server *srv);
 
@@ -141,6 +158,7 @@ struct mq_kafka_server_stats {
     uint64_t tls_failed;      /* TLS handshakes that failed (untrusted or missing client certificate, no
                                  common protocol version, not TLS at all) */
     uint64_t auth_failed;     /* SASL authentications that failed (the connection was closed) */
+    uint64_t denied;          /* topics and groups a request named that the ACLs refused it */
 };
 void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_server_stats *st);
 

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "acl/acl.h"
 #include "kafka/proto.h"
 #include "kafka/server.h"
 #include "kafka/wire.h"
@@ -45,8 +46,10 @@ struct req {
     struct mq_kafka_req_hdr hdr;
     struct mq_kafka_arena arena;
     enum req_state state;
-    bool done;        /* answered (by a group callback); the loop frees it */
-    int64_t deadline; /* a parked Fetch is answered by then with whatever there is */
+    bool done;                    /* answered (by a group callback); the loop frees it */
+    int64_t deadline;             /* a parked Fetch is answered by then with whatever there is */
+    const struct mq_acl_who *who; /* the ACL rules of the connection's principal, NULL: no ACLs; valid
+                                     during the handler's first call only (a reload may free them) */
     struct mq_kafka_fetch_req fetch;
     struct mq_part ***parts; /* [topic][partition], resolved once, NULL where unknown */
     bool **again;            /* [topic][partition]: the same partition was listed before in the request */
@@ -64,6 +67,7 @@ struct mq_ksrv_listener {
     int advertised_port;
     struct ssl_ctx_st *tls; /* OpenSSL's SSL_CTX; NULL: plaintext */
     bool require_client_cert;
+    bool principal_cn;   /* a client certificate's principal is its CN (mq_kafka_tls_conf) */
     unsigned sasl_mechs; /* SASL required of its clients (1 << enum mq_sasl_mech each), 0: none */
 };
 
@@ -128,7 +132,8 @@ struct conn {
     enum mq_ksrv_auth auth;
     struct mq_sasl *sasl; /* the authentication under way */
     int sasl_mech;        /* its enum mq_sasl_mech */
-    char *principal;      /* "User:NAME" once authenticated, else NULL */
+    char *principal;      /* "User:NAME" once known (authz.c): at accept, after the TLS handshake, or after
+                             SASL on a SASL listener (until then NULL) */
     bool close_when_sent; /* handle no further request; close once the queued answers are sent */
 };
 
@@ -177,10 +182,15 @@ struct mq_kafka_server {
     struct ratelog too_large;    /* requests refused for max_request_partitions */
     struct ratelog timeouts;     /* connections closed by the handshake, idle or send timeout */
     struct ratelog tls_failures; /* TLS handshakes that failed */
+    struct ratelog denials;      /* topics and groups the ACLs refused */
+    struct mq_acl *acl;          /* the rules in force (loop thread), NULL: none */
+    pthread_mutex_t acl_lock;    /* guards acl_next */
+    struct mq_acl *acl_next;     /* mq_kafka_server_set_acl()'s rules, waiting for the loop */
+    atomic_bool acl_pending;     /* acl_next is set (NULL included) */
     size_t trim_bytes;           /* large buffers freed since the last malloc_trim() */
     int64_t last_trim;
     _Atomic uint64_t st_accepted, st_open, st_requests, st_protocol_errors, st_unsupported, st_waiting;
-    _Atomic uint64_t st_refused, st_timed_out, st_too_large, st_tls_failed, st_auth_failed;
+    _Atomic uint64_t st_refused, st_timed_out, st_too_large, st_tls_failed, st_auth_failed, st_denied;
 };
 
 /* Bytes of a segment file read for SSL_write at a time: the TLS path's bounded copy of what sendfile() would
@@ -257,6 +267,25 @@ void mq_ksrv_handle_sasl_handshake(struct req *r, struct mq_kafka_rd *rd);
 void mq_ksrv_handle_sasl_authenticate(struct req *r, struct mq_kafka_rd *rd);
 /* One bare SASL token of c after SaslHandshake v0 (c->auth MQ_KSRV_AUTH_RAW); takes body. */
 void mq_ksrv_auth_raw(struct conn *c, uint8_t *body, size_t len);
+
+/* ---- authz.c: principals and authorization ---- */
+
+/* Sets c's principal to "User:" name (how: what it comes from, for the log line that names it). */
+void mq_ksrv_principal_set(struct conn *c, const char *name, const char *how);
+/* Before r's handler: takes up rules mq_kafka_server_set_acl() left, and finds r's (r->who). */
+void mq_ksrv_authz_begin(struct req *r);
+/* MQ_KC_NONE when r may do op (MQ_ACL_*) on topic name (a valid name); else the answer, counted and
+ * logged: UNKNOWN_TOPIC_OR_PARTITION when it may not even describe it (hidden: answered as for a topic
+ * that does not exist), else TOPIC_AUTHORIZATION_FAILED. */
+int16_t mq_ksrv_topic_denied(struct req *r, const char *name, unsigned op);
+/* MQ_KC_NONE when r may do op on group id, else GROUP_AUTHORIZATION_FAILED (counted and logged). */
+int16_t mq_ksrv_group_denied(struct req *r, struct mq_kafka_str id, unsigned op);
+/* Whether r may describe topic name or group id, for lists that leave out what it may not see (neither
+ * counted nor logged: the client did not ask for these by name). */
+bool mq_ksrv_topic_visible(const struct req *r, const char *name);
+bool mq_ksrv_group_visible(const struct req *r, const char *id);
+/* Frees the rules (the server is stopping). */
+void mq_ksrv_authz_free(struct mq_kafka_server *srv);
 
 /* ---- admin.c: the admin APIs (ListGroups, DescribeGroups, DeleteGroups, DescribeConfigs,
  * DescribeCluster) ---- */

@@ -90,27 +90,64 @@ void mq_ksrv_tls_listener_free(struct mq_ksrv_listener *l)
     l->tls = NULL;
 }
 
-/* The verified client certificate's subject as RFC 2253 text ("CN=reader,O=plant-7"), or NULL. */
-static char *peer_subject(SSL *ssl)
+/* The verified client certificate's subject as RFC 2253 text ("CN=reader,O=plant-7") into *dn, and its
+ * most specific common name (the first in that text) into *cn (NULL when it has none, or one with a NUL
+ * or control character); both NULL without a certificate. The caller frees both. */
+static void peer_subject(SSL *ssl, char **dn, char **cn)
 {
+    *dn = *cn = NULL;
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
     X509 *cert = SSL_get1_peer_certificate(ssl);
 #else
     X509 *cert = SSL_get_peer_certificate(ssl);
 #endif
     if (!cert)
-        return NULL;
-    char *dn = NULL;
+        return;
+    X509_NAME *name = X509_get_subject_name(cert);
     BIO *b = BIO_new(BIO_s_mem());
-    if (b && X509_NAME_print_ex(b, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+    if (b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0) {
         char *p;
         long n = BIO_get_mem_data(b, &p);
         if (n >= 0)
-            dn = strndup(p, (size_t)n);
+            *dn = strndup(p, (size_t)n);
     }
     BIO_free(b);
+    int last = -1;
+    for (int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1); i >= 0;
+         i = X509_NAME_get_index_by_NID(name, NID_commonName, i))
+        last = i;
+    unsigned char *utf8 = NULL;
+    int len = last >= 0
+                  ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, last)))
+                  : -1;
+    bool clean = len > 0;
+    for (int i = 0; clean && i < len; i++)
+        clean = utf8[i] >= 0x20 && utf8[i] != 0x7f;
+    if (clean)
+        *cn = strndup((const char *)utf8, (size_t)len);
+    OPENSSL_free(utf8);
     X509_free(cert);
-    return dn;
+    ERR_clear_error();
+}
+
+/* On a listener without SASL the certificate names the client (the DN, or CN as configured); none makes it
+ * anonymous. On a SASL listener the SASL user will (auth.c). */
+static void name_principal(struct conn *c, char *cn)
+{
+    if (c->sasl_mechs)
+        return;
+    if (!c->peer_dn) {
+        mq_ksrv_principal_set(c, "ANONYMOUS", "TLS without a client certificate");
+        return;
+    }
+    char how[512];
+    if (c->lsn->principal_cn && cn) {
+        snprintf(how, sizeof how, "the CN of client certificate %s", c->peer_dn);
+        mq_ksrv_principal_set(c, cn, how);
+    } else {
+        snprintf(how, sizeof how, "client certificate%s", c->lsn->principal_cn ? " without a CN" : "");
+        mq_ksrv_principal_set(c, c->peer_dn, how);
+    }
 }
 
 /* A handshake that failed: logged (rate limited) with the peer and the reason, counted, and c closed. */
@@ -178,9 +215,16 @@ static ssize_t tls_handshake(struct conn *c)
     if (rc != 1)
         return tls_result(c, rc, true);
     c->tls_ready = true;
-    c->peer_dn = peer_subject(c->ssl);
+    char *cn = NULL;
+    peer_subject(c->ssl, &c->peer_dn, &cn);
     MQ_DEBUG("kafka: TLS from %s: %s, %s%s%s", c->peer, SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
              c->peer_dn ? ", client certificate " : "", c->peer_dn ? c->peer_dn : "");
+    name_principal(c, cn);
+    free(cn);
+    if (c->dead) {
+        errno = ENOMEM; /* naming the principal ran out of memory: closing */
+        return -1;
+    }
     return 1;
 }
 

@@ -2,7 +2,8 @@
  * test_kafka_server.c - the Kafka endpoint over real loopback sockets, driven by a minimal client written
  * here from the protocol (independent of the server's encoders): API negotiation and unsupported versions,
  * metadata and offsets, Fetch with sendfile'd batches and long polling, pipelining, Produce refusal,
- * malformed, oversized and truncated requests, consumer groups with committed offsets, many connections.
+ * malformed, oversized and truncated requests, consumer groups with committed offsets, many connections,
+ * authorization rules (ACLs) set and replaced on a running server.
  */
 #include <errno.h>
 #include <limits.h>
@@ -1346,6 +1347,167 @@ static void test_start_errors(void)
     fixture_down();
 }
 
+/* ---- authorization ---- */
+
+/* Metadata v1 for the topics named (NULL: all): the names and errors of the topics answered. */
+static int metadata_v1(int fd, int32_t corr, const char *named, char names[][16], int16_t *errors, int max)
+{
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    mq_kafka_wr_array(&body, named ? 1 : -1);
+    if (named)
+        mq_kafka_wr_string(&body, named);
+    cli_send(fd, 3, 1, corr, &body);
+    mq_kafka_wr_free(&body);
+    size_t len;
+    uint8_t *b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, b, len);
+    int32_t nb = mq_kafka_rd_array(&rd, 1, false);
+    for (int32_t i = 0; i < nb; i++) {
+        (void)mq_kafka_rd_i32(&rd);
+        (void)mq_kafka_rd_string(&rd);
+        (void)mq_kafka_rd_i32(&rd);
+        (void)mq_kafka_rd_nstring(&rd);
+    }
+    (void)mq_kafka_rd_i32(&rd); /* controller */
+    int32_t nt = mq_kafka_rd_array(&rd, 1, false);
+    CU_ASSERT_FATAL(nt >= 0 && nt <= max);
+    for (int32_t t = 0; t < nt; t++) {
+        errors[t] = mq_kafka_rd_i16(&rd);
+        CU_ASSERT_TRUE(mq_kafka_str_copy(mq_kafka_rd_string(&rd), names[t], 16));
+        (void)mq_kafka_rd_bool(&rd);
+        int32_t np = mq_kafka_rd_array(&rd, 1, false);
+        for (int32_t p = 0; p < np; p++) {
+            (void)mq_kafka_rd_i16(&rd);
+            (void)mq_kafka_rd_i32(&rd);
+            (void)mq_kafka_rd_i32(&rd);
+            for (int k = 0; k < 2; k++) {
+                int32_t nr = mq_kafka_rd_array(&rd, 4, false);
+                for (int32_t x = 0; x < nr; x++)
+                    (void)mq_kafka_rd_i32(&rd);
+            }
+        }
+    }
+    CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+    free(b);
+    return nt;
+}
+
+static int16_t fetch_error(int fd, int32_t corr, const char *topic)
+{
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    fetch_body(&body, 4, topic, 0, 0, 0, 1, 1 << 20, 1 << 20);
+    cli_send(fd, 1, 4, corr, &body);
+    mq_kafka_wr_free(&body);
+    size_t len;
+    uint8_t *b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct fetched f;
+    parse_fetch(b, len, 4, &f);
+    free(b);
+    return f.error;
+}
+
+/* OffsetCommit v2 of offset 1 for topic/0 in group: the partition's error. */
+static int16_t commit_error(int fd, int32_t corr, const char *group, const char *topic)
+{
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    mq_kafka_wr_string(&body, group);
+    mq_kafka_wr_i32(&body, -1);
+    mq_kafka_wr_string(&body, "");
+    mq_kafka_wr_i64(&body, -1);
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_string(&body, topic);
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_i32(&body, 0);
+    mq_kafka_wr_i64(&body, 1);
+    mq_kafka_wr_string(&body, NULL);
+    cli_send(fd, 8, 2, corr, &body);
+    mq_kafka_wr_free(&body);
+    size_t len;
+    uint8_t *b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, b, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    (void)mq_kafka_rd_string(&rd);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    (void)mq_kafka_rd_i32(&rd);
+    int16_t e = mq_kafka_rd_i16(&rd);
+    free(b);
+    return e;
+}
+
+static int16_t find_coordinator_error(int fd, int32_t corr, const char *group)
+{
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    mq_kafka_wr_string(&body, group);
+    mq_kafka_wr_i8(&body, 0);
+    cli_send(fd, 10, 1, corr, &body);
+    mq_kafka_wr_free(&body);
+    size_t len;
+    uint8_t *b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    int16_t e = (int16_t)mq_be16_get(b + 4);
+    free(b);
+    return e;
+}
+
+/* A plaintext client is User:ANONYMOUS: rules for it (and for User:*) decide what it sees and reads. */
+static void test_acls(void)
+{
+    fixture_up();
+    char errstr[256];
+    CU_ASSERT_EQUAL_FATAL(mq_store_topic_create(store, "t3", 1, NULL, errstr, sizeof errstr), MQ_OK);
+    append("t1", 0, "a", 2, 1000);
+    const struct mq_acl_rule rules[] = {
+        {MQ_ACL_ANONYMOUS, MQ_ACL_TOPIC, "t1", MQ_ACL_READ},
+        {MQ_ACL_ANONYMOUS, MQ_ACL_TOPIC, "t2", MQ_ACL_DESCRIBE},
+        {MQ_ACL_ANYONE, MQ_ACL_GROUP, "ok-*", MQ_ACL_READ},
+        {"User:someone-else", MQ_ACL_TOPIC, "*", MQ_ACL_READ},
+    };
+    struct mq_acl *acl = NULL;
+    CU_ASSERT_EQUAL_FATAL(mq_acl_new(rules, sizeof rules / sizeof rules[0], &acl), MQ_OK);
+    int fd = cli_connect();
+    /* Set on a running server: it applies to the next request, on this open connection too. */
+    mq_kafka_server_set_acl(srv, acl);
+    char names[4][16];
+    int16_t errors[4];
+    CU_ASSERT_EQUAL_FATAL(metadata_v1(fd, 1, NULL, names, errors, 4), 2); /* t3 is left out */
+    CU_ASSERT_STRING_EQUAL(names[0], "t1");
+    CU_ASSERT_STRING_EQUAL(names[1], "t2");
+    CU_ASSERT_EQUAL_FATAL(metadata_v1(fd, 2, "t3", names, errors, 4), 1);
+    CU_ASSERT_EQUAL(errors[0], MQ_KC_UNKNOWN_TOPIC_OR_PARTITION); /* as if it did not exist */
+    CU_ASSERT_EQUAL(fetch_error(fd, 3, "t1"), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(fetch_error(fd, 4, "t2"), MQ_KC_TOPIC_AUTHORIZATION_FAILED); /* seen, not readable */
+    CU_ASSERT_EQUAL(fetch_error(fd, 5, "t3"), MQ_KC_UNKNOWN_TOPIC_OR_PARTITION);
+    CU_ASSERT_EQUAL(commit_error(fd, 6, "grp", "t1"), MQ_KC_GROUP_AUTHORIZATION_FAILED);
+    CU_ASSERT_EQUAL(commit_error(fd, 7, "ok-1", "t1"), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(commit_error(fd, 8, "ok-1", "t2"), MQ_KC_TOPIC_AUTHORIZATION_FAILED);
+    CU_ASSERT_EQUAL(commit_error(fd, 9, "ok-1", "t3"), MQ_KC_UNKNOWN_TOPIC_OR_PARTITION);
+    CU_ASSERT_EQUAL(find_coordinator_error(fd, 10, "grp"), MQ_KC_GROUP_AUTHORIZATION_FAILED);
+    CU_ASSERT_EQUAL(find_coordinator_error(fd, 11, "ok-2"), MQ_KC_NONE);
+    struct joined j = {0};
+    join_group(fd, 12, ""); /* group "grp" */
+    CU_ASSERT_FATAL(read_join(fd, 12, &j, 5000));
+    CU_ASSERT_EQUAL(j.error, MQ_KC_GROUP_AUTHORIZATION_FAILED);
+    CU_ASSERT_EQUAL(simple(fd, 12, 1, 13, &j), MQ_KC_GROUP_AUTHORIZATION_FAILED); /* Heartbeat */
+    struct mq_kafka_server_stats st;
+    mq_kafka_server_stats(srv, &st);
+    CU_ASSERT_EQUAL(st.denied, 9);
+    /* Rules removed: everything is served again. */
+    mq_kafka_server_set_acl(srv, NULL);
+    CU_ASSERT_EQUAL_FATAL(metadata_v1(fd, 20, NULL, names, errors, 4), 3);
+    CU_ASSERT_EQUAL(fetch_error(fd, 21, "t2"), MQ_KC_NONE);
+    close(fd);
+    fixture_down();
+}
+
 int main(void)
 {
     static const struct mq_test tests[] = {
@@ -1362,6 +1524,7 @@ int main(void)
         MQ_TEST(test_read_only_store),
         MQ_TEST(test_start_errors),
         MQ_TEST(test_stop_during_durable_calls),
+        MQ_TEST(test_acls),
         MQ_TEST_END,
     };
     return mq_test_run("kafka_server", tests);
