@@ -28,29 +28,6 @@ RECORDS = 300
 TOPIC = "t"
 
 
-def openssl(*args, cwd):
-    e.run(["openssl"] + list(args), cwd=cwd)
-
-
-def make_certs(d):
-    """A CA and a server certificate (localhost, 127.0.0.1). P-256 keys: fast."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
-            "/CN=mqlog test ca", cwd=d)
-    with open(os.path.join(d, "server.ext"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost", cwd=d)
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.pem", "-days", "2", "-extfile", "server.ext", cwd=d)
-    return {n: os.path.join(d, n) for n in ("ca.pem", "server.pem", "server.key")}
-
-
-def user_add(data, name, password, *extra):
-    p = subprocess.run([e.MQLOG, "user", "add", "-d", data, name] + list(extra), input=password + "\n",
-                       text=True, capture_output=True, timeout=60)
-    e.check(p.returncode == 0, "mqlog user add %s: %s" % (name, p.stderr))
-
-
 def sasl_args(protocol, mech, user, password, ca=None):
     args = ["-X", "security.protocol=" + protocol, "-X", "sasl.mechanisms=" + mech,
             "-X", "sasl.username=" + user, "-X", "sasl.password=" + password]
@@ -105,7 +82,7 @@ def main():
         if not tool or not os.path.exists(tool):
             e.fail("kcat and openssl are needed (scripts/setup installs them)")
     d = e.tmpdir("kafka-sasl")
-    c = make_certs(d)
+    c = e.make_certs(d)
     ssl_port, plain_port = e.free_port(), e.free_port()
     while plain_port == ssl_port:
         plain_port = e.free_port()
@@ -125,8 +102,8 @@ def main():
     p = subprocess.run([e.MQLOG, "produce", "-d", daemon.data, TOPIC, "-p", "0"], input="\n".join(want) + "\n",
                        text=True, capture_output=True, timeout=120)
     e.check(p.returncode == 0, "mqlog produce: %s" % p.stderr)
-    user_add(daemon.data, "alice", "wonder-land")
-    user_add(daemon.data, "carol", "only,512=", "--mechanism", "SCRAM-SHA-512", "--iterations", "8192")
+    e.user_add(daemon.data, "alice", "wonder-land")
+    e.user_add(daemon.data, "carol", "only,512=", "--mechanism", "SCRAM-SHA-512", "--iterations", "8192")
     daemon.start()
 
     # 1. SASL_SSL with each mechanism.
@@ -171,7 +148,7 @@ def main():
 
     # 4. Users changed beside the running daemon apply to the next connection.
     refused(plain, sasl_args("sasl_plaintext", "SCRAM-SHA-256", "bob", "builder"), "bob before add")
-    user_add(daemon.data, "bob", "builder")
+    e.user_add(daemon.data, "bob", "builder")
     kcat_read(plain, sasl_args("sasl_plaintext", "SCRAM-SHA-256", "bob", "builder"), want, "bob after add")
     p = e.run([e.MQLOG, "user", "remove", "-d", daemon.data, "bob"])
     refused(plain, sasl_args("sasl_plaintext", "SCRAM-SHA-256", "bob", "builder"), "bob after remove")

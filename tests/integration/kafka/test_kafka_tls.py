@@ -26,28 +26,6 @@ RECORDS = 3000
 TOPIC = "t"
 
 
-def openssl(*args, cwd):
-    e.run(["openssl"] + list(args), cwd=cwd)
-
-
-def make_certs(d):
-    """CA, server (localhost, 127.0.0.1), client; an untrusted CA and its client. P-256 keys: fast."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    for ca in ("ca", "rogue-ca"):
-        openssl("req", "-x509", *ec, "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2",
-                "-subj", "/CN=mqlog test " + ca, cwd=d)
-    with open(os.path.join(d, "server.ext"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    for name, ca, subj, ext in (("server", "ca", "/CN=localhost", ["-extfile", "server.ext"]),
-                                ("client", "ca", "/O=plant-7/CN=reader", []),
-                                ("rogue", "rogue-ca", "/CN=intruder", [])):
-        openssl("req", *ec, "-keyout", name + ".key", "-out", name + ".csr", "-subj", subj, cwd=d)
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-                "-CAcreateserial", "-out", name + ".pem", "-days", "2", *ext, cwd=d)
-    return {n: os.path.join(d, n) for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key",
-                                            "rogue.pem", "rogue.key")}
-
-
 def kcat_ssl(c, cert=None, key=None):
     args = ["-X", "security.protocol=ssl", "-X", "ssl.ca.location=" + c["ca.pem"]]
     if cert:
@@ -82,7 +60,7 @@ def main():
         if not tool or not os.path.exists(tool):
             e.fail("kcat and openssl are needed (scripts/setup installs them)")
     d = e.tmpdir("kafka-tls")
-    c = make_certs(d)
+    c = e.make_certs(d, clients=[("client", "/O=plant-7/CN=reader")], rogue=True)
     plain_port, tls_port = e.free_port(), e.free_port()
     while tls_port == plain_port:
         tls_port = e.free_port()

@@ -4,7 +4,8 @@ broker(), mapping()), mqlogd started and watched through its sd_notify socket, c
 lines a test waits for (Proc), the test publisher (mq_pub), reading the log back with `mqlog consume --format
 json`, and the checker of the published streams (every message once, in per-topic order, with its headers).
 For forwarding: a central Kafka cluster (KafkaMock, librdkafka's mock cluster) and read_remote(), which reads
-a topic of it back record by record.
+a topic of it back record by record. For the Kafka endpoint's security: certificates made with the openssl CLI
+(make_certs()) and SASL users added with `mqlog user` (user_add()).
 
 ctest puts this directory on PYTHONPATH; paths come from the environment it sets: MQLOGD, MQLOG, MQ_PUB,
 MQ_KAFKA_MOCK, MQ_KAFKA_DUMP, MQ_SOURCE_DIR; MQ_E2E_SCALE scales the message counts (sanitizer builds use fewer); MQ_E2E_KEEP=1 keeps the
@@ -593,6 +594,35 @@ class Daemon:
     def log(self):
         with open(self.logpath, errors="replace") as f:
             return f.read()
+
+
+def make_certs(d, clients=(), rogue=False):
+    """Certificates for TLS tests, made with the openssl CLI in directory d (P-256 keys: fast): a CA (ca.pem),
+    a server certificate for localhost and 127.0.0.1 (server.pem, server.key), a client certificate signed by
+    the CA for each (name, subject) of clients (NAME.pem, NAME.key), and with rogue an untrusted CA and a
+    client certificate of its (rogue.pem, rogue.key, subject /CN=intruder). Returns {file name: path}."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for ca in ("ca", "rogue-ca") if rogue else ("ca",):
+        run(["openssl", "req", "-x509", *ec, "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2",
+             "-subj", "/CN=mqlog test " + ca], cwd=d)
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    certs = [("server", "ca", "/CN=localhost", ["-extfile", "server.ext"])]
+    certs += [(name, "ca", subject, []) for name, subject in clients]
+    if rogue:
+        certs.append(("rogue", "rogue-ca", "/CN=intruder", []))
+    for name, ca, subject, ext in certs:
+        run(["openssl", "req", *ec, "-keyout", name + ".key", "-out", name + ".csr", "-subj", subject], cwd=d)
+        run(["openssl", "x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+             "-CAcreateserial", "-out", name + ".pem", "-days", "2", *ext], cwd=d)
+    return {n: os.path.join(d, n) for n in os.listdir(d) if n.endswith((".pem", ".key"))}
+
+
+def user_add(data, name, password, *extra):
+    """`mqlog user add` of a SASL user to the store at data, the password given on stdin."""
+    p = subprocess.run([MQLOG, "user", "add", "-d", data, name] + list(extra), input=password + "\n",
+                       text=True, capture_output=True, timeout=60)
+    check(p.returncode == 0, "mqlog user add %s: %s" % (name, p.stderr))
 
 
 def run(args, check=True, timeout=120, **kw):
