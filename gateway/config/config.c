@@ -515,6 +515,14 @@ enum mq_err mq_config_load(const char *path, struct mq_config **cfgp, mq_config_
     }
     struct mq_cctx ctx = {.cfg = cfg};
     mq_cload(&ctx, path, NULL, &mq_csection_top);
+    /* A file that loads but configures nothing is a mistake (an empty file, the wrong file, every section
+     * commented out), not a configuration that runs doing nothing. */
+    if (ctx.nerrs == 0 && !ctx.oom && cfg->nbrokers == 0 && cfg->nmappings == 0 &&
+        cfg->kafka.nlisteners == 0 && cfg->nforwards == 0)
+        mq_cctx_error_at(
+            &ctx, 0, 1, 1,
+            "the configuration is empty: it has no brokers, no mappings, no kafka listener and no "
+            "forwarders");
     if (ctx.nerrs > 1)
         qsort(ctx.errs, ctx.nerrs, sizeof(*ctx.errs), mq_cerr_cmp);
     for (size_t i = 0; i < ctx.nerrs; i++) {

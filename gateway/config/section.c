@@ -14,6 +14,7 @@
 #include "config/config_int.h"
 #include "route/route.h"
 #include "util/parse.h"
+#include "util/suggest.h"
 #include "util/topic.h"
 #include "util/url.h"
 
@@ -736,44 +737,15 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
     mq_cset_str(ctx, (char **)field, v);
 }
 
-/* Edit distance of two short names, for "did you mean" hints. */
-static size_t mq_cdistance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > MQ_CFG_MAX_NAME || lb > MQ_CFG_MAX_NAME)
-        return SIZE_MAX;
-    size_t row[MQ_CFG_MAX_NAME + 1];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 static void mq_cunknown(struct mq_cctx *ctx, const struct mq_csection *sec, const yaml_node_t *key)
 {
     const char *name = (const char *)key->data.scalar.value;
-    const char *best = NULL;
-    size_t bestd = 3; /* suggest only close names */
-    for (const struct mq_ckey *k = sec->keys; k->name; k++) {
-        size_t d = mq_cdistance(name, k->name);
-        if (d < bestd) {
-            bestd = d;
-            best = k->name;
-        }
-    }
+    struct mq_suggest sg;
+    mq_suggest_init(&sg, name);
+    sg.best_distance = 3; /* keys are long words: two edits away is still a typo (as before) */
+    for (const struct mq_ckey *k = sec->keys; k->name; k++)
+        mq_suggest_feed(&sg, k->name);
+    const char *best = sg.best;
     if (best)
         mq_cctx_error(ctx, key, "unknown key '%s' in %s (did you mean '%s'?)", name, sec->what, best);
     else

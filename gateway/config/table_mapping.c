@@ -7,6 +7,7 @@
 
 #include "config/table.h"
 #include "route/route.h"
+#include "util/suggest.h"
 
 /* ---- mappings[] ---- */
 
@@ -146,9 +147,17 @@ static void mq_mapping_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *
             else if (strcmp(cfg->brokers[i].name, m->broker) == 0)
                 known = true;
         }
-        if (!known && !broken)
-            mq_cctx_error(ctx, bn, "unknown broker '%s'%s", m->broker,
-                          cfg->nbrokers ? "" : " (no brokers are configured)");
+        if (!known && !broken) {
+            struct mq_suggest sg;
+            mq_suggest_init(&sg, m->broker);
+            for (size_t i = 0; i < cfg->nbrokers; i++)
+                mq_suggest_feed(&sg, cfg->brokers[i].name);
+            if (sg.best)
+                mq_cctx_error(ctx, bn, "unknown broker '%s' (did you mean '%s'?)", m->broker, sg.best);
+            else
+                mq_cctx_error(ctx, bn, "unknown broker '%s'%s", m->broker,
+                              cfg->nbrokers ? "" : " (no brokers are configured)");
+        }
     }
     if (m->to)
         mq_mapping_check_target(ctx, m, mq_cctx_value(ms, vals, "to"));

@@ -16,6 +16,7 @@
 #include "ingest/ingest.h"
 #include "route/route.h"
 #include "tool/tool.h"
+#include "util/suggest.h"
 
 static void mq_route_help(void)
 {
@@ -128,7 +129,15 @@ int mq_cmd_route(int argc, char **argv)
     struct mq_ingest_routes *routes = NULL;
     char why[512];
     if (broker && !mq_config_broker_find(cfg, broker)) {
-        status = mq_tool_usage_error("route", "no broker named '%s' in %s", broker, config);
+        struct mq_suggest sg;
+        mq_suggest_init(&sg, broker);
+        for (size_t i = 0; i < cfg->nbrokers; i++)
+            mq_suggest_feed(&sg, cfg->brokers[i].name);
+        if (sg.best)
+            status = mq_tool_usage_error("route", "no broker named '%s' in %s (did you mean '%s'?)", broker,
+                                         config, sg.best);
+        else
+            status = mq_tool_usage_error("route", "no broker named '%s' in %s", broker, config);
         goto out;
     }
     if (!broker && cfg->nbrokers == 1)

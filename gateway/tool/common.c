@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "util/parse.h"
+#include "util/suggest.h"
 
 void mq_tool_error(const char *fmt, ...)
 {
@@ -171,9 +172,21 @@ bool mq_tool_topic(struct mq_store *store, const char *name, struct mq_catalog_t
     enum mq_err err = mq_store_topic_get(store, name, topic);
     if (err == MQ_OK)
         return true;
-    if (err == MQ_ERR_NOENT)
-        mq_tool_error("unknown topic '%s' in %s", name, mq_store_dir(store));
-    else
+    if (err == MQ_ERR_NOENT) {
+        struct mq_catalog_topic *all = NULL;
+        size_t n = 0;
+        struct mq_suggest sg;
+        mq_suggest_init(&sg, name);
+        if (mq_catalog_topic_list(mq_store_catalog(store), &all, &n) == MQ_OK)
+            for (size_t i = 0; i < n; i++)
+                mq_suggest_feed(&sg, all[i].name);
+        if (sg.best)
+            mq_tool_error("unknown topic '%s' in %s (did you mean '%s'?)", name, mq_store_dir(store),
+                          sg.best);
+        else
+            mq_tool_error("unknown topic '%s' in %s", name, mq_store_dir(store));
+        free(all);
+    } else
         mq_tool_error("topic %s: catalog: %s (%s)", name, mq_strerror(err),
                       mq_catalog_errmsg(mq_store_catalog(store)));
     return false;

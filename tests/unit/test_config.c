@@ -532,9 +532,23 @@ static void test_example_conf(void)
 static void test_defaults(void)
 {
     char *tmp = mq_test_tmpdir("config");
-    static const char *const texts[] = {"", "# only a comment\n", "---\n", "{}\n"};
+    /* An empty configuration is refused (at 1:1), whatever form the emptiness takes. */
+    static const char *const empty[] = {"", "# only a comment\n", "---\n", "{}\n"};
+    for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+        char *path = write_file(tmp, "empty.yaml", empty[i]);
+        struct msgs m = {0};
+        struct mq_config *cfg = NULL;
+        CU_ASSERT_EQUAL(mq_config_load(path, &cfg, collect, &m), MQ_ERR_CONFIG);
+        CU_ASSERT_PTR_NULL(cfg);
+        CU_ASSERT_EQUAL_FATAL(m.n, 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(m.v[0], "empty.yaml:1:1: the configuration is empty"));
+        msgs_free(&m);
+        free(path);
+    }
+    /* One mapping and nothing else: every other key has its default. */
+    static const char *const texts[] = {"mappings:\n  - from: a/b\n    to: t\n"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
-        char *path = write_file(tmp, "empty.yaml", texts[i]);
+        char *path = write_file(tmp, "minimal.yaml", texts[i]);
         struct mq_config *cfg = load_ok(path);
         CU_ASSERT_STRING_EQUAL(cfg->data_dir, "/var/lib/mqlog");
         /* The store's documented defaults (log.h). */
@@ -551,7 +565,7 @@ static void test_defaults(void)
         CU_ASSERT_EQUAL(cfg->log.retention_ms, MQ_RETENTION_MS_DEFAULT);
         CU_ASSERT_EQUAL(cfg->log.retention_bytes, 0);
         CU_ASSERT_EQUAL(cfg->nbrokers, 0);
-        CU_ASSERT_EQUAL(cfg->nmappings, 0);
+        CU_ASSERT_EQUAL(cfg->nmappings, 1);
         CU_ASSERT_PTR_NULL(cfg->unmatched);
         CU_ASSERT_PTR_NULL(cfg->kafka.listen);
         CU_ASSERT_PTR_NULL(cfg->kafka.advertised);
@@ -565,7 +579,7 @@ static void test_defaults(void)
         CU_ASSERT_PTR_NULL(cfg->forwards);
         struct mq_route_table *t = NULL;
         CU_ASSERT_EQUAL(mq_config_route_table(cfg, &t, NULL, 0), MQ_OK);
-        CU_ASSERT_EQUAL(mq_route_count(t), 0);
+        CU_ASSERT_EQUAL(mq_route_count(t), 1);
         mq_route_table_free(t);
         mq_config_free(cfg);
         free(path);
