@@ -14,6 +14,7 @@
 
 #include "route/json.h"
 #include "route/placement.h"
+#include "util/diag.h"
 #include "util/parse.h"
 
 enum mq_key_kind { MQ_KEY_TOPIC, MQ_KEY_LEVEL, MQ_KEY_JSON, MQ_KEY_NONE };
@@ -45,7 +46,10 @@ struct mq_route_table {
     struct mq_route_map *maps;
     size_t nmaps;
     char *unmatched;
+    atomic_int_fast64_t refused_log_ms; /* rate limit of the "template gave no topic name" warning */
 };
+
+#define MQ_ROUTE_WARN_EVERY_MS 10000
 
 /* Walks a template, calling part() for each literal run and reference. Returns MQ_OK or MQ_ERR_INVAL with
  * the reason. part may be NULL (check only). */
@@ -278,6 +282,7 @@ enum mq_err mq_route_table_new(const struct mq_route_def *defs, size_t ndefs, co
     struct mq_route_table *t = calloc(1, sizeof(*t));
     if (!t)
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    atomic_init(&t->refused_log_ms, INT64_MIN / 2);
     if (ndefs > 0) {
         t->maps = calloc(ndefs, sizeof(*t->maps));
         if (!t->maps) {
@@ -303,6 +308,8 @@ enum mq_err mq_route_table_new(const struct mq_route_def *defs, size_t ndefs, co
 /* Appends what a wildcard matched, made legal for a topic name; returns false when buf would overflow. */
 static bool mq_tpl_put_capture(char *buf, size_t *n, const char *s, size_t len)
 {
+    if (len == 0)
+        return false; /* an empty level would leave a name like "env.hall1." or "env..t": no topic */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         char o;
@@ -499,8 +506,21 @@ enum mq_err mq_route_match(struct mq_route_table *table, const char *broker, con
                 err = MQ_ERR_NOMEM;
                 break;
             }
-            if (!mq_tpl_expand(m, topic, caps, buf))
-                continue; /* this message would give the mapping an illegal topic name: no match */
+            if (!mq_tpl_expand(m, topic, caps, buf)) {
+                /* This message would give the mapping an empty level or an illegal topic name: the mapping
+                 * does not take it (it goes to unmatched if no other does), and the operator hears of it. */
+                int64_t now = mq_mono_ms();
+                int64_t last = atomic_load_explicit(&table->refused_log_ms, memory_order_relaxed);
+                if (now - last >= MQ_ROUTE_WARN_EVERY_MS &&
+                    atomic_compare_exchange_strong(&table->refused_log_ms, &last, now))
+                    MQ_WARN(
+                        "mapping %zu (to: %s) gives no valid log topic name for MQTT topic '%.*s' (an empty "
+                        "level, or too long): it does not take the message (this warning: at most every %d "
+                        "s)",
+                        i + 1, m->to, (int)(topic_len > 200 ? 200 : topic_len), topic,
+                        MQ_ROUTE_WARN_EVERY_MS / 1000);
+                continue;
+            }
             name = buf;
         } else if (c.nnames == c.cap && !mq_route_next_buf(&c)) {
             err = MQ_ERR_NOMEM;

@@ -344,10 +344,16 @@ static void test_templates(void)
     CU_ASSERT_EQUAL(h.n, 0);
     route(t, NULL, "sensors/\xf0\x9f\x98\x80!", NULL, &h);
     CU_ASSERT_STRING_EQUAL(h.topic[0], "raw.__");
-    route(t, NULL, "sensors", NULL, &h); /* '#' matched the parent: inserts nothing */
-    CU_ASSERT_STRING_EQUAL(h.topic[0], "raw.");
+    /* An empty capture ('#' matching the parent, an empty level) would leave a malformed name such as
+     * "raw.": the mapping does not take the message, which goes to unmatched. */
+    route(t, NULL, "sensors", NULL, &h);
+    CU_ASSERT_EQUAL(h.mapping[0], -1);
+    CU_ASSERT_STRING_EQUAL(h.topic[0], "lost");
     route(t, NULL, "sensors/", NULL, &h);
-    CU_ASSERT_STRING_EQUAL(h.topic[0], "raw.");
+    CU_ASSERT_EQUAL(h.mapping[0], -1);
+    route(t, NULL, "site//dev/d7/temp", NULL, &h);
+    CU_ASSERT_EQUAL(h.mapping[0], -1);
+    CU_ASSERT_STRING_EQUAL(h.topic[0], "lost");
     route(t, NULL, "sensors//a/", NULL, &h);
     CU_ASSERT_STRING_EQUAL(h.topic[0], "raw..a.");
     route(t, NULL, "site/north/dev/d7/temp", NULL, &h);
