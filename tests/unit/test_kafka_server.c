@@ -1458,6 +1458,77 @@ static int16_t find_coordinator_error(int fd, int32_t corr, const char *group)
     return e;
 }
 
+/* ListGroups v0: the groups listed, comma-separated into out. */
+static void list_groups(int fd, int32_t corr, char *out, size_t size)
+{
+    cli_send(fd, 16, 0, corr, NULL);
+    size_t len;
+    uint8_t *b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, b, len);
+    CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
+    int32_t n = mq_kafka_rd_array(&rd, 1, false);
+    out[0] = '\0';
+    for (int32_t i = 0; i < n; i++) {
+        char id[64];
+        CU_ASSERT_TRUE(mq_kafka_str_copy(mq_kafka_rd_string(&rd), id, sizeof id));
+        (void)mq_kafka_rd_string(&rd);
+        snprintf(out + strlen(out), size - strlen(out), "%s%s", i ? "," : "", id);
+    }
+    CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+    free(b);
+}
+
+/* DescribeGroups v0 (key 15) or DeleteGroups v0 (key 42) of one group: its error. */
+static int16_t group_admin_error(int fd, int16_t key, int32_t corr, const char *group)
+{
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_string(&body, group);
+    cli_send(fd, key, 0, corr, &body);
+    mq_kafka_wr_free(&body);
+    size_t len;
+    uint8_t *b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, b, len);
+    if (key == 42)
+        (void)mq_kafka_rd_i32(&rd); /* throttle */
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    if (key == 42)
+        (void)mq_kafka_rd_string(&rd);
+    int16_t e = mq_kafka_rd_i16(&rd);
+    CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+    free(b);
+    return e;
+}
+
+/* DescribeConfigs v0 of a topic: its error. */
+static int16_t describe_configs_error(int fd, int32_t corr, const char *topic)
+{
+    struct mq_kafka_wr body;
+    mq_kafka_wr_init(&body);
+    mq_kafka_wr_array(&body, 1);
+    mq_kafka_wr_i8(&body, 2); /* topic */
+    mq_kafka_wr_string(&body, topic);
+    mq_kafka_wr_array(&body, -1);
+    cli_send(fd, 32, 0, corr, &body);
+    mq_kafka_wr_free(&body);
+    size_t len;
+    uint8_t *b = cli_recv(fd, corr, &len, 5000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, b, len);
+    (void)mq_kafka_rd_i32(&rd);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 1, false), 1);
+    int16_t e = mq_kafka_rd_i16(&rd);
+    CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+    free(b);
+    return e;
+}
+
 /* A plaintext client is User:ANONYMOUS: rules for it (and for User:*) decide what it sees and reads. */
 static void test_acls(void)
 {
@@ -1474,6 +1545,7 @@ static void test_acls(void)
     struct mq_acl *acl = NULL;
     CU_ASSERT_EQUAL_FATAL(mq_acl_new(rules, sizeof rules / sizeof rules[0], &acl), MQ_OK);
     int fd = cli_connect();
+    CU_ASSERT_EQUAL(commit_error(fd, 1, "hidden-1", "t1"), MQ_KC_NONE); /* a group stored before the rules */
     /* Set on a running server: it applies to the next request, on this open connection too. */
     mq_kafka_server_set_acl(srv, acl);
     char names[4][16];
@@ -1497,9 +1569,17 @@ static void test_acls(void)
     CU_ASSERT_FATAL(read_join(fd, 12, &j, 5000));
     CU_ASSERT_EQUAL(j.error, MQ_KC_GROUP_AUTHORIZATION_FAILED);
     CU_ASSERT_EQUAL(simple(fd, 12, 1, 13, &j), MQ_KC_GROUP_AUTHORIZATION_FAILED); /* Heartbeat */
+    char groups[256];
+    list_groups(fd, 14, groups, sizeof groups);
+    CU_ASSERT_STRING_EQUAL(groups, "ok-1"); /* hidden-1 is left out */
+    CU_ASSERT_EQUAL(group_admin_error(fd, 15, 15, "ok-1"), MQ_KC_NONE);
+    CU_ASSERT_EQUAL(group_admin_error(fd, 15, 16, "hidden-1"), MQ_KC_GROUP_AUTHORIZATION_FAILED);
+    CU_ASSERT_EQUAL(group_admin_error(fd, 42, 17, "ok-1"), MQ_KC_GROUP_AUTHORIZATION_FAILED); /* no delete */
+    CU_ASSERT_EQUAL(describe_configs_error(fd, 18, "t2"), MQ_KC_NONE); /* describe implies it */
+    CU_ASSERT_EQUAL(describe_configs_error(fd, 19, "t3"), MQ_KC_UNKNOWN_TOPIC_OR_PARTITION);
     struct mq_kafka_server_stats st;
     mq_kafka_server_stats(srv, &st);
-    CU_ASSERT_EQUAL(st.denied, 9);
+    CU_ASSERT_EQUAL(st.denied, 12);
     /* Rules removed: everything is served again. */
     mq_kafka_server_set_acl(srv, NULL);
     CU_ASSERT_EQUAL_FATAL(metadata_v1(fd, 20, NULL, names, errors, 4), 3);
