@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/parse.h" /* mq_mono_ms */
+
 static const char *const mq_sasl_names[MQ_SASL__COUNT] = {
     [MQ_SASL_PLAIN] = "PLAIN",
     [MQ_SASL_SCRAM_SHA_256] = "SCRAM-SHA-256",
@@ -195,6 +197,196 @@ static enum mq_err mq_sasl_fake_cred(enum mq_sasl_mech mech, const char *user, s
     return MQ_OK;
 }
 
+/* ---- PLAIN's memo (see sasl.h) ---- */
+
+#define MQ_SASL_ID_LEN 32 /* HMAC-SHA-256 */
+
+/* Where a PLAIN check stands in the memo: three HMACs chained under the memo's secret, so that nothing in it
+ * can be reversed to a name or a password without that secret. */
+struct mq_sasl_cache_ids {
+    uint8_t user_id[MQ_SASL_ID_LEN]; /* HMAC(secret, user): whose */
+    uint8_t cred_id[MQ_SASL_ID_LEN]; /* HMAC(user_id, mechanism, salt, iterations): which credential */
+    uint8_t key[MQ_SASL_ID_LEN];     /* HMAC(cred_id, password): for which password */
+};
+
+struct mq_sasl_cache_entry {
+    struct mq_sasl_cache_ids ids;
+    uint8_t
+        stored_key[MQ_CATALOG_KEY_MAX]; /* what PBKDF2 over that password gave: H(HMAC(SP, "Client Key")) */
+    size_t key_len;
+    bool used;
+    bool proven; /* it verified a login (the user exists and the password was right) */
+    int64_t made_ms, used_ms;
+};
+
+struct mq_sasl_cache {
+    pthread_mutex_t lock;
+    uint8_t secret[32];
+    struct mq_sasl_cache_entry *e;
+    size_t n;
+    size_t unproven; /* entries used and not proven */
+    int64_t ttl_ms;
+    struct mq_sasl_cache_stats st;
+};
+
+struct mq_sasl_cache *mq_sasl_cache_new(size_t entries, int64_t ttl_ms)
+{
+    if (entries < 4 || entries > (1u << 20) || ttl_ms <= 0)
+        return NULL;
+    struct mq_sasl_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->e = calloc(entries, sizeof *c->e);
+    if (!c->e || mq_sasl_random(c->secret, sizeof c->secret) != MQ_OK ||
+        pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c->e);
+        free(c);
+        return NULL;
+    }
+    c->n = entries;
+    c->ttl_ms = ttl_ms;
+    return c;
+}
+
+void mq_sasl_cache_free(struct mq_sasl_cache *c)
+{
+    if (!c)
+        return;
+    OPENSSL_cleanse(c->e, c->n * sizeof *c->e);
+    OPENSSL_cleanse(c->secret, sizeof c->secret);
+    free(c->e);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+void mq_sasl_cache_stats(struct mq_sasl_cache *c, struct mq_sasl_cache_stats *st)
+{
+    pthread_mutex_lock(&c->lock);
+    *st = c->st;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static bool mq_sasl_hmac256(const uint8_t *key, size_t key_len, const void *data, size_t len,
+                            uint8_t out[MQ_SASL_ID_LEN])
+{
+    unsigned int n = 0;
+    return HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n) && n == MQ_SASL_ID_LEN;
+}
+
+static bool mq_sasl_cache_ids_make(const struct mq_sasl_cache *c, enum mq_sasl_mech mech, const char *user,
+                                   const struct mq_catalog_user *cred, const char *pw, size_t pwlen,
+                                   struct mq_sasl_cache_ids *ids)
+{
+    /* which: the mechanism (one byte), the iterations (four, big-endian) and the salt */
+    uint8_t which[5 + MQ_CATALOG_SALT_MAX];
+    uint32_t it = (uint32_t)cred->iterations;
+    which[0] = (uint8_t)mech;
+    which[1] = (uint8_t)(it >> 24);
+    which[2] = (uint8_t)(it >> 16);
+    which[3] = (uint8_t)(it >> 8);
+    which[4] = (uint8_t)it;
+    memcpy(which + 5, cred->salt, cred->salt_len);
+    return mq_sasl_hmac256(c->secret, sizeof c->secret, user, strlen(user), ids->user_id) &&
+           mq_sasl_hmac256(ids->user_id, MQ_SASL_ID_LEN, which, 5 + cred->salt_len, ids->cred_id) &&
+           mq_sasl_hmac256(ids->cred_id, MQ_SASL_ID_LEN, pw, pwlen, ids->key);
+}
+
+static void mq_sasl_cache_drop(struct mq_sasl_cache *c, struct mq_sasl_cache_entry *e)
+{
+    if (!e->proven)
+        c->unproven--;
+    OPENSSL_cleanse(e, sizeof *e);
+}
+
+/*
+ * Finds ids in the memo: true with the StoredKey it holds copied into stored. On the way it drops the
+ * expired entries, and those of the same user that belong to another credential or that verified a login
+ * against a StoredKey the credential (cred, just read) no longer has. known: the user exists, so that an
+ * entry whose StoredKey is the credential's is marked proven.
+ */
+static bool mq_sasl_cache_get(struct mq_sasl_cache *c, const struct mq_sasl_cache_ids *ids,
+                              const struct mq_catalog_user *cred, bool known, uint8_t *stored)
+{
+    int64_t now = mq_mono_ms();
+    bool found = false;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        struct mq_sasl_cache_entry *e = &c->e[i];
+        if (!e->used)
+            continue;
+        if (now - e->made_ms >= c->ttl_ms) {
+            mq_sasl_cache_drop(c, e);
+            c->st.evicted++;
+            continue;
+        }
+        if (memcmp(e->ids.user_id, ids->user_id, MQ_SASL_ID_LEN) != 0)
+            continue;
+        bool same_cred = memcmp(e->ids.cred_id, ids->cred_id, MQ_SASL_ID_LEN) == 0;
+        bool matches =
+            e->key_len == cred->key_len && CRYPTO_memcmp(e->stored_key, cred->stored_key, e->key_len) == 0;
+        if (!same_cred || (e->proven && !matches)) {
+            mq_sasl_cache_drop(c, e);
+            c->st.invalidated++;
+            continue;
+        }
+        if (found || memcmp(e->ids.key, ids->key, MQ_SASL_ID_LEN) != 0)
+            continue;
+        found = true;
+        memcpy(stored, e->stored_key, e->key_len);
+        e->used_ms = now;
+        if (known && matches && !e->proven) {
+            e->proven = true;
+            c->unproven--;
+        }
+    }
+    if (found)
+        c->st.hits++;
+    else
+        c->st.misses++;
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+/* Remembers the StoredKey stored[0..key_len) of ids (proven: it verified a login). */
+static void mq_sasl_cache_put(struct mq_sasl_cache *c, const struct mq_sasl_cache_ids *ids,
+                              const uint8_t *stored, size_t key_len, bool proven)
+{
+    int64_t now = mq_mono_ms();
+    pthread_mutex_lock(&c->lock);
+    /* A free slot, else the least recently used entry: among those that never verified a login while they
+     * hold a quarter of the memo or more, else among all. */
+    bool unproven_only = c->unproven >= c->n / 4;
+    struct mq_sasl_cache_entry *slot = NULL, *lru = NULL;
+    for (size_t i = 0; i < c->n && !slot; i++) {
+        struct mq_sasl_cache_entry *e = &c->e[i];
+        if (!e->used || memcmp(e->ids.key, ids->key, MQ_SASL_ID_LEN) == 0)
+            slot = e; /* free, or the same check made meanwhile by another thread */
+        else if ((!unproven_only || !e->proven) && (!lru || e->used_ms < lru->used_ms))
+            lru = e;
+    }
+    if (!slot && lru) {
+        c->st.evicted++;
+        slot = lru;
+    }
+    if (slot) {
+        if (slot->used)
+            mq_sasl_cache_drop(c, slot);
+        slot->ids = *ids;
+        memcpy(slot->stored_key, stored, key_len);
+        slot->key_len = key_len;
+        slot->used = true;
+        slot->proven = proven;
+        slot->made_ms = slot->used_ms = now;
+        if (!proven)
+            c->unproven++;
+    }
+    size_t held = 0;
+    for (size_t i = 0; i < c->n; i++)
+        held += c->e[i].used;
+    c->st.entries = held;
+    pthread_mutex_unlock(&c->lock);
+}
+
 /* ---- the state machine ---- */
 
 enum mq_sasl_state { S_FIRST, S_FINAL, S_OVER };
@@ -311,6 +503,29 @@ static enum mq_err mq_sasl_cred(struct mq_sasl *s, enum mq_sasl_mech mech, bool 
 
 /* ---- PLAIN ---- */
 
+/* The StoredKey the password pw[0..pwlen) yields with s->cred's salt and iterations, into stored: from the
+ * memo when it has it, else by PBKDF2 (then remembered). known: the user exists. */
+static enum mq_err mq_sasl_plain_key(struct mq_sasl *s, enum mq_sasl_mech mech, const char *pw, size_t pwlen,
+                                     bool known, uint8_t *stored)
+{
+    struct mq_sasl_cache *c = s->conf.cache;
+    struct mq_sasl_cache_ids ids;
+    bool memo = c && mq_sasl_cache_ids_make(c, mech, s->user, &s->cred, pw, pwlen, &ids);
+    if (memo && mq_sasl_cache_get(c, &ids, &s->cred, known, stored))
+        return MQ_OK;
+    struct mq_catalog_user try;
+    enum mq_err err =
+        mq_sasl_scram_derive(mech, pw, pwlen, s->cred.salt, s->cred.salt_len, s->cred.iterations, &try);
+    if (err == MQ_OK) {
+        memcpy(stored, try.stored_key, try.key_len);
+        if (memo)
+            mq_sasl_cache_put(c, &ids, stored, try.key_len,
+                              known && CRYPTO_memcmp(stored, s->cred.stored_key, try.key_len) == 0);
+    }
+    OPENSSL_cleanse(&try, sizeof try);
+    return err;
+}
+
 static enum mq_sasl_status mq_sasl_plain(struct mq_sasl *s, const uint8_t *in, size_t len)
 {
     /* authzid NUL authcid NUL passwd */
@@ -342,10 +557,9 @@ static enum mq_sasl_status mq_sasl_plain(struct mq_sasl *s, const uint8_t *in, s
     if (err != MQ_OK)
         return mq_sasl_end(s, MQ_SASL_ERROR, "user %s: reading the credential: %s", s->user,
                            mq_strerror(err));
-    struct mq_catalog_user try;
-    err = mq_sasl_scram_derive(mech, pw, pwlen, s->cred.salt, s->cred.salt_len, s->cred.iterations, &try);
-    bool match = err == MQ_OK && CRYPTO_memcmp(try.stored_key, s->cred.stored_key, s->cred.key_len) == 0;
-    OPENSSL_cleanse(&try, sizeof try);
+    uint8_t stored[MQ_CATALOG_KEY_MAX];
+    err = mq_sasl_plain_key(s, mech, pw, pwlen, !unknown, stored);
+    bool match = err == MQ_OK && CRYPTO_memcmp(stored, s->cred.stored_key, s->cred.key_len) == 0;
     if (err != MQ_OK)
         return mq_sasl_end(s, MQ_SASL_ERROR, "user %s: deriving a key: %s", s->user, mq_strerror(err));
     if (unknown)

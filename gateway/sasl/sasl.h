@@ -64,11 +64,51 @@ typedef enum mq_err mq_sasl_lookup_fn(void *opaque, const char *user, const char
  * returns its length (1..cap). For tests: the default draws MQ_SASL_NONCE_LEN characters from RAND_bytes. */
 typedef size_t mq_sasl_nonce_fn(void *opaque, char *buf, size_t cap);
 
+/*
+ * A memo of PLAIN's password check. Checking a PLAIN password means running PBKDF2 (4096 to 16384 rounds of
+ * HMAC, milliseconds) over it with the credential's salt, on the thread that serves every connection; a
+ * client that logs in again and again (a job reconnecting, or a flood) would pay that each time. The memo
+ * remembers, per (mechanism, user, salt, iterations, password), the StoredKey that password yields, so a
+ * repeated login costs two HMACs and a hash. It holds no password and no SaltedPassword: entries are found
+ * by an HMAC under a random per-process key, and StoredKey is what the catalog holds anyway.
+ *
+ * The answer is always checked against the credential just read from the catalog, so a stale entry can
+ * never admit anyone: a user whose password changes gets a new salt (or a new StoredKey), which no entry
+ * matches. Entries of a user whose credential changed are dropped at that user's next login, and every entry
+ * expires ttl_ms after it was made. At most `entries` are kept, the least recently used going first when
+ * it is full; but as long as the entries that never verified a login (wrong passwords, unknown users) hold
+ * a quarter of it or more, one of those goes, so that a stream of wrong passwords cannot push out the
+ * entries of clients that log in.
+ *
+ * Thread-safe (one lock).
+ */
+struct mq_sasl_cache;
+
+#define MQ_SASL_CACHE_ENTRIES 512
+#define MQ_SASL_CACHE_TTL_MS  (3600 * 1000)
+
+/* A memo of up to entries (>= 4) entries, each kept at most ttl_ms (> 0); NULL when out of memory or for
+ * bad arguments. Freed with mq_sasl_cache_free(). */
+struct mq_sasl_cache *mq_sasl_cache_new(size_t entries, int64_t ttl_ms);
+
+/* Frees c (accepts NULL), wiping its entries. */
+void mq_sasl_cache_free(struct mq_sasl_cache *c);
+
+struct mq_sasl_cache_stats {
+    uint64_t hits;        /* PLAIN checks answered from the memo */
+    uint64_t misses;      /* PLAIN checks that ran PBKDF2 */
+    uint64_t invalidated; /* entries dropped because their user's credential changed */
+    uint64_t evicted;     /* entries dropped for room or age */
+    size_t entries;       /* held now */
+};
+void mq_sasl_cache_stats(struct mq_sasl_cache *c, struct mq_sasl_cache_stats *st);
+
 struct mq_sasl_conf {
     mq_sasl_lookup_fn *lookup;
     void *lookup_opaque;
     mq_sasl_nonce_fn *nonce; /* NULL: random */
     void *nonce_opaque;
+    struct mq_sasl_cache *cache; /* PLAIN's memo, shared by many authentications; NULL: none */
 };
 
 #define MQ_SASL_NONCE_LEN  24 /* the server's part of the SCRAM nonce */

@@ -1,8 +1,8 @@
 /*
  * test_sasl.c - unit tests of the SASL mechanisms (gateway/sasl/): the RFC 7677 SCRAM-SHA-256 example
  * exchange byte for byte, a SCRAM-SHA-512 round trip against a client written here on OpenSSL, PLAIN,
- * wrong passwords, unknown users (the same salt every time, failure only at the proof), and malformed
- * messages of every part.
+ * wrong passwords, unknown users (the same salt every time, failure only at the proof), malformed
+ * messages of every part, and PLAIN's memo of PBKDF2 (hits, invalidation when a user changes, bounds, age).
  */
 #include <CUnit/CUnit.h>
 #include <openssl/evp.h>
@@ -13,6 +13,7 @@
 
 #include "sasl/sasl.h"
 #include "testutil.h"
+#include "util/parse.h" /* mq_mono_ms */
 
 /* ---- a user table and the lookup over it ---- */
 
@@ -383,6 +384,135 @@ static void test_malformed(void)
     }
 }
 
+/* ---- PLAIN's memo ---- */
+
+static struct mq_sasl_cache *memo;
+
+/* One PLAIN login of user with password through memo. */
+static enum mq_sasl_status memo_login(const char *user, const char *password)
+{
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "%c%s%c%s", 0, user, 0, password);
+    struct mq_sasl_conf conf = {.lookup = lookup, .cache = memo};
+    struct mq_sasl *s = mq_sasl_new(MQ_SASL_PLAIN, &conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    const uint8_t *out;
+    size_t out_len;
+    enum mq_sasl_status st = mq_sasl_step(s, (const uint8_t *)msg, (size_t)n, &out, &out_len);
+    mq_sasl_free(s);
+    return st;
+}
+
+static struct mq_sasl_cache_stats memo_stats(void)
+{
+    struct mq_sasl_cache_stats st;
+    mq_sasl_cache_stats(memo, &st);
+    return st;
+}
+
+/* Repeated logins run PBKDF2 once; right and wrong answers stay right and wrong; a changed or removed user
+ * is seen at once, and its stale entries go. */
+static void test_memo(void)
+{
+    reset_users();
+    uint8_t salt1[8] = {1, 2, 3, 4, 5, 6, 7, 8}, salt2[8] = {8, 7, 6, 5, 4, 3, 2, 1};
+    add_user("bob", MQ_SASL_SCRAM_SHA_256, "hunter2", salt1, 8);
+    add_user("eve", MQ_SASL_SCRAM_SHA_512, "apple", salt1, 8);
+    CU_ASSERT_PTR_NULL(mq_sasl_cache_new(3, 1000));
+    CU_ASSERT_PTR_NULL(mq_sasl_cache_new(16, 0));
+    memo = mq_sasl_cache_new(16, 3600 * 1000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(memo);
+
+    CU_ASSERT_EQUAL(memo_login("bob", "hunter2"), MQ_SASL_DONE);
+    CU_ASSERT_EQUAL(memo_login("bob", "hunter2"), MQ_SASL_DONE);
+    CU_ASSERT_EQUAL(memo_login("bob", "hunter2"), MQ_SASL_DONE);
+    struct mq_sasl_cache_stats st = memo_stats();
+    CU_ASSERT_EQUAL(st.misses, 1);
+    CU_ASSERT_EQUAL(st.hits, 2);
+    CU_ASSERT_EQUAL(st.entries, 1);
+    /* A wrong password, and an unknown user, fail from the memo too. */
+    CU_ASSERT_EQUAL(memo_login("bob", "hunter3"), MQ_SASL_FAIL);
+    CU_ASSERT_EQUAL(memo_login("bob", "hunter3"), MQ_SASL_FAIL);
+    CU_ASSERT_EQUAL(memo_login("dave", "hunter2"), MQ_SASL_FAIL);
+    CU_ASSERT_EQUAL(memo_login("dave", "hunter2"), MQ_SASL_FAIL);
+    CU_ASSERT_EQUAL(memo_login("eve", "apple"), MQ_SASL_DONE); /* its SCRAM-SHA-512 credential */
+    CU_ASSERT_EQUAL(memo_login("eve", "apple"), MQ_SASL_DONE);
+    CU_ASSERT_EQUAL(memo_login("eve", "hunter2"), MQ_SASL_FAIL);
+    st = memo_stats();
+    CU_ASSERT_EQUAL(st.misses, 5);
+    CU_ASSERT_EQUAL(st.hits, 5);
+    CU_ASSERT_EQUAL(st.entries, 5);
+
+    /* bob's password changes, with a new salt (as mqlog user add makes one): the old one fails at once,
+     * the new one works, and bob's old entries are dropped. */
+    nusers = 0;
+    add_user("bob", MQ_SASL_SCRAM_SHA_256, "correct horse", salt2, 8);
+    add_user("eve", MQ_SASL_SCRAM_SHA_512, "apple", salt1, 8);
+    CU_ASSERT_EQUAL(memo_login("bob", "hunter2"), MQ_SASL_FAIL);
+    st = memo_stats();
+    CU_ASSERT_EQUAL(st.invalidated, 2); /* hunter2 and hunter3 under the old salt */
+    CU_ASSERT_EQUAL(memo_login("bob", "correct horse"), MQ_SASL_DONE);
+    CU_ASSERT_EQUAL(memo_login("bob", "correct horse"), MQ_SASL_DONE);
+    /* Changed again with the same salt (only a hand-made credential does that): the entry that verified
+     * the old password no longer matches the StoredKey read, and goes. */
+    nusers = 0;
+    add_user("bob", MQ_SASL_SCRAM_SHA_256, "battery staple", salt2, 8);
+    add_user("eve", MQ_SASL_SCRAM_SHA_512, "apple", salt1, 8);
+    CU_ASSERT_EQUAL(memo_login("bob", "correct horse"), MQ_SASL_FAIL);
+    CU_ASSERT_EQUAL(memo_login("bob", "battery staple"), MQ_SASL_DONE);
+    /* Removed: its logins fail, and what the memo held of it goes. */
+    nusers = 0;
+    add_user("eve", MQ_SASL_SCRAM_SHA_512, "apple", salt1, 8);
+    uint64_t before = memo_stats().invalidated;
+    CU_ASSERT_EQUAL(memo_login("bob", "battery staple"), MQ_SASL_FAIL);
+    CU_ASSERT(memo_stats().invalidated > before);
+    CU_ASSERT_EQUAL(memo_login("eve", "apple"), MQ_SASL_DONE);
+    mq_sasl_cache_free(memo);
+    memo = NULL;
+}
+
+/* Wrong passwords fill at most a quarter of the memo: the entries of logins that worked stay. */
+static void test_memo_bounds(void)
+{
+    reset_users();
+    uint8_t salt[8] = {9, 9, 9, 9, 9, 9, 9, 9};
+    add_user("bob", MQ_SASL_SCRAM_SHA_256, "hunter2", salt, 8);
+    add_user("amy", MQ_SASL_SCRAM_SHA_256, "pear", salt, 8);
+    memo = mq_sasl_cache_new(8, 3600 * 1000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(memo);
+    CU_ASSERT_EQUAL(memo_login("bob", "hunter2"), MQ_SASL_DONE);
+    CU_ASSERT_EQUAL(memo_login("amy", "pear"), MQ_SASL_DONE);
+    for (int i = 0; i < 20; i++) {
+        char pw[16];
+        snprintf(pw, sizeof pw, "guess%d", i);
+        CU_ASSERT_EQUAL(memo_login(i % 2 ? "bob" : "mallory", pw), MQ_SASL_FAIL);
+    }
+    struct mq_sasl_cache_stats st = memo_stats();
+    CU_ASSERT_EQUAL(st.entries, 8);
+    CU_ASSERT_EQUAL(st.evicted, 14); /* wrong passwords only: 20 into the 6 slots left */
+    uint64_t misses = st.misses;
+    CU_ASSERT_EQUAL(memo_login("bob", "hunter2"), MQ_SASL_DONE);
+    CU_ASSERT_EQUAL(memo_login("amy", "pear"), MQ_SASL_DONE);
+    CU_ASSERT_EQUAL(memo_stats().misses, misses);
+    mq_sasl_cache_free(memo);
+
+    /* Entries expire: with a lifetime of 1 ms the second login derives again. */
+    memo = mq_sasl_cache_new(8, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(memo);
+    CU_ASSERT_EQUAL(memo_login("bob", "hunter2"), MQ_SASL_DONE);
+    int64_t t0 = mq_mono_ms();
+    while (mq_mono_ms() - t0 < 2) /* at least one ms boundary, PBKDF2 above took some anyway */
+        ;
+    CU_ASSERT_EQUAL(memo_login("bob", "hunter2"), MQ_SASL_DONE);
+    st = memo_stats();
+    CU_ASSERT_EQUAL(st.misses, 2);
+    CU_ASSERT_EQUAL(st.hits, 0);
+    CU_ASSERT_EQUAL(st.evicted, 1);
+    mq_sasl_cache_free(memo);
+    memo = NULL;
+    mq_sasl_cache_free(NULL);
+}
+
 static void test_names_and_derive(void)
 {
     enum mq_sasl_mech m;
@@ -409,9 +539,9 @@ static void test_names_and_derive(void)
 int main(void)
 {
     static const struct mq_test tests[] = {
-        MQ_TEST(test_rfc7677), MQ_TEST(test_scram_512), MQ_TEST(test_unknown_user),
-        MQ_TEST(test_plain),   MQ_TEST(test_malformed), MQ_TEST(test_names_and_derive),
-        MQ_TEST_END,
+        MQ_TEST(test_rfc7677), MQ_TEST(test_scram_512),   MQ_TEST(test_unknown_user),
+        MQ_TEST(test_plain),   MQ_TEST(test_malformed),   MQ_TEST(test_names_and_derive),
+        MQ_TEST(test_memo),    MQ_TEST(test_memo_bounds), MQ_TEST_END,
     };
     return mq_test_run("sasl", tests);
 }
