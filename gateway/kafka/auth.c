@@ -3,12 +3,19 @@
  * an unauthenticated client send only ApiVersions, SaslHandshake and SaslAuthenticate, the handlers of the
  * two SASL APIs, and the bare tokens that follow a SaslHandshake v0.
  *
- * As Kafka does: a request of another API before authentication closes the connection; a failed
- * authentication is answered (SaslAuthenticate: SASL_AUTHENTICATION_FAILED with a message that does not
- * say whether the user exists) and the connection closed once the answer is sent; after SaslHandshake v0
- * a failure closes the connection at once, as the bare-token exchange has no way to carry an error. The
- * mechanisms themselves are sasl/sasl.h; users are read from the catalog at every authentication, so that
- * `mqlog user` changes apply to the next connection.
+ * As Kafka does (its SaslServerAuthenticator and KafkaApis): a request of another API before
+ * authentication closes the connection; a failed authentication is answered (SaslAuthenticate:
+ * SASL_AUTHENTICATION_FAILED with a message that does not say whether the user exists) and the connection
+ * closed once the answer is sent, so a connection gets one attempt; after SaslHandshake v0 a failure closes
+ * the connection unanswered, as the bare-token exchange has no way to carry an error. A second SaslHandshake
+ * during the exchange gets ILLEGAL_SASL_STATE and the connection is closed; after a successful one it gets
+ * ILLEGAL_SASL_STATE and the connection goes on (Kafka without re-authentication, which mqlog does not
+ * offer: it tells clients a session lifetime of 0).
+ *
+ * The mechanisms themselves are sasl/sasl.h; users are read from the catalog at every authentication, so
+ * that `mqlog user` changes apply to the next connection. PLAIN's PBKDF2 runs on the loop thread, so its
+ * results are memoised (srv->sasl_cache, see sasl.h): a client that logs in again and again costs it once.
+ * Failures are logged rate limited (a client can repeat them at will) and counted.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +37,29 @@ static enum mq_err auth_lookup(void *opaque, const char *user, const char *mecha
     return err;
 }
 
+enum mq_err mq_ksrv_auth_init(struct mq_kafka_server *srv)
+{
+    bool plain = false;
+    for (size_t i = 0; i < srv->n_listeners; i++)
+        plain |= (srv->listeners[i].sasl_mechs & (1u << MQ_SASL_PLAIN)) != 0;
+    if (!plain)
+        return MQ_OK;
+    srv->sasl_cache = mq_sasl_cache_new(MQ_SASL_CACHE_ENTRIES, MQ_SASL_CACHE_TTL_MS);
+    return srv->sasl_cache ? MQ_OK : MQ_ERR_NOMEM;
+}
+
+/* Logs one authentication failure of c: every one at debug level, and rate limited at info (server errors
+ * as warnings), as a client can fail at will. */
+static void auth_log(struct conn *c, bool server_error, const char *what)
+{
+    MQ_DEBUG("kafka: %s", what);
+    if (server_error)
+        mq_ksrv_ratelog(&c->srv->auth_errors, MQ_LV_WARN, now_ms(),
+                        "SASL authentications failed by the server", what);
+    else
+        mq_ksrv_ratelog(&c->srv->auth_failures, MQ_LV_INFO, now_ms(), "failed SASL authentications", what);
+}
+
 bool mq_ksrv_auth_allows(struct conn *c, int16_t api_key)
 {
     if (c->sasl_mechs == 0 || c->principal)
@@ -37,9 +67,11 @@ bool mq_ksrv_auth_allows(struct conn *c, int16_t api_key)
     if (api_key == MQ_KAPI_API_VERSIONS || api_key == MQ_KAPI_SASL_HANDSHAKE ||
         api_key == MQ_KAPI_SASL_AUTHENTICATE)
         return true;
-    char why[160];
-    snprintf(why, sizeof why, "%s request before SASL authentication", mq_kafka_api_name(api_key));
-    mq_ksrv_conn_kill(c, why);
+    char why[200];
+    snprintf(why, sizeof why, "closing connection from %s: %s request before SASL authentication", c->peer,
+             mq_kafka_api_name(api_key));
+    auth_log(c, false, why);
+    mq_ksrv_conn_kill(c, NULL);
     return false;
 }
 
@@ -67,10 +99,7 @@ static void auth_failed(struct conn *c, enum mq_sasl_status st)
     char what[320];
     snprintf(what, sizeof what, "%s: %s authentication failed: %s", c->peer, mq_sasl_mech_name(c->sasl_mech),
              mq_sasl_reason(c->sasl));
-    if (st == MQ_SASL_ERROR)
-        MQ_WARN("kafka: %s", what);
-    else
-        MQ_INFO("kafka: %s", what);
+    auth_log(c, st == MQ_SASL_ERROR, what);
     mq_sasl_free(c->sasl);
     c->sasl = NULL;
     c->auth = MQ_KSRV_AUTH_FAILED;
@@ -100,18 +129,36 @@ void mq_ksrv_handle_sasl_handshake(struct req *r, struct mq_kafka_rd *rd)
     }
     enum mq_sasl_mech mech;
     bool close = false;
-    if (c->sasl_mechs == 0 || c->auth != MQ_KSRV_AUTH_NONE) {
-        /* A listener without SASL, or a second handshake: Kafka's answer, and the connection stays. */
+    if (c->sasl_mechs == 0 || c->auth == MQ_KSRV_AUTH_DONE) {
+        /* A listener without SASL, or a connection authenticated already: KafkaApis's answer, with no
+         * mechanisms listed, and the connection goes on. */
         q.error = MQ_KC_ILLEGAL_SASL_STATE;
+        q.mechanism_count = 0;
+    } else if (c->auth != MQ_KSRV_AUTH_NONE) {
+        /* A second handshake in the middle of the exchange: Kafka's SaslServerAuthenticator answers any
+         * request but SaslAuthenticate there with ILLEGAL_SASL_STATE and fails the authentication. */
+        q.error = MQ_KC_ILLEGAL_SASL_STATE;
+        q.mechanism_count = 0;
+        close = true;
+        char what[200];
+        snprintf(what, sizeof what, "%s: a second SaslHandshake during SASL authentication", c->peer);
+        atomic_fetch_add(&c->srv->st_auth_failed, 1);
+        auth_log(c, false, what);
+        mq_sasl_free(c->sasl);
+        c->sasl = NULL;
+        c->auth = MQ_KSRV_AUTH_FAILED;
     } else if (!q.mechanism.ptr || !mq_sasl_mech_parse(q.mechanism.ptr, (size_t)q.mechanism.len, &mech) ||
                !(c->sasl_mechs & (1u << mech))) {
         q.error = MQ_KC_UNSUPPORTED_SASL_MECHANISM;
         close = true;
-        MQ_INFO("kafka: %s asked for SASL mechanism '%.*s', which this listener does not offer", c->peer,
-                q.mechanism.len > 0 && q.mechanism.len < 64 ? (int)q.mechanism.len : 0,
-                q.mechanism.ptr ? q.mechanism.ptr : "");
+        char what[200];
+        snprintf(what, sizeof what, "%s asked for SASL mechanism '%.*s', which this listener does not offer",
+                 c->peer, q.mechanism.len > 0 && q.mechanism.len < 64 ? (int)q.mechanism.len : 0,
+                 q.mechanism.ptr ? q.mechanism.ptr : "");
+        auth_log(c, false, what);
     } else {
-        struct mq_sasl_conf sc = {.lookup = auth_lookup, .lookup_opaque = c->srv};
+        struct mq_sasl_conf sc = {
+            .lookup = auth_lookup, .lookup_opaque = c->srv, .cache = c->srv->sasl_cache};
         c->sasl = mq_sasl_new(mech, &sc);
         if (!c->sasl) {
             mq_ksrv_conn_kill(c, "out of memory");
@@ -192,8 +239,10 @@ void mq_ksrv_auth_raw(struct conn *c, uint8_t *body, size_t len)
             mq_ksrv_conn_kill(c, "out of memory");
             return;
         }
+        /* Nothing to answer: the connection closes once what it was answered before is out (a client
+         * that pipelined its token behind the handshake still reads the handshake's answer). */
         auth_failed(c, st);
-        mq_ksrv_conn_kill(c, NULL);
+        c->close_when_sent = true;
         return;
     }
     /* A bare token answers a bare token: a size prefix and the bytes, no header. */

@@ -716,6 +716,8 @@ static void *loop_main(void *arg)
             ratelog_flush(&srv->too_large, MQ_LV_WARN, now, "requests over max_request_partitions");
             ratelog_flush(&srv->timeouts, MQ_LV_INFO, now, "connections closed by a timeout");
             ratelog_flush(&srv->tls_failures, MQ_LV_WARN, now, "failed TLS handshakes");
+            ratelog_flush(&srv->auth_failures, MQ_LV_INFO, now, "failed SASL authentications");
+            ratelog_flush(&srv->auth_errors, MQ_LV_WARN, now, "SASL authentications failed by the server");
         }
         for (struct conn *c = srv->conns, *next; c; c = next) {
             next = c->next;
@@ -776,6 +778,11 @@ void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_se
     st->tls_failed = atomic_load(&srv->st_tls_failed);
     st->auth_failed = atomic_load(&srv->st_auth_failed);
     st->denied = atomic_load(&srv->st_denied);
+    struct mq_sasl_cache_stats cs = {0};
+    if (srv->sasl_cache)
+        mq_sasl_cache_stats(srv->sasl_cache, &cs);
+    st->auth_cached = cs.hits;
+    st->auth_derived = cs.misses;
 }
 
 static void server_free(struct mq_kafka_server *srv)
@@ -791,6 +798,7 @@ static void server_free(struct mq_kafka_server *srv)
     mq_kafka_groups_free(srv->groups);
     mq_ksrv_authz_free(srv);
     pthread_mutex_destroy(&srv->acl_lock);
+    mq_sasl_cache_free(srv->sasl_cache);
     free(srv->cluster_id);
     free(srv);
 }
@@ -875,6 +883,10 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
     if ((err = mq_ksrv_listeners_open(srv, conf, errstr, errstr_size)) != MQ_OK) {
         server_free(srv);
         return err;
+    }
+    if ((err = mq_ksrv_auth_init(srv)) != MQ_OK) {
+        server_free(srv);
+        return mq_errf(err, errstr, errstr_size, "kafka: %s", mq_strerror(err));
     }
     srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -159,6 +159,8 @@ struct mq_kafka_server_stats {
                                  common protocol version, not TLS at all) */
     uint64_t auth_failed;     /* SASL authentications that failed (the connection was closed) */
     uint64_t denied;          /* topics and groups a request named that the ACLs refused it */
+    uint64_t auth_derived;    /* PLAIN logins that ran PBKDF2 over the password */
+    uint64_t auth_cached;     /* PLAIN logins answered by the memo of earlier ones (sasl.h) */
 };
 void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_server_stats *st);
 

@@ -97,6 +97,7 @@ enum mq_ksrv_auth {
 };
 
 struct mq_sasl;
+struct mq_sasl_cache;
 
 struct conn {
     struct conn *prev, *next;
@@ -189,6 +190,10 @@ struct mq_kafka_server {
     atomic_bool acl_pending;     /* acl_next is set (NULL included) */
     size_t trim_bytes;           /* large buffers freed since the last malloc_trim() */
     int64_t last_trim;
+    /* auth.c */
+    struct ratelog auth_failures;     /* SASL authentications that failed or broke the SASL sequence */
+    struct ratelog auth_errors;       /* SASL authentications that failed on the server's side */
+    struct mq_sasl_cache *sasl_cache; /* PLAIN's PBKDF2 memo, when a listener offers PLAIN; else NULL */
     _Atomic uint64_t st_accepted, st_open, st_requests, st_protocol_errors, st_unsupported, st_waiting;
     _Atomic uint64_t st_refused, st_timed_out, st_too_large, st_tls_failed, st_auth_failed, st_denied;
 };
@@ -259,6 +264,9 @@ void mq_ksrv_on_sync(void *opaque, void *waiter, int16_t error, struct mq_kafka_
 void mq_ksrv_on_live(void *opaque, const char *group_id, bool live);
 
 /* ---- auth.c: SASL ---- */
+
+/* Makes srv->sasl_cache when a listener offers PLAIN (MQ_ERR_NOMEM when it cannot). */
+enum mq_err mq_ksrv_auth_init(struct mq_kafka_server *srv);
 
 /* True when c may send a request of api_key now: anything once authenticated or on a listener without
  * SASL, else only ApiVersions, SaslHandshake and SaslAuthenticate; any other closes the connection. */
