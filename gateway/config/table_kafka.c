@@ -185,7 +185,8 @@ static void mq_listener_rules(struct mq_cctx *ctx, struct mq_config_kafka_listen
         mq_cctx_error(ctx, listen_at,
                       "listen: %s is reachable from other hosts but the listener authenticates no client: "
                       "give it tls with require_client_cert: true (mutual TLS) or tls and sasl, or "
-                      "allow_anonymous: true to let anyone who reaches it read every topic",
+                      "allow_anonymous: true to let in anyone who reaches it (User:ANONYMOUS: every topic, "
+                      "unless kafka.acls say otherwise)",
                       l->listen);
     if ((l->sasl & (1u << MQ_SASL_PLAIN)) && !l->tls && !(loopback && l->allow_plain_without_tls))
         mq_cctx_error(ctx, sasl_at ? sasl_at : listen_at,
@@ -393,7 +394,7 @@ static const struct mq_ckey mq_keys_kafka[] = {
      .off = KFK(allow_anonymous),
      .def = "false",
      .doc = "The single form's kafka.listeners[].allow_anonymous: true lets anyone who reaches a listen "
-            "address other than loopback read every topic."},
+            "address other than loopback in (as User:ANONYMOUS: without kafka.acls, to every topic)."},
     {.name = "listeners",
      .type = MQ_CT_LIST,
      .off = KFK(listeners),
