@@ -85,6 +85,15 @@ static enum mq_err put_message(struct mq_kafka_msgs *out, const struct mq_record
 enum mq_err mq_kafka_downconvert(const uint8_t *buf, size_t len, int64_t from, int8_t magic,
                                  struct mq_kafka_msgs *out)
 {
+    struct mq_codec_buf inflated = {0};
+    enum mq_err err = mq_kafka_downconvert_with(buf, len, from, magic, out, &inflated);
+    mq_codec_buf_free(&inflated);
+    return err;
+}
+
+enum mq_err mq_kafka_downconvert_with(const uint8_t *buf, size_t len, int64_t from, int8_t magic,
+                                      struct mq_kafka_msgs *out, struct mq_codec_buf *inflated)
+{
     size_t pos = 0;
     while (pos < len) {
         struct mq_batch_info bi;
@@ -95,8 +104,12 @@ enum mq_err mq_kafka_downconvert(const uint8_t *buf, size_t len, int64_t from, i
         pos += mq_batch_size(&bi);
         if ((bi.attributes & MQ_BATCH_ATTR_CONTROL) || mq_batch_last_offset(&bi) < from)
             continue;
+        /* Kafka refuses zstd to a client whose Fetch predates it (v10) rather than convert it; other codecs
+         * are decompressed and the records converted (written uncompressed: every client reads that). */
+        if ((bi.attributes & MQ_BATCH_ATTR_COMPRESSION_MASK) == MQ_CODEC_ZSTD)
+            return MQ_ERR_INVAL;
         struct mq_record_iter it;
-        if ((err = mq_record_iter_init(&it, batch, &bi)) != MQ_OK)
+        if ((err = mq_record_iter_open(&it, batch, &bi, inflated)) != MQ_OK)
             return err;
         bool append_time = (bi.attributes & MQ_BATCH_ATTR_LOG_APPEND_TIME) != 0;
         struct mq_record_view rv;

@@ -7,7 +7,10 @@
  * Kafka chooses. Each record becomes one message: offset, size, CRC-32 (IEEE, reflected: java.util.zip.CRC32)
  * over magic to the end, magic, attributes, (v1) timestamp, key, value. Record headers are dropped, as Kafka
  * drops them: neither format can carry them. Control batches (transaction markers) carry no data and are
- * skipped. mqlog stores uncompressed batches only; a compressed batch is refused (MQ_ERR_INVAL).
+ * skipped. Compressed batches are decompressed and their records converted like any others, as Kafka does;
+ * the messages are written uncompressed (Kafka would compress them again: uncompressed costs no CPU and every
+ * client reads it). zstd is the exception: Kafka answers UNSUPPORTED_COMPRESSION_TYPE to a Fetch below v10
+ * (KIP-110) instead of converting, and so does mqlog (MQ_ERR_INVAL here).
  */
 #ifndef MQ_KAFKA_DOWNCONV_H
 #define MQ_KAFKA_DOWNCONV_H
@@ -31,11 +34,15 @@ int8_t mq_kafka_fetch_magic(int16_t v);
 /*
  * Appends to out the records with offsets >= from of the whole batches in buf[0, len), as messages of format
  * magic (0 or 1). Batches whose header or CRC is bad are not expected here (the log serves checked batches
- * only); such bytes fail with MQ_ERR_CORRUPT, a compressed batch with MQ_ERR_INVAL, MQ_ERR_NOMEM. On failure
- * out keeps the messages of the batches before the failing one.
+ * only); such bytes fail with MQ_ERR_CORRUPT, as do compressed records that do not decompress; a zstd batch
+ * or one of a codec mqlog cannot decode fails with MQ_ERR_INVAL; MQ_ERR_NOMEM. On failure out keeps the
+ * messages of the batches before the failing one.
  */
 enum mq_err mq_kafka_downconvert(const uint8_t *buf, size_t len, int64_t from, int8_t magic,
                                  struct mq_kafka_msgs *out);
+/* The same, decompressing into the caller's buffer inflated (kept for reuse; the caller frees it). */
+enum mq_err mq_kafka_downconvert_with(const uint8_t *buf, size_t len, int64_t from, int8_t magic,
+                                      struct mq_kafka_msgs *out, struct mq_codec_buf *inflated);
 
 /* The same for the batches of a slice of the log (read with pread). MQ_ERR_IO when the read fails. */
 enum mq_err mq_kafka_downconvert_slice(const struct mq_slice *s, int64_t from, int8_t magic,

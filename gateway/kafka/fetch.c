@@ -215,6 +215,16 @@ static bool fetch_try(struct mq_kafka_server *srv, struct req *r, bool force)
                 }
                 int64_t next = s.next_offset;
                 size_t len = s.len;
+                if (v < 10 && (s.codecs & (1u << MQ_CODEC_ZSTD))) {
+                    /* zstd came with Fetch v10 (KIP-110): older clients get Kafka's answer, not bytes they
+                     * cannot decode; what the partition gathered before this slice goes out */
+                    mq_slice_release(&s);
+                    if (got == 0) {
+                        p->error = MQ_KC_UNSUPPORTED_COMPRESSION_TYPE;
+                        error = true;
+                    }
+                    break;
+                }
                 if (magic >= 0) {
                     /* An old client: the batches as messages (downconv.h), counted at their stored size. */
                     err = mq_kafka_downconvert_slice(&s, p->fetch_offset, magic, &p->msgs);

@@ -118,6 +118,7 @@ void mq_batch_builder_free(struct mq_batch_builder *b)
     if (!b)
         return;
     free(b->buf);
+    mq_codec_buf_free(&b->z);
     memset(b, 0, sizeof(*b));
 }
 
@@ -208,16 +209,35 @@ enum mq_err mq_batch_add(struct mq_batch_builder *b, const struct mq_record *r)
     return MQ_OK;
 }
 
+/* Builds the compressed batch in b->z: the header's room, then the records compressed. False when that is
+ * not worth it (no smaller) or not possible; the batch is then written uncompressed. */
+static bool mq_batch_compress(struct mq_batch_builder *b)
+{
+    struct mq_codec_buf *z = &b->z;
+    z->len = 0;
+    if (mq_codec_buf_reserve(z, MQ_BATCH_HEADER_SIZE) != MQ_OK)
+        return false;
+    z->len = MQ_BATCH_HEADER_SIZE;
+    size_t records = b->len - MQ_BATCH_HEADER_SIZE;
+    if (mq_codec_compress(b->codec, b->buf + MQ_BATCH_HEADER_SIZE, records, z) != MQ_OK)
+        return false;
+    return z->len < b->len;
+}
+
 void mq_batch_finish(struct mq_batch_builder *b)
 {
     if (!b->buf)
         return; /* no record was ever added: nothing to describe */
-    uint8_t *p = b->buf;
+    int codec = b->codec != MQ_CODEC_NONE && mq_batch_compress(b) ? b->codec : MQ_CODEC_NONE;
+    uint8_t *p = codec ? b->z.p : b->buf;
+    size_t len = codec ? b->z.len : b->len;
+    b->out = p;
+    b->out_len = len;
     mq_be64_put(p + 0, (uint64_t)b->base_offset);
-    mq_be32_put(p + 8, (uint32_t)(b->len - MQ_BATCH_LOG_OVERHEAD));
-    mq_be32_put(p + 12, 0); /* partition leader epoch */
-    p[16] = MQ_BATCH_MAGIC; /* CRC at 17 is written last */
-    mq_be16_put(p + 21, 0); /* attributes: uncompressed, CreateTime, not transactional */
+    mq_be32_put(p + 8, (uint32_t)(len - MQ_BATCH_LOG_OVERHEAD));
+    mq_be32_put(p + 12, 0);                        /* partition leader epoch */
+    p[16] = MQ_BATCH_MAGIC;                        /* CRC at 17 is written last */
+    mq_be16_put(p + 21, (uint16_t)codec);          /* attributes: the codec, CreateTime, not transactional */
     mq_be32_put(p + 23, (uint32_t)(b->count - 1)); /* LastOffsetDelta */
     mq_be64_put(p + 27, (uint64_t)b->base_timestamp);
     mq_be64_put(p + 35, (uint64_t)b->max_timestamp);
@@ -225,7 +245,7 @@ void mq_batch_finish(struct mq_batch_builder *b)
     mq_be16_put(p + 51, UINT16_MAX); /* producer epoch -1 */
     mq_be32_put(p + 53, UINT32_MAX); /* base sequence -1 */
     mq_be32_put(p + 57, (uint32_t)b->count);
-    mq_be32_put(p + 17, mq_crc32c(0, p + MQ_BATCH_CRC_START, b->len - MQ_BATCH_CRC_START));
+    mq_be32_put(p + 17, mq_crc32c(0, p + MQ_BATCH_CRC_START, len - MQ_BATCH_CRC_START));
 }
 
 enum mq_err mq_batch_parse_header(const uint8_t *p, size_t avail, struct mq_batch_info *bi)
@@ -286,6 +306,28 @@ enum mq_err mq_record_iter_init(struct mq_record_iter *it, const uint8_t *batch,
         return MQ_ERR_CORRUPT; /* bi was not produced by a successful mq_batch_parse_header() */
     it->p = batch + MQ_BATCH_HEADER_SIZE;
     it->end = batch + mq_batch_size(bi);
+    it->info = *bi;
+    it->remaining = bi->count;
+    return MQ_OK;
+}
+
+enum mq_err mq_record_iter_open(struct mq_record_iter *it, const uint8_t *batch,
+                                const struct mq_batch_info *bi, struct mq_codec_buf *scratch)
+{
+    int codec = bi->attributes & MQ_BATCH_ATTR_COMPRESSION_MASK;
+    if (codec == MQ_CODEC_NONE)
+        return mq_record_iter_init(it, batch, bi);
+    if (bi->length < MQ_BATCH_HEADER_SIZE - MQ_BATCH_LOG_OVERHEAD || bi->count < 0)
+        return MQ_ERR_CORRUPT; /* bi was not produced by a successful mq_batch_parse_header() */
+    enum mq_err err =
+        mq_codec_decompress(codec, batch + MQ_BATCH_HEADER_SIZE, mq_batch_size(bi) - MQ_BATCH_HEADER_SIZE,
+                            MQ_BATCH_MAX_RECORDS_SIZE, scratch);
+    if (err != MQ_OK)
+        return err;
+    if (!scratch->p)
+        return MQ_ERR_CORRUPT; /* nothing came out: not even one record */
+    it->p = scratch->p;
+    it->end = scratch->p + scratch->len;
     it->info = *bi;
     it->remaining = bi->count;
     return MQ_OK;

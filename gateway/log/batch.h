@@ -8,8 +8,10 @@
  *   21..end | 21 Attributes i16 | 23 LastOffsetDelta i32 | 27 BaseTimestamp i64 | 35 MaxTimestamp i64 |
  *   43 ProducerId i64 | 51 ProducerEpoch i16 | 53 BaseSequence i32 | 57 RecordsCount i32 | 61 Records
  *
- * mqlog writes uncompressed batches with ProducerId -1, ProducerEpoch -1, BaseSequence -1, leader epoch 0,
- * CreateTime timestamps. The reader accepts any attributes but only decodes records of uncompressed batches.
+ * mqlog writes batches with ProducerId -1, ProducerEpoch -1, BaseSequence -1, leader epoch 0, CreateTime
+ * timestamps, uncompressed or with the records section compressed (codec.h): then the Attributes name the
+ * codec and the CRC covers the compressed bytes, as in Kafka. The reader accepts any attributes;
+ * mq_record_iter_open() decodes the records of every codec.
  */
 #ifndef MQ_BATCH_H
 #define MQ_BATCH_H
@@ -18,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log/codec.h"
 #include "util/err.h"
 
 #define MQ_BATCH_HEADER_SIZE  61 /* bytes before the first record */
@@ -62,17 +65,27 @@ size_t mq_record_encoded_size(const struct mq_record *r);
 
 /*
  * Builds one batch in a growing heap buffer. Usage: mq_batch_builder_init(); mq_batch_reset(b, base);
- * mq_batch_add() per record; mq_batch_finish() fills in the header and CRC; then b->buf[0..b->len) is the
- * complete batch. reset() starts the next batch reusing the buffer; mq_batch_builder_free() releases it.
+ * mq_batch_add() per record; mq_batch_finish() fills in the header and CRC; then b->out[0..b->out_len) is the
+ * complete batch (b->buf itself when uncompressed). reset() starts the next batch reusing the buffers;
+ * mq_batch_builder_free() releases them.
+ *
+ * Compression: set b->codec (MQ_CODEC_LZ4 or MQ_CODEC_ZSTD; default none) before finish(). The records stay
+ * uncompressed in buf, so more may be added and finish() called again; the compressed batch is built in a
+ * second buffer. A batch whose records do not get smaller (a single tiny record), or that cannot be
+ * compressed (out of memory), is written uncompressed: every reader takes both.
  */
 struct mq_batch_builder {
-    uint8_t *buf;
-    size_t len; /* bytes used, header included */
+    uint8_t *buf; /* the header and the uncompressed records */
+    size_t len;   /* bytes used, header included */
     size_t cap;
     int64_t base_offset;
     int64_t base_timestamp;
     int64_t max_timestamp;
     int32_t count;
+    int codec;             /* enum mq_codec for finish() */
+    struct mq_codec_buf z; /* the compressed batch */
+    const uint8_t *out;    /* after finish(): the complete batch, buf or z.p */
+    size_t out_len;
 };
 
 void mq_batch_builder_init(struct mq_batch_builder *b);
@@ -84,7 +97,8 @@ void mq_batch_reset(struct mq_batch_builder *b, int64_t base_offset);
 enum mq_err mq_batch_add(struct mq_batch_builder *b, const struct mq_record *r);
 /* Exact bytes mq_batch_add(b, r) would append now (r's deltas computed against b's current state). */
 size_t mq_batch_record_size(const struct mq_batch_builder *b, const struct mq_record *r);
-/* Writes the header and CRC. The batch must hold at least one record. */
+/* Writes the header and CRC (compressing the records when b->codec says so) and sets b->out, b->out_len.
+ * The batch must hold at least one record. */
 void mq_batch_finish(struct mq_batch_builder *b);
 
 /* The fixed header of a stored batch. */
@@ -139,7 +153,7 @@ struct mq_record_view {
     const uint8_t *headers_end;
 };
 
-/* Walks the records of one complete, uncompressed batch. */
+/* Walks the records of one complete batch. */
 struct mq_record_iter {
     const uint8_t *p;
     const uint8_t *end;
@@ -147,10 +161,24 @@ struct mq_record_iter {
     int32_t remaining;
 };
 
-/* MQ_ERR_INVAL for a compressed batch (attributes & MQ_BATCH_ATTR_COMPRESSION_MASK), which mqlog does not
- * decode. */
+/* The most bytes the records of one batch may inflate to: more is a decompression bomb, reported as damage.
+ * As much as one uncompressed batch may hold. */
+#define MQ_BATCH_MAX_RECORDS_SIZE ((size_t)MQ_BATCH_MAX_SIZE)
+
+/* Over the records of an uncompressed batch only: MQ_ERR_INVAL for a compressed one (attributes &
+ * MQ_BATCH_ATTR_COMPRESSION_MASK). */
 enum mq_err mq_record_iter_init(struct mq_record_iter *it, const uint8_t *batch,
                                 const struct mq_batch_info *bi);
+
+/*
+ * Over the records of any batch: a compressed batch's records are decompressed into scratch (a caller's
+ * buffer, reused from batch to batch; the records point into it until its next use), at most
+ * MQ_BATCH_MAX_RECORDS_SIZE bytes. MQ_ERR_CORRUPT when the records do not decompress (a corrupt or truncated
+ * frame, or a bomb), MQ_ERR_INVAL for a codec mqlog cannot decode (undefined values 5-7, or snappy in a build
+ * without libsnappy), MQ_ERR_NOMEM.
+ */
+enum mq_err mq_record_iter_open(struct mq_record_iter *it, const uint8_t *batch,
+                                const struct mq_batch_info *bi, struct mq_codec_buf *scratch);
 /* 1 and *rv filled, 0 at the end, or -MQ_ERR_CORRUPT when a record is malformed (never reads outside the
  * batch) or bytes remain after the last record. */
 int mq_record_next(struct mq_record_iter *it, struct mq_record_view *rv);

@@ -6,7 +6,8 @@
  * size and, when the batch's bytes are wanted, the CRC. The cursor knows a partition: it asks mq_part_read()
  * for a slice of whole visible batches (which finds the segment, takes a reference on it and bounds the
  * range by what readers may see), walks the slice with the scanner, then asks for the next slice. Records
- * come from the batches through mq_cursor_decode(), the one place where compressed batches will be decoded.
+ * come from the batches through mq_cursor_decode(), the one place where compressed batches are decoded: into
+ * a buffer of the cursor, reused from batch to batch and bounded by MQ_BATCH_MAX_RECORDS_SIZE.
  */
 #include "log/log_int.h"
 
@@ -142,6 +143,7 @@ struct mq_cursor {
     const uint8_t *batch;    /* its bytes, in scan's buffer */
     bool in_records;         /* its records are being returned through it */
     struct mq_record_iter it;
+    struct mq_codec_buf inflated; /* the records of a compressed batch, decompressed */
 
     struct mq_cursor_fault fault;
     char *fault_path;
@@ -226,6 +228,7 @@ void mq_cursor_close(struct mq_cursor *cur)
     mq_cursor_drop_slice(cur);
     mq_scan_free(&cur->scan);
     mq_scan_free(&cur->hdrs);
+    mq_codec_buf_free(&cur->inflated);
     free(cur->fault_path);
     free(cur);
 }
@@ -321,21 +324,31 @@ int mq_cursor_next_batch(struct mq_cursor *cur, struct mq_cursor_batch *batch)
 }
 
 /*
- * Prepares cur->it over the records of the batch just read. The one place where compressed batches will be
- * decoded: a codec inflates the records into a buffer of the cursor and points the iterator at it. Until
- * then they are refused with MQ_ERR_INVAL.
+ * Prepares cur->it over the records of the batch just read. The one place where compressed batches are
+ * decoded: the codec inflates the records into cur->inflated and the iterator walks them there. A frame that
+ * does not decompress (corrupt, truncated, or inflating past the bound) is damage like a bad CRC; a codec
+ * mqlog cannot decode is MQ_ERR_INVAL.
  */
 static int mq_cursor_decode(struct mq_cursor *cur)
 {
     int codec = cur->bi.attributes & MQ_BATCH_ATTR_COMPRESSION_MASK;
     int64_t pos = cur->scan.pos - (int64_t)mq_batch_size(&cur->bi);
-    if (codec != 0)
-        return mq_cursor_fail(cur, MQ_ERR_INVAL, pos, cur->bi.base_offset,
-                              "compressed batch: mqlog does not decompress");
-    if (mq_record_iter_init(&cur->it, cur->batch, &cur->bi) != MQ_OK)
+    enum mq_err err = mq_record_iter_open(&cur->it, cur->batch, &cur->bi, &cur->inflated);
+    if (err == MQ_OK) {
+        cur->in_records = true;
+        return 1;
+    }
+    if (codec == MQ_CODEC_NONE)
         return mq_cursor_fail(cur, MQ_ERR_CORRUPT, pos, cur->bi.base_offset, "malformed batch header");
-    cur->in_records = true;
-    return 1;
+    if (err == MQ_ERR_INVAL)
+        return mq_cursor_fail(cur, err, pos, cur->bi.base_offset,
+                              "compressed with %s (codec %d): not decoded", mq_codec_name(codec), codec);
+    if (err == MQ_ERR_NOMEM)
+        return mq_cursor_fail(cur, err, pos, cur->bi.base_offset, "out of memory decompressing %s records",
+                              mq_codec_name(codec));
+    return mq_cursor_fail(cur, MQ_ERR_CORRUPT, pos, cur->bi.base_offset,
+                          "%s records do not decompress (corrupt, truncated or over %zu bytes)",
+                          mq_codec_name(codec), MQ_BATCH_MAX_RECORDS_SIZE);
 }
 
 int mq_cursor_next(struct mq_cursor *cur, struct mq_record_view *rv)

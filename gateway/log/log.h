@@ -156,6 +156,11 @@ void mq_log_set_hold(struct mq_log *log, mq_hold_fn *fn, void *opaque);
 /* ---- partitions: writing ---- */
 
 void mq_part_set_retention(struct mq_part *part, const struct mq_retention *ret);
+/* The codec (enum mq_codec: none, lz4, zstd; gzip works too) the partition's batches are written with from
+ * now on, the batch open now included. A batch whose records would not shrink is written uncompressed. The
+ * default is none. */
+void mq_part_set_compression(struct mq_part *part, int codec);
+int mq_part_compression(struct mq_part *part);
 const char *mq_part_topic(const struct mq_part *part);
 int32_t mq_part_id(const struct mq_part *part);
 
@@ -244,6 +249,7 @@ struct mq_slice {
     int64_t first_offset; /* base offset of the first batch */
     int64_t next_offset;  /* the offset after the last batch in the range */
     void *ref;            /* internal */
+    unsigned codecs;      /* 1 << codec (enum mq_codec) for each codec its batches use */
 };
 
 /*
@@ -293,9 +299,11 @@ enum mq_err mq_part_bytes_from(struct mq_part *part, int64_t offset, int64_t *by
  * (retention deleted it: below the log start) or lies beyond the end (the log was truncated): compare
  * mq_cursor_position() with mq_part_offsets() to tell which, then mq_cursor_seek(). MQ_ERR_CORRUPT for a
  * batch that fails its size or CRC check after mq_part_read() let it through (the file changed between
- * the two reads) or holds a malformed record; MQ_ERR_INVAL for a compressed batch
- * mqlog cannot decode yet; MQ_ERR_IO, MQ_ERR_NOMEM. After MQ_ERR_CORRUPT, MQ_ERR_INVAL and MQ_ERR_IO,
- * mq_cursor_fault() says where. The cursor stays usable: the same call fails the same way again.
+ * the two reads), holds a malformed record or compressed records that do not decompress (a corrupt frame, or
+ * a bomb that would inflate past MQ_BATCH_MAX_RECORDS_SIZE); MQ_ERR_INVAL for a batch of a codec mqlog cannot
+ * decode; MQ_ERR_IO, MQ_ERR_NOMEM. (Compressed batches are decompressed transparently for next().) After
+ * MQ_ERR_CORRUPT, MQ_ERR_INVAL and MQ_ERR_IO, mq_cursor_fault() says where. The cursor stays usable: the same
+ * call fails the same way again.
  *
  * A cursor belongs to one thread at a time. It keeps no lock between calls; it holds a reference to one
  * segment (which retention may delete meanwhile: the cursor reads it to its end, then reports

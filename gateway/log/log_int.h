@@ -192,6 +192,7 @@ struct mq_part {
     enum mq_err write_err; /* the last write's error (NOSPC is cleared once a write succeeds) */
     enum mq_err fatal_err; /* fdatasync failed: data may be lost, refuse further writes */
     struct mq_retention ret;
+    int codec;     /* enum mq_codec the batches are written with (mq_part_set_compression()) */
     bool ret_held; /* the last retention pass stopped at the hold: logged once when it starts and ends */
     atomic_bool rp_failing; /* the last recovery point write failed (logged once until one succeeds) */
     int64_t mtime_of_last_flush;

@@ -157,18 +157,19 @@ static enum mq_err mq_part_seal_open(struct mq_part *part)
 {
     if (part->open.count == 0)
         return MQ_OK;
+    part->open.codec = part->codec;
     mq_batch_finish(&part->open);
     struct mq_batch_info bi;
-    enum mq_err err = mq_batch_parse_header(part->open.buf, part->open.len, &bi);
+    enum mq_err err = mq_batch_parse_header(part->open.out, part->open.out_len, &bi);
     if (err == MQ_OK && part->backlog_len == 0)
-        err = mq_part_write_batch(part, part->open.buf, &bi);
+        err = mq_part_write_batch(part, part->open.out, &bi);
     else
         err = MQ_ERR_FULL;
     if (err != MQ_OK) {
-        enum mq_err e2 = mq_part_backlog_add(part, part->open.buf, part->open.len);
+        enum mq_err e2 = mq_part_backlog_add(part, part->open.out, part->open.out_len);
         if (e2 != MQ_OK)
             return e2; /* the open batch is kept as it is: the next seal retries */
-        err = part->backlog_len == part->open.len ? err : mq_part_write_backlog(part);
+        err = part->backlog_len == part->open.out_len ? err : mq_part_write_backlog(part);
     }
     part->open.count = 0;
     return err == MQ_ERR_FULL ? MQ_OK : err;
@@ -276,11 +277,12 @@ enum mq_err mq_part_append(struct mq_part *part, const struct mq_record *recs, s
             err = MQ_ERR_INVAL;
     }
     if (err == MQ_OK) {
+        b.codec = part->codec;
         mq_batch_finish(&b);
         struct mq_batch_info bi;
-        err = mq_batch_parse_header(b.buf, b.len, &bi);
+        err = mq_batch_parse_header(b.out, b.out_len, &bi);
         if (err == MQ_OK)
-            err = mq_part_write_batch(part, b.buf, &bi);
+            err = mq_part_write_batch(part, b.out, &bi);
         if (err == MQ_OK) {
             if (first_offset)
                 *first_offset = part->next_offset;
@@ -516,6 +518,21 @@ void mq_part_set_retention(struct mq_part *part, const struct mq_retention *ret)
     pthread_mutex_lock(&part->mu);
     part->ret = *ret;
     pthread_mutex_unlock(&part->mu);
+}
+
+void mq_part_set_compression(struct mq_part *part, int codec)
+{
+    pthread_mutex_lock(&part->mu);
+    part->codec = codec;
+    pthread_mutex_unlock(&part->mu);
+}
+
+int mq_part_compression(struct mq_part *part)
+{
+    pthread_mutex_lock(&part->mu);
+    int codec = part->codec;
+    pthread_mutex_unlock(&part->mu);
+    return codec;
 }
 
 const char *mq_part_topic(const struct mq_part *part)

@@ -205,6 +205,7 @@ struct mq_seg_found {
     int64_t first_pos, stop;     /* the good batches found: [first_pos, stop), first_pos -1 when none */
     int64_t first_off, next_off; /* their offsets */
     int64_t walked_next;         /* the offset after the last batch whose header was read, -1 when none */
+    unsigned codecs;             /* 1 << codec for each codec of the good batches found */
 };
 
 /* Walks seg from the batch that holds offset (through the read hint or the index) to its visible end,
@@ -260,6 +261,7 @@ static enum mq_scan_res mq_seg_read(struct mq_part *part, struct mq_segment *seg
         }
         f->stop = bend;
         f->next_off = mq_batch_last_offset(&bi) + 1;
+        f->codecs |= 1u << (bi.attributes & MQ_BATCH_ATTR_COMPRESSION_MASK);
     }
     if (run.lo >= 0)
         mq_seg_mark_checked(seg, run.lo, run.hi);
@@ -371,6 +373,7 @@ enum mq_err mq_part_read_with(struct mq_part *part, int64_t offset, size_t max_b
     slice->len = (size_t)(f.stop - f.first_pos);
     slice->first_offset = f.first_off;
     slice->next_offset = f.next_off;
+    slice->codecs = f.codecs;
     slice->ref = seg;
     pthread_mutex_lock(&part->hint_mu);
     part->hint_offset = f.next_off;
@@ -432,6 +435,7 @@ enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *o
     pthread_rwlock_unlock(&part->segs_lock);
 
     enum mq_err err = MQ_OK;
+    struct mq_codec_buf inflated = {0}; /* a compressed batch's records: decoded as Kafka decodes them */
     for (size_t i = 0; i < n && *offset < 0 && err == MQ_OK; i++) {
         struct mq_segment *seg = segs[i];
         bool last = i + 1 == n;
@@ -469,8 +473,13 @@ enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *o
             }
             struct mq_record_iter it;
             struct mq_record_view rv;
-            if (mq_record_iter_init(&it, body, &bi) != MQ_OK) {
-                *offset = bi.base_offset; /* compressed: Kafka answers with the batch */
+            enum mq_err ierr = mq_record_iter_open(&it, body, &bi, &inflated);
+            if (ierr == MQ_ERR_NOMEM) {
+                err = ierr;
+                break;
+            }
+            if (ierr != MQ_OK) {
+                *offset = bi.base_offset; /* records that cannot be decoded: the batch is the answer */
                 break;
             }
             int rr;
@@ -493,6 +502,7 @@ enum mq_err mq_part_offset_for_time(struct mq_part *part, int64_t ts, int64_t *o
             err = MQ_ERR_CORRUPT;
         mq_scan_free(&sc);
     }
+    mq_codec_buf_free(&inflated);
     for (size_t i = 0; i < n; i++)
         mq_seg_unref(segs[i]);
     free(segs);

@@ -20,6 +20,7 @@ struct mq_verify {
     void *opaque;
     int64_t problems, batches;
     const char *dir;
+    struct mq_codec_buf inflated; /* compressed records, decompressed to be checked */
 };
 
 static void mq_verify_report(struct mq_verify *v, const char *path, int64_t pos, const char *fmt, ...)
@@ -137,7 +138,9 @@ static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64
                              bi.base_offset, (int)bi.leader_epoch);
         struct mq_record_iter it;
         struct mq_record_view rv;
-        if (mq_record_iter_init(&it, body, &bi) == MQ_OK) {
+        int codec = bi.attributes & MQ_BATCH_ATTR_COMPRESSION_MASK;
+        enum mq_err ierr = mq_record_iter_open(&it, body, &bi, &v->inflated);
+        if (ierr == MQ_OK) {
             int rr;
             int64_t count = 0;
             while ((rr = mq_record_next(&it, &rv)) == 1)
@@ -145,6 +148,19 @@ static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64
             if (rr < 0 || count != bi.count)
                 mq_verify_report(v, seg->path_log, pos, "malformed records in batch at offset %" PRId64,
                                  bi.base_offset);
+        } else if (ierr == MQ_ERR_INVAL) {
+            mq_verify_report(v, seg->path_log, pos,
+                             "batch at offset %" PRId64
+                             " is compressed with codec %d, which mqlog cannot decode",
+                             bi.base_offset, codec);
+        } else if (ierr == MQ_ERR_CORRUPT) {
+            mq_verify_report(v, seg->path_log, pos,
+                             "%s records of batch at offset %" PRId64
+                             " do not decompress (corrupt, truncated or over %zu bytes)",
+                             mq_codec_name(codec), bi.base_offset, MQ_BATCH_MAX_RECORDS_SIZE);
+        } else {
+            mq_verify_report(v, seg->path_log, pos, "batch at offset %" PRId64 ": %s", bi.base_offset,
+                             mq_strerror(ierr));
         }
         if (bi.max_timestamp > max_ts)
             max_ts = bi.max_timestamp;
@@ -308,8 +324,9 @@ static void mq_verify_part(void *opaque, const char *topic, int32_t partition)
 enum mq_err mq_log_verify(const char *dir, void (*fn)(void *opaque, const struct mq_verify_issue *issue),
                           void *opaque, int64_t *problems, int64_t *batches)
 {
-    struct mq_verify v = {fn, opaque, 0, 0, dir};
+    struct mq_verify v = {fn, opaque, 0, 0, dir, {0}};
     enum mq_err err = mq_log_scan_dirs(dir, mq_verify_part, &v);
+    mq_codec_buf_free(&v.inflated);
     if (problems)
         *problems = v.problems;
     if (batches)

@@ -21,7 +21,7 @@
 static void mq_produce_help(void)
 {
     printf(
-        "usage: mqlog produce -d DATA_DIR TOPIC [-p PARTITION] [-k KEY] [-H KEY=VALUE]... [-v]\n"
+        "usage: mqlog produce -d DATA_DIR TOPIC [-p PARTITION] [-k KEY] [-H KEY=VALUE]... [-z CODEC] [-v]\n"
         "\n"
         "Appends every line of standard input (without its newline) as one record, timestamped now. The\n"
         "command exits 0 only once every record is durable (fdatasync). The data directory must not be in\n"
@@ -32,6 +32,7 @@ static void mq_produce_help(void)
         "  -k, --key KEY             the key of every record; without -p it picks the partition as\n"
         "                            Kafka's default partitioner does (murmur2)\n"
         "  -H, --header KEY=VALUE    a header on every record (repeatable)\n"
+        "  -z, --compression CODEC   compress the batches: none (default), gzip, snappy, lz4 or zstd\n"
         "  -v, --verbose             print the number of records and their offsets on stderr\n"
         "  -h, --help                this text\n");
 }
@@ -51,6 +52,7 @@ int mq_cmd_produce(int argc, char **argv)
         {"partition", required_argument, NULL, 'p'},
         {"key", required_argument, NULL, 'k'},
         {"header", required_argument, NULL, 'H'},
+        {"compression", required_argument, NULL, 'z'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -58,11 +60,12 @@ int mq_cmd_produce(int argc, char **argv)
     const char *dir = NULL, *key = NULL;
     int64_t partition = -1;
     bool verbose = false;
+    int codec = MQ_CODEC_NONE;
     struct mq_header headers[MQ_PRODUCE_MAX_HEADERS];
     int nheaders = 0;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":d:p:k:H:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":d:p:k:H:z:vh", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             dir = optarg;
@@ -86,6 +89,15 @@ int mq_cmd_produce(int argc, char **argv)
                                                      .value_len = (int32_t)strlen(eq + 1)};
             break;
         }
+        case 'z':
+            for (codec = 0; codec < MQ_CODEC_COUNT && strcmp(optarg, mq_codec_name(codec)) != 0; codec++)
+                ;
+            if (codec == MQ_CODEC_COUNT)
+                return mq_tool_usage_error("produce",
+                                           "--compression '%s': expected none, gzip, snappy, lz4 or "
+                                           "zstd",
+                                           optarg);
+            break;
         case 'v':
             verbose = true;
             break;
@@ -134,6 +146,8 @@ int mq_cmd_produce(int argc, char **argv)
         fixed = mq_partition_for_key(key, strlen(key), topic.partitions);
     if (fixed >= 0 && !(parts[fixed].part = mq_tool_part(store, &topic, fixed)))
         goto out;
+    if (fixed >= 0)
+        mq_part_set_compression(parts[fixed].part, codec);
 
     struct mq_record rec = {
         .key = key,
@@ -159,8 +173,11 @@ int mq_cmd_produce(int argc, char **argv)
             rr = rr + 1 == topic.partitions ? 0 : rr + 1;
         }
         struct mq_produce_part *pp = &parts[p];
-        if (!pp->part && !(pp->part = mq_tool_part(store, &topic, p)))
-            goto out;
+        if (!pp->part) {
+            if (!(pp->part = mq_tool_part(store, &topic, p)))
+                goto out;
+            mq_part_set_compression(pp->part, codec);
+        }
         rec.timestamp = mq_now_ms();
         rec.value = line;
         rec.value_len = (int32_t)n;

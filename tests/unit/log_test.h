@@ -6,6 +6,8 @@
 #define MQ_LOG_TEST_H
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "log/log.h"
 #include "testutil.h"
@@ -38,6 +40,29 @@ static inline struct mq_part *get_part(struct mq_log *log, const char *topic, in
     struct mq_part *part = NULL;
     CU_ASSERT_FATAL(mq_log_part(log, topic, p, &part) == MQ_OK);
     return part;
+}
+
+/* Rewrites the uncompressed batch in b (finished, codec none) with its records compressed by codec, whether
+ * that makes it smaller or not (the builder would keep a batch that does not shrink uncompressed), and
+ * recomputes its Length and CRC: the batch another Kafka tool could have written. */
+static inline void compress_built(struct mq_batch_builder *b, int codec)
+{
+    struct mq_codec_buf z = {0};
+    CU_ASSERT_FATAL(mq_codec_buf_reserve(&z, MQ_BATCH_HEADER_SIZE) == MQ_OK);
+    memcpy(z.p, b->buf, MQ_BATCH_HEADER_SIZE);
+    z.len = MQ_BATCH_HEADER_SIZE;
+    CU_ASSERT_FATAL(
+        mq_codec_compress(codec, b->buf + MQ_BATCH_HEADER_SIZE, b->len - MQ_BATCH_HEADER_SIZE, &z) == MQ_OK);
+    free(b->buf);
+    b->buf = z.p;
+    b->len = z.len;
+    b->cap = z.cap;
+    b->out = b->buf;
+    b->out_len = b->len;
+    mq_be32_put(b->buf + 8, (uint32_t)(b->len - MQ_BATCH_LOG_OVERHEAD));
+    mq_be16_put(b->buf + 21,
+                (uint16_t)((mq_be16_get(b->buf + 21) & ~MQ_BATCH_ATTR_COMPRESSION_MASK) | codec));
+    mq_be32_put(b->buf + 17, mq_crc32c(0, b->buf + MQ_BATCH_CRC_START, b->len - MQ_BATCH_CRC_START));
 }
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "kafka/downconv.h"
 #include "log/batch.h"
+#include "log_test.h"
 #include "testutil.h"
 
 /* CRC-32 (IEEE 802.3, reflected, as java.util.zip.CRC32 and zlib), bit by bit. */
@@ -166,9 +167,9 @@ static void test_attributes(void)
     free(m.p);
     buf[22] &= (uint8_t)~MQ_BATCH_ATTR_CONTROL;
 
-    /* A compressed batch is refused; what came before it stays. */
+    /* A zstd batch is refused (Kafka's answer below Fetch v10); what came before it stays. */
     m = (struct mq_kafka_msgs){0};
-    buf[first + 22] |= 0x04; /* lz4 */
+    buf[first + 22] |= MQ_CODEC_ZSTD;
     CU_ASSERT_EQUAL(mq_kafka_downconvert(buf, len, 0, 1, &m), MQ_ERR_INVAL);
     CU_ASSERT_EQUAL(walk(&m, 1, offs, 8), 3);
     free(m.p);
@@ -180,6 +181,57 @@ static void test_attributes(void)
     CU_ASSERT_EQUAL(walk(&m, 1, offs, 8), 3);
     free(m.p);
     free(buf);
+}
+
+/* lz4 and gzip batches convert to exactly the messages their uncompressed originals give; a frame that does
+ * not decompress is damage. */
+static void test_compressed(void)
+{
+    size_t len;
+    uint8_t *plain = two_batches(&len);
+    struct mq_kafka_msgs want = {0};
+    CU_ASSERT_EQUAL_FATAL(mq_kafka_downconvert(plain, len, 11, 1, &want), MQ_OK);
+    const int codecs[] = {MQ_CODEC_LZ4, MQ_CODEC_GZIP};
+    for (size_t c = 0; c < sizeof codecs / sizeof codecs[0]; c++) {
+        /* each batch of plain, compressed on its own */
+        struct mq_codec_buf z = {0};
+        for (size_t pos = 0; pos < len;) {
+            struct mq_batch_info bi;
+            CU_ASSERT_FATAL(mq_batch_parse_header(plain + pos, len - pos, &bi) == MQ_OK);
+            struct mq_batch_builder b;
+            mq_batch_builder_init(&b);
+            b.buf = malloc(mq_batch_size(&bi));
+            CU_ASSERT_FATAL(b.buf != NULL);
+            memcpy(b.buf, plain + pos, mq_batch_size(&bi));
+            b.len = b.cap = mq_batch_size(&bi);
+            compress_built(&b, codecs[c]);
+            CU_ASSERT_FATAL(mq_codec_buf_reserve(&z, b.len) == MQ_OK);
+            memcpy(z.p + z.len, b.buf, b.len);
+            z.len += b.len;
+            mq_batch_builder_free(&b);
+            pos += mq_batch_size(&bi);
+        }
+        struct mq_kafka_msgs m = {0};
+        CU_ASSERT_EQUAL(mq_kafka_downconvert(z.p, z.len, 11, 1, &m), MQ_OK);
+        CU_ASSERT(m.len == want.len && memcmp(m.p, want.p, want.len) == 0);
+        free(m.p);
+        /* the first batch's frame cut short inside (its Length and CRC made to agree) */
+        struct mq_batch_info bi;
+        CU_ASSERT_FATAL(mq_batch_parse_header(z.p, z.len, &bi) == MQ_OK);
+        uint8_t *cut = malloc(mq_batch_size(&bi));
+        CU_ASSERT_FATAL(cut != NULL);
+        size_t clen = mq_batch_size(&bi) - 3;
+        memcpy(cut, z.p, clen);
+        mq_be32_put(cut + 8, (uint32_t)(clen - MQ_BATCH_LOG_OVERHEAD));
+        mq_be32_put(cut + 17, mq_crc32c(0, cut + MQ_BATCH_CRC_START, clen - MQ_BATCH_CRC_START));
+        m = (struct mq_kafka_msgs){0};
+        CU_ASSERT_EQUAL(mq_kafka_downconvert(cut, clen, 0, 1, &m), MQ_ERR_CORRUPT);
+        free(m.p);
+        free(cut);
+        mq_codec_buf_free(&z);
+    }
+    free(want.p);
+    free(plain);
 }
 
 static void test_fetch_magic(void)
@@ -195,8 +247,13 @@ static void test_fetch_magic(void)
 int main(void)
 {
     static const struct mq_test tests[] = {
-        MQ_TEST(test_crc_reference), MQ_TEST(test_magic1_exact), MQ_TEST(test_magic0_all),
-        MQ_TEST(test_attributes),    MQ_TEST(test_fetch_magic),  MQ_TEST_END,
+        MQ_TEST(test_crc_reference),
+        MQ_TEST(test_magic1_exact),
+        MQ_TEST(test_magic0_all),
+        MQ_TEST(test_attributes),
+        MQ_TEST(test_compressed),
+        MQ_TEST(test_fetch_magic),
+        MQ_TEST_END,
     };
     return mq_test_run("kafka_downconv", tests);
 }

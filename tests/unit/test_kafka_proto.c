@@ -719,7 +719,7 @@ static void test_fetch(void)
         p->high_watermark = 50;
         p->last_stable_offset = 50;
         p->log_start = 0;
-        struct mq_slice s1 = {fd, 2, 3, 42, 44, NULL}, s2 = {fd, 7, 2, 44, 45, NULL};
+        struct mq_slice s1 = {fd, 2, 3, 42, 44, NULL, 0}, s2 = {fd, 7, 2, 44, 45, NULL, 0};
         CU_ASSERT_EQUAL(mq_kafka_fetch_part_add(&a, p, &s1), MQ_OK);
         CU_ASSERT_EQUAL(mq_kafka_fetch_part_add(&a, p, &s2), MQ_OK);
 
