@@ -40,7 +40,25 @@ struct mq_config_log {
     int64_t max_disk_bytes;  /* 0 = no disk cap */
     int64_t retention_ms;    /* key "retention"; 0 = keep forever */
     int64_t retention_bytes; /* 0 = no size limit */
+    int compression;         /* enum mq_config_codec: the codec of topics whose mapping names none */
 };
+
+/* Codecs a log topic's batches can be written with: Kafka's numbers, as enum mq_codec (log/codec.h). */
+enum mq_config_codec {
+    MQ_CONFIG_CODEC_NONE = 0,
+    MQ_CONFIG_CODEC_LZ4 = 3,
+    MQ_CONFIG_CODEC_ZSTD = 4,
+};
+
+/* The MQTT metadata headers a mapping stores (bits of mq_config_mapping.headers). */
+enum mq_config_header {
+    MQ_CONFIG_HDR_TOPIC = 0,      /* mqtt.topic */
+    MQ_CONFIG_HDR_QOS = 1,        /* mqtt.qos */
+    MQ_CONFIG_HDR_RETAIN = 2,     /* mqtt.retain */
+    MQ_CONFIG_HDR_BROKER = 3,     /* mqtt.broker */
+    MQ_CONFIG_HDR_PROPERTIES = 4, /* MQTT 5 properties: user properties, content type, response topic... */
+};
+#define MQ_CONFIG_HDR_ALL 0x1fu
 
 struct mq_config_tls {
     char *ca;   /* CA file (absolute path), NULL: the system's trust store */
@@ -90,9 +108,12 @@ struct mq_config_mapping {
     int64_t qos;
     char *to; /* log topic template */
     int64_t partitions;
-    char *key;               /* key strategy (route.h), never NULL */
-    int64_t retention_ms;    /* -1: the log section's */
-    int64_t retention_bytes; /* -1: the log section's */
+    char *key;                /* key strategy (route.h), never NULL */
+    int64_t retention_ms;     /* -1: the log section's */
+    int64_t retention_bytes;  /* -1: the log section's */
+    int compression;          /* enum mq_config_codec; -1: the log section's */
+    unsigned headers;         /* 1 << enum mq_config_header for each header stored */
+    int omit_default_headers; /* header_defaults: 1 omit, 0 keep */
     struct mq_config_loc loc;
 };
 
@@ -273,5 +294,7 @@ enum mq_err mq_config_route_table(const struct mq_config *cfg, struct mq_route_t
 /* Fills a store's retention for a mapping: its own values, else the log section's. */
 void mq_config_mapping_retention(const struct mq_config *cfg, const struct mq_config_mapping *m, int64_t *ms,
                                  int64_t *bytes);
+/* The codec (enum mq_config_codec) of the batches of m's topics: its own, else the log section's. */
+int mq_config_mapping_compression(const struct mq_config *cfg, const struct mq_config_mapping *m);
 
 #endif

@@ -54,6 +54,13 @@ void mq_config_fmt_duration(int64_t ms, char *buf, size_t size)
 
 #define LOGK(field) offsetof(struct mq_config_log, field)
 
+const struct mq_cenum mq_enum_codec[] = {
+    {"none", MQ_CONFIG_CODEC_NONE},
+    {"lz4", MQ_CONFIG_CODEC_LZ4},
+    {"zstd", MQ_CONFIG_CODEC_ZSTD},
+    {NULL, 0},
+};
+
 static const struct mq_ckey mq_keys_log[] = {
     {.name = "flush_interval_ms",
      .type = MQ_CT_DURATION,
@@ -148,6 +155,15 @@ static const struct mq_ckey mq_keys_log[] = {
      .max = INT64_MAX,
      .doc = "Delete the oldest segments while a partition is larger than this; 0 means no size limit. A "
             "mapping can override it for its topics."},
+    {.name = "compression",
+     .type = MQ_CT_ENUM,
+     .off = LOGK(compression),
+     .def = "none",
+     .enums = mq_enum_codec,
+     .doc = "The codec of the batches written at ingest: none, lz4 or zstd (Kafka's encodings: clients "
+            "decompress them, Fetch v4 and later get the stored bytes; zstd needs Fetch v10, as in Kafka). "
+            "Ingest batches are small, so they shrink less than a large batch would; a batch that would "
+            "not shrink is stored uncompressed. A mapping can override it for its topics."},
     {.name = NULL},
 };
 

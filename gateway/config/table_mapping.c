@@ -11,7 +11,24 @@
 
 /* ---- mappings[] ---- */
 
-#define MAPK(field) offsetof(struct mq_config_mapping, field)
+#define MAPK(field)     offsetof(struct mq_config_mapping, field)
+#define MQ_HDR_NONE_BIT 5 /* headers: none, alone (an empty YAML list is refused like any other) */
+
+static const struct mq_cenum mq_enum_headers[] = {
+    {"topic", MQ_CONFIG_HDR_TOPIC},
+    {"qos", MQ_CONFIG_HDR_QOS},
+    {"retain", MQ_CONFIG_HDR_RETAIN},
+    {"broker", MQ_CONFIG_HDR_BROKER},
+    {"properties", MQ_CONFIG_HDR_PROPERTIES},
+    {"none", MQ_HDR_NONE_BIT},
+    {NULL, 0},
+};
+
+static const struct mq_cenum mq_enum_header_defaults[] = {
+    {"keep", 0},
+    {"omit", 1},
+    {NULL, 0},
+};
 
 static const struct mq_ckey mq_keys_mapping[] = {
     {.name = "from",
@@ -66,6 +83,31 @@ static const struct mq_ckey mq_keys_mapping[] = {
      .min = 0,
      .max = INT64_MAX,
      .doc = "Retention by size of this mapping's topics, per partition; 0: no limit."},
+    {.name = "compression",
+     .type = MQ_CT_ENUM,
+     .off = MAPK(compression),
+     .def_doc = "log.compression",
+     .enums = mq_enum_codec,
+     .doc = "The codec of the batches written to this mapping's topics: none, lz4 or zstd (see "
+            "log.compression). Mappings that name the same log topic must agree."},
+    {.name = "headers",
+     .type = MQ_CT_CHOICES,
+     .off = MAPK(headers),
+     .enums = mq_enum_headers,
+     .def_doc = "[topic, qos, retain, broker, properties]",
+     .doc = "The MQTT metadata each record keeps as Kafka headers: topic (mqtt.topic), qos (mqtt.qos), "
+            "retain (mqtt.retain), broker (mqtt.broker) and properties (an MQTT 5 message's user "
+            "properties, content type, response topic and correlation data); none keeps none: fewer "
+            "bytes per record, less to tell the records apart by."},
+    {.name = "header_defaults",
+     .type = MQ_CT_ENUM,
+     .off = MAPK(omit_default_headers),
+     .def = "keep",
+     .enums = mq_enum_header_defaults,
+     .doc = "omit leaves out the headers that carry their default value, which a consumer then assumes: "
+            "mqtt.retain when false, mqtt.qos when it is this mapping's qos, and mqtt.broker when only "
+            "one broker can deliver to this mapping (it names one, or one is configured). keep stores "
+            "them all."},
     {.name = NULL},
 };
 
@@ -74,6 +116,7 @@ static void mq_mapping_init(void *obj)
     struct mq_config_mapping *m = obj;
     m->retention_ms = -1;
     m->retention_bytes = -1;
+    m->compression = -1;
 }
 
 /* Reports a literal log topic that an earlier mapping also names with different topic settings. */
@@ -92,6 +135,8 @@ static void mq_mapping_check_target(struct mq_cctx *ctx, struct mq_config_mappin
             what = "retention";
         else if (o->retention_bytes != m->retention_bytes)
             what = "retention_bytes";
+        else if (o->compression != m->compression)
+            what = "compression";
         if (what)
             mq_cctx_error(ctx, to,
                           "log topic '%s' is also the target of the mapping at %s:%d:%d; their %s differ",
@@ -107,6 +152,14 @@ static void mq_mapping_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *
     struct mq_config_mapping *m = obj;
     struct mq_config *cfg = mq_cctx_config(ctx);
     mq_cctx_loc(ctx, node, &m->loc);
+    const yaml_node_t *hn = mq_cctx_value(ms, vals, "headers");
+    if (!hn) {
+        m->headers = MQ_CONFIG_HDR_ALL; /* not given: all */
+    } else if (m->headers & (1u << MQ_HDR_NONE_BIT)) {
+        if (m->headers != 1u << MQ_HDR_NONE_BIT)
+            mq_cctx_error(ctx, hn, "headers: none cannot be listed with others");
+        m->headers = 0;
+    }
     if (m->to && m->nfrom > 0) {
         int max_ref = 0;
         if (mq_route_template_check(m->to, &max_ref, NULL, 0) == MQ_OK && max_ref > 0)

@@ -51,6 +51,11 @@ void mq_config_mapping_retention(const struct mq_config *cfg, const struct mq_co
     *bytes = m->retention_bytes >= 0 ? m->retention_bytes : cfg->log.retention_bytes;
 }
 
+int mq_config_mapping_compression(const struct mq_config *cfg, const struct mq_config_mapping *m)
+{
+    return m->compression >= 0 ? m->compression : cfg->log.compression;
+}
+
 enum mq_err mq_config_password_file(const char *path, char **out, char *errstr, size_t errstr_size)
 {
     *out = NULL;

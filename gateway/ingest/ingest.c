@@ -53,9 +53,11 @@
 
 struct mq_ingest_routes {
     struct mq_route_table *table;
-    struct mq_retention *rets; /* per mapping */
+    struct mq_retention *rets;     /* per mapping */
+    struct mq_ingest_policy *pols; /* per mapping */
     size_t nrets;
     struct mq_retention unmatched_ret;
+    struct mq_ingest_policy unmatched_pol;
     unsigned gen; /* set when installed: which routes generation a topic's retention was checked against */
 };
 
@@ -64,6 +66,7 @@ struct mq_itopic {
     uint64_t hash;
     int32_t nparts;          /* the topic's real partition count (catalog) */
     atomic_uint checked_gen; /* routes generation whose retention this topic was checked against */
+    int codec;               /* what its partitions compress with (under map_mu) */
     _Atomic(struct mq_part *) *parts;
     char name[];
 };
@@ -119,12 +122,18 @@ enum mq_err mq_ingest_routes_from_table(struct mq_route_table *table, const stru
     if (!r)
         return MQ_ERR_NOMEM;
     r->rets = calloc(n ? n : 1, sizeof *r->rets);
-    if (!r->rets) {
+    r->pols = calloc(n ? n : 1, sizeof *r->pols);
+    if (!r->rets || !r->pols) {
+        free(r->rets);
+        free(r->pols);
         free(r);
         return MQ_ERR_NOMEM;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         r->rets[i] = rets ? rets[i] : (struct mq_retention){.ms = MQ_RETENTION_MS_DEFAULT, .bytes = 0};
+        r->pols[i] = MQ_INGEST_POLICY_DEFAULT;
+    }
+    r->unmatched_pol = MQ_INGEST_POLICY_DEFAULT;
     r->nrets = n;
     r->unmatched_ret =
         unmatched_ret ? *unmatched_ret : (struct mq_retention){.ms = MQ_RETENTION_MS_DEFAULT, .bytes = 0};
@@ -154,7 +163,27 @@ enum mq_err mq_ingest_routes_new(const struct mq_config *cfg, struct mq_ingest_r
         mq_route_table_free(table);
         return mq_errf(err, errstr, errstr_size, "route table: %s", mq_strerror(err));
     }
+    for (size_t i = 0; i < cfg->nmappings; i++) {
+        const struct mq_config_mapping *m = &cfg->mappings[i];
+        (*out)->pols[i] = (struct mq_ingest_policy){
+            .codec = mq_config_mapping_compression(cfg, m),
+            .headers = m->headers,
+            .omit_defaults = m->omit_default_headers != 0,
+            .qos_default = (char)('0' + m->qos),
+            .broker_implied = m->broker != NULL || cfg->nbrokers == 1,
+        };
+    }
+    (*out)->unmatched_pol.codec = cfg->log.compression; /* and every header: nothing is known about it */
     return MQ_OK;
+}
+
+void mq_ingest_routes_set_policy(struct mq_ingest_routes *routes, int mapping,
+                                 const struct mq_ingest_policy *pol)
+{
+    if (mapping < 0)
+        routes->unmatched_pol = *pol;
+    else if ((size_t)mapping < routes->nrets)
+        routes->pols[mapping] = *pol;
 }
 
 struct mq_route_table *mq_ingest_routes_table(const struct mq_ingest_routes *routes)
@@ -168,6 +197,7 @@ void mq_ingest_routes_free(struct mq_ingest_routes *routes)
         return;
     mq_route_table_free(routes->table);
     free(routes->rets);
+    free(routes->pols);
     free(routes);
 }
 
@@ -306,12 +336,21 @@ static enum mq_err mq_ingest_topic_open(struct mq_ingest *in, const char *name, 
     return MQ_OK;
 }
 
-/* Brings the catalog's retention of t in line with the routes of generation gen (under map_mu). */
+/* Brings the catalog's retention of t and its partitions' codec in line with the routes of generation gen
+ * (under map_mu). */
 static enum mq_err mq_ingest_topic_retention(struct mq_ingest *in, struct mq_itopic *t, unsigned gen,
-                                             const struct mq_retention *ret)
+                                             const struct mq_retention *ret, int codec)
 {
     if (atomic_load(&t->checked_gen) == gen)
         return MQ_OK;
+    if (t->codec != codec) {
+        t->codec = codec;
+        for (int32_t p = 0; p < t->nparts; p++) {
+            struct mq_part *part = atomic_load(&t->parts[p]);
+            if (part)
+                mq_part_set_compression(part, codec);
+        }
+    }
     struct mq_catalog_topic ct;
     enum mq_err err = mq_store_topic_get(in->store, t->name, &ct);
     if (err == MQ_OK && (ct.retention_ms != ret->ms || ct.retention_bytes != ret->bytes)) {
@@ -345,6 +384,7 @@ static enum mq_err mq_ingest_part_open(struct mq_ingest *in, struct mq_itopic *t
             MQ_ERROR("cannot open partition %d of log topic %s: %s", (int)p, t->name, mq_strerror(err));
         return err;
     }
+    mq_part_set_compression(part, t->codec); /* before any record can reach it */
     atomic_store(&t->parts[p], part);
     *partp = part;
     return MQ_OK;
@@ -356,6 +396,7 @@ struct mq_ingest_hit {
     struct mq_part *part;
     const void *key; /* NULL: null key */
     size_t key_len;
+    const struct mq_ingest_policy *pol; /* the mapping's: which headers the record keeps */
 };
 
 /* What mq_route_match's callback collects for one message. */
@@ -419,9 +460,9 @@ static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
     struct mq_ingest *in = c->in;
     c->called = true;
     c->to_unmatched = c->to_unmatched || hit->mapping < 0;
-    const struct mq_retention *ret = hit->mapping >= 0 && (size_t)hit->mapping < c->routes->nrets
-                                         ? &c->routes->rets[hit->mapping]
-                                         : &c->routes->unmatched_ret;
+    bool mapped = hit->mapping >= 0 && (size_t)hit->mapping < c->routes->nrets;
+    const struct mq_retention *ret = mapped ? &c->routes->rets[hit->mapping] : &c->routes->unmatched_ret;
+    const struct mq_ingest_policy *pol = mapped ? &c->routes->pols[hit->mapping] : &c->routes->unmatched_pol;
     uint64_t hash = mq_hash(hit->topic);
     struct mq_itopic *t =
         mq_tmap_find(atomic_load_explicit(&in->map, memory_order_acquire), hit->topic, hash);
@@ -430,7 +471,7 @@ static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
         pthread_mutex_lock(&in->map_mu);
         err = mq_ingest_topic_open(in, hit->topic, hash, hit->partitions, ret, &t);
         if (err == MQ_OK)
-            err = mq_ingest_topic_retention(in, t, c->routes->gen, ret);
+            err = mq_ingest_topic_retention(in, t, c->routes->gen, ret, pol->codec);
         pthread_mutex_unlock(&in->map_mu);
         if (err != MQ_OK)
             return err;
@@ -459,6 +500,7 @@ static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
     }
     struct mq_ingest_hit *h = &c->hits[c->n];
     h->part = part;
+    h->pol = pol;
     err = mq_collect_key(c, hit, h);
     if (err == MQ_OK)
         c->n++;
@@ -509,6 +551,28 @@ static bool mq_ingest_stored_in(const struct mq_rx_match *m, const struct mq_par
     return false;
 }
 
+/* Copies into sel the headers of hdr[0, nh) that pol keeps: hdr holds topic, qos, retain and broker, then the
+ * connector's (the properties). Returns how many. */
+static size_t mq_ingest_select_headers(const struct mq_ingest_policy *pol, const struct mq_source_msg *msg,
+                                       const struct mq_header *hdr, size_t nh, struct mq_header *sel)
+{
+    size_t n = 0;
+    bool omit = pol->omit_defaults;
+    if (pol->headers & (1u << MQ_CONFIG_HDR_TOPIC))
+        sel[n++] = hdr[0];
+    if ((pol->headers & (1u << MQ_CONFIG_HDR_QOS)) &&
+        !(omit && *(const char *)hdr[1].value == pol->qos_default))
+        sel[n++] = hdr[1];
+    if ((pol->headers & (1u << MQ_CONFIG_HDR_RETAIN)) && !(omit && !msg->retain))
+        sel[n++] = hdr[2];
+    if ((pol->headers & (1u << MQ_CONFIG_HDR_BROKER)) && !(omit && pol->broker_implied))
+        sel[n++] = hdr[3];
+    if (pol->headers & (1u << MQ_CONFIG_HDR_PROPERTIES))
+        for (size_t i = 4; i < nh; i++)
+            sel[n++] = hdr[i];
+    return n;
+}
+
 static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, const struct mq_source_msg *msg,
                                    struct mq_ingest_collect *c, const struct mq_rx_match *m,
                                    struct mq_rx_note *note, struct mq_ticket *ticket)
@@ -552,6 +616,14 @@ static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, con
         .headers = hdr,
         .header_count = (int32_t)nh,
     };
+    /* a mapping that keeps fewer headers gets a selection of hdr (no allocation: it is never longer) */
+    struct mq_header selstack[MQ_INGEST_HEADERS];
+    struct mq_header *sel = nh > MQ_INGEST_HEADERS ? malloc(nh * sizeof *sel) : selstack;
+    if (!sel) {
+        if (hdr != hstack)
+            free(hdr);
+        return MQ_ERR_NOMEM;
+    }
     enum mq_err err = MQ_OK;
     /* the headers (MQTT 5 user properties) and the key (a payload's JSON member) count too */
     for (size_t i = 0; i < c->n; i++) {
@@ -568,6 +640,12 @@ static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, con
         const struct mq_ingest_hit *h = &c->hits[done];
         rec.key = h->key;
         rec.key_len = h->key ? (int32_t)h->key_len : -1;
+        rec.headers = hdr;
+        rec.header_count = (int32_t)nh;
+        if (h->pol->headers != MQ_CONFIG_HDR_ALL || h->pol->omit_defaults) {
+            rec.headers = sel;
+            rec.header_count = (int32_t)mq_ingest_select_headers(h->pol, msg, hdr, nh, sel);
+        }
         off = -1;
         if (!mq_ingest_stored_in(m, h->part, &off)) {
             err = mq_ingest_produce_one(in, h->part, &rec, produced > 0, note, &off);
@@ -583,6 +661,8 @@ static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, con
     }
     if (hdr != hstack)
         free(hdr);
+    if (sel != selstack)
+        free(sel);
     atomic_fetch_add_explicit(&in->records, produced, memory_order_relaxed);
     atomic_fetch_add_explicit(&in->bytes, produced * msg->payload_len, memory_order_relaxed);
     if (err == MQ_ERR_FULL) {

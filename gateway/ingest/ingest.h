@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config/config.h" /* MQ_CONFIG_HDR_ALL */
 #include "log/batch.h"
 #include "log/log.h"
 #include "util/err.h"
@@ -139,6 +140,27 @@ enum mq_err mq_ingest_routes_new(const struct mq_config *cfg, struct mq_ingest_r
 enum mq_err mq_ingest_routes_from_table(struct mq_route_table *table, const struct mq_retention *rets,
                                         size_t nrets, const struct mq_retention *unmatched_ret,
                                         struct mq_ingest_routes **out);
+
+/*
+ * What a mapping asks of the records it stores, beside retention: the codec of its topics' batches and the
+ * headers each record keeps (config.h: mappings[].compression, headers, header_defaults).
+ */
+struct mq_ingest_policy {
+    int codec;           /* enum mq_codec of its topics' batches */
+    unsigned headers;    /* 1 << enum mq_config_header for each header kept */
+    bool omit_defaults;  /* leave out the headers that carry their default value: */
+    char qos_default;    /*   mqtt.qos when it is this ('0'..'2'), */
+    bool broker_implied; /*   mqtt.broker when only one broker delivers to the mapping, mqtt.retain false */
+};
+/* No compression, every header. */
+#define MQ_INGEST_POLICY_DEFAULT                                                                             \
+    ((struct mq_ingest_policy){.codec = 0, .headers = MQ_CONFIG_HDR_ALL, .omit_defaults = false})
+
+/* Sets the policy of mapping i of routes not yet handed over (-1: the unmatched topic's). Routes built by
+ * mq_ingest_routes_new() have the configuration's; mq_ingest_routes_from_table() gives
+ * MQ_INGEST_POLICY_DEFAULT. */
+void mq_ingest_routes_set_policy(struct mq_ingest_routes *routes, int mapping,
+                                 const struct mq_ingest_policy *pol);
 
 /* The route table inside (owned by the routes). */
 struct mq_route_table *mq_ingest_routes_table(const struct mq_ingest_routes *routes);

@@ -529,6 +529,46 @@ static void test_example_conf(void)
 
 /* ---- defaults and edge cases ---- */
 
+/* log.compression and a mapping's compression, headers and header_defaults, given and not. */
+static void test_compression_headers(void)
+{
+    char *tmp = mq_test_tmpdir("config");
+    char *path = write_file(tmp, "c.yaml",
+                            "log:\n"
+                            "  compression: zstd\n"
+                            "brokers:\n"
+                            "  - name: b\n"
+                            "    url: mqtt://h\n"
+                            "mappings:\n"
+                            "  - from: a/#\n"
+                            "    to: ta\n"
+                            "  - from: b/#\n"
+                            "    to: tb\n"
+                            "    compression: lz4\n"
+                            "    headers: [topic, properties]\n"
+                            "    header_defaults: omit\n"
+                            "  - from: c/#\n"
+                            "    to: tc\n"
+                            "    compression: none\n"
+                            "    headers: none\n");
+    struct mq_config *cfg = load_ok(path);
+    CU_ASSERT_EQUAL_FATAL(cfg->nmappings, 3);
+    CU_ASSERT_EQUAL(cfg->log.compression, MQ_CONFIG_CODEC_ZSTD);
+    const struct mq_config_mapping *m = cfg->mappings;
+    CU_ASSERT_EQUAL(m[0].compression, -1);
+    CU_ASSERT_EQUAL(mq_config_mapping_compression(cfg, &m[0]), MQ_CONFIG_CODEC_ZSTD);
+    CU_ASSERT_EQUAL(m[0].headers, MQ_CONFIG_HDR_ALL);
+    CU_ASSERT_EQUAL(m[0].omit_default_headers, 0);
+    CU_ASSERT_EQUAL(mq_config_mapping_compression(cfg, &m[1]), MQ_CONFIG_CODEC_LZ4);
+    CU_ASSERT_EQUAL(m[1].headers, (1u << MQ_CONFIG_HDR_TOPIC) | (1u << MQ_CONFIG_HDR_PROPERTIES));
+    CU_ASSERT_EQUAL(m[1].omit_default_headers, 1);
+    CU_ASSERT_EQUAL(mq_config_mapping_compression(cfg, &m[2]), MQ_CONFIG_CODEC_NONE);
+    CU_ASSERT_EQUAL(m[2].headers, 0);
+    mq_config_free(cfg);
+    free(path);
+    mq_test_rmdir(tmp);
+}
+
 static void test_defaults(void)
 {
     char *tmp = mq_test_tmpdir("config");
@@ -564,6 +604,7 @@ static void test_defaults(void)
         CU_ASSERT_EQUAL(cfg->log.max_disk_bytes, 0);
         CU_ASSERT_EQUAL(cfg->log.retention_ms, MQ_RETENTION_MS_DEFAULT);
         CU_ASSERT_EQUAL(cfg->log.retention_bytes, 0);
+        CU_ASSERT_EQUAL(cfg->log.compression, MQ_CONFIG_CODEC_NONE);
         CU_ASSERT_EQUAL(cfg->nbrokers, 0);
         CU_ASSERT_EQUAL(cfg->nmappings, 1);
         CU_ASSERT_PTR_NULL(cfg->unmatched);
@@ -1072,6 +1113,7 @@ int main(void)
         MQ_TEST(test_route_from_config),
         MQ_TEST(test_example_conf),
         MQ_TEST(test_defaults),
+        MQ_TEST(test_compression_headers),
         MQ_TEST(test_broker_defaults),
         MQ_TEST(test_forward_defaults),
         MQ_TEST(test_forward_properties),

@@ -117,9 +117,12 @@ static char *dupn(const void *p, int32_t n)
     return s;
 }
 
+static unsigned codecs_read; /* 1 << codec of every batch read_all() read */
+
 /* Reads every durable record of topic/partition into *out (count returned). */
 static size_t read_all(struct mq_store *store, const char *topic, int32_t p, struct rec **out)
 {
+    struct mq_codec_buf scratch = {0};
     struct mq_part *part = NULL;
     CU_ASSERT_EQUAL_FATAL(mq_store_part(store, topic, p, &part), MQ_OK);
     size_t n = 0, cap = 0;
@@ -140,7 +143,8 @@ static size_t read_all(struct mq_store *store, const char *topic, int32_t p, str
             CU_ASSERT_EQUAL_FATAL(mq_batch_parse_header(buf + pos, sl.len - pos, &bi), MQ_OK);
             CU_ASSERT_FATAL(mq_batch_crc_ok(buf + pos, &bi));
             struct mq_record_iter it;
-            CU_ASSERT_EQUAL_FATAL(mq_record_iter_init(&it, buf + pos, &bi), MQ_OK);
+            CU_ASSERT_EQUAL_FATAL(mq_record_iter_open(&it, buf + pos, &bi, &scratch), MQ_OK);
+            codecs_read |= 1u << (bi.attributes & MQ_BATCH_ATTR_COMPRESSION_MASK);
             struct mq_record_view rv;
             while (mq_record_next(&it, &rv) == 1) {
                 if (n == cap) {
@@ -167,6 +171,7 @@ static size_t read_all(struct mq_store *store, const char *topic, int32_t p, str
         off = sl.next_offset;
         mq_slice_release(&sl);
     }
+    mq_codec_buf_free(&scratch);
     *out = v;
     return n;
 }
@@ -348,6 +353,55 @@ static void test_routing(void)
  * only when dropped); a record larger than the log takes, by its payload or by its headers (MQTT 5 user
  * properties), is refused with MQ_ERR_RANGE, stores nothing and counts as too large; the counters add up.
  */
+/* compression and the header policy, per mapping: the codecs reach the batches, the headers kept are those
+ * listed, and header_defaults: omit leaves out the ones at their default value. */
+static void test_compression_and_headers(void)
+{
+    struct env e;
+    struct mq_log_conf lc;
+    mq_log_conf_defaults(&lc);
+    lc.flush_interval_ms = 60000; /* one batch per topic, whatever the load: the wait below flushes */
+    env_open(&e, &lc,
+             "brokers:\n"
+             "  - {name: b1, url: \"mqtt://127.0.0.1:1\"}\n"
+             "log: {compression: zstd}\n"
+             "mappings:\n"
+             "  - {from: \"a/#\", to: ta, qos: 1}\n"
+             "  - {from: \"a/#\", to: tb, compression: lz4, headers: [topic, qos, retain], header_defaults: "
+             "omit}\n"
+             "  - {from: \"a/#\", to: tc, compression: none, headers: none}\n");
+    struct mq_ticket t;
+    char payload[64];
+    for (int i = 0; i < 40; i++) {
+        snprintf(payload, sizeof payload, "{\"t\":21.%d,\"h\":40}", i % 10);
+        /* message 0 at QoS 0 and retained: its qos and retain headers are not the defaults */
+        CU_ASSERT_EQUAL_FATAL(msg_send(e.in, "b1", "a/x", payload, i == 0 ? 0 : 1, i == 0, &t), MQ_OK);
+    }
+    wait_ok(e.in, &t);
+    struct rec *r;
+    codecs_read = 0;
+    size_t n = read_all(e.store, "ta", 0, &r);
+    CU_ASSERT_EQUAL(n, 40);
+    CU_ASSERT(codecs_read & (1u << 4)); /* zstd, the log section's */
+    CU_ASSERT(n > 1 && r[1].nh == 4 && header(&r[1], "mqtt.broker") && header(&r[1], "mqtt.retain"));
+    recs_free(r, n);
+    codecs_read = 0;
+    n = read_all(e.store, "tb", 0, &r);
+    CU_ASSERT_EQUAL(n, 40);
+    CU_ASSERT(codecs_read & (1u << 3)); /* lz4 */
+    CU_ASSERT_FATAL(n == 40);
+    /* the first keeps qos 0 and retain true; the rest only their topic */
+    CU_ASSERT(r[0].nh == 3 && strcmp(header(&r[0], "mqtt.qos"), "0") == 0 &&
+              strcmp(header(&r[0], "mqtt.retain"), "true") == 0);
+    CU_ASSERT(r[1].nh == 1 && strcmp(header(&r[1], "mqtt.topic"), "a/x") == 0);
+    recs_free(r, n);
+    codecs_read = 0;
+    n = read_all(e.store, "tc", 0, &r);
+    CU_ASSERT(n == 40 && codecs_read == 1u && r[0].nh == 0 && r[39].nh == 0);
+    recs_free(r, n);
+    env_close(&e);
+}
+
 static void test_counters(void)
 {
     struct env e;
@@ -684,10 +738,15 @@ int main(void)
 {
     mq_diag_level = MQ_LV_WARN;
     static const struct mq_test tests[] = {
-        MQ_TEST(test_routing),           MQ_TEST(test_unmatched_dropped),
-        MQ_TEST(test_counters),          MQ_TEST(test_existing_partition_count),
-        MQ_TEST(test_swap_retention),    MQ_TEST(test_full_disk),
-        MQ_TEST(test_threads_and_swaps), MQ_TEST_END,
+        MQ_TEST(test_routing),
+        MQ_TEST(test_unmatched_dropped),
+        MQ_TEST(test_counters),
+        MQ_TEST(test_existing_partition_count),
+        MQ_TEST(test_swap_retention),
+        MQ_TEST(test_full_disk),
+        MQ_TEST(test_threads_and_swaps),
+        MQ_TEST(test_compression_and_headers),
+        MQ_TEST_END,
     };
     return mq_test_run("ingest", tests);
 }
