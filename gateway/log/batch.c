@@ -118,7 +118,6 @@ void mq_batch_builder_free(struct mq_batch_builder *b)
     if (!b)
         return;
     free(b->buf);
-    mq_codec_buf_free(&b->z);
     memset(b, 0, sizeof(*b));
 }
 
@@ -209,28 +208,31 @@ enum mq_err mq_batch_add(struct mq_batch_builder *b, const struct mq_record *r)
     return MQ_OK;
 }
 
-/* Builds the compressed batch in b->z: the header's room, then the records compressed. False when that is
- * not worth it (no smaller) or not possible; the batch is then written uncompressed. */
-static bool mq_batch_compress(struct mq_batch_builder *b)
+/* Builds the compressed batch in this thread's buffer: the header's room, then the records compressed.
+ * NULL when that is not worth it (no smaller) or not possible; the batch is then written uncompressed. */
+static struct mq_codec_buf *mq_batch_compress(struct mq_batch_builder *b)
 {
-    struct mq_codec_buf *z = &b->z;
+    struct mq_codec_buf *z = mq_codec_thread_buf();
+    if (!z)
+        return NULL;
     z->len = 0;
     if (mq_codec_buf_reserve(z, MQ_BATCH_HEADER_SIZE) != MQ_OK)
-        return false;
+        return NULL;
     z->len = MQ_BATCH_HEADER_SIZE;
     size_t records = b->len - MQ_BATCH_HEADER_SIZE;
     if (mq_codec_compress(b->codec, b->buf + MQ_BATCH_HEADER_SIZE, records, z) != MQ_OK)
-        return false;
-    return z->len < b->len;
+        return NULL;
+    return z->len < b->len ? z : NULL;
 }
 
 void mq_batch_finish(struct mq_batch_builder *b)
 {
     if (!b->buf)
         return; /* no record was ever added: nothing to describe */
-    int codec = b->codec != MQ_CODEC_NONE && mq_batch_compress(b) ? b->codec : MQ_CODEC_NONE;
-    uint8_t *p = codec ? b->z.p : b->buf;
-    size_t len = codec ? b->z.len : b->len;
+    struct mq_codec_buf *z = b->codec != MQ_CODEC_NONE ? mq_batch_compress(b) : NULL;
+    int codec = z ? b->codec : MQ_CODEC_NONE;
+    uint8_t *p = z ? z->p : b->buf;
+    size_t len = z ? z->len : b->len;
     b->out = p;
     b->out_len = len;
     mq_be64_put(p + 0, (uint64_t)b->base_offset);

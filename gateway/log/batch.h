@@ -70,9 +70,11 @@ size_t mq_record_encoded_size(const struct mq_record *r);
  * mq_batch_builder_free() releases them.
  *
  * Compression: set b->codec (MQ_CODEC_LZ4 or MQ_CODEC_ZSTD; default none) before finish(). The records stay
- * uncompressed in buf, so more may be added and finish() called again; the compressed batch is built in a
- * second buffer. A batch whose records do not get smaller (a single tiny record), or that cannot be
- * compressed (out of memory), is written uncompressed: every reader takes both.
+ * uncompressed in buf, so more may be added and finish() called again; the compressed batch is built in the
+ * calling thread's buffer (mq_codec_thread_buf()), so b->out is then valid only until that thread's next
+ * finish() of a compressed batch: write or copy it at once. A batch whose records do not get smaller (a
+ * single tiny record), or that cannot be compressed (out of memory), is written uncompressed: every reader
+ * takes both.
  */
 struct mq_batch_builder {
     uint8_t *buf; /* the header and the uncompressed records */
@@ -82,9 +84,8 @@ struct mq_batch_builder {
     int64_t base_timestamp;
     int64_t max_timestamp;
     int32_t count;
-    int codec;             /* enum mq_codec for finish() */
-    struct mq_codec_buf z; /* the compressed batch */
-    const uint8_t *out;    /* after finish(): the complete batch, buf or z.p */
+    int codec;          /* enum mq_codec for finish() */
+    const uint8_t *out; /* after finish(): the complete batch, buf or the thread's buffer */
     size_t out_len;
 };
 

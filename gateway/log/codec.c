@@ -58,6 +58,7 @@ struct mq_codec_ctx {
     ZSTD_CCtx *zc;
     ZSTD_DCtx *zd;
     LZ4F_dctx *ld;
+    struct mq_codec_buf buf; /* mq_codec_thread_buf() */
 };
 
 static pthread_key_t mq_codec_key;
@@ -71,6 +72,7 @@ static void mq_codec_ctx_free(void *p)
     ZSTD_freeDCtx(c->zd);
     if (c->ld)
         LZ4F_freeDecompressionContext(c->ld);
+    mq_codec_buf_free(&c->buf);
     free(c);
 }
 
@@ -94,6 +96,12 @@ static struct mq_codec_ctx *mq_codec_ctx(void)
         c = NULL;
     }
     return c;
+}
+
+struct mq_codec_buf *mq_codec_thread_buf(void)
+{
+    struct mq_codec_ctx *c = mq_codec_ctx();
+    return c ? &c->buf : NULL;
 }
 
 /* ---- compression ---- */

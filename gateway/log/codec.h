@@ -50,6 +50,13 @@ void mq_codec_buf_free(struct mq_codec_buf *b);
 enum mq_err mq_codec_buf_reserve(struct mq_codec_buf *b, size_t more);
 
 /*
+ * A buffer of the calling thread, for output that is used before the thread needs it again (the batch
+ * builder compresses into it: a partition writes the batch at once, so 10,000 partitions share one buffer
+ * per writing thread instead of keeping one each). Freed when the thread exits. NULL when out of memory.
+ */
+struct mq_codec_buf *mq_codec_thread_buf(void);
+
+/*
  * Appends src[0, len) compressed with codec to out (after out->len). MQ_ERR_INVAL for MQ_CODEC_NONE or an
  * unknown codec, MQ_ERR_NOMEM; on failure out->len is unchanged.
  */
