@@ -50,23 +50,33 @@ static void mock_stop(struct mock *m)
     rd_kafka_destroy(m->rk);
 }
 
+/* The codec of the local batches append() writes: with one, records go 10 to a batch (so that they shrink).
+ */
+static int g_local_codec = MQ_CODEC_NONE;
+
 static void append(struct mq_store *store, int32_t partition, int64_t first, int n)
 {
     struct mq_part *part;
     CU_ASSERT_FATAL(mq_store_part(store, "t", partition, &part) == MQ_OK);
-    for (int i = 0; i < n; i++) {
-        char key[32], value[64];
-        snprintf(key, sizeof key, "k%" PRId64, first + i);
-        snprintf(value, sizeof value, "value %d/%" PRId64, partition, first + i);
-        struct mq_header h = {.key = "mqtt.topic", .key_len = 10, .value = "a/b", .value_len = 3};
-        struct mq_record r = {.timestamp = 1700000000000 + first + i,
-                              .key = (const uint8_t *)key,
-                              .key_len = (int32_t)strlen(key),
-                              .value = (const uint8_t *)value,
-                              .value_len = (int32_t)strlen(value),
-                              .headers = &h,
-                              .header_count = 1};
-        CU_ASSERT_FATAL(mq_part_append(part, &r, 1, NULL) == MQ_OK);
+    mq_part_set_compression(part, g_local_codec);
+    int per = g_local_codec == MQ_CODEC_NONE ? 1 : 10;
+    struct mq_header h = {.key = "mqtt.topic", .key_len = 10, .value = "a/b", .value_len = 3};
+    for (int i = 0; i < n; i += per) {
+        char key[10][32], value[10][64];
+        struct mq_record r[10];
+        int k = 0;
+        for (; k < per && i + k < n; k++) {
+            snprintf(key[k], sizeof key[k], "k%" PRId64, first + i + k);
+            snprintf(value[k], sizeof value[k], "value %d/%" PRId64, partition, first + i + k);
+            r[k] = (struct mq_record){.timestamp = 1700000000000 + first + i + k,
+                                      .key = (const uint8_t *)key[k],
+                                      .key_len = (int32_t)strlen(key[k]),
+                                      .value = (const uint8_t *)value[k],
+                                      .value_len = (int32_t)strlen(value[k]),
+                                      .headers = &h,
+                                      .header_count = 1};
+        }
+        CU_ASSERT_FATAL(mq_part_append(part, r, (size_t)k, NULL) == MQ_OK);
     }
     CU_ASSERT(mq_part_flush(part) == MQ_OK);
 }
@@ -310,6 +320,38 @@ static void test_at_least_once_round_trip(void)
     run_round_trip(MQ_FWD_AT_LEAST_ONCE, false);
 }
 
+/* Local batches compressed with lz4 (partition 0) and zstd (partition 1): the forwarder reads their records
+ * through the cursor and librdkafka compresses them again with the forwarder's own codec (zstd, then gzip).
+ */
+static void test_compressed_local_batches(void)
+{
+    struct fx x;
+    fx_open(&x, NPART, NULL, MQ_FWD_EXACTLY_ONCE);
+    g_local_codec = MQ_CODEC_LZ4;
+    append(x.store, 0, 0, 300);
+    g_local_codec = MQ_CODEC_ZSTD;
+    append(x.store, 1, 0, 300);
+    g_local_codec = MQ_CODEC_NONE;
+    for (int p = 0; p < NPART; p++) {
+        struct mq_part *part;
+        CU_ASSERT_FATAL(mq_store_part(x.store, "t", p, &part) == MQ_OK);
+        struct mq_cursor *cur;
+        CU_ASSERT_FATAL(mq_cursor_open(part, 0, &cur) == MQ_OK);
+        struct mq_cursor_batch b;
+        int compressed = 0;
+        while (mq_cursor_next_batch(cur, &b) == 1)
+            compressed += (b.info.attributes & MQ_BATCH_ATTR_COMPRESSION_MASK) ==
+                          (p == 0 ? MQ_CODEC_LZ4 : MQ_CODEC_ZSTD);
+        CU_ASSERT(compressed == 30);
+        mq_cursor_close(cur);
+    }
+    x.cfg->forwards[0].compression = "gzip";
+    fx_apply(&x);
+    fx_wait_ckpts(&x, 300);
+    fx_expect_once(&x, 300);
+    fx_close(&x);
+}
+
 /* partitioning: key spreads each local partition over the 3 remote partitions, so the restart's tail scan
  * has to find each local partition's last record among the others. */
 static void test_exactly_once_by_key(void)
@@ -422,6 +464,7 @@ int main(void)
         MQ_TEST(test_exactly_once_round_trip),
         MQ_TEST(test_at_least_once_round_trip),
         MQ_TEST(test_exactly_once_by_key),
+        MQ_TEST(test_compressed_local_batches),
         MQ_TEST(test_reload),
         MQ_TEST(test_too_few_remote_partitions),
         MQ_TEST(test_unresolvable_cluster),
