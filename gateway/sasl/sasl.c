@@ -295,6 +295,7 @@ static void mq_sasl_cache_drop(struct mq_sasl_cache *c, struct mq_sasl_cache_ent
 {
     if (!e->proven)
         c->unproven--;
+    c->st.entries--;
     OPENSSL_cleanse(e, sizeof *e);
 }
 
@@ -379,11 +380,8 @@ static void mq_sasl_cache_put(struct mq_sasl_cache *c, const struct mq_sasl_cach
         slot->made_ms = slot->used_ms = now;
         if (!proven)
             c->unproven++;
+        c->st.entries++;
     }
-    size_t held = 0;
-    for (size_t i = 0; i < c->n; i++)
-        held += c->e[i].used;
-    c->st.entries = held;
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -465,7 +465,9 @@ static void test_memo(void)
     add_user("eve", MQ_SASL_SCRAM_SHA_512, "apple", salt1, 8);
     uint64_t before = memo_stats().invalidated;
     CU_ASSERT_EQUAL(memo_login("bob", "battery staple"), MQ_SASL_FAIL);
-    CU_ASSERT(memo_stats().invalidated > before);
+    st = memo_stats();
+    CU_ASSERT(st.invalidated > before);
+    CU_ASSERT_EQUAL(st.entries, 4); /* eve's two, dave's and bob's unknown-user one */
     CU_ASSERT_EQUAL(memo_login("eve", "apple"), MQ_SASL_DONE);
     mq_sasl_cache_free(memo);
     memo = NULL;
@@ -508,6 +510,7 @@ static void test_memo_bounds(void)
     CU_ASSERT_EQUAL(st.misses, 2);
     CU_ASSERT_EQUAL(st.hits, 0);
     CU_ASSERT_EQUAL(st.evicted, 1);
+    CU_ASSERT_EQUAL(st.entries, 1);
     mq_sasl_cache_free(memo);
     memo = NULL;
     mq_sasl_cache_free(NULL);
