@@ -163,7 +163,8 @@ static const struct mq_ckey mq_keys_log[] = {
      .doc = "The codec of the batches written at ingest: none, lz4 or zstd (Kafka's encodings: clients "
             "decompress them, Fetch v4 and later get the stored bytes; zstd needs Fetch v10, as in Kafka). "
             "Ingest batches are small, so they shrink less than a large batch would; a batch that would "
-            "not shrink is stored uncompressed. A mapping can override it for its topics."},
+            "not shrink is stored uncompressed. A mapping can override it for its topics; the unmatched "
+            "topic uses this one."},
     {.name = NULL},
 };
 
