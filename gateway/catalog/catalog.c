@@ -85,6 +85,7 @@ static const char *const mq_catalog_sql[ST__COUNT] = {
     [ST_TOPIC_LIST] = "SELECT name, partitions, retention_ms, retention_bytes, created_ms FROM topics "
                       "ORDER BY name",
     [ST_TOPIC_SET_RETENTION] = "UPDATE topics SET retention_ms = ?2, retention_bytes = ?3 WHERE name = ?1",
+    [ST_TOPIC_GROW] = "UPDATE topics SET partitions = ?2 WHERE name = ?1 AND partitions < ?2",
     [ST_TOPIC_DELETE] = "DELETE FROM topics WHERE name = ?1",
     [ST_OFFSET_UPSERT] =
         "INSERT INTO group_offsets (group_id, topic, \"partition\", committed_offset, metadata, "
@@ -609,6 +610,19 @@ enum mq_err mq_catalog_topic_set_retention(struct mq_catalog *cat, const char *n
     sqlite3_bind_int64(st, 2, retention_ms);
     sqlite3_bind_int64(st, 3, retention_bytes);
     enum mq_err err = mq_catalog__modify(cat, ST_TOPIC_SET_RETENTION, "changing a topic's retention", true);
+    pthread_mutex_unlock(&cat->lock);
+    return err;
+}
+
+enum mq_err mq_catalog_topic_grow(struct mq_catalog *cat, const char *name, int32_t partitions)
+{
+    if (!name || partitions < 1 || partitions > MQ_CATALOG_PARTITIONS_MAX)
+        return MQ_ERR_INVAL;
+    pthread_mutex_lock(&cat->lock);
+    sqlite3_stmt *st = cat->st[ST_TOPIC_GROW];
+    mq_catalog__bind_text(st, 1, name);
+    sqlite3_bind_int(st, 2, partitions);
+    enum mq_err err = mq_catalog__modify(cat, ST_TOPIC_GROW, "adding partitions to a topic", true);
     pthread_mutex_unlock(&cat->lock);
     return err;
 }

@@ -91,6 +91,10 @@ enum mq_err mq_catalog_topic_list(struct mq_catalog *cat, struct mq_catalog_topi
 enum mq_err mq_catalog_topic_set_retention(struct mq_catalog *cat, const char *name, int64_t retention_ms,
                                            int64_t retention_bytes);
 
+/* Raises a topic's partition count to partitions (1..MQ_CATALOG_PARTITIONS_MAX). MQ_ERR_NOENT when there is
+ * no such topic or it already has that many or more: partitions are never taken away, as in Kafka. */
+enum mq_err mq_catalog_topic_grow(struct mq_catalog *cat, const char *name, int32_t partitions);
+
 /* Deletes a topic and, in the same transaction, every group offset committed for it. MQ_ERR_NOENT when
  * there is no such topic. */
 enum mq_err mq_catalog_topic_delete(struct mq_catalog *cat, const char *name);

@@ -24,6 +24,7 @@ enum mq_catalog_stmt {
     ST_TOPIC_GET,
     ST_TOPIC_LIST,
     ST_TOPIC_SET_RETENTION,
+    ST_TOPIC_GROW,
     ST_TOPIC_DELETE,
     ST_OFFSET_UPSERT,
     ST_OFFSET_GET,

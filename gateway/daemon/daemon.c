@@ -247,6 +247,20 @@ static void mq_daemon_reload(struct mq_daemon *d)
         return;
     }
     mq_daemon_reload_warnings(d->dc->cfg, cfg);
+    int bad = -1;
+    char fewer[512] = "";
+    if (mq_ingest_routes_check(d->ingest, routes, &bad, fewer, sizeof fewer) != MQ_OK) {
+        const struct mq_config_loc *loc =
+            bad >= 0 && (size_t)bad < cfg->nmappings ? &cfg->mappings[bad].loc : NULL;
+        if (loc)
+            MQ_ERROR("%s:%d:%d: mapping %d: %s", loc->file, loc->line, loc->col, bad + 1, fewer);
+        MQ_ERROR(
+            "reload rejected: a mapping asks for fewer partitions: the running configuration stays in force");
+        mq_ingest_routes_free(routes);
+        mq_config_free(cfg);
+        sd_notify(0, "READY=1\nSTATUS=Running (reload rejected: fewer partitions)");
+        return;
+    }
     struct mq_daemon_cfg *dc = mq_daemon_cfg_new(cfg);
     if (!dc) {
         mq_ingest_routes_free(routes);

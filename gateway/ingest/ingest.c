@@ -61,13 +61,23 @@ struct mq_ingest_routes {
     unsigned gen; /* set when installed: which routes generation a topic's retention was checked against */
 };
 
-/* A log topic in use. The partition pointers are filled as partitions are first produced to. */
+/* The partitions of a log topic in use, filled as they are first produced to. When the routes give the topic
+ * more partitions, a bigger copy replaces it (readers load the pointer once per message); the old one stays
+ * on the retired list until mq_ingest_free(), as a reader may still hold it. */
+struct mq_iparts {
+    struct mq_iparts *retired;
+    int32_t n; /* the topic's real partition count (catalog) */
+    _Atomic(struct mq_part *) p[];
+};
+
+/* A log topic in use. */
 struct mq_itopic {
     uint64_t hash;
-    int32_t nparts;          /* the topic's real partition count (catalog) */
-    atomic_uint checked_gen; /* routes generation whose retention this topic was checked against */
+    atomic_uint checked_gen; /* routes generation whose settings this topic was checked against */
     int codec;               /* what its partitions compress with (under map_mu) */
-    _Atomic(struct mq_part *) *parts;
+    _Atomic(struct mq_iparts *) parts;
+    char *sample_topic; /* an MQTT topic routed to it, and its broker: at a reload the new routes are asked */
+    char *sample_broker; /* where that topic goes now, so the topic's settings change at once (may be NULL) */
     char name[];
 };
 
@@ -239,12 +249,25 @@ static void mq_tmap_put(struct mq_tmap *m, struct mq_itopic *t)
     m->n++;
 }
 
+static struct mq_iparts *mq_iparts_new(int32_t n)
+{
+    struct mq_iparts *ps = calloc(1, sizeof *ps + (size_t)n * sizeof ps->p[0]);
+    if (ps)
+        ps->n = n;
+    return ps;
+}
+
 static void mq_itopic_free(struct mq_itopic *t)
 {
-    if (t) {
-        free(t->parts);
-        free(t);
+    if (!t)
+        return;
+    for (struct mq_iparts *ps = atomic_load(&t->parts), *next; ps; ps = next) {
+        next = ps->retired;
+        free(ps);
     }
+    free(t->sample_topic);
+    free(t->sample_broker);
+    free(t);
 }
 
 /* Adds t to the map, growing it first when it would become more than half full (under map_mu). */
@@ -283,6 +306,7 @@ static bool mq_ingest_log_due(struct mq_ingest *in)
  */
 static enum mq_err mq_ingest_topic_open(struct mq_ingest *in, const char *name, uint64_t hash,
                                         int32_t partitions, const struct mq_retention *ret,
+                                        const char *mqtt_topic, size_t mqtt_topic_len, const char *broker,
                                         struct mq_itopic **tp)
 {
     struct mq_itopic *t = mq_tmap_find(atomic_load(&in->map), name, hash);
@@ -308,25 +332,20 @@ static enum mq_err mq_ingest_topic_open(struct mq_ingest *in, const char *name, 
             MQ_ERROR("cannot create log topic %s: %s", name, why[0] ? why : mq_strerror(err));
         return err;
     }
-    if (ct.partitions != partitions)
-        MQ_WARN(
-            "log topic %s exists with %d partitions, its mapping says %d: keeping %d (a topic's partition "
-            "count is never changed; records go where Kafka's partitioner puts them for %d)",
-            name, (int)ct.partitions, (int)partitions, (int)ct.partitions, (int)ct.partitions);
     size_t len = strlen(name);
     t = calloc(1, sizeof *t + len + 1);
-    if (!t)
-        return MQ_ERR_NOMEM;
-    t->parts = calloc((size_t)ct.partitions, sizeof *t->parts);
-    if (!t->parts) {
-        free(t);
+    struct mq_iparts *ps = t ? mq_iparts_new(ct.partitions) : NULL;
+    if (t)
+        atomic_init(&t->parts, ps);
+    if (!ps || !(t->sample_topic = strndup(mqtt_topic, mqtt_topic_len)) ||
+        (broker && !(t->sample_broker = strdup(broker)))) {
+        mq_itopic_free(t);
         return MQ_ERR_NOMEM;
     }
     memcpy(t->name, name, len + 1);
     t->hash = hash;
-    t->nparts = ct.partitions;
-    atomic_init(&t->checked_gen,
-                0); /* generation 0 is never handed out: the first message checks retention */
+    /* generation 0 is never handed out: the first message checks retention and partitions */
+    atomic_init(&t->checked_gen, 0);
     err = mq_ingest_map_add(in, t);
     if (err != MQ_OK) {
         mq_itopic_free(t);
@@ -336,17 +355,21 @@ static enum mq_err mq_ingest_topic_open(struct mq_ingest *in, const char *name, 
     return MQ_OK;
 }
 
-/* Brings the catalog's retention of t and its partitions' codec in line with the routes of generation gen
- * (under map_mu). */
-static enum mq_err mq_ingest_topic_retention(struct mq_ingest *in, struct mq_itopic *t, unsigned gen,
-                                             const struct mq_retention *ret, int codec)
+/*
+ * Brings t in line with the routes of generation gen (under map_mu): its partitions' codec, the catalog's
+ * retention, and the partition count when the mapping asks for more (never fewer: a partition is never
+ * taken away, and a reload asking for fewer is refused before it gets here, see mq_ingest_routes_check()).
+ */
+static enum mq_err mq_ingest_topic_sync(struct mq_ingest *in, struct mq_itopic *t, unsigned gen,
+                                        const struct mq_retention *ret, int codec, int32_t partitions)
 {
     if (atomic_load(&t->checked_gen) == gen)
         return MQ_OK;
     if (t->codec != codec) {
         t->codec = codec;
-        for (int32_t p = 0; p < t->nparts; p++) {
-            struct mq_part *part = atomic_load(&t->parts[p]);
+        struct mq_iparts *cur = atomic_load(&t->parts);
+        for (int32_t p = 0; p < cur->n; p++) {
+            struct mq_part *part = atomic_load(&cur->p[p]);
             if (part)
                 mq_part_set_compression(part, codec);
         }
@@ -365,6 +388,29 @@ static enum mq_err mq_ingest_topic_retention(struct mq_ingest *in, struct mq_ito
         MQ_ERROR("log topic %s: cannot update its retention: %s", t->name, mq_strerror(err));
         return err;
     }
+    struct mq_iparts *ps = atomic_load(&t->parts);
+    if (partitions > ps->n) {
+        char why[256] = "";
+        struct mq_iparts *bigger = mq_iparts_new(partitions);
+        err = bigger ? mq_store_topic_grow(in->store, t->name, partitions, why, sizeof why) : MQ_ERR_NOMEM;
+        if (err != MQ_OK) {
+            free(bigger);
+            MQ_ERROR("log topic %s: cannot add partitions (%d -> %d): %s", t->name, (int)ps->n,
+                     (int)partitions, why[0] ? why : mq_strerror(err));
+            return err;
+        }
+        for (int32_t p = 0; p < ps->n; p++)
+            atomic_init(&bigger->p[p], atomic_load(&ps->p[p]));
+        bigger->retired = ps;
+        atomic_store_explicit(&t->parts, bigger, memory_order_release);
+        MQ_NOTICE("log topic %s: partitions raised from %d to %d, as its mapping says (keyed records of new "
+                  "messages may go to other partitions than before)",
+                  t->name, (int)ps->n, (int)partitions);
+    } else if (partitions < ps->n) {
+        MQ_WARN("log topic %s has %d partitions, its mapping says %d: keeping %d (a partition is never taken "
+                "away; records go where Kafka's partitioner puts them for %d)",
+                t->name, (int)ps->n, (int)partitions, (int)ps->n, (int)ps->n);
+    }
     atomic_store(&t->checked_gen, gen);
     return MQ_OK;
 }
@@ -373,7 +419,8 @@ static enum mq_err mq_ingest_topic_retention(struct mq_ingest *in, struct mq_ito
 static enum mq_err mq_ingest_part_open(struct mq_ingest *in, struct mq_itopic *t, int32_t p,
                                        struct mq_part **partp)
 {
-    struct mq_part *part = atomic_load(&t->parts[p]);
+    struct mq_iparts *ps = atomic_load(&t->parts); /* the current one: p is below every copy's count */
+    struct mq_part *part = atomic_load(&ps->p[p]);
     if (part) {
         *partp = part;
         return MQ_OK;
@@ -385,7 +432,7 @@ static enum mq_err mq_ingest_part_open(struct mq_ingest *in, struct mq_itopic *t
         return err;
     }
     mq_part_set_compression(part, t->codec); /* before any record can reach it */
-    atomic_store(&t->parts[p], part);
+    atomic_store(&ps->p[p], part);
     *partp = part;
     return MQ_OK;
 }
@@ -410,6 +457,9 @@ struct mq_ingest_collect {
     size_t keyused;
     void **heap; /* keys that did not fit keybuf */
     size_t nheap;
+    const char *mqtt_topic; /* the message's topic and broker, kept by new topics as their sample */
+    size_t mqtt_topic_len;
+    const char *broker;
     bool called;       /* the route table accepted the topic and called back */
     bool to_unmatched; /* ...for the unmatched topic */
     size_t too_large;  /* MQ_ERR_RANGE from mq_ingest_store(): the record's size */
@@ -469,17 +519,19 @@ static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
     enum mq_err err = MQ_OK;
     if (!t || atomic_load_explicit(&t->checked_gen, memory_order_acquire) != c->routes->gen) {
         pthread_mutex_lock(&in->map_mu);
-        err = mq_ingest_topic_open(in, hit->topic, hash, hit->partitions, ret, &t);
+        err = mq_ingest_topic_open(in, hit->topic, hash, hit->partitions, ret, c->mqtt_topic,
+                                   c->mqtt_topic_len, c->broker, &t);
         if (err == MQ_OK)
-            err = mq_ingest_topic_retention(in, t, c->routes->gen, ret, pol->codec);
+            err = mq_ingest_topic_sync(in, t, c->routes->gen, ret, pol->codec, hit->partitions);
         pthread_mutex_unlock(&in->map_mu);
         if (err != MQ_OK)
             return err;
     }
+    struct mq_iparts *ps = atomic_load_explicit(&t->parts, memory_order_acquire);
     int32_t p = hit->partition;
-    if (t->nparts != hit->partitions)
-        p = hit->key ? mq_partition_for_key(hit->key, hit->key_len, t->nparts) : hit->partition % t->nparts;
-    struct mq_part *part = atomic_load_explicit(&t->parts[p], memory_order_acquire);
+    if (ps->n != hit->partitions)
+        p = hit->key ? mq_partition_for_key(hit->key, hit->key_len, ps->n) : hit->partition % ps->n;
+    struct mq_part *part = atomic_load_explicit(&ps->p[p], memory_order_acquire);
     if (!part) {
         pthread_mutex_lock(&in->map_mu);
         err = mq_ingest_part_open(in, t, p, &part);
@@ -693,6 +745,9 @@ enum mq_err mq_ingest_message(struct mq_ingest *in, const char *broker, const st
     c.keyused = 0;
     c.heap = NULL;
     c.nheap = 0;
+    c.mqtt_topic = msg->topic;
+    c.mqtt_topic_len = msg->topic_len;
+    c.broker = broker;
     c.called = false;
     c.to_unmatched = false;
     c.too_large = 0;
@@ -833,6 +888,57 @@ static void mq_ingest_flip_and_drain(struct mq_ingest *in)
         sched_yield();
 }
 
+/* Where a topic's sample MQTT topic goes under some routes: the hit naming that topic. */
+struct mq_ingest_probe {
+    const struct mq_itopic *t;
+    bool found;
+    int mapping;
+    int32_t partitions;
+};
+
+static enum mq_err mq_ingest_probe_hit(void *opaque, const struct mq_route_hit *hit)
+{
+    struct mq_ingest_probe *pr = opaque;
+    if (!pr->found && strcmp(hit->topic, pr->t->name) == 0) {
+        pr->found = true;
+        pr->mapping = hit->mapping;
+        pr->partitions = hit->partitions;
+    }
+    return MQ_OK;
+}
+
+static bool mq_ingest_probe(const struct mq_ingest_routes *routes, const struct mq_itopic *t,
+                            struct mq_ingest_probe *pr)
+{
+    *pr = (struct mq_ingest_probe){.t = t, .mapping = -1};
+    (void)mq_route_match(routes->table, t->sample_broker, t->sample_topic, strlen(t->sample_topic), NULL, 0,
+                         mq_ingest_probe_hit, pr, NULL);
+    return pr->found;
+}
+
+enum mq_err mq_ingest_routes_check(struct mq_ingest *in, const struct mq_ingest_routes *routes, int *mapping,
+                                   char *why, size_t why_size)
+{
+    struct mq_ingest_routes *cur = atomic_load(&in->routes);
+    pthread_mutex_lock(&in->map_mu);
+    struct mq_tmap *m = atomic_load(&in->map);
+    enum mq_err err = MQ_OK;
+    for (size_t i = 0; i < m->cap && err == MQ_OK; i++) {
+        struct mq_itopic *t = atomic_load(&m->slot[i]);
+        struct mq_ingest_probe now, next;
+        if (!t || !mq_ingest_probe(cur, t, &now) || !mq_ingest_probe(routes, t, &next) || next.mapping < 0 ||
+            next.partitions >= now.partitions)
+            continue;
+        *mapping = next.mapping;
+        err = mq_errf(MQ_ERR_INVAL, why, why_size,
+                      "it gives log topic %s %d partitions, fewer than the %d it has: a partition count only "
+                      "grows, as in Kafka",
+                      t->name, (int)next.partitions, (int)atomic_load(&t->parts)->n);
+    }
+    pthread_mutex_unlock(&in->map_mu);
+    return err;
+}
+
 void mq_ingest_set_routes(struct mq_ingest *in, struct mq_ingest_routes *routes)
 {
     routes->gen = ++in->gen;
@@ -842,6 +948,20 @@ void mq_ingest_set_routes(struct mq_ingest *in, struct mq_ingest_routes *routes)
     mq_ingest_flip_and_drain(in);
     mq_ingest_flip_and_drain(in);
     mq_ingest_routes_free(old);
+    /* Every topic in use takes its new settings now rather than at its next message. */
+    pthread_mutex_lock(&in->map_mu);
+    struct mq_tmap *m = atomic_load(&in->map);
+    for (size_t i = 0; i < m->cap; i++) {
+        struct mq_itopic *t = atomic_load(&m->slot[i]);
+        struct mq_ingest_probe pr;
+        if (!t || !mq_ingest_probe(routes, t, &pr))
+            continue;
+        bool mapped = pr.mapping >= 0 && (size_t)pr.mapping < routes->nrets;
+        const struct mq_retention *ret = mapped ? &routes->rets[pr.mapping] : &routes->unmatched_ret;
+        const struct mq_ingest_policy *pol = mapped ? &routes->pols[pr.mapping] : &routes->unmatched_pol;
+        (void)mq_ingest_topic_sync(in, t, routes->gen, ret, pol->codec, pr.partitions); /* logs its errors */
+    }
+    pthread_mutex_unlock(&in->map_mu);
 }
 
 void mq_ingest_free(struct mq_ingest *in)

@@ -179,10 +179,20 @@ enum mq_err mq_ingest_new(struct mq_store *store, struct mq_ingest_routes *route
  * Replaces the routes (SIGHUP) while connectors keep calling mq_ingest_message(): takes routes over, then
  * waits until no message uses the old ones any more and frees them. Messages already being routed finish with
  * the routes they started with; later ones use the new. Call from one thread at a time (the daemon's main
- * thread). Topics the new routes create get the new retention; a topic already in use gets its retention
- * updated in the catalog when a message first reaches it through the new routes.
+ * thread). Topics the new routes create get the new retention. Every topic already in use is brought in
+ * line at once (logged): its retention, and its partition count when its mapping now asks for more (each
+ * topic remembers an MQTT topic that reached it, and the new routes are asked where that goes). Topics not
+ * used since the start follow when a message first reaches them.
  */
 void mq_ingest_set_routes(struct mq_ingest *in, struct mq_ingest_routes *routes);
+
+/*
+ * Before mq_ingest_set_routes(): refuses routes that would give a topic in use fewer partitions than the
+ * routes in force give it (a partition is never taken away). MQ_ERR_INVAL with *mapping (the index of the
+ * new mapping that asks for fewer) and why; MQ_OK otherwise. Same thread as mq_ingest_set_routes().
+ */
+enum mq_err mq_ingest_routes_check(struct mq_ingest *in, const struct mq_ingest_routes *routes, int *mapping,
+                                   char *why, size_t why_size);
 
 /* Frees the ingest layer and its routes. Every connector must be stopped before. Accepts NULL. The store is
  * left open (the caller closes it, which flushes). */

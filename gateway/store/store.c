@@ -249,6 +249,38 @@ enum mq_err mq_store_topic_set_retention(struct mq_store *store, const char *nam
     return err;
 }
 
+enum mq_err mq_store_topic_grow(struct mq_store *store, const char *name, int32_t partitions, char *errstr,
+                                size_t errstr_size)
+{
+    if (!name || partitions < 1 || partitions > MQ_CATALOG_PARTITIONS_MAX)
+        return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "topic %s: partitions must be 1..%d",
+                       name ? name : "", MQ_CATALOG_PARTITIONS_MAX);
+    if (!(store->flags & MQ_STORE_WRITE))
+        return mq_errf(MQ_ERR_READONLY, errstr, errstr_size, "topic %s: only the writer adds partitions",
+                       name);
+    pthread_mutex_lock(&store->ddl_lock);
+    struct mq_catalog_topic t;
+    enum mq_err err = mq_catalog_topic_get(store->cat, name, &t);
+    if (err != MQ_OK) {
+        mq_errf(err, errstr, errstr_size, "topic %s: catalog: %s", name, mq_strerror(err));
+    } else if (partitions < t.partitions) {
+        err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size,
+                      "topic %s has %d partitions: a partition count only grows, as in Kafka", name,
+                      (int)t.partitions);
+    } else if (partitions > t.partitions) {
+        /* Directories first, row second: a reader never sees a partition without its directory. */
+        err = mq_log_topic_create(store->log, name, partitions);
+        if (err != MQ_OK)
+            mq_errf(err, errstr, errstr_size, "topic %s: creating partition directories: %s", name,
+                    mq_strerror(err));
+        else if ((err = mq_catalog_topic_grow(store->cat, name, partitions)) != MQ_OK)
+            mq_errf(err, errstr, errstr_size, "topic %s: catalog: %s (%s)", name, mq_strerror(err),
+                    mq_catalog_errmsg(store->cat));
+    }
+    pthread_mutex_unlock(&store->ddl_lock);
+    return err;
+}
+
 /* mq_log_scan_dirs() callback of mq_store_topic_delete(): counts the directories of one topic. */
 struct mq_store_count {
     const char *topic;

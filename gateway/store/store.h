@@ -78,6 +78,15 @@ enum mq_err mq_store_topic_set_retention(struct mq_store *store, const char *nam
                                          const struct mq_retention *ret);
 
 /*
+ * Raises topic `name` to `partitions` partitions: the new partition directories first, then the catalog row
+ * (a crash in between leaves directories beyond the count, which mq_store_check() reports and a repeated
+ * call completes). Write mode only. MQ_ERR_INVAL (with errstr) when the topic has more partitions than
+ * that: Kafka never removes partitions, and neither does mqlog. MQ_OK when it has exactly that many.
+ */
+enum mq_err mq_store_topic_grow(struct mq_store *store, const char *name, int32_t partitions, char *errstr,
+                                size_t errstr_size);
+
+/*
  * Deletes topic `name`: its partition directories first, then its catalog row and group offsets (so a crash
  * in between leaves a row without directories, which mq_store_check() reports and a repeated delete
  * completes). Write mode only. MQ_ERR_BUSY, with nothing changed, while a partition of the topic is open in

@@ -8,10 +8,15 @@ starts and comes up later. The test checks:
 - a message no mapping takes lands in the `unmatched` log topic;
 - "far" comes up: mqlogd connects by itself and its messages are stored with mqtt.broker = far;
 - SIGHUP with a new mapping: RELOADING=1 then READY=1, and the new mapping takes messages at once;
+- SIGHUP with more partitions and a new retention for a topic in use: both applied at once (logged, in the
+  catalog before any new message), and new messages land where `mqlog route` says;
+- SIGHUP with fewer partitions: refused with FILE:LINE:COL of the mapping, the running configuration stays;
 - SIGHUP with a broken file: the errors are logged with FILE:LINE:COL, the running mappings stay in force;
 - SIGTERM: STOPPING=1, exit 0, and `mqlog verify` finds the data directory clean.
 """
+import json
 import os
+import re
 import shutil
 
 import e2e_lib as e
@@ -19,10 +24,12 @@ import e2e_lib as e
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 
 
-def config(site, far, new_mapping=False):
+def config(site, far, new_mapping=False, door_partitions=3, door_retention=None):
     mappings = [e.mapping("sensors/+/temperature", "telemetry.temperature", qos=1, partitions=8, key="level:2")]
     if new_mapping:  # what the reload adds
-        mappings.append(e.mapping("doors/#", "doors", broker="site", qos=1, partitions=3, key="topic"))
+        extra = {"retention": door_retention} if door_retention else {}
+        mappings.append(e.mapping("doors/#", "doors", broker="site", qos=1, partitions=door_partitions,
+                                  key="topic", **extra))
     return e.config([e.broker(site, "paho", "life-site", name="site"),
                      e.broker(far, "mosquitto", "life-far", name="far", durable_ack=False, reconnect_min="100ms",
                               reconnect_max="500ms")],
@@ -114,6 +121,45 @@ def main():
     e.wait_for(door_stored, 30, "the reloaded mapping doors/# to store a message", every=0.3)
     n_doors = len(records(d.data, "doors"))
     e.log("SIGHUP: reloaded, the new mapping stores messages (%d so far)" % n_doors)
+
+    # Reload with more partitions and a retention for doors: applied at once, before any new message.
+    d.write_config(config(site.port, far.port, new_mapping=True, door_partitions=6, door_retention="2d"))
+    ready = d.notify.count("READY=1")
+    d.proc.send_signal(1)
+    e.wait_for(lambda: d.notify.count("READY=1") > ready, 20, "READY=1 after the partitions reload")
+    log = d.log()
+    if "log topic doors: partitions raised from 3 to 6" not in log or "log topic doors: retention set to 172800000 ms" \
+            not in log:
+        e.fail("the reload did not raise doors to 6 partitions and 2 d at once:\n" + log[-2000:])
+    topics = {t["topic"]: t for t in json.loads(e.run([e.MQLOG, "topics", "-d", d.data, "--json"]).stdout)["topics"]}
+    if topics["doors"]["partitions"] != 6 or topics["doors"]["retention_ms"] != 172800000:
+        e.fail("catalog after the reload: %s" % topics["doors"])
+    for door in ("side", "garage", "cellar", "roof"):
+        want_topic, want_part = route(d.conf, "doors/" + door)
+        pub(site.port, "doors/" + door, "ajar-" + door)
+        r = wait_record(d.data, "doors", lambda r, v="ajar-" + door: r["value"] == v, "doors/%s stored" % door)
+        if want_topic != "doors" or str(r["partition"]) != want_part:
+            e.fail("doors/%s stored in partition %s, mqlog route says %s %s" % (door, r["partition"], want_topic,
+                                                                               want_part))
+    e.log("SIGHUP with 6 partitions and 2 d: applied at once; new messages go where mqlog route says")
+
+    # Reload with fewer partitions: refused at the mapping's FILE:LINE:COL, the 6 partitions stay.
+    d.write_config(config(site.port, far.port, new_mapping=True, door_partitions=2, door_retention="2d"))
+    ready = d.notify.count("READY=1")
+    d.proc.send_signal(1)
+    e.wait_for(lambda: d.notify.count("READY=1") > ready, 20, "READY=1 after the refused reload")
+    log = d.log()
+    if not re.search(r"%s:\d+:\d+: mapping 2: it gives log topic doors 2 partitions, fewer than the 6 it has" %
+                     re.escape(d.conf), log) or "reload rejected" not in log.split("fewer than the 6")[-1]:
+        e.fail("fewer partitions were not refused with FILE:LINE:COL:\n" + log[-2000:])
+    pub(site.port, "doors/side", "shut-side")
+    r = wait_record(d.data, "doors", lambda r: r["value"] == "shut-side", "doors/side after the refused reload")
+    first = next(x for x in records(d.data, "doors") if x["value"] == "ajar-side")
+    if r["partition"] != first["partition"]:
+        e.fail("after the refused reload doors/side went to partition %s, before to %s" % (r["partition"],
+                                                                                          first["partition"]))
+    e.log("SIGHUP with fewer partitions: refused with FILE:LINE:COL, placement unchanged")
+    d.write_config(config(site.port, far.port, new_mapping=True, door_partitions=6, door_retention="2d"))
 
     # Reload with a broken file: rejected, the running configuration stays.
     with open(d.conf, "a") as f:
