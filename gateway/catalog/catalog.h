@@ -163,8 +163,8 @@ enum mq_err mq_catalog_groups_clear_live(struct mq_catalog *cat);
 /*
  * Sets group's offsets to commits[0..n) in one transaction, as `mqlog groups reset` does, unless the group
  * is live in the running mqlogd whose pid is daemon_pid (0: no daemon runs, so no group is live; -1: one
- * runs whose pid is unknown): then MQ_ERR_BUSY and nothing is written. Each commit's err is set as by mq_catalog_offset_commit_many, but
- * one failing partition fails (and rolls back) the whole reset.
+ * runs whose pid is unknown): then MQ_ERR_BUSY and nothing is written. Each commit's err is set as by
+ * mq_catalog_offset_commit_many, but one failing partition fails (and rolls back) the whole reset.
  */
 enum mq_err mq_catalog_offset_reset(struct mq_catalog *cat, const char *group,
                                     struct mq_offset_commit *commits, size_t n, long daemon_pid);

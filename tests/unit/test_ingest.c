@@ -531,8 +531,9 @@ static void test_existing_partition_count(void)
     CU_ASSERT_EQUAL(bad, 1);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "log topic k 4 partitions, fewer than the 8 it has"));
     mq_ingest_routes_free(fewer);
-    struct mq_ingest_routes *more = routes_from(e.dir, "mappings: [{from: \"k/+\", to: k, partitions: 16, key: level:2},\n"
-                                                       "           {from: \"m/+\", to: m, partitions: 8}]\n");
+    struct mq_ingest_routes *more =
+        routes_from(e.dir, "mappings: [{from: \"k/+\", to: k, partitions: 16, key: level:2},\n"
+                           "           {from: \"m/+\", to: m, partitions: 8}]\n");
     CU_ASSERT_EQUAL(mq_ingest_routes_check(e.in, more, &bad, why, sizeof why), MQ_OK); /* m: 8 as before */
     mq_ingest_set_routes(e.in, more);
     CU_ASSERT_EQUAL(mq_store_topic_get(e.store, "k", &ct), MQ_OK);
