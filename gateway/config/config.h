@@ -186,6 +186,14 @@ struct mq_config_kafka {
     size_t nacls;
 };
 
+/* The operator endpoints (section "http"): /metrics, /healthz, /readyz, /status.json. */
+struct mq_config_http {
+    char *listen; /* "host:port", NULL: no endpoint */
+    char *listen_host;
+    int listen_port;
+    bool partition_metrics; /* per-partition and per-group series in /metrics */
+};
+
 /* How a forwarder places records on the remote topic's partitions. */
 enum mq_forward_partitioning {
     MQ_FWD_PART_SAME, /* local partition p -> remote partition p */
@@ -247,6 +255,7 @@ struct mq_config {
     char *site; /* this gateway's name (key site; default: the host name); never NULL once loaded */
     struct mq_config_forward *forwards;
     size_t nforwards;
+    struct mq_config_http http;
 };
 
 /* Receives one error line (no trailing newline); the string is valid during the call only. */

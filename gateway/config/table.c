@@ -1,7 +1,8 @@
 /*
  * table.c - the configuration's key tables: the main file's own keys and those of its log section, the
  * mapping files' keys, and the formatting of sizes and durations that messages and docs share. The other
- * sections have a file each: table_broker.c, table_mapping.c, table_forward.c and table_kafka.c.
+ * sections have a file each: table_broker.c, table_mapping.c, table_forward.c, table_kafka.c and
+ * table_http.c.
  *
  * The rows are the single source of truth: section.c parses with them and the generated reference
  * (docs/configuration.md) is rendered from them, so a default or a bound cannot differ between the two.
@@ -237,6 +238,12 @@ static const struct mq_ckey mq_keys_top[] = {
      .sub = &mq_csection_forward,
      .def_doc = "none",
      .doc = "Kafka clusters to forward log topics to (see forward[])."},
+    {.name = "http",
+     .type = MQ_CT_MAP,
+     .off = TOP(http),
+     .sub = &mq_csection_http,
+     .def_doc = "none: no endpoint",
+     .doc = "The operator endpoints: metrics, health, readiness and status over HTTP (see http)."},
     {.name = NULL},
 };
 

@@ -112,6 +112,8 @@ extern const struct mq_csection mq_csection_forward;
 extern const struct mq_csection mq_csection_kafka;
 /* The codecs of log.compression and mappings[].compression (table.c). */
 extern const struct mq_cenum mq_enum_codec[];
+/* The operator endpoints (table_http.c). */
+extern const struct mq_csection mq_csection_http;
 /* A broker's TLS keys and their check, which forward[].tls shares (table_broker.c). */
 extern const struct mq_ckey mq_keys_tls[];
 void mq_tls_check(struct mq_cctx *ctx, void *obj, const yaml_node_t *node, const yaml_node_t *const *vals);
