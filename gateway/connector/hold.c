@@ -76,20 +76,24 @@ static void mq_pause_end(const struct mq_hold *h, struct mq_pause *ps, bool resu
 enum mq_err mq_hold_store(const struct mq_hold *h, const struct mq_source_msg *msg, struct mq_ticket *ticket)
 {
     struct mq_pause ps = {.since = -1};
+    mq_ingest_received(h->ingest); /* once, however many retries follow */
     for (;;) {
         enum mq_err err = mq_ingest_message(h->ingest, h->broker, msg, ticket);
         if (err == MQ_OK) {
             mq_pause_end(h, &ps, true);
+            mq_ingest_settled(h->ingest, err);
             return err;
         }
         if (mq_hold_permanent(err)) {
             /* ingest logged the cause (the invalid topic, the record's size and the log's limit) and
              * counted it; a line here would only repeat it as "invalid argument" or "out of range" */
             mq_pause_end(h, &ps, true);
+            mq_ingest_settled(h->ingest, err);
             return err;
         }
         if (h->give_up && h->give_up(h->opaque)) {
             mq_pause_end(h, &ps, false);
+            mq_ingest_settled(h->ingest, err);
             return err;
         }
         mq_pause_tick(h, &ps, "the store pushes back", err, msg);

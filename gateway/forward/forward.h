@@ -58,6 +58,30 @@ enum mq_err mq_fwd_set_apply(struct mq_fwd_set *set, const struct mq_config *cfg
 /* Logs one line per forwarder (state, records and bytes sent) and one per partition with its lag. */
 void mq_fwd_set_log_stats(struct mq_fwd_set *set);
 
+/* One forwarder's figures for the operator endpoints (docs/metrics.md). */
+enum mq_fwd_state_class {
+    MQ_FWD_STARTING,
+    MQ_FWD_DELIVERING,
+    MQ_FWD_OUTAGE,
+    MQ_FWD_ERROR,
+    MQ_FWD_STOPPED,
+    MQ_FWD_NSTATES
+};
+extern const char *const mq_fwd_state_names[MQ_FWD_NSTATES]; /* "starting", "delivering", ... */
+struct mq_fwd_stats {
+    const char *name; /* valid during the callback */
+    enum mq_fwd_state_class state;
+    char state_text[256]; /* the state line, as the catalog keeps it (cut) */
+    uint64_t records_sent, bytes_sent;
+    int64_t lag_records; /* stored records not yet on the remote cluster */
+    int64_t lag_bytes;   /* their bytes, estimated from each partition's mean record size */
+    double lag_seconds;  /* since the last delivery while records wait; 0 when none waits */
+};
+
+/* Calls fn once per forwarder with its figures (partition statistics are read under its lock). */
+void mq_fwd_set_stats(struct mq_fwd_set *set, void (*fn)(void *opaque, const struct mq_fwd_stats *st),
+                      void *opaque);
+
 /* Number of forwarders. */
 size_t mq_fwd_set_count(struct mq_fwd_set *set);
 

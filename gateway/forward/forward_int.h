@@ -106,6 +106,7 @@ struct mq_fwd {
     _Atomic uint64_t records_sent, bytes_sent, txns, aborts, syncs, dropped;
     _Atomic uint64_t wire_bytes;     /* bytes sent to the cluster by earlier producers */
     _Atomic uint64_t wire_bytes_cur; /* by the current producer, from its last statistics */
+    _Atomic int64_t delivered_ms;    /* mq_mono_ms() of the last delivery, or of the start (lag_seconds) */
 };
 
 /* forwarder.c */
@@ -116,6 +117,8 @@ void mq_fwd_free(struct mq_fwd *f); /* stops the thread first */
 bool mq_fwd_matches(const struct mq_fwd *f, const char *topic);
 void mq_fwd_set_state(struct mq_fwd *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mq_fwd_log_stats(struct mq_fwd *f);
+/* stats.c: f's figures for the operator endpoints (mq_fwd_set_stats()). */
+void mq_fwd_stats(struct mq_fwd *f, struct mq_fwd_stats *st);
 /* The lowest offset of (topic, partition) f still needs, INT64_MAX when none (hold callback). */
 int64_t mq_fwd_hold(struct mq_fwd *f, const char *topic, int32_t partition);
 /* The forwarder's thread only. An outage: logged when it begins and when `what` changes. */

@@ -68,6 +68,7 @@ enum mq_err mq_fwd_new(struct mq_store *store, const char *site, const struct mq
     f->hold_retention = fc->hold_retention;
     snprintf(f->ckpt_name, sizeof f->ckpt_name, MQ_FWD_CKPT_PREFIX "%s", f->name);
     snprintf(f->state, sizeof f->state, "starting");
+    atomic_init(&f->delivered_ms, mq_mono_ms());
     enum mq_err err = mq_fwd_conf_build(f, fc, errstr, errstr_size);
     if (err != MQ_OK) {
         mq_fwd_free(f);
@@ -339,6 +340,7 @@ void mq_fwd_commit(struct mq_fwd *f)
     atomic_fetch_add(&f->records_sent, f->txn_records);
     atomic_fetch_add(&f->bytes_sent, f->txn_bytes);
     f->last_delivery_ms = mq_mono_ms();
+    atomic_store(&f->delivered_ms, f->last_delivery_ms);
     for (size_t i = 0; i < f->ntopics; i++)
         for (int32_t j = 0; j < f->topics[i]->nlocal; j++) {
             struct mq_fwd_part *p = f->topics[i]->parts[j];

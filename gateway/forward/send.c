@@ -98,6 +98,7 @@ void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         return;
     }
     f->last_delivery_ms = mq_mono_ms();
+    atomic_store(&f->delivered_ms, f->last_delivery_ms);
     if (f->mode == MQ_FWD_EXACTLY_ONCE)
         return; /* counted at commit: a delivered record of an aborted transaction is not forwarded */
     atomic_fetch_add(&f->records_sent, 1);

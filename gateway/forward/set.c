@@ -118,6 +118,18 @@ void mq_fwd_set_log_stats(struct mq_fwd_set *set)
     pthread_mutex_unlock(&set->mu);
 }
 
+void mq_fwd_set_stats(struct mq_fwd_set *set, void (*fn)(void *opaque, const struct mq_fwd_stats *st),
+                      void *opaque)
+{
+    pthread_mutex_lock(&set->mu);
+    for (size_t i = 0; i < set->n; i++) {
+        struct mq_fwd_stats st;
+        mq_fwd_stats(set->fwds[i], &st);
+        fn(opaque, &st);
+    }
+    pthread_mutex_unlock(&set->mu);
+}
+
 size_t mq_fwd_set_count(struct mq_fwd_set *set)
 {
     return set ? set->n : 0;

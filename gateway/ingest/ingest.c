@@ -59,6 +59,10 @@ struct mq_ingest_routes {
     struct mq_retention unmatched_ret;
     struct mq_ingest_policy unmatched_pol;
     unsigned gen; /* set when installed: which routes generation a topic's retention was checked against */
+    /* per mapping (nrets): its name for the metrics (the to template; NULL: unnamed) and the records it
+     * stored, carried over to the mapping of the same name when the routes are replaced */
+    char **names;
+    _Atomic uint64_t *records;
 };
 
 /* The partitions of a log topic in use, filled as they are first produced to. When the routes give the topic
@@ -109,6 +113,7 @@ struct mq_ingest {
     _Atomic(struct mq_tmap *) map;
 
     atomic_uint_fast64_t messages, records, bytes, unmatched, invalid, too_large, full, topics, redelivered;
+    atomic_uint_fast64_t received, pending, left; /* the connectors' side (mq_ingest_received()) */
 
     pthread_mutex_t
         sess_mu; /* the redelivery guards (session.h), shared by a session's connector instances */
@@ -133,9 +138,13 @@ enum mq_err mq_ingest_routes_from_table(struct mq_route_table *table, const stru
         return MQ_ERR_NOMEM;
     r->rets = calloc(n ? n : 1, sizeof *r->rets);
     r->pols = calloc(n ? n : 1, sizeof *r->pols);
-    if (!r->rets || !r->pols) {
+    r->names = calloc(n ? n : 1, sizeof *r->names);
+    r->records = calloc(n ? n : 1, sizeof *r->records);
+    if (!r->rets || !r->pols || !r->names || !r->records) {
         free(r->rets);
         free(r->pols);
+        free(r->names);
+        free(r->records);
         free(r);
         return MQ_ERR_NOMEM;
     }
@@ -182,6 +191,11 @@ enum mq_err mq_ingest_routes_new(const struct mq_config *cfg, struct mq_ingest_r
             .qos_default = (char)('0' + m->qos),
             .broker_implied = m->broker != NULL || cfg->nbrokers == 1,
         };
+        if (m->to && !((*out)->names[i] = strdup(m->to))) {
+            mq_ingest_routes_free(*out);
+            *out = NULL;
+            return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        }
     }
     (*out)->unmatched_pol.codec = cfg->log.compression; /* and every header: nothing is known about it */
     return MQ_OK;
@@ -206,6 +220,10 @@ void mq_ingest_routes_free(struct mq_ingest_routes *routes)
     if (!routes)
         return;
     mq_route_table_free(routes->table);
+    for (size_t i = 0; i < routes->nrets; i++)
+        free(routes->names[i]);
+    free(routes->names);
+    free(routes->records);
     free(routes->rets);
     free(routes->pols);
     free(routes);
@@ -441,6 +459,7 @@ static enum mq_err mq_ingest_part_open(struct mq_ingest *in, struct mq_itopic *t
 
 struct mq_ingest_hit {
     struct mq_part *part;
+    int mapping;     /* the route hit's: -1 for the unmatched topic */
     const void *key; /* NULL: null key */
     size_t key_len;
     const struct mq_ingest_policy *pol; /* the mapping's: which headers the record keeps */
@@ -553,6 +572,7 @@ static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
     struct mq_ingest_hit *h = &c->hits[c->n];
     h->part = part;
     h->pol = pol;
+    h->mapping = hit->mapping;
     err = mq_collect_key(c, hit, h);
     if (err == MQ_OK)
         c->n++;
@@ -704,6 +724,8 @@ static enum mq_err mq_ingest_store(struct mq_ingest *in, const char *broker, con
             if (err != MQ_OK)
                 break;
             produced++;
+            if (h->mapping >= 0 && (size_t)h->mapping < c->routes->nrets)
+                atomic_fetch_add_explicit(&c->routes->records[h->mapping], 1, memory_order_relaxed);
         }
         if (ticket && ticket->n < MQ_TICKET_MAX) {
             ticket->at[ticket->n].part = h->part;
@@ -947,6 +969,15 @@ void mq_ingest_set_routes(struct mq_ingest *in, struct mq_ingest_routes *routes)
     struct mq_ingest_routes *old = atomic_exchange(&in->routes, routes);
     mq_ingest_flip_and_drain(in);
     mq_ingest_flip_and_drain(in);
+    /* no message counts into old any more: its mappings' counts go on in the new mappings of their name */
+    for (size_t i = 0; i < old->nrets; i++) {
+        for (size_t j = 0; old->names[i] && j < routes->nrets; j++) {
+            if (routes->names[j] && strcmp(old->names[i], routes->names[j]) == 0) {
+                atomic_fetch_add(&routes->records[j], atomic_load(&old->records[i]));
+                break;
+            }
+        }
+    }
     mq_ingest_routes_free(old);
     /* Every topic in use takes its new settings now rather than at its next message. */
     pthread_mutex_lock(&in->map_mu);
@@ -1001,6 +1032,41 @@ void mq_ingest_stats(struct mq_ingest *in, struct mq_ingest_stats *st)
     st->full = atomic_load(&in->full);
     st->topics = atomic_load(&in->topics);
     st->redelivered = atomic_load(&in->redelivered);
+    st->pending = atomic_load(&in->pending);
+    st->left = atomic_load(&in->left);
+    /* read last: a message counts in received before anything else (see ingest.h) */
+    st->received = atomic_load(&in->received);
+}
+
+void mq_ingest_received(struct mq_ingest *in)
+{
+    if (!in)
+        return;
+    atomic_fetch_add_explicit(&in->received, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&in->pending, 1, memory_order_relaxed);
+}
+
+void mq_ingest_settled(struct mq_ingest *in, enum mq_err err)
+{
+    if (!in)
+        return;
+    /* answered with MQ_OK, MQ_ERR_INVAL or MQ_ERR_RANGE: ingest counted it already */
+    if (err != MQ_OK && err != MQ_ERR_INVAL && err != MQ_ERR_RANGE)
+        atomic_fetch_add_explicit(&in->left, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&in->pending, 1, memory_order_relaxed);
+}
+
+void mq_ingest_mapping_stats(struct mq_ingest *in,
+                             void (*fn)(void *opaque, size_t mapping, const char *name, uint64_t records),
+                             void *opaque)
+{
+    /* the read side of the routes, as a message takes it (see the top of the file) */
+    unsigned e = atomic_load(&in->epoch) & 1;
+    atomic_fetch_add(&in->readers[e].v, 1);
+    struct mq_ingest_routes *routes = atomic_load(&in->routes);
+    for (size_t i = 0; i < routes->nrets; i++)
+        fn(opaque, i, routes->names[i], atomic_load(&routes->records[i]));
+    atomic_fetch_sub(&in->readers[e].v, 1);
 }
 
 enum mq_err mq_ingest_session_get(struct mq_ingest *in, const char *broker, const char *client_id,

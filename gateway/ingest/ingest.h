@@ -212,7 +212,28 @@ struct mq_ingest_stats {
     uint64_t full;        /* MQ_ERR_FULL answers (backpressure) */
     uint64_t topics;      /* log topics created by ingest */
     uint64_t redelivered; /* redeliveries of stored messages recognised and not stored again */
+    /* the connectors' accounting (mq_ingest_received()): received = (messages - unmatched) + unmatched
+     * + invalid + too_large + left + pending, exactly when nothing is in flight */
+    uint64_t received; /* messages connectors received, each once */
+    uint64_t pending;  /* received and not settled yet: held while the store pushes back */
+    uint64_t left;     /* settled without being stored: the connector stopped; the broker keeps them */
 };
 void mq_ingest_stats(struct mq_ingest *in, struct mq_ingest_stats *st);
+
+/*
+ * The conserved count of messages: a connector calls mq_ingest_received() once per message it receives,
+ * before its first mq_ingest_message() for it, and mq_ingest_settled() when it is done with it, with the
+ * last answer it got (MQ_OK, MQ_ERR_INVAL and MQ_ERR_RANGE are counted by ingest; any other error means
+ * the connector gave up retrying and the message stays with its broker). gateway/connector/hold.c does
+ * both for every connector. Both accept NULL.
+ */
+void mq_ingest_received(struct mq_ingest *in);
+void mq_ingest_settled(struct mq_ingest *in, enum mq_err err);
+
+/* Calls fn for each mapping of the routes in force with its name (its to template, NULL for routes built
+ * from a bare table) and the records it stored; counts survive a route swap for mappings of the same name. */
+void mq_ingest_mapping_stats(struct mq_ingest *in,
+                             void (*fn)(void *opaque, size_t mapping, const char *name, uint64_t records),
+                             void *opaque);
 
 #endif

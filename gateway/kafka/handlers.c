@@ -594,6 +594,7 @@ static void handle_produce(struct req *r, struct mq_kafka_rd *rd)
     if (q.acks == 0) {
         /* acks=0: the producer reads no response at all. */
         atomic_fetch_add(&r->conn->srv->st_requests, 1);
+        atomic_fetch_add(&r->conn->srv->st_api[MQ_KAPI_PRODUCE], 1);
         return;
     }
     struct out_item *it = mq_ksrv_resp_begin(r);

@@ -231,6 +231,8 @@ void mq_ksrv_resp_end(struct req *r, struct out_item *it)
 {
     struct conn *c = r->conn;
     atomic_fetch_add(&c->srv->st_requests, 1);
+    if (r->hdr.api_key >= 0 && r->hdr.api_key < MQ_KSRV_API_KEYS)
+        atomic_fetch_add_explicit(&c->srv->st_api[r->hdr.api_key], 1, memory_order_relaxed);
     enum mq_err err = it ? mq_kafka_out_end(&it->out) : MQ_ERR_NOMEM;
     if (err != MQ_OK) {
         if (it) {
@@ -278,6 +280,7 @@ static void conn_flush(struct conn *c)
                     return;
                 }
                 it->off += (size_t)w;
+                atomic_fetch_add_explicit(&c->srv->st_sent_bytes, (uint64_t)w, memory_order_relaxed);
                 c->last_active = c->last_sent = now_ms();
                 if (from + it->off < to)
                     continue;
@@ -306,6 +309,7 @@ static void conn_flush(struct conn *c)
                     return;
                 }
                 it->off += (size_t)w;
+                atomic_fetch_add_explicit(&c->srv->st_sent_bytes, (uint64_t)w, memory_order_relaxed);
                 c->last_active = c->last_sent = now_ms();
                 if (it->off < s->len)
                     continue;
@@ -661,6 +665,7 @@ static void *loop_main(void *arg)
     int64_t group_next = INT64_MAX;
     srv->last_poll = now_ms();
     while (!atomic_load(&srv->stop)) {
+        atomic_store(&srv->heartbeat_ms, now_ms()); /* /healthz: the loop turns (it waits 1 s at most) */
         int n = epoll_wait(srv->epoll_fd, evs, 64, loop_timeout(srv, now_ms(), group_next));
         if (n < 0) {
             if (errno == EINTR)
@@ -783,6 +788,18 @@ void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_se
         mq_sasl_cache_stats(srv->sasl_cache, &cs);
     st->auth_cached = cs.hits;
     st->auth_derived = cs.misses;
+    st->sent_bytes = atomic_load(&srv->st_sent_bytes);
+    st->heartbeat_ms = atomic_load(&srv->heartbeat_ms);
+}
+
+void mq_kafka_server_api_requests(const struct mq_kafka_server *srv,
+                                  void (*fn)(void *opaque, const char *api, uint64_t requests), void *opaque)
+{
+    size_t n;
+    const struct mq_ksrv_api *apis = mq_ksrv_apis(&n);
+    for (size_t i = 0; i < n; i++)
+        if (apis[i].key >= 0 && apis[i].key < MQ_KSRV_API_KEYS)
+            fn(opaque, mq_kafka_api_name(apis[i].key), atomic_load(&srv->st_api[apis[i].key]));
 }
 
 static void server_free(struct mq_kafka_server *srv)

@@ -161,8 +161,14 @@ struct mq_kafka_server_stats {
     uint64_t denied;          /* topics and groups a request named that the ACLs refused it */
     uint64_t auth_derived;    /* PLAIN logins that ran PBKDF2 over the password */
     uint64_t auth_cached;     /* PLAIN logins answered by the memo of earlier ones (sasl.h) */
+    uint64_t sent_bytes;      /* bytes of responses sent */
+    int64_t heartbeat_ms;     /* mq_mono_ms() when the event loop last turned */
 };
 void mq_kafka_server_stats(const struct mq_kafka_server *srv, struct mq_kafka_server_stats *st);
+
+/* Calls fn once per API served, in key order, with its name and the requests answered for it. */
+void mq_kafka_server_api_requests(const struct mq_kafka_server *srv,
+                                  void (*fn)(void *opaque, const char *api, uint64_t requests), void *opaque);
 
 /*
  * Removes the durable callback (if the server set it), stops the loop, closes every connection (parked

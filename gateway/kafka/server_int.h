@@ -154,6 +154,8 @@ struct ratelog {
     char example[256]; /* the latest event held, for the summary line */
 };
 
+#define MQ_KSRV_API_KEYS 128 /* requests are counted per API for keys below this (all Kafka has) */
+
 struct mq_kafka_server {
     struct mq_store *store;
     struct mq_log *log;
@@ -196,6 +198,9 @@ struct mq_kafka_server {
     struct mq_sasl_cache *sasl_cache; /* PLAIN's PBKDF2 memo, when a listener offers PLAIN; else NULL */
     _Atomic uint64_t st_accepted, st_open, st_requests, st_protocol_errors, st_unsupported, st_waiting;
     _Atomic uint64_t st_refused, st_timed_out, st_too_large, st_tls_failed, st_auth_failed, st_denied;
+    /* for the operator endpoints: requests answered per API key, bytes sent, the loop's last turn */
+    _Atomic uint64_t st_api[MQ_KSRV_API_KEYS], st_sent_bytes;
+    _Atomic int64_t heartbeat_ms;
 };
 
 /* Bytes of a segment file read for SSL_write at a time: the TLS path's bounded copy of what sendfile() would

@@ -27,6 +27,15 @@ void mq_log_stats(struct mq_log *log, struct mq_log_stats *st)
     st->disk_bytes = atomic_load(&log->disk_bytes);
     st->early_deleted_segments = atomic_load(&log->early_deleted_segments);
     st->dropped_unforwarded = atomic_load(&log->dropped_unforwarded);
+    st->fsyncs = atomic_load(&log->fsyncs);
+    st->retention_deleted_segments = atomic_load(&log->retention_deleted_segments);
+    st->heartbeat_ms = atomic_load(&log->heartbeat_ms);
+    mq_log_usage(log, &st->open_bytes, &st->durable_lag);
+}
+
+void mq_log_flush_histo(struct mq_log *log, struct mq_histo_snap *snap)
+{
+    mq_histo_read(&log->flush_histo, snap);
 }
 
 /* The partition whose first segment goes next: unheld before held, then the oldest newest record. -1 when

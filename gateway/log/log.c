@@ -70,6 +70,20 @@ static struct mq_part **mq_log_parts_copy(struct mq_log *log, size_t *n)
     return parts;
 }
 
+void mq_log_usage(struct mq_log *log, int64_t *bytes, int64_t *durable_lag)
+{
+    size_t n;
+    pthread_mutex_lock(&log->mu);
+    struct mq_part **parts = mq_log_parts_copy(log, &n);
+    pthread_mutex_unlock(&log->mu);
+    *bytes = *durable_lag = 0;
+    for (size_t i = 0; parts && i < n; i++) {
+        *bytes += mq_part_disk_bytes(parts[i]);
+        *durable_lag += mq_part_durable_lag(parts[i]);
+    }
+    free(parts);
+}
+
 enum mq_err mq_log_apply_retention(struct mq_log *log, int64_t now_ms)
 {
     if (log->mode != MQ_LOG_WRITE)
@@ -92,6 +106,7 @@ static void *mq_log_flusher(void *arg)
     int64_t next_budget = mq_mono_ms() + MQ_BUDGET_CHECK_MS;
     pthread_mutex_lock(&log->mu);
     while (!log->stop) {
+        atomic_store(&log->heartbeat_ms, mq_mono_ms()); /* /healthz: the flusher turns */
         if (!log->kick) {
             int64_t wait_ms = log->conf.flush_interval_ms > 0 ? log->conf.flush_interval_ms : 1000;
             struct timespec ts;

@@ -113,8 +113,18 @@ struct mq_log_stats {
     int64_t disk_bytes;             /* segment bytes of the open partitions at the last check */
     int64_t early_deleted_segments; /* segments the disk cap deleted before retention would have */
     int64_t dropped_unforwarded;    /* records it deleted at or above a retention hold: lost to the holder */
+    /* since the log was opened, and now (the operator endpoints read these) */
+    int64_t fsyncs;                     /* fdatasync and fsync calls of the group commits */
+    int64_t retention_deleted_segments; /* segments time or size retention deleted */
+    int64_t open_bytes;                 /* segment bytes of the open partitions, counted now */
+    int64_t durable_lag;                /* records produced and not yet durable, now */
+    int64_t heartbeat_ms;               /* mq_mono_ms() when the flusher thread last turned (writer) */
 };
+/* Fills st; counting open_bytes and durable_lag takes each open partition's locks briefly. */
 void mq_log_stats(struct mq_log *log, struct mq_log_stats *st);
+/* The durations of the group commits (each partition's flush with its syncs). */
+struct mq_histo_snap;
+void mq_log_flush_histo(struct mq_log *log, struct mq_histo_snap *snap);
 
 /* Lists the partition directories found in the data directory: calls fn for each, in name order. */
 enum mq_err mq_log_scan_dirs(const char *dir, void (*fn)(void *opaque, const char *topic, int32_t partition),

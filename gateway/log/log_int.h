@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "log/log.h"
+#include "util/histo.h"
 
 #define MQ_IDX_ENTRY  8  /* .index: int32 relative offset, int32 position */
 #define MQ_TIDX_ENTRY 12 /* .timeindex: int64 timestamp, int32 relative offset */
@@ -231,12 +232,17 @@ struct mq_log {
     pthread_mutex_t budget_mu; /* one disk budget pass at a time (budget.c) */
     bool budget_stuck;         /* over the cap with nothing left to delete: logged once (under budget_mu) */
     _Atomic int64_t disk_bytes, early_deleted_segments, dropped_unforwarded; /* mq_log_stats() */
-    struct mq_log_hook durable;                                              /* mq_durable_cb */
-    struct mq_log_hook hold;                                                 /* mq_hold_fn */
-    pthread_cond_t cb_cv; /* signalled when a hook's old_calls drops to 0 */
+    /* read by the operator endpoints (mq_log_stats(), mq_log_flush_histo()) */
+    _Atomic int64_t fsyncs, retention_deleted_segments, heartbeat_ms;
+    struct mq_histo flush_histo;
+    struct mq_log_hook durable; /* mq_durable_cb */
+    struct mq_log_hook hold;    /* mq_hold_fn */
+    pthread_cond_t cb_cv;       /* signalled when a hook's old_calls drops to 0 */
 };
 
 /* log.c */
+/* Segment bytes and records not yet durable over the open partitions, now (mq_log_stats()). */
+void mq_log_usage(struct mq_log *log, int64_t *bytes, int64_t *durable_lag);
 /* Calls the durable callback, if one is set, with no lock held, counting the call in progress. */
 void mq_log_durable_notify(struct mq_log *log, struct mq_part *part, int64_t durable_end);
 /* The retention hold of part (INT64_MAX when none is set), asked with no lock held. */
@@ -267,6 +273,8 @@ struct mq_seg_facts {
 };
 /* Bytes of the partition's segment files. */
 int64_t mq_part_disk_bytes(struct mq_part *part);
+/* Records produced into the partition and not yet durable. */
+int64_t mq_part_durable_lag(struct mq_part *part);
 /* Fills *f with the partition's first segment; false when there is nothing to delete: the only segment is
  * the active one and it is empty or not yet wholly durable. */
 bool mq_part_first_segment(struct mq_part *part, struct mq_seg_facts *f);

@@ -405,6 +405,8 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
 
     /* fdatasync without the writer's lock: appends continue meanwhile. Oldest first. */
     enum mq_err serr = MQ_OK;
+    int64_t sync_start_us = mq_mono_us();
+    atomic_fetch_add(&part->log->fsyncs, (int64_t)nitems + sync_dir);
     if (sync_dir && fsync(part->dir_fd) != 0)
         serr = mq_err_from_errno(errno);
     for (size_t i = nitems; i-- > 0 && serr == MQ_OK;) {
@@ -431,6 +433,8 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
         close(ckpt_idx_fd);
     if (ckpt_tidx_fd >= 0)
         close(ckpt_tidx_fd);
+    if (nitems || sync_dir)
+        mq_histo_add(&part->log->flush_histo, mq_mono_us() - sync_start_us);
 
     pthread_mutex_lock(&part->mu);
     if (serr != MQ_OK) {
@@ -629,6 +633,7 @@ enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *d
     free(gone);
     if (deleted)
         *deleted = (int)ndel;
+    atomic_fetch_add(&part->log->retention_deleted_segments, (int64_t)ndel);
     return err;
 }
 
@@ -642,6 +647,14 @@ int64_t mq_part_disk_bytes(struct mq_part *part)
         total += atomic_load(&part->segs[i]->size);
     pthread_rwlock_unlock(&part->segs_lock);
     return total;
+}
+
+int64_t mq_part_durable_lag(struct mq_part *part)
+{
+    pthread_mutex_lock(&part->mu);
+    int64_t lag = part->next_offset - atomic_load(&part->durable_end);
+    pthread_mutex_unlock(&part->mu);
+    return lag > 0 ? lag : 0;
 }
 
 /* Whether the active segment may be rolled away: everything written is durable (as retention asks). */
