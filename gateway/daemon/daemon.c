@@ -8,8 +8,9 @@
  * counters.
  *
  * Start-up order: configuration, store (its recovery happens here), ingest, the Kafka endpoint, the
- * forwarders, the connectors, then READY=1. Stop order is the reverse, so that nothing reaches a module after
- * it is gone: the connectors stop (unacknowledged messages stay with the brokers), the forwarders stop (an
+ * forwarders, the connectors, the HTTP endpoints (which read all of them), then READY=1. Stop order is the
+ * reverse, so that nothing reaches a module after it is gone: the HTTP endpoints stop, the connectors stop
+ * (unacknowledged messages stay with the brokers), the forwarders stop (an
  * open transaction commits if the cluster answers), the endpoint stops, and closing the store flushes
  * everything produced.
  */
@@ -18,6 +19,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,8 @@ struct mq_daemon {
     struct mq_sup *sup;
     struct mq_kafka_server *kafka;
     struct mq_fwd_set *fwd;
+    struct mq_observe *observe;   /* the HTTP endpoints, NULL when not configured */
+    _Atomic int64_t heartbeat_ms; /* the main loop's last turn (/healthz) */
 };
 
 /* ---- --check ---- */
@@ -232,6 +236,9 @@ static void mq_daemon_reload_warnings(const struct mq_config *old, const struct 
         old->kafka.max_request_partitions != cfg->kafka.max_request_partitions ||
         old->kafka.fetch_max_bytes != cfg->kafka.fetch_max_bytes)
         MQ_WARN("reload: the kafka section changed: it takes effect at the next start");
+    if (!mq_str_same(old->http.listen, cfg->http.listen) ||
+        old->http.partition_metrics != cfg->http.partition_metrics)
+        MQ_WARN("reload: the http section changed: it takes effect at the next start");
 }
 
 static void mq_daemon_reload(struct mq_daemon *d)
@@ -345,6 +352,8 @@ static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
 /* Frees what mq_daemon_start built, in reverse order. Returns the store's close error. */
 static enum mq_err mq_daemon_teardown(struct mq_daemon *d)
 {
+    mq_observe_stop(d->observe);
+    d->observe = NULL;
     mq_sup_free(d->sup);
     d->sup = NULL;
     mq_fwd_set_free(d->fwd);
@@ -388,6 +397,31 @@ static enum mq_err mq_daemon_catalog_rebuild(struct mq_store *store)
             "consumer groups restart from their offset reset policy",
             mq_store_dir(store), mq_store_catalog_was_new(store) ? " was missing or empty" : " lacked topics",
             n, n == 1 ? "" : "s");
+    return MQ_OK;
+}
+
+/* The HTTP endpoints, when configured; they read every module, so they start last. */
+static enum mq_err mq_daemon_observe_start(struct mq_daemon *d)
+{
+    const struct mq_config_http *h = &d->dc->cfg->http;
+    if (!h->listen)
+        return MQ_OK;
+    atomic_store(&d->heartbeat_ms, mq_mono_ms());
+    struct mq_observe_src src = {.store = d->store,
+                                 .ingest = d->ingest,
+                                 .sup = d->sup,
+                                 .kafka = d->kafka,
+                                 .fwd = d->fwd,
+                                 .main_heartbeat_ms = &d->heartbeat_ms,
+                                 .partition_metrics = h->partition_metrics};
+    char why[512] = "";
+    enum mq_err err = mq_observe_start(h->listen_host, h->listen_port, &src, &d->observe, why, sizeof why);
+    if (err != MQ_OK) {
+        MQ_ERROR("http endpoint: %s", why[0] ? why : mq_strerror(err));
+        return err;
+    }
+    MQ_NOTICE("http endpoint listening on %s:%d (/metrics, /healthz, /readyz, /status.json)", h->listen_host,
+              mq_observe_port(d->observe));
     return MQ_OK;
 }
 
@@ -446,7 +480,7 @@ static enum mq_err mq_daemon_start(struct mq_daemon *d)
         MQ_ERROR("%s", why);
         return err;
     }
-    return MQ_OK;
+    return mq_daemon_observe_start(d);
 }
 
 int mq_daemon_run(const char *config_path)
@@ -487,6 +521,7 @@ int mq_daemon_run(const char *config_path)
     int64_t next_wd = mq_mono_ms(), next_stats = mq_mono_ms() + MQ_DAEMON_STATS_MS;
     int exit_status = 0;
     for (;;) {
+        atomic_store(&d.heartbeat_ms, mq_mono_ms()); /* /healthz: the main loop turns, once a second */
         struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
         if (watchdog && wd_every_ms < 1000) {
             ts.tv_sec = 0;

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "connector.h"
@@ -56,12 +57,50 @@ enum mq_err mq_sup_apply(struct mq_sup *sup, struct mq_daemon_cfg *dc, const str
 /* Logs one line per instance with its counters (level info). */
 void mq_sup_log_stats(struct mq_sup *sup);
 
+/* One broker's instances summed (their counters restart when a reload replaces them). */
+struct mq_sup_broker {
+    const char *name, *url; /* valid during the callback */
+    size_t sessions, connected;
+    uint64_t messages, bytes, connects, disconnects, paused_ms;
+};
+
+/* Calls fn once per broker that has instances, in configuration order. Any thread; a reload waits. */
+void mq_sup_brokers(struct mq_sup *sup, void (*fn)(void *opaque, const struct mq_sup_broker *b),
+                    void *opaque);
+
 /* Number of instances, and how many of them are connected now. */
 void mq_sup_count(struct mq_sup *sup, size_t *instances, size_t *connected);
 
 /* Stops every instance (each stop() returns once its callbacks are done) and frees everything. Accepts
  * NULL. */
 void mq_sup_free(struct mq_sup *sup);
+
+/* ---- observe.c: the operator endpoints (/metrics, /healthz, /readyz, /status.json) ---- */
+
+struct mq_store;
+struct mq_kafka_server;
+struct mq_fwd_set;
+
+/* What the endpoints read; every module outlives the endpoints (mq_observe_stop() comes first). */
+struct mq_observe_src {
+    struct mq_store *store;
+    struct mq_ingest *ingest;
+    struct mq_sup *sup;
+    struct mq_kafka_server *kafka; /* NULL: no Kafka endpoint */
+    struct mq_fwd_set *fwd;
+    _Atomic int64_t *main_heartbeat_ms; /* mq_mono_ms() of the main loop's last turn */
+    bool partition_metrics;             /* http.partition_metrics */
+};
+
+struct mq_observe;
+
+/* Serves the endpoints on host:port (0: a free port) from a thread of the HTTP server. On failure errstr
+ * says why and *out is untouched. */
+enum mq_err mq_observe_start(const char *host, int port, const struct mq_observe_src *src,
+                             struct mq_observe **out, char *errstr, size_t errstr_size);
+int mq_observe_port(const struct mq_observe *o);
+/* Stops serving (a request in progress finishes first). Accepts NULL. */
+void mq_observe_stop(struct mq_observe *o);
 
 /* ---- daemon.c: the two modes of mqlogd ---- */
 

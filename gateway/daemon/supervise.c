@@ -11,6 +11,7 @@
  */
 #include "daemon/daemon.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ struct mq_inst {
 
 struct mq_sup {
     struct mq_ingest *ingest;
+    pthread_mutex_t mu; /* inst and n change under it: the HTTP thread reads them (mq_sup_brokers()) */
     struct mq_inst **inst;
     size_t n;
 };
@@ -137,6 +139,7 @@ enum mq_err mq_sup_new(struct mq_ingest *ingest, struct mq_sup **out)
     if (!sup)
         return MQ_ERR_NOMEM;
     sup->ingest = ingest;
+    pthread_mutex_init(&sup->mu, NULL);
     *out = sup;
     return MQ_OK;
 }
@@ -243,6 +246,7 @@ enum mq_err mq_sup_apply(struct mq_sup *sup, struct mq_daemon_cfg *dc, const str
 
     /* stop what is not kept, then start what is new */
     size_t stopped = 0, started = 0, kept = 0;
+    pthread_mutex_lock(&sup->mu);
     for (size_t i = 0; i < sup->n; i++) {
         struct mq_inst *it = sup->inst[i];
         if (it->keep)
@@ -273,6 +277,7 @@ enum mq_err mq_sup_apply(struct mq_sup *sup, struct mq_daemon_cfg *dc, const str
     free(sup->inst);
     sup->inst = next;
     sup->n = nnext;
+    pthread_mutex_unlock(&sup->mu);
     if (stopped || kept)
         MQ_INFO("connectors: %zu kept, %zu stopped, %zu started", kept, stopped, started);
     return MQ_OK;
@@ -293,6 +298,38 @@ void mq_sup_log_stats(struct mq_sup *sup)
                 (unsigned long long)st.connects, (unsigned long long)st.disconnects,
                 (unsigned long long)st.paused_ms);
     }
+}
+
+void mq_sup_brokers(struct mq_sup *sup, void (*fn)(void *opaque, const struct mq_sup_broker *b), void *opaque)
+{
+    pthread_mutex_lock(&sup->mu);
+    /* an instance's broker is summed at its first instance (sessions of a broker are few) */
+    for (size_t i = 0; i < sup->n; i++) {
+        const char *name = sup->inst[i]->ctx.broker->name;
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(sup->inst[k]->ctx.broker->name, name) == 0;
+        if (seen)
+            continue;
+        struct mq_sup_broker b = {.name = name, .url = sup->inst[i]->ctx.broker->url};
+        for (size_t k = i; k < sup->n; k++) {
+            struct mq_inst *it = sup->inst[k];
+            if (strcmp(it->ctx.broker->name, name) != 0)
+                continue;
+            struct mq_connector_stats st = {0};
+            if (it->conn->stats)
+                it->conn->stats(it->instance, &st);
+            b.sessions++;
+            b.connected += st.connected;
+            b.messages += st.messages;
+            b.bytes += st.bytes;
+            b.connects += st.connects;
+            b.disconnects += st.disconnects;
+            b.paused_ms += st.paused_ms;
+        }
+        fn(opaque, &b);
+    }
+    pthread_mutex_unlock(&sup->mu);
 }
 
 void mq_sup_count(struct mq_sup *sup, size_t *instances, size_t *connected)
@@ -326,5 +363,6 @@ void mq_sup_free(struct mq_sup *sup)
     for (size_t i = 0; i < sup->n; i++)
         mq_inst_free(sup->inst[i]);
     free(sup->inst);
+    pthread_mutex_destroy(&sup->mu);
     free(sup);
 }

@@ -272,11 +272,13 @@ const struct mq_metric_def mq_metric_defs[MQ_M_COUNT] = {
                             {"forwarder", NULL},
                             "forwarders",
                             "Bytes of those records, estimated from each partition's mean batch size."},
-    [MQ_M_FWD_LAG_SECONDS] = {"mqlog_forwarder_lag_seconds",
-                              G,
-                              {"forwarder", NULL},
-                              "forwarders",
-                              "Age of the newest stored record not yet forwarded; 0 when nothing waits."},
+    [MQ_M_FWD_LAG_SECONDS] =
+        {"mqlog_forwarder_lag_seconds",
+         G,
+         {"forwarder", NULL},
+         "forwarders",
+         "Seconds since the forwarder last delivered, while records wait for it; 0 when none "
+         "waits."},
 };
 
 size_t mq_metric_nlabels(enum mq_metric m)

@@ -7,13 +7,15 @@ topic (issue 11, finding 10):
 - a message with a 70 MiB MQTT 5 user property is dropped the same way (headers count in a record), and the
   connection goes on: a message published after it is stored;
 - two messages no mapping takes go to the unmatched topic and count as unmatched;
-- SIGUSR1's counter line adds up: N messages = mapped + unmatched + invalid topic + too large.
+- SIGUSR1's counter line adds up: N messages = mapped + unmatched + invalid topic + too large;
+- /metrics (http.listen) conserves them: received = stored + unmatched + rejected{too_large} + pending.
 """
 import os
 import re
 import shutil
 import struct
 import sys
+import urllib.request
 
 import e2e_lib as e
 
@@ -29,8 +31,10 @@ def main():
     if not os.path.exists(MOSQUITTO_PUB):
         e.fail("mosquitto_pub is not installed (scripts/setup installs mosquitto-clients)")
     br = e.Broker()
+    hport = e.free_port()
     d = e.Daemon(e.config([e.broker(br.port, connector, "drops-" + connector, name="site")],
-                          [e.mapping("big/#", "big", qos=1)], unmatched="unmatched"))
+                          [e.mapping("big/#", "big", qos=1)], unmatched="unmatched",
+                          http={"listen": "127.0.0.1:%d" % hport}))
     d.start()
     e.wait_subscribed(br.port, d.data, "big", 1, 5, prefix="big/probe", probe="big/probe")
 
@@ -91,6 +95,16 @@ def main():
     if total != mapped + unmatched + invalid + large or invalid != 0 or mapped < 1:
         e.fail("SIGUSR1's counters do not add up: %s" % line)
     e.log("SIGUSR1: %s" % line.split(": ", 1)[-1])
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % hport, timeout=10) as r:
+        m = {l.rsplit(" ", 1)[0]: float(l.rsplit(" ", 1)[1]) for l in r.read().decode().splitlines()
+             if l and not l.startswith("#")}
+    got = [m["mqlog_messages_" + k] for k in ("received_total", "stored_total", "unmatched_total",
+                                               "rejected_total{reason=\"too_large\"}", "pending")]
+    rejected = sum(v for k, v in m.items() if k.startswith("mqlog_messages_rejected_total"))
+    if got[0] != got[1] + got[2] + rejected + got[4] or got[3] != 2 or got[2] != 2 or got[0] != total:
+        e.fail("/metrics does not conserve the messages: received, stored, unmatched, too large, pending = %r"
+               % got)
+    e.log("/metrics: received %d = stored %d + unmatched %d + too large %d + pending %d" % tuple(got))
     if not d.alive():
         e.fail("mqlogd died")
     d.stop(expect=0)
