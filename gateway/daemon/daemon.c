@@ -522,6 +522,7 @@ int mq_daemon_run(const char *config_path)
     int exit_status = 0;
     for (;;) {
         atomic_store(&d.heartbeat_ms, mq_mono_ms()); /* /healthz: the main loop turns, once a second */
+        mq_observe_tick(d.observe);
         struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
         if (watchdog && wd_every_ms < 1000) {
             ts.tv_sec = 0;

@@ -75,7 +75,7 @@ void mq_sup_count(struct mq_sup *sup, size_t *instances, size_t *connected);
  * NULL. */
 void mq_sup_free(struct mq_sup *sup);
 
-/* ---- observe.c: the operator endpoints (/metrics, /healthz, /readyz, /status.json) ---- */
+/* ---- observe.c: the operator endpoints (/, /metrics, /healthz, /readyz, /status.json) ---- */
 
 struct mq_store;
 struct mq_kafka_server;
@@ -101,6 +101,9 @@ enum mq_err mq_observe_start(const char *host, int port, const struct mq_observe
 int mq_observe_port(const struct mq_observe *o);
 /* Stops serving (a request in progress finishes first). Accepts NULL. */
 void mq_observe_stop(struct mq_observe *o);
+/* Samples the ingest counters for the status page's history (at most once a second; the main loop calls
+ * it every turn). Accepts NULL. */
+void mq_observe_tick(struct mq_observe *o);
 
 /* ---- daemon.c: the two modes of mqlogd ---- */
 

@@ -9,6 +9,10 @@
  * waits for a scrape: the connectors and the flusher only ever add to atomics. /metrics and /status.json
  * render the same snapshot, so they cannot tell different stories.
  *
+ * The page at / (status_page.html, compiled in) renders /status.json in a browser; for its sparkline the
+ * main loop samples the received count once a second (mq_observe_tick()) into a ring of the last
+ * MQ_OBS_HISTORY seconds, which status.json carries as history.
+ *
  * Health is about the process: every event loop that matters (the daemon's main loop, the log's flusher,
  * the Kafka endpoint's loop) stamps a heartbeat each turn, at least once a second; one older than
  * MQ_OBS_STALE_MS fails /healthz. Readiness is about the service: the store open, every broker connection
@@ -17,6 +21,7 @@
 #include "daemon/daemon.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -33,11 +38,24 @@
 #include "util/parse.h"
 
 #define MQ_OBS_STALE_MS 10000 /* a loop silent this long is hung: each turns at least once a second */
+#define MQ_OBS_HISTORY  300   /* seconds of ingest history for the status page's sparkline */
+
+extern const char mq_status_page[]; /* status_page.c, generated from status_page.html */
+extern const size_t mq_status_page_len;
+
+struct mq_obs_sample {
+    int64_t wall_ms;
+    uint64_t received;
+};
 
 struct mq_observe {
     struct mq_observe_src src;
     struct mq_http *http;
     int64_t start_wall_ms;
+    pthread_mutex_t hist_mu; /* the ring: the main loop adds, requests copy */
+    struct mq_obs_sample hist[MQ_OBS_HISTORY];
+    size_t hist_n, hist_next;
+    int64_t hist_last_mono;
 };
 
 /* ---- the snapshot ---- */
@@ -85,6 +103,8 @@ struct mq_snap {
     size_t nlags;
     struct mq_fwd_stats *fwds; /* names copied */
     size_t nfwds;
+    struct mq_obs_sample hist[MQ_OBS_HISTORY]; /* oldest first */
+    size_t hist_n;
     /* health and readiness */
     const char *loop_names[3];
     int64_t loop_age_ms[3];
@@ -324,6 +344,11 @@ static void mq_snap_take(struct mq_observe *o, struct mq_snap *s, bool full)
         mq_snap_topics(o, s);
         if (o->src.partition_metrics)
             mq_snap_groups(o, s);
+        pthread_mutex_lock(&o->hist_mu);
+        for (size_t i = 0; i < o->hist_n; i++)
+            s->hist[i] = o->hist[(o->hist_next + MQ_OBS_HISTORY - o->hist_n + i) % MQ_OBS_HISTORY];
+        s->hist_n = o->hist_n;
+        pthread_mutex_unlock(&o->hist_mu);
     }
     mq_snap_verdicts(o, s);
 }
@@ -672,6 +697,10 @@ static void mq_obs_status(struct mq_observe *o, const struct mq_snap *s, FILE *f
                 ",\"lag_bytes\":%" PRId64 ",\"lag_seconds\":%.3f}",
                 fs->records_sent, fs->bytes_sent, fs->lag_records, fs->lag_bytes, fs->lag_seconds);
     }
+    fputs("],\"history\":[", f);
+    for (size_t i = 0; i < s->hist_n; i++)
+        fprintf(f, "%s{\"t_ms\":%" PRId64 ",\"received\":%" PRIu64 "}", i ? "," : "", s->hist[i].wall_ms,
+                s->hist[i].received);
     fputs("]}\n", f);
 }
 
@@ -681,6 +710,17 @@ static void mq_obs_answer(void *opaque, const char *path, struct mq_http_resp *r
 {
     struct mq_observe *o = opaque;
     enum { METRICS, HEALTH, READY, STATUS, OTHER } what = OTHER;
+    if (strcmp(path, "/") == 0) {
+        resp->status = 200;
+        resp->content_type = "text/html; charset=utf-8";
+        resp->body = malloc(mq_status_page_len);
+        resp->len = resp->body ? mq_status_page_len : 0;
+        if (resp->body)
+            memcpy(resp->body, mq_status_page, mq_status_page_len);
+        else
+            resp->status = 500;
+        return;
+    }
     if (strcmp(path, "/metrics") == 0)
         what = METRICS;
     else if (strcmp(path, "/healthz") == 0)
@@ -698,7 +738,7 @@ static void mq_obs_answer(void *opaque, const char *path, struct mq_http_resp *r
     resp->content_type = "text/plain; charset=utf-8";
     if (what == OTHER) {
         resp->status = 404;
-        fputs("not found: mqlogd serves /metrics, /healthz, /readyz and /status.json\n", f);
+        fputs("not found: mqlogd serves /, /metrics, /healthz, /readyz and /status.json\n", f);
     } else {
         struct mq_snap s;
         mq_snap_take(o, &s, what == METRICS || what == STATUS);
@@ -738,8 +778,11 @@ enum mq_err mq_observe_start(const char *host, int port, const struct mq_observe
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
     o->src = *src;
     o->start_wall_ms = mq_now_ms();
+    pthread_mutex_init(&o->hist_mu, NULL);
+    mq_observe_tick(o);
     enum mq_err err = mq_http_start(host, port, mq_obs_answer, o, &o->http, errstr, errstr_size);
     if (err != MQ_OK) {
+        pthread_mutex_destroy(&o->hist_mu);
         free(o);
         return err;
     }
@@ -757,5 +800,24 @@ void mq_observe_stop(struct mq_observe *o)
     if (!o)
         return;
     mq_http_stop(o->http);
+    pthread_mutex_destroy(&o->hist_mu);
     free(o);
+}
+
+void mq_observe_tick(struct mq_observe *o)
+{
+    if (!o)
+        return;
+    int64_t now = mq_mono_ms();
+    if (o->hist_n > 0 && now - o->hist_last_mono < 1000)
+        return;
+    struct mq_ingest_stats st;
+    mq_ingest_stats(o->src.ingest, &st);
+    pthread_mutex_lock(&o->hist_mu);
+    o->hist[o->hist_next] = (struct mq_obs_sample){mq_now_ms(), st.received};
+    o->hist_next = (o->hist_next + 1) % MQ_OBS_HISTORY;
+    if (o->hist_n < MQ_OBS_HISTORY)
+        o->hist_n++;
+    o->hist_last_mono = now;
+    pthread_mutex_unlock(&o->hist_mu);
 }

@@ -1,5 +1,5 @@
 /*
- * http.h - a small HTTP/1.1 server for mqlogd's operator endpoints (/metrics, /healthz, /readyz,
+ * http.h - a small HTTP/1.1 server for mqlogd's operator endpoints (/, /metrics, /healthz, /readyz,
  * /status.json): GET and HEAD only, answered by one callback, on a thread of its own.
  *
  * It runs on libmicrohttpd (Debian's libmicrohttpd-dev) rather than on the Kafka endpoint's event loop:
