@@ -506,6 +506,7 @@ static void mq_obs_metrics(struct mq_observe *o, const struct mq_snap *s, FILE *
         mq_expo_u64(&e, MQ_M_KAFKA_REQUEST_ERRORS, (const char *[]){"SSL_HANDSHAKE_FAILED"},
                     s->ks.tls_failed);
         mq_expo_u64(&e, MQ_M_KAFKA_SENT_BYTES, NULL, s->ks.sent_bytes);
+        mq_expo_u64(&e, MQ_M_KAFKA_ACL_DENIED, NULL, s->ks.denied);
         mq_expo_u64(&e, MQ_M_KAFKA_FETCH_WAITING, NULL, s->ks.fetch_waiting);
     }
 
