@@ -1,16 +1,15 @@
 /*
  * admin.c - the Kafka endpoint's admin request handlers (see server_int.h): ListGroups, DescribeGroups and
  * DeleteGroups over the group coordinator and the catalog's committed offsets, DescribeConfigs for topics
- * (their retention from the catalog, the log's segment settings), and DescribeCluster. They are listed in
- * the API table of handlers.c.
+ * (their retention from the catalog, the log's segment settings), DescribeCluster, and CreateTopics and
+ * DeleteTopics, which are refused. They are listed in the API table of handlers.c.
  *
  * A group lives in two places: the coordinator holds the groups that have members now, the catalog every
  * group that committed offsets. Kafka shows a group of the second kind, without members, as Empty with no
  * protocol type, and so does mqlog.
  *
  * The endpoint is read-only, and so is what these APIs show: topic configurations come from mqlog's
- * configuration and cannot be altered over Kafka (no AlterConfigs is served, so clients refuse such calls
- * themselves), which is why every entry is reported read-only.
+ * configuration and cannot be altered over Kafka, which is why every entry is reported read-only.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -433,4 +432,38 @@ void mq_ksrv_handle_describe_cluster(struct req *r, struct mq_kafka_rd *rd)
     q.host = r->conn->lsn->advertised_host; /* the listener's address, as Metadata gives it */
     q.port = r->conn->lsn->advertised_port;
     ANSWER(r, mq_kafka_describe_cluster_resp_encode, &q);
+}
+
+/* ---- CreateTopics, DeleteTopics: refused topic by topic ---- */
+
+/*
+ * mqlog's topics, their partitions and their lifetime come from its configuration, so these are answered
+ * with INVALID_REQUEST for every topic asked about and change nothing. A principal without rights on a
+ * topic gets the same answer: a refusal says nothing about which topics exist.
+ */
+static void refuse_topics(struct mq_kafka_topics_change_req *q, const char *why)
+{
+    for (int32_t i = 0; i < q->topic_count; i++) {
+        q->topics[i].error = MQ_KC_INVALID_REQUEST;
+        q->topics[i].error_message = why;
+    }
+}
+
+void mq_ksrv_handle_create_topics(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_topics_change_req q;
+    if (!mq_ksrv_decoded(r, mq_kafka_create_topics_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
+        return;
+    refuse_topics(&q, "mqlog creates log topics from its mapping files (mqlogd.yaml); see mqlog create");
+    ANSWER(r, mq_kafka_create_topics_resp_encode, &q);
+}
+
+void mq_ksrv_handle_delete_topics(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_topics_change_req q;
+    if (!mq_ksrv_decoded(r, mq_kafka_delete_topics_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
+        return;
+    refuse_topics(&q, "mqlog's topics come from mqlogd.yaml and retention deletes their records; "
+                      "they are not deleted over Kafka");
+    ANSWER(r, mq_kafka_delete_topics_resp_encode, &q);
 }

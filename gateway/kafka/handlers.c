@@ -659,9 +659,9 @@ static void handle_unsupported(struct req *r)
  * Every API the endpoint serves, in key order, with the versions it accepts and its handler. This one table
  * dispatches requests (below) and is what ApiVersions advertises (advertise()), so the two cannot disagree.
  * A request for an API or version not listed goes to handle_unsupported(). Produce and InitProducerId are
- * listed so that producers get a clear authorisation error rather than a closed connection. Admin APIs
- * that would change something (CreateTopics, AlterConfigs, DeleteTopics...) are not listed: the admin
- * clients check ApiVersions and refuse such a call themselves, with a clear error, before sending it.
+ * listed so that producers get a clear authorisation error rather than a closed connection, and so are
+ * CreateTopics and DeleteTopics (admin.c), which refuse every topic with an error saying where mqlog's
+ * topics come from: an admin client then shows that message instead of a closed connection.
  * Adding an API: its codec in proto.c (admin APIs: proto_admin.c), its handler here (admin.c), its first
  * flexible version in proto.c, one line in this table.
  */
@@ -686,6 +686,8 @@ static const struct mq_ksrv_api apis[] = {
     {MQ_KAPI_SASL_AUTHENTICATE, 0, 2, mq_ksrv_handle_sasl_authenticate},
     {MQ_KAPI_DELETE_GROUPS, 0, 2, mq_ksrv_handle_delete_groups},
     {MQ_KAPI_DESCRIBE_CLUSTER, 0, 1, mq_ksrv_handle_describe_cluster},
+    {MQ_KAPI_CREATE_TOPICS, 0, 7, mq_ksrv_handle_create_topics},
+    {MQ_KAPI_DELETE_TOPICS, 0, 6, mq_ksrv_handle_delete_topics},
 };
 
 const struct mq_ksrv_api *mq_ksrv_apis(size_t *n)

@@ -58,6 +58,10 @@ static int16_t first_flexible(int16_t key)
         return 2;
     case MQ_KAPI_DESCRIBE_CLUSTER:
         return 0;
+    case MQ_KAPI_CREATE_TOPICS:
+        return 5;
+    case MQ_KAPI_DELETE_TOPICS:
+        return 4;
     default:
         return INT16_MAX;
     }
@@ -119,6 +123,10 @@ const char *mq_kafka_api_name(int16_t key)
         return "DeleteGroups";
     case MQ_KAPI_DESCRIBE_CLUSTER:
         return "DescribeCluster";
+    case MQ_KAPI_CREATE_TOPICS:
+        return "CreateTopics";
+    case MQ_KAPI_DELETE_TOPICS:
+        return "DeleteTopics";
     default:
         return "?";
     }

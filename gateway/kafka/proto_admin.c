@@ -353,3 +353,135 @@ void mq_kafka_describe_cluster_resp_encode(struct mq_kafka_wr *wr, int16_t v,
     mq_kafka_wr_i32(wr, INT32_MIN); /* cluster authorized operations: not computed */
     mq_kafka_wr_tags(wr);
 }
+
+/* ---- CreateTopics and DeleteTopics ---- */
+
+static struct mq_kafka_str rd_nstr(struct mq_kafka_rd *rd, bool flex)
+{
+    return flex ? mq_kafka_rd_cnstring(rd) : mq_kafka_rd_nstring(rd);
+}
+
+/* Reads a topic's partition assignments and configs, which a refusal does not need. */
+static void skip_creatable_details(struct mq_kafka_rd *rd, bool flex)
+{
+    /* An assignment: partition, broker ids (and tags): 4 + 4 bytes classic, 4 + 1 + 1 compact. */
+    int32_t n = rd_arr(rd, flex, flex ? 6 : 8, false);
+    for (int32_t i = 0; i < n && mq_kafka_rd_ok(rd); i++) {
+        mq_kafka_rd_i32(rd);
+        int32_t brokers = rd_arr(rd, flex, 4, false);
+        for (int32_t j = 0; j < brokers && mq_kafka_rd_ok(rd); j++)
+            mq_kafka_rd_i32(rd);
+        rd_tags(rd, flex);
+    }
+    /* A config: name, value: 2 + 2 bytes classic, 1 + 1 + 1 compact. */
+    n = rd_arr(rd, flex, flex ? 3 : 4, false);
+    for (int32_t i = 0; i < n && mq_kafka_rd_ok(rd); i++) {
+        rd_str(rd, flex);
+        rd_nstr(rd, flex);
+        rd_tags(rd, flex);
+    }
+}
+
+enum mq_err mq_kafka_create_topics_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                              struct mq_kafka_topics_change_req *r)
+{
+    bool flex = flexible(MQ_KAPI_CREATE_TOPICS, v);
+    memset(r, 0, sizeof *r);
+    /* A topic: name, partitions, replication factor, assignments, configs: 2 + 4 + 2 + 4 + 4 bytes
+     * classic, 1 + 4 + 2 + 1 + 1 + 1 compact. */
+    int32_t n = rd_entities(rd, flex, flex ? 10 : 16);
+    r->topics = arr(rd, a, n, sizeof *r->topics);
+    for (int32_t i = 0; r->topics && i < n && mq_kafka_rd_ok(rd); i++) {
+        r->topics[i].name = rd_str(rd, flex);
+        mq_kafka_rd_i32(rd); /* partitions */
+        mq_kafka_rd_i16(rd); /* replication factor */
+        skip_creatable_details(rd, flex);
+        rd_tags(rd, flex);
+    }
+    r->topic_count = mq_kafka_rd_ok(rd) ? n : 0;
+    r->timeout_ms = mq_kafka_rd_i32(rd);
+    if (v >= 1)
+        r->validate_only = mq_kafka_rd_bool(rd);
+    rd_tags(rd, flex);
+    if (!mq_kafka_rd_ok(rd))
+        r->topic_count = 0;
+    return rd->err;
+}
+
+void mq_kafka_create_topics_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                        const struct mq_kafka_topics_change_req *r)
+{
+    bool flex = flexible(MQ_KAPI_CREATE_TOPICS, v);
+    if (v >= 2)
+        mq_kafka_wr_i32(wr, 0); /* throttle time */
+    wr_arr(wr, flex, r->topic_count);
+    for (int32_t i = 0; i < r->topic_count; i++) {
+        const struct mq_kafka_refused_topic *t = &r->topics[i];
+        wr_str(wr, flex, or_empty(t->name));
+        if (v >= 7) {
+            mq_kafka_wr_i64(wr, 0); /* topic id: none was created */
+            mq_kafka_wr_i64(wr, 0);
+        }
+        mq_kafka_wr_i16(wr, t->error);
+        if (v >= 1)
+            wr_cs(wr, flex, t->error_message);
+        if (v >= 5) {
+            mq_kafka_wr_i32(wr, -1); /* partitions: unknown, as Kafka answers a failed creation */
+            mq_kafka_wr_i16(wr, -1); /* replication factor */
+            wr_arr(wr, flex, 0);     /* configs */
+        }
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}
+
+enum mq_err mq_kafka_delete_topics_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                              struct mq_kafka_topics_change_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DELETE_TOPICS, v);
+    memset(r, 0, sizeof *r);
+    /* v6+: a topic is a nullable name, an id and tags (1 + 16 + 1 bytes); before, a name. */
+    int32_t n = v >= 6 ? rd_entities(rd, flex, 18) : rd_entities(rd, flex, flex ? 1 : 2);
+    r->topics = arr(rd, a, n, sizeof *r->topics);
+    for (int32_t i = 0; r->topics && i < n && mq_kafka_rd_ok(rd); i++) {
+        struct mq_kafka_refused_topic *t = &r->topics[i];
+        if (v >= 6) {
+            t->name = rd_nstr(rd, flex);
+            t->topic_id[0] = mq_kafka_rd_i64(rd);
+            t->topic_id[1] = mq_kafka_rd_i64(rd);
+            rd_tags(rd, flex);
+        } else {
+            t->name = rd_str(rd, flex);
+        }
+    }
+    r->topic_count = mq_kafka_rd_ok(rd) ? n : 0;
+    r->timeout_ms = mq_kafka_rd_i32(rd);
+    rd_tags(rd, flex);
+    if (!mq_kafka_rd_ok(rd))
+        r->topic_count = 0;
+    return rd->err;
+}
+
+void mq_kafka_delete_topics_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                        const struct mq_kafka_topics_change_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DELETE_TOPICS, v);
+    if (v >= 1)
+        mq_kafka_wr_i32(wr, 0); /* throttle time */
+    wr_arr(wr, flex, r->topic_count);
+    for (int32_t i = 0; i < r->topic_count; i++) {
+        const struct mq_kafka_refused_topic *t = &r->topics[i];
+        if (v >= 6) {
+            wr_str(wr, flex, t->name.ptr && t->name.len >= 0 ? t->name : null_str);
+            mq_kafka_wr_i64(wr, t->topic_id[0]);
+            mq_kafka_wr_i64(wr, t->topic_id[1]);
+        } else {
+            wr_str(wr, flex, or_empty(t->name));
+        }
+        mq_kafka_wr_i16(wr, t->error);
+        if (v >= 5)
+            wr_cs(wr, flex, t->error_message);
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}

@@ -1,7 +1,8 @@
 /*
  * proto_admin.h - the admin requests mqlog serves, for tools (kafka-consumer-groups-style scripts, lag
  * monitors, the admin clients of librdkafka and kafka-python): ListGroups, DescribeGroups, DeleteGroups,
- * DescribeConfigs and DescribeCluster. Decoders and encoders as in proto.h: the handler fills in the
+ * DescribeConfigs and DescribeCluster, and the admin requests mqlog refuses with an error per resource
+ * (CreateTopics, DeleteTopics). Decoders and encoders as in proto.h: the handler fills in the
  * fields marked "out" and the encoder writes the response body from them.
  *
  * Several of these versions are flexible (compact strings and arrays, tagged-field sections): the first
@@ -158,5 +159,34 @@ enum mq_err mq_kafka_describe_cluster_req_decode(struct mq_kafka_rd *rd, int16_t
                                                  struct mq_kafka_describe_cluster_req *r);
 void mq_kafka_describe_cluster_resp_encode(struct mq_kafka_wr *wr, int16_t v,
                                            const struct mq_kafka_describe_cluster_req *r);
+
+/* ---- CreateTopics (19) v0-7, flexible from v5; DeleteTopics (20) v0-6, flexible from v4 ---- */
+
+/*
+ * mqlog's topics come from its configuration, so both are refused topic by topic: only what the response
+ * echoes is decoded (the names, and DeleteTopics v6's topic ids); partitions, assignments and configs
+ * are skipped.
+ */
+struct mq_kafka_refused_topic {
+    struct mq_kafka_str name; /* DeleteTopics v6+: may be null (the topic named by id) */
+    int64_t topic_id[2];      /* DeleteTopics v6+ as asked; CreateTopics v7+ answers zero */
+    /* out */
+    int16_t error;
+    const char *error_message; /* CreateTopics v1+, DeleteTopics v5+; NULL: null */
+};
+struct mq_kafka_topics_change_req {
+    int32_t topic_count;
+    struct mq_kafka_refused_topic *topics;
+    int32_t timeout_ms;
+    bool validate_only; /* CreateTopics v1+ */
+};
+enum mq_err mq_kafka_create_topics_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                              struct mq_kafka_topics_change_req *r);
+void mq_kafka_create_topics_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                        const struct mq_kafka_topics_change_req *r);
+enum mq_err mq_kafka_delete_topics_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                              struct mq_kafka_topics_change_req *r);
+void mq_kafka_delete_topics_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                        const struct mq_kafka_topics_change_req *r);
 
 #endif

@@ -308,6 +308,8 @@ void mq_ksrv_handle_describe_groups(struct req *r, struct mq_kafka_rd *rd);
 void mq_ksrv_handle_delete_groups(struct req *r, struct mq_kafka_rd *rd);
 void mq_ksrv_handle_describe_configs(struct req *r, struct mq_kafka_rd *rd);
 void mq_ksrv_handle_describe_cluster(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_create_topics(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_delete_topics(struct req *r, struct mq_kafka_rd *rd);
 
 /* ---- fetch.c ---- */
 

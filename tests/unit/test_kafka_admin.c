@@ -28,6 +28,10 @@ static int16_t first_flexible(int16_t key)
         return 2;
     case MQ_KAPI_DESCRIBE_CONFIGS:
         return 4;
+    case MQ_KAPI_CREATE_TOPICS:
+        return 5;
+    case MQ_KAPI_DELETE_TOPICS:
+        return 4;
     default:
         return 0; /* DescribeCluster: every version */
     }
@@ -143,6 +147,63 @@ static void build_describe_configs(struct mq_kafka_wr *w, int16_t v)
     w_tags(w, flex);
 }
 
+/* CreateTopics: "t1" (3 partitions, replication 1, one config) and "t2" (partition 0 on brokers 1 and
+ * 2, no config); timeout 5000; validate only (v1+). */
+static void build_create_topics(struct mq_kafka_wr *w, int16_t v)
+{
+    bool flex = v >= 5;
+    w_a(w, flex, 2);
+    w_s(w, flex, "t1");
+    mq_kafka_wr_i32(w, 3);
+    mq_kafka_wr_i16(w, 1);
+    w_a(w, flex, 0);
+    w_a(w, flex, 2);
+    w_s(w, flex, "retention.ms");
+    w_s(w, flex, "1000");
+    w_tags(w, flex);
+    w_s(w, flex, "cleanup.policy");
+    w_s(w, flex, NULL);
+    w_tags(w, flex);
+    w_tags(w, flex);
+    w_s(w, flex, "t2");
+    mq_kafka_wr_i32(w, -1);
+    mq_kafka_wr_i16(w, -1);
+    w_a(w, flex, 1);
+    mq_kafka_wr_i32(w, 0);
+    w_a(w, flex, 2);
+    mq_kafka_wr_i32(w, 1);
+    mq_kafka_wr_i32(w, 2);
+    w_tags(w, flex);
+    w_a(w, flex, 0);
+    w_tags(w, flex);
+    mq_kafka_wr_i32(w, 5000);
+    if (v >= 1)
+        mq_kafka_wr_bool(w, true);
+    w_tags(w, flex);
+}
+
+/* DeleteTopics: "t1" and, v6+ only, a topic named by id alone (a null name); timeout 5000. */
+static void build_delete_topics(struct mq_kafka_wr *w, int16_t v)
+{
+    bool flex = v >= 4;
+    if (v >= 6) {
+        w_a(w, flex, 2);
+        w_s(w, flex, "t1");
+        mq_kafka_wr_i64(w, 0);
+        mq_kafka_wr_i64(w, 0);
+        w_tags(w, flex);
+        w_s(w, flex, NULL);
+        mq_kafka_wr_i64(w, 0x0102030405060708LL);
+        mq_kafka_wr_i64(w, 0x090a0b0c0d0e0f10LL);
+        w_tags(w, flex);
+    } else {
+        w_a(w, flex, 1);
+        w_s(w, flex, "t1");
+    }
+    mq_kafka_wr_i32(w, 5000);
+    w_tags(w, flex);
+}
+
 static void build_describe_cluster(struct mq_kafka_wr *w, int16_t v)
 {
     mq_kafka_wr_bool(w, true);
@@ -165,6 +226,12 @@ static void build_any(struct mq_kafka_wr *w, int16_t key, int16_t v)
         break;
     case MQ_KAPI_DESCRIBE_CONFIGS:
         build_describe_configs(w, v);
+        break;
+    case MQ_KAPI_CREATE_TOPICS:
+        build_create_topics(w, v);
+        break;
+    case MQ_KAPI_DELETE_TOPICS:
+        build_delete_topics(w, v);
         break;
     default:
         build_describe_cluster(w, v);
@@ -203,6 +270,16 @@ static enum mq_err decode_any(int16_t key, int16_t v, const uint8_t *buf, size_t
         err = mq_kafka_describe_configs_req_decode(&rd, v, &a, &r);
         break;
     }
+    case MQ_KAPI_CREATE_TOPICS: {
+        struct mq_kafka_topics_change_req r;
+        err = mq_kafka_create_topics_req_decode(&rd, v, &a, &r);
+        break;
+    }
+    case MQ_KAPI_DELETE_TOPICS: {
+        struct mq_kafka_topics_change_req r;
+        err = mq_kafka_delete_topics_req_decode(&rd, v, &a, &r);
+        break;
+    }
     default: {
         struct mq_kafka_describe_cluster_req r;
         err = mq_kafka_describe_cluster_req_decode(&rd, v, &r);
@@ -233,8 +310,9 @@ static void served(int16_t key, int16_t *min, int16_t *max)
 
 static void test_headers(void)
 {
-    static const int16_t keys[] = {MQ_KAPI_LIST_GROUPS, MQ_KAPI_DESCRIBE_GROUPS, MQ_KAPI_DELETE_GROUPS,
-                                   MQ_KAPI_DESCRIBE_CONFIGS, MQ_KAPI_DESCRIBE_CLUSTER};
+    static const int16_t keys[] = {MQ_KAPI_LIST_GROUPS,      MQ_KAPI_DESCRIBE_GROUPS,  MQ_KAPI_DELETE_GROUPS,
+                                   MQ_KAPI_DESCRIBE_CONFIGS, MQ_KAPI_DESCRIBE_CLUSTER, MQ_KAPI_CREATE_TOPICS,
+                                   MQ_KAPI_DELETE_TOPICS};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         int16_t min, max;
         served(keys[i], &min, &max);
@@ -572,8 +650,9 @@ static void check_prefixes(int16_t key, int16_t v, const uint8_t *buf, size_t le
  * truncation fails, random mutations never crash (ASan). */
 static void test_truncation_and_mutation(void)
 {
-    static const int16_t keys[] = {MQ_KAPI_LIST_GROUPS, MQ_KAPI_DESCRIBE_GROUPS, MQ_KAPI_DELETE_GROUPS,
-                                   MQ_KAPI_DESCRIBE_CONFIGS, MQ_KAPI_DESCRIBE_CLUSTER};
+    static const int16_t keys[] = {MQ_KAPI_LIST_GROUPS,      MQ_KAPI_DESCRIBE_GROUPS,  MQ_KAPI_DELETE_GROUPS,
+                                   MQ_KAPI_DESCRIBE_CONFIGS, MQ_KAPI_DESCRIBE_CLUSTER, MQ_KAPI_CREATE_TOPICS,
+                                   MQ_KAPI_DELETE_TOPICS};
     unsigned seed = 4242;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         int16_t min, max;
@@ -606,6 +685,115 @@ static void test_truncation_and_mutation(void)
     }
 }
 
+/* CreateTopics, every version: both topics decoded (details skipped), each refused with its message
+ * where the version has one, in the response layout of that version. */
+static void test_create_topics(void)
+{
+    static const char why[] = "see mqlog create";
+    for (int16_t v = 0; v <= 7; v++) {
+        bool flex = v >= 5;
+        struct mq_kafka_arena a;
+        mq_kafka_arena_init(&a);
+        struct mq_kafka_wr w;
+        mq_kafka_wr_init(&w);
+        build_create_topics(&w, v);
+        size_t len;
+        uint8_t *req = mq_kafka_wr_take(&w, &len);
+        struct mq_kafka_rd rd;
+        mq_kafka_rd_init(&rd, req, len);
+        struct mq_kafka_topics_change_req r;
+        CU_ASSERT_EQUAL_FATAL(mq_kafka_create_topics_req_decode(&rd, v, &a, &r), MQ_OK);
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        CU_ASSERT_EQUAL_FATAL(r.topic_count, 2);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r.topics[0].name, "t1"));
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r.topics[1].name, "t2"));
+        CU_ASSERT_EQUAL(r.timeout_ms, 5000);
+        CU_ASSERT_EQUAL(r.validate_only, v >= 1);
+        for (int i = 0; i < 2; i++) {
+            r.topics[i].error = MQ_KC_INVALID_REQUEST;
+            r.topics[i].error_message = why;
+        }
+        mq_kafka_create_topics_resp_encode(&w, v, &r);
+        mq_kafka_rd_init(&rd, w.buf, w.len);
+        if (v >= 2)
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 2);
+        for (int i = 0; i < 2; i++) {
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "t2" : "t1"));
+            if (v >= 7) {
+                CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), 0);
+                CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), 0);
+            }
+            CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 42);
+            if (v >= 1)
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), why));
+            if (v >= 5) {
+                CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), -1);
+                CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), -1);
+                CU_ASSERT_EQUAL(r_a(&rd, flex), 0);
+            }
+            r_tags(&rd, flex);
+        }
+        r_tags(&rd, flex);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        free(req);
+        mq_kafka_wr_free(&w);
+        mq_kafka_arena_free(&a);
+    }
+}
+
+/* DeleteTopics, every version: names (v6+: a name or an id, echoed), the message from v5. */
+static void test_delete_topics(void)
+{
+    for (int16_t v = 0; v <= 6; v++) {
+        bool flex = v >= 4;
+        struct mq_kafka_arena a;
+        mq_kafka_arena_init(&a);
+        struct mq_kafka_wr w;
+        mq_kafka_wr_init(&w);
+        build_delete_topics(&w, v);
+        size_t len;
+        uint8_t *req = mq_kafka_wr_take(&w, &len);
+        struct mq_kafka_rd rd;
+        mq_kafka_rd_init(&rd, req, len);
+        struct mq_kafka_topics_change_req r;
+        CU_ASSERT_EQUAL_FATAL(mq_kafka_delete_topics_req_decode(&rd, v, &a, &r), MQ_OK);
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        int32_t n = v >= 6 ? 2 : 1;
+        CU_ASSERT_EQUAL_FATAL(r.topic_count, n);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r.topics[0].name, "t1"));
+        CU_ASSERT_EQUAL(r.timeout_ms, 5000);
+        for (int32_t i = 0; i < n; i++) {
+            r.topics[i].error = MQ_KC_INVALID_REQUEST;
+            r.topics[i].error_message = "no";
+        }
+        mq_kafka_delete_topics_resp_encode(&w, v, &r);
+        mq_kafka_rd_init(&rd, w.buf, w.len);
+        if (v >= 1)
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), n);
+        for (int32_t i = 0; i < n; i++) {
+            struct mq_kafka_str name = r_s(&rd, flex);
+            CU_ASSERT_TRUE(i == 0 ? mq_kafka_str_eq(name, "t1") : name.len == -1);
+            if (v >= 6) {
+                CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), i ? 0x0102030405060708LL : 0);
+                CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), i ? 0x090a0b0c0d0e0f10LL : 0);
+            }
+            CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 42);
+            if (v >= 5)
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), "no"));
+            r_tags(&rd, flex);
+        }
+        r_tags(&rd, flex);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd));
+        CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+        free(req);
+        mq_kafka_wr_free(&w);
+        mq_kafka_arena_free(&a);
+    }
+}
+
 /* A request naming more groups (or config resources) than max_parts is too large, not malformed. */
 static void test_max_parts(void)
 {
@@ -624,6 +812,12 @@ static void test_max_parts(void)
     mq_kafka_wr_reset(&w);
     build_delete_groups(&w, 2);
     CU_ASSERT_EQUAL(decode_any(MQ_KAPI_DELETE_GROUPS, 2, w.buf, w.len, 1, NULL), MQ_ERR_RANGE);
+    mq_kafka_wr_reset(&w);
+    build_create_topics(&w, 5);
+    CU_ASSERT_EQUAL(decode_any(MQ_KAPI_CREATE_TOPICS, 5, w.buf, w.len, 1, NULL), MQ_ERR_RANGE);
+    mq_kafka_wr_reset(&w);
+    build_delete_topics(&w, 6);
+    CU_ASSERT_EQUAL(decode_any(MQ_KAPI_DELETE_TOPICS, 6, w.buf, w.len, 1, NULL), MQ_ERR_RANGE);
     mq_kafka_wr_free(&w);
 }
 
@@ -636,6 +830,8 @@ int main(void)
         MQ_TEST(test_delete_groups),
         MQ_TEST(test_describe_configs),
         MQ_TEST(test_describe_cluster),
+        MQ_TEST(test_create_topics),
+        MQ_TEST(test_delete_topics),
         MQ_TEST(test_truncation_and_mutation),
         MQ_TEST(test_max_parts),
         MQ_TEST_END,

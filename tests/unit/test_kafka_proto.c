@@ -1085,7 +1085,8 @@ static void check_prefixes(int16_t key, int16_t v, const uint8_t *buf, size_t le
 static bool admin_api(int16_t key)
 {
     return key == MQ_KAPI_LIST_GROUPS || key == MQ_KAPI_DESCRIBE_GROUPS || key == MQ_KAPI_DELETE_GROUPS ||
-           key == MQ_KAPI_DESCRIBE_CONFIGS || key == MQ_KAPI_DESCRIBE_CLUSTER;
+           key == MQ_KAPI_DESCRIBE_CONFIGS || key == MQ_KAPI_DESCRIBE_CLUSTER ||
+           key == MQ_KAPI_CREATE_TOPICS || key == MQ_KAPI_DELETE_TOPICS;
 }
 
 /* Every supported (key, version): the sample decodes reading all of it, with trailing bytes too (ignored,

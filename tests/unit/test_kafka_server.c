@@ -223,7 +223,7 @@ static void test_api_versions(void)
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
     int32_t n = mq_kafka_rd_array(&rd, 6, false);
-    CU_ASSERT_EQUAL(n, 20);
+    CU_ASSERT_EQUAL(n, 22);
     bool fetch11 = false;
     for (int32_t i = 0; i < n; i++) {
         int16_t k = mq_kafka_rd_i16(&rd), mn = mq_kafka_rd_i16(&rd), mx = mq_kafka_rd_i16(&rd);
@@ -245,7 +245,7 @@ static void test_api_versions(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
-    CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 7, false), 20);
+    CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 7, false), 22);
     free(b);
 
     /* An ApiVersions version from the future: Kafka's v0 answer with UNSUPPORTED_VERSION and the list. */
@@ -254,7 +254,7 @@ static void test_api_versions(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_UNSUPPORTED_VERSION);
-    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 6, false), 20);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 6, false), 22);
     free(b);
 
     /* The connection stays open after that: a served request is answered. */
@@ -263,9 +263,9 @@ static void test_api_versions(void)
     CU_ASSERT_PTR_NOT_NULL(b);
     free(b);
 
-    /* An API not served (CreateTopics) and a version not served (Fetch v12): Kafka closes the connection,
-     * without an answer the client could misread. */
-    cli_send(fd, 19, 0, 5, &body);
+    /* An API not served (UpdateFeatures) and a version not served (Fetch v12): Kafka closes the
+     * connection, without an answer the client could misread. */
+    cli_send(fd, 57, 0, 5, &body);
     CU_ASSERT_TRUE(closed_by_server(fd, 5000));
     close(fd);
     fd = cli_connect();
@@ -289,7 +289,8 @@ static const struct mq_kafka_api_range served[] = {
     {MQ_KAPI_LEAVE_GROUP, 0, 3},      {MQ_KAPI_SYNC_GROUP, 0, 3},       {MQ_KAPI_DESCRIBE_GROUPS, 0, 5},
     {MQ_KAPI_LIST_GROUPS, 0, 5},      {MQ_KAPI_SASL_HANDSHAKE, 0, 1},   {MQ_KAPI_API_VERSIONS, 0, 3},
     {MQ_KAPI_INIT_PRODUCER_ID, 0, 1}, {MQ_KAPI_DESCRIBE_CONFIGS, 0, 4}, {MQ_KAPI_SASL_AUTHENTICATE, 0, 2},
-    {MQ_KAPI_DELETE_GROUPS, 0, 2},    {MQ_KAPI_DESCRIBE_CLUSTER, 0, 1},
+    {MQ_KAPI_DELETE_GROUPS, 0, 2},    {MQ_KAPI_DESCRIBE_CLUSTER, 0, 1}, {MQ_KAPI_CREATE_TOPICS, 0, 7},
+    {MQ_KAPI_DELETE_TOPICS, 0, 6},
 };
 
 /* Reads an ApiVersions list of response version v and checks that it is the server's API table. */
@@ -374,8 +375,8 @@ static void test_api_table(void)
             free(b);
         }
     }
-    /* APIs not in the table at all: CreateTopics (19) and DeleteTopics (20). */
-    static const int16_t absent[] = {19, 20};
+    /* APIs not in the table at all: UpdateFeatures (57) and AllocateProducerIds (67). */
+    static const int16_t absent[] = {57, 67};
     for (int k = 0; k < 2; k++) {
         cli_send(fd, absent[k], 0, ++corr, NULL);
         CU_ASSERT_TRUE(closed_by_server(fd, 5000));

@@ -8,12 +8,16 @@ does not serve (issue 12):
    assignment; deleting rg is refused with NON_EMPTY_GROUP.
 3. confluent-kafka's AdminClient (Debian's 1.7): list_groups shows rg and its member, describe_configs shows
    t's retention (2 days, not the default) and "plain"'s (Kafka's default); create_topics and
-   delete_topics get a clean "not supported" error from the client itself.
-4. kafka-python's KafkaAdminClient: list_consumer_groups, describe_consumer_groups, describe_configs, then
-   delete_consumer_groups(pyg), after which `mqlog groups` (the catalog) no longer has pyg's offsets.
+   delete_topics reach the server and come back with INVALID_REQUEST and mqlog's message, and the client
+   goes on working.
+4. kafka-python's KafkaAdminClient: list_consumer_groups, describe_consumer_groups, describe_configs,
+   create_topics and delete_topics refused (InvalidRequestError), then delete_consumer_groups(pyg), after
+   which `mqlog groups` (the catalog) no longer has pyg's offsets.
 5. Raw sockets: ApiVersions v9 gets a v0 response with UNSUPPORTED_VERSION and the versions served, on a
    connection that stays usable; Fetch v12 and an unknown API key close the connection, as Kafka does. The
    first occurrence per connection is logged at info level, and the SIGUSR1 stats line counts them.
+   CreateTopics v0 and v5 and DeleteTopics v4 get INVALID_REQUEST per topic on a connection that stays
+   usable for the next request.
 6. `mqlog groups reset` beside the daemon is refused for rg while its member is connected, and done once it
    left (the daemon records live groups in the catalog).
 
@@ -32,6 +36,8 @@ import e2e_lib as e
 try:
     from kafka import KafkaConsumer
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+    from kafka.admin import NewTopic as NewPyTopic
+    from kafka.errors import KafkaError as KafkaPyError
 except ImportError:
     sys.exit("test_kafka_admin_clients: kafka-python (Debian package python3-kafka) is missing")
 try:
@@ -45,6 +51,8 @@ ADMIN = os.environ["MQ_RDKAFKA_ADMIN"]
 CONSUMER = os.environ["MQ_RDKAFKA_CONSUMER"]
 TWO_DAYS_MS = 2 * 24 * 3600 * 1000
 KAFKA_DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+INVALID_REQUEST = 42
+CREATE_REFUSED = "mqlog creates log topics from its mapping files (mqlogd.yaml); see mqlog create"
 
 
 def rdkafka_admin(bootstrap, *args):
@@ -128,10 +136,18 @@ def test_confluent_kafka(bootstrap):
                 f.result(timeout=20)
                 e.fail("%s succeeded on a read-only endpoint" % what)
             except confluent_kafka.KafkaException as ex:
-                e.check(ex.args[0].code() == confluent_kafka.KafkaError._UNSUPPORTED_FEATURE,
-                        "%s: %s" % (what, ex))
+                err = ex.args[0]
+                e.check(err.code() == INVALID_REQUEST, "%s: %s" % (what, ex))
+                # librdkafka sends DeleteTopics v1, whose response has no message.
+                e.check(what == "delete_topics" or CREATE_REFUSED in err.str(),
+                        "%s: the server's message: %s" % (what, err.str()))
+    # The client goes on: the refusals closed nothing.
+    (f,) = a.describe_configs([CkConfigResource("topic", "t")]).values()
+    e.check(f.result(timeout=20)["retention.ms"].value == str(TWO_DAYS_MS), "describe_configs after refusals")
+    e.check("t" in a.list_topics(timeout=20).topics, "list_topics after the refusals")
     print("confluent-kafka %s: list_groups, describe_configs (retention 2 d / default), create and delete "
-          "topics refused by the client" % confluent_kafka.version()[0], flush=True)
+          "topics refused by the server (INVALID_REQUEST, its message)" % confluent_kafka.version()[0],
+          flush=True)
 
 
 def test_kafka_python(bootstrap, data_dir):
@@ -149,6 +165,15 @@ def test_kafka_python(bootstrap, data_dir):
         entries = {c[0]: c for c in res[4]}
         e.check(res[0] == 0 and entries["retention.ms"][1] == str(TWO_DAYS_MS) and entries["retention.ms"][3] == 1,
                 "describe_configs t: %s" % (res,))
+        for what, call in (("create_topics", lambda: a.create_topics([NewPyTopic("new", 1, 1)])),
+                           ("delete_topics", lambda: a.delete_topics(["t"]))):
+            try:
+                call()
+                e.fail("kafka-python %s succeeded on a read-only endpoint" % what)
+            except KafkaPyError as ex:
+                e.check(getattr(ex, "errno", None) == INVALID_REQUEST, "kafka-python %s: %r" % (what, ex))
+                if what == "create_topics":
+                    e.check(CREATE_REFUSED in str(ex), "kafka-python create_topics: the message: %s" % ex)
         result = dict(a.delete_consumer_groups(["pyg"]))
         e.check(result["pyg"].errno == 0, "delete_consumer_groups pyg: %s" % result)
         groups = set(a.list_consumer_groups())
@@ -157,7 +182,8 @@ def test_kafka_python(bootstrap, data_dir):
         a.close()
     r = subprocess.run([e.MQLOG, "groups", "-d", data_dir], capture_output=True, text=True, timeout=60)
     e.check(r.returncode == 0 and "pyg" not in r.stdout, "mqlog groups after the deletion: %s" % r.stdout)
-    print("kafka-python admin: list, describe, describe_configs, delete_consumer_groups (offsets gone)",
+    print("kafka-python admin: list, describe, describe_configs, create/delete topics refused "
+          "(INVALID_REQUEST), delete_consumer_groups (offsets gone)",
           flush=True)
 
 
@@ -183,6 +209,37 @@ def test_reset_once_empty(data_dir):
     print("mqlog groups reset: done once rg's member left", flush=True)
 
 
+def test_topic_changes_refused(s):
+    """CreateTopics v0 and v5 (flexible) and DeleteTopics v4 (flexible), raw: every topic refused with
+    INVALID_REQUEST (and the message where the version has one), the connection still usable."""
+    # CreateTopics v0: [name, partitions, replication, [] assignments, [] configs], timeout.
+    s.sendall(request(19, 0, 10, struct.pack(">i", 1) + kstr("new") + struct.pack(">ihiii", 1, 1, 0, 0, 1000)))
+    body = recv_response(s, 10)
+    e.check(body == struct.pack(">i", 1) + kstr("new") + struct.pack(">h", INVALID_REQUEST),
+            "CreateTopics v0 response: %r" % body)
+    # CreateTopics v5: header v2 (tags after the client id), compact forms: [name, partitions, replication,
+    # [] assignments, [] configs, tags], timeout, validate only, tags.
+    hdr = struct.pack(">hhi", 19, 5, 11) + kstr("admin-test") + b"\x00"
+    msg = (hdr + b"\x02\x04new" + struct.pack(">ih", 1, 1) + b"\x01\x01\x00" + struct.pack(">i", 1000)
+           + b"\x00\x00")
+    s.sendall(struct.pack(">i", len(msg)) + msg)
+    body = recv_response(s, 11)
+    # header tags, throttle, [name, error, message, partitions, replication, [] configs, tags], tags
+    want = (b"\x00" + struct.pack(">i", 0) + b"\x02\x04new" + struct.pack(">h", INVALID_REQUEST)
+            + bytes([len(CREATE_REFUSED) + 1]) + CREATE_REFUSED.encode() + struct.pack(">ih", -1, -1)
+            + b"\x01\x00\x00")
+    e.check(body == want, "CreateTopics v5 response: %r" % body)
+    # DeleteTopics v4 (flexible): [names], timeout, tags.
+    hdr = struct.pack(">hhi", 20, 4, 12) + kstr("admin-test") + b"\x00"
+    msg = hdr + b"\x02\x02t" + struct.pack(">i", 1000) + b"\x00"
+    s.sendall(struct.pack(">i", len(msg)) + msg)
+    body = recv_response(s, 12)
+    e.check(body == b"\x00" + struct.pack(">i", 0) + b"\x02\x02t" + struct.pack(">h", INVALID_REQUEST)
+            + b"\x00\x00", "DeleteTopics v4 response: %r" % body)
+    s.sendall(request(18, 0, 13))  # the same connection still answers
+    e.check(struct.unpack(">h", recv_response(s, 13)[:2])[0] == 0, "ApiVersions after the refusals")
+
+
 def test_unsupported(d, port):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     # ApiVersions from the future: a v0 body (error, [key, min, max]) the client can read and retry from.
@@ -193,9 +250,11 @@ def test_unsupported(d, port):
     apis = {k: (lo, hi) for k, lo, hi in entries}
     e.check(err == 35 and len(body) == 6 + 6 * n, "ApiVersions v9: error %d, %d bytes for %d APIs" %
             (err, len(body), n))
-    e.check(apis.get(18) == (0, 3) and apis.get(16) == (0, 5) and apis.get(32) == (0, 4), "listed: %s" % apis)
+    e.check(apis.get(18) == (0, 3) and apis.get(16) == (0, 5) and apis.get(32) == (0, 4)
+            and apis.get(19) == (0, 7) and apis.get(20) == (0, 6), "listed: %s" % apis)
     s.sendall(request(18, 0, 2))  # the retry at a version both know, on the same connection
     e.check(struct.unpack(">h", recv_response(s, 2)[:2])[0] == 0, "ApiVersions v0 after the fallback")
+    test_topic_changes_refused(s)
     s.close()
     # Another API at a version not served, and an unknown API: the connection is closed, as Kafka does.
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
