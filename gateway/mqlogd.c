@@ -85,5 +85,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mqlogd: no configuration file (-c FILE; try 'mqlogd --help')\n");
         return 2;
     }
+    mq_diag_timestamps =
+        !check; /* a daemon's log outside the journal needs its times; --check's output not */
     return check ? mq_daemon_check(config) : mq_daemon_run(config);
 }

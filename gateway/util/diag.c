@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int mq_diag_level = MQ_LV_INFO;
+bool mq_diag_timestamps;
 
 static const char *mq_level_name(enum mq_level level)
 {
@@ -42,10 +44,19 @@ void mq_diag_printf(enum mq_level level, const char *fmt, ...)
 
     char line[2048];
     int n;
-    if (j)
+    if (j) {
         n = snprintf(line, sizeof line, "<%d>", (int)level);
-    else
+    } else if (mq_diag_timestamps) {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+        n += snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ mqlog %s: ", ts.tv_nsec / 1000000L,
+                      mq_level_name(level));
+    } else {
         n = snprintf(line, sizeof line, "mqlog %s: ", mq_level_name(level));
+    }
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

@@ -2,15 +2,20 @@
  * diag.h - diagnostics to stderr with levels, in a form journald understands.
  *
  * Lines are prefixed with "<N>" (sd-daemon priority) when stderr is the journal, otherwise with the level
- * name. The macros test the level before they evaluate their arguments, so a debug line costs one compare
- * when debugging is off.
+ * name (after a timestamp in mqlogd). The macros test the level before they evaluate their arguments, so a
+ * debug line costs one compare when debugging is off.
  */
 #ifndef MQ_DIAG_H
 #define MQ_DIAG_H
 
+#include <stdbool.h>
+
 enum mq_level { MQ_LV_ERROR = 3, MQ_LV_WARN = 4, MQ_LV_NOTICE = 5, MQ_LV_INFO = 6, MQ_LV_DEBUG = 7 };
 
 extern int mq_diag_level; /* the most verbose level printed; default MQ_LV_INFO */
+/* Lines start with an ISO 8601 UTC time with milliseconds (mqlogd sets it), except under the journal, which
+ * stamps lines itself and gets sd-daemon "<N>" priority prefixes instead. */
+extern bool mq_diag_timestamps;
 
 void mq_diag_printf(enum mq_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

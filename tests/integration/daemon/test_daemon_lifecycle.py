@@ -12,7 +12,8 @@ starts and comes up later. The test checks:
   catalog before any new message), and new messages land where `mqlog route` says;
 - SIGHUP with fewer partitions: refused with FILE:LINE:COL of the mapping, the running configuration stays;
 - SIGHUP with a broken file: the errors are logged with FILE:LINE:COL, the running mappings stay in force;
-- SIGTERM: STOPPING=1, exit 0, and `mqlog verify` finds the data directory clean.
+- SIGTERM: STOPPING=1, exit 0, and `mqlog verify` finds the data directory clean;
+- log lines carry an ISO 8601 time outside the journal and a "<N>" priority without time under it.
 """
 import json
 import os
@@ -183,6 +184,15 @@ def main():
     d.stop(expect=0)
     if d.notify.count("STOPPING=1") < 1:
         e.fail("no STOPPING=1 before exit")
+    # Outside the journal every line of mqlogd's own starts with its time; under it, with "<N>" and no time.
+    stamped = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z mqlog (error|warning|notice|info|debug): ")
+    own = [l for l in d.log().splitlines() if "mqlog " in l[:40]]
+    if not own or any(not stamped.match(l) for l in own):
+        e.fail("log lines without an ISO 8601 time: %s" % [l for l in own if not stamped.match(l)][:3])
+    j = e.run([e.MQLOGD, "-c", d.conf + ".missing"], check=False, env=dict(os.environ, JOURNAL_STREAM="8:9"))
+    if j.returncode == 0 or not j.stderr.startswith("<3>") or re.search(r"\d{4}-\d\d-\d\dT", j.stderr):
+        e.fail("under the journal: exit %d, stderr %r" % (j.returncode, j.stderr))
+    e.log("log lines: ISO 8601 times outside the journal, <N> priorities and no time under it")
     v = e.run([e.MQLOG, "verify", "-d", d.data], check=False)
     if v.returncode != 0:
         e.fail("mqlog verify after SIGTERM: exit %d\n%s%s" % (v.returncode, v.stdout, v.stderr))
