@@ -1,8 +1,9 @@
 /*
  * admin.c - the Kafka endpoint's admin request handlers (see server_int.h): ListGroups, DescribeGroups and
  * DeleteGroups over the group coordinator and the catalog's committed offsets, DescribeConfigs for topics
- * (their retention from the catalog, the log's segment settings), DescribeCluster, and CreateTopics and
- * DeleteTopics, which are refused. They are listed in the API table of handlers.c.
+ * (their retention from the catalog, the log's segment settings), DescribeCluster, and the APIs that
+ * would change topics, records, configurations or ACLs, which are refused. They are listed in the API table
+ * of handlers.c.
  *
  * A group lives in two places: the coordinator holds the groups that have members now, the catalog every
  * group that committed offsets. Kafka shows a group of the second kind, without members, as Empty with no
@@ -466,4 +467,76 @@ void mq_ksrv_handle_delete_topics(struct req *r, struct mq_kafka_rd *rd)
     refuse_topics(&q, "mqlog's topics come from mqlogd.yaml and retention deletes their records; "
                       "they are not deleted over Kafka");
     ANSWER(r, mq_kafka_delete_topics_resp_encode, &q);
+}
+
+/* ---- DeleteRecords, CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls, DeleteAcls ---- */
+
+/* Likewise refused for everything asked about: the log's records, partitions, settings and ACLs all come
+ * from mqlogd.yaml (and mqlog create), and retention alone deletes records. */
+
+void mq_ksrv_handle_delete_records(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_delete_records_req q;
+    if (!mq_ksrv_decoded(r, mq_kafka_delete_records_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
+        return;
+    q.error = MQ_KC_INVALID_REQUEST; /* the response has no message: retention deletes records */
+    ANSWER(r, mq_kafka_delete_records_resp_encode, &q);
+}
+
+void mq_ksrv_handle_create_partitions(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_topics_change_req q;
+    if (!mq_ksrv_decoded(r, mq_kafka_create_partitions_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
+        return;
+    refuse_topics(&q, "mqlog's partitions come from the mapping's partitions: in mqlogd.yaml");
+    ANSWER(r, mq_kafka_create_partitions_resp_encode, &q);
+}
+
+static void refuse_resources(struct mq_kafka_alter_configs_req *q)
+{
+    for (int32_t i = 0; i < q->resource_count; i++) {
+        q->resources[i].error = MQ_KC_INVALID_REQUEST;
+        q->resources[i].error_message = "mqlog's configuration lives in mqlogd.yaml";
+    }
+}
+
+void mq_ksrv_handle_alter_configs(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_alter_configs_req q;
+    if (!mq_ksrv_decoded(r, mq_kafka_alter_configs_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
+        return;
+    refuse_resources(&q);
+    ANSWER(r, mq_kafka_alter_configs_resp_encode, &q);
+}
+
+void mq_ksrv_handle_incremental_alter_configs(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_alter_configs_req q;
+    if (!mq_ksrv_decoded(
+            r, mq_kafka_incremental_alter_configs_req_decode(rd, r->hdr.api_version, &r->arena, &q)))
+        return;
+    refuse_resources(&q);
+    ANSWER(r, mq_kafka_incremental_alter_configs_resp_encode, &q);
+}
+
+#define ACLS_REFUSED "mqlog's ACLs are kafka.acls in mqlogd.yaml"
+
+void mq_ksrv_handle_create_acls(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_acls_change_req q;
+    if (!mq_ksrv_decoded(r, mq_kafka_create_acls_req_decode(rd, r->hdr.api_version, &q)))
+        return;
+    q.error = MQ_KC_INVALID_REQUEST;
+    q.error_message = ACLS_REFUSED;
+    ANSWER(r, mq_kafka_create_acls_resp_encode, &q);
+}
+
+void mq_ksrv_handle_delete_acls(struct req *r, struct mq_kafka_rd *rd)
+{
+    struct mq_kafka_acls_change_req q;
+    if (!mq_ksrv_decoded(r, mq_kafka_delete_acls_req_decode(rd, r->hdr.api_version, &q)))
+        return;
+    q.error = MQ_KC_INVALID_REQUEST;
+    q.error_message = ACLS_REFUSED;
+    ANSWER(r, mq_kafka_delete_acls_resp_encode, &q);
 }

@@ -660,8 +660,10 @@ static void handle_unsupported(struct req *r)
  * dispatches requests (below) and is what ApiVersions advertises (advertise()), so the two cannot disagree.
  * A request for an API or version not listed goes to handle_unsupported(). Produce and InitProducerId are
  * listed so that producers get a clear authorisation error rather than a closed connection, and so are
- * CreateTopics and DeleteTopics (admin.c), which refuse every topic with an error saying where mqlog's
- * topics come from: an admin client then shows that message instead of a closed connection.
+ * the admin APIs that would change something (CreateTopics, DeleteTopics, DeleteRecords,
+ * CreatePartitions, AlterConfigs, IncrementalAlterConfigs, CreateAcls, DeleteAcls: admin.c), which
+ * refuse everything asked about with an error saying where mqlog's settings come from: an admin client
+ * then shows that message instead of a closed connection.
  * Adding an API: its codec in proto.c (admin APIs: proto_admin.c), its handler here (admin.c), its first
  * flexible version in proto.c, one line in this table.
  */
@@ -688,6 +690,12 @@ static const struct mq_ksrv_api apis[] = {
     {MQ_KAPI_DESCRIBE_CLUSTER, 0, 1, mq_ksrv_handle_describe_cluster},
     {MQ_KAPI_CREATE_TOPICS, 0, 7, mq_ksrv_handle_create_topics},
     {MQ_KAPI_DELETE_TOPICS, 0, 6, mq_ksrv_handle_delete_topics},
+    {MQ_KAPI_DELETE_RECORDS, 0, 2, mq_ksrv_handle_delete_records},
+    {MQ_KAPI_CREATE_PARTITIONS, 0, 3, mq_ksrv_handle_create_partitions},
+    {MQ_KAPI_ALTER_CONFIGS, 0, 2, mq_ksrv_handle_alter_configs},
+    {MQ_KAPI_INCREMENTAL_ALTER_CONFIGS, 0, 1, mq_ksrv_handle_incremental_alter_configs},
+    {MQ_KAPI_CREATE_ACLS, 0, 3, mq_ksrv_handle_create_acls},
+    {MQ_KAPI_DELETE_ACLS, 0, 3, mq_ksrv_handle_delete_acls},
 };
 
 const struct mq_ksrv_api *mq_ksrv_apis(size_t *n)

@@ -62,6 +62,14 @@ static int16_t first_flexible(int16_t key)
         return 5;
     case MQ_KAPI_DELETE_TOPICS:
         return 4;
+    case MQ_KAPI_DELETE_RECORDS:
+    case MQ_KAPI_CREATE_ACLS:
+    case MQ_KAPI_DELETE_ACLS:
+    case MQ_KAPI_ALTER_CONFIGS:
+    case MQ_KAPI_CREATE_PARTITIONS:
+        return 2;
+    case MQ_KAPI_INCREMENTAL_ALTER_CONFIGS:
+        return 1;
     default:
         return INT16_MAX;
     }
@@ -127,6 +135,18 @@ const char *mq_kafka_api_name(int16_t key)
         return "CreateTopics";
     case MQ_KAPI_DELETE_TOPICS:
         return "DeleteTopics";
+    case MQ_KAPI_DELETE_RECORDS:
+        return "DeleteRecords";
+    case MQ_KAPI_CREATE_ACLS:
+        return "CreateAcls";
+    case MQ_KAPI_DELETE_ACLS:
+        return "DeleteAcls";
+    case MQ_KAPI_ALTER_CONFIGS:
+        return "AlterConfigs";
+    case MQ_KAPI_CREATE_PARTITIONS:
+        return "CreatePartitions";
+    case MQ_KAPI_INCREMENTAL_ALTER_CONFIGS:
+        return "IncrementalAlterConfigs";
     default:
         return "?";
     }

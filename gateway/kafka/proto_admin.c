@@ -485,3 +485,261 @@ void mq_kafka_delete_topics_resp_encode(struct mq_kafka_wr *wr, int16_t v,
     }
     wr_tags(wr, flex);
 }
+
+/* ---- CreatePartitions ---- */
+
+enum mq_err mq_kafka_create_partitions_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                                  struct mq_kafka_topics_change_req *r)
+{
+    bool flex = flexible(MQ_KAPI_CREATE_PARTITIONS, v);
+    memset(r, 0, sizeof *r);
+    /* A topic: name, count, assignments (null at least): 2 + 4 + 4 bytes classic, 1 + 4 + 1 + 1 compact. */
+    int32_t n = rd_entities(rd, flex, flex ? 7 : 10);
+    r->topics = arr(rd, a, n, sizeof *r->topics);
+    for (int32_t i = 0; r->topics && i < n && mq_kafka_rd_ok(rd); i++) {
+        r->topics[i].name = rd_str(rd, flex);
+        mq_kafka_rd_i32(rd); /* the new partition count */
+        int32_t assignments = rd_arr(rd, flex, flex ? 2 : 4, true);
+        for (int32_t j = 0; j < assignments && mq_kafka_rd_ok(rd); j++) {
+            int32_t brokers = rd_arr(rd, flex, 4, false);
+            for (int32_t k = 0; k < brokers && mq_kafka_rd_ok(rd); k++)
+                mq_kafka_rd_i32(rd);
+            rd_tags(rd, flex);
+        }
+        rd_tags(rd, flex);
+    }
+    r->topic_count = mq_kafka_rd_ok(rd) ? n : 0;
+    r->timeout_ms = mq_kafka_rd_i32(rd);
+    r->validate_only = mq_kafka_rd_bool(rd);
+    rd_tags(rd, flex);
+    if (!mq_kafka_rd_ok(rd))
+        r->topic_count = 0;
+    return rd->err;
+}
+
+void mq_kafka_create_partitions_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                            const struct mq_kafka_topics_change_req *r)
+{
+    bool flex = flexible(MQ_KAPI_CREATE_PARTITIONS, v);
+    mq_kafka_wr_i32(wr, 0); /* throttle time */
+    wr_arr(wr, flex, r->topic_count);
+    for (int32_t i = 0; i < r->topic_count; i++) {
+        wr_str(wr, flex, or_empty(r->topics[i].name));
+        mq_kafka_wr_i16(wr, r->topics[i].error);
+        wr_cs(wr, flex, r->topics[i].error_message);
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}
+
+/* ---- DeleteRecords ---- */
+
+enum mq_err mq_kafka_delete_records_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                               struct mq_kafka_delete_records_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DELETE_RECORDS, v);
+    memset(r, 0, sizeof *r);
+    /* A topic: name, partitions: 2 + 4 bytes classic, 1 + 1 + 1 compact. */
+    int32_t n = rd_entities(rd, flex, flex ? 3 : 6);
+    r->topics = arr(rd, a, n, sizeof *r->topics);
+    for (int32_t i = 0; r->topics && i < n && mq_kafka_rd_ok(rd); i++) {
+        struct mq_kafka_records_topic *t = &r->topics[i];
+        t->name = rd_str(rd, flex);
+        /* A partition: index, offset (and tags). All topics together list at most max_parts. */
+        int32_t np = rd_arr(rd, flex, flex ? 13 : 12, false);
+        if (np > rd->parts_left) {
+            if (rd->err == MQ_OK)
+                rd->err = MQ_ERR_RANGE;
+            rd->p = rd->end;
+            break;
+        }
+        rd->parts_left -= np;
+        t->partitions = arr(rd, a, np, sizeof *t->partitions);
+        for (int32_t j = 0; t->partitions && j < np && mq_kafka_rd_ok(rd); j++) {
+            t->partitions[j] = mq_kafka_rd_i32(rd);
+            mq_kafka_rd_i64(rd); /* the offset to delete before */
+            rd_tags(rd, flex);
+        }
+        t->partition_count = t->partitions ? np : 0;
+        rd_tags(rd, flex);
+    }
+    r->topic_count = mq_kafka_rd_ok(rd) ? n : 0;
+    r->timeout_ms = mq_kafka_rd_i32(rd);
+    rd_tags(rd, flex);
+    if (!mq_kafka_rd_ok(rd))
+        r->topic_count = 0;
+    return rd->err;
+}
+
+void mq_kafka_delete_records_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                         const struct mq_kafka_delete_records_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DELETE_RECORDS, v);
+    mq_kafka_wr_i32(wr, 0); /* throttle time */
+    wr_arr(wr, flex, r->topic_count);
+    for (int32_t i = 0; i < r->topic_count; i++) {
+        const struct mq_kafka_records_topic *t = &r->topics[i];
+        wr_str(wr, flex, or_empty(t->name));
+        wr_arr(wr, flex, t->partition_count);
+        for (int32_t j = 0; j < t->partition_count; j++) {
+            mq_kafka_wr_i32(wr, t->partitions[j]);
+            mq_kafka_wr_i64(wr, -1); /* low watermark: unknown, as Kafka answers a failed deletion */
+            mq_kafka_wr_i16(wr, r->error);
+            wr_tags(wr, flex);
+        }
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}
+
+/* ---- AlterConfigs and IncrementalAlterConfigs ---- */
+
+/* Both requests: resources (type, name, configs), validate only. Incremental configs carry an operation
+ * between name and value. */
+static enum mq_err alter_configs_decode(struct mq_kafka_rd *rd, bool flex, bool incremental,
+                                        struct mq_kafka_arena *a, struct mq_kafka_alter_configs_req *r)
+{
+    memset(r, 0, sizeof *r);
+    /* A resource: type, name, configs: 1 + 2 + 4 bytes classic, 1 + 1 + 1 + 1 compact. */
+    int32_t n = rd_entities(rd, flex, flex ? 4 : 7);
+    r->resources = arr(rd, a, n, sizeof *r->resources);
+    for (int32_t i = 0; r->resources && i < n && mq_kafka_rd_ok(rd); i++) {
+        r->resources[i].type = mq_kafka_rd_i8(rd);
+        r->resources[i].name = rd_str(rd, flex);
+        int32_t configs = rd_arr(rd, flex, flex ? 3 : 4, false);
+        for (int32_t j = 0; j < configs && mq_kafka_rd_ok(rd); j++) {
+            rd_str(rd, flex);
+            if (incremental)
+                mq_kafka_rd_i8(rd); /* set, delete, append, subtract */
+            rd_nstr(rd, flex);
+            rd_tags(rd, flex);
+        }
+        rd_tags(rd, flex);
+    }
+    r->resource_count = mq_kafka_rd_ok(rd) ? n : 0;
+    r->validate_only = mq_kafka_rd_bool(rd);
+    rd_tags(rd, flex);
+    if (!mq_kafka_rd_ok(rd))
+        r->resource_count = 0;
+    return rd->err;
+}
+
+/* The response of both: the same layout. */
+static void alter_configs_encode(struct mq_kafka_wr *wr, bool flex,
+                                 const struct mq_kafka_alter_configs_req *r)
+{
+    mq_kafka_wr_i32(wr, 0); /* throttle time */
+    wr_arr(wr, flex, r->resource_count);
+    for (int32_t i = 0; i < r->resource_count; i++) {
+        const struct mq_kafka_refused_resource *res = &r->resources[i];
+        mq_kafka_wr_i16(wr, res->error);
+        wr_cs(wr, flex, res->error_message);
+        mq_kafka_wr_i8(wr, res->type);
+        wr_str(wr, flex, or_empty(res->name));
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}
+
+enum mq_err mq_kafka_alter_configs_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                              struct mq_kafka_alter_configs_req *r)
+{
+    return alter_configs_decode(rd, flexible(MQ_KAPI_ALTER_CONFIGS, v), false, a, r);
+}
+
+void mq_kafka_alter_configs_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                        const struct mq_kafka_alter_configs_req *r)
+{
+    alter_configs_encode(wr, flexible(MQ_KAPI_ALTER_CONFIGS, v), r);
+}
+
+enum mq_err mq_kafka_incremental_alter_configs_req_decode(struct mq_kafka_rd *rd, int16_t v,
+                                                          struct mq_kafka_arena *a,
+                                                          struct mq_kafka_alter_configs_req *r)
+{
+    return alter_configs_decode(rd, flexible(MQ_KAPI_INCREMENTAL_ALTER_CONFIGS, v), true, a, r);
+}
+
+void mq_kafka_incremental_alter_configs_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                                    const struct mq_kafka_alter_configs_req *r)
+{
+    alter_configs_encode(wr, flexible(MQ_KAPI_INCREMENTAL_ALTER_CONFIGS, v), r);
+}
+
+/* ---- CreateAcls and DeleteAcls ---- */
+
+enum mq_err mq_kafka_create_acls_req_decode(struct mq_kafka_rd *rd, int16_t v,
+                                            struct mq_kafka_acls_change_req *r)
+{
+    bool flex = flexible(MQ_KAPI_CREATE_ACLS, v);
+    memset(r, 0, sizeof *r);
+    /* A creation: resource type, name, pattern type (v1+), principal, host, operation, permission. */
+    int32_t n = rd_entities(rd, flex, flex ? 8 : 9);
+    for (int32_t i = 0; i < n && mq_kafka_rd_ok(rd); i++) {
+        mq_kafka_rd_i8(rd);
+        rd_str(rd, flex);
+        if (v >= 1)
+            mq_kafka_rd_i8(rd);
+        rd_str(rd, flex);
+        rd_str(rd, flex);
+        mq_kafka_rd_i8(rd);
+        mq_kafka_rd_i8(rd);
+        rd_tags(rd, flex);
+    }
+    rd_tags(rd, flex);
+    r->count = mq_kafka_rd_ok(rd) ? n : 0;
+    return rd->err;
+}
+
+void mq_kafka_create_acls_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                      const struct mq_kafka_acls_change_req *r)
+{
+    bool flex = flexible(MQ_KAPI_CREATE_ACLS, v);
+    mq_kafka_wr_i32(wr, 0); /* throttle time */
+    wr_arr(wr, flex, r->count);
+    for (int32_t i = 0; i < r->count; i++) {
+        mq_kafka_wr_i16(wr, r->error);
+        wr_cs(wr, flex, r->error_message);
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}
+
+enum mq_err mq_kafka_delete_acls_req_decode(struct mq_kafka_rd *rd, int16_t v,
+                                            struct mq_kafka_acls_change_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DELETE_ACLS, v);
+    memset(r, 0, sizeof *r);
+    /* A filter: resource type, name, pattern type (v1+), principal, host, operation, permission; the
+     * strings may be null. */
+    int32_t n = rd_entities(rd, flex, flex ? 8 : 9);
+    for (int32_t i = 0; i < n && mq_kafka_rd_ok(rd); i++) {
+        mq_kafka_rd_i8(rd);
+        rd_nstr(rd, flex);
+        if (v >= 1)
+            mq_kafka_rd_i8(rd);
+        rd_nstr(rd, flex);
+        rd_nstr(rd, flex);
+        mq_kafka_rd_i8(rd);
+        mq_kafka_rd_i8(rd);
+        rd_tags(rd, flex);
+    }
+    rd_tags(rd, flex);
+    r->count = mq_kafka_rd_ok(rd) ? n : 0;
+    return rd->err;
+}
+
+void mq_kafka_delete_acls_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                      const struct mq_kafka_acls_change_req *r)
+{
+    bool flex = flexible(MQ_KAPI_DELETE_ACLS, v);
+    mq_kafka_wr_i32(wr, 0); /* throttle time */
+    wr_arr(wr, flex, r->count);
+    for (int32_t i = 0; i < r->count; i++) {
+        mq_kafka_wr_i16(wr, r->error);
+        wr_cs(wr, flex, r->error_message);
+        wr_arr(wr, flex, 0); /* matching ACLs: none deleted */
+        wr_tags(wr, flex);
+    }
+    wr_tags(wr, flex);
+}

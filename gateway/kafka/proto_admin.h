@@ -2,7 +2,8 @@
  * proto_admin.h - the admin requests mqlog serves, for tools (kafka-consumer-groups-style scripts, lag
  * monitors, the admin clients of librdkafka and kafka-python): ListGroups, DescribeGroups, DeleteGroups,
  * DescribeConfigs and DescribeCluster, and the admin requests mqlog refuses with an error per resource
- * (CreateTopics, DeleteTopics). Decoders and encoders as in proto.h: the handler fills in the
+ * (CreateTopics, DeleteTopics, DeleteRecords, CreatePartitions, AlterConfigs, IncrementalAlterConfigs,
+ * CreateAcls, DeleteAcls). Decoders and encoders as in proto.h: the handler fills in the
  * fields marked "out" and the encoder writes the response body from them.
  *
  * Several of these versions are flexible (compact strings and arrays, tagged-field sections): the first
@@ -188,5 +189,73 @@ enum mq_err mq_kafka_delete_topics_req_decode(struct mq_kafka_rd *rd, int16_t v,
                                               struct mq_kafka_topics_change_req *r);
 void mq_kafka_delete_topics_resp_encode(struct mq_kafka_wr *wr, int16_t v,
                                         const struct mq_kafka_topics_change_req *r);
+
+/* ---- CreatePartitions (37) v0-3, flexible from v2: refused per topic, like CreateTopics ---- */
+
+enum mq_err mq_kafka_create_partitions_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                                  struct mq_kafka_topics_change_req *r);
+void mq_kafka_create_partitions_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                            const struct mq_kafka_topics_change_req *r);
+
+/* ---- DeleteRecords (21) v0-2, flexible from v2: refused per partition (no message field) ---- */
+
+struct mq_kafka_records_topic {
+    struct mq_kafka_str name;
+    int32_t partition_count;
+    int32_t *partitions; /* the indexes asked about */
+};
+struct mq_kafka_delete_records_req {
+    int32_t topic_count;
+    struct mq_kafka_records_topic *topics;
+    int32_t timeout_ms;
+    /* out: every partition's answer */
+    int16_t error;
+};
+enum mq_err mq_kafka_delete_records_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                               struct mq_kafka_delete_records_req *r);
+void mq_kafka_delete_records_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                         const struct mq_kafka_delete_records_req *r);
+
+/* ---- AlterConfigs (33) v0-2, flexible from v2; IncrementalAlterConfigs (44) v0-1, flexible from v1 ---- */
+
+struct mq_kafka_refused_resource {
+    int8_t type;
+    struct mq_kafka_str name;
+    /* out */
+    int16_t error;
+    const char *error_message; /* NULL: null */
+};
+struct mq_kafka_alter_configs_req {
+    int32_t resource_count;
+    struct mq_kafka_refused_resource *resources;
+    bool validate_only;
+};
+enum mq_err mq_kafka_alter_configs_req_decode(struct mq_kafka_rd *rd, int16_t v, struct mq_kafka_arena *a,
+                                              struct mq_kafka_alter_configs_req *r);
+void mq_kafka_alter_configs_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                        const struct mq_kafka_alter_configs_req *r);
+enum mq_err mq_kafka_incremental_alter_configs_req_decode(struct mq_kafka_rd *rd, int16_t v,
+                                                          struct mq_kafka_arena *a,
+                                                          struct mq_kafka_alter_configs_req *r);
+void mq_kafka_incremental_alter_configs_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                                    const struct mq_kafka_alter_configs_req *r);
+
+/* ---- CreateAcls (30) and DeleteAcls (31) v0-3, flexible from v2 ---- */
+
+/* One answer for every creation (or filter) of the request: nothing of them is echoed. */
+struct mq_kafka_acls_change_req {
+    int32_t count; /* creations or filters */
+    /* out */
+    int16_t error;
+    const char *error_message; /* NULL: null */
+};
+enum mq_err mq_kafka_create_acls_req_decode(struct mq_kafka_rd *rd, int16_t v,
+                                            struct mq_kafka_acls_change_req *r);
+void mq_kafka_create_acls_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                      const struct mq_kafka_acls_change_req *r);
+enum mq_err mq_kafka_delete_acls_req_decode(struct mq_kafka_rd *rd, int16_t v,
+                                            struct mq_kafka_acls_change_req *r);
+void mq_kafka_delete_acls_resp_encode(struct mq_kafka_wr *wr, int16_t v,
+                                      const struct mq_kafka_acls_change_req *r);
 
 #endif

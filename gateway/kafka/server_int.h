@@ -310,6 +310,12 @@ void mq_ksrv_handle_describe_configs(struct req *r, struct mq_kafka_rd *rd);
 void mq_ksrv_handle_describe_cluster(struct req *r, struct mq_kafka_rd *rd);
 void mq_ksrv_handle_create_topics(struct req *r, struct mq_kafka_rd *rd);
 void mq_ksrv_handle_delete_topics(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_delete_records(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_create_partitions(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_alter_configs(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_incremental_alter_configs(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_create_acls(struct req *r, struct mq_kafka_rd *rd);
+void mq_ksrv_handle_delete_acls(struct req *r, struct mq_kafka_rd *rd);
 
 /* ---- fetch.c ---- */
 

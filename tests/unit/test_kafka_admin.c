@@ -32,6 +32,14 @@ static int16_t first_flexible(int16_t key)
         return 5;
     case MQ_KAPI_DELETE_TOPICS:
         return 4;
+    case MQ_KAPI_DELETE_RECORDS:
+    case MQ_KAPI_CREATE_PARTITIONS:
+    case MQ_KAPI_ALTER_CONFIGS:
+    case MQ_KAPI_CREATE_ACLS:
+    case MQ_KAPI_DELETE_ACLS:
+        return 2;
+    case MQ_KAPI_INCREMENTAL_ALTER_CONFIGS:
+        return 1;
     default:
         return 0; /* DescribeCluster: every version */
     }
@@ -204,6 +212,94 @@ static void build_delete_topics(struct mq_kafka_wr *w, int16_t v)
     w_tags(w, flex);
 }
 
+/* DeleteRecords: "t" partitions 0 (before offset 5) and 1 (before 7); timeout 5000. */
+static void build_delete_records(struct mq_kafka_wr *w, int16_t v)
+{
+    bool flex = v >= first_flexible(MQ_KAPI_DELETE_RECORDS);
+    w_a(w, flex, 1);
+    w_s(w, flex, "t");
+    w_a(w, flex, 2);
+    for (int p = 0; p < 2; p++) {
+        mq_kafka_wr_i32(w, p);
+        mq_kafka_wr_i64(w, 5 + 2 * p);
+        w_tags(w, flex);
+    }
+    w_tags(w, flex);
+    mq_kafka_wr_i32(w, 5000);
+    w_tags(w, flex);
+}
+
+/* CreatePartitions: "t" to 4 (assignments null), "u" to 2 (one new partition on brokers 1 and 2);
+ * timeout 5000, validate only. */
+static void build_create_partitions(struct mq_kafka_wr *w, int16_t v)
+{
+    bool flex = v >= first_flexible(MQ_KAPI_CREATE_PARTITIONS);
+    w_a(w, flex, 2);
+    w_s(w, flex, "t");
+    mq_kafka_wr_i32(w, 4);
+    w_a(w, flex, -1);
+    w_tags(w, flex);
+    w_s(w, flex, "u");
+    mq_kafka_wr_i32(w, 2);
+    w_a(w, flex, 1);
+    w_a(w, flex, 2);
+    mq_kafka_wr_i32(w, 1);
+    mq_kafka_wr_i32(w, 2);
+    w_tags(w, flex);
+    w_tags(w, flex);
+    mq_kafka_wr_i32(w, 5000);
+    mq_kafka_wr_bool(w, true);
+    w_tags(w, flex);
+}
+
+/* (Incremental)AlterConfigs: topic "t" (retention.ms=1, x=null), broker "0" (no config); validate
+ * only. The incremental form has an operation before each value. */
+static void build_alter_configs(struct mq_kafka_wr *w, int16_t key, int16_t v)
+{
+    bool flex = v >= first_flexible(key), incremental = key == MQ_KAPI_INCREMENTAL_ALTER_CONFIGS;
+    w_a(w, flex, 2);
+    mq_kafka_wr_i8(w, MQ_KRES_TOPIC);
+    w_s(w, flex, "t");
+    w_a(w, flex, 2);
+    w_s(w, flex, "retention.ms");
+    if (incremental)
+        mq_kafka_wr_i8(w, 0);
+    w_s(w, flex, "1");
+    w_tags(w, flex);
+    w_s(w, flex, "x");
+    if (incremental)
+        mq_kafka_wr_i8(w, 1);
+    w_s(w, flex, NULL);
+    w_tags(w, flex);
+    w_tags(w, flex);
+    mq_kafka_wr_i8(w, MQ_KRES_BROKER);
+    w_s(w, flex, "0");
+    w_a(w, flex, 0);
+    w_tags(w, flex);
+    mq_kafka_wr_bool(w, true);
+    w_tags(w, flex);
+}
+
+/* CreateAcls (two creations) or DeleteAcls (two filters, the second with null strings). */
+static void build_acls(struct mq_kafka_wr *w, int16_t key, int16_t v)
+{
+    bool flex = v >= first_flexible(key);
+    w_a(w, flex, 2);
+    for (int i = 0; i < 2; i++) {
+        bool nulls = key == MQ_KAPI_DELETE_ACLS && i == 1;
+        mq_kafka_wr_i8(w, MQ_KRES_TOPIC);
+        w_s(w, flex, nulls ? NULL : "t");
+        if (v >= 1)
+            mq_kafka_wr_i8(w, 3); /* literal */
+        w_s(w, flex, nulls ? NULL : "User:a");
+        w_s(w, flex, nulls ? NULL : "*");
+        mq_kafka_wr_i8(w, 3); /* read */
+        mq_kafka_wr_i8(w, 3); /* allow */
+        w_tags(w, flex);
+    }
+    w_tags(w, flex);
+}
+
 static void build_describe_cluster(struct mq_kafka_wr *w, int16_t v)
 {
     mq_kafka_wr_bool(w, true);
@@ -232,6 +328,20 @@ static void build_any(struct mq_kafka_wr *w, int16_t key, int16_t v)
         break;
     case MQ_KAPI_DELETE_TOPICS:
         build_delete_topics(w, v);
+        break;
+    case MQ_KAPI_DELETE_RECORDS:
+        build_delete_records(w, v);
+        break;
+    case MQ_KAPI_CREATE_PARTITIONS:
+        build_create_partitions(w, v);
+        break;
+    case MQ_KAPI_ALTER_CONFIGS:
+    case MQ_KAPI_INCREMENTAL_ALTER_CONFIGS:
+        build_alter_configs(w, key, v);
+        break;
+    case MQ_KAPI_CREATE_ACLS:
+    case MQ_KAPI_DELETE_ACLS:
+        build_acls(w, key, v);
         break;
     default:
         build_describe_cluster(w, v);
@@ -280,6 +390,36 @@ static enum mq_err decode_any(int16_t key, int16_t v, const uint8_t *buf, size_t
         err = mq_kafka_delete_topics_req_decode(&rd, v, &a, &r);
         break;
     }
+    case MQ_KAPI_DELETE_RECORDS: {
+        struct mq_kafka_delete_records_req r;
+        err = mq_kafka_delete_records_req_decode(&rd, v, &a, &r);
+        break;
+    }
+    case MQ_KAPI_CREATE_PARTITIONS: {
+        struct mq_kafka_topics_change_req r;
+        err = mq_kafka_create_partitions_req_decode(&rd, v, &a, &r);
+        break;
+    }
+    case MQ_KAPI_ALTER_CONFIGS: {
+        struct mq_kafka_alter_configs_req r;
+        err = mq_kafka_alter_configs_req_decode(&rd, v, &a, &r);
+        break;
+    }
+    case MQ_KAPI_INCREMENTAL_ALTER_CONFIGS: {
+        struct mq_kafka_alter_configs_req r;
+        err = mq_kafka_incremental_alter_configs_req_decode(&rd, v, &a, &r);
+        break;
+    }
+    case MQ_KAPI_CREATE_ACLS: {
+        struct mq_kafka_acls_change_req r;
+        err = mq_kafka_create_acls_req_decode(&rd, v, &r);
+        break;
+    }
+    case MQ_KAPI_DELETE_ACLS: {
+        struct mq_kafka_acls_change_req r;
+        err = mq_kafka_delete_acls_req_decode(&rd, v, &r);
+        break;
+    }
     default: {
         struct mq_kafka_describe_cluster_req r;
         err = mq_kafka_describe_cluster_req_decode(&rd, v, &r);
@@ -310,9 +450,19 @@ static void served(int16_t key, int16_t *min, int16_t *max)
 
 static void test_headers(void)
 {
-    static const int16_t keys[] = {MQ_KAPI_LIST_GROUPS,      MQ_KAPI_DESCRIBE_GROUPS,  MQ_KAPI_DELETE_GROUPS,
-                                   MQ_KAPI_DESCRIBE_CONFIGS, MQ_KAPI_DESCRIBE_CLUSTER, MQ_KAPI_CREATE_TOPICS,
-                                   MQ_KAPI_DELETE_TOPICS};
+    static const int16_t keys[] = {MQ_KAPI_LIST_GROUPS,
+                                   MQ_KAPI_DESCRIBE_GROUPS,
+                                   MQ_KAPI_DELETE_GROUPS,
+                                   MQ_KAPI_DESCRIBE_CONFIGS,
+                                   MQ_KAPI_DESCRIBE_CLUSTER,
+                                   MQ_KAPI_CREATE_TOPICS,
+                                   MQ_KAPI_DELETE_TOPICS,
+                                   MQ_KAPI_DELETE_RECORDS,
+                                   MQ_KAPI_CREATE_PARTITIONS,
+                                   MQ_KAPI_ALTER_CONFIGS,
+                                   MQ_KAPI_INCREMENTAL_ALTER_CONFIGS,
+                                   MQ_KAPI_CREATE_ACLS,
+                                   MQ_KAPI_DELETE_ACLS};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         int16_t min, max;
         served(keys[i], &min, &max);
@@ -650,9 +800,19 @@ static void check_prefixes(int16_t key, int16_t v, const uint8_t *buf, size_t le
  * truncation fails, random mutations never crash (ASan). */
 static void test_truncation_and_mutation(void)
 {
-    static const int16_t keys[] = {MQ_KAPI_LIST_GROUPS,      MQ_KAPI_DESCRIBE_GROUPS,  MQ_KAPI_DELETE_GROUPS,
-                                   MQ_KAPI_DESCRIBE_CONFIGS, MQ_KAPI_DESCRIBE_CLUSTER, MQ_KAPI_CREATE_TOPICS,
-                                   MQ_KAPI_DELETE_TOPICS};
+    static const int16_t keys[] = {MQ_KAPI_LIST_GROUPS,
+                                   MQ_KAPI_DESCRIBE_GROUPS,
+                                   MQ_KAPI_DELETE_GROUPS,
+                                   MQ_KAPI_DESCRIBE_CONFIGS,
+                                   MQ_KAPI_DESCRIBE_CLUSTER,
+                                   MQ_KAPI_CREATE_TOPICS,
+                                   MQ_KAPI_DELETE_TOPICS,
+                                   MQ_KAPI_DELETE_RECORDS,
+                                   MQ_KAPI_CREATE_PARTITIONS,
+                                   MQ_KAPI_ALTER_CONFIGS,
+                                   MQ_KAPI_INCREMENTAL_ALTER_CONFIGS,
+                                   MQ_KAPI_CREATE_ACLS,
+                                   MQ_KAPI_DELETE_ACLS};
     unsigned seed = 4242;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         int16_t min, max;
@@ -794,6 +954,171 @@ static void test_delete_topics(void)
     }
 }
 
+/* Decodes the sample request of (key, v) into the struct q of that API, reading all of it. */
+static void decode_sample(int16_t key, int16_t v, struct mq_kafka_arena *a, struct mq_kafka_wr *w, void *q)
+{
+    mq_kafka_wr_reset(w);
+    build_any(w, key, v);
+    struct mq_kafka_rd rd;
+    mq_kafka_rd_init(&rd, w->buf, w->len);
+    enum mq_err err;
+    switch (key) {
+    case MQ_KAPI_DELETE_RECORDS:
+        err = mq_kafka_delete_records_req_decode(&rd, v, a, q);
+        break;
+    case MQ_KAPI_CREATE_PARTITIONS:
+        err = mq_kafka_create_partitions_req_decode(&rd, v, a, q);
+        break;
+    case MQ_KAPI_ALTER_CONFIGS:
+        err = mq_kafka_alter_configs_req_decode(&rd, v, a, q);
+        break;
+    case MQ_KAPI_INCREMENTAL_ALTER_CONFIGS:
+        err = mq_kafka_incremental_alter_configs_req_decode(&rd, v, a, q);
+        break;
+    case MQ_KAPI_CREATE_ACLS:
+        err = mq_kafka_create_acls_req_decode(&rd, v, q);
+        break;
+    default:
+        err = mq_kafka_delete_acls_req_decode(&rd, v, q);
+        break;
+    }
+    CU_ASSERT_EQUAL(err, MQ_OK);
+    CU_ASSERT_EQUAL(mq_kafka_rd_left(&rd), 0);
+}
+
+/* DeleteRecords, CreatePartitions, (Incremental)AlterConfigs, CreateAcls, DeleteAcls, every version: what
+ * the response echoes is decoded, and the refusal is encoded in that version's layout. */
+static void test_other_refusals(void)
+{
+    struct mq_kafka_wr w, out;
+    mq_kafka_wr_init(&w);
+    mq_kafka_wr_init(&out);
+    struct mq_kafka_rd rd;
+    for (int16_t v = 0; v <= 2; v++) {
+        bool flex = v >= 2;
+        struct mq_kafka_arena a;
+        mq_kafka_arena_init(&a);
+        struct mq_kafka_delete_records_req q;
+        decode_sample(MQ_KAPI_DELETE_RECORDS, v, &a, &w, &q);
+        CU_ASSERT_EQUAL_FATAL(q.topic_count, 1);
+        CU_ASSERT_EQUAL_FATAL(q.topics[0].partition_count, 2);
+        CU_ASSERT_EQUAL(q.topics[0].partitions[1], 1);
+        CU_ASSERT_EQUAL(q.timeout_ms, 5000);
+        q.error = MQ_KC_INVALID_REQUEST;
+        mq_kafka_wr_reset(&out);
+        mq_kafka_delete_records_resp_encode(&out, v, &q);
+        mq_kafka_rd_init(&rd, out.buf, out.len);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 1);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), "t"));
+        CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 2);
+        for (int p = 0; p < 2; p++) {
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), p);
+            CU_ASSERT_EQUAL(mq_kafka_rd_i64(&rd), -1);
+            CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 42);
+            r_tags(&rd, flex);
+        }
+        r_tags(&rd, flex);
+        r_tags(&rd, flex);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd) && mq_kafka_rd_left(&rd) == 0);
+        mq_kafka_arena_free(&a);
+    }
+    for (int16_t v = 0; v <= 3; v++) {
+        bool flex = v >= 2;
+        struct mq_kafka_arena a;
+        mq_kafka_arena_init(&a);
+        struct mq_kafka_topics_change_req q;
+        decode_sample(MQ_KAPI_CREATE_PARTITIONS, v, &a, &w, &q);
+        CU_ASSERT_EQUAL_FATAL(q.topic_count, 2);
+        CU_ASSERT_TRUE(mq_kafka_str_eq(q.topics[1].name, "u"));
+        CU_ASSERT_TRUE(q.validate_only);
+        for (int i = 0; i < 2; i++) {
+            q.topics[i].error = MQ_KC_INVALID_REQUEST;
+            q.topics[i].error_message = i ? "no" : NULL;
+        }
+        mq_kafka_wr_reset(&out);
+        mq_kafka_create_partitions_resp_encode(&out, v, &q);
+        mq_kafka_rd_init(&rd, out.buf, out.len);
+        CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+        CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 2);
+        for (int i = 0; i < 2; i++) {
+            CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "u" : "t"));
+            CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 42);
+            struct mq_kafka_str m = r_s(&rd, flex);
+            CU_ASSERT_TRUE(i ? mq_kafka_str_eq(m, "no") : m.len == -1);
+            r_tags(&rd, flex);
+        }
+        r_tags(&rd, flex);
+        CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd) && mq_kafka_rd_left(&rd) == 0);
+        mq_kafka_arena_free(&a);
+    }
+    static const int16_t alters[] = {MQ_KAPI_ALTER_CONFIGS, MQ_KAPI_INCREMENTAL_ALTER_CONFIGS};
+    for (int k = 0; k < 2; k++) {
+        for (int16_t v = 0; v <= (k ? 1 : 2); v++) {
+            bool flex = v >= first_flexible(alters[k]);
+            struct mq_kafka_arena a;
+            mq_kafka_arena_init(&a);
+            struct mq_kafka_alter_configs_req q;
+            decode_sample(alters[k], v, &a, &w, &q);
+            CU_ASSERT_EQUAL_FATAL(q.resource_count, 2);
+            CU_ASSERT_EQUAL(q.resources[1].type, MQ_KRES_BROKER);
+            CU_ASSERT_TRUE(q.validate_only);
+            for (int i = 0; i < 2; i++) {
+                q.resources[i].error = MQ_KC_INVALID_REQUEST;
+                q.resources[i].error_message = "yaml";
+            }
+            mq_kafka_wr_reset(&out);
+            if (k)
+                mq_kafka_incremental_alter_configs_resp_encode(&out, v, &q);
+            else
+                mq_kafka_alter_configs_resp_encode(&out, v, &q);
+            mq_kafka_rd_init(&rd, out.buf, out.len);
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+            CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 2);
+            for (int i = 0; i < 2; i++) {
+                CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 42);
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), "yaml"));
+                CU_ASSERT_EQUAL(mq_kafka_rd_i8(&rd), i ? MQ_KRES_BROKER : MQ_KRES_TOPIC);
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), i ? "0" : "t"));
+                r_tags(&rd, flex);
+            }
+            r_tags(&rd, flex);
+            CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd) && mq_kafka_rd_left(&rd) == 0);
+            mq_kafka_arena_free(&a);
+        }
+    }
+    static const int16_t acls[] = {MQ_KAPI_CREATE_ACLS, MQ_KAPI_DELETE_ACLS};
+    for (int k = 0; k < 2; k++) {
+        for (int16_t v = 0; v <= 3; v++) {
+            bool flex = v >= 2;
+            struct mq_kafka_acls_change_req q;
+            decode_sample(acls[k], v, NULL, &w, &q);
+            CU_ASSERT_EQUAL_FATAL(q.count, 2);
+            q.error = MQ_KC_INVALID_REQUEST;
+            q.error_message = "acls";
+            mq_kafka_wr_reset(&out);
+            if (k)
+                mq_kafka_delete_acls_resp_encode(&out, v, &q);
+            else
+                mq_kafka_create_acls_resp_encode(&out, v, &q);
+            mq_kafka_rd_init(&rd, out.buf, out.len);
+            CU_ASSERT_EQUAL(mq_kafka_rd_i32(&rd), 0);
+            CU_ASSERT_EQUAL_FATAL(r_a(&rd, flex), 2);
+            for (int i = 0; i < 2; i++) {
+                CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), 42);
+                CU_ASSERT_TRUE(mq_kafka_str_eq(r_s(&rd, flex), "acls"));
+                if (k)
+                    CU_ASSERT_EQUAL(r_a(&rd, flex), 0); /* matching ACLs */
+                r_tags(&rd, flex);
+            }
+            r_tags(&rd, flex);
+            CU_ASSERT_TRUE(mq_kafka_rd_ok(&rd) && mq_kafka_rd_left(&rd) == 0);
+        }
+    }
+    mq_kafka_wr_free(&w);
+    mq_kafka_wr_free(&out);
+}
+
 /* A request naming more groups (or config resources) than max_parts is too large, not malformed. */
 static void test_max_parts(void)
 {
@@ -818,23 +1143,22 @@ static void test_max_parts(void)
     mq_kafka_wr_reset(&w);
     build_delete_topics(&w, 6);
     CU_ASSERT_EQUAL(decode_any(MQ_KAPI_DELETE_TOPICS, 6, w.buf, w.len, 1, NULL), MQ_ERR_RANGE);
+    mq_kafka_wr_reset(&w);
+    build_delete_records(&w, 2); /* one topic, two partitions */
+    CU_ASSERT_EQUAL(decode_any(MQ_KAPI_DELETE_RECORDS, 2, w.buf, w.len, 1, NULL), MQ_ERR_RANGE);
+    CU_ASSERT_EQUAL(decode_any(MQ_KAPI_DELETE_RECORDS, 2, w.buf, w.len, 2, NULL), MQ_OK);
     mq_kafka_wr_free(&w);
 }
 
 int main(void)
 {
     static const struct mq_test tests[] = {
-        MQ_TEST(test_headers),
-        MQ_TEST(test_list_groups),
-        MQ_TEST(test_describe_groups),
-        MQ_TEST(test_delete_groups),
-        MQ_TEST(test_describe_configs),
-        MQ_TEST(test_describe_cluster),
-        MQ_TEST(test_create_topics),
-        MQ_TEST(test_delete_topics),
-        MQ_TEST(test_truncation_and_mutation),
-        MQ_TEST(test_max_parts),
-        MQ_TEST_END,
+        MQ_TEST(test_headers),          MQ_TEST(test_list_groups),
+        MQ_TEST(test_describe_groups),  MQ_TEST(test_delete_groups),
+        MQ_TEST(test_describe_configs), MQ_TEST(test_describe_cluster),
+        MQ_TEST(test_create_topics),    MQ_TEST(test_delete_topics),
+        MQ_TEST(test_other_refusals),   MQ_TEST(test_truncation_and_mutation),
+        MQ_TEST(test_max_parts),        MQ_TEST_END,
     };
     return mq_test_run("kafka_admin", tests);
 }

@@ -1086,7 +1086,10 @@ static bool admin_api(int16_t key)
 {
     return key == MQ_KAPI_LIST_GROUPS || key == MQ_KAPI_DESCRIBE_GROUPS || key == MQ_KAPI_DELETE_GROUPS ||
            key == MQ_KAPI_DESCRIBE_CONFIGS || key == MQ_KAPI_DESCRIBE_CLUSTER ||
-           key == MQ_KAPI_CREATE_TOPICS || key == MQ_KAPI_DELETE_TOPICS;
+           key == MQ_KAPI_CREATE_TOPICS || key == MQ_KAPI_DELETE_TOPICS || key == MQ_KAPI_DELETE_RECORDS ||
+           key == MQ_KAPI_CREATE_PARTITIONS || key == MQ_KAPI_ALTER_CONFIGS ||
+           key == MQ_KAPI_INCREMENTAL_ALTER_CONFIGS || key == MQ_KAPI_CREATE_ACLS ||
+           key == MQ_KAPI_DELETE_ACLS;
 }
 
 /* Every supported (key, version): the sample decodes reading all of it, with trailing bytes too (ignored,

@@ -223,7 +223,7 @@ static void test_api_versions(void)
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
     int32_t n = mq_kafka_rd_array(&rd, 6, false);
-    CU_ASSERT_EQUAL(n, 22);
+    CU_ASSERT_EQUAL(n, 28);
     bool fetch11 = false;
     for (int32_t i = 0; i < n; i++) {
         int16_t k = mq_kafka_rd_i16(&rd), mn = mq_kafka_rd_i16(&rd), mx = mq_kafka_rd_i16(&rd);
@@ -245,7 +245,7 @@ static void test_api_versions(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_NONE);
-    CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 7, false), 22);
+    CU_ASSERT_EQUAL(mq_kafka_rd_carray(&rd, 7, false), 28);
     free(b);
 
     /* An ApiVersions version from the future: Kafka's v0 answer with UNSUPPORTED_VERSION and the list. */
@@ -254,7 +254,7 @@ static void test_api_versions(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     mq_kafka_rd_init(&rd, b, len);
     CU_ASSERT_EQUAL(mq_kafka_rd_i16(&rd), MQ_KC_UNSUPPORTED_VERSION);
-    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 6, false), 22);
+    CU_ASSERT_EQUAL(mq_kafka_rd_array(&rd, 6, false), 28);
     free(b);
 
     /* The connection stays open after that: a served request is answered. */
@@ -283,14 +283,20 @@ static void test_api_versions(void)
 /* What ApiVersions advertises: the API table must keep answering exactly this unless an API or version
  * is added on purpose (the admin APIs were, issue 12). */
 static const struct mq_kafka_api_range served[] = {
-    {MQ_KAPI_PRODUCE, 0, 8},          {MQ_KAPI_FETCH, 0, 11},           {MQ_KAPI_LIST_OFFSETS, 0, 5},
-    {MQ_KAPI_METADATA, 0, 8},         {MQ_KAPI_OFFSET_COMMIT, 0, 7},    {MQ_KAPI_OFFSET_FETCH, 0, 5},
-    {MQ_KAPI_FIND_COORDINATOR, 0, 2}, {MQ_KAPI_JOIN_GROUP, 0, 5},       {MQ_KAPI_HEARTBEAT, 0, 3},
-    {MQ_KAPI_LEAVE_GROUP, 0, 3},      {MQ_KAPI_SYNC_GROUP, 0, 3},       {MQ_KAPI_DESCRIBE_GROUPS, 0, 5},
-    {MQ_KAPI_LIST_GROUPS, 0, 5},      {MQ_KAPI_SASL_HANDSHAKE, 0, 1},   {MQ_KAPI_API_VERSIONS, 0, 3},
-    {MQ_KAPI_INIT_PRODUCER_ID, 0, 1}, {MQ_KAPI_DESCRIBE_CONFIGS, 0, 4}, {MQ_KAPI_SASL_AUTHENTICATE, 0, 2},
-    {MQ_KAPI_DELETE_GROUPS, 0, 2},    {MQ_KAPI_DESCRIBE_CLUSTER, 0, 1}, {MQ_KAPI_CREATE_TOPICS, 0, 7},
-    {MQ_KAPI_DELETE_TOPICS, 0, 6},
+    {MQ_KAPI_PRODUCE, 0, 8},          {MQ_KAPI_FETCH, 0, 11},
+    {MQ_KAPI_LIST_OFFSETS, 0, 5},     {MQ_KAPI_METADATA, 0, 8},
+    {MQ_KAPI_OFFSET_COMMIT, 0, 7},    {MQ_KAPI_OFFSET_FETCH, 0, 5},
+    {MQ_KAPI_FIND_COORDINATOR, 0, 2}, {MQ_KAPI_JOIN_GROUP, 0, 5},
+    {MQ_KAPI_HEARTBEAT, 0, 3},        {MQ_KAPI_LEAVE_GROUP, 0, 3},
+    {MQ_KAPI_SYNC_GROUP, 0, 3},       {MQ_KAPI_DESCRIBE_GROUPS, 0, 5},
+    {MQ_KAPI_LIST_GROUPS, 0, 5},      {MQ_KAPI_SASL_HANDSHAKE, 0, 1},
+    {MQ_KAPI_API_VERSIONS, 0, 3},     {MQ_KAPI_INIT_PRODUCER_ID, 0, 1},
+    {MQ_KAPI_DESCRIBE_CONFIGS, 0, 4}, {MQ_KAPI_SASL_AUTHENTICATE, 0, 2},
+    {MQ_KAPI_DELETE_GROUPS, 0, 2},    {MQ_KAPI_DESCRIBE_CLUSTER, 0, 1},
+    {MQ_KAPI_CREATE_TOPICS, 0, 7},    {MQ_KAPI_DELETE_TOPICS, 0, 6},
+    {MQ_KAPI_DELETE_RECORDS, 0, 2},   {MQ_KAPI_CREATE_PARTITIONS, 0, 3},
+    {MQ_KAPI_ALTER_CONFIGS, 0, 2},    {MQ_KAPI_INCREMENTAL_ALTER_CONFIGS, 0, 1},
+    {MQ_KAPI_CREATE_ACLS, 0, 3},      {MQ_KAPI_DELETE_ACLS, 0, 3},
 };
 
 /* Reads an ApiVersions list of response version v and checks that it is the server's API table. */

@@ -16,8 +16,9 @@ does not serve (issue 12):
 5. Raw sockets: ApiVersions v9 gets a v0 response with UNSUPPORTED_VERSION and the versions served, on a
    connection that stays usable; Fetch v12 and an unknown API key close the connection, as Kafka does. The
    first occurrence per connection is logged at info level, and the SIGUSR1 stats line counts them.
-   CreateTopics v0 and v5 and DeleteTopics v4 get INVALID_REQUEST per topic on a connection that stays
-   usable for the next request.
+   CreateTopics v0 and v5, DeleteTopics v4, DeleteRecords v0 and CreateAcls v0 get INVALID_REQUEST per
+   topic (or ACL) on a connection that stays usable for the next request. confluent-kafka's
+   create_partitions and alter_configs and kafka-python's create_partitions get it with mqlog's message.
 6. `mqlog groups reset` beside the daemon is refused for rg while its member is connected, and done once it
    left (the daemon records live groups in the catalog).
 
@@ -36,13 +37,14 @@ import e2e_lib as e
 try:
     from kafka import KafkaConsumer
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+    from kafka.admin import NewPartitions as NewPyPartitions
     from kafka.admin import NewTopic as NewPyTopic
     from kafka.errors import KafkaError as KafkaPyError
 except ImportError:
     sys.exit("test_kafka_admin_clients: kafka-python (Debian package python3-kafka) is missing")
 try:
     import confluent_kafka
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
     from confluent_kafka.admin import ConfigResource as CkConfigResource
 except ImportError:
     sys.exit("test_kafka_admin_clients: confluent-kafka (Debian package python3-confluent-kafka) is missing")
@@ -53,6 +55,8 @@ TWO_DAYS_MS = 2 * 24 * 3600 * 1000
 KAFKA_DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
 INVALID_REQUEST = 42
 CREATE_REFUSED = "mqlog creates log topics from its mapping files (mqlogd.yaml); see mqlog create"
+PARTITIONS_REFUSED = "partitions come from the mapping's partitions:"
+CONFIGS_REFUSED = "configuration lives in mqlogd.yaml"
 
 
 def rdkafka_admin(bootstrap, *args):
@@ -141,12 +145,23 @@ def test_confluent_kafka(bootstrap):
                 # librdkafka sends DeleteTopics v1, whose response has no message.
                 e.check(what == "delete_topics" or CREATE_REFUSED in err.str(),
                         "%s: the server's message: %s" % (what, err.str()))
+    for what, fs, want in (
+            ("create_partitions", a.create_partitions([NewPartitions("t", 4)]), PARTITIONS_REFUSED),
+            ("alter_configs", a.alter_configs([CkConfigResource("topic", "t", set_config={"retention.ms": "1"})]),
+             CONFIGS_REFUSED)):
+        for f in fs.values():
+            try:
+                f.result(timeout=20)
+                e.fail("%s succeeded on a read-only endpoint" % what)
+            except confluent_kafka.KafkaException as ex:
+                err = ex.args[0]
+                e.check(err.code() == INVALID_REQUEST and want in err.str(), "%s: %s" % (what, ex))
     # The client goes on: the refusals closed nothing.
     (f,) = a.describe_configs([CkConfigResource("topic", "t")]).values()
     e.check(f.result(timeout=20)["retention.ms"].value == str(TWO_DAYS_MS), "describe_configs after refusals")
     e.check("t" in a.list_topics(timeout=20).topics, "list_topics after the refusals")
     print("confluent-kafka %s: list_groups, describe_configs (retention 2 d / default), create and delete "
-          "topics refused by the server (INVALID_REQUEST, its message)" % confluent_kafka.version()[0],
+          "topics, create_partitions, alter_configs refused by the server (INVALID_REQUEST, its message)" % confluent_kafka.version()[0],
           flush=True)
 
 
@@ -166,14 +181,16 @@ def test_kafka_python(bootstrap, data_dir):
         e.check(res[0] == 0 and entries["retention.ms"][1] == str(TWO_DAYS_MS) and entries["retention.ms"][3] == 1,
                 "describe_configs t: %s" % (res,))
         for what, call in (("create_topics", lambda: a.create_topics([NewPyTopic("new", 1, 1)])),
-                           ("delete_topics", lambda: a.delete_topics(["t"]))):
+                           ("delete_topics", lambda: a.delete_topics(["t"])),
+                           ("create_partitions", lambda: a.create_partitions({"t": NewPyPartitions(4)}))):
             try:
                 call()
                 e.fail("kafka-python %s succeeded on a read-only endpoint" % what)
             except KafkaPyError as ex:
                 e.check(getattr(ex, "errno", None) == INVALID_REQUEST, "kafka-python %s: %r" % (what, ex))
-                if what == "create_topics":
-                    e.check(CREATE_REFUSED in str(ex), "kafka-python create_topics: the message: %s" % ex)
+                if what != "delete_topics":  # DeleteTopics v0-3 have no message
+                    want = CREATE_REFUSED if what == "create_topics" else PARTITIONS_REFUSED
+                    e.check(want in str(ex), "kafka-python %s: the message: %s" % (what, ex))
         result = dict(a.delete_consumer_groups(["pyg"]))
         e.check(result["pyg"].errno == 0, "delete_consumer_groups pyg: %s" % result)
         groups = set(a.list_consumer_groups())
@@ -182,7 +199,7 @@ def test_kafka_python(bootstrap, data_dir):
         a.close()
     r = subprocess.run([e.MQLOG, "groups", "-d", data_dir], capture_output=True, text=True, timeout=60)
     e.check(r.returncode == 0 and "pyg" not in r.stdout, "mqlog groups after the deletion: %s" % r.stdout)
-    print("kafka-python admin: list, describe, describe_configs, create/delete topics refused "
+    print("kafka-python admin: list, describe, describe_configs, create/delete topics, create_partitions refused "
           "(INVALID_REQUEST), delete_consumer_groups (offsets gone)",
           flush=True)
 
@@ -210,8 +227,9 @@ def test_reset_once_empty(data_dir):
 
 
 def test_topic_changes_refused(s):
-    """CreateTopics v0 and v5 (flexible) and DeleteTopics v4 (flexible), raw: every topic refused with
-    INVALID_REQUEST (and the message where the version has one), the connection still usable."""
+    """CreateTopics v0 and v5 (flexible), DeleteTopics v4 (flexible), DeleteRecords v0 and CreateAcls v0,
+    raw: everything refused with INVALID_REQUEST (and the message where the version has one), the
+    connection still usable."""
     # CreateTopics v0: [name, partitions, replication, [] assignments, [] configs], timeout.
     s.sendall(request(19, 0, 10, struct.pack(">i", 1) + kstr("new") + struct.pack(">ihiii", 1, 1, 0, 0, 1000)))
     body = recv_response(s, 10)
@@ -236,8 +254,20 @@ def test_topic_changes_refused(s):
     body = recv_response(s, 12)
     e.check(body == b"\x00" + struct.pack(">i", 0) + b"\x02\x02t" + struct.pack(">h", INVALID_REQUEST)
             + b"\x00\x00", "DeleteTopics v4 response: %r" % body)
-    s.sendall(request(18, 0, 13))  # the same connection still answers
-    e.check(struct.unpack(">h", recv_response(s, 13)[:2])[0] == 0, "ApiVersions after the refusals")
+    # DeleteRecords v0: [name, [partition, offset]], timeout: per partition, low watermark -1, the error.
+    s.sendall(request(21, 0, 13, struct.pack(">i", 1) + kstr("t") + struct.pack(">iiqi", 1, 0, 1, 1000)))
+    body = recv_response(s, 13)
+    e.check(body == struct.pack(">ii", 0, 1) + kstr("t") + struct.pack(">iiqh", 1, 0, -1, INVALID_REQUEST),
+            "DeleteRecords v0 response: %r" % body)
+    # CreateAcls v0: [resource type, name, principal, host, operation, permission]: the error, a message.
+    s.sendall(request(30, 0, 14, struct.pack(">ib", 1, 2) + kstr("t") + kstr("User:a") + kstr("*")
+                      + struct.pack(">bb", 3, 3)))
+    body = recv_response(s, 14)
+    msg = b"mqlog's ACLs are kafka.acls in mqlogd.yaml"
+    e.check(body == struct.pack(">iih", 0, 1, INVALID_REQUEST) + struct.pack(">h", len(msg)) + msg,
+            "CreateAcls v0 response: %r" % body)
+    s.sendall(request(18, 0, 15))  # the same connection still answers
+    e.check(struct.unpack(">h", recv_response(s, 15)[:2])[0] == 0, "ApiVersions after the refusals")
 
 
 def test_unsupported(d, port):
