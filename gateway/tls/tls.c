@@ -134,3 +134,61 @@ out:
     *ctxp = ctx;
     return MQ_OK;
 }
+
+enum mq_err mq_tls_client_files_check(const char *ca, const char *cert, const char *key,
+                                      enum mq_tls_file *bad, char *errstr, size_t errstr_size)
+{
+    char why[256];
+    enum mq_err err = MQ_OK;
+    enum mq_tls_file which = MQ_TLS_FILE_NONE;
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return fail(MQ_TLS_FILE_NONE, bad,
+                    mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "cannot create a TLS context: %s",
+                            mq_tls_last_error("out of memory", why, sizeof why)));
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    if (ca) {
+        which = MQ_TLS_FILE_CA;
+        if ((err = readable(ca, errstr, errstr_size)) != MQ_OK)
+            goto out;
+        if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+            err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "%s holds no usable PEM CA certificate (%s)", ca,
+                          mq_tls_last_error("no certificate found", why, sizeof why));
+            goto out;
+        }
+    }
+    /* The key goes in before the certificate, so that a key of another certificate is told from a broken
+     * file (installing a mismatching key after the certificate fails as if the key were unreadable). */
+    if (key) {
+        which = MQ_TLS_FILE_KEY;
+        if ((err = readable(key, errstr, errstr_size)) != MQ_OK)
+            goto out;
+        if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+            err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size,
+                          "%s holds no usable unencrypted PEM private key (%s)", key,
+                          mq_tls_last_error("unknown error", why, sizeof why));
+            goto out;
+        }
+    }
+    if (cert) {
+        which = MQ_TLS_FILE_CERT;
+        if ((err = readable(cert, errstr, errstr_size)) != MQ_OK)
+            goto out;
+        if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+            err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "%s holds no usable PEM certificate (%s)", cert,
+                          mq_tls_last_error("unknown error", why, sizeof why));
+            goto out;
+        }
+        if (key && SSL_CTX_check_private_key(ctx) != 1) {
+            ERR_clear_error();
+            which = MQ_TLS_FILE_KEY;
+            err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size,
+                          "the key in %s does not match the certificate in %s", key, cert);
+            goto out;
+        }
+    }
+out:
+    SSL_CTX_free(ctx);
+    return err == MQ_OK ? MQ_OK : fail(which, bad, err);
+}

@@ -38,6 +38,14 @@ enum mq_tls_file {
 enum mq_err mq_tls_server_ctx_new(const char *cert, const char *key, const char *ca, bool require_client_cert,
                                   SSL_CTX **ctxp, enum mq_tls_file *bad, char *errstr, size_t errstr_size);
 
+/*
+ * Checks the files of a TLS client (an mqtts:// broker, a forwarder) as the client libraries will read them:
+ * ca (PEM CA certificates; NULL: the system's store), cert and key (PEM, unencrypted, matching; both or
+ * neither). MQ_OK, or an error with *bad and errstr as mq_tls_server_ctx_new() gives them.
+ */
+enum mq_err mq_tls_client_files_check(const char *ca, const char *cert, const char *key,
+                                      enum mq_tls_file *bad, char *errstr, size_t errstr_size);
+
 /* The reason of the earliest error in OpenSSL's queue (e.g. "no start line"), and clears the queue;
  * fallback when there is none. */
 const char *mq_tls_last_error(const char *fallback, char *buf, size_t size);

@@ -115,6 +115,26 @@ def main():
     if os.path.exists(data):
         e.fail("mqlogd --check created data_dir %s" % data)
 
+    # Every file a broker or forwarder names is read as its client will read it: a missing password file,
+    # a CA file that is no PEM and a key of another certificate each get a FILE:LINE:COL line.
+    tls = os.path.join(FIXTURES, "tls")
+    with open(conf, "w") as f:
+        f.write('data_dir: "%s"\nbrokers:\n'
+                '  - name: a\n    url: mqtt://127.0.0.1:1\n    username: u\n    password_file: %s/none.pw\n'
+                '  - name: b\n    url: mqtts://127.0.0.1:1\n    tls: {ca: %s/notpem.txt}\n'
+                '  - name: c\n    url: mqtts://127.0.0.1:1\n    tls: {cert: %s/server.pem, key: %s/other.key}\n'
+                'mappings:\n  - from: "a/#"\n    to: a\n' % (data, d, tls, tls, tls))
+    p = check(conf, d)
+    got = p.stderr.splitlines()
+    want = ["%s:3:5: broker 'a': password_file %s/none.pw: No such file or directory" % (conf, d),
+            "%s:7:5: broker 'b': tls ca: %s/notpem.txt holds no usable PEM CA certificate" % (conf, tls),
+            "%s:10:5: broker 'c': tls key: the key in %s/other.key does not match the certificate in %s/server.pem"
+            % (conf, tls, tls)]
+    if p.returncode != 1 or len(got) != 3 or any(not g.startswith(w) for g, w in zip(got, want)):
+        e.fail("referenced files: exit %d, stderr:\n%s\nexpected lines starting:\n%s" % (p.returncode, p.stderr,
+                                                                                        "\n".join(want)))
+    e.log("--check reads every referenced file: missing, not PEM and mismatched each named at FILE:LINE:COL")
+
     # Forwarders are checked without connecting: a good one passes (its cluster does not exist), a property
     # librdkafka refuses is reported with librdkafka's message where it is written (bad_forward.yaml above
     # has every other key).
