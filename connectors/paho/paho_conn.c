@@ -39,8 +39,14 @@ static void mq_paho_schedule_locked(struct mq_paho *p, bool permanent)
 static void mq_paho_log_retry(struct mq_paho *p, const char *what, const char *why)
 {
     int64_t in = p->next_attempt_ms - mq_mono_ms();
+    /* Paho's reasons are sentences ("The connection was lost."): their period would end ours midway. */
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s", why ? why : "no reason given");
+    size_t n = strlen(reason);
+    while (n > 0 && (reason[n - 1] == '.' || reason[n - 1] == ' '))
+        reason[--n] = '\0';
     MQ_WARN("broker %s (%s): %s: %s; reconnecting in %lld ms (attempt %d)", p->broker->name, p->client_id,
-            what, why ? why : "no reason given", (long long)(in > 0 ? in : 0), p->reconnect.attempts);
+            what, reason, (long long)(in > 0 ? in : 0), p->reconnect.attempts);
 }
 
 /* ---- subscribing ---- */

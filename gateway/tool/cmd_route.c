@@ -69,6 +69,10 @@ static enum mq_err mq_route_print(void *opaque, const struct mq_route_hit *hit)
             printf("  (unmatched topic, key ");
         }
         mq_route_print_key(hit->key, hit->key_len);
+        if (!hit->key && hit->partitions > 1)
+            printf(", round-robin over the %d partitions: %d is where the first such message "
+                   "after a start goes",
+                   (int)hit->partitions, (int)hit->partition);
         printf(")");
     }
     putchar('\n');

@@ -194,6 +194,12 @@ def main():
     got = route("alerts/fire", '{"device":{"id":"d-17"},"level":3}')
     if got != ["alerts %d" % kafka_partition("d-17", 4)]:  # key: json:/device/id
         e.fail("route alerts/fire with a JSON payload: %s" % got)
+    rr = os.path.join(d, "rr.yaml")
+    with open(rr, "w") as f:
+        f.write('data_dir: "%s"\nmappings:\n  - from: "a/#"\n    to: t\n    partitions: 4\n    key: none\n' % data)
+    got = e.run([e.MQLOG, "route", "-c", rr, "a/b", "-v"]).stdout
+    if "key null, round-robin over the 4 partitions: 0 is where the first such message after a start goes" not in got:
+        e.fail("route -v with a null key does not say it goes round-robin: %r" % got)
     if route("nobody/listens") != ["unmatched"]:
         e.fail("route nobody/listens: %s" % route("nobody/listens"))
     if route("$SYS/broker/load") != ["unmatched"]:
