@@ -173,6 +173,16 @@ def test_kafka_python(bootstrap, data_dir):
         (rg,) = a.describe_consumer_groups(["rg"])
         e.check(rg.state == "Stable" and rg.protocol == "range" and len(rg.members) == 1,
                 "describe_consumer_groups: %s" % (rg,))
+        # list_topics, describe_topics, describe_cluster and the committed offsets: what lag scripts call.
+        e.check({"t", "plain"} <= set(a.list_topics()), "kafka-python list_topics: %s" % a.list_topics())
+        (dt,) = a.describe_topics(["t"])
+        e.check(dt["error_code"] == 0 and sorted(p["partition"] for p in dt["partitions"]) == [0, 1],
+                "kafka-python describe_topics t: %s" % (dt,))
+        cl = a.describe_cluster()
+        e.check(len(cl["brokers"]) == 1 and cl["controller_id"] == cl["brokers"][0]["node_id"],
+                "kafka-python describe_cluster: %s" % (cl,))
+        offs = {tp.partition: m.offset for tp, m in a.list_consumer_group_offsets("pyg").items() if tp.topic == "t"}
+        e.check(offs.get(0) == 3, "kafka-python list_consumer_group_offsets pyg: %s" % offs)
         parts = dict(rg.members[0].member_assignment.assignment)
         e.check(sorted(parts.get("t", [])) == [0, 1], "rg's assignment: %s" % (parts,))
         (resp,) = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "t")])
