@@ -63,6 +63,8 @@ static enum MHD_Result mq_http_handle(void *cls, struct MHD_Connection *conn, co
     return mq_http_queue(conn, resp.status, resp.content_type, resp.body, resp.len);
 }
 
+/* libmicrohttpd's error logger (MHD_OPTION_EXTERNAL_LOGGER): its messages go to our log as warnings. */
+static void mq_http_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mq_http_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
