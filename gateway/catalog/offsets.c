@@ -31,6 +31,20 @@ static enum mq_err mq_catalog_check_partition(struct mq_catalog *cat, const char
     return err;
 }
 
+/* Writes one partition's offset within the open transaction (commits and resets alike). */
+static enum mq_err mq_catalog_offset_upsert(struct mq_catalog *cat, const char *group,
+                                            const struct mq_offset_commit *c, int64_t now)
+{
+    sqlite3_stmt *st = cat->st[ST_OFFSET_UPSERT];
+    mq_catalog__bind_text(st, 1, group);
+    mq_catalog__bind_text(st, 2, c->topic);
+    sqlite3_bind_int(st, 3, c->partition);
+    sqlite3_bind_int64(st, 4, c->offset);
+    mq_catalog__bind_text(st, 5, c->metadata);
+    sqlite3_bind_int64(st, 6, now);
+    return mq_catalog__exec(cat, ST_OFFSET_UPSERT, "writing an offset");
+}
+
 enum mq_err mq_catalog_offset_commit_many(struct mq_catalog *cat, const char *group,
                                           struct mq_offset_commit *commits, size_t n)
 {
@@ -45,16 +59,8 @@ enum mq_err mq_catalog_offset_commit_many(struct mq_catalog *cat, const char *gr
             c->err = mq_catalog_check_partition(cat, c->topic, c->partition);
             if (c->err == MQ_ERR_NOENT || c->err == MQ_ERR_INVAL)
                 continue; /* this partition's answer; the others go on */
-            if (c->err == MQ_OK) {
-                sqlite3_stmt *st = cat->st[ST_OFFSET_UPSERT];
-                mq_catalog__bind_text(st, 1, group);
-                mq_catalog__bind_text(st, 2, c->topic);
-                sqlite3_bind_int(st, 3, c->partition);
-                sqlite3_bind_int64(st, 4, c->offset);
-                mq_catalog__bind_text(st, 5, c->metadata);
-                sqlite3_bind_int64(st, 6, now);
-                c->err = mq_catalog__exec(cat, ST_OFFSET_UPSERT, "committing an offset");
-            }
+            if (c->err == MQ_OK)
+                c->err = mq_catalog_offset_upsert(cat, group, c, now);
             err = c->err;
         }
         err = mq_catalog__end(cat, err, false);
@@ -297,16 +303,8 @@ enum mq_err mq_catalog_offset_reset(struct mq_catalog *cat, const char *group,
         for (size_t i = 0; err == MQ_OK && i < n; i++) {
             struct mq_offset_commit *c = &commits[i];
             c->err = mq_catalog_check_partition(cat, c->topic, c->partition);
-            if (c->err == MQ_OK) {
-                sqlite3_stmt *st = cat->st[ST_OFFSET_UPSERT];
-                mq_catalog__bind_text(st, 1, group);
-                mq_catalog__bind_text(st, 2, c->topic);
-                sqlite3_bind_int(st, 3, c->partition);
-                sqlite3_bind_int64(st, 4, c->offset);
-                mq_catalog__bind_text(st, 5, c->metadata);
-                sqlite3_bind_int64(st, 6, now);
-                c->err = mq_catalog__exec(cat, ST_OFFSET_UPSERT, "resetting an offset");
-            }
+            if (c->err == MQ_OK)
+                c->err = mq_catalog_offset_upsert(cat, group, c, now);
             err = c->err;
         }
         err = mq_catalog__end(cat, err, false);
