@@ -416,9 +416,13 @@ seg=$D/c-0/00000000000000000000.log
 python3 - "$seg" <<'EOF'
 import sys
 with open(sys.argv[1], 'r+b') as f:
-    f.seek(200)  # inside the first batch's records, covered by its CRC
+    # the last byte of the first batch is inside its records and covered by its CRC. The batch may hold
+    # one record or a hundred (the flush timing of the first produce run decides), so its length is read.
+    f.seek(8)
+    pos = 12 + int.from_bytes(f.read(4), 'big') - 1
+    f.seek(pos)
     b = f.read(1)
-    f.seek(200)
+    f.seek(pos)
     f.write(bytes([b[0] ^ 0x40]))
 EOF
 run "$M" verify -d "$D"
