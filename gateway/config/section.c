@@ -737,6 +737,37 @@ static void mq_ckey_parse(struct mq_cctx *ctx, const struct mq_ckey *k, const ya
     mq_cset_str(ctx, (char **)field, v);
 }
 
+/* Whether name is a word of key: "dir" of "data_dir", "retention" of "retention_bytes" is not (a prefix). */
+static bool mq_cword_of(const char *key, const char *name)
+{
+    size_t lk = strlen(key), ln = strlen(name);
+    return ln >= 3 && lk > ln + 1 && key[lk - ln - 1] == '_' && strcmp(key + lk - ln, name) == 0;
+}
+
+/*
+ * A key that is misplaced rather than misspelt: the section (other than the one being parsed) under top
+ * that has a key named name, or failing that a key name is the last word of; its key in *found. Depth
+ * first; the table is a tree a few levels deep.
+ */
+static const struct mq_csection *mq_celsewhere(const struct mq_csection *top, const struct mq_csection * not,
+                                               const char *name, bool exact, const char **found, int depth)
+{
+    if (depth > 8)
+        return NULL;
+    for (const struct mq_ckey *k = top->keys; k->name; k++) {
+        if (top != not &&(exact ? strcmp(k->name, name) == 0 : mq_cword_of(k->name, name))) {
+            *found = k->name;
+            return top;
+        }
+    }
+    for (const struct mq_ckey *k = top->keys; k->name; k++) {
+        const struct mq_csection *in;
+        if (k->sub && (in = mq_celsewhere(k->sub, not, name, exact, found, depth + 1)))
+            return in;
+    }
+    return NULL;
+}
+
 static void mq_cunknown(struct mq_cctx *ctx, const struct mq_csection *sec, const yaml_node_t *key)
 {
     const char *name = (const char *)key->data.scalar.value;
@@ -746,8 +777,21 @@ static void mq_cunknown(struct mq_cctx *ctx, const struct mq_csection *sec, cons
     for (const struct mq_ckey *k = sec->keys; k->name; k++)
         mq_suggest_feed(&sg, k->name);
     const char *best = sg.best;
+    const struct mq_csection *in = NULL;
+    const char *found = NULL;
+    if (!best && !(in = mq_celsewhere(&mq_csection_top, sec, name, true, &found, 0)))
+        in = mq_celsewhere(&mq_csection_top, sec, name, false, &found, 0);
     if (best)
         mq_cctx_error(ctx, key, "unknown key '%s' in %s (did you mean '%s'?)", name, sec->what, best);
+    else if (in == &mq_csection_top && sec == &mq_csection_mapfile)
+        mq_cctx_error(ctx, key, "unknown key '%s' in %s ('%s' is a key of the main configuration file)", name,
+                      sec->what, found);
+    else if (in == &mq_csection_top)
+        mq_cctx_error(ctx, key, "unknown key '%s' in %s (did you mean the top-level key '%s'?)", name,
+                      sec->what, found);
+    else if (in)
+        mq_cctx_error(ctx, key, "unknown key '%s' in %s (did you mean '%s' in %s?)", name, sec->what, found,
+                      in->what);
     else
         mq_cctx_error(ctx, key, "unknown key '%s' in %s", name, sec->what);
 }
