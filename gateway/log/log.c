@@ -491,6 +491,16 @@ enum mq_err mq_log_scan_dirs(const char *dir, void (*fn)(void *opaque, const cha
     return err;
 }
 
+bool mq_log_topic_in_use(struct mq_log *log, const char *topic)
+{
+    bool used = false;
+    pthread_mutex_lock(&log->mu);
+    for (size_t i = 0; i < log->nparts && !used; i++)
+        used = strcmp(log->parts[i]->topic, topic) == 0;
+    pthread_mutex_unlock(&log->mu);
+    return used;
+}
+
 enum mq_err mq_log_topic_delete(struct mq_log *log, const char *topic)
 {
     if (log->mode != MQ_LOG_WRITE)

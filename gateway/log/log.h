@@ -133,6 +133,10 @@ enum mq_err mq_log_scan_dirs(const char *dir, void (*fn)(void *opaque, const cha
 /* Deletes a topic's partition directories (partitions must not be in use). */
 enum mq_err mq_log_topic_delete(struct mq_log *log, const char *topic);
 
+/* True when a partition of topic is open in this process (mq_log_part() opened it): its directories must
+ * stay until the process closes the log. */
+bool mq_log_topic_in_use(struct mq_log *log, const char *topic);
+
 /*
  * Called after records of `part` became durable, with the new durable end, by the thread that made them
  * durable: the flusher thread, or a caller of mq_part_flush() or of a flush-always mq_part_append(). Calls

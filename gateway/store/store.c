@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "util/diag.h"
 #include "util/topic.h"
 
 struct mq_store {
@@ -57,6 +60,8 @@ static int mq_store_mkdirs(const char *path)
     free(p);
     return rc;
 }
+
+static enum mq_err mq_store_finish_deletes(struct mq_store *store);
 
 enum mq_err mq_store_open(const char *dir, int flags, const struct mq_log_conf *conf,
                           struct mq_store **storep, char *errstr, size_t errstr_size)
@@ -125,6 +130,11 @@ enum mq_err mq_store_open(const char *dir, int flags, const struct mq_log_conf *
     err = mq_catalog_open(catpath, write ? MQ_CATALOG_CREATE : 0, &store->cat, errstr, errstr_size);
     if (err != MQ_OK)
         goto fail;
+    if (write && (err = mq_store_finish_deletes(store)) != MQ_OK) {
+        mq_errf(err, errstr, errstr_size, "%s: finishing an interrupted topic delete: %s", dir,
+                mq_strerror(err));
+        goto fail;
+    }
     free(catpath);
     *storep = store;
     return MQ_OK;
@@ -281,18 +291,264 @@ enum mq_err mq_store_topic_grow(struct mq_store *store, const char *name, int32_
     return err;
 }
 
-/* mq_log_scan_dirs() callback of mq_store_topic_delete(): counts the directories of one topic. */
-struct mq_store_count {
+enum mq_err mq_store_topic_alter(struct mq_store *store, const char *name, int32_t partitions,
+                                 int64_t retention_ms, int64_t retention_bytes, char *msg, size_t msg_size)
+{
+    struct mq_catalog_topic t;
+    enum mq_err err = name ? mq_catalog_topic_get(store->cat, name, &t) : MQ_ERR_INVAL;
+    if (err == MQ_ERR_NOENT)
+        return mq_errf(err, msg, msg_size, "unknown topic '%s' in %s", name, store->dir);
+    if (err != MQ_OK)
+        return mq_errf(err, msg, msg_size, "topic %s: catalog: %s (%s)", name ? name : "", mq_strerror(err),
+                       mq_catalog_errmsg(store->cat));
+    if (!(store->flags & MQ_STORE_WRITE))
+        return mq_errf(MQ_ERR_READONLY, msg, msg_size, "topic %s: only the writer changes a topic", name);
+    char done[256] = "";
+    size_t used = 0;
+    if (partitions >= 0 && partitions != t.partitions) {
+        err = mq_store_topic_grow(store, name, partitions, msg, msg_size);
+        if (err != MQ_OK)
+            return err;
+        used += (size_t)snprintf(done + used, sizeof done - used, "; partitions %d -> %d", (int)t.partitions,
+                                 (int)partitions);
+    }
+    struct mq_retention r = {.ms = t.retention_ms, .bytes = t.retention_bytes};
+    if (retention_ms >= 0)
+        r.ms = retention_ms;
+    if (retention_bytes >= 0)
+        r.bytes = retention_bytes;
+    if (r.ms != t.retention_ms || r.bytes != t.retention_bytes) {
+        err = mq_store_topic_set_retention(store, name, &r);
+        if (err != MQ_OK)
+            return mq_errf(err, msg, msg_size, "topic %s: setting its retention: %s%s", name,
+                           mq_strerror(err), used ? " (its partitions were raised)" : "");
+        if (r.ms != t.retention_ms && used < sizeof done)
+            used += (size_t)snprintf(done + used, sizeof done - used, "; retention.ms %lld -> %lld",
+                                     (long long)t.retention_ms, (long long)r.ms);
+        if (r.bytes != t.retention_bytes && used < sizeof done)
+            used += (size_t)snprintf(done + used, sizeof done - used, "; retention.bytes %lld -> %lld",
+                                     (long long)t.retention_bytes, (long long)r.bytes);
+    }
+    if (msg)
+        snprintf(msg, msg_size, "topic %s: %s", name, used ? done + 2 : "unchanged");
+    return MQ_OK;
+}
+
+/* ---- topic deletion ----
+ *
+ * A delete renames every partition directory "<topic>-<p>" to "<topic>-<p>.deleted" first (no reader or
+ * scan takes such a name for a partition), then deletes the catalog row with its group offsets and the
+ * forwarders' checkpoints of the topic, and only then removes the renamed directories. A ".deleted"
+ * directory is the mark of a delete in progress: the next write-mode open finishes it
+ * (mq_store_finish_deletes()), whether the crash came before the row went (the delete is completed) or
+ * after (only the directories are left to remove). Without the mark, a crash between removing files and
+ * deleting the row would leave a topic whose records are half gone.
+ */
+
+#define MQ_STORE_DELETED ".deleted"
+
+/* Splits a directory name "<topic>-<p>.deleted" into topic (MQ_TOPIC_NAME_MAX + 1 bytes); false for any
+ * other name. */
+static bool mq_store_deleted_name(const char *name, char *topic)
+{
+    size_t n = strlen(name), sl = sizeof MQ_STORE_DELETED - 1;
+    if (n <= sl || strcmp(name + n - sl, MQ_STORE_DELETED) != 0)
+        return false;
+    n -= sl;
+    size_t digits = 0;
+    while (digits < n && name[n - 1 - digits] >= '0' && name[n - 1 - digits] <= '9')
+        digits++;
+    if (digits == 0 || digits + 1 >= n || name[n - 1 - digits] != '-')
+        return false;
+    size_t tl = n - 1 - digits;
+    if (tl > MQ_TOPIC_NAME_MAX)
+        return false;
+    memcpy(topic, name, tl);
+    topic[tl] = '\0';
+    return mq_topic_name_valid(topic);
+}
+
+/* Removes directory name of dirfd with the files in it (a partition directory has no subdirectories). */
+static int mq_store_remove_dir(int dfd, const char *name)
+{
+    int pfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *pd = pfd >= 0 ? fdopendir(pfd) : NULL;
+    if (!pd) {
+        if (pfd >= 0)
+            close(pfd);
+        return errno == ENOENT ? 0 : -1;
+    }
+    struct dirent *de;
+    while ((de = readdir(pd)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            unlinkat(dirfd(pd), de->d_name, 0);
+    closedir(pd);
+    return unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Whether topic has ".deleted" directories (topic NULL: any topic); their topic names, when topics is not
+ * NULL, as a malloc'd array of *n malloc'd names (duplicates possible). */
+static enum mq_err mq_store_deleted_scan(const struct mq_store *store, const char *topic, char ***topics,
+                                         size_t *n, bool remove)
+{
+    DIR *d = opendir(store->dir);
+    if (!d)
+        return mq_err_from_errno(errno);
+    enum mq_err err = MQ_OK;
+    size_t count = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char t[MQ_TOPIC_NAME_MAX + 1];
+        if (!mq_store_deleted_name(de->d_name, t) || (topic && strcmp(t, topic) != 0))
+            continue;
+        if (remove) {
+            if (mq_store_remove_dir(dirfd(d), de->d_name) != 0 && err == MQ_OK)
+                err = mq_err_from_errno(errno);
+            continue;
+        }
+        if (topics) {
+            char **grown = realloc(*topics, (count + 1) * sizeof *grown);
+            if (!grown || !(grown[count] = strdup(t))) {
+                if (grown)
+                    *topics = grown;
+                err = MQ_ERR_NOMEM;
+                break;
+            }
+            *topics = grown;
+        }
+        count++;
+    }
+    closedir(d);
+    if (n)
+        *n = count;
+    return err;
+}
+
+/* mq_log_scan_dirs() callback: collects the partitions of one topic. */
+struct mq_store_parts_of {
     const char *topic;
-    int64_t n;
+    int32_t *v;
+    size_t n;
+    bool oom;
 };
 
-static void mq_store_count_dir(void *opaque, const char *topic, int32_t partition)
+static void mq_store_part_of(void *opaque, const char *topic, int32_t partition)
 {
-    struct mq_store_count *c = opaque;
-    (void)partition;
-    if (strcmp(topic, c->topic) == 0)
-        c->n++;
+    struct mq_store_parts_of *c = opaque;
+    if (c->oom || strcmp(topic, c->topic) != 0)
+        return;
+    int32_t *grown = realloc(c->v, (c->n + 1) * sizeof *grown);
+    if (!grown) {
+        c->oom = true;
+        return;
+    }
+    c->v = grown;
+    c->v[c->n++] = partition;
+}
+
+/* fsync of the data directory, so that renames and removals in it survive a power loss. */
+static enum mq_err mq_store_sync_dir(const struct mq_store *store)
+{
+    int fd = open(store->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return mq_err_from_errno(errno);
+    enum mq_err err = fsync(fd) == 0 ? MQ_OK : mq_err_from_errno(errno);
+    close(fd);
+    return err;
+}
+
+/* Renames every partition directory of topic to its ".deleted" name; *n gets how many there were. */
+static enum mq_err mq_store_mark_deleted(struct mq_store *store, const char *topic, size_t *n)
+{
+    struct mq_store_parts_of c = {.topic = topic};
+    enum mq_err err = mq_log_scan_dirs(store->dir, mq_store_part_of, &c);
+    if (err == MQ_OK && c.oom)
+        err = MQ_ERR_NOMEM;
+    for (size_t i = 0; err == MQ_OK && i < c.n; i++) {
+        char *from = NULL, *to = NULL;
+        if (asprintf(&from, "%s/%s-%d", store->dir, topic, (int)c.v[i]) < 0)
+            from = NULL;
+        if (asprintf(&to, "%s/%s-%d" MQ_STORE_DELETED, store->dir, topic, (int)c.v[i]) < 0)
+            to = NULL;
+        if (!from || !to) {
+            err = MQ_ERR_NOMEM;
+        } else if (rename(from, to) != 0) {
+            /* a mark left by an earlier delete of the same name goes first: rename() cannot replace it */
+            bool retried = (errno == ENOTEMPTY || errno == EEXIST) &&
+                           mq_store_remove_dir(AT_FDCWD, to) == 0 && rename(from, to) == 0;
+            if (!retried)
+                err = mq_err_from_errno(errno);
+        }
+        free(from);
+        free(to);
+    }
+    if (err == MQ_OK && c.n > 0)
+        err = mq_store_sync_dir(store);
+    if (n)
+        *n = c.n;
+    free(c.v);
+    return err;
+}
+
+/* Deletes the checkpoints every forwarder keeps for the partitions of topic ("TOPIC:P" keys): a topic made
+ * again under the name starts with nothing forwarded. */
+static enum mq_err mq_store_forget_forwarded(struct mq_store *store, const char *topic)
+{
+    struct mq_checkpoint *cps = NULL;
+    size_t n = 0;
+    enum mq_err err = mq_catalog_checkpoint_list(store->cat, "forward.", &cps, &n);
+    size_t tl = strlen(topic);
+    for (size_t i = 0; err == MQ_OK && i < n; i++) {
+        if (strncmp(cps[i].key, topic, tl) != 0 || cps[i].key[tl] != ':')
+            continue;
+        err = mq_catalog_checkpoint_delete(store->cat, cps[i].connector, cps[i].key);
+        if (err == MQ_ERR_NOENT)
+            err = MQ_OK;
+    }
+    mq_catalog_checkpoints_free(cps, n);
+    return err;
+}
+
+/* The steps after the mark (under ddl_lock): the row, its offsets and checkpoints, then the directories. */
+static enum mq_err mq_store_delete_rest(struct mq_store *store, const char *name)
+{
+    enum mq_err err = mq_catalog_topic_delete(store->cat, name); /* its group offsets go with it */
+    if (err == MQ_ERR_NOENT)
+        err = MQ_OK;
+    if (err == MQ_OK)
+        err = mq_store_forget_forwarded(store, name);
+    if (err == MQ_OK)
+        err = mq_store_deleted_scan(store, name, NULL, NULL, true);
+    if (err == MQ_OK)
+        err = mq_store_sync_dir(store);
+    return err;
+}
+
+static int mq_store_str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Finishes the deletes a crash interrupted (see above): write-mode open. */
+static enum mq_err mq_store_finish_deletes(struct mq_store *store)
+{
+    char **topics = NULL;
+    size_t n = 0;
+    enum mq_err err = mq_store_deleted_scan(store, NULL, &topics, &n, false);
+    if (n > 1)
+        qsort(topics, n, sizeof *topics, mq_store_str_cmp);
+    for (size_t i = 0; err == MQ_OK && i < n; i++) {
+        if (i > 0 && strcmp(topics[i], topics[i - 1]) == 0)
+            continue;
+        MQ_NOTICE("%s: finishing the delete of topic %s that was interrupted", store->dir, topics[i]);
+        err = mq_store_mark_deleted(store, topics[i], NULL);
+        if (err == MQ_OK)
+            err = mq_store_delete_rest(store, topics[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(topics[i]);
+    free(topics);
+    return err;
 }
 
 enum mq_err mq_store_topic_delete(struct mq_store *store, const char *name)
@@ -303,25 +559,19 @@ enum mq_err mq_store_topic_delete(struct mq_store *store, const char *name)
         return MQ_ERR_READONLY;
     pthread_mutex_lock(&store->ddl_lock);
     struct mq_catalog_topic t;
-    struct mq_store_count c = {.topic = name, .n = 0};
     enum mq_err err = mq_catalog_topic_get(store->cat, name, &t);
     bool row = (err == MQ_OK);
+    size_t dirs = 0, marked = 0;
     if (err == MQ_OK || err == MQ_ERR_NOENT)
-        err = mq_log_scan_dirs(store->dir, mq_store_count_dir, &c);
-    if (err == MQ_OK && !row && c.n == 0)
+        err = mq_log_topic_in_use(store->log, name) ? MQ_ERR_BUSY : MQ_OK;
+    if (err == MQ_OK)
+        err = mq_store_deleted_scan(store, name, NULL, &marked, false);
+    if (err == MQ_OK)
+        err = mq_store_mark_deleted(store, name, &dirs);
+    if (err == MQ_OK && !row && dirs == 0 && marked == 0)
         err = MQ_ERR_NOENT;
-    /*
-     * Files first, row second. The log refuses (MQ_ERR_BUSY) while a partition of the topic is open, and
-     * then nothing has changed; a crash after the files leaves a row without directories, which
-     * mq_store_check() reports and a repeated delete completes.
-     */
-    if (err == MQ_OK && c.n > 0)
-        err = mq_log_topic_delete(store->log, name);
-    if (err == MQ_OK && row) {
-        err = mq_catalog_topic_delete(store->cat, name); /* its group offsets go with it */
-        if (err == MQ_ERR_NOENT)
-            err = MQ_OK;
-    }
+    if (err == MQ_OK)
+        err = mq_store_delete_rest(store, name);
     pthread_mutex_unlock(&store->ddl_lock);
     return err;
 }

@@ -87,10 +87,21 @@ enum mq_err mq_store_topic_grow(struct mq_store *store, const char *name, int32_
                                 size_t errstr_size);
 
 /*
- * Deletes topic `name`: its partition directories first, then its catalog row and group offsets (so a crash
- * in between leaves a row without directories, which mq_store_check() reports and a repeated delete
- * completes). Write mode only. MQ_ERR_BUSY, with nothing changed, while a partition of the topic is open in
- * this process (see mq_log_topic_delete()). MQ_ERR_NOENT when neither a row nor a directory existed.
+ * `mqlog topic alter`, done by the writer (the tool, or mqlogd for it): raises the partition count to
+ * partitions (-1: leaves it; fewer than now is MQ_ERR_INVAL, as mq_store_topic_grow()) and replaces the
+ * retention's time and size limits given (-1: leaves that one). On MQ_OK, msg says what changed ("topic t:
+ * partitions 1 -> 3; retention.ms 604800000 -> 86400000"); on failure, why. Write mode only.
+ */
+enum mq_err mq_store_topic_alter(struct mq_store *store, const char *name, int32_t partitions,
+                                 int64_t retention_ms, int64_t retention_bytes, char *msg, size_t msg_size);
+
+/*
+ * Deletes topic `name`: its partition directories are renamed to "<topic>-<p>.deleted" first, then its
+ * catalog row goes with its group offsets and the forwarders' checkpoints for it, then the renamed
+ * directories are removed. A crash anywhere in between leaves ".deleted" directories, and the next
+ * write-mode mq_store_open() finishes the delete. Write mode only. MQ_ERR_BUSY, with nothing changed, while a
+ * partition of the topic is open in this process (see mq_log_topic_delete()). MQ_ERR_NOENT when neither a row
+ * nor a directory existed.
  */
 enum mq_err mq_store_topic_delete(struct mq_store *store, const char *name);
 

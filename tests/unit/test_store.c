@@ -492,6 +492,64 @@ static void test_topic_delete(void)
     teardown();
 }
 
+/* A delete interrupted after its first step (directories renamed to "<topic>-<p>.deleted", the row still
+ * there) or after its second (the row gone, the renamed directories left) is finished by the next
+ * write-mode open: the topic, its offsets and forwarder checkpoints go, and no ".deleted" directory stays. */
+static void test_topic_delete_interrupted(void)
+{
+    setup("store-del-crash");
+    struct mq_log_conf conf = conf_flush_always();
+    struct mq_store *w = open_store(MQ_STORE_WRITE, &conf);
+    CU_ASSERT_EQUAL(mq_store_topic_create(w, "half", 3, NULL, NULL, 0), MQ_OK);
+    CU_ASSERT_EQUAL(mq_store_topic_create(w, "rowless", 1, NULL, NULL, 0), MQ_OK);
+    CU_ASSERT_EQUAL(mq_store_topic_create(w, "kept", 1, NULL, NULL, 0), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_offset_commit(mq_store_catalog(w), "g", "half", 2, 5, NULL), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_put(mq_store_catalog(w), "forward.f", "half:0", "7", 1), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_put(mq_store_catalog(w), "forward.f", "kept:0", "1", 1), MQ_OK);
+    mq_store_close(w);
+
+    /* "half": one directory renamed (the crash came mid-way through the renames), the row kept. */
+    char from[4200], to[4300];
+    snprintf(from, sizeof from, "%s/half-1", dir);
+    snprintf(to, sizeof to, "%s.deleted", from);
+    CU_ASSERT_EQUAL(rename(from, to), 0);
+    /* "rowless": the row deleted, the renamed directory left. */
+    snprintf(from, sizeof from, "%s/rowless-0", dir);
+    snprintf(to, sizeof to, "%s.deleted", from);
+    CU_ASSERT_EQUAL(rename(from, to), 0);
+    struct mq_catalog *cat = NULL;
+    char path[4200], errstr[256];
+    snprintf(path, sizeof path, "%s/" MQ_CATALOG_FILE, dir);
+    CU_ASSERT_EQUAL_FATAL(mq_catalog_open(path, 0, &cat, errstr, sizeof errstr), MQ_OK);
+    CU_ASSERT_EQUAL(mq_catalog_topic_delete(cat, "rowless"), MQ_OK);
+    mq_catalog_close(cat);
+
+    w = open_store(MQ_STORE_WRITE, &conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    struct mq_catalog_topic t;
+    CU_ASSERT_EQUAL(mq_store_topic_get(w, "half", &t), MQ_ERR_NOENT);
+    CU_ASSERT_EQUAL(mq_store_topic_get(w, "kept", &t), MQ_OK);
+    for (int p = 0; p < 3; p++)
+        CU_ASSERT_FALSE(exists_part("half", p));
+    snprintf(to, sizeof to, "%s/half-1.deleted", dir);
+    CU_ASSERT_FALSE(exists_path(to));
+    snprintf(to, sizeof to, "%s/rowless-0.deleted", dir);
+    CU_ASSERT_FALSE(exists_path(to));
+    int64_t off;
+    CU_ASSERT_EQUAL(mq_catalog_offset_fetch(mq_store_catalog(w), "g", "half", 2, &off, NULL, NULL),
+                    MQ_ERR_NOENT);
+    void *v = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_get(mq_store_catalog(w), "forward.f", "half:0", &v, &len),
+                    MQ_ERR_NOENT);
+    CU_ASSERT_EQUAL(mq_catalog_checkpoint_get(mq_store_catalog(w), "forward.f", "kept:0", &v, &len), MQ_OK);
+    free(v);
+    struct issues is;
+    CU_ASSERT_EQUAL(check(w, &is), 0);
+    mq_store_close(w);
+    teardown();
+}
+
 int main(void)
 {
     static const struct mq_test tests[] = {
@@ -501,6 +559,7 @@ int main(void)
         MQ_TEST(test_part_retention),
         MQ_TEST(test_check_and_repair),
         MQ_TEST(test_topic_delete),
+        MQ_TEST(test_topic_delete_interrupted),
         MQ_TEST(test_rebuild_lost_catalog),
         MQ_TEST_END,
     };
