@@ -21,6 +21,7 @@ struct mq_command {
 static const struct mq_command mq_commands[] = {
     {"topics", mq_cmd_topics, "list topics and partitions: offsets, sizes, timestamps"},
     {"create", mq_cmd_create, "create a topic"},
+    {"topic", mq_cmd_topic, "alter a topic's partitions or retention, or delete it"},
     {"produce", mq_cmd_produce, "append every line of stdin as one record"},
     {"consume", mq_cmd_consume, "print records (raw or JSON), optionally following new ones"},
     {"verify", mq_cmd_verify, "check every batch's CRC, every index and the catalog"},

@@ -33,6 +33,7 @@ int mq_cmd_replay(int argc, char **argv);
 int mq_cmd_route(int argc, char **argv);   /* cmd_route.c: where mqlogd would store a message */
 int mq_cmd_forward(int argc, char **argv); /* cmd_forward.c: `forward status`, the forwarders' lag */
 int mq_cmd_user(int argc, char **argv);    /* cmd_user.c: the Kafka endpoint's SASL users */
+int mq_cmd_topic(int argc, char **argv);   /* cmd_topic.c: topic alter, topic delete */
 
 /* Prints "mqlog: <message>\n" to stderr. */
 void mq_tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -76,6 +77,19 @@ struct mq_store *mq_tool_open_store(const char *dir, int flags, bool create_dir)
 /* The pid of the writer (mqlogd) holding dir's lock now, -1 when one holds it but its pid is unknown, 0
  * when none does. */
 long mq_tool_writer_pid(const char *dir);
+
+/*
+ * Beside a running mqlogd, the commands that write ask it to (control/control.h). mq_tool_daemon() returns
+ * -1 when no writer holds dir (the command opens the store itself), the connected control socket when
+ * mqlogd does, or -2 after an error message when it holds it but cannot be reached.
+ */
+int mq_tool_daemon(const char *dir);
+
+/* Sends the request line (with its "\n") on fd, unless line is NULL, and reads the one-line reply into
+ * reply (without "\n"). Returns false after an error message (a reply "error ..." is not one: the caller
+ * reports it). */
+bool mq_tool_ctl_send(int fd, const char *line, size_t len);
+bool mq_tool_ctl_reply(int fd, char *reply, size_t size);
 
 /* Looks topic up in the catalog; prints an error and returns false when unknown. */
 bool mq_tool_topic(struct mq_store *store, const char *name, struct mq_catalog_topic *topic);
