@@ -30,6 +30,8 @@ void mq_log_stats(struct mq_log *log, struct mq_log_stats *st)
     st->fsyncs = atomic_load(&log->fsyncs);
     st->retention_deleted_segments = atomic_load(&log->retention_deleted_segments);
     st->heartbeat_ms = atomic_load(&log->heartbeat_ms);
+    st->recompacted_segments = atomic_load(&log->recompacted_segments);
+    st->recompact_saved_bytes = atomic_load(&log->recompact_saved_bytes);
     mq_log_usage(log, &st->open_bytes, &st->durable_lag);
 }
 

@@ -34,6 +34,7 @@ void mq_log_conf_defaults(struct mq_log_conf *conf)
     conf->checkpoint_bytes = 64LL << 20;
     conf->retention_check_ms = 5 * 60 * 1000;
     conf->max_disk_bytes = 0;
+    conf->recompact_after_ms = 0;
 }
 
 const char *mq_log_dir(const struct mq_log *log)
@@ -206,7 +207,8 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
     if (c->flush_interval_ms < 0 || c->flush_bytes < 0 || c->segment_bytes < 4096 ||
         c->segment_bytes > INT32_MAX || c->index_interval_bytes < 0 || c->batch_bytes < 1 ||
         c->batch_bytes > MQ_BATCH_MAX_SIZE || c->max_pending_bytes < c->batch_bytes ||
-        c->checkpoint_bytes < 1 || c->retention_check_ms < 1 || c->max_disk_bytes < 0) {
+        c->checkpoint_bytes < 1 || c->retention_check_ms < 1 || c->max_disk_bytes < 0 ||
+        c->recompact_after_ms < -1) {
         err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "invalid log settings");
         goto fail;
     }
@@ -242,6 +244,10 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
             goto fail;
         }
         log->flusher_started = true;
+        if (mq_recompactor_start(log) != MQ_OK) {
+            err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "cannot start the recompactor thread");
+            goto fail;
+        }
     } else if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         err = mq_errf(MQ_ERR_NOENT, errstr, errstr_size, "data directory %s does not exist", dir);
         goto fail;
@@ -257,6 +263,7 @@ enum mq_err mq_log_close(struct mq_log *log)
 {
     if (!log)
         return MQ_OK;
+    mq_recompactor_stop(log); /* a rewrite in progress is abandoned: its files go at the next open */
     if (log->flusher_started) {
         pthread_mutex_lock(&log->mu);
         log->stop = true;
@@ -277,6 +284,7 @@ enum mq_err mq_log_close(struct mq_log *log)
     pthread_cond_destroy(&log->cv);
     pthread_cond_destroy(&log->cb_cv);
     pthread_mutex_destroy(&log->budget_mu);
+    mq_recompactor_free(log);
     free(log->dir);
     free(log);
     return first;

@@ -51,9 +51,13 @@ struct mq_log_conf {
                                      per partition (default 64 MiB) */
     int64_t checkpoint_bytes;     /* write a recovery point after this many bytes (default 64 MiB) */
     int64_t retention_check_ms;   /* how often the maintenance thread applies retention (default 5 min) */
-    int64_t max_disk_bytes;       /* the disk cap: total bytes of the segment files of the open partitions;
-                                     above it the maintenance thread deletes the oldest segments, held ones
-                                     last (see mq_log_stats()); checked every second; 0 = off (default) */
+    int64_t
+        recompact_after_ms; /* rewrite a closed segment of a partition with a codec as large
+                               compressed batches once its newest record is this old (mq_part_recompact());
+                               0: as soon as it is closed (default); -1: only when asked */
+    int64_t max_disk_bytes; /* the disk cap: total bytes of the segment files of the open partitions;
+                               above it the maintenance thread deletes the oldest segments, held ones
+                               last (see mq_log_stats()); checked every second; 0 = off (default) */
 };
 
 /* Fills conf with the defaults above. */
@@ -119,6 +123,8 @@ struct mq_log_stats {
     int64_t open_bytes;                 /* segment bytes of the open partitions, counted now */
     int64_t durable_lag;                /* records produced and not yet durable, now */
     int64_t heartbeat_ms;               /* mq_mono_ms() when the flusher thread last turned (writer) */
+    int64_t recompacted_segments;       /* closed segments rewritten as large compressed batches */
+    int64_t recompact_saved_bytes;      /* bytes those rewrites saved */
 };
 /* Fills st; counting open_bytes and durable_lag takes each open partition's locks briefly. */
 void mq_log_stats(struct mq_log *log, struct mq_log_stats *st);
@@ -224,6 +230,21 @@ enum mq_err mq_part_wait_durable(struct mq_part *part, int64_t offset, int64_t t
  * Stops at the first segment that holds an offset at or above the log's retention hold (mq_log_set_hold()).
  */
 enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *deleted);
+
+/*
+ * Rewrites the closed segments of the partition that are due (newest record at least recompact_after_ms
+ * older than now_ms; -1 counts as 0 here) as batches of up to MQ_RECOMPACT_BATCH_BYTES of records compressed
+ * with the partition's codec (mq_part_set_compression(); nothing happens with none). Offsets, timestamps,
+ * keys, values and headers stay; batches with a producer id, transactional, control or LogAppendTime batches
+ * are copied unchanged. A closed segment: rolled, synced and behind the recovery point. Each segment is
+ * swapped in crash-safe (see recompact.c) and only when it got smaller; readers holding the old one keep
+ * reading it. The recompactor thread calls this every second for every open partition. *segments (may be
+ * NULL) gets the count rewritten. Write mode.
+ */
+#define MQ_RECOMPACT_BATCH_BYTES (1024 * 1024)
+enum mq_err mq_part_recompact(struct mq_part *part, int64_t now_ms, int *segments);
+/* mq_part_recompact() over every open partition. */
+enum mq_err mq_log_recompact(struct mq_log *log, int64_t now_ms);
 
 /* ---- partitions: reading ---- */
 

@@ -43,6 +43,7 @@ struct mq_seg_range {
 
 struct mq_segment {
     int64_t base_offset;
+    uint64_t uid; /* unique in the process: a recompacted segment replaces another of the same base */
     char *path_log, *path_idx, *path_tidx;
     int fd;                /* .log: O_RDWR for the active segment, else O_RDONLY; opened lazily */
     int idx_fd, tidx_fd;   /* writer only: the index files, open while the segment is active (-1: unusable) */
@@ -199,9 +200,14 @@ struct mq_part {
     int64_t mtime_of_last_flush;
 
     pthread_mutex_t hint_mu; /* a reader hint: where the last slice ended */
-    int64_t hint_offset, hint_base, hint_pos;
+    int64_t hint_offset, hint_pos;
+    uint64_t hint_seg; /* the uid of the segment hint_pos lies in */
 
     _Atomic int64_t reader_refresh_mono; /* reader mode: when the directory was last listed */
+
+    _Atomic int64_t rp_seg_base; /* the segment of the last recovery point read or written, -1 none */
+    int64_t rc_below;            /* recompact.c: segments below this base were examined */
+    bool rc_loaded;              /* rc_below was read from the partition's recompact-point */
 };
 
 /* A callback the log calls from its threads (the durable callback, the retention hold), replaceable at any
@@ -238,6 +244,13 @@ struct mq_log {
     struct mq_log_hook durable; /* mq_durable_cb */
     struct mq_log_hook hold;    /* mq_hold_fn */
     pthread_cond_t cb_cv;       /* signalled when a hook's old_calls drops to 0 */
+    /* the recompactor thread (recompact.c) */
+    pthread_t rc_thread;
+    pthread_mutex_t rc_mu;
+    pthread_cond_t rc_cv;
+    bool rc_inited, rc_started;
+    atomic_bool rc_stop;
+    _Atomic int64_t recompacted_segments, recompact_saved_bytes; /* mq_log_stats() */
 };
 
 /* log.c */
@@ -262,6 +275,14 @@ static inline struct mq_segment *mq_part_active(struct mq_part *part)
 #define MQ_BUDGET_CHECK_MS 1000 /* how often the maintenance thread checks the disk cap */
 /* Checks the disk cap over parts[0..n) (the open partitions) and deletes segments while it is exceeded. */
 void mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n);
+
+/* recompact.c */
+/* Write mode, before the segments are listed: completes a committed rewrite, removes unfinished ones. */
+enum mq_err mq_recompact_recover(struct mq_part *part);
+/* Starts the recompactor thread (unless recompact_after_ms is -1); stop joins it, free releases it. */
+enum mq_err mq_recompactor_start(struct mq_log *log);
+void mq_recompactor_stop(struct mq_log *log);
+void mq_recompactor_free(struct mq_log *log);
 
 /* partition.c */
 /* The first segment of a partition, as the disk budget weighs it. */

@@ -455,7 +455,8 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
             atomic_store(&part->durable_end, end);
         if (ckpt) {
             part->bytes_since_checkpoint -= ckpt_bytes;
-            part->checkpoint_due = false;
+            /* a roll since the capture asks for a checkpoint in its new segment: keep asking */
+            part->checkpoint_due = mq_part_active(part)->base_offset != rp.seg_base;
         }
     }
     pthread_cond_broadcast(&part->durable_cv);
@@ -757,6 +758,7 @@ enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, stru
     pthread_condattr_destroy(&ca);
     mq_batch_builder_init(&part->open);
     part->hint_offset = -1;
+    atomic_init(&part->rp_seg_base, -1);
     part->topic = strdup(topic);
     if (!part->topic || asprintf(&part->dir, "%s/%s-%d", mq_log_dir(log), topic, (int)id) < 0) {
         part->dir = NULL;
@@ -772,7 +774,9 @@ enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, stru
     enum mq_err err;
     if (mq_part_writer(part)) {
         struct mq_bases bases = {0};
-        err = mq_part_list(part, &bases, true);
+        err = mq_recompact_recover(part);
+        if (err == MQ_OK)
+            err = mq_part_list(part, &bases, true);
         if (err == MQ_OK)
             err = mq_part_recover(part, &bases);
         free(bases.v);

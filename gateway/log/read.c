@@ -216,7 +216,7 @@ static enum mq_scan_res mq_seg_read(struct mq_part *part, struct mq_segment *seg
     int64_t limit = atomic_load(&seg->durable_size);
     int64_t pos = -1;
     pthread_mutex_lock(&part->hint_mu);
-    if (part->hint_offset == offset && part->hint_base == seg->base_offset)
+    if (part->hint_offset == offset && part->hint_seg == seg->uid)
         pos = part->hint_pos;
     pthread_mutex_unlock(&part->hint_mu);
     if (pos < 0)
@@ -377,7 +377,7 @@ enum mq_err mq_part_read_with(struct mq_part *part, int64_t offset, size_t max_b
     slice->ref = seg;
     pthread_mutex_lock(&part->hint_mu);
     part->hint_offset = f.next_off;
-    part->hint_base = seg->base_offset;
+    part->hint_seg = seg->uid;
     part->hint_pos = f.stop;
     pthread_mutex_unlock(&part->hint_mu);
     return MQ_OK;

@@ -70,7 +70,10 @@ static bool mq_rp_read(struct mq_part *part, struct mq_rp *rp)
     rp->next_offset = (int64_t)mq_be64_get(b + 28);
     rp->max_ts = (int64_t)mq_be64_get(b + 36);
     rp->max_ts_offset = (int64_t)mq_be64_get(b + 44);
-    return rp->seg_base >= 0 && rp->pos >= 0 && rp->next_offset >= rp->seg_base;
+    if (rp->seg_base < 0 || rp->pos < 0 || rp->next_offset < rp->seg_base)
+        return false;
+    atomic_store(&part->rp_seg_base, rp->seg_base); /* segments before it are closed (recompact.c) */
+    return true;
 }
 
 /* Writes the recovery point atomically: temporary file, fdatasync, rename, fsync of the directory. */
@@ -116,8 +119,10 @@ out:
                 dst ? dst : part->dir,
                 dst && lstat(dst, &st) == 0 && !S_ISREG(st.st_mode) ? "not a regular file"
                                                                     : mq_strerror(err));
-    } else if (err == MQ_OK)
+    } else if (err == MQ_OK) {
         atomic_store(&part->rp_failing, false);
+        atomic_store(&part->rp_seg_base, rp->seg_base);
+    }
     free(tmp);
     free(dst);
     return err;

@@ -54,7 +54,9 @@ struct mq_segment *mq_seg_new(const char *dir, int64_t base_offset)
     struct mq_segment *seg = calloc(1, sizeof *seg);
     if (!seg)
         return NULL;
+    static _Atomic uint64_t uids;
     seg->base_offset = base_offset;
+    seg->uid = atomic_fetch_add(&uids, 1) + 1;
     seg->fd = seg->idx_fd = seg->tidx_fd = -1;
     seg->path_log = mq_seg_path(dir, base_offset, ".log");
     seg->path_idx = mq_seg_path(dir, base_offset, ".index");
@@ -161,7 +163,7 @@ int64_t mq_seg_index_lookup(struct mq_segment *seg, int fd_idx, int64_t target, 
     if (fd_idx < 0)
         return 0;
     int64_t n = mq_fd_size(fd_idx) / MQ_IDX_ENTRY;
-    int64_t lo = 0, hi = n - 1, best = 0;
+    int64_t lo = 0, hi = n - 1, best = 0, best_off = -1;
     uint8_t e[MQ_IDX_ENTRY];
     /* Entries are ascending in both fields; an entry past limit_pos (data not visible or truncated) or out
      * of order ends the usable part, which binary search handles by treating it as "too large". */
@@ -173,6 +175,7 @@ int64_t mq_seg_index_lookup(struct mq_segment *seg, int fd_idx, int64_t target, 
         int64_t pos = (int32_t)mq_be32_get(e + 4);
         if (off <= target && pos >= 0 && pos < limit_pos) {
             best = pos;
+            best_off = off;
             lo = mid + 1;
         } else {
             hi = mid - 1;
@@ -180,6 +183,16 @@ int64_t mq_seg_index_lookup(struct mq_segment *seg, int fd_idx, int64_t target, 
     }
     if (own)
         close(fd_idx);
+    /* The entry must name a batch of this file: the one whose last offset it holds. A reader that holds a
+     * segment recompaction replaced pairs the old file with the new index (recompact.c), and a damaged
+     * entry points anywhere: both scan from the start rather than from inside a batch. */
+    int fd = best > 0 ? mq_seg_fd(seg) : -1;
+    uint8_t h[MQ_BATCH_HEADER_SIZE];
+    struct mq_batch_info bi;
+    if (best > 0 &&
+        (fd < 0 || !mq_pread_full(fd, h, sizeof h, best) ||
+         mq_batch_parse_header(h, sizeof h, &bi) != MQ_OK || mq_batch_last_offset(&bi) != best_off))
+        best = 0;
     return best;
 }
 
