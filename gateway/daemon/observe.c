@@ -11,7 +11,9 @@
  *
  * The page at / (status_page.html, compiled in) renders /status.json in a browser; for its sparkline the
  * main loop samples the received count once a second (mq_observe_tick()) into a ring of the last
- * MQ_OBS_HISTORY seconds, which status.json carries as history.
+ * MQ_OBS_HISTORY seconds, which status.json carries as history. For the rates in status.json (messages
+ * received, records per mapping) the same tick keeps two samples of the counters, MQ_OBS_RATE_MS apart: a
+ * rate is the counter now minus the older sample, over its age (5 to 10 s), so one request is enough.
  *
  * Health is about the process: every event loop that matters (the daemon's main loop, the log's flusher,
  * the Kafka endpoint's loop) stamps a heartbeat each turn, at least once a second; one older than
@@ -39,6 +41,7 @@
 
 #define MQ_OBS_STALE_MS 10000 /* a loop silent this long is hung: each turns at least once a second */
 #define MQ_OBS_HISTORY  300   /* seconds of ingest history for the status page's sparkline */
+#define MQ_OBS_RATE_MS  5000  /* the rate samples' spacing (see the top of the file) */
 
 extern const char mq_status_page[]; /* status_page.c, generated from status_page.html */
 extern const size_t mq_status_page_len;
@@ -46,6 +49,17 @@ extern const size_t mq_status_page_len;
 struct mq_obs_sample {
     int64_t wall_ms;
     uint64_t received;
+};
+
+/* The counters the rates are taken from, at one time. */
+struct mq_obs_rate_sample {
+    int64_t mono; /* 0: not taken */
+    uint64_t received;
+    struct mq_obs_map_count {
+        char *name;
+        uint64_t records;
+    } * maps;
+    size_t nmaps;
 };
 
 struct mq_observe {
@@ -56,6 +70,7 @@ struct mq_observe {
     struct mq_obs_sample hist[MQ_OBS_HISTORY];
     size_t hist_n, hist_next;
     int64_t hist_last_mono;
+    struct mq_obs_rate_sample rate_old, rate_new; /* under hist_mu */
 };
 
 /* ---- the snapshot ---- */
@@ -86,8 +101,10 @@ struct mq_snap {
     struct {
         char *name;
         uint64_t records;
+        double per_s; /* < 0: not known yet */
     } * mappings;
     size_t nmappings;
+    double received_per_s; /* < 0: not known yet */
     struct mq_log_stats log;
     struct mq_histo_snap flush;
     int64_t free_bytes;              /* -1: unknown */
@@ -154,6 +171,7 @@ static void mq_snap_mapping(void *opaque, size_t i, const char *name, uint64_t r
     s->mappings = n;
     if (!(s->mappings[s->nmappings].name = strdup(name)))
         return;
+    s->mappings[s->nmappings].per_s = -1;
     s->mappings[s->nmappings++].records = records;
 }
 
@@ -317,6 +335,25 @@ static void mq_snap_verdicts(struct mq_observe *o, struct mq_snap *s)
         s->ready = false;
 }
 
+/* The rates of s's counters against the older rate sample (o->hist_mu held). A mapping that was not in
+ * the sample (new since, or renamed by a reload) has none yet. */
+static void mq_snap_rates(struct mq_observe *o, struct mq_snap *s)
+{
+    const struct mq_obs_rate_sample *base = o->rate_old.mono ? &o->rate_old : &o->rate_new;
+    double dt = (double)(s->now_mono - base->mono) / 1000.0;
+    s->received_per_s = -1;
+    if (!base->mono || dt < 1.0)
+        return;
+    s->received_per_s = s->in.received >= base->received ? (double)(s->in.received - base->received) / dt : 0;
+    for (size_t i = 0; i < s->nmappings; i++)
+        for (size_t k = 0; k < base->nmaps; k++)
+            if (strcmp(base->maps[k].name, s->mappings[i].name) == 0) {
+                uint64_t now = s->mappings[i].records, then = base->maps[k].records;
+                s->mappings[i].per_s = now >= then ? (double)(now - then) / dt : 0;
+                break;
+            }
+}
+
 /* Takes the snapshot; full: everything (metrics, status), else only what health and readiness need. */
 static void mq_snap_take(struct mq_observe *o, struct mq_snap *s, bool full)
 {
@@ -348,6 +385,7 @@ static void mq_snap_take(struct mq_observe *o, struct mq_snap *s, bool full)
         for (size_t i = 0; i < o->hist_n; i++)
             s->hist[i] = o->hist[(o->hist_next + MQ_OBS_HISTORY - o->hist_n + i) % MQ_OBS_HISTORY];
         s->hist_n = o->hist_n;
+        mq_snap_rates(o, s);
         pthread_mutex_unlock(&o->hist_mu);
     }
     mq_snap_verdicts(o, s);
@@ -580,9 +618,21 @@ static void mq_json_str(FILE *f, const char *s)
     mq_json_strn(f, s, strlen(s));
 }
 
+/* A rate for status.json: null when not known yet. */
+static const char *mq_json_rate(char *buf, size_t size, double per_s)
+{
+    if (per_s < 0)
+        snprintf(buf, size, "null");
+    else
+        snprintf(buf, size, "%.3f", per_s);
+    return buf;
+}
+
 static void mq_obs_status(struct mq_observe *o, const struct mq_snap *s, FILE *f)
 {
     const struct mq_ingest_stats *in = &s->in;
+    char rate[32];
+    mq_json_rate(rate, sizeof rate, s->received_per_s);
     fprintf(f, "{\"version\":");
     mq_json_str(f, MQ_VERSION);
     fprintf(f,
@@ -600,12 +650,12 @@ static void mq_obs_status(struct mq_observe *o, const struct mq_snap *s, FILE *f
     for (size_t i = 0; i < s->nloops; i++)
         fprintf(f, "%s\"%s\":{\"age_ms\":%" PRId64 "}", i ? "," : "", s->loop_names[i], s->loop_age_ms[i]);
     fprintf(f,
-            "},\"messages\":{\"received\":%" PRIu64 ",\"stored\":%" PRIu64 ",\"unmatched\":%" PRIu64
-            ",\"rejected\":{\"invalid_topic\":%" PRIu64 ",\"too_large\":%" PRIu64
+            "},\"messages\":{\"received_per_s\":%s,\"received\":%" PRIu64 ",\"stored\":%" PRIu64
+            ",\"unmatched\":%" PRIu64 ",\"rejected\":{\"invalid_topic\":%" PRIu64 ",\"too_large\":%" PRIu64
             ",\"left_with_broker\":%" PRIu64 "},\"pending\":%" PRIu64 ",\"records\":%" PRIu64
             ",\"payload_bytes\":%" PRIu64 ",\"backpressure_answers\":%" PRIu64 "},\"brokers\":[",
-            in->received, in->messages - in->unmatched, in->unmatched, in->invalid, in->too_large, in->left,
-            in->pending, in->records, in->bytes, in->full);
+            rate, in->received, in->messages - in->unmatched, in->unmatched, in->invalid, in->too_large,
+            in->left, in->pending, in->records, in->bytes, in->full);
     for (size_t i = 0; i < s->nbrokers; i++) {
         const struct mq_sup_broker *b = &s->brokers[i];
         fprintf(f, "%s{\"name\":", i ? "," : "");
@@ -621,7 +671,8 @@ static void mq_obs_status(struct mq_observe *o, const struct mq_snap *s, FILE *f
     for (size_t i = 0; i < s->nmappings; i++) {
         fprintf(f, "%s{\"name\":", i ? "," : "");
         mq_json_str(f, s->mappings[i].name);
-        fprintf(f, ",\"records\":%" PRIu64 "}", s->mappings[i].records);
+        fprintf(f, ",\"records\":%" PRIu64 ",\"records_per_s\":%s}", s->mappings[i].records,
+                mq_json_rate(rate, sizeof rate, s->mappings[i].per_s));
     }
     fprintf(f, "],\"store\":{\"dir\":");
     mq_json_str(f, mq_store_dir(o->src.store));
@@ -771,6 +822,13 @@ static void mq_obs_answer(void *opaque, const char *path, struct mq_http_resp *r
     }
 }
 
+static void mq_obs_rate_sample_free(struct mq_obs_rate_sample *rs)
+{
+    for (size_t i = 0; i < rs->nmaps; i++)
+        free(rs->maps[i].name);
+    free(rs->maps);
+}
+
 enum mq_err mq_observe_start(const char *host, int port, const struct mq_observe_src *src,
                              struct mq_observe **out, char *errstr, size_t errstr_size)
 {
@@ -783,6 +841,7 @@ enum mq_err mq_observe_start(const char *host, int port, const struct mq_observe
     mq_observe_tick(o);
     enum mq_err err = mq_http_start(host, port, mq_obs_answer, o, &o->http, errstr, errstr_size);
     if (err != MQ_OK) {
+        mq_obs_rate_sample_free(&o->rate_new);
         pthread_mutex_destroy(&o->hist_mu);
         free(o);
         return err;
@@ -801,6 +860,8 @@ void mq_observe_stop(struct mq_observe *o)
     if (!o)
         return;
     mq_http_stop(o->http);
+    mq_obs_rate_sample_free(&o->rate_old);
+    mq_obs_rate_sample_free(&o->rate_new);
     pthread_mutex_destroy(&o->hist_mu);
     free(o);
 }
@@ -814,11 +875,35 @@ void mq_observe_tick(struct mq_observe *o)
         return;
     struct mq_ingest_stats st;
     mq_ingest_stats(o->src.ingest, &st);
+    struct mq_obs_rate_sample rs = {0};
+    bool rate_due = now - o->rate_new.mono >= MQ_OBS_RATE_MS || !o->rate_new.mono;
+    if (rate_due) {
+        /* the counters of the mappings, as a snapshot lists them (same-named mappings summed) */
+        struct mq_snap tmp;
+        memset(&tmp, 0, sizeof tmp);
+        mq_ingest_mapping_stats(o->src.ingest, mq_snap_mapping, &tmp);
+        rs.mono = now;
+        rs.received = st.received;
+        rs.maps = calloc(tmp.nmappings ? tmp.nmappings : 1, sizeof *rs.maps);
+        for (size_t i = 0; rs.maps && i < tmp.nmappings; i++)
+            rs.maps[rs.nmaps++] = (struct mq_obs_map_count){tmp.mappings[i].name, tmp.mappings[i].records};
+        if (!rs.maps)
+            for (size_t i = 0; i < tmp.nmappings; i++)
+                free(tmp.mappings[i].name);
+        free(tmp.mappings);
+    }
     pthread_mutex_lock(&o->hist_mu);
+    struct mq_obs_rate_sample gone = {0};
+    if (rate_due) {
+        gone = o->rate_old;
+        o->rate_old = o->rate_new;
+        o->rate_new = rs;
+    }
     o->hist[o->hist_next] = (struct mq_obs_sample){mq_now_ms(), st.received};
     o->hist_next = (o->hist_next + 1) % MQ_OBS_HISTORY;
     if (o->hist_n < MQ_OBS_HISTORY)
         o->hist_n++;
     o->hist_last_mono = now;
     pthread_mutex_unlock(&o->hist_mu);
+    mq_obs_rate_sample_free(&gone);
 }
