@@ -30,6 +30,7 @@ static const struct mq_command mq_commands[] = {
     {"route", mq_cmd_route, "show where mqlogd would store a message on an MQTT topic"},
     {"forward", mq_cmd_forward, "forward status: how far each forwarder is behind, per partition"},
     {"user", mq_cmd_user, "add, list or remove the Kafka endpoint's SASL users"},
+    {"status", mq_cmd_status, "a running mqlogd's status: brokers, rates, topics, lag (exit 4: not ready)"},
     {NULL, NULL, NULL},
 };
 
@@ -41,7 +42,7 @@ static void mq_usage(FILE *f)
     fprintf(f,
             "\n'mqlog COMMAND --help' describes a command's options.\n"
             "Exit status: 0 success, 1 runtime error (or problems found), 2 usage error, 3 a start offset\n"
-            "past the end of the log (consume).\n");
+            "past the end of the log (consume), 4 mqlogd reachable but not ready (status).\n");
 }
 
 int main(int argc, char **argv)

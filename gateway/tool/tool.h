@@ -17,9 +17,10 @@
 
 enum {
     MQ_EXIT_OK = 0,
-    MQ_EXIT_FAIL = 1,  /* a runtime error, or problems found by verify */
-    MQ_EXIT_USAGE = 2, /* malformed command line */
-    MQ_EXIT_RANGE = 3, /* a start offset past the end of the log (consume without -f) */
+    MQ_EXIT_FAIL = 1,      /* a runtime error, or problems found by verify */
+    MQ_EXIT_USAGE = 2,     /* malformed command line */
+    MQ_EXIT_RANGE = 3,     /* a start offset past the end of the log (consume without -f) */
+    MQ_EXIT_NOT_READY = 4, /* status: mqlogd answered, and it is not ready */
 };
 
 /* One command: argv[0] is the command name; returns the process exit status. */
@@ -34,6 +35,7 @@ int mq_cmd_route(int argc, char **argv);   /* cmd_route.c: where mqlogd would st
 int mq_cmd_forward(int argc, char **argv); /* cmd_forward.c: `forward status`, the forwarders' lag */
 int mq_cmd_user(int argc, char **argv);    /* cmd_user.c: the Kafka endpoint's SASL users */
 int mq_cmd_topic(int argc, char **argv);   /* cmd_topic.c: topic alter, topic delete */
+int mq_cmd_status(int argc, char **argv);  /* cmd_status.c: a running mqlogd's status over HTTP */
 
 /* Prints "mqlog: <message>\n" to stderr. */
 void mq_tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
