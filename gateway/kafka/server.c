@@ -939,6 +939,7 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         return mq_errf(mq_err_from_errno(rc), errstr, errstr_size, "kafka: pthread_create: %s", strerror(rc));
     }
     srv->thread_started = true;
+    pthread_setname_np(srv->thread, "mqlog-kafka"); /* for top -H and /proc */
     for (size_t i = 0; i < srv->n_listeners; i++) {
         const struct mq_ksrv_listener *l = &srv->listeners[i];
         MQ_INFO("kafka: listening on %s:%d (advertised as %s:%d)%s%s", l->listen_host, l->port,

@@ -244,6 +244,8 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
             goto fail;
         }
         log->flusher_started = true;
+        /* named for top -H and /proc; the watchdog test freezes this thread by its name */
+        pthread_setname_np(log->flusher, "mqlog-flusher");
         if (mq_recompactor_start(log) != MQ_OK) {
             err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "cannot start the recompactor thread");
             goto fail;
