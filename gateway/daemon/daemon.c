@@ -4,8 +4,16 @@
  * Signals: SIGTERM, SIGINT, SIGHUP and SIGUSR1 are blocked before the first thread exists (so every thread
  * inherits the mask and none of them is interrupted) and the main thread takes them with sigtimedwait(): no
  * handler runs at all, and everything a signal asks for (stop, reload, print counters) happens on the main
- * thread between waits. The one-second wait timeout also paces the systemd watchdog and the periodic
- * counters.
+ * thread between waits. The one-second wait timeout also paces the systemd watchdog, the STATUS= line and
+ * the periodic counters.
+ *
+ * The watchdog: WATCHDOG=1 says that the daemon works, so the main loop sends it only while every loop
+ * that matters turns: itself (it is the sender), the log's flusher (which also applies retention and the
+ * disk cap) and the Kafka endpoint's event loop, each stamping a heartbeat every turn (at least once a
+ * second; the same heartbeats /healthz reads). A loop silent for longer than the stale limit withholds the
+ * keep-alive, with a warning, until it turns again; one that stays hung lets WatchdogSec= pass, and
+ * systemd restarts mqlogd. The STATUS= line (systemctl status) shows the ingest rate, the broker
+ * connections and the forwarders' lag, renewed every MQ_DAEMON_STATUS_MS.
  *
  * Start-up order: configuration, store (its recovery happens here), ingest, the Kafka endpoint, the
  * forwarders, the connectors, the HTTP endpoints (which read all of them), then READY=1. Stop order is the
@@ -32,7 +40,12 @@
 #include "util/diag.h"
 #include "util/parse.h"
 
-#define MQ_DAEMON_STATS_MS 60000 /* counters at debug level this often (SIGUSR1: at once, at info level) */
+#define MQ_DAEMON_STATS_MS  60000 /* counters at debug level this often (SIGUSR1: at once, at info level) */
+#define MQ_DAEMON_STATUS_MS 3000  /* the STATUS= line is renewed this often */
+/* A loop silent longer than this withholds the watchdog keep-alive: half the watchdog interval, within these
+ * bounds (each loop turns at least once a second; a loaded machine delays a turn by a second or so). */
+#define MQ_DAEMON_STALE_MIN_MS 2000
+#define MQ_DAEMON_STALE_MAX_MS 10000
 
 struct mq_daemon {
     const char *config_path;
@@ -44,6 +57,9 @@ struct mq_daemon {
     struct mq_fwd_set *fwd;
     struct mq_observe *observe;   /* the HTTP endpoints, NULL when not configured */
     _Atomic int64_t heartbeat_ms; /* the main loop's last turn (/healthz) */
+    const char *note;             /* static: what the STATUS= line adds (a rejected reload), or NULL */
+    int64_t status_mono;          /* when the STATUS= line was last renewed, and the count then */
+    uint64_t status_received;
 };
 
 /* ---- --check ---- */
@@ -250,6 +266,7 @@ static void mq_daemon_reload(struct mq_daemon *d)
     enum mq_err err = mq_daemon_load(d->config_path, &cfg, &routes, mq_report_log, NULL);
     if (err != MQ_OK) {
         MQ_ERROR("reload rejected (%s): the running configuration stays in force", mq_strerror(err));
+        d->note = "reload rejected: configuration errors";
         sd_notify(0, "READY=1\nSTATUS=Running (reload rejected: configuration errors)");
         return;
     }
@@ -265,6 +282,7 @@ static void mq_daemon_reload(struct mq_daemon *d)
             "reload rejected: a mapping asks for fewer partitions: the running configuration stays in force");
         mq_ingest_routes_free(routes);
         mq_config_free(cfg);
+        d->note = "reload rejected: fewer partitions";
         sd_notify(0, "READY=1\nSTATUS=Running (reload rejected: fewer partitions)");
         return;
     }
@@ -282,6 +300,7 @@ static void mq_daemon_reload(struct mq_daemon *d)
         mq_ingest_routes_free(routes);
         mq_daemon_cfg_unref(dc);
         MQ_ERROR("reload rejected: %s: the running configuration stays in force", why);
+        d->note = "reload rejected";
         sd_notify(0, "READY=1\nSTATUS=Running (reload rejected)");
         return;
     }
@@ -300,7 +319,56 @@ static void mq_daemon_reload(struct mq_daemon *d)
     d->dc = dc;
     MQ_NOTICE("reloaded %s: %zu broker%s, %zu mapping%s", d->config_path, cfg->nbrokers,
               cfg->nbrokers == 1 ? "" : "s", cfg->nmappings, cfg->nmappings == 1 ? "" : "s");
+    d->note = NULL;
     sd_notify(0, "READY=1\nSTATUS=Running");
+}
+
+/* ---- systemd: the watchdog and the STATUS= line ---- */
+
+/* The name of a loop that has not turned for longer than stale_ms (its silence in *age_ms), or NULL when
+ * every loop that matters turns (see the top of the file). */
+static const char *mq_daemon_stale_loop(struct mq_daemon *d, int64_t stale_ms, int64_t *age_ms)
+{
+    int64_t now = mq_mono_ms();
+    struct mq_log_stats ls;
+    mq_log_stats(mq_store_log(d->store), &ls);
+    if ((*age_ms = now - ls.heartbeat_ms) > stale_ms)
+        return "store flusher";
+    if (d->kafka) {
+        struct mq_kafka_server_stats ks;
+        mq_kafka_server_stats(d->kafka, &ks);
+        if ((*age_ms = now - ks.heartbeat_ms) > stale_ms)
+            return "kafka endpoint";
+    }
+    return NULL;
+}
+
+static void mq_daemon_fwd_lag(void *opaque, const struct mq_fwd_stats *st)
+{
+    *(int64_t *)opaque += st->lag_records > 0 ? st->lag_records : 0;
+}
+
+/* Renews the STATUS= line: "ingest 812.0 msg/s, 3 of 3 broker connections up, forward lag 0 records". */
+static void mq_daemon_status_line(struct mq_daemon *d)
+{
+    int64_t now = mq_mono_ms();
+    struct mq_ingest_stats st;
+    mq_ingest_stats(d->ingest, &st);
+    double dt = (double)(now - d->status_mono) / 1000.0;
+    double rate =
+        dt > 0 && st.received >= d->status_received ? (double)(st.received - d->status_received) / dt : 0;
+    d->status_mono = now;
+    d->status_received = st.received;
+    size_t n, connected;
+    mq_sup_count(d->sup, &n, &connected);
+    char fwd[64] = "";
+    if (mq_fwd_set_count(d->fwd) > 0) {
+        int64_t lag = 0;
+        mq_fwd_set_stats(d->fwd, mq_daemon_fwd_lag, &lag);
+        snprintf(fwd, sizeof fwd, ", forward lag %lld records", (long long)lag);
+    }
+    sd_notifyf(0, "STATUS=ingest %.1f msg/s, %zu of %zu broker connections up%s%s%s%s", rate, connected, n,
+               fwd, d->note ? " (" : "", d->note ? d->note : "", d->note ? ")" : "");
 }
 
 static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
@@ -514,11 +582,17 @@ int mq_daemon_run(const char *config_path)
               n == 1 ? "" : "s", d.dc->cfg->nmappings, d.dc->cfg->nmappings == 1 ? "" : "s",
               mq_fwd_set_count(d.fwd), mq_fwd_set_count(d.fwd) == 1 ? "" : "s");
     sd_notify(0, "READY=1\nSTATUS=Running");
+    d.status_mono = mq_mono_ms();
 
     uint64_t wd_usec = 0;
     bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0;
     int64_t wd_every_ms = watchdog ? (int64_t)(wd_usec / 2000) : 0;
+    int64_t stale_ms = wd_every_ms < MQ_DAEMON_STALE_MIN_MS   ? MQ_DAEMON_STALE_MIN_MS
+                       : wd_every_ms > MQ_DAEMON_STALE_MAX_MS ? MQ_DAEMON_STALE_MAX_MS
+                                                              : wd_every_ms;
+    bool withheld = false;
     int64_t next_wd = mq_mono_ms(), next_stats = mq_mono_ms() + MQ_DAEMON_STATS_MS;
+    int64_t next_status = mq_mono_ms() + MQ_DAEMON_STATUS_MS;
     int exit_status = 0;
     for (;;) {
         atomic_store(&d.heartbeat_ms, mq_mono_ms()); /* /healthz: the main loop turns, once a second */
@@ -545,8 +619,25 @@ int mq_daemon_run(const char *config_path)
         }
         int64_t now = mq_mono_ms();
         if (watchdog && now >= next_wd) {
-            sd_notify(0, "WATCHDOG=1");
-            next_wd = now + wd_every_ms;
+            /* a stale loop withholds the keep-alive; it is tried again each turn, and sent once it turns */
+            int64_t age = 0;
+            const char *stale = mq_daemon_stale_loop(&d, stale_ms, &age);
+            if (!stale) {
+                sd_notify(0, "WATCHDOG=1");
+                next_wd = now + wd_every_ms;
+                if (withheld)
+                    MQ_NOTICE("watchdog: every loop turns again; keep-alives resumed");
+                withheld = false;
+            } else if (!withheld) {
+                MQ_WARN("watchdog: the %s has not turned for %.1f s: keep-alives withheld (systemd restarts "
+                        "mqlogd once WatchdogSec passes without one)",
+                        stale, (double)age / 1000.0);
+                withheld = true;
+            }
+        }
+        if (now >= next_status) {
+            mq_daemon_status_line(&d);
+            next_status = now + MQ_DAEMON_STATUS_MS;
         }
         if (now >= next_stats) {
             mq_daemon_stats(&d, MQ_LV_DEBUG);

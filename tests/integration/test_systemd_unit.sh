@@ -12,7 +12,7 @@ cfg=$(grep -o '^ExecStart=[^ ]* -c [^ ]*' "$unit" | awk '{print $3}')
 [ -n "$bin" ] && [ -n "$cfg" ] || fail "no ExecStart=BIN -c CONFIG in $unit"
 sed "s|$bin|$mqlogd|g; s|$cfg|$conf|g" "$unit" > "$T/mqlogd.service"
 for key in Type=notify StateDirectory=mqlog NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes \
-           PrivateTmp=yes Restart=on-failure 'ExecReload=/bin/kill -HUP $MAINPID'; do
+           PrivateTmp=yes Restart=on-failure WatchdogSec=30s 'ExecReload=/bin/kill -HUP $MAINPID'; do
   grep -qxF "$key" "$T/mqlogd.service" || fail "$unit lacks $key"
 done
 out=$(systemd-analyze verify "$T/mqlogd.service" 2>&1) || fail "systemd-analyze verify:"$'\n'"$out"
