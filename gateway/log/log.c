@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +46,16 @@ const char *mq_log_dir(const struct mq_log *log)
 enum mq_log_mode mq_log_mode(const struct mq_log *log)
 {
     return log->mode;
+}
+
+/* Whether the running kernel is at least major.minor. */
+static bool mq_kernel_at_least(int major, int minor)
+{
+    struct utsname u;
+    int ma, mi;
+    if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+        return false;
+    return ma > major || (ma == major && mi >= minor);
 }
 
 /* A maintenance pass over parts[0..n): retention of each, then the disk budget over them all. */
@@ -100,6 +111,131 @@ enum mq_err mq_log_apply_retention(struct mq_log *log, int64_t now_ms)
     return err;
 }
 
+/*
+ * Group commit over many partitions. One fdatasync per dirty file costs a journal commit each on ext4, so a
+ * flush of 1,000 partitions took ~200 ms; syncfs(2) makes the whole filesystem durable with one commit
+ * (~15 ms for 1,000 files, ~4 ms for 16 to 256; measured on this project's ext4 virtual disk). From a few
+ * files on it wins; below, one or two fdatasyncs are cheaper than a syncfs. But syncfs also waits for every
+ * other process's dirty pages on the filesystem: with another writer's gigabytes in the page cache a syncfs
+ * took 200-600 ms. So between MQ_SYNCFS_MIN_FILES and MQ_SYNCFS_ANY_DIRTY files it is used only while the
+ * machine's dirty page cache is mostly ours; from MQ_SYNCFS_ANY_DIRTY files on, one fdatasync each costs
+ * more than such a wait. Its error reporting (the filesystem's writeback error since sync_fd was opened)
+ * covers every file we wrote, so the durability contract holds: nothing is published before it returns 0.
+ */
+#define MQ_SYNCFS_MIN_FILES     4
+#define MQ_SYNCFS_ANY_DIRTY     64
+#define MQ_SYNCFS_FOREIGN_DIRTY (64LL << 20)
+#define MQ_FLUSH_CHUNK          512 /* partitions flushed together: each holds its active segment open */
+
+/* Dirty and under-writeback page cache of the whole machine, bytes (-1 when unknown). */
+static int64_t mq_dirty_bytes(void)
+{
+    FILE *f = fopen("/proc/meminfo", "re");
+    if (!f)
+        return -1;
+    char line[128];
+    int64_t total = 0;
+    int seen = 0;
+    while (fgets(line, sizeof line, f)) {
+        long long kb;
+        if (sscanf(line, "Dirty: %lld kB", &kb) == 1 || sscanf(line, "Writeback: %lld kB", &kb) == 1) {
+            total += kb * 1024;
+            seen++;
+        }
+    }
+    fclose(f);
+    return seen == 2 ? total : -1;
+}
+
+/* Whether one syncfs beats `files` fdatasyncs of `ours` bytes now. */
+static bool mq_log_syncfs_worth(const struct mq_log *log, size_t files, int64_t ours)
+{
+    if (!log->syncfs_ok || files < MQ_SYNCFS_MIN_FILES)
+        return false;
+    if (files >= MQ_SYNCFS_ANY_DIRTY)
+        return true;
+    int64_t dirty = mq_dirty_bytes();
+    return dirty >= 0 && dirty - ours <= MQ_SYNCFS_FOREIGN_DIRTY;
+}
+
+static enum mq_err mq_log_syncfs(struct mq_log *log)
+{
+    atomic_fetch_add(&log->fsyncs, 1);
+    return syncfs(log->sync_fd) == 0 ? MQ_OK : mq_err_from_errno(errno);
+}
+
+/* Syncs the partitions' staged flushes fl[0..k) with syncfs: the recovery points' temporary files are
+ * written first so that the one syncfs covers them, renamed after it, and the renames synced by a second
+ * syncfs (rare: checkpoints are due after a roll and every checkpoint_bytes). */
+static enum mq_err mq_log_flush_fs(struct mq_log *log, struct mq_flush *fl, size_t k)
+{
+    for (size_t i = 0; i < k; i++)
+        if (fl[i].ckpt && mq_rp_stage(fl[i].part, &fl[i].rp) == MQ_OK)
+            fl[i].rp_staged = true;
+    enum mq_err serr = mq_log_syncfs(log);
+    if (serr != MQ_OK)
+        return serr;
+    bool installed = false;
+    for (size_t i = 0; i < k; i++) {
+        if (!fl[i].rp_staged)
+            continue;
+        if (mq_rp_install(fl[i].part) == MQ_OK)
+            installed = true;
+        else
+            fl[i].ckpt = false;
+    }
+    if (!installed || (serr = mq_log_syncfs(log)) != MQ_OK)
+        return serr;
+    for (size_t i = 0; i < k; i++)
+        if (fl[i].rp_staged && fl[i].ckpt)
+            atomic_store(&fl[i].part->rp_seg_base, fl[i].rp.seg_base); /* durable now (recompact.c) */
+    return MQ_OK;
+}
+
+/* The flusher's tick over parts[0..n): partitions with something to write, MQ_FLUSH_CHUNK at a time. */
+static void mq_log_flush_parts(struct mq_log *log, struct mq_part **parts, size_t n)
+{
+    size_t cap = n < MQ_FLUSH_CHUNK ? n : MQ_FLUSH_CHUNK;
+    struct mq_flush *fl = malloc((cap ? cap : 1) * sizeof *fl);
+    if (!fl) {
+        for (size_t i = 0; i < n; i++)
+            if (mq_part_has_unflushed(parts[i]))
+                mq_part_flush_tick(parts[i]);
+        return;
+    }
+    for (size_t at = 0; at < n;) {
+        size_t k = 0, files = 0;
+        int64_t bytes = 0;
+        for (; at < n && k < cap; at++) {
+            struct mq_part *part = parts[at];
+            if (!mq_part_has_unflushed(part))
+                continue;
+            if (!part->on_log_fs) { /* a partition directory on another filesystem: syncfs misses it */
+                mq_part_flush_tick(part);
+                continue;
+            }
+            pthread_mutex_lock(&part->flush_mu);
+            mq_part_flush_begin(part, &fl[k]);
+            if (fl[k].err != MQ_OK) {
+                pthread_mutex_unlock(&part->flush_mu);
+                continue;
+            }
+            files += mq_flush_files(&fl[k]);
+            bytes += fl[k].bytes;
+            k++;
+        }
+        bool fs = mq_log_syncfs_worth(log, files, bytes);
+        enum mq_err serr = fs ? mq_log_flush_fs(log, fl, k) : MQ_OK;
+        for (size_t i = 0; i < k; i++)
+            mq_part_flush_end(&fl[i], fs ? serr : mq_part_flush_sync(&fl[i]));
+        for (size_t i = 0; i < k; i++)
+            pthread_mutex_unlock(&fl[i].part->flush_mu);
+        for (size_t i = 0; i < k; i++)
+            mq_part_flush_notify(&fl[i]);
+    }
+    free(fl);
+}
+
 static void *mq_log_flusher(void *arg)
 {
     struct mq_log *log = arg;
@@ -127,9 +263,7 @@ static void *mq_log_flusher(void *arg)
         struct mq_part **parts = mq_log_parts_copy(log, &n);
         pthread_mutex_unlock(&log->mu);
         if (parts) {
-            for (size_t i = 0; i < n; i++)
-                if (mq_part_has_unflushed(parts[i]))
-                    mq_part_flush_tick(parts[i]);
+            mq_log_flush_parts(log, parts, n);
             /* Retention is slow to matter; the disk cap is checked more often, as a fast writer can
              * pass it by much in one retention interval. */
             int64_t mono = mq_mono_ms();
@@ -183,7 +317,7 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
     struct mq_log *log = calloc(1, sizeof *log);
     if (!log)
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    log->lock_fd = -1;
+    log->lock_fd = log->sync_fd = -1;
     log->mode = mode;
     if (conf)
         log->conf = *conf;
@@ -239,6 +373,8 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
         int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
         if (ftruncate(log->lock_fd, 0) != 0 || pwrite(log->lock_fd, pid, (size_t)len, 0) != len)
             MQ_DEBUG("%s/.lock: could not record the pid", dir);
+        log->sync_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        log->syncfs_ok = log->sync_fd >= 0 && mq_kernel_at_least(5, 8);
         if (pthread_create(&log->flusher, NULL, mq_log_flusher, log) != 0) {
             err = mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "cannot start the flusher thread");
             goto fail;
@@ -280,6 +416,8 @@ enum mq_err mq_log_close(struct mq_log *log)
             first = err;
     }
     free(log->parts);
+    if (log->sync_fd >= 0)
+        close(log->sync_fd);
     if (log->lock_fd >= 0)
         close(log->lock_fd); /* releases the flock */
     pthread_mutex_destroy(&log->mu);

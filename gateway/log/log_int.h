@@ -172,6 +172,7 @@ struct mq_part {
     int32_t id;
     char *dir;
     int dir_fd;
+    bool on_log_fs; /* the directory is on the data directory's filesystem (which the flusher syncfs's) */
 
     pthread_rwlock_t segs_lock;
     struct mq_segment **segs; /* ascending base offsets; the last one is active */
@@ -235,6 +236,8 @@ struct mq_log {
     bool kick;
     pthread_t flusher;
     bool flusher_started;
+    int sync_fd;               /* the data directory, for syncfs(2) (-1 in read mode) */
+    bool syncfs_ok;            /* the kernel reports writeback errors through syncfs (Linux 5.8 on) */
     pthread_mutex_t budget_mu; /* one disk budget pass at a time (budget.c) */
     bool budget_stuck;         /* over the cap with nothing left to delete: logged once (under budget_mu) */
     _Atomic int64_t disk_bytes, early_deleted_segments, dropped_unforwarded; /* mq_log_stats() */
@@ -308,6 +311,7 @@ enum mq_err mq_part_close(struct mq_part *part, bool clean);
 /* The flusher's work for one partition: write the open batch and backlog, fdatasync, publish. Also what
  * mq_part_flush(), a flush-always append and close do; ticks of one partition run one at a time. */
 enum mq_err mq_part_flush_tick(struct mq_part *part);
+
 bool mq_part_has_unflushed(struct mq_part *part);
 /* Frees a partition, half-built ones included (no flushing). */
 void mq_part_free(struct mq_part *part);
@@ -342,5 +346,48 @@ enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list);
 /* The last entry of seg's offset index that points below byte `limit` at a batch whose last offset is below
  * `below`: returns the batch's position and *last its last offset, or 0 and *last -1 when there is none. */
 int64_t mq_seg_last_entry(const struct mq_segment *seg, int64_t limit, int64_t below, int64_t *last);
+
+/* One partition's share of a flush, in three steps, so that the flusher (log.c) can make many partitions
+ * durable with one syncfs instead of one fdatasync per file: mq_part_flush_begin() writes what is open and
+ * lists what needs syncing; then either mq_part_flush_sync() syncs those files one by one, or the caller
+ * syncs the whole filesystem (fs_synced); mq_part_flush_end() writes the recovery point and publishes. The
+ * caller holds part->flush_mu from begin to end. */
+struct mq_sync_item {
+    struct mq_segment *seg;
+    int64_t size;
+    bool sealed;
+};
+struct mq_flush {
+    struct mq_part *part;
+    enum mq_err err;       /* begin: the partition had stopped (fatal_err): nothing else to do */
+    enum mq_err write_err; /* what writing the open batch and backlog said */
+    struct mq_sync_item few[4], *items;
+    size_t nitems;
+    int64_t end;   /* the written end to publish */
+    bool sync_dir; /* a segment file was created */
+    bool ckpt;     /* a recovery point is due */
+    bool ckpt_dup_failed;
+    int ckpt_idx_fd, ckpt_tidx_fd;
+    int64_t ckpt_bytes;
+    struct mq_rp rp;
+    bool rp_staged; /* the recovery point's temporary file is written (the caller's syncfs covers it) */
+    int64_t bytes;  /* written since the previous flush */
+    int64_t sync_start_us;
+    bool notify; /* end: the durable callback is due, with `durable` */
+    int64_t durable;
+};
+/* Writes the recovery point's temporary file only (no sync) and renames it into place: the two halves of
+ * mq_rp_write() around the caller's syncfs. The caller syncs the rename and then sets part->rp_seg_base. */
+enum mq_err mq_rp_stage(struct mq_part *part, const struct mq_rp *rp);
+enum mq_err mq_rp_install(struct mq_part *part);
+void mq_part_flush_begin(struct mq_part *part, struct mq_flush *f);
+/* The fdatasync/fsync calls mq_part_flush_sync() would make (the recovery point's two included). */
+size_t mq_flush_files(const struct mq_flush *f);
+enum mq_err mq_part_flush_sync(struct mq_flush *f);
+/* serr: how syncing went (either way). Returns the flush's error as mq_part_flush_tick() does. */
+enum mq_err mq_part_flush_end(struct mq_flush *f, enum mq_err serr);
+/* Calls the durable callback when the flush made something durable; the flusher calls it after releasing
+ * every flush_mu it holds, as the callback may flush a partition itself. */
+void mq_part_flush_notify(struct mq_flush *f);
 
 #endif

@@ -310,14 +310,6 @@ bool mq_part_has_unflushed(struct mq_part *part)
     return r;
 }
 
-struct mq_sync_item {
-    struct mq_segment *seg;
-    int64_t size;
-    bool sealed;
-};
-
-static enum mq_err mq_part_flush_locked(struct mq_part *part);
-
 /* Whether seg has bytes to fdatasync, or (sealed) index files still to sync and close. Under mu. */
 static bool mq_seg_unsynced(const struct mq_segment *seg, bool sealed)
 {
@@ -333,31 +325,36 @@ enum mq_err mq_part_flush_tick(struct mq_part *part)
      * running at the same time could still be syncing. A caller that waits here usually finds its data
      * already made durable by the tick it waited for. */
     pthread_mutex_lock(&part->flush_mu);
-    enum mq_err err = mq_part_flush_locked(part);
+    struct mq_flush f;
+    mq_part_flush_begin(part, &f);
+    enum mq_err err = f.err;
+    if (err == MQ_OK) {
+        err = mq_part_flush_end(&f, mq_part_flush_sync(&f));
+        mq_part_flush_notify(&f);
+    }
     pthread_mutex_unlock(&part->flush_mu);
     return err;
 }
 
-static enum mq_err mq_part_flush_locked(struct mq_part *part)
+void mq_part_flush_begin(struct mq_part *part, struct mq_flush *f)
 {
     const struct mq_log_conf *conf = &part->log->conf;
-    struct mq_sync_item few[8], *items = few;
-    size_t nitems = 0;
-    struct mq_rp rp = {0};
-    bool ckpt = false, sync_dir = false, ckpt_dup_failed = false;
-    int ckpt_idx_fd = -1, ckpt_tidx_fd = -1;
+    memset(f, 0, sizeof *f);
+    f->part = part;
+    f->items = f->few;
+    f->ckpt_idx_fd = f->ckpt_tidx_fd = -1;
 
     pthread_mutex_lock(&part->mu);
     if (part->fatal_err != MQ_OK) {
-        enum mq_err e = part->fatal_err;
+        f->err = part->fatal_err;
         pthread_mutex_unlock(&part->mu);
-        return e;
+        return;
     }
     enum mq_err err = mq_part_seal_open(part);
     if (err == MQ_OK && part->backlog_len)
         err = mq_part_write_backlog(part);
-    enum mq_err write_err = err;
-    int64_t end = part->written_end;
+    f->write_err = err;
+    f->end = part->written_end;
     /* Segments with unsynced bytes: the active one and any sealed since the last tick. A synced sealed
      * segment ends the search, as every older one was synced by the same tick or an earlier one; so a tick
      * must take every unsynced segment, however many the writer rolled during one slow fdatasync. */
@@ -370,9 +367,11 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
         nunsynced += unsynced;
         oldest--;
     }
-    if (nunsynced > sizeof few / sizeof few[0] && !(items = malloc(nunsynced * sizeof *items))) {
+    if (nunsynced > sizeof f->few / sizeof f->few[0] && !(f->items = malloc(nunsynced * sizeof *f->items))) {
         pthread_mutex_unlock(&part->mu);
-        return MQ_ERR_NOMEM; /* nothing was published: the next tick tries again */
+        f->items = f->few;
+        f->err = MQ_ERR_NOMEM; /* nothing was published: the next tick tries again */
+        return;
     }
     for (size_t i = part->nsegs; i-- > oldest;) { /* newest first */
         struct mq_segment *seg = part->segs[i];
@@ -380,61 +379,81 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
         if (!mq_seg_unsynced(seg, sealed))
             continue;
         mq_seg_ref(seg);
-        items[nitems++] = (struct mq_sync_item){seg, atomic_load(&seg->size), sealed};
+        f->items[f->nitems++] = (struct mq_sync_item){seg, atomic_load(&seg->size), sealed};
     }
     struct mq_segment *act = mq_part_active(part);
     if (mq_seg_write_index(act) != MQ_OK)
         MQ_WARN("%s: index write failed; it is rebuilt on the next open", act->path_idx);
-    sync_dir = part->dir_dirty;
+    f->sync_dir = part->dir_dirty;
     part->dir_dirty = false;
-    ckpt = part->checkpoint_due || part->bytes_since_checkpoint >= conf->checkpoint_bytes;
-    if (ckpt) {
-        rp = (struct mq_rp){0,
-                            act->base_offset,
-                            atomic_load(&act->size),
-                            atomic_load(&act->next_offset),
-                            atomic_load(&act->max_ts),
-                            act->max_ts_offset};
+    f->ckpt = part->checkpoint_due || part->bytes_since_checkpoint >= conf->checkpoint_bytes;
+    if (f->ckpt) {
+        f->rp = (struct mq_rp){0,
+                               act->base_offset,
+                               atomic_load(&act->size),
+                               atomic_load(&act->next_offset),
+                               atomic_load(&act->max_ts),
+                               act->max_ts_offset};
         /* An index file that is not open (unusable, see mq_seg_open_index()) has nothing to sync. */
-        ckpt_dup_failed = (act->idx_fd >= 0 && (ckpt_idx_fd = dup(act->idx_fd)) < 0) ||
-                          (act->tidx_fd >= 0 && (ckpt_tidx_fd = dup(act->tidx_fd)) < 0);
+        f->ckpt_dup_failed = (act->idx_fd >= 0 && (f->ckpt_idx_fd = dup(act->idx_fd)) < 0) ||
+                             (act->tidx_fd >= 0 && (f->ckpt_tidx_fd = dup(act->tidx_fd)) < 0);
     }
-    int64_t ckpt_bytes = part->bytes_since_checkpoint;
+    f->ckpt_bytes = part->bytes_since_checkpoint;
+    f->bytes = part->unflushed_bytes;
     part->unflushed_bytes = 0;
     pthread_mutex_unlock(&part->mu);
+    f->sync_start_us = mq_mono_us();
+}
 
+size_t mq_flush_files(const struct mq_flush *f)
+{
+    if (f->err != MQ_OK)
+        return 0;
+    size_t n = f->sync_dir + (f->ckpt ? 2 + (f->ckpt_idx_fd >= 0) + (f->ckpt_tidx_fd >= 0) : 0);
+    for (size_t i = 0; i < f->nitems; i++)
+        n += 1 + (f->items[i].sealed ? 2 : 0);
+    return n;
+}
+
+enum mq_err mq_part_flush_sync(struct mq_flush *f)
+{
     /* fdatasync without the writer's lock: appends continue meanwhile. Oldest first. */
-    enum mq_err serr = MQ_OK;
-    int64_t sync_start_us = mq_mono_us();
-    atomic_fetch_add(&part->log->fsyncs, (int64_t)nitems + sync_dir);
-    if (sync_dir && fsync(part->dir_fd) != 0)
-        serr = mq_err_from_errno(errno);
-    for (size_t i = nitems; i-- > 0 && serr == MQ_OK;) {
-        struct mq_segment *seg = items[i].seg;
-        if (fdatasync(seg->fd) != 0) {
-            serr = mq_err_from_errno(errno);
-            break;
-        }
-        if (items[i].sealed && (serr = mq_seg_sync_index(seg)) != MQ_OK)
-            break;
+    struct mq_part *part = f->part;
+    atomic_fetch_add(&part->log->fsyncs, (int64_t)f->nitems + f->sync_dir);
+    if (f->sync_dir && fsync(part->dir_fd) != 0)
+        return mq_err_from_errno(errno);
+    for (size_t i = f->nitems; i-- > 0;) {
+        struct mq_segment *seg = f->items[i].seg;
+        if (fdatasync(seg->fd) != 0)
+            return mq_err_from_errno(errno);
+        enum mq_err err = f->items[i].sealed ? mq_seg_sync_index(seg) : MQ_OK;
+        if (err != MQ_OK)
+            return err;
     }
-    if (serr == MQ_OK && ckpt) {
+    return MQ_OK;
+}
+
+enum mq_err mq_part_flush_end(struct mq_flush *f, enum mq_err serr)
+{
+    struct mq_part *part = f->part;
+    bool ckpt = f->ckpt;
+    if (serr == MQ_OK && ckpt && !f->rp_staged) {
         /* A failure leaves the data durable, only the checkpoint older; mq_rp_write() says why itself. */
-        if (ckpt_dup_failed || (ckpt_idx_fd >= 0 && fdatasync(ckpt_idx_fd) != 0) ||
-            (ckpt_tidx_fd >= 0 && fdatasync(ckpt_tidx_fd) != 0)) {
+        if (f->ckpt_dup_failed || (f->ckpt_idx_fd >= 0 && fdatasync(f->ckpt_idx_fd) != 0) ||
+            (f->ckpt_tidx_fd >= 0 && fdatasync(f->ckpt_tidx_fd) != 0)) {
             MQ_WARN("%s: recovery point not written (%s); the next open scans further", part->dir,
                     mq_strerror(MQ_ERR_IO));
             ckpt = false;
-        } else if (mq_rp_write(part, &rp) != MQ_OK) {
+        } else if (mq_rp_write(part, &f->rp) != MQ_OK) {
             ckpt = false;
         }
     }
-    if (ckpt_idx_fd >= 0)
-        close(ckpt_idx_fd);
-    if (ckpt_tidx_fd >= 0)
-        close(ckpt_tidx_fd);
-    if (nitems || sync_dir)
-        mq_histo_add(&part->log->flush_histo, mq_mono_us() - sync_start_us);
+    if (f->ckpt_idx_fd >= 0)
+        close(f->ckpt_idx_fd);
+    if (f->ckpt_tidx_fd >= 0)
+        close(f->ckpt_tidx_fd);
+    if (f->nitems || f->sync_dir)
+        mq_histo_add(&part->log->flush_histo, mq_mono_us() - f->sync_start_us);
 
     pthread_mutex_lock(&part->mu);
     if (serr != MQ_OK) {
@@ -444,34 +463,40 @@ static enum mq_err mq_part_flush_locked(struct mq_part *part)
         MQ_ERROR("%s: fdatasync failed (%s): partition stopped; restart to recover", part->dir,
                  mq_strerror(serr));
     } else {
-        for (size_t i = 0; i < nitems; i++) {
-            struct mq_segment *seg = items[i].seg;
-            if (items[i].size > atomic_load(&seg->durable_size))
-                atomic_store(&seg->durable_size, items[i].size);
-            if (items[i].sealed)
+        for (size_t i = 0; i < f->nitems; i++) {
+            struct mq_segment *seg = f->items[i].seg;
+            if (f->items[i].size > atomic_load(&seg->durable_size))
+                atomic_store(&seg->durable_size, f->items[i].size);
+            if (f->items[i].sealed)
                 mq_seg_close_index(seg);
         }
-        if (end > atomic_load(&part->durable_end))
-            atomic_store(&part->durable_end, end);
+        if (f->end > atomic_load(&part->durable_end))
+            atomic_store(&part->durable_end, f->end);
         if (ckpt) {
-            part->bytes_since_checkpoint -= ckpt_bytes;
+            part->bytes_since_checkpoint -= f->ckpt_bytes;
             /* a roll since the capture asks for a checkpoint in its new segment: keep asking */
-            part->checkpoint_due = mq_part_active(part)->base_offset != rp.seg_base;
+            part->checkpoint_due = mq_part_active(part)->base_offset != f->rp.seg_base;
         }
     }
     pthread_cond_broadcast(&part->durable_cv);
     int64_t durable = atomic_load(&part->durable_end);
     pthread_mutex_unlock(&part->mu);
-    for (size_t i = 0; i < nitems; i++)
-        mq_seg_unref(items[i].seg);
-    if (items != few)
-        free(items);
+    for (size_t i = 0; i < f->nitems; i++)
+        mq_seg_unref(f->items[i].seg);
+    if (f->items != f->few)
+        free(f->items);
 
-    if (serr == MQ_OK && nitems > 0)
-        mq_log_durable_notify(part->log, part, durable);
+    f->notify = serr == MQ_OK && f->nitems > 0;
+    f->durable = durable;
     if (serr != MQ_OK)
         return MQ_ERR_IO;
-    return write_err;
+    return f->write_err;
+}
+
+void mq_part_flush_notify(struct mq_flush *f)
+{
+    if (f->notify)
+        mq_log_durable_notify(f->part->log, f->part, f->durable);
 }
 
 enum mq_err mq_part_flush(struct mq_part *part)
@@ -771,6 +796,9 @@ enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, stru
         mq_part_free(part);
         return err;
     }
+    struct stat st_part, st_log;
+    part->on_log_fs = fstat(part->dir_fd, &st_part) == 0 && log->sync_fd >= 0 &&
+                      fstat(log->sync_fd, &st_log) == 0 && st_part.st_dev == st_log.st_dev;
     enum mq_err err;
     if (mq_part_writer(part)) {
         struct mq_bases bases = {0};

@@ -76,8 +76,26 @@ static bool mq_rp_read(struct mq_part *part, struct mq_rp *rp)
     return true;
 }
 
-/* Writes the recovery point atomically: temporary file, fdatasync, rename, fsync of the directory. */
-enum mq_err mq_rp_write(struct mq_part *part, const struct mq_rp *rp)
+/* Said once until a write succeeds again: a directory in its place would otherwise fill the log at every
+ * checkpoint. The data does not depend on it; the next open only scans further. */
+static void mq_rp_report(struct mq_part *part, enum mq_err err)
+{
+    if (err != MQ_OK && !atomic_exchange(&part->rp_failing, true)) {
+        char *dst = mq_part_path(part, "recovery-point");
+        struct stat st;
+        MQ_WARN("%s: cannot write the recovery point (%s); the partition works on, and its next open "
+                "scans it from an older point or the start",
+                dst ? dst : part->dir,
+                dst && lstat(dst, &st) == 0 && !S_ISREG(st.st_mode) ? "not a regular file"
+                                                                    : mq_strerror(err));
+        free(dst);
+    } else if (err == MQ_OK) {
+        atomic_store(&part->rp_failing, false);
+    }
+}
+
+/* Writes the temporary file; with sync, makes it durable. On failure it is removed. */
+static enum mq_err mq_rp_write_tmp(struct mq_part *part, const struct mq_rp *rp, bool sync)
 {
     uint8_t b[MQ_RP_SIZE];
     mq_be32_put(b, MQ_RP_MAGIC);
@@ -90,41 +108,66 @@ enum mq_err mq_rp_write(struct mq_part *part, const struct mq_rp *rp)
     mq_be64_put(b + 44, (uint64_t)rp->max_ts_offset);
     mq_be32_put(b + 52, mq_crc32c(0, b, 52));
     char *tmp = mq_part_path(part, "recovery-point.tmp");
-    char *dst = mq_part_path(part, "recovery-point");
-    enum mq_err err = MQ_ERR_NOMEM;
-    if (!tmp || !dst)
-        goto out;
+    if (!tmp)
+        return MQ_ERR_NOMEM;
+    enum mq_err err;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         err = mq_err_from_errno(errno);
-        goto out;
+    } else {
+        err = mq_pwrite_full(fd, b, sizeof b, 0);
+        if (err == MQ_OK && sync && fdatasync(fd) != 0)
+            err = mq_err_from_errno(errno);
+        close(fd);
     }
-    err = mq_pwrite_full(fd, b, sizeof b, 0);
-    if (err == MQ_OK && fdatasync(fd) != 0)
-        err = mq_err_from_errno(errno);
-    close(fd);
-    if (err == MQ_OK && rename(tmp, dst) != 0)
-        err = mq_err_from_errno(errno);
-    if (err == MQ_OK && fsync(part->dir_fd) != 0)
-        err = mq_err_from_errno(errno);
     if (err != MQ_OK)
         unlink(tmp);
-out:
-    /* Said once until a write succeeds again: a directory in its place would otherwise fill the log at
-     * every checkpoint. The data does not depend on it; the next open only scans further. */
-    if (err != MQ_OK && !atomic_exchange(&part->rp_failing, true)) {
-        struct stat st;
-        MQ_WARN("%s: cannot write the recovery point (%s); the partition works on, and its next open "
-                "scans it from an older point or the start",
-                dst ? dst : part->dir,
-                dst && lstat(dst, &st) == 0 && !S_ISREG(st.st_mode) ? "not a regular file"
-                                                                    : mq_strerror(err));
-    } else if (err == MQ_OK) {
-        atomic_store(&part->rp_failing, false);
-        atomic_store(&part->rp_seg_base, rp->seg_base);
+    free(tmp);
+    return err;
+}
+
+/* Renames the temporary file into place; with sync, fsyncs the directory. */
+static enum mq_err mq_rp_rename(struct mq_part *part, bool sync)
+{
+    char *tmp = mq_part_path(part, "recovery-point.tmp");
+    char *dst = mq_part_path(part, "recovery-point");
+    enum mq_err err = MQ_ERR_NOMEM;
+    if (tmp && dst) {
+        err = rename(tmp, dst) == 0 ? MQ_OK : mq_err_from_errno(errno);
+        if (err == MQ_OK && sync && fsync(part->dir_fd) != 0)
+            err = mq_err_from_errno(errno);
+        if (err != MQ_OK)
+            unlink(tmp);
     }
     free(tmp);
     free(dst);
+    return err;
+}
+
+/* Writes the recovery point atomically: temporary file, fdatasync, rename, fsync of the directory. */
+enum mq_err mq_rp_write(struct mq_part *part, const struct mq_rp *rp)
+{
+    enum mq_err err = mq_rp_write_tmp(part, rp, true);
+    if (err == MQ_OK)
+        err = mq_rp_rename(part, true);
+    mq_rp_report(part, err);
+    if (err == MQ_OK)
+        atomic_store(&part->rp_seg_base, rp->seg_base);
+    return err;
+}
+
+enum mq_err mq_rp_stage(struct mq_part *part, const struct mq_rp *rp)
+{
+    enum mq_err err = mq_rp_write_tmp(part, rp, false);
+    if (err != MQ_OK)
+        mq_rp_report(part, err);
+    return err;
+}
+
+enum mq_err mq_rp_install(struct mq_part *part)
+{
+    enum mq_err err = mq_rp_rename(part, false);
+    mq_rp_report(part, err);
     return err;
 }
 
