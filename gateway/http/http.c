@@ -93,7 +93,8 @@ enum mq_err mq_http_start(const char *host, int port, mq_http_fn *fn, void *opaq
     }
     http->fn = fn;
     http->opaque = opaque;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* poll(), not select(): a store with thousands of partitions holds descriptors past FD_SETSIZE */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* the logger first, so that libmicrohttpd's own messages go to ours too */
