@@ -37,10 +37,11 @@ struct mq_config_log {
     int64_t max_pending_bytes;
     int64_t checkpoint_bytes;
     int64_t retention_check_ms;
-    int64_t max_disk_bytes;  /* 0 = no disk cap */
-    int64_t retention_ms;    /* key "retention"; 0 = keep forever */
-    int64_t retention_bytes; /* 0 = no size limit */
-    int compression;         /* enum mq_config_codec: the codec of topics whose mapping names none */
+    int64_t max_disk_bytes;     /* 0 = no disk cap */
+    int64_t retention_ms;       /* key "retention"; 0 = keep forever */
+    int64_t retention_bytes;    /* 0 = no size limit */
+    int compression;            /* enum mq_config_codec: the codec of topics whose mapping names none */
+    int64_t recompact_after_ms; /* recompact a closed segment once its newest record is this old */
 };
 
 /* Codecs a log topic's batches can be written with: Kafka's numbers, as enum mq_codec (log/codec.h). */
@@ -108,12 +109,13 @@ struct mq_config_mapping {
     int64_t qos;
     char *to; /* log topic template */
     int64_t partitions;
-    char *key;                /* key strategy (route.h), never NULL */
-    int64_t retention_ms;     /* -1: the log section's */
-    int64_t retention_bytes;  /* -1: the log section's */
-    int compression;          /* enum mq_config_codec; -1: the log section's */
-    unsigned headers;         /* 1 << enum mq_config_header for each header stored */
-    int omit_default_headers; /* header_defaults: 1 omit, 0 keep */
+    char *key;                  /* key strategy (route.h), never NULL */
+    int64_t retention_ms;       /* -1: the log section's */
+    int64_t retention_bytes;    /* -1: the log section's */
+    int compression;            /* enum mq_config_codec; -1: the log section's */
+    int64_t recompact_after_ms; /* -1: the log section's */
+    unsigned headers;           /* 1 << enum mq_config_header for each header stored */
+    int omit_default_headers;   /* header_defaults: 1 omit, 0 keep */
     struct mq_config_loc loc;
 };
 
@@ -305,5 +307,7 @@ void mq_config_mapping_retention(const struct mq_config *cfg, const struct mq_co
                                  int64_t *bytes);
 /* The codec (enum mq_config_codec) of the batches of m's topics: its own, else the log section's. */
 int mq_config_mapping_compression(const struct mq_config *cfg, const struct mq_config_mapping *m);
+/* The mapping's recompact_after, or the log section's. */
+int64_t mq_config_mapping_recompact_after(const struct mq_config *cfg, const struct mq_config_mapping *m);
 
 #endif

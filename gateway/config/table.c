@@ -166,6 +166,18 @@ static const struct mq_ckey mq_keys_log[] = {
             "Ingest batches are small, so they shrink less than a large batch would; a batch that would "
             "not shrink is stored uncompressed. A mapping can override it for its topics; the unmatched "
             "topic uses this one."},
+    {.name = "recompact_after",
+     .type = MQ_CT_DURATION,
+     .off = LOGK(recompact_after_ms),
+     .def = "0s",
+     .min = 0,
+     .max = 36500 * DAY,
+     .doc = "When a closed segment of a topic with a codec is rewritten as large compressed batches (up to 1 "
+            "MiB of records each, the tiny ingest batches merged): once its newest record is this old; 0 "
+            "means as soon as it is closed (rolled and checkpointed). Offsets, timestamps, keys, values and "
+            "headers stay as they were, readers keep reading across the swap, and a crash leaves the old "
+            "segment or the new one. Topics without a codec are never rewritten. A mapping can override it "
+            "for its topics."},
     {.name = NULL},
 };
 

@@ -90,6 +90,14 @@ static const struct mq_ckey mq_keys_mapping[] = {
      .enums = mq_enum_codec,
      .doc = "The codec of the batches written to this mapping's topics: none, lz4 or zstd (see "
             "log.compression). Mappings that name the same log topic must agree."},
+    {.name = "recompact_after",
+     .type = MQ_CT_DURATION,
+     .off = MAPK(recompact_after_ms),
+     .def_doc = "log.recompact_after",
+     .min = 0,
+     .max = 36500 * DAY,
+     .doc = "When closed segments of this mapping's topics are recompacted (see log.recompact_after). "
+            "Mappings that name the same log topic must agree."},
     {.name = "headers",
      .type = MQ_CT_CHOICES,
      .off = MAPK(headers),
@@ -117,6 +125,7 @@ static void mq_mapping_init(void *obj)
     m->retention_ms = -1;
     m->retention_bytes = -1;
     m->compression = -1;
+    m->recompact_after_ms = -1;
 }
 
 /* Reports a literal log topic that an earlier mapping also names with different topic settings. */
@@ -137,6 +146,8 @@ static void mq_mapping_check_target(struct mq_cctx *ctx, struct mq_config_mappin
             what = "retention_bytes";
         else if (o->compression != m->compression)
             what = "compression";
+        else if (o->recompact_after_ms != m->recompact_after_ms)
+            what = "recompact_after";
         if (what)
             mq_cctx_error(ctx, to,
                           "log topic '%s' is also the target of the mapping at %s:%d:%d; their %s differ",

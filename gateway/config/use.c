@@ -56,6 +56,11 @@ int mq_config_mapping_compression(const struct mq_config *cfg, const struct mq_c
     return m->compression >= 0 ? m->compression : cfg->log.compression;
 }
 
+int64_t mq_config_mapping_recompact_after(const struct mq_config *cfg, const struct mq_config_mapping *m)
+{
+    return m->recompact_after_ms >= 0 ? m->recompact_after_ms : cfg->log.recompact_after_ms;
+}
+
 enum mq_err mq_config_password_file(const char *path, char **out, char *errstr, size_t errstr_size)
 {
     *out = NULL;

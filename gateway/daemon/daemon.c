@@ -113,6 +113,7 @@ static void mq_log_conf_from(const struct mq_config *cfg, struct mq_log_conf *lc
     lc->checkpoint_bytes = cfg->log.checkpoint_bytes;
     lc->retention_check_ms = cfg->log.retention_check_ms;
     lc->max_disk_bytes = cfg->log.max_disk_bytes;
+    lc->recompact_after_ms = cfg->log.recompact_after_ms;
 }
 
 /* The authorization rules of cfg's kafka.acls into *aclp: NULL when there are none (every request is

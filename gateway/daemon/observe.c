@@ -485,6 +485,8 @@ static void mq_obs_metrics(struct mq_observe *o, const struct mq_snap *s, FILE *
     mq_expo_i64(&e, MQ_M_STORE_RETENTION_DELETED, NULL, s->log.retention_deleted_segments);
     mq_expo_i64(&e, MQ_M_STORE_CAP_DELETED, NULL, s->log.early_deleted_segments);
     mq_expo_i64(&e, MQ_M_STORE_DROPPED_UNFORWARDED, NULL, s->log.dropped_unforwarded);
+    mq_expo_i64(&e, MQ_M_STORE_RECOMPACTED, NULL, s->log.recompacted_segments);
+    mq_expo_i64(&e, MQ_M_STORE_RECOMPACT_SAVED, NULL, s->log.recompact_saved_bytes);
     mq_expo_i64(&e, MQ_M_STORE_DISK_BYTES, NULL, s->log.open_bytes);
     mq_expo_family(&e, MQ_M_STORE_FREE_BYTES);
     if (s->free_bytes >= 0)

@@ -79,6 +79,7 @@ struct mq_itopic {
     uint64_t hash;
     atomic_uint checked_gen; /* routes generation whose settings this topic was checked against */
     int codec;               /* what its partitions compress with (under map_mu) */
+    int64_t recompact_after; /* and when their closed segments are recompacted (under map_mu) */
     _Atomic(struct mq_iparts *) parts;
     char *sample_topic; /* an MQTT topic routed to it, and its broker: at a reload the new routes are asked */
     char *sample_broker; /* where that topic goes now, so the topic's settings change at once (may be NULL) */
@@ -186,6 +187,7 @@ enum mq_err mq_ingest_routes_new(const struct mq_config *cfg, struct mq_ingest_r
         const struct mq_config_mapping *m = &cfg->mappings[i];
         (*out)->pols[i] = (struct mq_ingest_policy){
             .codec = mq_config_mapping_compression(cfg, m),
+            .recompact_after_ms = mq_config_mapping_recompact_after(cfg, m),
             .headers = m->headers,
             .omit_defaults = m->omit_default_headers != 0,
             .qos_default = (char)('0' + m->qos),
@@ -198,6 +200,7 @@ enum mq_err mq_ingest_routes_new(const struct mq_config *cfg, struct mq_ingest_r
         }
     }
     (*out)->unmatched_pol.codec = cfg->log.compression; /* and every header: nothing is known about it */
+    (*out)->unmatched_pol.recompact_after_ms = cfg->log.recompact_after_ms;
     return MQ_OK;
 }
 
@@ -374,15 +377,27 @@ static enum mq_err mq_ingest_topic_open(struct mq_ingest *in, const char *name, 
 }
 
 /*
- * Brings t in line with the routes of generation gen (under map_mu): its partitions' codec, the catalog's
+ * Brings t in line with the routes of generation gen (under map_mu): its partitions' codec and
+ * recompaction delay, the catalog's
  * retention, and the partition count when the mapping asks for more (never fewer: a partition is never
  * taken away, and a reload asking for fewer is refused before it gets here, see mq_ingest_routes_check()).
  */
 static enum mq_err mq_ingest_topic_sync(struct mq_ingest *in, struct mq_itopic *t, unsigned gen,
-                                        const struct mq_retention *ret, int codec, int32_t partitions)
+                                        const struct mq_retention *ret, const struct mq_ingest_policy *pol,
+                                        int32_t partitions)
 {
     if (atomic_load(&t->checked_gen) == gen)
         return MQ_OK;
+    int codec = pol->codec;
+    if (t->recompact_after != pol->recompact_after_ms) {
+        t->recompact_after = pol->recompact_after_ms;
+        struct mq_iparts *cur = atomic_load(&t->parts);
+        for (int32_t p = 0; p < cur->n; p++) {
+            struct mq_part *part = atomic_load(&cur->p[p]);
+            if (part)
+                mq_part_set_recompact_after(part, t->recompact_after);
+        }
+    }
     if (t->codec != codec) {
         t->codec = codec;
         struct mq_iparts *cur = atomic_load(&t->parts);
@@ -450,6 +465,7 @@ static enum mq_err mq_ingest_part_open(struct mq_ingest *in, struct mq_itopic *t
         return err;
     }
     mq_part_set_compression(part, t->codec); /* before any record can reach it */
+    mq_part_set_recompact_after(part, t->recompact_after);
     atomic_store(&ps->p[p], part);
     *partp = part;
     return MQ_OK;
@@ -541,7 +557,7 @@ static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
         err = mq_ingest_topic_open(in, hit->topic, hash, hit->partitions, ret, c->mqtt_topic,
                                    c->mqtt_topic_len, c->broker, &t);
         if (err == MQ_OK)
-            err = mq_ingest_topic_sync(in, t, c->routes->gen, ret, pol->codec, hit->partitions);
+            err = mq_ingest_topic_sync(in, t, c->routes->gen, ret, pol, hit->partitions);
         pthread_mutex_unlock(&in->map_mu);
         if (err != MQ_OK)
             return err;
@@ -990,7 +1006,7 @@ void mq_ingest_set_routes(struct mq_ingest *in, struct mq_ingest_routes *routes)
         bool mapped = pr.mapping >= 0 && (size_t)pr.mapping < routes->nrets;
         const struct mq_retention *ret = mapped ? &routes->rets[pr.mapping] : &routes->unmatched_ret;
         const struct mq_ingest_policy *pol = mapped ? &routes->pols[pr.mapping] : &routes->unmatched_pol;
-        (void)mq_ingest_topic_sync(in, t, routes->gen, ret, pol->codec, pr.partitions); /* logs its errors */
+        (void)mq_ingest_topic_sync(in, t, routes->gen, ret, pol, pr.partitions); /* logs its errors */
     }
     pthread_mutex_unlock(&in->map_mu);
 }

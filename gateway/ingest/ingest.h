@@ -142,19 +142,22 @@ enum mq_err mq_ingest_routes_from_table(struct mq_route_table *table, const stru
                                         struct mq_ingest_routes **out);
 
 /*
- * What a mapping asks of the records it stores, beside retention: the codec of its topics' batches and the
- * headers each record keeps (config.h: mappings[].compression, headers, header_defaults).
+ * What a mapping asks of the records it stores, beside retention: the codec of its topics' batches, when
+ * their closed segments are recompacted, and the headers each record keeps (config.h:
+ * mappings[].compression, recompact_after, headers, header_defaults).
  */
 struct mq_ingest_policy {
-    int codec;           /* enum mq_codec of its topics' batches */
-    unsigned headers;    /* 1 << enum mq_config_header for each header kept */
-    bool omit_defaults;  /* leave out the headers that carry their default value: */
-    char qos_default;    /*   mqtt.qos when it is this ('0'..'2'), */
+    int codec;                  /* enum mq_codec of its topics' batches */
+    int64_t recompact_after_ms; /* mq_part_set_recompact_after(): -1 the log's setting */
+    unsigned headers;           /* 1 << enum mq_config_header for each header kept */
+    bool omit_defaults;         /* leave out the headers that carry their default value: */
+    char qos_default;           /*   mqtt.qos when it is this ('0'..'2'), */
     bool broker_implied; /*   mqtt.broker when only one broker delivers to the mapping, mqtt.retain false */
 };
 /* No compression, every header. */
 #define MQ_INGEST_POLICY_DEFAULT                                                                             \
-    ((struct mq_ingest_policy){.codec = 0, .headers = MQ_CONFIG_HDR_ALL, .omit_defaults = false})
+    ((struct mq_ingest_policy){                                                                              \
+        .codec = 0, .recompact_after_ms = -1, .headers = MQ_CONFIG_HDR_ALL, .omit_defaults = false})
 
 /* Sets the policy of mapping i of routes not yet handed over (-1: the unmatched topic's). Routes built by
  * mq_ingest_routes_new() have the configuration's; mq_ingest_routes_from_table() gives

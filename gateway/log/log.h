@@ -181,6 +181,9 @@ void mq_part_set_retention(struct mq_part *part, const struct mq_retention *ret)
  * default is none. */
 void mq_part_set_compression(struct mq_part *part, int codec);
 int mq_part_compression(struct mq_part *part);
+/* When the partition's closed segments are recompacted (mq_part_recompact()): once their newest record is
+ * ms old; -1 (the default) takes the log's recompact_after_ms. */
+void mq_part_set_recompact_after(struct mq_part *part, int64_t ms);
 const char *mq_part_topic(const struct mq_part *part);
 int32_t mq_part_id(const struct mq_part *part);
 

@@ -207,6 +207,7 @@ struct mq_part {
     _Atomic int64_t reader_refresh_mono; /* reader mode: when the directory was last listed */
 
     _Atomic int64_t rp_seg_base; /* the segment of the last recovery point read or written, -1 none */
+    int64_t rc_after;            /* mq_part_set_recompact_after() (under mu) */
     int64_t rc_below;            /* recompact.c: segments below this base were examined */
     bool rc_loaded;              /* rc_below was read from the partition's recompact-point */
 };

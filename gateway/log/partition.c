@@ -557,6 +557,13 @@ void mq_part_set_compression(struct mq_part *part, int codec)
     pthread_mutex_unlock(&part->mu);
 }
 
+void mq_part_set_recompact_after(struct mq_part *part, int64_t ms)
+{
+    pthread_mutex_lock(&part->mu);
+    part->rc_after = ms;
+    pthread_mutex_unlock(&part->mu);
+}
+
 int mq_part_compression(struct mq_part *part)
 {
     pthread_mutex_lock(&part->mu);
@@ -784,6 +791,7 @@ enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, stru
     mq_batch_builder_init(&part->open);
     part->hint_offset = -1;
     atomic_init(&part->rp_seg_base, -1);
+    part->rc_after = -1;
     part->topic = strdup(topic);
     if (!part->topic || asprintf(&part->dir, "%s/%s-%d", mq_log_dir(log), topic, (int)id) < 0) {
         part->dir = NULL;

@@ -485,11 +485,13 @@ static enum mq_rc_result mq_rc_segment(struct mq_part *part, struct mq_segment *
 /* The next segment due for recompaction (referenced) and its successor's base, or NULL. */
 static struct mq_segment *mq_rc_due(struct mq_part *part, int64_t now_ms, int *codec, int64_t *next_base)
 {
-    /* off (-1) stops the thread only: a caller of mq_part_recompact() asks for it */
-    const int64_t after = part->log->conf.recompact_after_ms > 0 ? part->log->conf.recompact_after_ms : 0;
     struct mq_segment *due = NULL;
     pthread_mutex_lock(&part->mu);
     *codec = part->codec;
+    /* the log's -1 (off) stops the thread only: a caller of mq_part_recompact() asks for it */
+    int64_t after = part->rc_after >= 0 ? part->rc_after : part->log->conf.recompact_after_ms;
+    if (after < 0)
+        after = 0;
     for (size_t i = 0; *codec != MQ_CODEC_NONE && i + 1 < part->nsegs; i++) {
         struct mq_segment *seg = part->segs[i];
         if (seg->base_offset < part->rc_below)

@@ -157,6 +157,17 @@ const struct mq_metric_def mq_metric_defs[MQ_M_COUNT] = {
                                         {NULL},
                                         "store",
                                         "Records the disk cap deleted before a forwarder had sent them."},
+    [MQ_M_STORE_RECOMPACTED] =
+        {"mqlog_store_recompacted_segments_total",
+         C,
+         {NULL},
+         "store",
+         "Closed segments rewritten as large compressed batches (log.recompact_after)."},
+    [MQ_M_STORE_RECOMPACT_SAVED] = {"mqlog_store_recompact_saved_bytes_total",
+                                    C,
+                                    {NULL},
+                                    "store",
+                                    "Bytes on disk the recompaction of closed segments saved."},
     [MQ_M_STORE_DISK_BYTES] =
         {"mqlog_store_disk_bytes", G, {NULL}, "store", "Bytes of the segment files of the open partitions."},
     [MQ_M_STORE_FREE_BYTES] = {"mqlog_store_free_bytes",

@@ -527,13 +527,15 @@ static void test_example_conf(void)
 
 /* ---- defaults and edge cases ---- */
 
-/* log.compression and a mapping's compression, headers and header_defaults, given and not. */
+/* log.compression and a mapping's compression, recompact_after, headers and header_defaults, given and
+ * not. */
 static void test_compression_headers(void)
 {
     char *tmp = mq_test_tmpdir("config");
     char *path = write_file(tmp, "c.yaml",
                             "log:\n"
                             "  compression: zstd\n"
+                            "  recompact_after: 1h\n"
                             "brokers:\n"
                             "  - name: b\n"
                             "    url: mqtt://h\n"
@@ -543,6 +545,7 @@ static void test_compression_headers(void)
                             "  - from: b/#\n"
                             "    to: tb\n"
                             "    compression: lz4\n"
+                            "    recompact_after: 0s\n"
                             "    headers: [topic, properties]\n"
                             "    header_defaults: omit\n"
                             "  - from: c/#\n"
@@ -562,6 +565,9 @@ static void test_compression_headers(void)
     CU_ASSERT_EQUAL(m[1].omit_default_headers, 1);
     CU_ASSERT_EQUAL(mq_config_mapping_compression(cfg, &m[2]), MQ_CONFIG_CODEC_NONE);
     CU_ASSERT_EQUAL(m[2].headers, 0);
+    CU_ASSERT_EQUAL(cfg->log.recompact_after_ms, 3600 * 1000);
+    CU_ASSERT_EQUAL(mq_config_mapping_recompact_after(cfg, &m[0]), 3600 * 1000);
+    CU_ASSERT_EQUAL(mq_config_mapping_recompact_after(cfg, &m[1]), 0);
     mq_config_free(cfg);
     free(path);
     mq_test_rmdir(tmp);
@@ -603,6 +609,7 @@ static void test_defaults(void)
         CU_ASSERT_EQUAL(cfg->log.retention_ms, MQ_RETENTION_MS_DEFAULT);
         CU_ASSERT_EQUAL(cfg->log.retention_bytes, 0);
         CU_ASSERT_EQUAL(cfg->log.compression, MQ_CONFIG_CODEC_NONE);
+        CU_ASSERT_EQUAL(cfg->log.recompact_after_ms, 0);
         CU_ASSERT_EQUAL(cfg->nbrokers, 0);
         CU_ASSERT_EQUAL(cfg->nmappings, 1);
         CU_ASSERT_PTR_NULL(cfg->unmatched);
