@@ -614,6 +614,7 @@ enum mq_err mq_recompactor_start(struct mq_log *log)
         return MQ_OK; /* off: mq_log_recompact() still works for a caller */
     if (pthread_create(&log->rc_thread, NULL, mq_recompactor, log) != 0)
         return MQ_ERR_NOMEM;
+    pthread_setname_np(log->rc_thread, "mqlog-recompact"); /* for top -H and /proc */
     log->rc_started = true;
     return MQ_OK;
 }
