@@ -38,6 +38,7 @@ struct mq_config_log {
     int64_t checkpoint_bytes;
     int64_t retention_check_ms;
     int64_t max_disk_bytes;     /* 0 = no disk cap */
+    int64_t min_free_bytes;     /* 0 = no free space minimum */
     int64_t retention_ms;       /* key "retention"; 0 = keep forever */
     int64_t retention_bytes;    /* 0 = no size limit */
     int compression;            /* enum mq_config_codec: the codec of topics whose mapping names none */

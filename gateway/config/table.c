@@ -136,10 +136,25 @@ static const struct mq_ckey mq_keys_log[] = {
      .min = 0,
      .max = INT64_MAX,
      .doc = "The disk cap: the most bytes of segment files all partitions together may keep (those "
-            "mqlogd has open: written, read or forwarded since it started), checked every second; 0 means "
-            "no cap. Above it the oldest segments across all partitions are deleted before their "
-            "retention, those a forwarder with hold_retention still needs last; records deleted before "
-            "they were forwarded are logged as errors and counted. Read at start."},
+            "mqlogd has open: written, read or forwarded since it started; index files not counted); 0 "
+            "means no cap. Checked before every write: a batch that would pass it waits while the oldest "
+            "segments across all partitions are deleted before their retention (oldest newest record "
+            "first), those a forwarder with hold_retention still needs last; records deleted before they "
+            "were forwarded are logged as errors and counted. When nothing can be deleted, ingestion is "
+            "pushed back as on a full disk. Segments go whole: keep segment_bytes well below the cap. "
+            "Read at start."},
+    {.name = "min_free_bytes",
+     .type = MQ_CT_SIZE,
+     .off = LOGK(min_free_bytes),
+     .def = "0",
+     .min = 0,
+     .max = INT64_MAX,
+     .doc = "Free space the log leaves on the file system of data_dir (what statvfs reports available); 0 "
+            "means no minimum. Checked before every write, which must leave this much plus 16 file "
+            "system blocks (64KiB on most) free: the blocks cover the small files written without a "
+            "check (indexes, recovery points, the catalog). When free space runs short, whoever filled "
+            "it, the oldest segments are deleted as for max_disk_bytes; when nothing can be deleted, "
+            "ingestion is pushed back until space returns. Read at start."},
     {.name = "retention",
      .type = MQ_CT_DURATION,
      .off = LOGK(retention_ms),

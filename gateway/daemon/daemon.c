@@ -114,6 +114,7 @@ static void mq_log_conf_from(const struct mq_config *cfg, struct mq_log_conf *lc
     lc->retention_check_ms = cfg->log.retention_check_ms;
     lc->max_disk_bytes = cfg->log.max_disk_bytes;
     lc->recompact_after_ms = cfg->log.recompact_after_ms;
+    lc->min_free_bytes = cfg->log.min_free_bytes;
 }
 
 /* The authorization rules of cfg's kafka.acls into *aclp: NULL when there are none (every request is
@@ -394,9 +395,12 @@ static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
     mq_log_stats(mq_store_log(d->store), &ls);
     mq_diag_printf(
         level,
-        "store: %lld bytes in segments; the disk cap deleted %lld segments early, dropping %lld records "
-        "unforwarded",
-        (long long)ls.disk_bytes, (long long)ls.early_deleted_segments, (long long)ls.dropped_unforwarded);
+        "store: %lld bytes in segments; the disk budget deleted %lld segments early (%lld for "
+        "log.max_disk_bytes, %lld for log.min_free_bytes), dropping %lld records unforwarded; %lld writes "
+        "waited for room",
+        (long long)ls.disk_bytes, (long long)ls.early_deleted_segments, (long long)ls.cap_deleted_segments,
+        (long long)ls.free_deleted_segments, (long long)ls.dropped_unforwarded,
+        (long long)ls.budget_refused_writes);
     if (d->kafka) {
         struct mq_kafka_server_stats ks;
         mq_kafka_server_stats(d->kafka, &ks);

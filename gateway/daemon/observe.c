@@ -483,7 +483,16 @@ static void mq_obs_metrics(struct mq_observe *o, const struct mq_snap *s, FILE *
     mq_expo_i64(&e, MQ_M_STORE_FSYNCS, NULL, s->log.fsyncs);
     mq_expo_i64(&e, MQ_M_STORE_DURABLE_LAG, NULL, s->log.durable_lag);
     mq_expo_i64(&e, MQ_M_STORE_RETENTION_DELETED, NULL, s->log.retention_deleted_segments);
-    mq_expo_i64(&e, MQ_M_STORE_CAP_DELETED, NULL, s->log.early_deleted_segments);
+    mq_expo_i64(&e, MQ_M_STORE_BUDGET_DELETED, (const char *[]){"max_disk_bytes"},
+                s->log.cap_deleted_segments);
+    mq_expo_i64(&e, MQ_M_STORE_BUDGET_DELETED, (const char *[]){"min_free_bytes"},
+                s->log.free_deleted_segments);
+    mq_expo_i64(&e, MQ_M_STORE_BUDGET_DELETED_BYTES, (const char *[]){"max_disk_bytes"},
+                s->log.cap_deleted_bytes);
+    mq_expo_i64(&e, MQ_M_STORE_BUDGET_DELETED_BYTES, (const char *[]){"min_free_bytes"},
+                s->log.free_deleted_bytes);
+    mq_expo_i64(&e, MQ_M_STORE_BUDGET_WAITS, NULL, s->log.budget_refused_writes);
+    mq_expo_i64(&e, MQ_M_STORE_BUDGET_BLOCKED, NULL, s->log.budget_blocked);
     mq_expo_i64(&e, MQ_M_STORE_DROPPED_UNFORWARDED, NULL, s->log.dropped_unforwarded);
     mq_expo_i64(&e, MQ_M_STORE_RECOMPACTED, NULL, s->log.recompacted_segments);
     mq_expo_i64(&e, MQ_M_STORE_RECOMPACT_SAVED, NULL, s->log.recompact_saved_bytes);

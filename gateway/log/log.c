@@ -4,7 +4,8 @@
  * The flusher is the group commit: it wakes every flush_interval_ms (or at once when a producer passes
  * flush_bytes, or, with flush always, as soon as there is anything to write), writes each partition's open
  * batch and fdatasyncs it, so that many records share one sync. It also applies retention every
- * retention_check_ms and checks the disk cap (budget.c) every second, off the append path.
+ * retention_check_ms and makes the disk budget's passes (budget.c): every second, and at once when the budget
+ * refused a write.
  */
 #include "log/log_int.h"
 
@@ -36,6 +37,7 @@ void mq_log_conf_defaults(struct mq_log_conf *conf)
     conf->retention_check_ms = 5 * 60 * 1000;
     conf->max_disk_bytes = 0;
     conf->recompact_after_ms = 0;
+    conf->min_free_bytes = 0;
 }
 
 const char *mq_log_dir(const struct mq_log *log)
@@ -241,6 +243,7 @@ static void *mq_log_flusher(void *arg)
     struct mq_log *log = arg;
     int64_t next_retention = mq_mono_ms() + log->conf.retention_check_ms;
     int64_t next_budget = mq_mono_ms() + MQ_BUDGET_CHECK_MS;
+    int64_t last_budget = 0;
     pthread_mutex_lock(&log->mu);
     while (!log->stop) {
         atomic_store(&log->heartbeat_ms, mq_mono_ms()); /* /healthz: the flusher turns */
@@ -264,18 +267,32 @@ static void *mq_log_flusher(void *arg)
         pthread_mutex_unlock(&log->mu);
         if (parts) {
             mq_log_flush_parts(log, parts, n);
-            /* Retention is slow to matter; the disk cap is checked more often, as a fast writer can
-             * pass it by much in one retention interval. */
+            /* Retention is slow to matter. The disk budget refuses writes that do not fit (budget.c); a
+             * refusal asks for a pass at once, to make room, which the backlogs then take at once (the
+             * kick). A pass every second also catches others filling the file system. While nothing can
+             * be deleted, refusals ask for a pass at most every MQ_BUDGET_STUCK_MS. */
             int64_t mono = mq_mono_ms();
+            bool due = mq_budget_on(&log->conf) && atomic_load(&log->budget_due) &&
+                       (!atomic_load(&log->budget_stuck) || mono >= last_budget + MQ_BUDGET_STUCK_MS);
+            bool room = false;
             if (mono >= next_retention) {
                 next_retention = mono + log->conf.retention_check_ms;
                 next_budget = mono + MQ_BUDGET_CHECK_MS;
+                last_budget = mono;
+                atomic_store(&log->budget_due, false);
                 mq_log_maintain(log, parts, n, mq_now_ms());
-            } else if (log->conf.max_disk_bytes > 0 && mono >= next_budget) {
+            } else if (mq_budget_on(&log->conf) && (due || mono >= next_budget)) {
                 next_budget = mono + MQ_BUDGET_CHECK_MS;
-                mq_log_budget(log, parts, n);
+                last_budget = mono;
+                atomic_store(&log->budget_due, false);
+                room = mq_log_budget(log, parts, n);
             }
             free(parts);
+            if (room) {
+                pthread_mutex_lock(&log->mu);
+                log->kick = true;
+                pthread_mutex_unlock(&log->mu);
+            }
         }
         pthread_mutex_lock(&log->mu);
     }
@@ -331,6 +348,7 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&log->cb_cv, NULL);
     pthread_mutex_init(&log->budget_mu, NULL);
+    pthread_mutex_init(&log->space_mu, NULL);
     log->dir = strdup(dir);
     enum mq_err err = MQ_OK;
     if (!log->dir) {
@@ -342,7 +360,7 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
         c->segment_bytes > INT32_MAX || c->index_interval_bytes < 0 || c->batch_bytes < 1 ||
         c->batch_bytes > MQ_BATCH_MAX_SIZE || c->max_pending_bytes < c->batch_bytes ||
         c->checkpoint_bytes < 1 || c->retention_check_ms < 1 || c->max_disk_bytes < 0 ||
-        c->recompact_after_ms < -1) {
+        c->recompact_after_ms < -1 || c->min_free_bytes < 0) {
         err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "invalid log settings");
         goto fail;
     }
@@ -425,6 +443,7 @@ enum mq_err mq_log_close(struct mq_log *log)
     pthread_cond_destroy(&log->cb_cv);
     pthread_mutex_destroy(&log->budget_mu);
     mq_recompactor_free(log);
+    pthread_mutex_destroy(&log->space_mu);
     free(log->dir);
     free(log);
     return first;
@@ -561,6 +580,8 @@ enum mq_err mq_log_part(struct mq_log *log, const char *topic, int32_t partition
     if (err == MQ_OK) {
         log->parts[log->nparts++] = part;
         *partp = part;
+        if (log->mode == MQ_LOG_WRITE)
+            mq_budget_add(log, mq_part_disk_bytes(part)); /* its bytes count from now on */
     }
     pthread_mutex_unlock(&log->mu);
     return err;

@@ -55,9 +55,13 @@ struct mq_log_conf {
         recompact_after_ms; /* rewrite a closed segment of a partition with a codec as large
                                compressed batches once its newest record is this old (mq_part_recompact());
                                0: as soon as it is closed (default); -1: only when asked */
-    int64_t max_disk_bytes; /* the disk cap: total bytes of the segment files of the open partitions;
-                               above it the maintenance thread deletes the oldest segments, held ones
-                               last (see mq_log_stats()); checked every second; 0 = off (default) */
+    int64_t max_disk_bytes; /* the disk cap: total bytes of the segment files of the open partitions
+                               may not pass it (0 = off, the default) */
+    int64_t min_free_bytes; /* free space the log leaves on the data directory's file system (statvfs
+                               f_bavail * f_frsize; 0 = off, the default). Both make the disk budget
+                               (budget.c): a batch is written only if it fits, the oldest segments across
+                               all partitions are deleted to make room (held ones last, see
+                               mq_log_stats()), and when nothing can go, writes wait as on a full disk */
 };
 
 /* Fills conf with the defaults above. */
@@ -107,16 +111,22 @@ enum mq_err mq_log_part(struct mq_log *log, const char *topic, int32_t partition
 
 /*
  * One maintenance pass now, as the maintenance thread makes every retention_check_ms: retention of every
- * open partition (mq_part_apply_retention() with now_ms), then the disk cap. Write mode. Returns the first
+ * open partition (mq_part_apply_retention() with now_ms), then the disk budget. Write mode. Returns the first
  * error met; the pass goes on past it.
  */
 enum mq_err mq_log_apply_retention(struct mq_log *log, int64_t now_ms);
 
-/* What the disk cap did since the log was opened. */
+/* What the disk budget did since the log was opened. */
 struct mq_log_stats {
     int64_t disk_bytes;             /* segment bytes of the open partitions at the last check */
-    int64_t early_deleted_segments; /* segments the disk cap deleted before retention would have */
-    int64_t dropped_unforwarded;    /* records it deleted at or above a retention hold: lost to the holder */
+    int64_t early_deleted_segments; /* segments the disk budget deleted before retention would have: */
+    int64_t cap_deleted_segments;   /*   for max_disk_bytes */
+    int64_t free_deleted_segments;  /*   for min_free_bytes (the two add up to early_deleted_segments) */
+    int64_t cap_deleted_bytes;      /* their bytes, by cause */
+    int64_t free_deleted_bytes;
+    int64_t dropped_unforwarded;   /* records it deleted at or above a retention hold: lost to the holder */
+    int64_t budget_refused_writes; /* batch writes the budget held back until room was made (or for good) */
+    bool budget_blocked;           /* over the budget with nothing left to delete: writes wait */
     /* since the log was opened, and now (the operator endpoints read these) */
     int64_t fsyncs;                     /* fdatasync and fsync calls of the group commits */
     int64_t retention_deleted_segments; /* segments time or size retention deleted */
@@ -161,9 +171,9 @@ void mq_log_set_durable_cb(struct mq_log *log, mq_durable_cb *cb, void *opaque);
 /*
  * A retention hold: the lowest offset of `part` that retention must keep for a holder (a forwarder that has
  * not yet forwarded the records from there on), or INT64_MAX when it holds nothing of part. Time and size
- * retention stop at the first segment that holds an offset >= the hold; only the disk cap
- * (max_disk_bytes) deletes such segments, counting what it drops in mq_log_stats(). Called by the
- * maintenance thread (or a caller of mq_part_apply_retention() or mq_log_apply_retention()) with none of
+ * retention stop at the first segment that holds an offset >= the hold; only the disk budget
+ * (max_disk_bytes, min_free_bytes) deletes such segments, counting what it drops in mq_log_stats(). Called by
+ * the maintenance thread (or a caller of mq_part_apply_retention() or mq_log_apply_retention()) with none of
  * the log's locks held, once per partition and pass; it must not block long and must not call
  * mq_log_set_hold(). A hold that is too low only keeps more; the holder may answer from a cached value.
  *

@@ -240,8 +240,17 @@ struct mq_log {
     int sync_fd;               /* the data directory, for syncfs(2) (-1 in read mode) */
     bool syncfs_ok;            /* the kernel reports writeback errors through syncfs (Linux 5.8 on) */
     pthread_mutex_t budget_mu; /* one disk budget pass at a time (budget.c) */
-    bool budget_stuck;         /* over the cap with nothing left to delete: logged once (under budget_mu) */
-    _Atomic int64_t disk_bytes, early_deleted_segments, dropped_unforwarded; /* mq_log_stats() */
+    atomic_bool budget_stuck;  /* over the budget with nothing left to delete: logged once */
+    atomic_bool budget_due;    /* a write was refused: the flusher makes a pass at once */
+    /* The budget's write-time check (budget.c), under space_mu: */
+    pthread_mutex_t space_mu;
+    int64_t budget_used;     /* segment bytes: counted at each pass, plus what was written or opened since,
+                                less what was deleted */
+    int64_t budget_inflight; /* bytes admitted and not yet counted in budget_used */
+    int64_t budget_want;     /* bytes of the writes refused since the last pass: room it makes */
+    bool budget_refusing;    /* writes were refused while stuck: the first admitted one logs the resume */
+    _Atomic int64_t disk_bytes, dropped_unforwarded, budget_refused; /* mq_log_stats() */
+    _Atomic int64_t early_deleted[2], early_deleted_bytes[2];        /* by enum mq_budget_cause */
     /* read by the operator endpoints (mq_log_stats(), mq_log_flush_histo()) */
     _Atomic int64_t fsyncs, retention_deleted_segments, heartbeat_ms;
     struct mq_histo flush_histo;
@@ -276,9 +285,31 @@ static inline struct mq_segment *mq_part_active(struct mq_part *part)
 }
 
 /* budget.c */
-#define MQ_BUDGET_CHECK_MS 1000 /* how often the maintenance thread checks the disk cap */
-/* Checks the disk cap over parts[0..n) (the open partitions) and deletes segments while it is exceeded. */
-void mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n);
+#define MQ_BUDGET_CHECK_MS 1000 /* how often the maintenance thread checks the disk budget */
+#define MQ_BUDGET_STUCK_MS 100  /* while stuck, refused writes ask for a pass at most this often */
+#define MQ_BUDGET_RESERVE_BLOCKS                                                                             \
+    16 /* file system blocks a batch write leaves free beyond min_free_bytes: what comes with it */
+
+enum mq_budget_cause {
+    MQ_BUDGET_CAP = 0,  /* log.max_disk_bytes */
+    MQ_BUDGET_FREE = 1, /* log.min_free_bytes */
+};
+
+static inline bool mq_budget_on(const struct mq_log_conf *conf)
+{
+    return conf->max_disk_bytes > 0 || conf->min_free_bytes > 0;
+}
+/* The budget over parts[0..n) (the open partitions): counts their bytes anew and deletes the oldest segments
+ * while the budget is exceeded, making room for the writes refused since the last pass. Returns true when
+ * writes were waiting and room was made for them (the caller writes its backlogs at once). */
+bool mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n);
+/* The write-time check, by the writer under part->mu before a batch of `size` bytes goes to a segment file
+ * (only when mq_budget_on()). MQ_OK: the bytes are admitted; call mq_budget_wrote() once the write is done or
+ * failed. MQ_ERR_NOSPC: the batch does not fit; nothing is admitted, and a pass is asked for. */
+enum mq_err mq_budget_admit(struct mq_log *log, int64_t size);
+void mq_budget_wrote(struct mq_log *log, int64_t size, bool written);
+/* Bytes that started (a partition opened) or stopped (retention deleted them) counting. */
+void mq_budget_add(struct mq_log *log, int64_t bytes);
 
 /* recompact.c */
 /* Write mode, before the segments are listed: completes a committed rewrite, removes unfinished ones. */

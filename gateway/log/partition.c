@@ -91,23 +91,38 @@ static enum mq_err mq_part_write_batch(struct mq_part *part, const uint8_t *buf,
                             (conf->segment_ms > 0 && seg->first_ts >= 0 &&
                              bi->max_timestamp - seg->first_ts > conf->segment_ms) ||
                             (int64_t)(mq_batch_last_offset(bi) - seg->base_offset) > INT32_MAX);
+    /* The disk budget admits the batch before anything happens, a roll included: a refusal is a full disk
+     * (the caller keeps the batch in its backlog), and budget.c makes room. */
+    bool budget = mq_budget_on(conf);
+    enum mq_err err = budget ? mq_budget_admit(part->log, (int64_t)size) : MQ_OK;
+    if (err != MQ_OK) {
+        part->write_err = err;
+        return err;
+    }
     if (roll) {
-        enum mq_err err = mq_part_roll(part);
-        if (err != MQ_OK)
+        err = mq_part_roll(part);
+        if (err != MQ_OK) {
+            if (budget)
+                mq_budget_wrote(part->log, (int64_t)size, false);
             return err;
+        }
         seg = mq_part_active(part);
         cur = 0;
     }
-    enum mq_err err = mq_pwrite_full(seg->fd, buf, size, cur);
+    err = mq_pwrite_full(seg->fd, buf, size, cur);
     if (err != MQ_OK) {
         if (ftruncate(seg->fd, cur) != 0)
             MQ_ERROR("%s: cannot cut back a failed write: %s", seg->path_log, strerror(errno));
+        if (budget)
+            mq_budget_wrote(part->log, (int64_t)size, false);
         part->write_err = err;
         return err;
     }
     err = mq_seg_account(seg, cur, bi, conf->index_interval_bytes);
     mq_seg_mark_checked(seg, cur, cur + (int64_t)size); /* its CRC was computed here: no reader checks it */
     atomic_store(&seg->size, cur + (int64_t)size);
+    if (budget)
+        mq_budget_wrote(part->log, (int64_t)size, true);
     part->written_end = mq_batch_last_offset(bi) + 1;
     part->unflushed_bytes += (int64_t)size;
     part->bytes_since_checkpoint += (int64_t)size;
@@ -660,6 +675,7 @@ enum mq_err mq_part_apply_retention(struct mq_part *part, int64_t now_ms, int *d
     /* Unlinking happens outside both locks: appends and reads go on. Open slices keep their fds. */
     for (size_t i = 0; i < ndel; i++) {
         MQ_INFO("%s: retention deleted segment %020" PRId64, part->dir, gone[i]->base_offset);
+        mq_budget_add(part->log, -atomic_load(&gone[i]->size));
         mq_seg_unlink(gone[i]);
         mq_seg_unref(gone[i]);
     }
@@ -690,11 +706,13 @@ int64_t mq_part_durable_lag(struct mq_part *part)
     return lag > 0 ? lag : 0;
 }
 
-/* Whether the active segment may be rolled away: everything written is durable (as retention asks). */
+/* Whether the active segment may be rolled away: everything written to it is durable (as retention asks).
+ * A backlog does not stop it: its batches follow written_end and go to the new segment; it is often the
+ * very batch the budget refused that waits there for the room. */
 static bool mq_part_active_droppable(struct mq_part *part)
 {
     return atomic_load(&mq_part_active(part)->size) > 0 &&
-           atomic_load(&part->durable_end) >= part->written_end && part->backlog_len == 0;
+           atomic_load(&part->durable_end) >= part->written_end;
 }
 
 static void mq_seg_facts_of(struct mq_part *part, struct mq_seg_facts *f)

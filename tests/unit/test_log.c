@@ -6,6 +6,7 @@
  *
  * Every record's value is "v<offset>" (padded), so any record read back can be checked against its offset.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1162,13 +1164,197 @@ static void test_disk_cap(void)
     mq_log_stats(log, &ls);
     CU_ASSERT(ls.early_deleted_segments == a.segments + b.segments && ls.dropped_unforwarded == 1000);
     CU_ASSERT(ls.disk_bytes == 0);
-    /* new records are taken as before */
-    CU_ASSERT(produce_at(p0, 10000, 5, 1900000000000LL) == MQ_OK && mq_part_flush(p0) == MQ_OK);
+    /* no batch fits in one byte: new records are taken, and wait (as on a full disk) */
+    CU_ASSERT(produce_at(p0, 10000, 5, 1900000000000LL) == MQ_OK && mq_part_flush(p0) == MQ_ERR_NOSPC);
     CU_ASSERT(mq_part_stats(p0, &a2) == MQ_OK);
-    CU_ASSERT(a2.start_offset == 10000 && a2.durable_offset == 10005 && a2.bytes > 0);
-    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    CU_ASSERT(a2.start_offset == 10000 && a2.durable_offset == 10000 && a2.bytes == 0);
+    mq_log_stats(log, &ls);
+    CU_ASSERT(ls.budget_refused_writes > 0 && ls.cap_deleted_segments == ls.early_deleted_segments);
+    CU_ASSERT(mq_log_close(log) == MQ_ERR_NOSPC);
     int64_t problems = -1;
     CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, NULL) == MQ_OK && problems == 0);
+    mq_test_rmdir(dir);
+}
+
+/* Appends records [from, from + n) of the test stream as one batch, retrying while the disk budget makes
+ * room (MQ_ERR_NOSPC: nothing of the call was stored) for up to 10 s. */
+static enum mq_err append_waiting(struct mq_part *part, int64_t from, int n)
+{
+    char v[64][128], k[64][32];
+    struct mq_header h = {"h", 1, "x", 1};
+    struct mq_record recs[64];
+    for (int i = 0; i < n && i < 64; i++) {
+        int64_t off = from + i;
+        int vl = make_value(off, v[i], sizeof v[i]);
+        int kl = snprintf(k[i], sizeof k[i], "k%" PRId64, off % 13);
+        recs[i] = (struct mq_record){ts_of(off), k[i], kl, v[i], vl, &h, off % 2 ? 1 : 0};
+    }
+    int64_t deadline = mq_mono_ms() + 10000, first = -1;
+    for (;;) {
+        enum mq_err e = mq_part_append(part, recs, (size_t)n, &first);
+        if (e == MQ_OK && first != from)
+            return MQ_ERR_RANGE;
+        if (e != MQ_ERR_NOSPC || mq_mono_ms() > deadline)
+            return e;
+        mq_sleep_ms(1); /* the flusher thread makes room: poll for it */
+    }
+}
+
+/* The segment files of partition dir "<dir>/t-<p>" added to seen[0..*n) (base offsets, no repeats); returns
+ * how many there are now. */
+static int segs_seen(const char *dir, int p, int64_t *seen, int *n, int cap)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/t-%d", dir, p);
+    DIR *d = opendir(path);
+    CU_ASSERT_FATAL(d != NULL);
+    int now = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len != 24 || strcmp(de->d_name + 20, ".log") != 0)
+            continue;
+        int64_t base = strtoll(de->d_name, NULL, 10);
+        now++;
+        bool known = false;
+        for (int i = 0; i < *n && !known; i++)
+            known = seen[i] == base;
+        if (!known && *n < cap)
+            seen[(*n)++] = base;
+    }
+    closedir(d);
+    return now;
+}
+
+static int64_t free_of(const char *dir)
+{
+    struct statvfs vfs;
+    CU_ASSERT_FATAL(statvfs(dir, &vfs) == 0);
+    return (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize;
+}
+
+/* Streams `rounds` batches of 50 records into each of partitions 0 and 1 of topic t (the same offsets and
+ * timestamps in both) under the budget of log: after every write the segment bytes are at most cap and the
+ * free space at least min_free (those set). Then checks that each partition holds a suffix of the stream,
+ * that the two lost about as much (oldest first across them), and that the counters name every segment
+ * that is gone. */
+static void budget_stream(struct mq_log *log, const char *dir, int rounds, int64_t cap, int64_t min_free)
+{
+    struct mq_part *p[2] = {get_part(log, "t", 0), get_part(log, "t", 1)};
+    struct mq_retention off = {0, 0};
+    static int64_t seen[2][4096];
+    int nseen[2] = {0, 0}, now[2] = {0, 0};
+    int64_t most = 0, least = INT64_MAX;
+    mq_part_set_retention(p[0], &off);
+    mq_part_set_retention(p[1], &off);
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < 2; i++) {
+            CU_ASSERT_FATAL(append_waiting(p[i], (int64_t)r * 50, 50) == MQ_OK);
+            struct mq_part_stats a, b;
+            CU_ASSERT(mq_part_stats(p[0], &a) == MQ_OK && mq_part_stats(p[1], &b) == MQ_OK);
+            if (a.bytes + b.bytes > most)
+                most = a.bytes + b.bytes;
+            if (min_free > 0 && free_of(dir) < least)
+                least = free_of(dir);
+        }
+        for (int i = 0; i < 2; i++)
+            now[i] = segs_seen(dir, i, seen[i], &nseen[i], 4096);
+    }
+    if (cap > 0)
+        CU_ASSERT(most <= cap);
+    if (min_free > 0)
+        CU_ASSERT(least >= min_free);
+    int64_t starts[2];
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT(mq_part_flush(p[i]) == MQ_OK);
+        struct mq_part_stats st;
+        int64_t next;
+        CU_ASSERT(mq_part_stats(p[i], &st) == MQ_OK && st.end_offset == (int64_t)rounds * 50);
+        CU_ASSERT(st.start_offset > 0 &&
+                  read_check(p[i], st.start_offset, &next) == st.end_offset - st.start_offset);
+        starts[i] = st.start_offset;
+    }
+    /* a segment holds about 900 records: the partition that lost less is at most a segment behind */
+    CU_ASSERT(llabs(starts[0] - starts[1]) < 2000);
+    struct mq_log_stats ls;
+    mq_log_stats(log, &ls);
+    int64_t gone = nseen[0] - now[0] + nseen[1] - now[1];
+    CU_ASSERT(ls.early_deleted_segments == gone && gone > 0);
+    CU_ASSERT((cap > 0 ? ls.cap_deleted_segments : ls.free_deleted_segments) == gone);
+    CU_ASSERT(ls.budget_refused_writes > 0 && !ls.budget_blocked);
+    fprintf(stderr,
+            "budget: %d rounds, %" PRId64 " segments deleted, most %" PRId64 " bytes, least free %" PRId64
+            ", %" PRId64 " writes waited\n",
+            rounds, gone, most, least, ls.budget_refused_writes);
+}
+
+/* The disk budget holds at every write, on a small tmpfs: log.max_disk_bytes, then log.min_free_bytes, and
+ * with nothing left to delete the store pushes back until space returns. */
+static void test_disk_budget(void)
+{
+    char *dir = mq_test_tmpdir("budget");
+    char mnt[600], data[700], ballast[700];
+    snprintf(mnt, sizeof mnt, "%s/mnt", dir);
+    CU_ASSERT_FATAL(mkdir(mnt, 0755) == 0);
+    int mr = mount("tmpfs", mnt, "tmpfs", 0, "size=4m");
+    if (mr != 0)
+        fprintf(stderr, "mount tmpfs on %s: %s (this test needs root)\n", mnt, strerror(errno));
+    CU_ASSERT_FATAL(mr == 0);
+    struct mq_log_conf c = small_conf();
+    c.max_pending_bytes = 256 * 1024;
+
+    /* the cap: 256 KiB of segments, about 4 of 64 KiB */
+    snprintf(data, sizeof data, "%s/cap", mnt);
+    c.max_disk_bytes = 256 * 1024;
+    struct mq_log *log = open_log(data, MQ_LOG_WRITE, &c);
+    CU_ASSERT(mq_log_topic_create(log, "t", 2) == MQ_OK);
+    budget_stream(log, data, 200, c.max_disk_bytes, 0);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    mq_test_rmdir(strdup(data)); /* its space is the next case's */
+
+    /* the free space: 2.5 of the 4 MiB stay free; the stream is about 3 MiB */
+    snprintf(data, sizeof data, "%s/free", mnt);
+    c.max_disk_bytes = 0;
+    c.min_free_bytes = 2560 * 1024;
+    log = open_log(data, MQ_LOG_WRITE, &c);
+    CU_ASSERT(mq_log_topic_create(log, "t", 2) == MQ_OK);
+    budget_stream(log, data, 400, 0, c.min_free_bytes);
+
+    /* others take the space: the oldest segments go first, then nothing is left and the store pushes back */
+    snprintf(ballast, sizeof ballast, "%s/ballast", mnt);
+    int fd = open(ballast, O_WRONLY | O_CREAT, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT(posix_fallocate(fd, 0, free_of(mnt) - 64 * 1024) == 0);
+    close(fd);
+    struct mq_part *p0 = get_part(log, "t", 0);
+    int64_t end = 400 * 50, at = end;
+    enum mq_err e = MQ_OK;
+    int64_t deadline = mq_mono_ms() + 10000;
+    while ((e = produce_n(p0, at, 50)) == MQ_OK && mq_mono_ms() < deadline) {
+        at += 50;
+        mq_part_request_flush(p0);
+    }
+    CU_ASSERT(e == MQ_ERR_FULL);
+    /* the pass that finds nothing left may come after the backlog filled: poll for it */
+    struct mq_log_stats ls;
+    deadline = mq_mono_ms() + 10000;
+    for (mq_log_stats(log, &ls); !ls.budget_blocked && mq_mono_ms() < deadline; mq_log_stats(log, &ls))
+        mq_sleep_ms(5); /* poll: the flusher thread makes the pass */
+    CU_ASSERT(ls.budget_blocked && ls.free_deleted_segments > 0);
+    struct mq_part_stats st;
+    CU_ASSERT(mq_part_stats(p0, &st) == MQ_OK && st.durable_offset < st.end_offset);
+    /* space returns: everything taken is written, and the budget is unblocked */
+    CU_ASSERT(unlink(ballast) == 0);
+    deadline = mq_mono_ms() + 10000;
+    while (mq_part_flush(p0) != MQ_OK && mq_mono_ms() < deadline)
+        mq_sleep_ms(5); /* the budget's next pass counts the space anew: poll for it */
+    CU_ASSERT(mq_part_stats(p0, &st) == MQ_OK && st.durable_offset == st.end_offset);
+    int64_t next;
+    CU_ASSERT(read_check(p0, st.start_offset, &next) == st.end_offset - st.start_offset);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(data, NULL, NULL, &problems, NULL) == MQ_OK && problems == 0);
+    CU_ASSERT(umount(mnt) == 0);
     mq_test_rmdir(dir);
 }
 
@@ -1207,6 +1393,7 @@ int main(void)
         MQ_TEST(test_retention),
         MQ_TEST(test_retention_hold),
         MQ_TEST(test_disk_cap),
+        MQ_TEST(test_disk_budget),
         MQ_TEST(test_crash_cut_and_flip),
         MQ_TEST(test_index_rebuild),
         MQ_TEST(test_sigkill_writer),
