@@ -18,7 +18,9 @@
  * the catalog), so free space stays at or above min_free_bytes. A batch that does not fit is refused as
  * a full disk refuses it (MQ_ERR_NOSPC): the partition keeps it in its backlog, and the flusher thread
  * makes a pass at once that deletes the oldest segments until the refused batches fit; then the backlogs are
- * written. Readers and the holder see the same log as ever, only shorter at the front.
+ * written. Readers and the holder see the same log as ever, only shorter at the front. A rewrite of a closed
+ * segment (recompact.c) is a second copy until its swap: it reserves room for it the same way
+ * (mq_budget_reserve()), and waits for a later pass when there is none; nothing is deleted for it.
  *
  * A pass (also every second, and after retention) deletes whole segments, one at a time, oldest first across
  * all partitions by their newest record's timestamp (a partition's only segment is rolled first, as time
@@ -95,10 +97,10 @@ static void mq_log_kick(struct mq_log *log)
     pthread_mutex_unlock(&log->mu);
 }
 
-enum mq_err mq_budget_admit(struct mq_log *log, int64_t size)
+/* Whether `size` more bytes fit in the budget now (under space_mu). */
+static bool mq_budget_fits(struct mq_log *log, int64_t size)
 {
     const struct mq_log_conf *conf = &log->conf;
-    pthread_mutex_lock(&log->space_mu);
     bool fits =
         conf->max_disk_bytes <= 0 || log->budget_used + log->budget_inflight + size <= conf->max_disk_bytes;
     if (fits && conf->min_free_bytes > 0) {
@@ -110,6 +112,23 @@ enum mq_err mq_budget_admit(struct mq_log *log, int64_t size)
         else
             fits = free_bytes - log->budget_inflight - size - reserve >= conf->min_free_bytes;
     }
+    return fits;
+}
+
+bool mq_budget_reserve(struct mq_log *log, int64_t size)
+{
+    pthread_mutex_lock(&log->space_mu);
+    bool fits = mq_budget_fits(log, size);
+    if (fits)
+        log->budget_inflight += size;
+    pthread_mutex_unlock(&log->space_mu);
+    return fits;
+}
+
+enum mq_err mq_budget_admit(struct mq_log *log, int64_t size)
+{
+    pthread_mutex_lock(&log->space_mu);
+    bool fits = mq_budget_fits(log, size);
     bool resumed = false;
     if (fits) {
         log->budget_inflight += size;

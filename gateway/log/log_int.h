@@ -308,6 +308,10 @@ bool mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n);
  * failed. MQ_ERR_NOSPC: the batch does not fit; nothing is admitted, and a pass is asked for. */
 enum mq_err mq_budget_admit(struct mq_log *log, int64_t size);
 void mq_budget_wrote(struct mq_log *log, int64_t size, bool written);
+/* Admits `size` bytes of a temporary file (a rewrite beside its original) if they fit now, as
+ * mq_budget_admit() but without asking a pass for them: nothing is deleted to make room. Release them with
+ * mq_budget_wrote(log, size, false). */
+bool mq_budget_reserve(struct mq_log *log, int64_t size);
 /* Bytes that started (a partition opened) or stopped (retention deleted them) counting. */
 void mq_budget_add(struct mq_log *log, int64_t bytes);
 

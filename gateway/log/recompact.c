@@ -314,7 +314,7 @@ enum mq_rc_result {
     MQ_RC_DONE,    /* the new segment replaced the old one */
     MQ_RC_KEPT,    /* examined and kept as it is (not smaller, or damaged) */
     MQ_RC_GONE,    /* retention deleted it meanwhile */
-    MQ_RC_STOPPED, /* the log is closing */
+    MQ_RC_STOPPED, /* the log is closing, or the disk budget has no room for the rewrite now */
     MQ_RC_FAILED,  /* an error: try again at the next pass */
 };
 
@@ -436,8 +436,13 @@ static enum mq_rc_result mq_rc_segment(struct mq_part *part, struct mq_segment *
     *saved = 0;
     /* Opened now if it was not: whoever holds the old segment must keep reading the old file after the
      * swap, never open the new one under the old one's sizes. */
-    int fd = mq_seg_fd(old);
     int64_t size = atomic_load(&old->durable_size);
+    /* Until the swap the rewrite is a second copy: the disk budget must have room for it beside the
+     * batches it admits, or the segment waits for a later pass (budget.c never deletes for it). */
+    bool budget = mq_budget_on(&part->log->conf);
+    if (budget && !mq_budget_reserve(part->log, size))
+        return MQ_RC_STOPPED;
+    int fd = mq_seg_fd(old);
     struct mq_rc_out o = {.part = part};
     mq_batch_builder_init(&o.b);
     o.b.codec = codec;
@@ -479,6 +484,8 @@ static enum mq_rc_result mq_rc_segment(struct mq_part *part, struct mq_segment *
     mq_batch_builder_free(&o.b);
     free(o.hdrs);
     mq_codec_buf_free(&o.scratch);
+    if (budget)
+        mq_budget_wrote(part->log, size, false); /* the next pass counts what the swap left */
     return res;
 }
 
