@@ -39,9 +39,10 @@ static int mq_man_word_start(int c)
            c == '\'' || c == '{' || c == ',' || c == '/';
 }
 
-void mq_man_text(FILE *out, const char *s, size_t n, int code)
+/* mq_man_text for text that starts a line (line_start) or continues one (after a font change). */
+static void mq_man_put(FILE *out, const char *s, size_t n, int code, int line_start)
 {
-    int prev = 0;
+    int prev = line_start ? 0 : ' ';
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         /* A line of text starting with . or ' would be a request. */
@@ -57,6 +58,11 @@ void mq_man_text(FILE *out, const char *s, size_t n, int code)
             fputc(c, out);
         prev = (unsigned char)c;
     }
+}
+
+void mq_man_text(FILE *out, const char *s, size_t n, int code)
+{
+    mq_man_put(out, s, n, code, 1);
 }
 
 /* The text of s[0..n) up to the first occurrence of mark at or after from, or n. */
@@ -88,13 +94,13 @@ void mq_man_inline(FILE *out, const char *s, size_t n)
             i++;
             continue;
         }
-        mq_man_text(out, s + plain, i - plain, 0);
+        mq_man_put(out, s + plain, i - plain, 0, plain == 0);
         fputs(font, out);
-        mq_man_text(out, s + i + m, end - i - m, code);
+        mq_man_put(out, s + i + m, end - i - m, code, 0);
         fputs("\\fR", out);
         i = plain = end + m;
     }
-    mq_man_text(out, s + plain, n - plain, 0);
+    mq_man_put(out, s + plain, n - plain, 0, plain == 0);
 }
 
 /* ---- Markdown ---- */
