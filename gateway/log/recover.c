@@ -930,6 +930,34 @@ static void mq_part_reader_scan(struct mq_part *part, size_t first, int64_t afte
     }
 }
 
+/*
+ * Read mode: a segment this reader has not seen complete whose file is no longer the one at its path gets a
+ * fresh entry, read from the new file. The writer replaces a segment file when a kill -9 followed its roll:
+ * recovery removes the new, empty segment and a later roll creates it again; a reader that opened the first
+ * one would take it for empty once a newer segment appears, and skip its records. Slices of the old entry
+ * keep its descriptor. (A recompacted segment is replaced too, but this reader saw it complete: it keeps
+ * reading the old file, which holds the same records.)
+ */
+static void mq_part_reader_reopen(struct mq_part *part)
+{
+    for (size_t i = 0; i < part->nsegs; i++) {
+        struct mq_segment *seg = part->segs[i];
+        if (seg->reader_complete || seg->fd < 0)
+            continue;
+        struct stat now, had;
+        if (stat(seg->path_log, &now) != 0 || fstat(seg->fd, &had) != 0 ||
+            (now.st_ino == had.st_ino && now.st_dev == had.st_dev))
+            continue;
+        struct mq_segment *fresh = mq_seg_new(part->dir, seg->base_offset);
+        if (!fresh)
+            continue; /* out of memory: the next refresh tries again */
+        pthread_rwlock_wrlock(&part->segs_lock);
+        part->segs[i] = fresh;
+        pthread_rwlock_unlock(&part->segs_lock);
+        mq_seg_unref(seg);
+    }
+}
+
 /* Read mode: follow the data the writer has added since the last look (new batches, new segments). */
 enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
 {
@@ -961,6 +989,8 @@ enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
         if (bases.v[j] > last_base)
             after_last = bases.v[j];
     size_t known = part->nsegs;
+    if (list)
+        mq_part_reader_reopen(part);
     mq_part_reader_scan(part, 0, after_last);
     for (size_t j = 0; j < bases.n; j++) {
         if (bases.v[j] <= last_base)
