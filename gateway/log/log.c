@@ -73,8 +73,8 @@ static enum mq_err mq_log_maintain(struct mq_log *log, struct mq_part **parts, s
     return first;
 }
 
-/* A copy of the partition table (log->mu held). Partitions are only added while the log is open, never
- * removed before it closes, so the pointers stay valid once the table lock is released. */
+/* A copy of the partition table (log->mu held). Partitions are never freed before the log closes (a deleted
+ * topic's are retired, not freed), so the pointers stay valid once the table lock is released. */
 static struct mq_part **mq_log_parts_copy(struct mq_log *log, size_t *n)
 {
     *n = log->nparts;
@@ -434,6 +434,11 @@ enum mq_err mq_log_close(struct mq_log *log)
             first = err;
     }
     free(log->parts);
+    /* their files are gone or going: nothing is flushed or checkpointed into a directory of that name, which
+     * may hold a new topic by now */
+    for (size_t i = 0; i < log->nretired; i++)
+        mq_part_free(log->retired[i]);
+    free(log->retired);
     if (log->sync_fd >= 0)
         close(log->sync_fd);
     if (log->lock_fd >= 0)
@@ -660,14 +665,30 @@ enum mq_err mq_log_scan_dirs(const char *dir, void (*fn)(void *opaque, const cha
     return err;
 }
 
-bool mq_log_topic_in_use(struct mq_log *log, const char *topic)
+enum mq_err mq_log_topic_retire(struct mq_log *log, const char *topic)
 {
-    bool used = false;
+    if (log->mode != MQ_LOG_WRITE)
+        return MQ_ERR_READONLY;
     pthread_mutex_lock(&log->mu);
-    for (size_t i = 0; i < log->nparts && !used; i++)
-        used = strcmp(log->parts[i]->topic, topic) == 0;
+    size_t n = 0;
+    for (size_t i = 0; i < log->nparts; i++)
+        n += strcmp(log->parts[i]->topic, topic) == 0;
+    struct mq_part **grown = n ? realloc(log->retired, (log->nretired + n) * sizeof *grown) : log->retired;
+    if (n && !grown) {
+        pthread_mutex_unlock(&log->mu);
+        return MQ_ERR_NOMEM;
+    }
+    log->retired = grown;
+    size_t keep = 0;
+    for (size_t i = 0; i < log->nparts; i++) {
+        if (strcmp(log->parts[i]->topic, topic) == 0)
+            log->retired[log->nretired++] = log->parts[i];
+        else
+            log->parts[keep++] = log->parts[i];
+    }
+    log->nparts = keep;
     pthread_mutex_unlock(&log->mu);
-    return used;
+    return MQ_OK;
 }
 
 enum mq_err mq_log_topic_delete(struct mq_log *log, const char *topic)

@@ -149,9 +149,14 @@ enum mq_err mq_log_scan_dirs(const char *dir, void (*fn)(void *opaque, const cha
 /* Deletes a topic's partition directories (partitions must not be in use). */
 enum mq_err mq_log_topic_delete(struct mq_log *log, const char *topic);
 
-/* True when a partition of topic is open in this process (mq_log_part() opened it): its directories must
- * stay until the process closes the log. */
-bool mq_log_topic_in_use(struct mq_log *log, const char *topic);
+/*
+ * Takes the open partitions of topic out of the log, for a topic being deleted while this process runs:
+ * mq_log_part() opens a new partition for the name from then on, and the flusher, retention and the disk
+ * cap no longer see the old ones. A pointer to an old partition held elsewhere (a reader in progress) stays
+ * valid until mq_log_close(), which frees them without writing anything: what is still written to them is
+ * lost with the topic. Write mode (else MQ_ERR_READONLY).
+ */
+enum mq_err mq_log_topic_retire(struct mq_log *log, const char *topic);
 
 /*
  * Called after records of `part` became durable, with the new durable end, by the thread that made them

@@ -233,6 +233,8 @@ struct mq_log {
     pthread_cond_t cv;
     struct mq_part **parts;
     size_t nparts, parts_cap;
+    struct mq_part **retired; /* partitions of deleted topics (mq_log_topic_retire()), freed at close */
+    size_t nretired;
     bool stop;
     bool kick;
     pthread_t flusher;

@@ -562,8 +562,9 @@ enum mq_err mq_store_topic_delete(struct mq_store *store, const char *name)
     enum mq_err err = mq_catalog_topic_get(store->cat, name, &t);
     bool row = (err == MQ_OK);
     size_t dirs = 0, marked = 0;
+    /* partitions this process has open (mqlogd deleting for `mqlog topic delete`) leave the log first */
     if (err == MQ_OK || err == MQ_ERR_NOENT)
-        err = mq_log_topic_in_use(store->log, name) ? MQ_ERR_BUSY : MQ_OK;
+        err = mq_log_topic_retire(store->log, name);
     if (err == MQ_OK)
         err = mq_store_deleted_scan(store, name, NULL, &marked, false);
     if (err == MQ_OK)

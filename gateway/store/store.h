@@ -99,8 +99,9 @@ enum mq_err mq_store_topic_alter(struct mq_store *store, const char *name, int32
  * Deletes topic `name`: its partition directories are renamed to "<topic>-<p>.deleted" first, then its
  * catalog row goes with its group offsets and the forwarders' checkpoints for it, then the renamed
  * directories are removed. A crash anywhere in between leaves ".deleted" directories, and the next
- * write-mode mq_store_open() finishes the delete. Write mode only. MQ_ERR_BUSY, with nothing changed, while a
- * partition of the topic is open in this process (see mq_log_topic_delete()). MQ_ERR_NOENT when neither a row
+ * write-mode mq_store_open() finishes the delete. Partitions of the topic this process has open are retired
+ * from the log first (mq_log_topic_retire()): whoever caches them must drop them (ingest does, see
+ * mq_ingest_topic_drop()). Write mode only. MQ_ERR_NOENT when neither a row
  * nor a directory existed.
  */
 enum mq_err mq_store_topic_delete(struct mq_store *store, const char *name);
