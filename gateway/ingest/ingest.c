@@ -81,6 +81,8 @@ struct mq_itopic {
     int codec;               /* what its partitions compress with (under map_mu) */
     int64_t recompact_after; /* and when their closed segments are recompacted (under map_mu) */
     _Atomic(struct mq_iparts *) parts;
+    atomic_uint rr; /* round-robin of null keys when the topic has another partition count than its mapping */
+    bool gone; /* deleted (mq_ingest_topic_delete()): the next slow path creates it again (under map_mu) */
     char *sample_topic; /* an MQTT topic routed to it, and its broker: at a reload the new routes are asked */
     char *sample_broker; /* where that topic goes now, so the topic's settings change at once (may be NULL) */
     char name[];
@@ -331,7 +333,7 @@ static enum mq_err mq_ingest_topic_open(struct mq_ingest *in, const char *name, 
                                         struct mq_itopic **tp)
 {
     struct mq_itopic *t = mq_tmap_find(atomic_load(&in->map), name, hash);
-    if (t) {
+    if (t && !t->gone) {
         *tp = t;
         return MQ_OK;
     }
@@ -353,6 +355,17 @@ static enum mq_err mq_ingest_topic_open(struct mq_ingest *in, const char *name, 
             MQ_ERROR("cannot create log topic %s: %s", name, why[0] ? why : mq_strerror(err));
         return err;
     }
+    if (t) {
+        /* deleted and now made again: a fresh set of partitions (the map keeps its entry) */
+        struct mq_iparts *fresh = mq_iparts_new(ct.partitions);
+        if (!fresh)
+            return MQ_ERR_NOMEM;
+        fresh->retired = atomic_load(&t->parts);
+        atomic_store_explicit(&t->parts, fresh, memory_order_release);
+        t->gone = false;
+        *tp = t;
+        return MQ_OK;
+    }
     size_t len = strlen(name);
     t = calloc(1, sizeof *t + len + 1);
     struct mq_iparts *ps = t ? mq_iparts_new(ct.partitions) : NULL;
@@ -367,6 +380,7 @@ static enum mq_err mq_ingest_topic_open(struct mq_ingest *in, const char *name, 
     t->hash = hash;
     /* generation 0 is never handed out: the first message checks retention and partitions */
     atomic_init(&t->checked_gen, 0);
+    atomic_init(&t->rr, 0);
     err = mq_ingest_map_add(in, t);
     if (err != MQ_OK) {
         mq_itopic_free(t);
@@ -452,7 +466,9 @@ static enum mq_err mq_ingest_topic_sync(struct mq_ingest *in, struct mq_itopic *
 static enum mq_err mq_ingest_part_open(struct mq_ingest *in, struct mq_itopic *t, int32_t p,
                                        struct mq_part **partp)
 {
-    struct mq_iparts *ps = atomic_load(&t->parts); /* the current one: p is below every copy's count */
+    struct mq_iparts *ps = atomic_load(&t->parts); /* the current one */
+    if (p >= ps->n) /* a copy made by a delete and a new create may have fewer partitions than the caller's */
+        return MQ_ERR_NOENT;
     struct mq_part *part = atomic_load(&ps->p[p]);
     if (part) {
         *partp = part;
@@ -564,8 +580,13 @@ static enum mq_err mq_collect_hit(void *opaque, const struct mq_route_hit *hit)
     }
     struct mq_iparts *ps = atomic_load_explicit(&t->parts, memory_order_acquire);
     int32_t p = hit->partition;
+    /* The topic's real count differs from its mapping's (an alter, or a mapping edited since): Kafka's
+     * partitioner with the real count, and null keys round-robin over every partition (mqlog route says the
+     * same, tool/cmd_route.c). */
     if (ps->n != hit->partitions)
-        p = hit->key ? mq_partition_for_key(hit->key, hit->key_len, ps->n) : hit->partition % ps->n;
+        p = hit->key
+                ? mq_partition_for_key(hit->key, hit->key_len, ps->n)
+                : (int32_t)(atomic_fetch_add_explicit(&t->rr, 1, memory_order_relaxed) % (unsigned)ps->n);
     struct mq_part *part = atomic_load_explicit(&ps->p[p], memory_order_acquire);
     if (!part) {
         pthread_mutex_lock(&in->map_mu);
@@ -1009,6 +1030,53 @@ void mq_ingest_set_routes(struct mq_ingest *in, struct mq_ingest_routes *routes)
         (void)mq_ingest_topic_sync(in, t, routes->gen, ret, pol, pr.partitions); /* logs its errors */
     }
     pthread_mutex_unlock(&in->map_mu);
+}
+
+void mq_ingest_topic_refresh(struct mq_ingest *in, const char *name)
+{
+    pthread_mutex_lock(&in->map_mu);
+    struct mq_itopic *t = mq_tmap_find(atomic_load(&in->map), name, mq_hash(name));
+    struct mq_catalog_topic ct;
+    struct mq_iparts *ps = t ? atomic_load(&t->parts) : NULL;
+    if (ps && mq_store_topic_get(in->store, name, &ct) == MQ_OK && ct.partitions > ps->n) {
+        /* as mq_ingest_topic_sync() raises it: a bigger copy, the old one retired */
+        struct mq_iparts *bigger = mq_iparts_new(ct.partitions);
+        if (bigger) {
+            for (int32_t p = 0; p < ps->n; p++)
+                atomic_init(&bigger->p[p], atomic_load(&ps->p[p]));
+            bigger->retired = ps;
+            atomic_store_explicit(&t->parts, bigger, memory_order_release);
+            MQ_NOTICE("log topic %s: ingest now writes to its %d partitions (was %d)", name,
+                      (int)ct.partitions, (int)ps->n);
+        } else {
+            MQ_ERROR("log topic %s: out of memory: ingest keeps writing to %d partitions until a restart",
+                     name, (int)ps->n);
+        }
+    }
+    pthread_mutex_unlock(&in->map_mu);
+}
+
+enum mq_err mq_ingest_topic_delete(struct mq_ingest *in, const char *name)
+{
+    pthread_mutex_lock(&in->map_mu);
+    enum mq_err err = mq_store_topic_delete(in->store, name);
+    struct mq_itopic *t = err == MQ_OK ? mq_tmap_find(atomic_load(&in->map), name, mq_hash(name)) : NULL;
+    if (t && !t->gone) {
+        /* Empty partitions of the same count, so that a reader of the old copy's count stays in bounds; the
+         * old partitions are retired by the log. checked_gen 0 sends the next message down the slow path. */
+        struct mq_iparts *ps = atomic_load(&t->parts), *fresh = mq_iparts_new(ps->n);
+        if (fresh) {
+            fresh->retired = ps;
+            atomic_store_explicit(&t->parts, fresh, memory_order_release);
+        } else {
+            for (int32_t p = 0; p < ps->n; p++)
+                atomic_store(&ps->p[p], NULL);
+        }
+        t->gone = true;
+        atomic_store(&t->checked_gen, 0);
+    }
+    pthread_mutex_unlock(&in->map_mu);
+    return err;
 }
 
 void mq_ingest_free(struct mq_ingest *in)

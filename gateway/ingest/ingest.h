@@ -201,6 +201,15 @@ enum mq_err mq_ingest_routes_check(struct mq_ingest *in, const struct mq_ingest_
  * left open (the caller closes it, which flushes). */
 void mq_ingest_free(struct mq_ingest *in);
 
+/* Tells ingest that topic `name` changed in the store (`mqlog topic alter` through mqlogd): a raised
+ * partition count is used from the next message on. Any thread. */
+void mq_ingest_topic_refresh(struct mq_ingest *in, const char *name);
+
+/* Deletes topic `name` from the store (mq_store_topic_delete()) with no message of ingest opening it in
+ * between, and forgets its partitions: the next message routed to it creates it again, as a first message
+ * does. A message being stored at that moment may be lost with the topic, as in Kafka. Any thread. */
+enum mq_err mq_ingest_topic_delete(struct mq_ingest *in, const char *name);
+
 /* Counters (read from any thread; each is exact, the set is not a snapshot). Each message counts once
  * when it is answered, in messages, invalid or too_large (an MQ_ERR_FULL answer counts in full, and the
  * message again when the connector retries it): answered = messages + invalid + too_large, of which

@@ -5,6 +5,10 @@
  * mq_route_match() as ingest does, so the answer is the daemon's. One thing differs by nature: a record with
  * a null key goes round-robin over its partitions, and a fresh route table starts that rotation at the
  * beginning, which is what the first such message after a daemon start gets.
+ *
+ * A log topic that exists with another partition count than its mapping says (raised by `mqlog topic
+ * alter`, or a mapping edited since) keeps its count, and ingest places records with that count: so does
+ * this command, from the catalog of the configuration's data directory when it can read it.
  */
 #include <ctype.h>
 #include <getopt.h>
@@ -14,6 +18,7 @@
 
 #include "config/config.h"
 #include "ingest/ingest.h"
+#include "route/placement.h"
 #include "route/route.h"
 #include "tool/tool.h"
 #include "util/suggest.h"
@@ -37,6 +42,7 @@ static void mq_route_help(void)
 
 struct mq_route_out {
     const struct mq_config *cfg;
+    struct mq_store *store; /* the data directory, read-only; NULL when it cannot be opened */
     bool verbose;
 };
 
@@ -60,7 +66,15 @@ static void mq_route_print_key(const void *key, size_t len)
 static enum mq_err mq_route_print(void *opaque, const struct mq_route_hit *hit)
 {
     const struct mq_route_out *o = opaque;
-    printf("%s %d", hit->topic, (int)hit->partition);
+    int32_t partition = hit->partition, partitions = hit->partitions;
+    struct mq_catalog_topic ct;
+    if (o->store && mq_store_topic_get(o->store, hit->topic, &ct) == MQ_OK && ct.partitions != partitions) {
+        /* as ingest places it (ingest.c, mq_collect_hit): Kafka's partitioner with the topic's real count,
+         * and null keys round-robin over all of its partitions from the first */
+        partitions = ct.partitions;
+        partition = hit->key ? mq_partition_for_key(hit->key, hit->key_len, partitions) : 0;
+    }
+    printf("%s %d", hit->topic, (int)partition);
     if (o->verbose) {
         if (hit->mapping >= 0) {
             const struct mq_config_mapping *m = &o->cfg->mappings[hit->mapping];
@@ -69,10 +83,13 @@ static enum mq_err mq_route_print(void *opaque, const struct mq_route_hit *hit)
             printf("  (unmatched topic, key ");
         }
         mq_route_print_key(hit->key, hit->key_len);
-        if (!hit->key && hit->partitions > 1)
+        if (!hit->key && partitions > 1)
             printf(", round-robin over the %d partitions: %d is where the first such message "
                    "after a start goes",
-                   (int)hit->partitions, (int)hit->partition);
+                   (int)partitions, (int)partition);
+        if (partitions != hit->partitions)
+            printf("; the topic has %d partitions, its mapping says %d", (int)partitions,
+                   (int)hit->partitions);
         printf(")");
     }
     putchar('\n');
@@ -131,6 +148,7 @@ int mq_cmd_route(int argc, char **argv)
         return MQ_EXIT_FAIL;
     int status = MQ_EXIT_FAIL;
     struct mq_ingest_routes *routes = NULL;
+    struct mq_route_out o = {0};
     char why[512];
     if (broker && !mq_config_broker_find(cfg, broker)) {
         struct mq_suggest sg;
@@ -150,7 +168,12 @@ int mq_cmd_route(int argc, char **argv)
         mq_tool_error("%s: %s", config, why);
         goto out;
     }
-    struct mq_route_out o = {.cfg = cfg, .verbose = verbose};
+    o.cfg = cfg;
+    o.verbose = verbose;
+    /* quietly: a configuration whose data directory does not exist yet routes by its mappings alone */
+    if (cfg->data_dir &&
+        mq_store_open(cfg->data_dir, MQ_STORE_READ, NULL, &o.store, why, sizeof why) != MQ_OK)
+        o.store = NULL;
     int nhits = 0;
     enum mq_err err = mq_route_match(mq_ingest_routes_table(routes), broker, topic, strlen(topic), payload,
                                      strlen(payload), mq_route_print, &o, &nhits);
@@ -166,6 +189,7 @@ int mq_cmd_route(int argc, char **argv)
         printf("unmatched\n");
     status = fflush(stdout) == 0 ? MQ_EXIT_OK : MQ_EXIT_FAIL;
 out:
+    mq_store_close(o.store);
     mq_ingest_routes_free(routes);
     mq_config_free(cfg);
     return status;
