@@ -16,8 +16,9 @@
  * connections and the forwarders' lag, renewed every MQ_DAEMON_STATUS_MS.
  *
  * Start-up order: configuration, store (its recovery happens here), ingest, the Kafka endpoint, the
- * forwarders, the connectors, the HTTP endpoints (which read all of them), then READY=1. Stop order is the
- * reverse, so that nothing reaches a module after it is gone: the HTTP endpoints stop, the connectors stop
+ * forwarders, the connectors, the control socket, the HTTP endpoints (which read all of them), then READY=1.
+ * Stop order is the reverse, so that nothing reaches a module after it is gone: the HTTP endpoints stop, the
+ * control socket closes, the connectors stop
  * (unacknowledged messages stay with the brokers), the forwarders stop (an
  * open transaction commits if the cluster answers), the endpoint stops, and closing the store flushes
  * everything produced.
@@ -56,6 +57,7 @@ struct mq_daemon {
     struct mq_kafka_server *kafka;
     struct mq_fwd_set *fwd;
     struct mq_observe *observe;   /* the HTTP endpoints, NULL when not configured */
+    struct mq_ctl_server *ctl;    /* the control socket, NULL when it could not be made */
     _Atomic int64_t heartbeat_ms; /* the main loop's last turn (/healthz) */
     const char *note;             /* static: what the STATUS= line adds (a rejected reload), or NULL */
     int64_t status_mono;          /* when the STATUS= line was last renewed, and the count then */
@@ -427,6 +429,8 @@ static enum mq_err mq_daemon_teardown(struct mq_daemon *d)
 {
     mq_observe_stop(d->observe);
     d->observe = NULL;
+    mq_ctl_server_stop(d->ctl);
+    d->ctl = NULL;
     mq_sup_free(d->sup);
     d->sup = NULL;
     mq_fwd_set_free(d->fwd);
@@ -553,6 +557,9 @@ static enum mq_err mq_daemon_start(struct mq_daemon *d)
         MQ_ERROR("%s", why);
         return err;
     }
+    /* Without it the daemon still does its work; only the writing commands of mqlog cannot run beside it. */
+    if (mq_ctl_server_start(d->store, d->ingest, &d->ctl, why, sizeof why) != MQ_OK)
+        MQ_WARN("%s: mqlog create, produce and topic cannot run beside this mqlogd", why);
     return mq_daemon_observe_start(d);
 }
 

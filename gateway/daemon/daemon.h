@@ -105,6 +105,18 @@ void mq_observe_stop(struct mq_observe *o);
  * it every turn). Accepts NULL. */
 void mq_observe_tick(struct mq_observe *o);
 
+/* ---- control.c: the control socket `mqlog` writes through beside the daemon (control/control.h) ---- */
+
+struct mq_ctl_server;
+
+/* Serves "<store's dir>/.control" from a thread of its own, applying requests to store and telling ingest
+ * (both must outlive the server). On failure errstr says why and *out is untouched. */
+enum mq_err mq_ctl_server_start(struct mq_store *store, struct mq_ingest *ingest, struct mq_ctl_server **out,
+                                char *errstr, size_t errstr_size);
+/* Stops serving (a request in progress finishes first, a connection is closed within half a second) and
+ * removes the socket file. Accepts NULL. */
+void mq_ctl_server_stop(struct mq_ctl_server *srv);
+
 /* ---- daemon.c: the two modes of mqlogd ---- */
 
 /* --check: loads and checks config_path, prints each problem on stderr, connects nowhere. Exit status. */

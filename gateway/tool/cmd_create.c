@@ -1,10 +1,11 @@
 /*
  * cmd_create.c - `mqlog create`: creates a topic (catalog row and partition directories) in a data
- * directory that no daemon is writing.
+ * directory, itself or, beside a running mqlogd, through mqlogd's control socket.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tool/tool.h"
 #include "util/parse.h"
@@ -15,8 +16,8 @@ static void mq_create_help(void)
     printf("usage: mqlog create -d DATA_DIR TOPIC --partitions N [--retention DURATION] "
            "[--retention-bytes SIZE]\n"
            "\n"
-           "Creates TOPIC with N partitions. The data directory is created when missing. It must not be in\n"
-           "use by a running mqlogd (the writer lock).\n"
+           "Creates TOPIC with N partitions. The data directory is created when missing. Beside a running\n"
+           "mqlogd the request goes over its control socket (DATA_DIR/.control) and mqlogd creates it.\n"
            "\n"
            "  -d, --dir DATA_DIR         the data directory\n"
            "  -P, --partitions N         number of partitions, 1..%d (required)\n"
@@ -84,6 +85,25 @@ int mq_cmd_create(int argc, char **argv)
     if (partitions < 0)
         return mq_tool_usage_error("create", "--partitions N is required");
 
+    int fd = mq_tool_daemon(dir);
+    if (fd == -2)
+        return MQ_EXIT_FAIL;
+    if (fd >= 0) {
+        /* mqlogd writes the directory: it creates the topic (tool/ctl.c) */
+        char line[MQ_TOPIC_NAME_MAX + 128], reply[1024];
+        snprintf(line, sizeof line, "create %s %d %lld %lld\n", topic, (int)partitions, (long long)ret.ms,
+                 (long long)ret.bytes);
+        bool sent = mq_tool_ctl_send(fd, line, strlen(line)) && mq_tool_ctl_reply(fd, reply, sizeof reply);
+        close(fd);
+        if (!sent)
+            return MQ_EXIT_FAIL;
+        if (strncmp(reply, "ok ", 3) != 0) {
+            mq_tool_error("%s", strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);
+            return MQ_EXIT_FAIL;
+        }
+        printf("%s\n", reply + 3);
+        return MQ_EXIT_OK;
+    }
     struct mq_store *store = mq_tool_open_store(dir, MQ_STORE_WRITE, true);
     if (!store)
         return MQ_EXIT_FAIL;

@@ -3,6 +3,10 @@
  * backfills). Records go through mq_part_produce(), which gathers them into batches, and everything is
  * flushed (fdatasync) before the command exits 0: exit status 0 means every line is durable.
  *
+ * Beside a running mqlogd, which holds the writer lock, the records go over its control socket
+ * (control/control.h): the partitions are chosen here as below, and mqlogd appends them and makes them
+ * durable before it answers the final "end".
+ *
  * Partition choice without -p: a keyed record goes where Kafka's default partitioner would put it
  * (murmur2 of the key, route/placement.h), so that the same key always lands in the same partition; records
  * without a key go round-robin, one record per partition in turn, starting at partition 0.
@@ -13,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "control/control.h"
 #include "route/placement.h"
 #include "tool/tool.h"
 #include "util/parse.h"
@@ -24,8 +30,9 @@ static void mq_produce_help(void)
         "usage: mqlog produce -d DATA_DIR TOPIC [-p PARTITION] [-k KEY] [-H KEY=VALUE]... [-z CODEC] [-v]\n"
         "\n"
         "Appends every line of standard input (without its newline) as one record, timestamped now. The\n"
-        "command exits 0 only once every record is durable (fdatasync). The data directory must not be in\n"
-        "use by a running mqlogd.\n"
+        "command exits 0 only once every record is durable (fdatasync). Beside a running mqlogd the records\n"
+        "go over its control socket (DATA_DIR/.control) and mqlogd appends them, compressed as its\n"
+        "partitions are (no -z), each line at most 349514 bytes.\n"
         "\n"
         "  -d, --dir DATA_DIR        the data directory\n"
         "  -p, --partition N         the partition (default: by key, else round-robin)\n"
@@ -44,6 +51,146 @@ struct mq_produce_part {
     struct mq_part *part;
     int64_t first, last, count;
 };
+
+/* Buffered writes to the control socket. */
+struct mq_produce_sock {
+    int fd;
+    char buf[65536];
+    size_t used;
+    bool failed;
+};
+
+static void mq_produce_sock_put(struct mq_produce_sock *s, const char *p, size_t n)
+{
+    if (s->used + n > sizeof s->buf) {
+        s->failed = s->failed || !mq_tool_ctl_send(s->fd, s->buf, s->used);
+        s->used = 0;
+    }
+    if (n > sizeof s->buf) {
+        s->failed = s->failed || !mq_tool_ctl_send(s->fd, p, n);
+        return;
+    }
+    memcpy(s->buf + s->used, p, n);
+    s->used += n;
+}
+
+/*
+ * produce through mqlogd (fd: its control socket): the topic is looked up in a reader store, every line sent
+ * as a record of the partition chosen for it, then "end", whose answer says where the records went. Returns
+ * the exit status.
+ */
+static int mq_produce_via_daemon(int fd, const char *dir, const char *topic_name, int64_t partition,
+                                 const char *key, const struct mq_header *headers, int nheaders, bool verbose)
+{
+    struct mq_store *store = mq_tool_open_store(dir, MQ_STORE_READ, false);
+    struct mq_catalog_topic topic;
+    int rc = MQ_EXIT_FAIL;
+    char *line = NULL, *esc = NULL;
+    size_t line_cap = 0;
+    struct mq_produce_sock *sock = calloc(1, sizeof *sock);
+    if (!sock) {
+        mq_tool_error("out of memory");
+        goto out;
+    }
+    sock->fd = fd;
+    if (!store || !mq_tool_topic(store, topic_name, &topic))
+        goto out;
+    if (partition >= topic.partitions) {
+        mq_tool_error("unknown partition %" PRId64 " of topic %s (it has %d: 0..%d)", partition, topic.name,
+                      (int)topic.partitions, (int)topic.partitions - 1);
+        goto out;
+    }
+    int32_t fixed = partition >= 0 ? (int32_t)partition
+                    : key          ? mq_partition_for_key(key, strlen(key), topic.partitions)
+                                   : -1;
+    /* the request: "produce TOPIC KEY [=HK =HV]..." */
+    size_t need = strlen(topic.name) + 16 + MQ_CTL_ESCAPED_MAX(key ? strlen(key) : 0);
+    for (int i = 0; i < nheaders; i++)
+        need += MQ_CTL_ESCAPED_MAX(headers[i].key_len) + MQ_CTL_ESCAPED_MAX(headers[i].value_len) + 2;
+    if (!(esc = malloc(need > MQ_CTL_LINE_MAX ? need : MQ_CTL_LINE_MAX))) {
+        mq_tool_error("out of memory");
+        goto out;
+    }
+    size_t n = (size_t)sprintf(esc, "produce %s ", topic.name);
+    if (key)
+        n += mq_ctl_escape(esc + n, key, strlen(key));
+    else
+        esc[n++] = '-';
+    for (int i = 0; i < nheaders; i++) {
+        esc[n++] = ' ';
+        n += mq_ctl_escape(esc + n, headers[i].key, (size_t)headers[i].key_len);
+        esc[n++] = ' ';
+        n += mq_ctl_escape(esc + n, headers[i].value, (size_t)headers[i].value_len);
+    }
+    esc[n++] = '\n';
+    if (n > MQ_CTL_LINE_MAX) {
+        mq_tool_error("the key and headers are too long to send to mqlogd");
+        goto out;
+    }
+    mq_produce_sock_put(sock, esc, n);
+    int32_t rr = 0;
+    int64_t lineno = 0;
+    ssize_t len;
+    errno = 0;
+    while (!sock->failed && (len = getline(&line, &line_cap, stdin)) >= 0) {
+        lineno++;
+        if (len > 0 && line[len - 1] == '\n')
+            len--;
+        /* "record P =VALUE\n" within a request line: the worst case escapes every byte */
+        if ((size_t)len > (MQ_CTL_LINE_MAX - 32) / 3) {
+            mq_tool_error("line %" PRId64 " is too long to send to mqlogd (%zd bytes; at most %d beside it)",
+                          lineno, len, (MQ_CTL_LINE_MAX - 32) / 3);
+            goto out;
+        }
+        int32_t p = fixed;
+        if (p < 0) {
+            p = rr;
+            rr = rr + 1 == topic.partitions ? 0 : rr + 1;
+        }
+        n = (size_t)sprintf(esc, "record %d ", (int)p);
+        n += mq_ctl_escape(esc + n, line, (size_t)len);
+        esc[n++] = '\n';
+        mq_produce_sock_put(sock, esc, n);
+        errno = 0;
+    }
+    if (ferror(stdin)) {
+        mq_tool_error("reading standard input: %s", strerror(errno ? errno : EIO));
+        goto out;
+    }
+    mq_produce_sock_put(sock, "end\n", 4);
+    if (!sock->failed && sock->used)
+        sock->failed = !mq_tool_ctl_send(fd, sock->buf, sock->used);
+    char reply[2048];
+    if (sock->failed || !mq_tool_ctl_reply(fd, reply, sizeof reply))
+        goto out;
+    if (strncmp(reply, "ok", 2) != 0) {
+        mq_tool_error("%s", strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);
+        goto out;
+    }
+    rc = MQ_EXIT_OK;
+    if (verbose) {
+        /* the answer: one "P:FIRST:LAST:COUNT" per partition written */
+        int64_t total = 0, v[4];
+        int used = 0;
+        for (const char *w = reply + 2; sscanf(w, " %" SCNd64 ":%" SCNd64 ":%" SCNd64 ":%" SCNd64 "%n", &v[0],
+                                               &v[1], &v[2], &v[3], &used) == 4;
+             w += used)
+            total += v[3];
+        fprintf(stderr, "mqlog: produced %" PRId64 " record%s to %s\n", total, total == 1 ? "" : "s",
+                topic.name);
+        for (const char *w = reply + 2; sscanf(w, " %" SCNd64 ":%" SCNd64 ":%" SCNd64 ":%" SCNd64 "%n", &v[0],
+                                               &v[1], &v[2], &v[3], &used) == 4;
+             w += used)
+            fprintf(stderr, "mqlog:   %s-%d: %" PRId64 " at offsets %" PRId64 "..%" PRId64 "\n", topic.name,
+                    (int)v[0], v[3], v[1], v[2]);
+    }
+out:
+    free(line);
+    free(esc);
+    free(sock);
+    mq_store_close(store);
+    return rc;
+}
 
 int mq_cmd_produce(int argc, char **argv)
 {
@@ -118,6 +265,20 @@ int mq_cmd_produce(int argc, char **argv)
     if (!mq_topic_name_valid(topic_name))
         return mq_tool_usage_error("produce", "invalid topic name '%s'", topic_name);
 
+    int fd = mq_tool_daemon(dir);
+    if (fd == -2)
+        return MQ_EXIT_FAIL;
+    if (fd >= 0) {
+        if (codec != MQ_CODEC_NONE) {
+            close(fd);
+            mq_tool_error("-z: beside a running mqlogd records are compressed as its partitions are (the "
+                          "configuration's compression)");
+            return MQ_EXIT_FAIL;
+        }
+        int rc = mq_produce_via_daemon(fd, dir, topic_name, partition, key, headers, nheaders, verbose);
+        close(fd);
+        return rc;
+    }
     struct mq_store *store = mq_tool_open_store(dir, MQ_STORE_WRITE, false);
     if (!store)
         return MQ_EXIT_FAIL;
