@@ -56,7 +56,8 @@ struct mq_ctl_conn {
     int fd;
     char *buf;
     size_t used;
-    char *prod_line; /* the produce request's line, which prod's byte fields point into */
+    char *
+        prod_bytes; /* a copy of the produce request's key and headers, which prod's byte fields point into */
     struct mq_ctl_req prod;
     bool producing;
     struct mq_header headers[MQ_CTL_HEADERS_MAX];
@@ -93,16 +94,26 @@ static bool mq_ctl_reply(struct mq_ctl_conn *c, const char *fmt, ...)
 
 static void mq_ctl_produce_reset(struct mq_ctl_conn *c)
 {
-    free(c->prod_line);
-    c->prod_line = NULL;
+    free(c->prod_bytes);
+    c->prod_bytes = NULL;
     free(c->out);
     c->out = NULL;
     c->nout = 0;
     c->producing = false;
 }
 
-/* "produce": the topic must exist; the request line is kept, the records point into it. */
-static bool mq_ctl_produce_begin(struct mq_ctl_conn *c, char *line, const struct mq_ctl_req *req)
+/* Copies b to *at and points b there. */
+static void mq_ctl_keep(struct mq_ctl_bytes *b, char **at)
+{
+    if (!b->p)
+        return;
+    memcpy(*at, b->p, b->n);
+    b->p = *at;
+    *at += b->n;
+}
+
+/* "produce": the topic must exist; its key and headers are copied, as the next lines replace the line. */
+static bool mq_ctl_produce_begin(struct mq_ctl_conn *c, const struct mq_ctl_req *req)
 {
     struct mq_catalog_topic t;
     enum mq_err err = mq_store_topic_get(c->srv->store, req->topic, &t);
@@ -117,13 +128,25 @@ static bool mq_ctl_produce_begin(struct mq_ctl_conn *c, char *line, const struct
         return false;
     }
     c->nout = t.partitions;
-    c->prod_line = line; /* taken over: the caller reads into a new buffer */
     c->prod = *req;
+    size_t total = req->key.n + 1;
     for (int i = 0; i < req->nheaders; i++)
-        c->headers[i] = (struct mq_header){.key = req->hkey[i].p,
-                                           .key_len = (int32_t)req->hkey[i].n,
-                                           .value = req->hvalue[i].p,
-                                           .value_len = (int32_t)req->hvalue[i].n};
+        total += req->hkey[i].n + req->hvalue[i].n;
+    char *at = c->prod_bytes = malloc(total);
+    if (!at) {
+        mq_ctl_reply(c, "error out of memory");
+        return false;
+    }
+    mq_ctl_keep(&c->prod.key, &at);
+    for (int i = 0; i < req->nheaders; i++) {
+        mq_ctl_keep(&c->prod.hkey[i], &at);
+        mq_ctl_keep(&c->prod.hvalue[i], &at);
+    }
+    for (int i = 0; i < req->nheaders; i++)
+        c->headers[i] = (struct mq_header){.key = c->prod.hkey[i].p,
+                                           .key_len = (int32_t)c->prod.hkey[i].n,
+                                           .value = c->prod.hvalue[i].p,
+                                           .value_len = (int32_t)c->prod.hvalue[i].n};
     c->producing = true;
     return true;
 }
@@ -240,12 +263,12 @@ static bool mq_ctl_delete(struct mq_ctl_conn *c, const struct mq_ctl_req *req)
                         t.partitions == 1 ? "" : "s");
 }
 
-/* Handles one request line (its "\n" removed). *line may be taken over (produce). False: close. */
-static bool mq_ctl_handle(struct mq_ctl_conn *c, char **line, size_t len)
+/* Handles one request line (its "\n" removed). False: close the connection. */
+static bool mq_ctl_handle(struct mq_ctl_conn *c, char *line, size_t len)
 {
     struct mq_ctl_req req;
     char why[128] = "";
-    if (mq_ctl_parse(*line, len, &req, why, sizeof why) != MQ_OK) {
+    if (mq_ctl_parse(line, len, &req, why, sizeof why) != MQ_OK) {
         MQ_WARN("control: refused a malformed request: %s", why);
         mq_ctl_reply(c, "error malformed request: %s", why);
         return false;
@@ -262,10 +285,7 @@ static bool mq_ctl_handle(struct mq_ctl_conn *c, char **line, size_t len)
     case MQ_CTL_DELETE:
         return mq_ctl_delete(c, &req);
     case MQ_CTL_PRODUCE:
-        if (!mq_ctl_produce_begin(c, *line, &req))
-            return false;
-        *line = NULL;
-        return true;
+        return mq_ctl_produce_begin(c, &req);
     case MQ_CTL_RECORD:
         return mq_ctl_record(c, &req);
     case MQ_CTL_END:
@@ -279,25 +299,24 @@ static void mq_ctl_serve(struct mq_ctl_server *srv, int fd)
 {
     struct mq_ctl_conn c = {.srv = srv, .fd = fd, .buf = malloc(MQ_CTL_LINE_MAX)};
     int64_t last = mq_mono_ms();
+    size_t start = 0; /* buf[start, used) is not handled yet */
     while (c.buf && !atomic_load(&srv->stop)) {
-        char *nl = memchr(c.buf, '\n', c.used);
+        char *nl = memchr(c.buf + start, '\n', c.used - start);
         if (nl) {
-            size_t len = (size_t)(nl - c.buf), rest = c.used - len - 1;
-            char *line = c.buf;
-            /* the rest moves to a new buffer when the line is kept (produce), else to the front */
-            char *next = malloc(MQ_CTL_LINE_MAX);
-            if (!next)
-                break;
-            memcpy(next, nl + 1, rest);
+            size_t len = (size_t)(nl - (c.buf + start));
             *nl = '\0';
-            bool go_on = mq_ctl_handle(&c, &line, len);
-            free(line);
-            c.buf = next;
-            c.used = rest;
+            bool go_on = mq_ctl_handle(&c, c.buf + start, len);
+            start += len + 1;
             if (!go_on)
                 break;
             last = mq_mono_ms();
             continue;
+        }
+        /* no whole line left: the partial one moves to the front before more is read */
+        if (start > 0) {
+            memmove(c.buf, c.buf + start, c.used - start);
+            c.used -= start;
+            start = 0;
         }
         if (c.used == MQ_CTL_LINE_MAX) {
             MQ_WARN("control: refused a request longer than %d bytes", MQ_CTL_LINE_MAX);
