@@ -191,8 +191,9 @@ static const struct mq_ckey mq_keys_log[] = {
             "MiB of records each, the tiny ingest batches merged): once its newest record is this old; 0 "
             "means as soon as it is closed (rolled and checkpointed). Offsets, timestamps, keys, values and "
             "headers stay as they were, readers keep reading across the swap, and a crash leaves the old "
-            "segment or the new one. Topics without a codec are never rewritten. A mapping can override it "
-            "for its topics."},
+            "segment or the new one. Topics without a codec are never rewritten. A segment closes at "
+            "segment_bytes or segment_ms: a topic per device fills slowly, so a shorter segment_ms (an "
+            "hour, say) brings its saving sooner. A mapping can override it for its topics."},
     {.name = NULL},
 };
 

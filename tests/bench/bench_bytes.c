@@ -11,8 +11,11 @@
  *
  * Printed per run, one line: the configuration's label, records, segment bytes per record, and what the
  * same records would take rewritten as large batches of the topic's codec (up to 256 KiB of records per
- * batch, per partition: what recompaction of closed segments would give), plus, once, the floor: the
- * readings' topics and payloads as one text file compressed whole with zstd -19.
+ * batch, per partition: the most recompaction could give), what recompaction of the closed segments did
+ * give (segments roll every BENCH_SEGMENT_MS of simulated time, default 60 s; then every closed segment
+ * is recompacted: the whole log, and the closed segments alone, which is what a long-running log is made
+ * of), plus, once, the floor: the readings' topics and payloads as one text file compressed whole with
+ * zstd -19.
  *
  * usage: bench_bytes DATA_DIR LABEL SECONDS MAPPING_YAML...   (the mapping keys after "to:"; see bench/bytes)
  */
@@ -100,6 +103,52 @@ static int64_t segment_bytes(const char *dir)
     return total;
 }
 
+/* Bytes of the closed segments of the partition directories under dir (all but the newest segment of each),
+ * and *records the records they hold (the newest segment's base offset: offsets start at 0). */
+static int64_t closed_bytes(const char *dir, int64_t *records)
+{
+    int64_t total = 0;
+    *records = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        die("cannot list the data directory");
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sub[4096];
+        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+        DIR *s = opendir(sub);
+        if (!s)
+            continue;
+        int64_t bytes = 0, last = -1, last_size = 0;
+        struct dirent *f;
+        while ((f = readdir(s))) {
+            size_t n = strlen(f->d_name);
+            if (n != 24 || strcmp(f->d_name + 20, ".log") != 0)
+                continue;
+            char path[8192];
+            snprintf(path, sizeof path, "%s/%s", sub, f->d_name);
+            struct stat st;
+            if (stat(path, &st) != 0)
+                continue;
+            int64_t base = strtoll(f->d_name, NULL, 10);
+            bytes += st.st_size;
+            if (base > last) {
+                last = base;
+                last_size = st.st_size;
+            }
+        }
+        closedir(s);
+        if (last > 0) {
+            total += bytes - last_size;
+            *records += last;
+        }
+    }
+    closedir(d);
+    return total;
+}
+
 /* What the records of part would take rewritten in batches of up to 256 KiB with codec. */
 static int64_t rebatched_bytes(struct mq_part *part, int codec)
 {
@@ -166,6 +215,9 @@ int main(int argc, char **argv)
     mq_log_conf_defaults(&lc);
     lc.flush_interval_ms = 3600 * 1000; /* the ticks below flush */
     lc.flush_bytes = 0;
+    const char *segms = getenv("BENCH_SEGMENT_MS");
+    lc.segment_ms = segms ? strtoll(segms, NULL, 10) : 60000; /* in simulated time: record timestamps */
+    lc.recompact_after_ms = -1;                               /* recompacted below, once the stream is in */
     char why[512];
     struct mq_store *store;
     if (mq_store_open(data, MQ_STORE_WRITE, &lc, &store, why, sizeof why) != MQ_OK)
@@ -226,15 +278,26 @@ int main(int argc, char **argv)
     int64_t rebatched = 0;
     for (int i = 0; i < nall; i++)
         rebatched += rebatched_bytes(all[i], codec);
+    int64_t now = T0 + (int64_t)seconds * 1000;
+    for (int i = 0; i < nall; i++)
+        if (mq_part_recompact(all[i], now, NULL) != MQ_OK)
+            die("recompaction");
+    int64_t recompacted = segment_bytes(data), closed_records = 0;
+    int64_t closed = closed_bytes(data, &closed_records);
+    char closed_text[32] = "  n/a";
+    if (closed_records > 0)
+        snprintf(closed_text, sizeof closed_text, "%6.1f", (double)closed / (double)closed_records);
     size_t bound = ZSTD_compressBound(text_len);
     void *z = malloc(bound);
     size_t zlen = z ? ZSTD_compress(z, bound, text, text_len, 19) : 0;
     if (!z || ZSTD_isError(zlen))
         die("zstd -19");
     printf("%-34s records %7" PRId64 "  payload %5.1f B  on disk %6.1f B/record  rebatched %6.1f B/record  "
+           "recompacted %6.1f B/record (closed segments %s)  "
            "floor (zstd -19 of topic+payload text) %4.1f B/record\n",
            label, records, (double)payload_bytes / (double)records, (double)seg / (double)records,
-           (double)rebatched / (double)records, (double)zlen / (double)records);
+           (double)rebatched / (double)records, (double)recompacted / (double)records, closed_text,
+           (double)zlen / (double)records);
     free(z);
     free(text);
     mq_ingest_free(in);

@@ -9,7 +9,9 @@ byte with what was written:
     gets what Kafka gives it, UNSUPPORTED_COMPRESSION_TYPE, checked with a raw Fetch v4;
   - a raw Fetch v4 of the lz4 topic returns the stored batches byte for byte (the segment file's bytes);
   - a raw Fetch v3 of the lz4 topic returns the records down-converted to uncompressed messages (magic 1);
-    of the zstd topic, UNSUPPORTED_COMPRESSION_TYPE (76).
+    of the zstd topic, UNSUPPORTED_COMPRESSION_TYPE (76);
+  - kcat and confluent-kafka read a topic whose closed segments were recompacted (rewritten as large zstd
+    batches by tests/tools/mq_recompact_writer.c) record for record.
 Every wait has a deadline; nothing sleeps to synchronise.
 """
 import glob
@@ -152,12 +154,22 @@ def main():
         p = subprocess.run([e.MQLOG, "produce", "-d", daemon.data, topic, "-p", "0", "-z", codec],
                            input="\n".join(want[topic]) + "\n", text=True, capture_output=True, timeout=120)
         e.check(p.returncode == 0, "mqlog produce -z %s: %s" % (codec, p.stderr))
+    # Recompacted segments: the writer rewrites each 64 KiB segment of topic rc as it closes; record n is
+    # "r<n>". It drives the log without the catalog, so `mqlog verify --repair` adds the topic's row.
+    p = subprocess.run([os.environ["MQ_RECOMPACT_WRITER"], daemon.data, "5000"], capture_output=True, text=True,
+                       timeout=120)
+    e.check(p.returncode == 0, "mq_recompact_writer: %s" % p.stderr)
+    e.check("recompacted with zstd" in p.stderr, "no segment of rc was recompacted: %s" % p.stderr)
+    rc_end = int(p.stdout.split()[-3])
+    e.run([e.MQLOG, "verify", "--repair", "-d", daemon.data])
+    want["rc"] = ["r%d" % i for i in range(rc_end)]
     daemon.start()
 
     for topic in want:
         kcat_read(topic, want[topic])
         confluent_read(topic, want[topic])
-    e.log("kcat and confluent-kafka read every record of lz4, zstd, gzip and snappy batches")
+    e.log("kcat and confluent-kafka read every record of lz4, zstd, gzip and snappy batches, and of "
+          "recompacted segments")
     for topic in ("z-lz4", "z-gzip"):
         kafka_python_read(topic, want[topic])
     e.log("kafka-python 2.0.2 read every record of lz4 and gzip batches")
