@@ -24,7 +24,8 @@
  *
  * A pass (also every second, and after retention) deletes whole segments, one at a time, oldest first across
  * all partitions by their newest record's timestamp (a partition's only segment is rolled first, as time
- * retention does, once everything written to it is durable):
+ * retention does, once everything written to it is durable: the pass flushes it first rather than pass it
+ * over for newer data):
  *   1. segments that no retention hold needs (mq_log_set_hold()), then
  *   2. only when none of those is left, segments still held for a forwarder. Their records are lost to it:
  *      each such deletion is logged as an error naming the partition, the offsets and the count of records
@@ -224,12 +225,13 @@ static void mq_budget_log_deletion(struct mq_log *log, struct mq_part *part, int
         int64_t dropped = f->next - from;
         atomic_fetch_add(&log->dropped_unforwarded, dropped);
         MQ_ERROR("%s: %s: deleted segment %020" PRId64 " (offsets %" PRId64 "-%" PRId64 ") holding %" PRId64
-                 " records not yet forwarded; they are lost to the forwarder",
-                 part->dir, why, f->base, f->base, f->next - 1, dropped);
+                 " records not yet forwarded; they are lost to the forwarder (%" PRId64
+                 " bytes, newest timestamp %" PRId64 ")",
+                 part->dir, why, f->base, f->base, f->next - 1, dropped, f->size, f->max_ts);
     } else {
         MQ_WARN("%s: %s: deleted segment %020" PRId64 " (offsets %" PRId64 "-%" PRId64 ", %" PRId64
-                " bytes) before its retention",
-                part->dir, why, f->base, f->base, f->next - 1, f->size);
+                " bytes, newest timestamp %" PRId64 ") before its retention",
+                part->dir, why, f->base, f->base, f->next - 1, f->size, f->max_ts);
     }
 }
 
@@ -283,7 +285,15 @@ bool mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n)
         if (i < 0)
             break;
         struct mq_part *part = parts[i];
+        bool active = f.active;
         enum mq_err err = mq_part_drop_first(part, f.base, &f);
+        if (err == MQ_ERR_BUSY && active) {
+            /* The oldest data is a partition's only segment, written but not yet durable: passing it over
+             * would delete newer data elsewhere. A flush makes it durable (and tries the backlog, which
+             * waits again if it still does not fit). */
+            (void)mq_part_flush_tick(part);
+            err = mq_part_drop_first(part, f.base, &f);
+        }
         if (err != MQ_OK) {
             skip[i] = true; /* changed meanwhile or cannot roll now: the next check sees it again */
             continue;

@@ -338,10 +338,11 @@ int64_t mq_part_disk_bytes(struct mq_part *part);
 /* Records produced into the partition and not yet durable. */
 int64_t mq_part_durable_lag(struct mq_part *part);
 /* Fills *f with the partition's first segment; false when there is nothing to delete: the only segment is
- * the active one and it is empty or not yet wholly durable. */
+ * the active one and it is empty. (An active segment goes only once wholly durable: see drop_first.) */
 bool mq_part_first_segment(struct mq_part *part, struct mq_seg_facts *f);
 /* Deletes the first segment if it still starts at `base`, rolling it first when it is the active one;
- * *f gets what was deleted. MQ_ERR_BUSY when it changed meanwhile or cannot roll now. */
+ * *f gets what was deleted. MQ_ERR_BUSY when it changed meanwhile or cannot roll now (an active segment
+ * with bytes not yet durable: a flush makes them so). */
 enum mq_err mq_part_drop_first(struct mq_part *part, int64_t base, struct mq_seg_facts *f);
 enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, struct mq_part **partp);
 /* Flushes (writer) and frees. clean: write a clean recovery point. */

@@ -730,7 +730,7 @@ bool mq_part_first_segment(struct mq_part *part, struct mq_seg_facts *f)
     if (!mq_part_writer(part))
         return false;
     pthread_mutex_lock(&part->mu);
-    bool ok = part->nsegs > 1 || (part->nsegs == 1 && mq_part_active_droppable(part));
+    bool ok = part->nsegs > 1 || (part->nsegs == 1 && atomic_load(&mq_part_active(part)->size) > 0);
     if (ok)
         mq_seg_facts_of(part, f);
     pthread_mutex_unlock(&part->mu);
