@@ -181,7 +181,36 @@ assert t['partition_list'][1]['end_offset'] == 0 and t['partition_list'][1]['old
 k = topics['keyed']
 assert k['retention_ms'] == 14 * 86400000 and k['retention_bytes'] == 1 << 30, k
 assert topics['big']['retention_ms'] == 0
+b = doc['budget']  # no configuration: the limits are unknown
+assert b['max_disk_bytes'] is None and b['min_free_bytes'] is None, b
+assert b['used_bytes'] == sum(p['bytes'] for t in doc['topics'] for p in t['partition_list']), b
+assert b['free_bytes'] > 0, b
 EOF
+expect_ok "$M" topics -d "$D"
+grep -q '^disk budget: max_disk_bytes unknown (-c FILE), min_free_bytes unknown (-c FILE)$' "$T/out" ||
+    fail "topics budget: $(cat "$T/out")"
+grep -Eq '^used: [0-9]+ bytes in segment files; free: [0-9]+ bytes on the file system$' "$T/out" ||
+    fail "topics used and free: $(cat "$T/out")"
+# the budget's limits from mqlogd's configuration, which also names the data directory
+cat >"$T/budget.yaml" <<EOF
+data_dir: $D
+log:
+  max_disk_bytes: 16MiB
+  min_free_bytes: 1MiB
+brokers:
+  - name: local
+    url: mqtt://127.0.0.1:1883
+mappings:
+  - from: "a/#"
+    to: t
+EOF
+expect_ok "$M" topics -c "$T/budget.yaml" --json
+python3 -c 'import json,sys; b = json.load(open(sys.argv[1]))["budget"]
+assert b["max_disk_bytes"] == 16 << 20 and b["min_free_bytes"] == 1 << 20 and b["used_bytes"] > 0, b' "$T/out" ||
+    fail "topics -c: $(cat "$T/out")"
+expect_ok "$M" topics -c "$T/budget.yaml"
+grep -q '^disk budget: max_disk_bytes 16777216 bytes, min_free_bytes 1048576 bytes$' "$T/out" ||
+    fail "topics -c budget: $(cat "$T/out")"
 ok
 
 # ---- consume: start positions, -n ----
