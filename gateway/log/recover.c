@@ -854,18 +854,18 @@ static bool mq_seg_bad_batch_done(struct mq_scan *sc, int64_t at, const struct m
 }
 
 /*
- * Read mode: scans every segment from index `first` on whose validated size is behind its file (normally only
- * the last one or two). after_last: the base offset of the segment the directory listing found after the
- * last one in the list (-1 when none), which seals the last one.
+ * Read mode: scans every segment of segs[0..n) whose validated size is behind its file (normally only the
+ * last one or two). after_last: the base offset of the segment the directory listing found after the last
+ * one in segs (-1 when none), which seals the last one.
  */
-static void mq_part_reader_scan(struct mq_part *part, size_t first, int64_t after_last)
+static void mq_reader_scan(struct mq_segment *const *segs, size_t n, int64_t after_last)
 {
-    for (size_t i = first; i < part->nsegs; i++) {
-        struct mq_segment *seg = part->segs[i];
+    for (size_t i = 0; i < n; i++) {
+        struct mq_segment *seg = segs[i];
         if (seg->reader_complete)
             continue;
         /* the writer has moved on: this file no longer grows */
-        int64_t next_base = i + 1 < part->nsegs ? part->segs[i + 1]->base_offset : after_last;
+        int64_t next_base = i + 1 < n ? segs[i + 1]->base_offset : after_last;
         bool sealed = next_base >= 0;
         int fd = mq_seg_fd(seg);
         if (fd < 0)
@@ -922,9 +922,10 @@ static void mq_part_reader_scan(struct mq_part *part, size_t first, int64_t afte
             from = 0; /* no batch of the index where it pointed: scan the segment from its start */
             next = seg->base_offset;
         }
-        atomic_store(&seg->next_offset, next);
+        /* The size first: a reader that sees the new end must find the bytes that hold it. */
         atomic_store(&seg->durable_size, pos);
         atomic_store(&seg->size, pos);
+        atomic_store(&seg->next_offset, next);
         if (sealed)
             seg->reader_complete = true;
     }
@@ -938,7 +939,7 @@ static void mq_part_reader_scan(struct mq_part *part, size_t first, int64_t afte
  * keep its descriptor. (A recompacted segment is replaced too, but this reader saw it complete: it keeps
  * reading the old file, which holds the same records.)
  */
-static void mq_part_reader_reopen(struct mq_part *part)
+static void mq_part_reader_reopen(struct mq_part *part, int64_t after_last)
 {
     for (size_t i = 0; i < part->nsegs; i++) {
         struct mq_segment *seg = part->segs[i];
@@ -951,6 +952,8 @@ static void mq_part_reader_reopen(struct mq_part *part)
         struct mq_segment *fresh = mq_seg_new(part->dir, seg->base_offset);
         if (!fresh)
             continue; /* out of memory: the next refresh tries again */
+        /* scanned before readers can find it, as new segments are (mq_part_reader_refresh()) */
+        mq_reader_scan(&fresh, 1, i + 1 < part->nsegs ? part->segs[i + 1]->base_offset : after_last);
         pthread_rwlock_wrlock(&part->segs_lock);
         part->segs[i] = fresh;
         pthread_rwlock_unlock(&part->segs_lock);
@@ -988,27 +991,37 @@ enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list)
     for (size_t j = 0; j < bases.n && after_last < 0; j++)
         if (bases.v[j] > last_base)
             after_last = bases.v[j];
-    size_t known = part->nsegs;
     if (list)
-        mq_part_reader_reopen(part);
-    mq_part_reader_scan(part, 0, after_last);
-    for (size_t j = 0; j < bases.n; j++) {
-        if (bases.v[j] <= last_base)
-            continue;
-        struct mq_segment *seg = mq_seg_new(part->dir, bases.v[j]);
-        if (!seg) {
-            err = MQ_ERR_NOMEM;
-            goto out;
-        }
-        pthread_rwlock_wrlock(&part->segs_lock);
-        err = mq_part_segs_push(part, seg);
-        pthread_rwlock_unlock(&part->segs_lock);
-        if (err != MQ_OK) {
-            mq_seg_unref(seg);
-            goto out;
-        }
+        mq_part_reader_reopen(part, after_last);
+    mq_reader_scan(part->segs, part->nsegs, after_last); /* under mu: only this function changes segs */
+    /* New segments are scanned before readers can find them: one listed with nothing known of its bytes
+     * would look empty, and a reader would skip it for the next one, as it skips damage. So would the end
+     * it moves: the newest segment's base. They are published together, under one write lock. */
+    size_t nfresh = 0;
+    for (size_t j = 0; j < bases.n; j++)
+        nfresh += bases.v[j] > last_base;
+    struct mq_segment **fresh = nfresh ? calloc(nfresh, sizeof *fresh) : NULL;
+    if (nfresh && !fresh) {
+        err = MQ_ERR_NOMEM;
+        goto out;
     }
-    mq_part_reader_scan(part, known, -1);
+    size_t k = 0;
+    for (size_t j = 0; j < bases.n && err == MQ_OK; j++)
+        if (bases.v[j] > last_base && !(fresh[k++] = mq_seg_new(part->dir, bases.v[j])))
+            err = MQ_ERR_NOMEM;
+    if (err == MQ_OK) {
+        mq_reader_scan(fresh, nfresh, -1);
+        pthread_rwlock_wrlock(&part->segs_lock);
+        for (k = 0; k < nfresh && err == MQ_OK; k++)
+            if ((err = mq_part_segs_push(part, fresh[k])) == MQ_OK)
+                fresh[k] = NULL;
+        pthread_rwlock_unlock(&part->segs_lock);
+    }
+    for (k = 0; k < nfresh; k++)
+        mq_seg_unref(fresh[k]); /* those not published; NULL is a no-op */
+    free(fresh);
+    if (err != MQ_OK)
+        goto out;
     if (list)
         atomic_store(&part->reader_refresh_mono, mq_mono_ms()); /* when the directory was last listed */
 out:
