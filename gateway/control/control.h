@@ -17,9 +17,9 @@
  *   record PARTITION =VALUE                                   -> no reply (an error ends the connection)
  *   end                                                       -> one reply line: every record is durable
  *
- * A reply is "ok TEXT" or "error TEXT". The reply to end is "ok" followed by one word
- * "PARTITION:FIRST:LAST:COUNT" per partition written. mqlogd answers an invalid line with an error reply
- * and closes the connection.
+ * A reply is "ok TEXT" or "error TEXT"; an "ok" may end in a tab and a note for the user (stderr). The reply
+ * to end is "ok" followed by one word "PARTITION:FIRST:LAST:COUNT" per partition written. mqlogd answers an
+ * invalid line with an error reply and closes the connection.
  */
 #ifndef MQ_CONTROL_H
 #define MQ_CONTROL_H

@@ -244,6 +244,14 @@ static bool mq_ctl_alter(struct mq_ctl_conn *c, const struct mq_ctl_req *req)
         return mq_ctl_reply(c, "error %s", msg[0] ? msg : mq_strerror(err));
     mq_ingest_topic_refresh(c->srv->ingest, req->topic);
     MQ_NOTICE("control: altered log topic %s", msg + strlen("topic "));
+    /* the configuration stays the description of a topic it maps: say where, after a tab (a note) */
+    char where[512];
+    if ((req->retention_ms >= 0 || req->retention_bytes >= 0) &&
+        mq_ingest_topic_mapping(c->srv->ingest, req->topic, where, sizeof where))
+        return mq_ctl_reply(c,
+                            "ok %s\tthe mapping at %s writes to %s: its retention applies again at the next "
+                            "reload or restart (edit it there to keep this one)",
+                            msg, where, req->topic);
     return mq_ctl_reply(c, "ok %s", msg);
 }
 

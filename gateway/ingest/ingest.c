@@ -63,6 +63,7 @@ struct mq_ingest_routes {
      * stored, carried over to the mapping of the same name when the routes are replaced */
     char **names;
     _Atomic uint64_t *records;
+    char **locs; /* per mapping (nrets): "FILE:LINE:COL" of its definition (NULL: unknown) */
 };
 
 /* The partitions of a log topic in use, filled as they are first produced to. When the routes give the topic
@@ -143,11 +144,13 @@ enum mq_err mq_ingest_routes_from_table(struct mq_route_table *table, const stru
     r->pols = calloc(n ? n : 1, sizeof *r->pols);
     r->names = calloc(n ? n : 1, sizeof *r->names);
     r->records = calloc(n ? n : 1, sizeof *r->records);
-    if (!r->rets || !r->pols || !r->names || !r->records) {
+    r->locs = calloc(n ? n : 1, sizeof *r->locs);
+    if (!r->rets || !r->pols || !r->names || !r->records || !r->locs) {
         free(r->rets);
         free(r->pols);
         free(r->names);
         free(r->records);
+        free(r->locs);
         free(r);
         return MQ_ERR_NOMEM;
     }
@@ -195,7 +198,13 @@ enum mq_err mq_ingest_routes_new(const struct mq_config *cfg, struct mq_ingest_r
             .qos_default = (char)('0' + m->qos),
             .broker_implied = m->broker != NULL || cfg->nbrokers == 1,
         };
-        if (m->to && !((*out)->names[i] = strdup(m->to))) {
+        bool nomem = m->to && !((*out)->names[i] = strdup(m->to));
+        if (!nomem && m->loc.file &&
+            asprintf(&(*out)->locs[i], "%s:%d:%d", m->loc.file, m->loc.line, m->loc.col) < 0) {
+            (*out)->locs[i] = NULL; /* undefined after a failure */
+            nomem = true;
+        }
+        if (nomem) {
             mq_ingest_routes_free(*out);
             *out = NULL;
             return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory");
@@ -225,9 +234,12 @@ void mq_ingest_routes_free(struct mq_ingest_routes *routes)
     if (!routes)
         return;
     mq_route_table_free(routes->table);
-    for (size_t i = 0; i < routes->nrets; i++)
+    for (size_t i = 0; i < routes->nrets; i++) {
         free(routes->names[i]);
+        free(routes->locs[i]);
+    }
     free(routes->names);
+    free(routes->locs);
     free(routes->records);
     free(routes->rets);
     free(routes->pols);
@@ -973,6 +985,27 @@ static bool mq_ingest_probe(const struct mq_ingest_routes *routes, const struct 
     (void)mq_route_match(routes->table, t->sample_broker, t->sample_topic, strlen(t->sample_topic), NULL, 0,
                          mq_ingest_probe_hit, pr, NULL);
     return pr->found;
+}
+
+bool mq_ingest_topic_mapping(struct mq_ingest *in, const char *name, char *where, size_t where_size)
+{
+    pthread_mutex_lock(&in->map_mu);
+    struct mq_itopic *t = mq_tmap_find(atomic_load(&in->map), name, mq_hash(name));
+    bool known = t && !t->gone;
+    pthread_mutex_unlock(&in->map_mu);
+    if (!known) /* an itopic, once in the map, lives as long as ingest: t stays valid */
+        return false;
+    /* the read side of the routes, as a message takes it (see the top of the file) */
+    unsigned e = atomic_load(&in->epoch) & 1;
+    atomic_fetch_add(&in->readers[e].v, 1);
+    struct mq_ingest_routes *routes = atomic_load(&in->routes);
+    struct mq_ingest_probe pr;
+    bool found = mq_ingest_probe(routes, t, &pr) && pr.mapping >= 0 && (size_t)pr.mapping < routes->nrets;
+    if (found)
+        snprintf(where, where_size, "%s",
+                 routes->locs[pr.mapping] ? routes->locs[pr.mapping] : "its configuration");
+    atomic_fetch_sub(&in->readers[e].v, 1);
+    return found;
 }
 
 enum mq_err mq_ingest_routes_check(struct mq_ingest *in, const struct mq_ingest_routes *routes, int *mapping,

@@ -205,6 +205,10 @@ void mq_ingest_free(struct mq_ingest *in);
  * partition count is used from the next message on. Any thread. */
 void mq_ingest_topic_refresh(struct mq_ingest *in, const char *name);
 
+/* Whether a mapping of the routes in force writes to topic `name` (as far as ingest knows: a topic it stored
+ * a message in since the start); where gets the mapping's "FILE:LINE:COL". Any thread. */
+bool mq_ingest_topic_mapping(struct mq_ingest *in, const char *name, char *where, size_t where_size);
+
 /* Deletes topic `name` from the store (mq_store_topic_delete()) with no message of ingest opening it in
  * between, and forgets its partitions: the next message routed to it creates it again, as a first message
  * does. A message being stored at that moment may be lost with the topic, as in Kafka. Any thread. */

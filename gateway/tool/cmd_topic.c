@@ -60,7 +60,12 @@ static int mq_topic_ask(int fd, const char *line)
     if (!mq_tool_ctl_send(fd, line, strlen(line)) || !mq_tool_ctl_reply(fd, reply, sizeof reply))
         return MQ_EXIT_FAIL;
     if (strncmp(reply, "ok ", 3) == 0) {
+        char *note = strchr(reply, '\t');
+        if (note)
+            *note++ = '\0';
         printf("%s\n", reply + 3);
+        if (note)
+            fprintf(stderr, "mqlog: note: %s\n", note);
         return MQ_EXIT_OK;
     }
     mq_tool_error("%s", strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);

@@ -96,6 +96,8 @@ def main():
     p = mqlog("topic", "alter", "-d", data, "devs", "-P", "4", "--retention", "12h")
     e.check("topic devs: partitions 1 -> 4; retention.ms 604800000 -> 43200000" in p.stdout, "alter: %s" % p.stdout)
     e.check("may differ from the partition of earlier records" in p.stderr, "alter: no warning: %s" % p.stderr)
+    e.check("note: the mapping at %s:" % d.conf in p.stderr and "its retention applies again at the next reload"
+            in p.stderr, "alter of a mapped topic: no note naming the mapping: %s" % p.stderr)
     want = {}
     for i in range(10):
         out = mqlog("route", "-c", d.conf, "dev/%d" % i).stdout.split()
