@@ -62,6 +62,9 @@ struct mq_log_conf {
                                (budget.c): a batch is written only if it fits, the oldest segments across
                                all partitions are deleted to make room (held ones last, see
                                mq_log_stats()), and when nothing can go, writes wait as on a full disk */
+    int64_t max_open_files; /* about how many descriptors the partitions keep open; those of the least
+                               recently used are closed and reopened on demand; 0: half the soft
+                               RLIMIT_NOFILE at open (default) */
 };
 
 /* Fills conf with the defaults above. */

@@ -47,6 +47,9 @@ struct mq_segment {
     char *path_log, *path_idx, *path_tidx;
     int fd;                /* .log: O_RDWR for the active segment, else O_RDONLY; opened lazily */
     int idx_fd, tidx_fd;   /* writer only: the index files, open while the segment is active (-1: unusable) */
+    bool idx_evicted;      /* the fd cache closed the index files: reopened by the next index write/sync */
+    atomic_bool writable;  /* the writer's active segment: mq_seg_fd() opens it O_RDWR */
+    struct mq_part *owner; /* the partition whose list holds it (mq_part_segs_push()), for the fd cache */
     atomic_int refs;       /* the segment list holds one; each slice one */
     pthread_mutex_t fd_mu; /* guards the lazy open of fd */
     _Atomic int64_t size;  /* bytes of complete batches written (writer) or validated (reader) */
@@ -159,7 +162,7 @@ int64_t mq_seg_max_ts(struct mq_segment *seg);
  * that find no usable file scan the segment from its start. */
 enum mq_err mq_seg_open_index(struct mq_segment *seg, int64_t idx_keep, int64_t tidx_keep);
 /* fdatasyncs the index files that are open. */
-enum mq_err mq_seg_sync_index(const struct mq_segment *seg);
+enum mq_err mq_seg_sync_index(struct mq_segment *seg);
 /* Closes the index files that are open. */
 void mq_seg_close_index(struct mq_segment *seg);
 /* Deletes a segment's files, the data first. */
@@ -171,7 +174,8 @@ struct mq_part {
     char *topic;
     int32_t id;
     char *dir;
-    int dir_fd;
+    int dir_fd; /* opened on demand (mq_part_dir_fd()); the fd cache closes it while the partition is idle */
+    pthread_mutex_t dir_mu; /* the reopen of dir_fd */
     bool on_log_fs; /* the directory is on the data directory's filesystem (which the flusher syncfs's) */
 
     pthread_rwlock_t segs_lock;
@@ -205,6 +209,11 @@ struct mq_part {
     uint64_t hint_seg; /* the uid of the segment hint_pos lies in */
 
     _Atomic int64_t reader_refresh_mono; /* reader mode: when the directory was last listed */
+
+    /* fdcache.c: the list of partitions that hold descriptors (under log->fdc_mu) */
+    struct mq_part *fdc_prev, *fdc_next;
+    bool fdc_in;
+    bool fdc_ready; /* opened: the fd cache may list it */
 
     _Atomic int64_t rp_seg_base; /* the segment of the last recovery point read or written, -1 none */
     int64_t rc_after;            /* mq_part_set_recompact_after() (under mu) */
@@ -259,6 +268,11 @@ struct mq_log {
     struct mq_log_hook durable; /* mq_durable_cb */
     struct mq_log_hook hold;    /* mq_hold_fn */
     pthread_cond_t cb_cv;       /* signalled when a hook's old_calls drops to 0 */
+    /* fdcache.c: the partitions holding descriptors, most recently used first */
+    pthread_mutex_t fdc_mu;
+    struct mq_part *fdc_head, *fdc_tail;
+    size_t fdc_n, fdc_max;
+    _Atomic int64_t fdc_evictions;
     /* the recompactor thread (recompact.c) */
     pthread_t rc_thread;
     pthread_mutex_t rc_mu;
@@ -317,7 +331,22 @@ bool mq_budget_reserve(struct mq_log *log, int64_t size);
 /* Bytes that started (a partition opened) or stopped (retention deleted them) counting. */
 void mq_budget_add(struct mq_log *log, int64_t bytes);
 
+/* fdcache.c: see the top of that file */
+/* Sets the bound from conf.max_open_files (0: half the soft RLIMIT_NOFILE). */
+void mq_fdc_init(struct mq_log *log);
+/* The partition is in use: to the front of the list; closes the least recently used over the bound. */
+void mq_fdc_touch(struct mq_part *part);
+/* Takes a partition that closes off the list. */
+void mq_fdc_forget(struct mq_part *part);
+/* The directory's descriptor, reopened if the fd cache closed it; -1 with errno when it cannot be. The
+ * caller holds flush_mu or recompact.c's lock (or the partition is not open yet), which the fd cache needs
+ * to close it, so it stays valid while they are held. */
+int mq_part_dir_fd(struct mq_part *part);
+
 /* recompact.c */
+/* Try-locks and unlocks the lock under which a rewrite uses a partition's directory (the fd cache). */
+bool mq_recompact_trylock(void);
+void mq_recompact_unlock(void);
 /* Write mode, before the segments are listed: completes a committed rewrite, removes unfinished ones. */
 enum mq_err mq_recompact_recover(struct mq_part *part);
 /* Starts the recompactor thread (unless recompact_after_ms is -1); stop joins it, free releases it. */
@@ -345,6 +374,11 @@ bool mq_part_first_segment(struct mq_part *part, struct mq_seg_facts *f);
  * with bytes not yet durable: a flush makes them so). */
 enum mq_err mq_part_drop_first(struct mq_part *part, int64_t base, struct mq_seg_facts *f);
 enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, struct mq_part **partp);
+/* The first half of a clean close, for mq_log_close() to batch (the partition is flushed and off the fd
+ * cache): seals the active segment's index files and stages the clean recovery point, unsynced, and closes
+ * every descriptor the partition holds. The caller syncs, installs the recovery point, syncs and frees.
+ * false: nothing staged; close it with mq_part_close(). */
+bool mq_part_close_stage(struct mq_part *part);
 /* Flushes (writer) and frees. clean: write a clean recovery point. */
 enum mq_err mq_part_close(struct mq_part *part, bool clean);
 /* The flusher's work for one partition: write the open batch and backlog, fdatasync, publish. Also what

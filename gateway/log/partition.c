@@ -38,6 +38,7 @@ enum mq_err mq_part_segs_push(struct mq_part *part, struct mq_segment *seg)
         part->segs_cap = cap;
     }
     part->segs[part->nsegs++] = seg;
+    seg->owner = part;
     return MQ_OK;
 }
 
@@ -51,6 +52,7 @@ enum mq_err mq_part_new_segment(struct mq_part *part, int64_t base)
     enum mq_err err = seg->fd < 0 ? mq_err_from_errno(errno) : mq_seg_open_index(seg, 0, 0);
     if (err == MQ_OK) {
         atomic_store(&seg->max_ts_loaded, true);
+        atomic_store(&seg->writable, true);
         pthread_rwlock_wrlock(&part->segs_lock);
         err = mq_part_segs_push(part, seg);
         pthread_rwlock_unlock(&part->segs_lock);
@@ -73,7 +75,10 @@ static enum mq_err mq_part_roll(struct mq_part *part)
     enum mq_err err = mq_seg_seal_index(old);
     if (err != MQ_OK)
         return err;
-    return mq_part_new_segment(part, part->written_end);
+    err = mq_part_new_segment(part, part->written_end);
+    if (err == MQ_OK)
+        atomic_store(&old->writable, false);
+    return err;
 }
 
 /* ---- writing ---- */
@@ -109,9 +114,10 @@ static enum mq_err mq_part_write_batch(struct mq_part *part, const uint8_t *buf,
         seg = mq_part_active(part);
         cur = 0;
     }
-    err = mq_pwrite_full(seg->fd, buf, size, cur);
+    int fd = mq_seg_fd(seg); /* reopened if the fd cache closed it */
+    err = fd < 0 ? mq_err_from_errno(errno) : mq_pwrite_full(fd, buf, size, cur);
     if (err != MQ_OK) {
-        if (ftruncate(seg->fd, cur) != 0)
+        if (fd >= 0 && ftruncate(fd, cur) != 0)
             MQ_ERROR("%s: cannot cut back a failed write: %s", seg->path_log, strerror(errno));
         if (budget)
             mq_budget_wrote(part->log, (int64_t)size, false);
@@ -358,6 +364,7 @@ void mq_part_flush_begin(struct mq_part *part, struct mq_flush *f)
     f->part = part;
     f->items = f->few;
     f->ckpt_idx_fd = f->ckpt_tidx_fd = -1;
+    mq_fdc_touch(part); /* in use: the last the fd cache closes */
 
     pthread_mutex_lock(&part->mu);
     if (part->fatal_err != MQ_OK) {
@@ -410,7 +417,8 @@ void mq_part_flush_begin(struct mq_part *part, struct mq_flush *f)
                                atomic_load(&act->max_ts),
                                act->max_ts_offset};
         /* An index file that is not open (unusable, see mq_seg_open_index()) has nothing to sync. */
-        f->ckpt_dup_failed = (act->idx_fd >= 0 && (f->ckpt_idx_fd = dup(act->idx_fd)) < 0) ||
+        f->ckpt_dup_failed = act->idx_evicted ||
+                             (act->idx_fd >= 0 && (f->ckpt_idx_fd = dup(act->idx_fd)) < 0) ||
                              (act->tidx_fd >= 0 && (f->ckpt_tidx_fd = dup(act->tidx_fd)) < 0);
     }
     f->ckpt_bytes = part->bytes_since_checkpoint;
@@ -435,11 +443,11 @@ enum mq_err mq_part_flush_sync(struct mq_flush *f)
     /* fdatasync without the writer's lock: appends continue meanwhile. Oldest first. */
     struct mq_part *part = f->part;
     atomic_fetch_add(&part->log->fsyncs, (int64_t)f->nitems + f->sync_dir);
-    if (f->sync_dir && fsync(part->dir_fd) != 0)
+    if (f->sync_dir && fsync(mq_part_dir_fd(part)) != 0)
         return mq_err_from_errno(errno);
     for (size_t i = f->nitems; i-- > 0;) {
         struct mq_segment *seg = f->items[i].seg;
-        if (fdatasync(seg->fd) != 0)
+        if (fdatasync(mq_seg_fd(seg)) != 0)
             return mq_err_from_errno(errno);
         enum mq_err err = f->items[i].sealed ? mq_seg_sync_index(seg) : MQ_OK;
         if (err != MQ_OK)
@@ -778,6 +786,7 @@ void mq_part_free(struct mq_part *part)
     free(part->backlog);
     if (part->dir_fd >= 0)
         close(part->dir_fd);
+    pthread_mutex_destroy(&part->dir_mu);
     pthread_rwlock_destroy(&part->segs_lock);
     pthread_mutex_destroy(&part->mu);
     pthread_mutex_destroy(&part->flush_mu);
@@ -796,6 +805,7 @@ enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, stru
     part->log = log;
     part->id = id;
     part->dir_fd = -1;
+    pthread_mutex_init(&part->dir_mu, NULL);
     part->ret.ms = MQ_RETENTION_MS_DEFAULT;
     pthread_rwlock_init(&part->segs_lock, NULL);
     pthread_mutex_init(&part->mu, NULL);
@@ -841,14 +851,53 @@ enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, stru
         mq_part_free(part);
         return err;
     }
+    if (mq_part_writer(part))
+        atomic_store(&mq_part_active(part)->writable, true);
+    pthread_mutex_lock(&log->fdc_mu);
+    part->fdc_ready = true;
+    pthread_mutex_unlock(&log->fdc_mu);
+    mq_fdc_touch(part);
     *partp = part;
     return MQ_OK;
+}
+
+bool mq_part_close_stage(struct mq_part *part)
+{
+    if (!mq_part_writer(part) || part->nsegs == 0 || !part->on_log_fs || part->fatal_err != MQ_OK ||
+        mq_part_has_unflushed(part))
+        return false;
+    struct mq_segment *act = mq_part_active(part);
+    /* the final time entry is an ordinary entry for an active segment: harmless if writing resumes */
+    bool ok = mq_seg_seal_index(act) == MQ_OK;
+    if (ok) {
+        struct mq_rp rp = {MQ_RP_CLEAN,       act->base_offset,          atomic_load(&act->size),
+                           part->next_offset, atomic_load(&act->max_ts), act->max_ts_offset};
+        ok = mq_rp_stage(part, &rp) == MQ_OK;
+    }
+    /* 10,000 partitions must not all hold theirs until the syncfs: it syncs the files by inode anyway */
+    for (size_t i = 0; i < part->nsegs; i++) {
+        struct mq_segment *seg = part->segs[i];
+        if (atomic_load(&seg->refs) != 1)
+            continue; /* a reader's slice still uses it (closed when released) */
+        if (seg->fd >= 0)
+            close(seg->fd);
+        seg->fd = -1;
+        if (seg->idx_fd >= 0 || seg->tidx_fd >= 0) {
+            mq_seg_close_index(seg);
+            seg->idx_evicted = true; /* reopened if the slow close below still needs them */
+        }
+    }
+    if (part->dir_fd >= 0)
+        close(part->dir_fd);
+    part->dir_fd = -1;
+    return ok;
 }
 
 enum mq_err mq_part_close(struct mq_part *part, bool clean)
 {
     if (!part)
         return MQ_OK;
+    mq_fdc_forget(part); /* closing: the fd cache must not close what the close still uses */
     enum mq_err err = MQ_OK;
     if (mq_part_writer(part) && part->nsegs > 0) {
         err = mq_part_flush_tick(part);

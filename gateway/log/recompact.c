@@ -52,6 +52,16 @@
 /* One rewrite at a time in the process: the recompactor thread, or a caller of mq_part_recompact(). */
 static pthread_mutex_t mq_rc_mu = PTHREAD_MUTEX_INITIALIZER;
 
+bool mq_recompact_trylock(void)
+{
+    return pthread_mutex_trylock(&mq_rc_mu) == 0;
+}
+
+void mq_recompact_unlock(void)
+{
+    pthread_mutex_unlock(&mq_rc_mu);
+}
+
 static char *mq_path_cat(const char *a, const char *b)
 {
     char *p = NULL;
@@ -530,6 +540,7 @@ static enum mq_err mq_part_recompact_stop(struct mq_part *part, int64_t now_ms, 
         return MQ_ERR_READONLY;
     pthread_mutex_lock(&mq_rc_mu);
     if (!part->rc_loaded) {
+        mq_part_dir_fd(part); /* the fd cache may have closed it; reopened under mq_rc_mu, which it needs */
         part->rc_below = mq_rcp_read(part);
         part->rc_loaded = true;
     }
@@ -539,6 +550,7 @@ static enum mq_err mq_part_recompact_stop(struct mq_part *part, int64_t now_ms, 
     struct mq_segment *seg;
     while (!(stop && atomic_load(stop)) && (seg = mq_rc_due(part, now_ms, &codec, &next_base)) != NULL) {
         int64_t saved = 0;
+        mq_part_dir_fd(part); /* as above; a failure shows in the rewrite's own directory calls */
         enum mq_rc_result res = mq_rc_segment(part, seg, next_base, codec, stop, &saved);
         mq_seg_unref(seg);
         if (res == MQ_RC_STOPPED)

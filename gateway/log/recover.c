@@ -134,7 +134,7 @@ static enum mq_err mq_rp_rename(struct mq_part *part, bool sync)
     enum mq_err err = MQ_ERR_NOMEM;
     if (tmp && dst) {
         err = rename(tmp, dst) == 0 ? MQ_OK : mq_err_from_errno(errno);
-        if (err == MQ_OK && sync && fsync(part->dir_fd) != 0)
+        if (err == MQ_OK && sync && fsync(mq_part_dir_fd(part)) != 0)
             err = mq_err_from_errno(errno);
         if (err != MQ_OK)
             unlink(tmp);
@@ -731,7 +731,7 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
                      salvaged ? salvaged->path_log : "");
             free(kept);
             /* The kept bytes and the salvaged segment must outlast a crash before the cut below. */
-            if (fsync(part->dir_fd) != 0)
+            if (fsync(mq_part_dir_fd(part)) != 0)
                 return mq_err_from_errno(errno);
         }
         if (truncated && (ftruncate(seg->fd, end) != 0 || fdatasync(seg->fd) != 0))
@@ -817,7 +817,7 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
         batches > 0 || !have_rp || rp.seg_base != act->base_offset || rp.pos != atomic_load(&act->size);
     if (scanned) {
         /* Make what the scan found durable and record it, so that the next open starts from here. */
-        if (fdatasync(act->fd) != 0 || mq_seg_sync_index(act) != MQ_OK || fsync(part->dir_fd) != 0)
+        if (fdatasync(act->fd) != 0 || mq_seg_sync_index(act) != MQ_OK || fsync(mq_part_dir_fd(part)) != 0)
             return mq_err_from_errno(errno);
         struct mq_rp nrp = {0,
                             act->base_offset,

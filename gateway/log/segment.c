@@ -107,11 +107,36 @@ void mq_seg_unref(struct mq_segment *seg)
 int mq_seg_fd(struct mq_segment *seg)
 {
     pthread_mutex_lock(&seg->fd_mu);
-    if (seg->fd < 0)
-        seg->fd = open(seg->path_log, O_RDONLY | O_CLOEXEC);
+    bool opened = false;
+    if (seg->fd < 0) {
+        seg->fd = open(seg->path_log, (atomic_load(&seg->writable) ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+        opened = seg->fd >= 0;
+    }
     int fd = seg->fd;
+    int e = errno;
     pthread_mutex_unlock(&seg->fd_mu);
+    if (opened && seg->owner)
+        mq_fdc_touch(seg->owner); /* with no fd_mu held: it try-locks other segments' */
+    errno = e;
     return fd;
+}
+
+/* Reopens the index files the fd cache closed (writer, under part->mu or alone). */
+static enum mq_err mq_seg_reopen_index(struct mq_segment *seg)
+{
+    if (!seg->idx_evicted)
+        return MQ_OK;
+    seg->idx_fd = open(seg->path_idx, O_RDWR | O_CLOEXEC);
+    seg->tidx_fd = seg->idx_fd >= 0 ? open(seg->path_tidx, O_RDWR | O_CLOEXEC) : -1;
+    if (seg->idx_fd < 0 || seg->tidx_fd < 0) {
+        int e = errno;
+        mq_seg_close_index(seg); /* still evicted: tried again by the next write or sync */
+        return mq_err_from_errno(e);
+    }
+    seg->idx_evicted = false;
+    if (seg->owner)
+        mq_fdc_touch(seg->owner);
+    return MQ_OK;
 }
 
 enum mq_err mq_idx_pend_add(struct mq_idx_pending *p, const void *entry, size_t len)
@@ -316,6 +341,8 @@ static enum mq_err mq_idx_flush(int fd, struct mq_idx_pending *pend, int64_t *wr
 /* Writes pending index entries to the index files. */
 enum mq_err mq_seg_write_index(struct mq_segment *seg)
 {
+    if ((seg->idx_pend.len || seg->tidx_pend.len) && mq_seg_reopen_index(seg) != MQ_OK)
+        return MQ_ERR_IO; /* the entries wait in memory */
     enum mq_err err = mq_idx_flush(seg->idx_fd, &seg->idx_pend, &seg->idx_written, seg->path_idx);
     if (err == MQ_OK)
         err = mq_idx_flush(seg->tidx_fd, &seg->tidx_pend, &seg->tidx_written, seg->path_tidx);
@@ -371,8 +398,12 @@ enum mq_err mq_seg_open_index(struct mq_segment *seg, int64_t idx_keep, int64_t 
     return MQ_OK;
 }
 
-enum mq_err mq_seg_sync_index(const struct mq_segment *seg)
+enum mq_err mq_seg_sync_index(struct mq_segment *seg)
 {
+    /* closed by the fd cache: what was written through them may still be in the page cache */
+    enum mq_err err = mq_seg_reopen_index(seg);
+    if (err != MQ_OK)
+        return err;
     if ((seg->idx_fd >= 0 && fdatasync(seg->idx_fd) != 0) ||
         (seg->tidx_fd >= 0 && fdatasync(seg->tidx_fd) != 0))
         return mq_err_from_errno(errno);
