@@ -411,8 +411,8 @@ static const struct mq_ckey mq_keys_kafka[] = {
      .max = 1000000,
      .doc = "The most client connections open at once; further ones are closed as soon as they are "
             "accepted. Refusals are counted (SIGUSR1) and logged at most every 10 s. mqlogd raises its "
-            "open files limit (RLIMIT_NOFILE) to the hard limit when this needs more, and warns when even "
-            "that is too low."},
+            "open files limit (RLIMIT_NOFILE) to the hard limit at start, and warns when even that is too "
+            "low for this."},
     {.name = "max_connections_per_ip",
      .type = MQ_CT_INT,
      .off = KFK(max_connections_per_ip),

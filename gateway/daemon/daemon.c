@@ -39,6 +39,7 @@
 #include "kafka/server.h"
 #include "store/store.h"
 #include "util/diag.h"
+#include "util/nofile.h"
 #include "util/parse.h"
 
 #define MQ_DAEMON_STATS_MS  60000 /* counters at debug level this often (SIGUSR1: at once, at info level) */
@@ -517,6 +518,9 @@ static enum mq_err mq_daemon_start(struct mq_daemon *d)
     }
     struct mq_log_conf lc;
     mq_log_conf_from(cfg, &lc);
+    /* Before the store opens: its descriptor cache sizes itself from the soft limit (one log topic per
+     * device means thousands of partitions), and the Kafka endpoint checks max_connections against it. */
+    mq_nofile_raise();
     char why[512] = "";
     err = mq_store_open(cfg->data_dir, MQ_STORE_WRITE, &lc, &d->store, why, sizeof why);
     if (err != MQ_OK) {

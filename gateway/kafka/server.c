@@ -41,7 +41,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,6 +48,7 @@
 #include "kafka/wire.h"
 #include "sasl/sasl.h"
 #include "util/diag.h"
+#include "util/nofile.h"
 
 #define IN_CHUNK      (64 * 1024)   /* read ahead this much input beyond the current request */
 #define OUT_ITEMS_MAX 8             /* stop handling requests while this many responses are unsent */
@@ -820,29 +820,16 @@ static void server_free(struct mq_kafka_server *srv)
     free(srv);
 }
 
-/* Every connection is a descriptor: raise the soft RLIMIT_NOFILE to the hard limit when max_connections
- * needs more than it allows, and say so when even the hard limit is too low. */
-static void raise_nofile(int max_connections)
+/* Every connection is a descriptor: say so when the open files limit (which mqlogd raised to the hard limit
+ * at start, util/nofile.h) is too low for max_connections. */
+static void check_nofile(int max_connections)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return;
-    rlim_t need = (rlim_t)max_connections + FD_RESERVE;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
-        rlim_t old = rl.rlim_cur;
-        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? need : rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-            MQ_INFO(
-                "kafka: raised the open files limit (RLIMIT_NOFILE) from %llu to %llu for max_connections %d",
-                (unsigned long long)old, (unsigned long long)rl.rlim_cur, max_connections);
-        else if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-            return;
-    }
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
-        MQ_WARN("kafka: max_connections %d needs about %llu open files but RLIMIT_NOFILE allows %llu (hard "
-                "limit %llu): connections will be refused before max_connections is reached",
-                max_connections, (unsigned long long)need, (unsigned long long)rl.rlim_cur,
-                (unsigned long long)rl.rlim_max);
+    int64_t limit = mq_nofile_limit();
+    int64_t need = (int64_t)max_connections + FD_RESERVE;
+    if (limit >= 0 && limit < need)
+        MQ_WARN("kafka: max_connections %d needs about %lld open files but RLIMIT_NOFILE allows %lld: "
+                "connections will be refused before max_connections is reached",
+                max_connections, (long long)need, (long long)limit);
 }
 
 enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_server_conf *conf,
@@ -886,7 +873,7 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         server_free(srv);
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "out of memory or descriptors");
     }
-    raise_nofile(conf->max_connections);
+    check_nofile(conf->max_connections);
     enum mq_err err = mq_kafka_groups_new(&conf->groups, mq_ksrv_on_join, mq_ksrv_on_sync, srv, &srv->groups);
     if (err != MQ_OK) {
         server_free(srv);
