@@ -32,8 +32,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "forward/forward.h"
 #include "kafka/server.h"
@@ -64,6 +67,35 @@ struct mq_daemon {
     int64_t status_mono;          /* when the STATUS= line was last renewed, and the count then */
     uint64_t status_received;
 };
+
+/* ---- systemd notifications that never block ---- */
+
+/*
+ * Sends msg to the service manager ($NOTIFY_SOCKET) like sd_notify(), but never waits: sd_notify() blocks
+ * while the manager's socket queue is full (10 datagrams by default), and a manager that stopped reading
+ * must not stop the main loop (no signal taken, no stop). A message that does not fit is dropped: the
+ * periodic ones are renewed, and the manager learns of a stop from the exit. READY=1 after the start is
+ * still sent by sd_notify(): nothing came before it.
+ */
+static void mq_daemon_notify(const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len = path ? strlen(path) : 0;
+    if (len == 0 || len >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@'))
+        return;
+    memcpy(sa.sun_path, path, len);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0'; /* an abstract socket */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        MQ_DEBUG("sd_notify: %s dropped: %s", strncmp(msg, "STATUS=", 7) == 0 ? "a STATUS= line" : msg,
+                 strerror(errno));
+    close(fd);
+}
 
 /* ---- --check ---- */
 
@@ -264,7 +296,7 @@ static void mq_daemon_reload_warnings(const struct mq_config *old, const struct 
 
 static void mq_daemon_reload(struct mq_daemon *d)
 {
-    sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration");
+    mq_daemon_notify("RELOADING=1\nSTATUS=Reloading the configuration");
     MQ_NOTICE("SIGHUP: reloading %s", d->config_path);
     struct mq_config *cfg = NULL;
     struct mq_ingest_routes *routes = NULL;
@@ -272,7 +304,7 @@ static void mq_daemon_reload(struct mq_daemon *d)
     if (err != MQ_OK) {
         MQ_ERROR("reload rejected (%s): the running configuration stays in force", mq_strerror(err));
         d->note = "reload rejected: configuration errors";
-        sd_notify(0, "READY=1\nSTATUS=Running (reload rejected: configuration errors)");
+        mq_daemon_notify("READY=1\nSTATUS=Running (reload rejected: configuration errors)");
         return;
     }
     mq_daemon_reload_warnings(d->dc->cfg, cfg);
@@ -288,7 +320,7 @@ static void mq_daemon_reload(struct mq_daemon *d)
         mq_ingest_routes_free(routes);
         mq_config_free(cfg);
         d->note = "reload rejected: fewer partitions";
-        sd_notify(0, "READY=1\nSTATUS=Running (reload rejected: fewer partitions)");
+        mq_daemon_notify("READY=1\nSTATUS=Running (reload rejected: fewer partitions)");
         return;
     }
     struct mq_daemon_cfg *dc = mq_daemon_cfg_new(cfg);
@@ -296,7 +328,7 @@ static void mq_daemon_reload(struct mq_daemon *d)
         mq_ingest_routes_free(routes);
         mq_config_free(cfg);
         MQ_ERROR("reload rejected: out of memory");
-        sd_notify(0, "READY=1");
+        mq_daemon_notify("READY=1");
         return;
     }
     char why[512] = "";
@@ -306,7 +338,7 @@ static void mq_daemon_reload(struct mq_daemon *d)
         mq_daemon_cfg_unref(dc);
         MQ_ERROR("reload rejected: %s: the running configuration stays in force", why);
         d->note = "reload rejected";
-        sd_notify(0, "READY=1\nSTATUS=Running (reload rejected)");
+        mq_daemon_notify("READY=1\nSTATUS=Running (reload rejected)");
         return;
     }
     err = mq_fwd_set_apply(d->fwd, cfg, why, sizeof why);
@@ -325,7 +357,7 @@ static void mq_daemon_reload(struct mq_daemon *d)
     MQ_NOTICE("reloaded %s: %zu broker%s, %zu mapping%s", d->config_path, cfg->nbrokers,
               cfg->nbrokers == 1 ? "" : "s", cfg->nmappings, cfg->nmappings == 1 ? "" : "s");
     d->note = NULL;
-    sd_notify(0, "READY=1\nSTATUS=Running");
+    mq_daemon_notify("READY=1\nSTATUS=Running");
 }
 
 /* ---- systemd: the watchdog and the STATUS= line ---- */
@@ -372,8 +404,10 @@ static void mq_daemon_status_line(struct mq_daemon *d)
         mq_fwd_set_stats(d->fwd, mq_daemon_fwd_lag, &lag);
         snprintf(fwd, sizeof fwd, ", forward lag %lld records", (long long)lag);
     }
-    sd_notifyf(0, "STATUS=ingest %.1f msg/s, %zu of %zu broker connections up%s%s%s%s", rate, connected, n,
-               fwd, d->note ? " (" : "", d->note ? d->note : "", d->note ? ")" : "");
+    char msg[512];
+    snprintf(msg, sizeof msg, "STATUS=ingest %.1f msg/s, %zu of %zu broker connections up%s%s%s%s", rate,
+             connected, n, fwd, d->note ? " (" : "", d->note ? d->note : "", d->note ? ")" : "");
+    mq_daemon_notify(msg);
 }
 
 static void mq_daemon_stats(struct mq_daemon *d, enum mq_level level)
@@ -639,7 +673,7 @@ int mq_daemon_run(const char *config_path)
             int64_t age = 0;
             const char *stale = mq_daemon_stale_loop(&d, stale_ms, &age);
             if (!stale) {
-                sd_notify(0, "WATCHDOG=1");
+                mq_daemon_notify("WATCHDOG=1");
                 next_wd = now + wd_every_ms;
                 if (withheld)
                     MQ_NOTICE("watchdog: every loop turns again; keep-alives resumed");
@@ -660,7 +694,7 @@ int mq_daemon_run(const char *config_path)
             next_stats = now + MQ_DAEMON_STATS_MS;
         }
     }
-    sd_notify(0, "STOPPING=1\nSTATUS=Stopping: flushing the log");
+    mq_daemon_notify("STOPPING=1\nSTATUS=Stopping: flushing the log");
     mq_daemon_stats(&d, MQ_LV_INFO);
     err = mq_daemon_teardown(&d);
     if (err != MQ_OK) {

@@ -448,26 +448,31 @@ class RabbitMQ:
 
 
 class Notify:
-    """The NOTIFY_SOCKET a systemd service manager would give mqlogd: collects what sd_notify sends."""
+    """The NOTIFY_SOCKET a systemd service manager would give mqlogd: collects what sd_notify sends. Like the
+    manager, it reads all the time (a thread): the socket's queue holds only 10 datagrams, and mqlogd renews
+    its STATUS= line and keep-alives every few seconds."""
 
     def __init__(self, d):
         self.path = os.path.join(d, "notify.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
-        self.sock.setblocking(False)
         self.messages = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        while True:
+            data = self.sock.recv(4096)
+            with self._lock:
+                self.messages.append(data.decode(errors="replace"))
 
     def poll(self):
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except BlockingIOError:
-                return
-            self.messages.append(data.decode(errors="replace"))
+        pass  # the thread reads; kept for the callers that poll before they look at messages
 
     def count(self, line):
-        self.poll()
-        return sum(1 for m in self.messages if line in m.split("\n"))
+        with self._lock:
+            messages = list(self.messages)
+        return sum(1 for m in messages if line in m.split("\n"))
 
 
 FAST_FLUSH = {"flush_interval_ms": 5}  # the log section of most tests: records readable within 5 ms
