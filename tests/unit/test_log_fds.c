@@ -90,7 +90,11 @@ static void test_ten_thousand(void)
     int most = 0;
     for (int32_t p = 0; p < np; p++) {
         struct mq_part *part = NULL;
-        CU_ASSERT_FATAL(mq_log_part(log, "dev", p, &part) == MQ_OK);
+        enum mq_err perr = mq_log_part(log, "dev", p, &part);
+        if (perr != MQ_OK)
+            fprintf(stderr, "partition %d: %s (%d descriptors open)\n", (int)p, mq_strerror(perr),
+                    open_fds());
+        CU_ASSERT_FATAL(perr == MQ_OK);
         for (int64_t k = 0; k < 3; k++)
             CU_ASSERT_FATAL(produce_tagged(part, p, k) == MQ_OK);
         if (p % 500 == 0) {
