@@ -73,15 +73,10 @@ int mq_cmd_create(int argc, char **argv)
             return mq_tool_bad_option("create", argc, argv, c);
         }
     }
-    if (!dir)
-        return mq_tool_usage_error("create", "no data directory (-d DIR)");
-    if (optind >= argc)
-        return mq_tool_usage_error("create", "no topic name");
-    if (optind + 1 < argc)
-        return mq_tool_usage_error("create", "unexpected argument '%s'", argv[optind + 1]);
-    const char *topic = argv[optind];
-    if (!mq_topic_name_valid(topic))
-        return mq_tool_usage_error("create", "invalid topic name '%s' (" MQ_TOPIC_NAME_RULE ")", topic);
+    const char *topic = NULL;
+    int urc = mq_tool_dir_and_topic("create", dir, argc, argv, &topic);
+    if (urc != MQ_EXIT_OK)
+        return urc;
     if (partitions < 0)
         return mq_tool_usage_error("create", "--partitions N is required");
 

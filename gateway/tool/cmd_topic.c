@@ -114,15 +114,10 @@ static int mq_topic_alter(int argc, char **argv)
             return mq_tool_bad_option("topic", argc, argv, c);
         }
     }
-    if (!dir)
-        return mq_tool_usage_error("topic", "no data directory (-d DIR)");
-    if (optind >= argc)
-        return mq_tool_usage_error("topic", "no topic name");
-    if (optind + 1 < argc)
-        return mq_tool_usage_error("topic", "unexpected argument '%s'", argv[optind + 1]);
-    const char *name = argv[optind];
-    if (!mq_topic_name_valid(name))
-        return mq_tool_usage_error("topic", "invalid topic name '%s' (" MQ_TOPIC_NAME_RULE ")", name);
+    const char *name = NULL;
+    int urc = mq_tool_dir_and_topic("topic", dir, argc, argv, &name);
+    if (urc != MQ_EXIT_OK)
+        return urc;
     if (partitions < 0 && ret_ms < 0 && ret_bytes < 0)
         return mq_tool_usage_error("topic", "nothing to change: give -P, --retention or --retention-bytes");
 
@@ -239,15 +234,10 @@ static int mq_topic_delete(int argc, char **argv)
             return mq_tool_bad_option("topic", argc, argv, c);
         }
     }
-    if (!dir)
-        return mq_tool_usage_error("topic", "no data directory (-d DIR)");
-    if (optind >= argc)
-        return mq_tool_usage_error("topic", "no topic name");
-    if (optind + 1 < argc)
-        return mq_tool_usage_error("topic", "unexpected argument '%s'", argv[optind + 1]);
-    const char *name = argv[optind];
-    if (!mq_topic_name_valid(name))
-        return mq_tool_usage_error("topic", "invalid topic name '%s' (" MQ_TOPIC_NAME_RULE ")", name);
+    const char *name = NULL;
+    int urc = mq_tool_dir_and_topic("topic", dir, argc, argv, &name);
+    if (urc != MQ_EXIT_OK)
+        return urc;
 
     int fd = mq_tool_daemon(dir);
     if (fd == -2)

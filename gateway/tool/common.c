@@ -4,6 +4,8 @@
  */
 #include "tool/tool.h"
 
+#include "util/topic.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -253,4 +255,18 @@ void mq_tool_signals(void)
 bool mq_tool_stop_requested(void)
 {
     return mq_tool_stop != 0;
+}
+
+int mq_tool_dir_and_topic(const char *cmd, const char *dir, int argc, char **argv, const char **name)
+{
+    if (!dir)
+        return mq_tool_usage_error(cmd, "no data directory (-d DIR)");
+    if (optind >= argc)
+        return mq_tool_usage_error(cmd, "no topic name");
+    if (optind + 1 < argc)
+        return mq_tool_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
+    *name = argv[optind];
+    if (!mq_topic_name_valid(*name))
+        return mq_tool_usage_error(cmd, "invalid topic name '%s' (" MQ_TOPIC_NAME_RULE ")", *name);
+    return MQ_EXIT_OK;
 }

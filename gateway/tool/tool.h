@@ -42,6 +42,9 @@ void mq_tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prints "mqlog: <message> (try 'mqlog <cmd> --help')" and returns MQ_EXIT_USAGE. */
 int mq_tool_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The operands of a command that takes -d DIR and one topic name (create, topic alter, topic delete), once
+ * getopt is done: MQ_EXIT_OK with *name set, or the exit code of the usage error it printed. */
+int mq_tool_dir_and_topic(const char *cmd, const char *dir, int argc, char **argv, const char **name);
 
 /* Reports the option getopt_long() rejected (opterr must be 0); returns MQ_EXIT_USAGE. */
 int mq_tool_bad_option(const char *cmd, int argc, char **argv, int c);
