@@ -3,8 +3,8 @@
  *
  * Files: log.c (the data directory and the flusher), partition.c (write path, group commit, retention,
  * open/close), read.c (reads), cursor.c (the record cursor and the batch scanner under it), recover.c
- * (recovery and reader refresh), segment.c (a segment's files and index bookkeeping), verify.c (offline
- * check).
+ * (recovery), reader.c (a reader process's refresh), segment.c (a segment's files and index bookkeeping),
+ * verify.c (offline check).
  *
  * Locking (why there are three kinds):
  *   part->mu        the writer's lock: the open batch, the backlog, the active segment's file position and
@@ -414,7 +414,8 @@ enum mq_err mq_rp_write(struct mq_part *part, const struct mq_rp *rp);
 enum mq_err mq_part_list(struct mq_part *part, struct mq_bases *bases, bool cleanup);
 /* Write mode: recover from the recovery point and prepare the active segment. */
 enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases);
-/* Read mode: follow the data the writer has added since the last look (new batches, new segments). */
+/* reader.c. Read mode: follow the data the writer has added since the last look (new batches, new
+ * segments). */
 enum mq_err mq_part_reader_refresh(struct mq_part *part, bool list);
 /* The last entry of seg's offset index that points below byte `limit` at a batch whose last offset is below
  * `below`: returns the batch's position and *last its last offset, or 0 and *last -1 when there is none. */
