@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char *const mq_err_names[MQ_ERR__COUNT] = {
     [MQ_OK] = "success",
@@ -72,4 +74,60 @@ enum mq_err mq_errf(enum mq_err err, char *errstr, size_t errstr_size, const cha
         va_end(ap);
     }
     return err;
+}
+
+/* An ordinary capitalised word: one capital, then lowercase letters up to the end of the word ("The",
+ * "Invalid", "A"), as opposed to an acronym or a name with capitals of its own ("TLS", "OpenSSL", "X509"). */
+static bool mq_clause_ordinary_word(const char *w)
+{
+    if (*w < 'A' || *w > 'Z')
+        return false;
+    const char *p = w + 1;
+    while (*p >= 'a' && *p <= 'z')
+        p++;
+    /* the word ends at a space or punctuation; "A" alone is an article */
+    return *p == '\0' || *p == ' ' || *p == ',' || *p == ':' || *p == ';' || *p == '.' || *p == ')';
+}
+
+const char *mq_clause(const char *foreign, char *buf, size_t size)
+{
+    if (!buf || size == 0)
+        return "";
+    if (!foreign)
+        foreign = "unknown error";
+    while (*foreign == ' ' || *foreign == '\t' || *foreign == '\n' || *foreign == '\r')
+        foreign++;
+    size_t n = 0;
+    bool start = true; /* at the start of a sentence or of a part after ": " */
+    for (const char *s = foreign; *s && n + 1 < size; s++) {
+        char c = *s;
+        if (c == '\n' || c == '\r' || c == '\t')
+            c = ' '; /* one line */
+        if (start && c != ' ') {
+            if (mq_clause_ordinary_word(s))
+                c = (char)(c - 'A' + 'a');
+            start = false;
+        }
+        if (c == '.' && s[1] == ' ' && s[2] >= 'A' && s[2] <= 'Z' && n + 2 < size) {
+            buf[n++] = ';'; /* "Bad thing. Other thing" -> "bad thing; other thing" */
+            start = true;
+            continue;
+        }
+        if (c == ':' && s[1] == ' ')
+            start = true;
+        buf[n++] = c;
+    }
+    while (n > 0 && (buf[n - 1] == '.' || buf[n - 1] == ' '))
+        n--;
+    buf[n] = '\0';
+    return n > 0 ? buf : "unknown error";
+}
+
+const char *mq_connack_reason(int code)
+{
+    static const char *const reasons[] = {
+        "accepted",           "unacceptable protocol version", "client identifier rejected",
+        "server unavailable", "bad user name or password",     "not authorised"};
+    return code >= 0 && code < (int)(sizeof reasons / sizeof reasons[0]) ? reasons[code]
+                                                                         : "unknown return code";
 }

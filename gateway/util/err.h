@@ -44,4 +44,29 @@ enum mq_err mq_err_from_errno(int errnum);
 enum mq_err mq_errf(enum mq_err err, char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/*
+ * Our messages are one sentence each, as Unix tools write them: lowercase, no final period. Libraries write
+ * theirs as sentences of their own ("The connection was lost.", "Local: Broker transport failure", "No such
+ * file or directory"), which glued into ours gave "lost: The connection was lost.; reconnecting".
+ *
+ * mq_clause() copies the library's text foreign into buf (size bytes, always NUL-terminated) as a clause of
+ * ours: trailing periods and white space dropped, a sentence inside it ended by "; " instead of ". ", and
+ * the first word of each sentence or of each part after ": " lowercased when it is an ordinary capitalised
+ * word ("The", "Invalid", "A"; not "TLS", "OpenSSL" or "X509"). NULL becomes "unknown error". Returns buf.
+ *
+ * MQ_CLAUSE(s) does it in a buffer that lives until the end of the enclosing block (a compound literal), so
+ * that it can stand in a call's arguments: MQ_WARN("...: %s", MQ_CLAUSE(mosquitto_strerror(rc))). Every
+ * library string a message embeds goes through it (scripts/check-messages fails otherwise).
+ */
+const char *mq_clause(const char *foreign, char *buf, size_t size);
+#define MQ_CLAUSE_MAX 512
+#define MQ_CLAUSE(s)  mq_clause((s), (char[MQ_CLAUSE_MAX]){0}, MQ_CLAUSE_MAX)
+/* The refusal of an MQTT 3.1.1 CONNACK return code (1 to 5, section 3.2.2.3) as a clause ("not authorised"):
+ * mosquitto_connack_string() says "Connection Refused: not authorised." where we say "connection refused: ".
+ */
+const char *mq_connack_reason(int code);
+
+/* strerror(e) as a clause ("no such file or directory"), with MQ_CLAUSE's lifetime; needs <string.h>. */
+#define MQ_STRERROR(e) MQ_CLAUSE(strerror(e))
+
 #endif
