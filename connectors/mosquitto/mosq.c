@@ -109,7 +109,7 @@ static enum mq_err mq_mosq_setup_tls(struct mq_mosq *m, char *errstr, size_t err
         int rc = mosquitto_int_option(m->mosq, MOSQ_OPT_TLS_USE_OS_CERTS, 1);
         if (rc != MOSQ_ERR_SUCCESS)
             return mq_errf(mq_mosq_err(rc), errstr, errstr_size, "broker %s: TLS system trust store: %s",
-                           m->broker->name, mosquitto_strerror(rc));
+                           m->broker->name, MQ_CLAUSE(mosquitto_strerror(rc)));
         capath = "/etc/ssl/certs";
     }
     int rc = mosquitto_tls_set(m->mosq, t->ca, capath, t->cert, t->key, mq_mosq_no_passphrase);
@@ -117,12 +117,12 @@ static enum mq_err mq_mosq_setup_tls(struct mq_mosq *m, char *errstr, size_t err
         return mq_errf(mq_mosq_err(rc), errstr, errstr_size,
                        "broker %s: TLS setup (ca %s, cert %s, key %s): %s (are the files readable?)",
                        m->broker->name, t->ca ? t->ca : "system", t->cert ? t->cert : "none",
-                       t->key ? t->key : "none", mosquitto_strerror(rc));
+                       t->key ? t->key : "none", MQ_CLAUSE(mosquitto_strerror(rc)));
     if (t->insecure) {
         rc = mosquitto_tls_insecure_set(m->mosq, true);
         if (rc != MOSQ_ERR_SUCCESS)
             return mq_errf(mq_mosq_err(rc), errstr, errstr_size, "broker %s: tls insecure: %s",
-                           m->broker->name, mosquitto_strerror(rc));
+                           m->broker->name, MQ_CLAUSE(mosquitto_strerror(rc)));
     }
     return MQ_OK;
 }
@@ -259,7 +259,8 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
     m->sync_ready = true;
 
     if ((rc = mq_mosq_lib_ref()) != MOSQ_ERR_SUCCESS) {
-        err = mq_errf(mq_mosq_err(rc), errstr, errstr_size, "mosquitto_lib_init: %s", mosquitto_strerror(rc));
+        err = mq_errf(mq_mosq_err(rc), errstr, errstr_size, "mosquitto_lib_init: %s",
+                      MQ_CLAUSE(mosquitto_strerror(rc)));
         goto fail;
     }
     m->lib_ref = true;
@@ -267,7 +268,7 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
     m->mosq = mosquitto_new(m->client_id, b->clean_session, m);
     if (!m->mosq) {
         err = mq_errf(errno == ENOMEM ? MQ_ERR_NOMEM : MQ_ERR_INVAL, errstr, errstr_size,
-                      "broker %s: mosquitto_new(%s): %s", b->name, m->client_id, strerror(errno));
+                      "broker %s: mosquitto_new(%s): %s", b->name, m->client_id, MQ_STRERROR(errno));
         goto fail;
     }
     rc = mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
@@ -276,7 +277,7 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
         rc = mosquitto_int_option(m->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, mq_mosq_receive_maximum(m));
     if (rc != MOSQ_ERR_SUCCESS) {
         err = mq_errf(mq_mosq_err(rc), errstr, errstr_size, "broker %s: protocol options: %s", b->name,
-                      mosquitto_strerror(rc));
+                      MQ_CLAUSE(mosquitto_strerror(rc)));
         goto fail;
     }
 
@@ -292,7 +293,7 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
         }
         if (rc != MOSQ_ERR_SUCCESS) {
             err = mq_errf(mq_mosq_err(rc), errstr, errstr_size, "broker %s: username/password: %s", b->name,
-                          mosquitto_strerror(rc));
+                          MQ_CLAUSE(mosquitto_strerror(rc)));
             goto fail;
         }
     }
@@ -305,7 +306,7 @@ static enum mq_err mq_mosq_create(const struct mq_connector_ctx *ctx, void **ins
      * remains the only one that calls libmosquitto. */
     if (m->durable && (rc = mosquitto_threaded_set(m->mosq, true)) != MOSQ_ERR_SUCCESS) {
         err = mq_errf(mq_mosq_err(rc), errstr, errstr_size, "broker %s: mosquitto_threaded_set: %s", b->name,
-                      mosquitto_strerror(rc));
+                      MQ_CLAUSE(mosquitto_strerror(rc)));
         goto fail;
     }
     mosquitto_connect_v5_callback_set(m->mosq, mq_mosq_on_connect);
@@ -361,7 +362,7 @@ static enum mq_err mq_mosq_start(void *instance)
                       (uint64_t)mq_mono_us() ^ (uint64_t)(uintptr_t)m ^ ((uint64_t)m->ctx.session << 32));
     int e = pthread_create(&m->thread, NULL, mq_mosq_thread, m);
     if (e != 0) {
-        MQ_ERROR("broker %s: cannot start the network thread: %s", m->tag, strerror(e));
+        MQ_ERROR("broker %s: cannot start the network thread: %s", m->tag, MQ_STRERROR(e));
         return mq_err_from_errno(e);
     }
     m->thread_started = true;

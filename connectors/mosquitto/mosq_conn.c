@@ -116,12 +116,10 @@ static bool mq_mosq_readable(struct mq_mosq *m, int sock)
     return poll(&p, 1, 0) > 0;
 }
 
+/* libmosquitto's strings are sentences ("The connection was lost."): mq_clause() makes them part of ours. */
 static void mq_mosq_describe(int rc, int saved_errno, char *buf, size_t size)
 {
-    if (rc == MOSQ_ERR_ERRNO)
-        snprintf(buf, size, "%s", strerror(saved_errno));
-    else
-        snprintf(buf, size, "%s", mosquitto_strerror(rc));
+    mq_clause(rc == MOSQ_ERR_ERRNO ? strerror(saved_errno) : mosquitto_strerror(rc), buf, size);
 }
 
 /*
@@ -205,13 +203,13 @@ static void mq_mosq_run(struct mq_mosq *m, int64_t t0, char *why, size_t why_siz
         if (rc != MOSQ_ERR_SUCCESS) {
             if (m->connack_rc != 0)
                 snprintf(why, why_size, "connection refused: %s",
-                         m->broker->protocol == 5 ? mosquitto_reason_string(m->connack_rc)
-                                                  : mosquitto_connack_string(m->connack_rc));
+                         m->broker->protocol == 5 ? MQ_CLAUSE(mosquitto_reason_string(m->connack_rc))
+                                                  : mq_connack_reason(m->connack_rc));
             else if (m->disconnect_rc >= 0x80 && m->broker->protocol == 5 && m->connack_ok)
                 /* an MQTT 5 DISCONNECT from the broker (reason codes >= 0x80; below are libmosquitto's own
                  * error codes for a broken connection) */
                 snprintf(why, why_size, "the broker disconnected us: %s",
-                         mosquitto_reason_string(m->disconnect_rc));
+                         MQ_CLAUSE(mosquitto_reason_string(m->disconnect_rc)));
             else
                 mq_mosq_describe(rc, saved_errno, why, why_size);
             return;
@@ -309,7 +307,7 @@ static void mq_mosq_subscribe(struct mq_mosq *m)
                                               q, options, NULL);
         if (rc != MOSQ_ERR_SUCCESS)
             MQ_ERROR("broker %s: subscribing %d filter(s) at QoS %d failed: %s", m->tag, m->nsubs_by_qos[q],
-                     q, mosquitto_strerror(rc));
+                     q, MQ_CLAUSE(mosquitto_strerror(rc)));
     }
 }
 
@@ -358,7 +356,7 @@ void mq_mosq_on_subscribe(struct mosquitto *mosq, void *obj, int mid, int qos_co
         for (int i = 0; i < qos_count && i < m->nsubs_by_qos[q]; i++) {
             if (granted_qos[i] >= 0x80)
                 MQ_ERROR("broker %s: subscription to '%s' refused: %s", m->tag, m->subs_by_qos[q][i],
-                         mosquitto_reason_string(granted_qos[i]));
+                         MQ_CLAUSE(mosquitto_reason_string(granted_qos[i])));
             else if (granted_qos[i] < q)
                 MQ_WARN("broker %s: subscription to '%s' granted at QoS %d instead of %d", m->tag,
                         m->subs_by_qos[q][i], granted_qos[i], q);
@@ -376,9 +374,9 @@ void mq_mosq_on_log(struct mosquitto *mosq, void *obj, int level, const char *st
     /* libmosquitto's own lines are protocol chatter (one per packet at DEBUG): only errors and warnings are
      * worth the operator's attention; the rest goes to debug. */
     if (level & MOSQ_LOG_ERR)
-        MQ_WARN("broker %s: libmosquitto: %s", m->tag, str);
+        MQ_WARN("broker %s: libmosquitto: %s", m->tag, MQ_CLAUSE(str));
     else if (level & MOSQ_LOG_WARNING)
-        MQ_INFO("broker %s: libmosquitto: %s", m->tag, str);
+        MQ_INFO("broker %s: libmosquitto: %s", m->tag, MQ_CLAUSE(str));
     else
         MQ_DEBUG("broker %s: libmosquitto: %s", m->tag, str);
 }
