@@ -185,7 +185,7 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
     if (rc != MQTTASYNC_SUCCESS) {
         p->client = NULL;
         err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "broker %s: MQTTAsync_create(%s): %s", b->name,
-                      p->uri, mq_paho_strerror(rc));
+                      p->uri, MQ_CLAUSE(mq_paho_strerror(rc)));
         goto fail;
     }
     rc = MQTTAsync_setCallbacks(p->client, p, mq_paho_on_connection_lost, mq_paho_on_message, NULL);
@@ -193,7 +193,7 @@ static enum mq_err mq_paho_create(const struct mq_connector_ctx *ctx, void **ins
         rc = MQTTAsync_setDisconnected(p->client, p, mq_paho_on_disconnected);
     if (rc != MQTTASYNC_SUCCESS) {
         err = mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "broker %s: MQTTAsync_setCallbacks: %s", b->name,
-                      mq_paho_strerror(rc));
+                      MQ_CLAUSE(mq_paho_strerror(rc)));
         goto fail;
     }
 

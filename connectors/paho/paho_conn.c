@@ -41,10 +41,7 @@ static void mq_paho_log_retry(struct mq_paho *p, const char *what, const char *w
     int64_t in = p->next_attempt_ms - mq_mono_ms();
     /* Paho's reasons are sentences ("The connection was lost."): their period would end ours midway. */
     char reason[256];
-    snprintf(reason, sizeof reason, "%s", why ? why : "no reason given");
-    size_t n = strlen(reason);
-    while (n > 0 && (reason[n - 1] == '.' || reason[n - 1] == ' '))
-        reason[--n] = '\0';
+    mq_clause(why ? why : "no reason given", reason, sizeof reason);
     MQ_WARN("broker %s (%s): %s: %s; reconnecting in %lld ms (attempt %d)", p->broker->name, p->client_id,
             what, reason, (long long)(in > 0 ? in : 0), p->reconnect.attempts);
 }
@@ -92,7 +89,7 @@ static void mq_paho_on_subscribe_failure(void *context, MQTTAsync_failureData *d
     struct mq_paho *p = context;
     atomic_fetch_add(&p->in_callback, 1);
     MQ_ERROR("broker %s (%s): subscribing failed: %s (code %d)", p->broker->name, p->client_id,
-             data && data->message ? data->message : mq_paho_strerror(data ? data->code : 0),
+             MQ_CLAUSE(data && data->message ? data->message : mq_paho_strerror(data ? data->code : 0)),
              data ? data->code : 0);
     atomic_fetch_sub(&p->in_callback, 1);
 }
@@ -105,7 +102,8 @@ static void mq_paho_on_subscribe_failure5(void *context, MQTTAsync_failureData5 
         mq_paho_log_granted(p, 0, (int)data->reasonCode);
     else
         MQ_ERROR("broker %s (%s): subscribing failed: %s (reason code 0x%02x)", p->broker->name, p->client_id,
-                 data && data->message ? data->message : "refused", data ? (unsigned)data->reasonCode : 0u);
+                 MQ_CLAUSE(data && data->message ? data->message : "refused"),
+                 data ? (unsigned)data->reasonCode : 0u);
     atomic_fetch_sub(&p->in_callback, 1);
 }
 
@@ -125,7 +123,8 @@ static void mq_paho_subscribe(struct mq_paho *p)
     }
     int rc = MQTTAsync_subscribeMany(p->client, p->nsubs, p->filters, p->qos, &ro);
     if (rc != MQTTASYNC_SUCCESS)
-        MQ_ERROR("broker %s (%s): cannot subscribe: %s", p->broker->name, p->client_id, mq_paho_strerror(rc));
+        MQ_ERROR("broker %s (%s): cannot subscribe: %s", p->broker->name, p->client_id,
+                 MQ_CLAUSE(mq_paho_strerror(rc)));
 }
 
 /* ---- connecting ---- */
@@ -160,8 +159,8 @@ static void mq_paho_connect_failed(struct mq_paho *p, const char *why, int code,
         mq_paho_schedule_locked(p, permanent);
         if (p->state == MQ_PAHO_WAITING) {
             char buf[160];
-            if (snprintf(buf, sizeof buf, "%s (code %d)", why ? why : mq_paho_strerror(code), code) >=
-                (int)sizeof buf)
+            if (snprintf(buf, sizeof buf, "%s (code %d)", MQ_CLAUSE(why ? why : mq_paho_strerror(code)),
+                         code) >= (int)sizeof buf)
                 buf[sizeof buf - 2] = '~'; /* cut: say so, but a log line is enough */
             mq_paho_log_retry(p, "connection failed", buf);
         }
@@ -199,8 +198,8 @@ static void mq_paho_on_connect_failure5(void *context, MQTTAsync_failureData5 *d
     atomic_fetch_add(&p->in_callback, 1);
     char why[160];
     if (data && data->reasonCode != MQTTREASONCODE_SUCCESS)
-        snprintf(why, sizeof why, "%s (reason code 0x%02x)", MQTTReasonCode_toString(data->reasonCode),
-                 (unsigned)data->reasonCode);
+        snprintf(why, sizeof why, "%s (reason code 0x%02x)",
+                 MQ_CLAUSE(MQTTReasonCode_toString(data->reasonCode)), (unsigned)data->reasonCode);
     else
         snprintf(why, sizeof why, "%s", data && data->message ? data->message : "connect failed");
     mq_paho_connect_failed(p, why, data ? data->code : 0, data ? (int)data->reasonCode : 0);
@@ -304,7 +303,7 @@ void mq_paho_on_disconnected(void *context, MQTTProperties *props, enum MQTTReas
     atomic_fetch_add(&p->in_callback, 1);
     /* Paho closes the connection after this and calls connectionLost, which schedules the reconnect. */
     MQ_WARN("broker %s (%s): the broker disconnected us: %s (reason code 0x%02x)", p->broker->name,
-            p->client_id, MQTTReasonCode_toString(reason), (unsigned)reason);
+            p->client_id, MQ_CLAUSE(MQTTReasonCode_toString(reason)), (unsigned)reason);
     atomic_fetch_sub(&p->in_callback, 1);
 }
 
@@ -372,7 +371,8 @@ static void mq_paho_disconnect(struct mq_paho *p)
     /* Takes Paho's global mutex: waits for a message callback of any client that is still storing. */
     int rc = MQTTAsync_disconnect(p->client, &d);
     if (rc != MQTTASYNC_SUCCESS) {
-        MQ_DEBUG("broker %s (%s): disconnect: %s", p->broker->name, p->client_id, mq_paho_strerror(rc));
+        MQ_DEBUG("broker %s (%s): disconnect: %s", p->broker->name, p->client_id,
+                 MQ_CLAUSE(mq_paho_strerror(rc)));
         mq_paho_disconnect_done(p);
     }
 }
@@ -403,7 +403,7 @@ static void *mq_paho_supervisor(void *arg)
             if (rc != MQTTASYNC_SUCCESS && p->state == MQ_PAHO_CONNECTING) {
                 mq_paho_schedule_locked(p, false);
                 if (p->state == MQ_PAHO_WAITING)
-                    mq_paho_log_retry(p, "cannot connect", mq_paho_strerror(rc));
+                    mq_paho_log_retry(p, "cannot connect", MQ_CLAUSE(mq_paho_strerror(rc)));
             }
         } else if (p->state == MQ_PAHO_WAITING) {
             mq_paho_wait_until(p, p->next_attempt_ms);
@@ -445,7 +445,7 @@ enum mq_err mq_paho_conn_start(struct mq_paho *p)
     if (e != 0) {
         p->state = MQ_PAHO_IDLE;
         pthread_mutex_unlock(&p->lock);
-        MQ_ERROR("broker %s (%s): cannot start a thread: %s", p->broker->name, p->client_id, strerror(e));
+        MQ_ERROR("broker %s (%s): cannot start a thread: %s", p->broker->name, p->client_id, MQ_STRERROR(e));
         return mq_err_from_errno(e);
     }
     p->thread_started = true;
