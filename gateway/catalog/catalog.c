@@ -178,7 +178,7 @@ static enum mq_err mq_catalog_err(sqlite3 *db, int rc)
 /* Records the failure of `what` with SQLite code rc in cat->errmsg and returns its enum mq_err. */
 enum mq_err mq_catalog__fail(struct mq_catalog *cat, int rc, const char *what)
 {
-    snprintf(cat->errmsg, sizeof cat->errmsg, "%s: %s", what, sqlite3_errmsg(cat->db));
+    snprintf(cat->errmsg, sizeof cat->errmsg, "%s: %s", what, MQ_CLAUSE(sqlite3_errmsg(cat->db)));
     return mq_catalog_err(cat->db, rc);
 }
 
@@ -350,7 +350,7 @@ static enum mq_err mq_catalog_migrate(struct mq_catalog *cat, const char *path, 
     fail:;
         enum mq_err err = mq_catalog_err(cat->db, rc);
         mq_errf(err, errstr, errstr_size, "%s: migrating the catalog schema to version %d: %s", path,
-                version + 1, sqlite3_errmsg(cat->db));
+                version + 1, MQ_CLAUSE(sqlite3_errmsg(cat->db)));
         if (!sqlite3_get_autocommit(cat->db))
             sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
         return err;
@@ -418,7 +418,8 @@ static enum mq_err mq_catalog_configure(struct mq_catalog *cat, const char *path
     return mq_catalog_migrate(cat, path, errstr, errstr_size);
 
 fail:
-    return mq_errf(mq_catalog_err(cat->db, rc), errstr, errstr_size, "%s: %s", path, sqlite3_errmsg(cat->db));
+    return mq_errf(mq_catalog_err(cat->db, rc), errstr, errstr_size, "%s: %s", path,
+                   MQ_CLAUSE(sqlite3_errmsg(cat->db)));
 }
 
 enum mq_err mq_catalog_open(const char *path, int flags, struct mq_catalog **catp, char *errstr,
@@ -446,10 +447,10 @@ enum mq_err mq_catalog_open(const char *path, int flags, struct mq_catalog **cat
         int sys = cat->db ? sqlite3_system_errno(cat->db) : 0;
         err = mq_catalog_err(cat->db, rc);
         if (sys)
-            mq_errf(err, errstr, errstr_size, "cannot open catalog %s: %s", path, strerror(sys));
+            mq_errf(err, errstr, errstr_size, "cannot open catalog %s: %s", path, MQ_STRERROR(sys));
         else
             mq_errf(err, errstr, errstr_size, "cannot open catalog %s: %s", path,
-                    cat->db ? sqlite3_errmsg(cat->db) : sqlite3_errstr(rc));
+                    MQ_CLAUSE(cat->db ? sqlite3_errmsg(cat->db) : sqlite3_errstr(rc)));
         goto fail;
     }
     sqlite3_extended_result_codes(cat->db, 1);
@@ -466,7 +467,7 @@ enum mq_err mq_catalog_open(const char *path, int flags, struct mq_catalog **cat
         rc = sqlite3_prepare_v3(cat->db, mq_catalog_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &cat->st[i], NULL);
         if (rc != SQLITE_OK) {
             err = mq_errf(mq_catalog_err(cat->db, rc), errstr, errstr_size, "%s: preparing \"%s\": %s", path,
-                          mq_catalog_sql[i], sqlite3_errmsg(cat->db));
+                          mq_catalog_sql[i], MQ_CLAUSE(sqlite3_errmsg(cat->db)));
             goto fail;
         }
     }
