@@ -353,13 +353,14 @@ static void mq_cload(struct mq_cctx *ctx, const char *path, const yaml_node_t *f
         return;
     struct stat st;
     const char *why = NULL;
+    char reason[MQ_CLAUSE_MAX];
     int rc;
     if (stat(path, &st) != 0)
-        why = strerror(errno);
+        why = mq_clause(strerror(errno), reason, sizeof reason);
     else if (!S_ISREG(st.st_mode))
         why = "not a regular file";
     else if (!(real = realpath(path, NULL)) || !(f = fopen(path, "rb")))
-        why = strerror(errno);
+        why = mq_clause(strerror(errno), reason, sizeof reason);
     /* The size is counted as read: stat() says 0 for /proc files. */
     else if ((rc = mq_cread(f, MQ_CFG_MAX_BYTES - ctx->bytes, &text, &len)) == EFBIG) {
         if (from)
@@ -375,7 +376,7 @@ static void mq_cload(struct mq_cctx *ctx, const char *path, const yaml_node_t *f
         ctx->oom = true;
         goto out;
     } else if (rc) {
-        why = strerror(rc);
+        why = mq_clause(strerror(rc), reason, sizeof reason);
     }
     if (why) {
         if (from)

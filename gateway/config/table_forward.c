@@ -126,9 +126,9 @@ static bool mq_forward_prop(const char *name, const char *value, bool *at_value,
     /* librdkafka names an alias by its canonical name (linger.ms is queue.buffering.max.ms): say both. */
     *at_value = res == RD_KAFKA_CONF_INVALID;
     if (*at_value)
-        snprintf(why, why_size, "'%s': %s", name, errstr);
+        snprintf(why, why_size, "'%s': %s", name, MQ_CLAUSE(errstr));
     else
-        snprintf(why, why_size, "%s", errstr);
+        mq_clause(errstr, why, why_size);
     return false;
 }
 
@@ -266,7 +266,7 @@ static void mq_forward_check_rdkafka(struct mq_cctx *ctx, const struct mq_config
         if (set[i].value &&
             rd_kafka_conf_set(conf, set[i].name, set[i].value, why, sizeof(why)) != RD_KAFKA_CONF_OK)
             mq_cctx_error(ctx, set[i].at ? set[i].at : node, "this librdkafka refuses %s: %s", set[i].name,
-                          why);
+                          MQ_CLAUSE(why));
     }
     rd_kafka_conf_destroy(conf);
 }

@@ -69,7 +69,7 @@ enum mq_err mq_config_password_file(const char *path, char **out, char *errstr, 
     FILE *f = fopen(path, "r");
     if (!f)
         return mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "password_file %s: %s", path,
-                       strerror(errno));
+                       MQ_STRERROR(errno));
     char *line = NULL;
     size_t cap = 0;
     errno = 0;
@@ -81,7 +81,7 @@ enum mq_err mq_config_password_file(const char *path, char **out, char *errstr, 
         free(line);
         if (failed)
             return mq_errf(mq_err_from_errno(read_errno), errstr, errstr_size, "password_file %s: %s", path,
-                           strerror(read_errno));
+                           MQ_STRERROR(read_errno));
         return mq_errf(MQ_ERR_INVAL, errstr, errstr_size, "password_file %s is empty", path);
     }
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))

@@ -15,8 +15,7 @@ const char *mq_tls_last_error(const char *fallback, char *buf, size_t size)
     /* The earliest error is the cause ("no start line"); later ones only say where it surfaced ("PEM lib").
      */
     unsigned long first = ERR_get_error();
-    const char *reason = first ? ERR_reason_error_string(first) : NULL;
-    snprintf(buf, size, "%s", reason ? reason : fallback);
+    mq_clause(first && ERR_reason_error_string(first) ? ERR_reason_error_string(first) : fallback, buf, size);
     ERR_clear_error();
     return buf;
 }
@@ -36,7 +35,7 @@ static enum mq_err readable(const char *path, char *errstr, size_t errstr_size)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return mq_errf(MQ_ERR_IO, errstr, errstr_size, "cannot read %s: %s", path, strerror(errno));
+        return mq_errf(MQ_ERR_IO, errstr, errstr_size, "cannot read %s: %s", path, MQ_STRERROR(errno));
     fclose(f);
     return MQ_OK;
 }

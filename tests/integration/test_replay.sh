@@ -254,7 +254,7 @@ expect_err 1 "mqtts://127\.0\.0\.1:$TPORT refused the connection: .*(not authori
     --password-file "$T/wrong.pw"
 expect_err 1 "cannot connect to mqtts://127\.0\.0\.1:$TPORT" \
     "$M" replay -d "$D" t -p 0 -n 1 --to "mqtts://alice@127.0.0.1:$TPORT" --password-file "$T/alice.pw"
-expect_err 1 "password_file $T/none.pw: No such file" \
+expect_err 1 "password_file $T/none.pw: no such file" \
     "$M" replay -d "$D" t --to "mqtts://alice@127.0.0.1:$TPORT" --password-file "$T/none.pw"
 expect_err 2 "a password needs a user name" "$M" replay -d "$D" t --to "$URL" --password-file "$T/alice.pw"
 expect_err 2 "--cafile, --cert and --key need an mqtts:// URL" "$M" replay -d "$D" t --to "$URL" --cafile "$T/ca.pem"

@@ -738,7 +738,7 @@ static void test_forward_properties(void)
     CU_ASSERT_EQUAL_FATAL(m.n, 1);
     char want[PATH_MAX + 200];
     snprintf(want, sizeof(want),
-             "%s:7:18: properties: 'linger.ms': Invalid value for configuration property "
+             "%s:7:18: properties: 'linger.ms': invalid value for configuration property "
              "\"queue.buffering.max.ms\"",
              path);
     CU_ASSERT_STRING_EQUAL(m.v[0], want);
@@ -790,7 +790,7 @@ static void test_unreadable(void)
     CU_ASSERT_PTR_NULL(cfg);
     CU_ASSERT_EQUAL_FATAL(m.n, 1);
     char want[PATH_MAX + 100];
-    snprintf(want, sizeof(want), "%s: cannot read the configuration file: No such file or directory", path);
+    snprintf(want, sizeof(want), "%s: cannot read the configuration file: no such file or directory", path);
     CU_ASSERT_STRING_EQUAL(m.v[0], want);
     msgs_free(&m);
     CU_ASSERT_EQUAL(mq_config_load(tmp, &cfg, collect, &m), MQ_ERR_CONFIG);

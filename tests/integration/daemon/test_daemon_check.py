@@ -126,7 +126,7 @@ def main():
                 'mappings:\n  - from: "a/#"\n    to: a\n' % (data, d, tls, tls, tls))
     p = check(conf, d)
     got = p.stderr.splitlines()
-    want = ["%s:3:5: broker 'a': password_file %s/none.pw: No such file or directory" % (conf, d),
+    want = ["%s:3:5: broker 'a': password_file %s/none.pw: no such file or directory" % (conf, d),
             "%s:7:5: broker 'b': tls ca: %s/notpem.txt holds no usable PEM CA certificate" % (conf, tls),
             "%s:10:5: broker 'c': tls key: the key in %s/other.key does not match the certificate in %s/server.pem"
             % (conf, tls, tls)]
@@ -147,7 +147,7 @@ def main():
     with open(conf, "w") as f:
         f.write('data_dir: "%s"\n%s    properties:\n      linger.ms: soon\n' % (data, fwd))
     p = check(conf, d)
-    want = '%s:7:18: properties: \'linger.ms\': Invalid value for configuration property ' \
+    want = '%s:7:18: properties: \'linger.ms\': invalid value for configuration property ' \
         '"queue.buffering.max.ms"' % conf
     if p.returncode != 1 or p.stderr.splitlines() != [want]:
         e.fail("a bad forwarder property: exit %d, stderr %r, expected %r" % (p.returncode, p.stderr, want))
