@@ -25,7 +25,7 @@ static enum mq_err mq_conf_set(rd_kafka_conf_t *conf, const char *name, const ch
 {
     char why[512];
     if (rd_kafka_conf_set(conf, name, value, why, sizeof why) != RD_KAFKA_CONF_OK)
-        return mq_errf(MQ_ERR_CONFIG, errstr, errstr_size, "%s: %s", name, why);
+        return mq_errf(MQ_ERR_CONFIG, errstr, errstr_size, "%s: %s", name, MQ_CLAUSE(why));
     return MQ_OK;
 }
 
@@ -39,11 +39,11 @@ static void mq_fwd_rdk_log(const rd_kafka_t *rk, int level, const char *fac, con
 static void mq_fwd_rdk_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct mq_fwd *f = opaque;
-    snprintf(f->last_error, sizeof f->last_error, "%s", reason);
+    mq_clause(reason, f->last_error, sizeof f->last_error);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char why[512];
         rd_kafka_fatal_error(rk, why, sizeof why);
-        snprintf(f->last_error, sizeof f->last_error, "fatal: %.400s", why);
+        snprintf(f->last_error, sizeof f->last_error, "fatal: %.400s", MQ_CLAUSE(why));
         atomic_store(&f->fatal, true);
     }
 }

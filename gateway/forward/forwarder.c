@@ -230,7 +230,7 @@ static enum mq_err mq_fwd_connect(struct mq_fwd *f)
     f->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, why, sizeof why);
     if (!f->rk) {
         rd_kafka_conf_destroy(c);
-        mq_fwd_set_state(f, "error: cannot create the producer: %s", why);
+        mq_fwd_set_state(f, "error: cannot create the producer: %s", MQ_CLAUSE(why));
         return MQ_ERR_CONFIG;
     }
     return MQ_OK;
@@ -242,9 +242,9 @@ int mq_fwd_txn_error(struct mq_fwd *f, rd_kafka_error_t *e, const char *what)
     int kind = rd_kafka_error_is_retriable(e) ? 0 : rd_kafka_error_txn_requires_abort(e) ? 1 : 2;
     if (kind == 0) /* a timeout says little: librdkafka's last error says why (a name that does not
                       resolve, a refused connection, failed authentication) */
-        mq_fwd_outage(f, what, f->last_error[0] ? f->last_error : rd_kafka_error_string(e));
+        mq_fwd_outage(f, what, f->last_error[0] ? f->last_error : MQ_CLAUSE(rd_kafka_error_string(e)));
     else
-        MQ_WARN("forward %s: %s: %s (%s)", f->name, what, rd_kafka_error_string(e),
+        MQ_WARN("forward %s: %s: %s (%s)", f->name, what, MQ_CLAUSE(rd_kafka_error_string(e)),
                 kind == 1 ? "aborting the transaction" : "starting a new producer");
     rd_kafka_error_destroy(e);
     return kind;
@@ -414,7 +414,7 @@ static enum mq_err mq_fwd_remote_check(struct mq_fwd *f, struct mq_fwd_topic *ft
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(f->rk, 0, ft->rkt, &md, MQ_FWD_CALL_MS);
     if (err) {
-        mq_fwd_outage(f, "reading metadata", rd_kafka_err2str(err));
+        mq_fwd_outage(f, "reading metadata", MQ_CLAUSE(rd_kafka_err2str(err)));
         return MQ_ERR_TIMEDOUT;
     }
     int32_t n = 0;
@@ -445,8 +445,6 @@ static enum mq_err mq_fwd_remote_check(struct mq_fwd *f, struct mq_fwd_topic *ft
                 cwhy = rd_kafka_topic_result_error_string(tr[0]);
             }
         }
-        if (!cwhy)
-            cwhy = rd_kafka_err2str(cerr);
         if (!cerr || cerr == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
             MQ_NOTICE("forward %s: created remote topic %s with %" PRId32 " partitions", f->name, ft->remote,
                       ft->nlocal);
@@ -454,7 +452,7 @@ static enum mq_err mq_fwd_remote_check(struct mq_fwd *f, struct mq_fwd_topic *ft
         } else {
             snprintf(ft->problem, sizeof ft->problem,
                      "remote topic %s does not exist and the cluster refused to create it: %s", ft->remote,
-                     cwhy);
+                     MQ_CLAUSE(cwhy ? cwhy : rd_kafka_err2str(cerr)));
         }
         if (ev)
             rd_kafka_event_destroy(ev);
@@ -464,7 +462,8 @@ static enum mq_err mq_fwd_remote_check(struct mq_fwd *f, struct mq_fwd_topic *ft
         return MQ_OK; /* the next discovery reads its metadata */
     }
     if (terr) {
-        snprintf(ft->problem, sizeof ft->problem, "remote topic %s: %s", ft->remote, rd_kafka_err2str(terr));
+        snprintf(ft->problem, sizeof ft->problem, "remote topic %s: %s", ft->remote,
+                 MQ_CLAUSE(rd_kafka_err2str(terr)));
         return MQ_OK;
     }
     if (f->partitioning == MQ_FWD_PART_SAME && n < ft->nlocal) {

@@ -92,7 +92,8 @@ void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     struct mq_fwd *f = opaque;
     struct mq_fwd_part *p = m->_private;
     if (m->err) {
-        snprintf(f->last_error, sizeof f->last_error, "delivery failed: %s", rd_kafka_err2str(m->err));
+        snprintf(f->last_error, sizeof f->last_error, "delivery failed: %s",
+                 MQ_CLAUSE(rd_kafka_err2str(m->err)));
         if (f->mode == MQ_FWD_AT_LEAST_ONCE)
             f->rewind = true; /* exactly_once: the commit fails and the transaction is aborted */
         return;
@@ -319,7 +320,8 @@ static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budge
             rd_kafka_headers_destroy(h);
             mq_cursor_seek(p->cur, rv.offset); /* not sent: read it again next round */
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                snprintf(f->last_error, sizeof f->last_error, "produce: %s", rd_kafka_err2str(err));
+                snprintf(f->last_error, sizeof f->last_error, "produce: %s",
+                         MQ_CLAUSE(rd_kafka_err2str(err)));
                 if (f->mode == MQ_FWD_AT_LEAST_ONCE)
                     f->rewind = true;
             }

@@ -78,10 +78,11 @@ static enum mq_err mq_fwd_scan(struct mq_fwd *f, rd_kafka_t *c, struct mq_fwd_to
     rd_kafka_resp_err_t err =
         rd_kafka_query_watermark_offsets(c, ft->remote, rp, &lo, &hi, MQ_FWD_TAIL_WAIT_MS);
     if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-        return mq_errf(MQ_ERR_NOENT, errstr, errstr_size, "%s: %s", ft->remote, rd_kafka_err2str(err));
+        return mq_errf(MQ_ERR_NOENT, errstr, errstr_size, "%s: %s", ft->remote,
+                       MQ_CLAUSE(rd_kafka_err2str(err)));
     if (err)
         return mq_errf(MQ_ERR_TIMEDOUT, errstr, errstr_size, "%s/%" PRId32 ": %s", ft->remote, rp,
-                       rd_kafka_err2str(err));
+                       MQ_CLAUSE(rd_kafka_err2str(err)));
     int64_t end = hi, window = MQ_FWD_TAIL_WINDOW, scanned = 0;
     for (;;) {
         bool missing = false;
@@ -100,7 +101,7 @@ static enum mq_err mq_fwd_scan(struct mq_fwd *f, rd_kafka_t *c, struct mq_fwd_to
         rd_kafka_topic_partition_list_destroy(l);
         if (err)
             return mq_errf(MQ_ERR_IO, errstr, errstr_size, "assign %s/%" PRId32 ": %s", ft->remote, rp,
-                           rd_kafka_err2str(err));
+                           MQ_CLAUSE(rd_kafka_err2str(err)));
         /* Within the window the last matching record wins: records of one local partition are in offset
          * order on any remote partition. */
         int64_t found[ft->nlocal];
@@ -119,7 +120,7 @@ static enum mq_err mq_fwd_scan(struct mq_fwd *f, rd_kafka_t *c, struct mq_fwd_to
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 done = true;
             } else if (m->err) {
-                snprintf(f->last_error, sizeof f->last_error, "%s", rd_kafka_message_errstr(m));
+                mq_clause(rd_kafka_message_errstr(m), f->last_error, sizeof f->last_error);
             } else if (m->partition == rp && m->offset >= begin) {
                 if (m->offset >= end) {
                     done = true;
@@ -212,7 +213,7 @@ enum mq_err mq_fwd_sync(struct mq_fwd *f, char *errstr, size_t errstr_size)
                 if (!c) {
                     rd_kafka_conf_destroy(cc);
                     return mq_errf(MQ_ERR_CONFIG, errstr, errstr_size, "cannot create the tail consumer: %s",
-                                   why);
+                                   MQ_CLAUSE(why));
                 }
             }
             enum mq_err err = mq_fwd_sync_topic(f, c, ft, resume, errstr, errstr_size);
