@@ -109,7 +109,7 @@ static bool mq_budget_fits(struct mq_log *log, int64_t size)
          * count too. Writes admitted but not yet made are not in its answer. */
         int64_t free_bytes, reserve;
         if (!mq_budget_free(log, &free_bytes, &reserve))
-            MQ_DEBUG("%s: statvfs: %s; free space not checked for this write", log->dir, strerror(errno));
+            MQ_DEBUG("%s: statvfs: %s; free space not checked for this write", log->dir, MQ_STRERROR(errno));
         else
             fits = free_bytes - log->budget_inflight - size - reserve >= conf->min_free_bytes;
     }

@@ -307,7 +307,7 @@ static int mq_cursor_read_batch(struct mq_cursor *cur)
         default: {
             int e = errno;
             return mq_cursor_fail(cur, e == ENOMEM ? MQ_ERR_NOMEM : MQ_ERR_IO, pos, cur->offset,
-                                  "read error: %s", strerror(e));
+                                  "read error: %s", MQ_STRERROR(e));
         }
         }
     }

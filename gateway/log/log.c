@@ -416,7 +416,7 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
     struct stat st;
     if (mode == MQ_LOG_WRITE) {
         if ((err = mq_mkdir_p(dir)) != MQ_OK) {
-            mq_errf(err, errstr, errstr_size, "cannot create data directory %s: %s", dir, strerror(errno));
+            mq_errf(err, errstr, errstr_size, "cannot create data directory %s: %s", dir, MQ_STRERROR(errno));
             goto fail;
         }
         char *lock_path = NULL;
@@ -428,7 +428,7 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
         free(lock_path);
         if (log->lock_fd < 0) {
             err = mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "cannot open %s/.lock: %s", dir,
-                          strerror(errno));
+                          MQ_STRERROR(errno));
             goto fail;
         }
         if (flock(log->lock_fd, LOCK_EX | LOCK_NB) != 0) {

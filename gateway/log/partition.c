@@ -118,7 +118,7 @@ static enum mq_err mq_part_write_batch(struct mq_part *part, const uint8_t *buf,
     err = fd < 0 ? mq_err_from_errno(errno) : mq_pwrite_full(fd, buf, size, cur);
     if (err != MQ_OK) {
         if (fd >= 0 && ftruncate(fd, cur) != 0)
-            MQ_ERROR("%s: cannot cut back a failed write: %s", seg->path_log, strerror(errno));
+            MQ_ERROR("%s: cannot cut back a failed write: %s", seg->path_log, MQ_STRERROR(errno));
         if (budget)
             mq_budget_wrote(part->log, (int64_t)size, false);
         part->write_err = err;

@@ -134,7 +134,7 @@ static void mq_rc_place_index(int dir_fd, const char *from, const char *to)
     if (renameat(dir_fd, from, dir_fd, to) == 0 || errno == ENOENT)
         return;
     MQ_WARN("cannot put the rewritten index %s in place (%s): it is rebuilt at the next start", to,
-            strerror(errno));
+            MQ_STRERROR(errno));
     unlinkat(dir_fd, to, 0);
     unlinkat(dir_fd, from, 0);
 }
@@ -395,7 +395,7 @@ static enum mq_rc_result mq_rc_commit(struct mq_part *part, struct mq_segment *o
     if (!cl || !sw || !ci || !ct)
         goto out;
     if (mq_dir_sync(part) != MQ_OK || rename(cl, sw) != 0 || mq_dir_sync(part) != MQ_OK) {
-        MQ_WARN("%s: cannot commit its recompaction: %s", old->path_log, strerror(errno));
+        MQ_WARN("%s: cannot commit its recompaction: %s", old->path_log, MQ_STRERROR(errno));
         mq_rc_discard(part, ns, access(sw, F_OK) == 0);
         goto out;
     }
@@ -418,7 +418,7 @@ static enum mq_rc_result mq_rc_commit(struct mq_part *part, struct mq_segment *o
         /* Committed but not in place: the next open completes it. Until then readers keep the old
          * segment's descriptor, and index lookups that do not match it fall back to scanning. */
         MQ_ERROR("%s: recompaction committed but not completed (%s): it completes at the next start",
-                 old->path_log, strerror(errno));
+                 old->path_log, MQ_STRERROR(errno));
         pthread_mutex_unlock(&part->mu);
         goto out;
     }

@@ -641,7 +641,7 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
                 /* e.g. a directory in its place: the segment stays readable by a scan from its start, and
                  * the walk below still learns its largest timestamp, which time retention needs */
                 snprintf(why, sizeof why, "its index files %s and %s cannot be opened (%s): reads scan it",
-                         seg->path_idx, seg->path_tidx, strerror(errno));
+                         seg->path_idx, seg->path_tidx, MQ_STRERROR(errno));
             else
                 snprintf(why, sizeof why, "its index %s is missing or inconsistent", seg->path_idx);
             mq_seg_rebuild(part, seg, part->segs[i + 1]->base_offset, &batches, why);
@@ -681,7 +681,7 @@ enum mq_err mq_part_recover(struct mq_part *part, const struct mq_bases *bases)
             /* e.g. a directory in place of one: the segment is recovered without them (their entries are
              * dropped) and read by scanning it from its start; below, new records go to a new segment. */
             MQ_WARN("%s: index files %s and %s cannot be opened (%s); reads scan the segment from its start",
-                    seg->path_log, seg->path_idx, seg->path_tidx, strerror(errno));
+                    seg->path_log, seg->path_idx, seg->path_tidx, MQ_STRERROR(errno));
             err = MQ_OK;
         }
         seg->bytes_since_index = last_idx_pos >= 0 ? start - last_idx_pos : start;

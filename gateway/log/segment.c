@@ -330,7 +330,7 @@ static enum mq_err mq_idx_flush(int fd, struct mq_idx_pending *pend, int64_t *wr
     enum mq_err err = mq_pwrite_full(fd, pend->buf, pend->len, *written);
     if (err != MQ_OK) {
         if (ftruncate(fd, *written) != 0)
-            MQ_WARN("%s: truncate after failed write: %s", path, strerror(errno));
+            MQ_WARN("%s: truncate after failed write: %s", path, MQ_STRERROR(errno));
         return err;
     }
     *written += (int64_t)pend->len;

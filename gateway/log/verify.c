@@ -85,7 +85,7 @@ static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64
     bool last = next_seg == NULL;
     int fd = open(seg->path_log, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        mq_verify_report(v, seg->path_log, -1, "cannot open: %s", strerror(errno));
+        mq_verify_report(v, seg->path_log, -1, "cannot open: %s", MQ_STRERROR(errno));
         return;
     }
     struct stat st;
@@ -125,7 +125,7 @@ static void mq_verify_segment(struct mq_verify *v, struct mq_segment *seg, int64
             } else if (r == MQ_SCAN_BAD)
                 mq_verify_report(v, seg->path_log, pos, "invalid batch header");
             else if (r == MQ_SCAN_IOERR)
-                mq_verify_report(v, seg->path_log, pos, "read error: %s", strerror(errno));
+                mq_verify_report(v, seg->path_log, pos, "read error: %s", MQ_STRERROR(errno));
             break;
         }
         v->batches++;
@@ -252,7 +252,7 @@ static void mq_verify_part(void *opaque, const char *topic, int32_t partition)
         return;
     DIR *d = opendir(pdir);
     if (!d) {
-        mq_verify_report(v, pdir, -1, "cannot open: %s", strerror(errno));
+        mq_verify_report(v, pdir, -1, "cannot open: %s", MQ_STRERROR(errno));
         free(pdir);
         return;
     }
