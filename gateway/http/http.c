@@ -85,7 +85,8 @@ enum mq_err mq_http_start(const char *host, int port, mq_http_fn *fn, void *opaq
     snprintf(service, sizeof service, "%d", port);
     int rc = getaddrinfo(host, service, &hints, &ai);
     if (rc != 0)
-        return mq_errf(MQ_ERR_IO, errstr, errstr_size, "http listen %s: %s", host, gai_strerror(rc));
+        return mq_errf(MQ_ERR_IO, errstr, errstr_size, "http listen %s: %s", host,
+                       MQ_CLAUSE(gai_strerror(rc)));
     struct mq_http *http = calloc(1, sizeof *http);
     if (!http) {
         freeaddrinfo(ai);

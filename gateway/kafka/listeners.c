@@ -28,13 +28,13 @@ static int listen_on(const char *host, int port, int *bound_port, char *errstr, 
     int rc = getaddrinfo(host, ports, &hints, &ai);
     if (rc != 0) {
         *err = mq_errf(MQ_ERR_CONFIG, errstr, errstr_size, "kafka listener %s:%d: %s", host, port,
-                       gai_strerror(rc));
+                       MQ_CLAUSE(gai_strerror(rc)));
         return -1;
     }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *err = mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "kafka listener: socket: %s",
-                       strerror(errno));
+                       MQ_STRERROR(errno));
         freeaddrinfo(ai);
         return -1;
     }
@@ -43,7 +43,7 @@ static int listen_on(const char *host, int port, int *bound_port, char *errstr, 
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 512) != 0) {
         int e = errno;
         *err = mq_errf(e == EADDRINUSE ? MQ_ERR_BUSY : mq_err_from_errno(e), errstr, errstr_size,
-                       "kafka listener %s:%d: %s", host, port, strerror(e));
+                       "kafka listener %s:%d: %s", host, port, MQ_STRERROR(e));
         close(fd);
         freeaddrinfo(ai);
         return -1;
@@ -53,7 +53,7 @@ static int listen_on(const char *host, int port, int *bound_port, char *errstr, 
     socklen_t sl = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
         *err = mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "kafka listener: getsockname: %s",
-                       strerror(errno));
+                       MQ_STRERROR(errno));
         close(fd);
         return -1;
     }

@@ -183,7 +183,7 @@ static void conn_update_events(struct conn *c)
         return;
     struct epoll_event e = {.events = ev, .data.ptr = c};
     if (epoll_ctl(c->srv->epoll_fd, EPOLL_CTL_MOD, c->fd, &e) != 0) {
-        mq_ksrv_conn_kill(c, strerror(errno));
+        mq_ksrv_conn_kill(c, MQ_STRERROR(errno));
         return;
     }
     c->events = ev;
@@ -276,7 +276,7 @@ static void conn_flush(struct conn *c)
                     }
                     if (errno == EINTR)
                         continue;
-                    mq_ksrv_conn_kill(c, strerror(errno));
+                    mq_ksrv_conn_kill(c, MQ_STRERROR(errno));
                     return;
                 }
                 it->off += (size_t)w;
@@ -299,7 +299,7 @@ static void conn_flush(struct conn *c)
                     }
                     if (errno == EINTR)
                         continue;
-                    mq_ksrv_conn_kill(c, strerror(errno));
+                    mq_ksrv_conn_kill(c, MQ_STRERROR(errno));
                     return;
                 }
                 if (w == 0) {
@@ -455,7 +455,7 @@ static void conn_read(struct conn *c)
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            mq_ksrv_conn_kill(c, strerror(errno));
+            mq_ksrv_conn_kill(c, MQ_STRERROR(errno));
         else if (c->io_wait == EPOLLOUT)
             c->read_wants_out = true; /* TLS must send before it can read on */
         break;
@@ -515,7 +515,7 @@ static void refuse_no_fd(struct mq_ksrv_listener *lsn, int err)
 {
     struct mq_kafka_server *srv = lsn->srv;
     char why[128];
-    snprintf(why, sizeof why, "%s (RLIMIT_NOFILE; max_connections %d)", strerror(err),
+    snprintf(why, sizeof why, "%s (RLIMIT_NOFILE; max_connections %d)", MQ_STRERROR(err),
              srv->conf.max_connections);
     if (srv->spare_fd >= 0) {
         close(srv->spare_fd);
@@ -541,7 +541,7 @@ static void accept_all(struct mq_ksrv_listener *lsn)
                 return;
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                MQ_WARN("kafka: accept: %s", strerror(errno));
+                MQ_WARN("kafka: accept: %s", MQ_STRERROR(errno));
             return;
         }
         atomic_fetch_add(&srv->st_accepted, 1);
@@ -590,7 +590,7 @@ static void accept_all(struct mq_ksrv_listener *lsn)
         slot->conns++;
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &e) != 0) {
-            MQ_WARN("kafka: epoll_ctl: %s", strerror(errno));
+            MQ_WARN("kafka: epoll_ctl: %s", MQ_STRERROR(errno));
             mq_ksrv_ip_release(srv, slot);
             c->io->close(c);
             close(fd);
@@ -670,7 +670,7 @@ static void *loop_main(void *arg)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            MQ_ERROR("kafka: epoll_wait: %s", strerror(errno));
+            MQ_ERROR("kafka: epoll_wait: %s", MQ_STRERROR(errno));
             break;
         }
         bool woken = false;
@@ -896,7 +896,7 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
     srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (srv->epoll_fd < 0 || srv->wake_fd < 0) {
         err = mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "kafka: epoll/eventfd: %s",
-                      strerror(errno));
+                      MQ_STRERROR(errno));
         server_free(srv);
         return err;
     }
@@ -907,7 +907,8 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         rc = epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->listeners[i].fd, &e);
     }
     if (rc != 0) {
-        err = mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "kafka: epoll_ctl: %s", strerror(errno));
+        err = mq_errf(mq_err_from_errno(errno), errstr, errstr_size, "kafka: epoll_ctl: %s",
+                      MQ_STRERROR(errno));
         server_free(srv);
         return err;
     }
@@ -923,7 +924,8 @@ enum mq_err mq_kafka_server_start(struct mq_store *store, const struct mq_kafka_
         if (srv->durable_cb_set)
             mq_log_set_durable_cb(srv->log, NULL, NULL); /* returns once no call is running */
         server_free(srv);
-        return mq_errf(mq_err_from_errno(rc), errstr, errstr_size, "kafka: pthread_create: %s", strerror(rc));
+        return mq_errf(mq_err_from_errno(rc), errstr, errstr_size, "kafka: pthread_create: %s",
+                       MQ_STRERROR(rc));
     }
     srv->thread_started = true;
     pthread_setname_np(srv->thread, "mqlog-kafka"); /* for top -H and /proc */

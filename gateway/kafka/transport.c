@@ -156,7 +156,8 @@ static void handshake_failed(struct conn *c)
     char reason[256];
     long vr = SSL_get_verify_result(c->ssl);
     if (vr != X509_V_OK) {
-        snprintf(reason, sizeof reason, "client certificate: %s", X509_verify_cert_error_string(vr));
+        snprintf(reason, sizeof reason, "client certificate: %s",
+                 MQ_CLAUSE(X509_verify_cert_error_string(vr)));
         ERR_clear_error();
     } else {
         mq_tls_last_error("the connection failed", reason, sizeof reason);
