@@ -409,7 +409,7 @@ enum mq_err mq_ctl_server_start(struct mq_store *store, struct mq_ingest *ingest
         free(srv->path);
         free(srv);
         return mq_errf(mq_err_from_errno(e), errstr, errstr_size, "control socket %s/" MQ_CTL_SOCKET ": %s",
-                       dir, strerror(e));
+                       dir, MQ_STRERROR(e));
     }
     int rc = pthread_create(&srv->thread, NULL, mq_ctl_main, srv);
     if (rc != 0) {
@@ -418,7 +418,7 @@ enum mq_err mq_ctl_server_start(struct mq_store *store, struct mq_ingest *ingest
         free(srv->path);
         free(srv);
         return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "control socket: cannot start its thread: %s",
-                       strerror(rc));
+                       MQ_STRERROR(rc));
     }
     *out = srv;
     return MQ_OK;

@@ -93,7 +93,7 @@ static void mq_daemon_notify(const char *msg)
     if (sendto(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa,
                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
         MQ_DEBUG("sd_notify: %s dropped: %s", strncmp(msg, "STATUS=", 7) == 0 ? "a STATUS= line" : msg,
-                 strerror(errno));
+                 MQ_STRERROR(errno));
     close(fd);
 }
 
@@ -504,7 +504,7 @@ static enum mq_err mq_daemon_catalog_rebuild(struct mq_store *store)
     }
     if (n > 0)
         MQ_WARN(
-            "%s/" MQ_CATALOG_FILE "%s: rebuilt %d topic row%s from the partition directories. Consumer-group "
+            "%s/" MQ_CATALOG_FILE "%s: rebuilt %d topic row%s from the partition directories; consumer-group "
             "offsets and connector checkpoints that were in the catalog cannot be rebuilt and are gone: "
             "consumer groups restart from their offset reset policy",
             mq_store_dir(store), mq_store_catalog_was_new(store) ? " was missing or empty" : " lacked topics",
@@ -612,7 +612,7 @@ int mq_daemon_run(const char *config_path)
     sigaddset(&set, SIGUSR1);
     int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (rc != 0) {
-        MQ_ERROR("pthread_sigmask: %s", strerror(rc));
+        MQ_ERROR("pthread_sigmask: %s", MQ_STRERROR(rc));
         return 1;
     }
     signal(SIGPIPE, SIG_IGN); /* a peer closing a socket is an EPIPE error, not the end of the daemon */
@@ -663,7 +663,7 @@ int mq_daemon_run(const char *config_path)
         else if (sig == SIGUSR1)
             mq_daemon_stats(&d, MQ_LV_INFO);
         else if (sig < 0 && errno != EAGAIN && errno != EINTR) {
-            MQ_ERROR("sigtimedwait: %s", strerror(errno));
+            MQ_ERROR("sigtimedwait: %s", MQ_STRERROR(errno));
             exit_status = 1;
             break;
         }

@@ -935,7 +935,7 @@ enum mq_err mq_ingest_new(struct mq_store *store, struct mq_ingest_routes *route
     if (rc != 0) {
         free(map);
         free(in);
-        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "pthread_mutex_init: %s", strerror(rc));
+        return mq_errf(MQ_ERR_NOMEM, errstr, errstr_size, "pthread_mutex_init: %s", MQ_STRERROR(rc));
     }
     pthread_mutex_init(&in->sess_mu, NULL);
     in->store = store;

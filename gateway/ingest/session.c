@@ -183,7 +183,7 @@ static enum mq_err mq_rx_map(struct mq_rx_session *s, const char *path, uint32_t
     return MQ_OK;
 fail:;
     int e = errno;
-    snprintf(errstr, errstr_size, "%s: %s", create ? tmp : path, strerror(e));
+    snprintf(errstr, errstr_size, "%s: %s", create ? tmp : path, MQ_STRERROR(e));
     if (fd >= 0)
         close(fd);
     return mq_err_from_errno(e);
@@ -390,7 +390,7 @@ enum mq_err mq_rx_session_open(struct mq_store *store, const char *broker, const
     enum mq_err err = MQ_OK;
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
         err = mq_err_from_errno(errno);
-        snprintf(errstr, errstr_size, "%s: %s", path, strerror(errno));
+        snprintf(errstr, errstr_size, "%s: %s", path, MQ_STRERROR(errno));
         goto fail;
     }
     mq_rx_path(store, broker, client_id, path, sizeof path);
@@ -692,6 +692,6 @@ void mq_rx_session_sync(struct mq_rx_session *s)
     if (msync(s->map, s->map_len, MS_SYNC) != 0 && !s->warned_sync) {
         s->warned_sync = true; /* the slots stay in the page cache: exact through kills, not power loss */
         MQ_WARN("broker %s session %s: cannot sync the redelivery guard: %s", s->broker, s->client_id,
-                strerror(errno));
+                MQ_STRERROR(errno));
     }
 }
