@@ -95,15 +95,15 @@ enum mq_err mq_store_open(const char *dir, int flags, const struct mq_log_conf *
         if (mq_store_mkdirs(dir) != 0) {
             int e = errno;
             err = mq_errf(mq_err_from_errno(e), errstr, errstr_size, "cannot create data directory %s: %s",
-                          dir, strerror(e));
+                          dir, MQ_STRERROR(e));
             goto fail;
         }
     } else {
         /* A reader creates nothing: a mistyped directory must be an error, not a new empty store. */
         if (stat(dir, &st) != 0) {
             int e = errno;
-            err =
-                mq_errf(mq_err_from_errno(e), errstr, errstr_size, "data directory %s: %s", dir, strerror(e));
+            err = mq_errf(mq_err_from_errno(e), errstr, errstr_size, "data directory %s: %s", dir,
+                          MQ_STRERROR(e));
             goto fail;
         }
         if (!S_ISDIR(st.st_mode)) {
@@ -114,7 +114,7 @@ enum mq_err mq_store_open(const char *dir, int flags, const struct mq_log_conf *
             int e = errno;
             err = mq_errf(mq_err_from_errno(e), errstr, errstr_size,
                           "%s: %s (not an mqlog data directory, or mqlogd has not run there yet)", catpath,
-                          strerror(e));
+                          MQ_STRERROR(e));
             goto fail;
         }
     }

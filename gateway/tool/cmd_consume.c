@@ -599,7 +599,7 @@ int mq_cmd_consume(int argc, char **argv)
     /* EPIPE: the reader went away (`| head`), which ends a consumer normally, as it ends cat. */
     int werr = mq_consume_flush(&cs);
     if (werr && werr != EPIPE) {
-        mq_tool_error("writing output: %s", strerror(werr));
+        mq_tool_error("writing output: %s", MQ_STRERROR(werr));
         failed = true;
     }
     if (!mq_consume_commit(&cs))
@@ -609,7 +609,7 @@ int mq_cmd_consume(int argc, char **argv)
         mq_out_char(&cs.out, '\n');
         werr = mq_out_flush(&cs.out);
         if (werr && werr != EPIPE) {
-            mq_tool_error("writing output: %s", strerror(werr));
+            mq_tool_error("writing output: %s", MQ_STRERROR(werr));
             failed = true;
         }
     }

@@ -415,7 +415,7 @@ static int mq_forward_status(int argc, char **argv)
         mq_fwd_print_table(&out, all, ncps, rows, nrows);
     int werr = mq_out_flush(&out);
     if (werr) {
-        mq_tool_error("writing output: %s", strerror(werr));
+        mq_tool_error("writing output: %s", MQ_STRERROR(werr));
         rc = MQ_EXIT_FAIL;
     }
     mq_out_free(&out);

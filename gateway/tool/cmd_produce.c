@@ -154,7 +154,7 @@ static int mq_produce_via_daemon(int fd, const char *dir, const char *topic_name
         errno = 0;
     }
     if (ferror(stdin)) {
-        mq_tool_error("reading standard input: %s", strerror(errno ? errno : EIO));
+        mq_tool_error("reading standard input: %s", MQ_STRERROR(errno ? errno : EIO));
         goto out;
     }
     mq_produce_sock_put(sock, "end\n", 4);
@@ -361,7 +361,7 @@ int mq_cmd_produce(int argc, char **argv)
         errno = 0;
     }
     if (ferror(stdin)) {
-        mq_tool_error("reading standard input: %s", strerror(errno ? errno : EIO));
+        mq_tool_error("reading standard input: %s", MQ_STRERROR(errno ? errno : EIO));
         goto out;
     }
     for (int32_t p = 0; p < topic.partitions; p++) {

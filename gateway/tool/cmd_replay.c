@@ -459,7 +459,7 @@ static bool mq_replay_pump(struct mq_replay *rs, int timeout_ms)
     mq_tool_error("connection to %s lost after %" PRId64 " of %" PRId64 " published messages were "
                   "acknowledged: %s",
                   rs->url, rs->acked, rs->published,
-                  rc == MOSQ_ERR_SUCCESS ? "the broker closed it" : mq_replay_mosq_str(rc, e));
+                  rc == MOSQ_ERR_SUCCESS ? "the broker closed it" : MQ_CLAUSE(mq_replay_mosq_str(rc, e)));
     return false;
 }
 
@@ -468,19 +468,19 @@ static bool mq_replay_connect(struct mq_replay *rs, const char *client_id)
 {
     int rc = mosquitto_lib_init();
     if (rc != MOSQ_ERR_SUCCESS) {
-        mq_tool_error("libmosquitto: %s", mosquitto_strerror(rc));
+        mq_tool_error("libmosquitto: %s", MQ_CLAUSE(mosquitto_strerror(rc)));
         return false;
     }
     rs->lib_init = true;
     rs->mosq = mosquitto_new(client_id, true, rs);
     if (!rs->mosq) {
-        mq_tool_error("libmosquitto: %s", errno == EINVAL ? "invalid client id" : strerror(errno));
+        mq_tool_error("libmosquitto: %s", errno == EINVAL ? "invalid client id" : MQ_STRERROR(errno));
         return false;
     }
     if (rs->username) {
         rc = mosquitto_username_pw_set(rs->mosq, rs->username, rs->password);
         if (rc != MOSQ_ERR_SUCCESS) {
-            mq_tool_error("libmosquitto: setting the credentials: %s", mosquitto_strerror(rc));
+            mq_tool_error("libmosquitto: setting the credentials: %s", MQ_CLAUSE(mosquitto_strerror(rc)));
             return false;
         }
     }
@@ -498,7 +498,7 @@ static bool mq_replay_connect(struct mq_replay *rs, const char *client_id)
         if (rc != MOSQ_ERR_SUCCESS) {
             mq_tool_error("TLS setup (ca %s, cert %s, key %s): %s (are the files readable?)",
                           rs->cafile ? rs->cafile : "system", rs->certfile ? rs->certfile : "none",
-                          rs->keyfile ? rs->keyfile : "none", mosquitto_strerror(rc));
+                          rs->keyfile ? rs->keyfile : "none", MQ_CLAUSE(mosquitto_strerror(rc)));
             return false;
         }
     }
@@ -509,20 +509,20 @@ static bool mq_replay_connect(struct mq_replay *rs, const char *client_id)
      * that holds, so let the library send as many as we allow. */
     rc = mosquitto_int_option(rs->mosq, MOSQ_OPT_SEND_MAXIMUM, rs->inflight_max);
     if (rc != MOSQ_ERR_SUCCESS) {
-        mq_tool_error("libmosquitto: setting the in-flight limit: %s", mosquitto_strerror(rc));
+        mq_tool_error("libmosquitto: setting the in-flight limit: %s", MQ_CLAUSE(mosquitto_strerror(rc)));
         return false;
     }
     /* Without it the last publishes of a run wait for the delayed ACK of the ones before (Nagle: ~40 ms). */
     rc = mosquitto_int_option(rs->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     if (rc != MOSQ_ERR_SUCCESS) {
-        mq_tool_error("libmosquitto: setting TCP_NODELAY: %s", mosquitto_strerror(rc));
+        mq_tool_error("libmosquitto: setting TCP_NODELAY: %s", MQ_CLAUSE(mosquitto_strerror(rc)));
         return false;
     }
     rs->connack_rc = -1;
     errno = 0;
     rc = mosquitto_connect(rs->mosq, rs->host, rs->port, MQ_REPLAY_KEEPALIVE_S);
     if (rc != MOSQ_ERR_SUCCESS) {
-        mq_tool_error("cannot connect to %s: %s", rs->url, mq_replay_mosq_str(rc, errno));
+        mq_tool_error("cannot connect to %s: %s", rs->url, MQ_CLAUSE(mq_replay_mosq_str(rc, errno)));
         return false;
     }
     int64_t deadline = mq_mono_ms() + MQ_REPLAY_CONNECT_MS;
@@ -545,13 +545,13 @@ static bool mq_replay_connect(struct mq_replay *rs, const char *client_id)
                 mq_tool_error("cannot connect to %s: %s", rs->url,
                               rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_NO_CONN
                                   ? "the broker closed the connection before CONNACK"
-                                  : mq_replay_mosq_str(rc, e));
+                                  : MQ_CLAUSE(mq_replay_mosq_str(rc, e)));
                 return false;
             }
         }
     }
     if (rs->connack_rc != 0) {
-        mq_tool_error("%s refused the connection: %s", rs->url, mosquitto_connack_string(rs->connack_rc));
+        mq_tool_error("%s refused the connection: %s", rs->url, mq_connack_reason(rs->connack_rc));
         return false;
     }
     return true;
@@ -764,7 +764,7 @@ static bool mq_replay_run(struct mq_replay *rs, double rate, double speed)
                               rs->url, rs->acked, rs->published);
             else
                 mq_tool_error("%s-%d offset %" PRId64 ": publishing: %s", rs->topic, (int)rp->id, rv->offset,
-                              mq_replay_mosq_str(rc, e));
+                              MQ_CLAUSE(mq_replay_mosq_str(rc, e)));
             return false;
         }
         /* Counted after the call: for QoS 0 libmosquitto may already have reported the publish as sent. */

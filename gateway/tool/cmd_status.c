@@ -96,7 +96,7 @@ static int mq_status_connect(const char *host, int port, int64_t deadline, char 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(host, service, &hints, &res);
     if (rc != 0) {
-        snprintf(why, why_size, "%s", gai_strerror(rc));
+        mq_clause(gai_strerror(rc), why, why_size);
         return -1;
     }
     int fd = -1, err = 0;
@@ -121,7 +121,7 @@ static int mq_status_connect(const char *host, int port, int64_t deadline, char 
     }
     freeaddrinfo(res);
     if (fd < 0)
-        snprintf(why, why_size, "%s", strerror(err ? err : ECONNREFUSED));
+        snprintf(why, why_size, "%s", MQ_STRERROR(err ? err : ECONNREFUSED));
     return fd;
 }
 
@@ -206,7 +206,7 @@ static bool mq_status_get(const char *host, int port, const char *path, struct m
     int err = errno;
     close(fd);
     if (sent != (size_t)rlen || !eof) {
-        snprintf(why, why_size, "%s", strerror(err ? err : EIO));
+        snprintf(why, why_size, "%s", MQ_STRERROR(err ? err : EIO));
         free(buf);
         return false;
     }
@@ -724,7 +724,7 @@ int mq_cmd_status(int argc, char **argv)
             mq_status_print(doc, where);
         rc = mq_json_bool(doc, "ready", false) ? MQ_EXIT_OK : MQ_EXIT_NOT_READY;
         if (fflush(stdout) != 0) {
-            mq_tool_error("writing output: %s", strerror(errno));
+            mq_tool_error("writing output: %s", MQ_STRERROR(errno));
             rc = MQ_EXIT_FAIL;
         }
     }

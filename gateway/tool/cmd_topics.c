@@ -327,7 +327,7 @@ int mq_cmd_topics(int argc, char **argv)
     }
     int werr = mq_out_flush(&out);
     if (werr) {
-        mq_tool_error("writing output: %s", strerror(werr));
+        mq_tool_error("writing output: %s", MQ_STRERROR(werr));
         rc = MQ_EXIT_FAIL;
     }
     mq_out_free(&out);

@@ -50,7 +50,7 @@ static bool mq_user_read_line(FILE *f, const char *what, char *buf, size_t size)
 {
     if (!fgets(buf, (int)size, f)) {
         if (ferror(f))
-            mq_tool_error("reading the password from %s: %s", what, strerror(errno));
+            mq_tool_error("reading the password from %s: %s", what, MQ_STRERROR(errno));
         else
             mq_tool_error("no password in %s", what);
         return false;
@@ -76,7 +76,7 @@ static bool mq_user_prompt(const char *name, char *buf, size_t size)
 {
     struct termios old, quiet;
     if (tcgetattr(STDIN_FILENO, &old) != 0) {
-        mq_tool_error("stdin: %s", strerror(errno));
+        mq_tool_error("stdin: %s", MQ_STRERROR(errno));
         return false;
     }
     quiet = old;
@@ -105,7 +105,7 @@ static bool mq_user_password(const char *name, const char *file, char *buf, size
     if (file && strcmp(file, "-") != 0) {
         FILE *f = fopen(file, "r");
         if (!f) {
-            mq_tool_error("password file %s: %s", file, strerror(errno));
+            mq_tool_error("password file %s: %s", file, MQ_STRERROR(errno));
             return false;
         }
         bool ok = mq_user_read_line(f, file, buf, size);

@@ -131,14 +131,14 @@ struct mq_store *mq_tool_open_store(const char *dir, int flags, bool create_dir)
     struct stat st;
     if (stat(dir, &st) != 0) {
         if (errno != ENOENT || !create_dir) {
-            mq_tool_error("data directory %s: %s", dir, strerror(errno));
+            mq_tool_error("data directory %s: %s", dir, MQ_STRERROR(errno));
             return NULL;
         }
     } else if (!S_ISDIR(st.st_mode)) {
         mq_tool_error("data directory %s: not a directory", dir);
         return NULL;
     } else if ((flags & MQ_STORE_WRITE) && access(dir, W_OK | X_OK) != 0) {
-        mq_tool_error("data directory %s: not writable: %s", dir, strerror(errno));
+        mq_tool_error("data directory %s: not writable: %s", dir, MQ_STRERROR(errno));
         return NULL;
     }
     struct mq_log_conf conf;

@@ -27,7 +27,7 @@ int mq_tool_daemon(const char *dir)
     mq_tool_error(
         "data directory %s is locked by a running writer (%smqlogd?) whose control socket %s/" MQ_CTL_SOCKET
         " does not answer (%s): stop it first, or upgrade it",
-        dir, pids, dir, strerror(errno));
+        dir, pids, dir, MQ_STRERROR(errno));
     return -2;
 }
 
@@ -41,7 +41,7 @@ bool mq_tool_ctl_send(int fd, const char *line, size_t len)
             /* mqlogd closed the connection after an error reply: the caller reads it */
             if (errno == EPIPE || errno == ECONNRESET)
                 return true;
-            mq_tool_error("writing to mqlogd's control socket: %s", strerror(errno));
+            mq_tool_error("writing to mqlogd's control socket: %s", MQ_STRERROR(errno));
             return false;
         }
         line += n;
@@ -68,7 +68,7 @@ bool mq_tool_ctl_reply(int fd, char *reply, size_t size)
             continue;
         if (n <= 0) {
             mq_tool_error("mqlogd closed its control connection without an answer%s%s", n < 0 ? ": " : "",
-                          n < 0 ? strerror(errno) : "");
+                          n < 0 ? MQ_STRERROR(errno) : "");
             return false;
         }
         if (c == '\n')

@@ -184,7 +184,7 @@ ok
 
 # ---- errors ----
 CLOSED=$(free_port)
-expect_err 1 "cannot connect to mqtt://127\.0\.0\.1:$CLOSED: Connection refused" \
+expect_err 1 "cannot connect to mqtt://127\.0\.0\.1:$CLOSED: connection refused" \
     "$M" replay -d "$D" t --to "mqtt://127.0.0.1:$CLOSED"
 expect_ok "$M" create -d "$D" bare --partitions 1
 echo x | "$M" produce -d "$D" bare

@@ -377,10 +377,10 @@ grep -Eq "^$D: 11 partitions, [0-9]+ batches checked, 0 problems$" "$T/out" || f
 
 # ---- errors (nothing stored may change) ----
 fp=$(fingerprint)
-expect_err 1 "data directory $T/missing: No such file or directory" "$M" consume -d "$T/missing" t
-expect_err 1 "data directory $T/missing: No such file or directory" "$M" topics -d "$T/missing"
-expect_err 1 "data directory $T/missing: No such file or directory" "$M" produce -d "$T/missing" t </dev/null
-expect_err 1 "data directory $T/missing: No such file or directory" "$M" verify -d "$T/missing"
+expect_err 1 "data directory $T/missing: no such file or directory" "$M" consume -d "$T/missing" t
+expect_err 1 "data directory $T/missing: no such file or directory" "$M" topics -d "$T/missing"
+expect_err 1 "data directory $T/missing: no such file or directory" "$M" produce -d "$T/missing" t </dev/null
+expect_err 1 "data directory $T/missing: no such file or directory" "$M" verify -d "$T/missing"
 [[ ! -e $T/missing ]] || fail "a failed command created the data directory"
 touch "$T/afile"
 expect_err 1 "not a directory" "$M" consume -d "$T/afile" t
@@ -516,7 +516,7 @@ expect_err 2 "unknown subcommand 'delete'" "$M" user delete -d "$U" alice
 expect_err 2 "no user name" "$M" user add -d "$U"
 expect_err 2 "user name" "$M" user add -d "$U" $'a\tb'
 expect_err 1 "no password in stdin" "$M" user add -d "$U" carol </dev/null
-expect_err 1 "No such file" "$M" user list -d "$T/nowhere"
+expect_err 1 "no such file" "$M" user list -d "$T/nowhere"
 
 # ---- compressed batches: produce -z with every codec; consume and verify read them back ----
 Z=$T/codecs
