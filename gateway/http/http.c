@@ -70,10 +70,7 @@ static void mq_http_log(void *cls, const char *fmt, va_list ap)
     (void)cls;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
-    size_t n = strlen(line);
-    while (n > 0 && line[n - 1] == '\n')
-        line[--n] = '\0';
-    MQ_WARN("http: %s", line);
+    MQ_WARN("http: libmicrohttpd: %s", MQ_CLAUSE(line)); /* its lines are sentences: "Failed to bind ...\n" */
 }
 
 enum mq_err mq_http_start(const char *host, int port, mq_http_fn *fn, void *opaque, struct mq_http **out,
