@@ -170,16 +170,17 @@ static void mq_cyaml_error(struct mq_cctx *ctx, size_t file, const yaml_parser_t
     }
     const char *problem = parser->problem ? parser->problem : "unknown problem";
     if (parser->error == YAML_READER_ERROR) {
-        mq_cctx_error_at(ctx, file, 0, 0, "YAML syntax error: %s at byte %zu", problem,
+        mq_cctx_error_at(ctx, file, 0, 0, "YAML syntax error: %s at byte %zu", MQ_CLAUSE(problem),
                          parser->problem_offset);
         return;
     }
     int line = (int)parser->problem_mark.line + 1, col = (int)parser->problem_mark.column + 1;
     if (parser->context)
-        mq_cctx_error_at(ctx, file, line, col, "YAML syntax error: %s (%s at line %zu, column %zu)", problem,
-                         parser->context, parser->context_mark.line + 1, parser->context_mark.column + 1);
+        mq_cctx_error_at(ctx, file, line, col, "YAML syntax error: %s (%s at line %zu, column %zu)",
+                         MQ_CLAUSE(problem), MQ_CLAUSE(parser->context), parser->context_mark.line + 1,
+                         parser->context_mark.column + 1);
     else
-        mq_cctx_error_at(ctx, file, line, col, "YAML syntax error: %s", problem);
+        mq_cctx_error_at(ctx, file, line, col, "YAML syntax error: %s", MQ_CLAUSE(problem));
 }
 
 /* Reads f to its end into *bufp (the caller frees it) and *lenp: 0, EFBIG when f holds more than limit
