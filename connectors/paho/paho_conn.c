@@ -159,8 +159,11 @@ static void mq_paho_connect_failed(struct mq_paho *p, const char *why, int code,
         mq_paho_schedule_locked(p, permanent);
         if (p->state == MQ_PAHO_WAITING) {
             char buf[160];
-            if (snprintf(buf, sizeof buf, "%s (code %d)", MQ_CLAUSE(why ? why : mq_paho_strerror(code)),
-                         code) >= (int)sizeof buf)
+            /* an MQTT 5 refusal's why names its reason code already */
+            int n = reason >= 0x80 ? snprintf(buf, sizeof buf, "%s", MQ_CLAUSE(why ? why : "refused"))
+                                   : snprintf(buf, sizeof buf, "%s (code %d)",
+                                              MQ_CLAUSE(why ? why : mq_paho_strerror(code)), code);
+            if (n >= (int)sizeof buf)
                 buf[sizeof buf - 2] = '~'; /* cut: say so, but a log line is enough */
             mq_paho_log_retry(p, "connection failed", buf);
         }
@@ -197,12 +200,18 @@ static void mq_paho_on_connect_failure5(void *context, MQTTAsync_failureData5 *d
     struct mq_paho *p = context;
     atomic_fetch_add(&p->in_callback, 1);
     char why[160];
-    if (data && data->reasonCode != MQTTREASONCODE_SUCCESS)
+    /* Paho 1.3.12 reports a CONNACK refusal with reasonCode 0 and the reason code in code (135 for "Not
+     * authorized"), and message "CONNACK return code", which says nothing: name the reason instead. */
+    int reason = !data                                        ? 0
+                 : data->reasonCode != MQTTREASONCODE_SUCCESS ? (int)data->reasonCode
+                 : data->code >= 0x80 && data->code <= 0xff   ? data->code
+                                                              : 0;
+    if (reason)
         snprintf(why, sizeof why, "%s (reason code 0x%02x)",
-                 MQ_CLAUSE(MQTTReasonCode_toString(data->reasonCode)), (unsigned)data->reasonCode);
+                 MQ_CLAUSE(MQTTReasonCode_toString((enum MQTTReasonCodes)reason)), (unsigned)reason);
     else
         snprintf(why, sizeof why, "%s", data && data->message ? data->message : "connect failed");
-    mq_paho_connect_failed(p, why, data ? data->code : 0, data ? (int)data->reasonCode : 0);
+    mq_paho_connect_failed(p, why, data ? data->code : 0, reason);
     atomic_fetch_sub(&p->in_callback, 1);
 }
 

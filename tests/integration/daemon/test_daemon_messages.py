@@ -70,7 +70,8 @@ def main():
         wait_line(d, r"broker open-%s\b.*connected to" % c, "open-%s to connect" % c)
     refused = [wait_line(d, r"broker closed-mosquitto/0: cannot connect to .*: connection refused: not authorised;"
                          r" retrying in \d+ ms", "the mosquitto connector's refusal line"),
-               wait_line(d, r"broker closed-paho \(.*\): connection failed: .*; reconnecting in \d+ ms",
+               wait_line(d, r"broker closed-paho \(.*\): connection failed: not authorized \(reason code 0x87\); "
+                         r"reconnecting in \d+ ms",
                          "the Paho connector's refusal line")]
 
     open_.stop()
