@@ -113,10 +113,12 @@ ok
 # (The sleeps only space the timestamps that produce gives each line; the assertions below use the stored
 # timestamps, whatever the sleeps amounted to.)
 expect_ok "$M" create -d "$D" paced --partitions 1
+# One produce per record: one run for all six would stamp lines when it reads them, and a run starved under
+# load reads several at once, in the same millisecond.
 for i in 0 1 2 3 4 5; do
-    echo "p$i"
+    echo "p$i" | "$M" produce -d "$D" paced -H mqtt.topic=paced
     [[ $i == 5 ]] || sleep 0.12 # spaces the timestamps (see above), not synchronisation
-done | "$M" produce -d "$D" paced -H mqtt.topic=paced
+done
 "$M" consume -d "$D" paced --format json | python3 -c '
 import json, sys
 print(" ".join(str(json.loads(l)["timestamp"]) for l in sys.stdin))' >"$T/ts"
