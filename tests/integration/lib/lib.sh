@@ -1,7 +1,8 @@
 # lib.sh - what the shell integration tests (test_tool.sh, test_replay.sh, test_systemd_unit.sh) share,
 # sourced after `set -euo pipefail`: a temporary directory removed at exit with the background processes
 # the test started, failing with the line that failed, running a command with its output captured, the
-# expectations on mqlog's exit status and one-line errors, a deadline wait, and free loopback ports.
+# expectations on mqlog's exit status and one-line errors (each one clean sentence), a deadline wait, and free
+# loopback ports.
 #
 # mq_setup NAME sets T (the temporary directory), D (T/data), BG (pids to kill at exit: append to it),
 # CHECKS (counted by ok) and the EXIT trap.
@@ -60,8 +61,29 @@ expect_ok() {
     ok
 }
 
+# clean_sentence LINE: fails unless mqlog's error line is one clean sentence (issue 15), as
+# scripts/check-messages asks of the sources, here with the libraries' strings and the operands filled in:
+# no period glued to more punctuation or ending the line, no second sentence, no ordinary capitalised word
+# after ": " or "; " (names such as Kafka or SQLite are fine).
+clean_sentence() {
+    local msg=${1#mqlog: }
+    msg=${msg% (try \'mqlog*--help\')}
+    local why=""
+    if grep -Eq '\.[;:,]' <<<"${msg//.../}"; then
+        why="a period glued to more punctuation"
+    elif grep -Eq '[^.]\.$' <<<"$msg"; then
+        why="it ends with a period"
+    elif grep -Eq '[a-z]\. +[A-Za-z]' <<<"$msg" && ! grep -Eq '(e\.g|i\.e)\. ' <<<"$msg"; then
+        why="two sentences"
+    elif grep -Eo '[:;] [A-Z][a-z]+\b' <<<"$msg" |
+        grep -Evq '^[:;] (Kafka|Paho|SQLite|OpenSSL|User|Metadata)$'; then
+        why="a capitalised word inside the sentence"
+    fi
+    [[ -z $why ]] || fail "not one clean sentence ($why): $1"
+}
+
 # expect_err STATUS PATTERN CMD...: the command must exit with STATUS and print exactly one line on stderr,
-# starting "mqlog: " and matching the extended regex PATTERN, and nothing on stdout.
+# starting "mqlog: ", matching the extended regex PATTERN and one clean sentence, and nothing on stdout.
 expect_err() {
     local want=$1 pat=$2
     shift 2
@@ -69,6 +91,7 @@ expect_err() {
     [[ $rc == "$want" ]] || fail "'$*' exited $rc, expected $want; stderr: $(cat "$T/err")"
     [[ $(wc -l <"$T/err") == 1 ]] || fail "'$*' printed more than one error line: $(cat "$T/err")"
     grep -Eq "^mqlog: .*$pat" "$T/err" || fail "'$*': stderr '$(cat "$T/err")' does not match '$pat'"
+    clean_sentence "$(cat "$T/err")"
     [[ ! -s $T/out ]] || fail "'$*' printed on stdout: $(cat "$T/out")"
     ok
 }
