@@ -74,8 +74,11 @@ class Follower:
 
 
 def check_records(records, first, end, who):
-    check(len(records) == end - first, "%s: %d records, expected %d (offsets %d..%d)" %
-          (who, len(records), end - first, first, end - 1))
+    if len(records) != end - first:
+        # where the sequence first goes wrong: a repeat, a gap, or a record of another offset
+        at = next((i for i, r in enumerate(records) if not r or r[0] != str(first + i)), len(records))
+        fail("%s: %d records, expected %d (offsets %d..%d); from line %d: %r" %
+             (who, len(records), end - first, first, end - 1, at, [r[:1] for r in records[max(0, at - 3):at + 5]]))
     for i, r in enumerate(records):
         o = first + i
         if r != [str(o), "k%d" % (o % 17), "r%d" % o]:
