@@ -6,7 +6,9 @@ One mqlogd with four broker entries, each connector on two mosquittos: broker "o
 "closed" has no anonymous access (a CONNACK refusal: libmosquitto's "Connection Refused: not authorised.",
 Paho's code 5; MQTT 5's "Not authorized"). Once the entries on "open" are connected, that broker is stopped:
 the connection is lost (libmosquitto's "The connection was lost.", Paho's cause) and every reconnect is
-refused by the kernel (strerror's "Connection refused", Paho's "TCP/TLS connect failure"). Then every line
+refused by the kernel (strerror's "Connection refused", Paho's "TCP/TLS connect failure"). A forwarder to a
+mock Kafka cluster whose brokers are down reports an outage with librdkafka's reason ("Timed out waiting
+for operation to finish, retry call to resume"). Then every line
 mqlogd wrote must be one clean sentence, as scripts/check-messages asks of the sources: no "." glued to more
 punctuation or ending the line, no second sentence, no capitalised ordinary word after ": " or "; ".
 """
@@ -63,7 +65,11 @@ def main():
         b = e.broker(closed_port, c, "msg-closed-" + c, name="closed-" + c, version=5 if c == "paho" else 4,
                      **fast)
         brokers.append(b)
-    d = e.Daemon(e.config(brokers, [e.mapping("t/#", "t")]))
+    # a forwarder whose central cluster is down: its outage line carries librdkafka's reason ("Local: Broker
+    # transport failure" as rd_kafka_err2str() names it)
+    mock = e.KafkaMock(brokers=1, topics={"t": 1})
+    mock.command("down all")
+    d = e.Daemon(e.config(brokers, [e.mapping("t/#", "t")], forward=[e.forwarder("central", mock.bootstrap, ["t"])]))
     d.start(wait_ready=False)
 
     for c in ("paho", "mosquitto"):
@@ -73,6 +79,9 @@ def main():
                wait_line(d, r"broker closed-paho \(.*\): connection failed: not authorized \(reason code 0x87\); "
                          r"reconnecting in \d+ ms",
                          "the Paho connector's refusal line")]
+
+    e.publish(open_.port, 1, topics=1, prefix="t")  # a record for the forwarder to send
+    outage = wait_line(d, r"forward central: outage since \S+ [^:]+: .*", "the forwarder's outage line", 60)
 
     open_.stop()
     lost = [wait_line(d, r"broker open-mosquitto/0: connection to 127\.0\.0\.1:%d lost: the connection was lost; "
@@ -85,6 +94,7 @@ def main():
                       "the Paho connector's refused line")]
     d.stop()
     closed.stop()
+    mock.stop()
 
     bad = []
     lines = [l for l in d.log().splitlines() if l.startswith("mqlog ") or re.match(r"\S+Z mqlog ", l)]
@@ -95,9 +105,10 @@ def main():
     if bad:
         e.fail("lines that are not one clean sentence:\n  " + "\n  ".join(bad))
     e.check(len(lines) >= 8, "too few log lines:\n" + d.log()[-3000:])
-    for l in refused + lost:
+    for l in refused + lost + [outage]:
         e.log("  " + l)
-    e.log("PASS: %d lines of mqlogd, each one clean sentence (refusals, lost connections, refused reconnects)"
+    e.log("PASS: %d lines of mqlogd, each one clean sentence (refusals, lost connections, refused reconnects, "
+          "a forwarder's outage)"
           % len(lines))
 
 
