@@ -10,9 +10,9 @@
  *
  * Threads: a connector runs its client library's threads; ingest functions may be called from any of them.
  *
- * What every connector does the same way is written once in gateway/connector/: when to reconnect
- * (reconnect.h) and how to hold a message the store cannot take yet (hold.h). A connector keeps only what
- * depends on its client library.
+ * What every connector does the same way is written once in gateway/connector/: when to reconnect and what
+ * to log about it (reconnect.h), how to hold a message the store cannot take yet (hold.h), and which TLS file
+ * makes connecting fail (why.h). A connector keeps only what depends on its client library.
  *
  * Lifecycle: create -> start -> (running; reconnects on its own) -> stop -> destroy. stop() returns only
  * when no callback of the connector can reach the ingest layer any more. destroy() accepts a half-built
@@ -82,7 +82,9 @@ struct mq_connector {
     enum mq_err (*create)(const struct mq_connector_ctx *ctx, void **instance, char *errstr,
                           size_t errstr_size);
     /* Starts connecting (asynchronously): returns at once; connection failures are retried under the shared
-     * reconnect policy (connector/reconnect.h: broker->reconnect_min_ms .. reconnect_max_ms) and logged. */
+     * reconnect policy (connector/reconnect.h: broker->reconnect_min_ms .. reconnect_max_ms) and logged
+     * once per change of reason (mq_reconnect_news()), a TLS failure naming the file at fault (why.h). A
+     * connector that cannot connect never stops trying: only stop() ends it. */
     enum mq_err (*start)(void *instance);
     /* Disconnects and waits until no callback runs; messages not yet acknowledged stay with the broker
      * (persistent session) so that nothing is lost. */

@@ -23,6 +23,7 @@
 #include <mqtt_protocol.h>
 #include <openssl/ssl.h>
 
+#include "connector/why.h"
 #include "mosq_int.h"
 #include "util/diag.h"
 #include "util/parse.h"
@@ -179,8 +180,9 @@ static int mq_mosq_loop_session(struct mq_mosq *m)
 }
 
 /* Runs the loop on one connection until it fails, stop() is called, or the CONNACK does not come in time.
- * Writes the reason into why. */
-static void mq_mosq_run(struct mq_mosq *m, int64_t t0, char *why, size_t why_size)
+ * Writes the reason into why and returns libmosquitto's code of the failure (MOSQ_ERR_SUCCESS: stopped or
+ * timed out). */
+static int mq_mosq_run(struct mq_mosq *m, int64_t t0, char *why, size_t why_size)
 {
     const int64_t timeout = m->broker->connect_timeout_ms;
     m->npending = 0; /* acknowledgements of a lost connection cannot be sent any more */
@@ -212,12 +214,27 @@ static void mq_mosq_run(struct mq_mosq *m, int64_t t0, char *why, size_t why_siz
                          MQ_CLAUSE(mosquitto_reason_string(m->disconnect_rc)));
             else
                 mq_mosq_describe(rc, saved_errno, why, why_size);
-            return;
+            return rc;
         }
         if (!m->connack_ok && timeout > 0 && mq_mono_ms() - t0 > timeout) {
             snprintf(why, why_size, "no CONNACK within connect_timeout (%lld ms)", (long long)timeout);
-            return;
+            return MOSQ_ERR_SUCCESS;
         }
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+/* A connection attempt failed with rc before its CONNACK: makes why name what to fix where libmosquitto's
+ * code does not. A TLS failure is mostly a file (libmosquitto reads the CA, certificate and key at every
+ * attempt): why.h names it; otherwise libmosquitto's own first error line of the attempt is added. */
+static void mq_mosq_explain(struct mq_mosq *m, int rc, char *why, size_t why_size)
+{
+    if (rc == MOSQ_ERR_TLS && mq_connector_tls_why(m->broker, why, why_size))
+        return;
+    if (m->lib_error[0] && m->connack_rc == 0) {
+        char base[256];
+        snprintf(base, sizeof base, "%s", why);
+        snprintf(why, why_size, "%s (libmosquitto: %s)", base, m->lib_error);
     }
 }
 
@@ -256,20 +273,23 @@ void *mq_mosq_thread(void *arg)
     struct mq_mosq *m = arg;
     const struct mq_config_broker *b = m->broker;
     while (!atomic_load(&m->stopping)) {
-        char why[256] = "";
+        char why[640] = "";
         int64_t t0 = mq_mono_ms();
         m->connack_ok = false;
         m->connack_rc = 0;
         m->disconnect_rc = 0;
+        m->lib_error[0] = '\0';
         int rc = mq_mosq_connect(m);
         int saved_errno = errno;
         if (rc == MOSQ_ERR_SUCCESS)
-            mq_mosq_run(m, t0, why, sizeof why);
+            rc = mq_mosq_run(m, t0, why, sizeof why);
         else
             mq_mosq_describe(rc, saved_errno, why, sizeof why);
         if (atomic_load(&m->stopping))
             break;
         bool was_connected = m->connack_ok;
+        if (!was_connected)
+            mq_mosq_explain(m, rc, why, sizeof why);
         if (was_connected) {
             atomic_store(&m->st.connected, false);
             atomic_fetch_add(&m->st.disconnects, 1);
@@ -278,15 +298,19 @@ void *mq_mosq_thread(void *arg)
         bool permanent = !was_connected && m->connack_rc != 0 &&
                          mq_reconnect_refusal_permanent(b->protocol == 5 ? 5 : 4, m->connack_rc);
         int64_t delay = mq_reconnect_failed(&m->reconnect, permanent);
+        /* once per change of reason, not at every retry (reconnect.h) */
+        int lv = mq_reconnect_news(&m->reconnect, why) ? MQ_LV_WARN : MQ_LV_DEBUG;
         if (was_connected)
-            MQ_WARN("broker %s: connection to %s:%d lost: %s; reconnecting in %lld ms", m->tag, b->host,
+            MQ_DIAG(lv, "broker %s: connection to %s:%d lost: %s; reconnecting in %lld ms", m->tag, b->host,
                     b->port, why, (long long)delay);
         else
-            MQ_WARN("broker %s: cannot connect to %s:%d: %s; retrying in %lld ms", m->tag, b->host, b->port,
-                    why, (long long)delay);
+            MQ_DIAG(lv, "broker %s: cannot connect to %s:%d: %s; retrying in %lld ms (attempt %d)%s", m->tag,
+                    b->host, b->port, why, (long long)delay, m->reconnect.attempts,
+                    lv == MQ_LV_WARN ? "" : ", the same failure again");
         mq_mosq_wait(m, delay);
         if (!atomic_load(&m->stopping))
-            MQ_INFO("broker %s: reconnecting to %s:%d", m->tag, b->host, b->port);
+            MQ_DIAG(lv == MQ_LV_WARN ? MQ_LV_INFO : MQ_LV_DEBUG, "broker %s: reconnecting to %s:%d", m->tag,
+                    b->host, b->port);
     }
     mq_mosq_goodbye(m);
     atomic_store(&m->st.connected, false);
@@ -320,11 +344,15 @@ void mq_mosq_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, co
         return;
     }
     m->connack_ok = true;
+    int failed = m->reconnect.attempts;
     mq_reconnect_connected(&m->reconnect);
     atomic_fetch_add(&m->st.connects, 1);
     atomic_store(&m->st.connected, true);
-    MQ_INFO("broker %s: connected to %s:%d as %s (session present: %s)", m->tag, m->broker->host,
-            m->broker->port, m->client_id, (flags & 1) ? "yes" : "no");
+    char after[64] = "";
+    if (failed > 1) /* the failures were logged once: say how long it went on */
+        snprintf(after, sizeof after, ", after %d failed attempts", failed);
+    MQ_INFO("broker %s: connected to %s:%d as %s (session present: %s%s)", m->tag, m->broker->host,
+            m->broker->port, m->client_id, (flags & 1) ? "yes" : "no", after);
     mq_ingest_session_connected(m->rx, flags & 1); /* before any message of this connection */
     /* libmosquitto formats a line for every packet (vsnprintf, "received PUBLISH ...") whenever a log
      * callback is set, before the callback can drop it: 15-20% of this thread's time at QoS 0 (perf,
@@ -371,11 +399,13 @@ void mq_mosq_on_log(struct mosquitto *mosq, void *obj, int level, const char *st
 {
     (void)mosq;
     struct mq_mosq *m = obj;
-    /* libmosquitto's own lines are protocol chatter (one per packet at DEBUG): only errors and warnings are
-     * worth the operator's attention; the rest goes to debug. */
-    if (level & MOSQ_LOG_ERR)
-        MQ_WARN("broker %s: libmosquitto: %s", m->tag, MQ_CLAUSE(str));
-    else if (level & MOSQ_LOG_WARNING)
+    /* libmosquitto's own lines are protocol chatter (one per packet at DEBUG), and the callback is only set
+     * while connecting (see on_connect), where its errors explain a failed attempt ("Unable to load CA
+     * certificates, check cafile ..."): the first one goes into the attempt's failure line, which is logged
+     * once per change of reason, instead of a warning at every retry. Warnings stay at info level. */
+    if ((level & MOSQ_LOG_ERR) && !m->lib_error[0])
+        mq_clause(str, m->lib_error, sizeof m->lib_error);
+    if (level & MOSQ_LOG_WARNING)
         MQ_INFO("broker %s: libmosquitto: %s", m->tag, MQ_CLAUSE(str));
     else
         MQ_DEBUG("broker %s: libmosquitto: %s", m->tag, str);

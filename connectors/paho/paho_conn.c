@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "connector/why.h"
 #include "paho_int.h"
 #include "util/diag.h"
 #include "util/parse.h"
@@ -40,10 +41,15 @@ static void mq_paho_log_retry(struct mq_paho *p, const char *what, const char *w
 {
     int64_t in = p->next_attempt_ms - mq_mono_ms();
     /* Paho's reasons are sentences ("The connection was lost."): their period would end ours midway. */
-    char reason[256];
+    char reason[600];
     mq_clause(why ? why : "no reason given", reason, sizeof reason);
-    MQ_WARN("broker %s (%s): %s: %s; reconnecting in %lld ms (attempt %d)", p->broker->name, p->client_id,
-            what, reason, (long long)(in > 0 ? in : 0), p->reconnect.attempts);
+    /* once per change of reason, not at every retry (reconnect.h) */
+    char key[sizeof reason + 64];
+    snprintf(key, sizeof key, "%s: %s", what, reason);
+    bool news = mq_reconnect_news(&p->reconnect, key);
+    MQ_DIAG(news ? MQ_LV_WARN : MQ_LV_DEBUG, "broker %s (%s): %s: %s; reconnecting in %lld ms (attempt %d)%s",
+            p->broker->name, p->client_id, what, reason, (long long)(in > 0 ? in : 0), p->reconnect.attempts,
+            news ? "" : ", the same failure again");
 }
 
 /* ---- subscribing ---- */
@@ -135,14 +141,18 @@ static void mq_paho_connected(struct mq_paho *p, int session_present)
     bool stopping = p->stopping;
     if (p->state == MQ_PAHO_CONNECTING)
         p->state = MQ_PAHO_CONNECTED;
+    int failed = p->reconnect.attempts;
     mq_reconnect_connected(&p->reconnect);
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
     atomic_fetch_add(&p->st.connects, 1);
     atomic_store(&p->st.connected, true);
-    MQ_INFO("broker %s (%s): connected to %s, MQTT %s, %s session%s", p->broker->name, p->client_id, p->uri,
+    char after[64] = "";
+    if (failed > 1) /* the failures were logged once: say how long it went on */
+        snprintf(after, sizeof after, ", after %d failed attempts", failed);
+    MQ_INFO("broker %s (%s): connected to %s, MQTT %s, %s session%s%s", p->broker->name, p->client_id, p->uri,
             p->v5 ? "5" : "3.1.1", p->broker->clean_session ? "clean" : "persistent",
-            session_present ? " resumed" : "");
+            session_present ? " resumed" : "", after);
     mq_ingest_session_connected(p->rx, session_present != 0);
     if (!stopping)
         mq_paho_subscribe(p);
@@ -154,15 +164,21 @@ static void mq_paho_connect_failed(struct mq_paho *p, const char *why, int code,
 {
     bool permanent = p->v5 ? reason >= 0x80 && mq_reconnect_refusal_permanent(5, reason)
                            : code > 0 && mq_reconnect_refusal_permanent(4, code);
+    /* Paho says "TCP/TLS connect failure" whatever went wrong: a TLS file that is gone or broken (Paho reads
+     * them at every attempt) is named instead (why.h); read before the lock, it touches the disk */
+    char files[512];
+    bool file_bad = !permanent && code < 0 && mq_connector_tls_why(p->broker, files, sizeof files);
     pthread_mutex_lock(&p->lock);
     if (p->state == MQ_PAHO_CONNECTING) {
         mq_paho_schedule_locked(p, permanent);
         if (p->state == MQ_PAHO_WAITING) {
-            char buf[160];
+            char buf[600];
             /* an MQTT 5 refusal's why names its reason code already */
-            int n = reason >= 0x80 ? snprintf(buf, sizeof buf, "%s", MQ_CLAUSE(why ? why : "refused"))
-                                   : snprintf(buf, sizeof buf, "%s (code %d)",
-                                              MQ_CLAUSE(why ? why : mq_paho_strerror(code)), code);
+            int n = file_bad         ? snprintf(buf, sizeof buf, "%s", files)
+                    : reason >= 0x80 ? snprintf(buf, sizeof buf, "%s", MQ_CLAUSE(why ? why : "refused"))
+                                     : snprintf(buf, sizeof buf, "%s (code %d)%s%s",
+                                                MQ_CLAUSE(why ? why : mq_paho_strerror(code)), code,
+                                                p->tls_error[0] ? ": TLS: " : "", p->tls_error);
             if (n >= (int)sizeof buf)
                 buf[sizeof buf - 2] = '~'; /* cut: say so, but a log line is enough */
             mq_paho_log_retry(p, "connection failed", buf);
@@ -215,12 +231,21 @@ static void mq_paho_on_connect_failure5(void *context, MQTTAsync_failureData5 *d
     atomic_fetch_sub(&p->in_callback, 1);
 }
 
+/* OpenSSL's error lines of a failed attempt, from Paho's thread: the first goes into the attempt's failure
+ * line (logged once per change of reason), all of them to debug level. */
 static int mq_paho_ssl_error(const char *str, size_t len, void *u)
 {
     struct mq_paho *p = u;
     while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
         len--;
-    MQ_WARN("broker %s (%s): TLS: %.*s", p->broker->name, p->client_id, (int)len, str);
+    MQ_DEBUG("broker %s (%s): TLS: %.*s", p->broker->name, p->client_id, (int)len, str);
+    pthread_mutex_lock(&p->lock);
+    if (!p->tls_error[0]) {
+        char line[sizeof p->tls_error];
+        snprintf(line, sizeof line, "%.*s", (int)len, str);
+        mq_clause(line, p->tls_error, sizeof p->tls_error);
+    }
+    pthread_mutex_unlock(&p->lock);
     return 0;
 }
 
@@ -405,6 +430,7 @@ static void *mq_paho_supervisor(void *arg)
     while (!p->stopping) {
         if (p->state == MQ_PAHO_WAITING && mq_mono_ms() >= p->next_attempt_ms) {
             p->state = MQ_PAHO_CONNECTING;
+            p->tls_error[0] = '\0';
             pthread_mutex_unlock(&p->lock);
             MQ_DEBUG("broker %s (%s): connecting to %s", p->broker->name, p->client_id, p->uri);
             int rc = mq_paho_connect(p);

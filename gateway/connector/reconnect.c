@@ -4,6 +4,9 @@
  */
 #include "connector/reconnect.h"
 
+#include <stdio.h>
+#include <string.h>
+
 /* Past this exponent the base is at the cap for any min >= 1 and max < 2^62. */
 #define MQ_RECONNECT_MAX_EXP 62
 
@@ -39,6 +42,7 @@ void mq_reconnect_init(struct mq_reconnect *r, int64_t min_ms, int64_t max_ms, u
     r->max_ms = max_ms;
     r->failures = r->attempts = 0;
     r->rng = seed;
+    r->why[0] = '\0';
 }
 
 int64_t mq_reconnect_failed(struct mq_reconnect *r, bool permanent)
@@ -54,6 +58,17 @@ int64_t mq_reconnect_failed(struct mq_reconnect *r, bool permanent)
 void mq_reconnect_connected(struct mq_reconnect *r)
 {
     r->failures = r->attempts = 0;
+    r->why[0] = '\0';
+}
+
+bool mq_reconnect_news(struct mq_reconnect *r, const char *why)
+{
+    char now[sizeof r->why];
+    snprintf(now, sizeof now, "%s", why && why[0] ? why : "no reason given");
+    if (r->why[0] && strcmp(r->why, now) == 0)
+        return false;
+    memcpy(r->why, now, sizeof now);
+    return true;
 }
 
 bool mq_reconnect_refusal_permanent(int protocol, int code)

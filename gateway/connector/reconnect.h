@@ -16,6 +16,10 @@
  *    again quickly cannot succeed and only fills the broker's log (and may get the client banned).
  *    Everything else (connection refused or reset, timeouts, DNS, TLS, server unavailable or busy, quota
  *    or rate exceeded) is transient and follows the exponential schedule.
+ *  - What is logged: a connection that is lost, and every failure whose reason differs from the previous
+ *    one's, at warning level; a retry that fails for the same reason again only at debug level. A broker
+ *    that stays down (or whose TLS files are gone) is reported once, not at every retry: its metrics
+ *    (mqlog_broker_connected) and /readyz say that it is still down.
  */
 #ifndef MQ_CONNECTOR_RECONNECT_H
 #define MQ_CONNECTOR_RECONNECT_H
@@ -26,9 +30,10 @@
 /* One connection's reconnect state. Not thread-safe: one thread (or one lock) owns it. */
 struct mq_reconnect {
     int64_t min_ms, max_ms;
-    int failures; /* the backoff exponent: consecutive failures, or the cap after a permanent refusal */
-    int attempts; /* consecutive failed or lost connections, for log lines */
-    uint64_t rng; /* xorshift64* state: jitter needs spread, not secrecy */
+    int failures;  /* the backoff exponent: consecutive failures, or the cap after a permanent refusal */
+    int attempts;  /* consecutive failed or lost connections, for log lines */
+    uint64_t rng;  /* xorshift64* state: jitter needs spread, not secrecy */
+    char why[256]; /* the reason of the last failure reported since the last connection ("": none) */
 };
 
 /* Sets the bounds (broker->reconnect_min_ms, reconnect_max_ms) and seeds the jitter; seed should differ
@@ -39,8 +44,13 @@ void mq_reconnect_init(struct mq_reconnect *r, int64_t min_ms, int64_t max_ms, u
  * next attempt. permanent: the broker refused for a reason only an operator can cure (see above). */
 int64_t mq_reconnect_failed(struct mq_reconnect *r, bool permanent);
 
-/* Connected (CONNACK accepted): the next failure starts the schedule again. */
+/* Connected (CONNACK accepted): the next failure starts the schedule again, and is reported again. */
 void mq_reconnect_connected(struct mq_reconnect *r);
+
+/* Whether a failure with reason why is news, to be logged at warning level: the first failure since the
+ * start or the last connection, and a reason that differs from the last one. False for the same reason
+ * again (a retry that changed nothing: log it at debug level). Remembers why (cut to fit). */
+bool mq_reconnect_news(struct mq_reconnect *r, const char *why);
 
 /* The delay before attempt number `failures` (>= 1) under the policy above; *rng is the jitter state.
  * mq_reconnect_failed() uses it; exposed for the unit test. */

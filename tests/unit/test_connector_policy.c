@@ -1,7 +1,8 @@
 /*
- * test_connector_policy.c - the policy every connector shares (gateway/connector/): the reconnect backoff
- * and the classification of CONNACK refusals (reconnect.h), and holding a message the store refuses until
- * it is stored or durable (hold.h). Tested once here, not per connector.
+ * test_connector_policy.c - the policy every connector shares (gateway/connector/): the reconnect backoff,
+ * the classification of CONNACK refusals and what is logged once (reconnect.h), the TLS file that makes
+ * connecting fail (why.h), and holding a message the store refuses until it is stored or durable (hold.h).
+ * Tested once here, not per connector.
  *
  * The ingest layer is replaced at link time (-Wl,--wrap=mq_ingest_message and friends, tests/CMakeLists.txt):
  * each wrapper answers what the test scripted, so no store is needed.
@@ -13,6 +14,7 @@
 
 #include "connector/hold.h"
 #include "connector/reconnect.h"
+#include "connector/why.h"
 #include "testutil.h"
 #include "util/diag.h"
 
@@ -154,6 +156,54 @@ static void test_reconnect_sequence(void)
     CU_ASSERT_EQUAL(mq_reconnect_failed(&r, false), 1);
 }
 
+/* A failure is news the first time, when its reason changes, and again after a connection; the same reason
+ * again is not (it goes to debug level: a broker that stays down is reported once). */
+static void test_reconnect_news(void)
+{
+    struct mq_reconnect r;
+    mq_reconnect_init(&r, 100, 1000, 1);
+    CU_ASSERT_TRUE(mq_reconnect_news(&r, "Connection refused"));
+    CU_ASSERT_FALSE(mq_reconnect_news(&r, "Connection refused"));
+    CU_ASSERT_FALSE(mq_reconnect_news(&r, "Connection refused"));
+    CU_ASSERT_TRUE(mq_reconnect_news(&r, "tls ca: cannot read /x/ca.pem: No such file or directory"));
+    CU_ASSERT_FALSE(mq_reconnect_news(&r, "tls ca: cannot read /x/ca.pem: No such file or directory"));
+    mq_reconnect_connected(&r);
+    CU_ASSERT_TRUE(mq_reconnect_news(&r, "tls ca: cannot read /x/ca.pem: No such file or directory"));
+    CU_ASSERT_TRUE(mq_reconnect_news(&r, NULL)); /* no reason is a reason of its own */
+    CU_ASSERT_FALSE(mq_reconnect_news(&r, ""));
+    char long_why[1000];
+    memset(long_why, 'x', sizeof long_why - 1);
+    long_why[sizeof long_why - 1] = '\0';
+    CU_ASSERT_TRUE(mq_reconnect_news(&r, long_why));
+    CU_ASSERT_FALSE(mq_reconnect_news(&r, long_why)); /* compared as far as it is kept */
+    mq_reconnect_init(&r, 100, 1000, 1);
+    CU_ASSERT_TRUE(mq_reconnect_news(&r, long_why)); /* init forgets */
+}
+
+/* A TLS file that is gone is named, with the setting that names it; a broker without TLS has none. */
+static void test_tls_why(void)
+{
+    struct mq_config_broker b;
+    memset(&b, 0, sizeof b);
+    b.name = "secure";
+    char why[512] = "untouched";
+    CU_ASSERT_FALSE(mq_connector_tls_why(&b, why, sizeof why));
+    CU_ASSERT_STRING_EQUAL(why, "untouched");
+    b.tls = true; /* the system's trust store, no client certificate: nothing to blame */
+    CU_ASSERT_FALSE(mq_connector_tls_why(&b, why, sizeof why));
+    b.tls_opts.ca = "/nonexistent/mqlog-test/ca.pem";
+    CU_ASSERT_TRUE(mq_connector_tls_why(&b, why, sizeof why));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "tls ca: "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "/nonexistent/mqlog-test/ca.pem"));
+    CU_ASSERT_PTR_NOT_NULL(strcasestr(why, "no such file"));
+    b.tls_opts.ca = NULL;
+    b.tls_opts.cert = "/nonexistent/mqlog-test/client.pem";
+    b.tls_opts.key = "/nonexistent/mqlog-test/client.key";
+    CU_ASSERT_TRUE(mq_connector_tls_why(&b, why, sizeof why));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "tls key: "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "client.key"));
+}
+
 static void test_refusal_classes(void)
 {
     /* MQTT 3.1.1 CONNACK return codes: only "server unavailable" (3) can cure itself */
@@ -261,6 +311,8 @@ int main(void)
     static const struct mq_test tests[] = {
         MQ_TEST(test_backoff),
         MQ_TEST(test_reconnect_sequence),
+        MQ_TEST(test_reconnect_news),
+        MQ_TEST(test_tls_why),
         MQ_TEST(test_refusal_classes),
         MQ_TEST(test_hold_retries_until_stored),
         MQ_TEST(test_hold_drops_permanent),
