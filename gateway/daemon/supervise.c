@@ -8,6 +8,10 @@
  * Everything else is replaced: the new instances are created first, so a failure leaves the running set
  * untouched; then the old ones are stopped (stop() returns once no callback can reach ingest; unacknowledged
  * messages stay with the broker's persistent session) and the new ones started.
+ * A connector reads its broker's password file once, when it is created, so the same settings are not
+ * enough: a password file whose content changed (a rotated password) replaces the broker's instances too,
+ * which is what an operator means by `systemctl reload` after writing it. TLS files need no such care: the
+ * client libraries read them at every connection attempt.
  */
 #include "daemon/daemon.h"
 
@@ -15,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <xxhash.h>
 
 #include "route/route.h"
 #include "util/diag.h"
@@ -46,7 +52,8 @@ struct mq_inst {
     struct mq_connector_ctx ctx;
     void *instance;
     bool started;
-    bool keep; /* mark of mq_sup_apply */
+    bool keep;          /* mark of mq_sup_apply */
+    uint64_t pw_digest; /* mq_password_digest() of the broker when the instance was created */
 };
 
 struct mq_sup {
@@ -123,6 +130,21 @@ static bool mq_broker_same(const struct mq_config_broker *a, const struct mq_con
            a->durable_ack == b->durable_ack;
 }
 
+/* A digest of the password b's password file holds now; 0 without a password file or when it cannot be
+ * read (mq_daemon_load() has refused such a configuration already). Only compared with an earlier digest,
+ * in this process: the password itself is not kept. */
+static uint64_t mq_password_digest(const struct mq_config_broker *b)
+{
+    char *pw = NULL, why[512];
+    if (!b->password_file || mq_config_broker_password(b, &pw, why, sizeof why) != MQ_OK || !pw)
+        return 0;
+    size_t n = strlen(pw);
+    uint64_t h = XXH3_64bits(pw, n) | 1; /* never 0 */
+    explicit_bzero(pw, n);
+    free(pw);
+    return h;
+}
+
 static bool mq_subs_same(const struct mq_inst *it, const struct mq_subs_acc *a)
 {
     if (it->nsubs != a->n)
@@ -144,15 +166,20 @@ enum mq_err mq_sup_new(struct mq_ingest *ingest, struct mq_sup **out)
     return MQ_OK;
 }
 
-/* The running instance equal to (broker, session, subs), or NULL. */
+/* The running instance equal to (broker, session, subs) with the password of digest pw, or NULL. */
 static struct mq_inst *mq_sup_find_same(struct mq_sup *sup, const struct mq_config_broker *b, int session,
-                                        const struct mq_subs_acc *a)
+                                        const struct mq_subs_acc *a, uint64_t pw)
 {
     for (size_t i = 0; i < sup->n; i++) {
         struct mq_inst *it = sup->inst[i];
-        if (!it->keep && it->ctx.session == session && mq_broker_same(it->ctx.broker, b) &&
-            mq_subs_same(it, a))
+        if (it->keep || it->ctx.session != session || !mq_broker_same(it->ctx.broker, b) ||
+            !mq_subs_same(it, a))
+            continue;
+        if (it->pw_digest == pw)
             return it;
+        MQ_NOTICE(
+            "broker %s session %d: its password file %s changed: connecting again with the new password",
+            b->name, session, b->password_file);
     }
     return NULL;
 }
@@ -189,8 +216,9 @@ enum mq_err mq_sup_apply(struct mq_sup *sup, struct mq_daemon_cfg *dc, const str
             continue;
         }
         const struct mq_connector *conn = mq_connector_find(b->client);
+        uint64_t pw = mq_password_digest(b);
         for (int s = 0; s < (int)b->sessions && err == MQ_OK; s++) {
-            struct mq_inst *same = mq_sup_find_same(sup, b, s, &subs);
+            struct mq_inst *same = mq_sup_find_same(sup, b, s, &subs, pw);
             if (same) {
                 same->keep = true;
                 next[nnext++] = same;
@@ -213,6 +241,7 @@ enum mq_err mq_sup_apply(struct mq_sup *sup, struct mq_daemon_cfg *dc, const str
             }
             it->conn = conn;
             it->dc = dc;
+            it->pw_digest = pw;
             dc->refs++;
             it->subs = copy.v;
             it->nsubs = copy.n;
