@@ -2,6 +2,7 @@
  * set.c - the daemon's forwarders: started, reloaded and stopped as the configuration says, and the one
  * retention hold they put on the log (the lowest offset any of them still needs, per partition).
  */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,25 @@ enum mq_err mq_fwd_set_new(struct mq_store *store, struct mq_fwd_set **out)
     mq_log_set_hold(mq_store_log(store), mq_fwd_set_hold, set);
     *out = set;
     return MQ_OK;
+}
+
+/*
+ * No fastbins in glibc's malloc once a forwarder runs. Each forwarded record costs seven small allocations
+ * in librdkafka (the message, the header list and its array, one per header), thousands of records are
+ * queued at a time, and their delivery reports free them in order. Beyond the seven chunks a size that the
+ * per-thread cache holds, the freed headers went to fastbins: never coalesced, handed out again in an order
+ * unrelated to their addresses, walked chunk by chunk to refill the cache, and consolidated wholesale when
+ * the freed messages around them added up. Without fastbins freed chunks merge with their neighbours at
+ * once and are reused as contiguous memory: the forwarder and librdkafka's broker thread spent 40% less CPU
+ * per record (tests/bench/forward; 2.4-3.2 against 1.3-1.7 us). Process-wide, and never undone: a setting
+ * of glibc's, not of one forwarder.
+ */
+static void mq_fwd_malloc_tune(void)
+{
+    static bool done;
+    if (!done && mallopt(M_MXFAST, 0) != 1)
+        MQ_WARN("forward: mallopt(M_MXFAST, 0) failed");
+    done = true;
 }
 
 static struct mq_fwd *mq_fwd_set_find(struct mq_fwd_set *set, const char *name)
@@ -103,6 +123,8 @@ enum mq_err mq_fwd_set_apply(struct mq_fwd_set *set, const struct mq_config *cfg
         }
     }
     free(old);
+    if (n > 0)
+        mq_fwd_malloc_tune();
     for (size_t i = 0; i < n; i++)
         if (fresh[i] && mq_fwd_start(next[i]) != MQ_OK)
             MQ_ERROR("forward %s: cannot start its thread", next[i]->name);
