@@ -12,7 +12,10 @@
 
 #include "log/batch.h"
 
-#define MQ_BATCH_INITIAL_CAP (16 * 1024)
+/* The first allocation of a builder's buffer: a header and a few small records. A partition's open batch
+ * keeps its buffer while the partition is busy, and 10,000 partitions of a record or two each must not hold
+ * 16 KiB apiece; a hot partition's buffer doubles up to its batch size in its first batch and stays. */
+#define MQ_BATCH_INITIAL_CAP 512
 #define MQ_VARINT_MAX        10 /* bytes of a zig-zag encoded int64 */
 #define MQ_RECORD_MIN_SIZE   7  /* length, attributes, ts delta, offset delta, key, value, header count */
 
@@ -119,6 +122,19 @@ void mq_batch_builder_free(struct mq_batch_builder *b)
         return;
     free(b->buf);
     memset(b, 0, sizeof(*b));
+}
+
+size_t mq_batch_builder_release(struct mq_batch_builder *b)
+{
+    if (b->count != 0 || !b->buf)
+        return 0;
+    size_t freed = b->cap;
+    free(b->buf);
+    b->buf = NULL;
+    b->cap = 0;
+    b->out = NULL;
+    b->out_len = 0;
+    return freed;
 }
 
 void mq_batch_reset(struct mq_batch_builder *b, int64_t base_offset)

@@ -91,6 +91,9 @@ struct mq_batch_builder {
 
 void mq_batch_builder_init(struct mq_batch_builder *b);
 void mq_batch_builder_free(struct mq_batch_builder *b);
+/* Frees the buffer of a builder that holds no record (count 0), which stays usable: the next add allocates
+ * it again. Returns the bytes freed (0 when it held records or no buffer). */
+size_t mq_batch_builder_release(struct mq_batch_builder *b);
 void mq_batch_reset(struct mq_batch_builder *b, int64_t base_offset);
 /* MQ_ERR_NOMEM when the buffer cannot grow, MQ_ERR_INVAL for negative lengths other than -1 (or a null
  * header key), MQ_ERR_RANGE when the batch would pass MQ_BATCH_MAX_SIZE (finish it and add r to the next;

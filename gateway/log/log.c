@@ -5,7 +5,8 @@
  * flush_bytes, or, with flush always, as soon as there is anything to write), writes each partition's open
  * batch and fdatasyncs it, so that many records share one sync. It also applies retention every
  * retention_check_ms and makes the disk budget's passes (budget.c): every second, and at once when the budget
- * refused a write.
+ * refused a write. Every MQ_TRIM_MS it lets the partitions that went idle give back their write buffers
+ * (mq_part_trim()).
  */
 #include "log/log_int.h"
 
@@ -291,6 +292,7 @@ static void *mq_log_flusher(void *arg)
     struct mq_log *log = arg;
     int64_t next_retention = mq_mono_ms() + log->conf.retention_check_ms;
     int64_t next_budget = mq_mono_ms() + MQ_BUDGET_CHECK_MS;
+    int64_t next_trim = mq_mono_ms() + MQ_TRIM_MS;
     int64_t last_budget = 0;
     pthread_mutex_lock(&log->mu);
     while (!log->stop) {
@@ -320,6 +322,11 @@ static void *mq_log_flusher(void *arg)
              * kick). A pass every second also catches others filling the file system. While nothing can
              * be deleted, refusals ask for a pass at most every MQ_BUDGET_STUCK_MS. */
             int64_t mono = mq_mono_ms();
+            if (mono >= next_trim) {
+                next_trim = mono + MQ_TRIM_MS;
+                for (size_t i = 0; i < n; i++)
+                    mq_part_trim(parts[i]);
+            }
             bool due = mq_budget_on(&log->conf) && atomic_load(&log->budget_due) &&
                        (!atomic_load(&log->budget_stuck) || mono >= last_budget + MQ_BUDGET_STUCK_MS);
             bool room = false;

@@ -139,6 +139,9 @@ int64_t mq_seg_index_lookup(struct mq_segment *seg, int fd_idx, int64_t target, 
 int64_t mq_seg_timeindex_lookup(struct mq_segment *seg, int fd_tidx, int64_t ts);
 /* Appends an entry to a pending index buffer. */
 enum mq_err mq_idx_pend_add(struct mq_idx_pending *p, const void *entry, size_t len);
+/* Frees the pending index buffers that hold nothing (writer, under part->mu): the next entry allocates
+ * them again. Returns the bytes freed. */
+size_t mq_seg_release_pending(struct mq_segment *seg);
 /* Reads the last entry of the .timeindex file: sets *ts and returns true when there is one. */
 bool mq_seg_read_last_time(const struct mq_segment *seg, int64_t *ts);
 
@@ -194,6 +197,7 @@ struct mq_part {
     _Atomic int64_t durable_end; /* offsets below are durable */
     int64_t unflushed_bytes;
     int64_t bytes_since_checkpoint;
+    bool busy;      /* records were produced since the last idle pass (mq_part_trim()) */
     bool dir_dirty; /* a segment file was created: fsync the directory */
     bool checkpoint_due;
     enum mq_err write_err; /* the last write's error (NOSPC is cleared once a write succeeds) */
@@ -283,6 +287,7 @@ struct mq_log {
 };
 
 /* log.c */
+#define MQ_TRIM_MS 1000 /* how often the flusher looks for idle partitions (mq_part_trim()) */
 /* Segment bytes and records not yet durable over the open partitions, now (mq_log_stats()). */
 void mq_log_usage(struct mq_log *log, int64_t *bytes, int64_t *durable_lag);
 /* Calls the durable callback, if one is set, with no lock held, counting the call in progress. */
@@ -386,6 +391,11 @@ enum mq_err mq_part_close(struct mq_part *part, bool clean);
 enum mq_err mq_part_flush_tick(struct mq_part *part);
 
 bool mq_part_has_unflushed(struct mq_part *part);
+/* The idle pass, once every MQ_TRIM_MS: a partition that took no record since the previous pass and holds
+ * none unwritten gives back its write buffers (the open batch's, the backlog's, the active segment's
+ * pending index entries), which its next record allocates again. So 10,000 partitions that each write now
+ * and then hold only their fixed state, while a busy one keeps its buffers. Returns the bytes freed. */
+size_t mq_part_trim(struct mq_part *part);
 /* Frees a partition, half-built ones included (no flushing). */
 void mq_part_free(struct mq_part *part);
 /* Appends seg to the segment list (the caller holds segs_lock for writing, or is alone). */

@@ -76,8 +76,10 @@ static enum mq_err mq_part_roll(struct mq_part *part)
     if (err != MQ_OK)
         return err;
     err = mq_part_new_segment(part, part->written_end);
-    if (err == MQ_OK)
+    if (err == MQ_OK) {
         atomic_store(&old->writable, false);
+        mq_seg_release_pending(old); /* written by the seal: a sealed segment takes no more entries */
+    }
     return err;
 }
 
@@ -249,6 +251,7 @@ enum mq_err mq_part_produce_noted(struct mq_part *part, const struct mq_record *
         mq_batch_reset(&part->open, part->next_offset);
         kick = conf->flush_interval_ms == 0;
     }
+    part->busy = true;
     err = mq_batch_add(&part->open, rec);
     if (err == MQ_OK && note)
         note(opaque, part, part->next_offset); /* before any write can take the record to the file */
@@ -290,6 +293,7 @@ enum mq_err mq_part_append(struct mq_part *part, const struct mq_record *recs, s
         err = mq_part_seal_open(part);
     if (err == MQ_OK && part->backlog_len)
         err = mq_part_write_backlog(part);
+    part->busy = true;
     if (err == MQ_OK) {
         mq_batch_reset(&b, part->next_offset);
         for (size_t i = 0; i < n && err == MQ_OK; i++)
@@ -329,6 +333,27 @@ bool mq_part_has_unflushed(struct mq_part *part)
              part->written_end > atomic_load(&part->durable_end) || part->dir_dirty || part->checkpoint_due;
     pthread_mutex_unlock(&part->mu);
     return r;
+}
+
+size_t mq_part_trim(struct mq_part *part)
+{
+    if (!mq_part_writer(part))
+        return 0;
+    size_t freed = 0;
+    pthread_mutex_lock(&part->mu);
+    if (!part->busy && part->open.count == 0 && part->nsegs > 0) {
+        freed += mq_batch_builder_release(&part->open);
+        if (part->backlog && part->backlog_len == 0) {
+            freed += part->backlog_cap;
+            free(part->backlog);
+            part->backlog = NULL;
+            part->backlog_cap = 0;
+        }
+        freed += mq_seg_release_pending(mq_part_active(part));
+    }
+    part->busy = false;
+    pthread_mutex_unlock(&part->mu);
+    return freed;
 }
 
 /* Whether seg has bytes to fdatasync, or (sealed) index files still to sync and close. Under mu. */

@@ -123,7 +123,7 @@ static bool mq_ranges_add(struct mq_seg_range **v, size_t *n, size_t *cap, int64
         return true;
     }
     if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 8;
+        size_t ncap = *cap ? *cap * 2 : 1; /* one range is the usual case: the writer appends */
         struct mq_seg_range *nv = ncap <= MQ_CHECKED_MAX ? realloc(*v, ncap * sizeof *nv) : NULL;
         if (!nv)
             return false;

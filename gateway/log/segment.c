@@ -156,6 +156,20 @@ enum mq_err mq_idx_pend_add(struct mq_idx_pending *p, const void *entry, size_t 
     return MQ_OK;
 }
 
+size_t mq_seg_release_pending(struct mq_segment *seg)
+{
+    size_t freed = 0;
+    struct mq_idx_pending *ps[] = {&seg->idx_pend, &seg->tidx_pend};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) {
+        if (ps[i]->len || !ps[i]->buf)
+            continue;
+        freed += ps[i]->cap;
+        free(ps[i]->buf);
+        *ps[i] = (struct mq_idx_pending){0};
+    }
+    return freed;
+}
+
 static bool mq_pread_full(int fd, void *buf, size_t len, int64_t pos)
 {
     uint8_t *p = buf;

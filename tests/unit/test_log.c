@@ -2,7 +2,8 @@
  * test_log.c - the log store: append and read back, reopen, index and time lookups across segments,
  * retention and its hold, the disk cap, recovery from cut and damaged tails, a writer killed with SIGKILL, a
  * reader process following a writer process, group commit across many rolls, removing the durable callback
- * while it runs, readers and retention beside a writer in one process, and a full disk (a small tmpfs).
+ * while it runs, readers and retention beside a writer in one process, a full disk (a small tmpfs), and an
+ * idle partition giving back its write buffers.
  *
  * Every record's value is "v<offset>" (padded), so any record read back can be checked against its offset.
  */
@@ -25,6 +26,7 @@
 
 #include "log/log.h"
 #include "gate.h"
+#include "log/log_int.h"
 #include "log_test.h"
 #include "testutil.h"
 #include "util/diag.h"
@@ -1358,6 +1360,44 @@ static void test_disk_budget(void)
     mq_test_rmdir(dir);
 }
 
+/* The idle pass (mq_part_trim()): a partition keeps its write buffers while it takes records or holds some
+ * unwritten, gives them back after a pass with none, and writes on as before once records come again. */
+static void test_idle_trim(void)
+{
+    char *dir = mq_test_tmpdir("trim");
+    struct mq_log_conf c = small_conf();
+    c.flush_interval_ms = 60000; /* the flusher's own idle pass stays out of the way: the test makes them */
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    CU_ASSERT(mq_log_topic_create(log, "t", 1) == MQ_OK);
+    struct mq_part *p = get_part(log, "t", 0);
+    CU_ASSERT(produce_n(p, 0, 100) == MQ_OK);
+    CU_ASSERT(mq_part_trim(p) == 0); /* busy, and the open batch holds records */
+    CU_ASSERT(mq_part_trim(p) == 0); /* idle now, but the records are not written yet */
+    CU_ASSERT(p->open.count > 0 && p->open.buf != NULL);
+    CU_ASSERT(mq_part_flush(p) == MQ_OK);
+    CU_ASSERT(produce_n(p, 100, 100) == MQ_OK); /* more than an index interval: entries pending */
+    CU_ASSERT(mq_part_flush(p) == MQ_OK);
+    CU_ASSERT(mq_part_trim(p) == 0); /* it took records since the last pass */
+    CU_ASSERT(p->open.buf != NULL && mq_part_active(p)->idx_pend.buf != NULL);
+    CU_ASSERT(mq_part_trim(p) > 0);
+    CU_ASSERT(p->open.buf == NULL && p->open.cap == 0);
+    CU_ASSERT(mq_part_active(p)->idx_pend.buf == NULL && mq_part_active(p)->tidx_pend.buf == NULL);
+    CU_ASSERT(mq_part_trim(p) == 0); /* nothing left to give */
+    CU_ASSERT(produce_n(p, 200, 300) == MQ_OK);
+    CU_ASSERT(mq_part_flush(p) == MQ_OK);
+    int64_t next;
+    CU_ASSERT(read_check(p, 0, &next) == 500 && next == 500);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    log = open_log(dir, MQ_LOG_WRITE, &c);
+    p = get_part(log, "t", 0);
+    CU_ASSERT(read_check(p, 0, &next) == 500 && next == 500);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, NULL) == MQ_OK);
+    CU_ASSERT(problems == 0);
+    mq_test_rmdir(dir);
+}
+
 static void test_args(void)
 {
     CU_ASSERT(mq_topic_name_valid("telemetry.temperature_1-a"));
@@ -1402,6 +1442,7 @@ int main(void)
         MQ_TEST(test_durable_cb_removal),
         MQ_TEST(test_concurrent),
         MQ_TEST(test_disk_full),
+        MQ_TEST(test_idle_trim),
         MQ_TEST_END,
     };
     return mq_test_run("log", tests);
