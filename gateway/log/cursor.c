@@ -133,7 +133,7 @@ enum mq_scan_res mq_scan_next(struct mq_scan *sc, bool want_body, struct mq_batc
 struct mq_cursor {
     struct mq_part *part;
     int64_t offset; /* the next batch read starts here */
-    int64_t want;   /* records below this are skipped (an open or seek inside a batch) */
+    int64_t want;   /* records below this are skipped (an open or seek inside a batch, a rewritten batch) */
 
     struct mq_slice slice; /* the visible batches being walked; slice.ref is NULL when none */
     struct mq_scan scan;   /* over [slice.pos, slice.pos + slice.len) */
@@ -262,6 +262,11 @@ static int mq_cursor_read_batch(struct mq_cursor *cur)
     cur->in_records = false;
     for (;;) {
         if (!cur->slice.ref) {
+            /* Every record below offset has been returned or skipped. A segment rewritten since the last
+             * slice (recompaction) may hold offset inside a larger batch that begins before it: its first
+             * records must not come again. */
+            if (cur->offset > cur->want)
+                cur->want = cur->offset;
             enum mq_err err =
                 mq_part_read_with(cur->part, cur->offset, MQ_CURSOR_SLICE_BYTES, &cur->slice, &cur->hdrs);
             if (err != MQ_OK) {

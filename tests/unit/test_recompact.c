@@ -257,6 +257,57 @@ static void test_readers_across_swap(void)
     mq_test_rmdir(dir);
 }
 
+/* Reads on from cur: every record must be the next offset, from `next`, up to the end. Returns the end. */
+static int64_t read_on_in_sequence(struct mq_cursor *cur, int64_t next)
+{
+    struct mq_record_view rv;
+    int r;
+    while ((r = mq_cursor_next(cur, &rv)) == 1) {
+        if (rv.offset != next) {
+            CU_FAIL("a record out of sequence");
+            fprintf(stderr, "  record %" PRId64 " where %" PRId64 " was next\n", rv.offset, next);
+            return -1;
+        }
+        next++;
+    }
+    CU_ASSERT_EQUAL(r, 0);
+    return next;
+}
+
+/* A cursor that stopped in the middle of the then active segment, at the end visible then, goes on after
+ * that segment was closed and rewritten into large batches: the batch that holds its next offset now begins
+ * before it, and the records the cursor returned already must not come again. The writer's cursor and a
+ * reader process's. (It found 428 records twice in test_recompact_crash's follower.) */
+static void test_cursor_resumes_inside_a_rewritten_batch(void)
+{
+    char *dir = mq_test_tmpdir("recompact");
+    struct mq_log_conf c = rc_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    CU_ASSERT_FATAL(mq_log_topic_create(log, "t", 1) == MQ_OK);
+    struct mq_part *p = get_part(log, "t", 0);
+    mq_part_set_compression(p, MQ_CODEC_ZSTD);
+    fill(p, 0, 50);
+    struct mq_log *rlog = open_log(dir, MQ_LOG_READ, &c);
+    struct mq_part *rp = get_part(rlog, "t", 0);
+    struct mq_cursor *cur = NULL, *rcur = NULL;
+    CU_ASSERT_FATAL(mq_cursor_open(p, 0, &cur) == MQ_OK);
+    CU_ASSERT_FATAL(mq_cursor_open(rp, 0, &rcur) == MQ_OK);
+    CU_ASSERT_EQUAL(read_on_in_sequence(cur, 0), 50);
+    CU_ASSERT_EQUAL(read_on_in_sequence(rcur, 0), 50);
+
+    fill(p, 50, NRECORDS); /* the first segment closes with more records after the cursors' position */
+    int n = 0;
+    CU_ASSERT_EQUAL(mq_part_recompact(p, mq_now_ms(), &n), MQ_OK);
+    CU_ASSERT_FATAL(n >= 1);
+    CU_ASSERT_EQUAL(read_on_in_sequence(cur, 50), 50 + NRECORDS);
+    CU_ASSERT_EQUAL(read_on_in_sequence(rcur, 50), 50 + NRECORDS);
+    mq_cursor_close(cur);
+    mq_cursor_close(rcur);
+    mq_log_close(rlog);
+    CU_ASSERT_EQUAL(mq_log_close(log), MQ_OK);
+    mq_test_rmdir(dir);
+}
+
 /* The recompactor thread rewrites a segment soon after it closes. */
 static bool recompacted(void *opaque)
 {
@@ -485,6 +536,7 @@ int main(void)
         MQ_TEST(test_rewrite_lz4),
         MQ_TEST(test_no_codec_no_rewrite),
         MQ_TEST(test_readers_across_swap),
+        MQ_TEST(test_cursor_resumes_inside_a_rewritten_batch),
         MQ_TEST(test_thread),
         MQ_TEST(test_swap_recovery),
         MQ_TEST_END,
