@@ -23,7 +23,7 @@ struct mq_test {
     }
 
 /* Runs the tests as one CUnit suite named suite and returns the process exit status (0: all passed). With
- * MQ_TEST_ONLY=NAME in the environment only the test of that name runs. */
+ * MQ_TEST_ONLY=NAME[,NAME...] in the environment only the tests of those names run. */
 int mq_test_run(const char *suite, const struct mq_test *tests);
 
 /* Creates a fresh directory under $TMPDIR (or /tmp); returns a malloc'd path. */
