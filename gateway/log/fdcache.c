@@ -13,10 +13,16 @@
  * for writing (no reader is picking a segment) and each segment's fd_mu, and closes a segment's .log only
  * when the segment list holds the only reference (a reader that holds a slice holds a reference and keeps
  * its descriptor). Unsynced data does not need its descriptor: the flush syncs through a reopened one (a
- * writeback error not yet reported is reported to a descriptor opened after it, and syncfs needs none),
- * except a sealed segment's index files, which the flush that syncs them also closes. The directory is
- * closed only while no rewrite runs (recompact.c's lock). A partition it cannot close now stays on the list
- * and is tried again later; the bound is soft by that much.
+ * writeback error not yet reported is reported to a descriptor opened after it, and syncfs needs none). So
+ * a sealed segment's index files not yet synced are closed too, marked idx_evicted, which keeps them on the
+ * next flush's list (with frequent rolls, the partitions waiting for a flush would hold them otherwise).
+ *
+ * The directory is closed only while no rewrite uses it: the partition's rewrite_mu, not recompact.c's
+ * process-wide lock, which a pass holds across thousands of partitions; while a preempted recompactor held
+ * that one, the cache closed no directory at all, and 10,000 partitions opening under a hard limit of 4,096
+ * ended in EMFILE. A partition it cannot close now stays on the list and is tried again later; the bound is
+ * soft by that much, and the excess is bounded by what is busy at once: the flusher's chunk (log.c), one
+ * rewrite, the writers and the readers' slices.
  */
 #include "log/log_int.h"
 
@@ -82,24 +88,25 @@ static bool mq_fdc_close(struct mq_part *part)
     if (pthread_mutex_trylock(&part->mu) == 0) {
         if (pthread_rwlock_trywrlock(&part->segs_lock) == 0) {
             all = true;
-            for (size_t i = 0; all && i < part->nsegs; i++) {
+            for (size_t i = 0; i < part->nsegs; i++) { /* what can be closed is, whatever else cannot */
                 struct mq_segment *seg = part->segs[i];
                 if (pthread_mutex_trylock(&seg->fd_mu) != 0) {
                     all = false;
-                    break;
+                    continue;
                 }
                 if (atomic_load(&seg->refs) == 1) {
                     if (seg->fd >= 0)
                         close(seg->fd);
                     seg->fd = -1;
-                    if (i + 1 < part->nsegs && (seg->idx_fd >= 0 || seg->tidx_fd >= 0)) {
-                        all = false; /* sealed, not synced yet: the next flush syncs and closes them */
-                    } else if (seg->idx_fd >= 0 || seg->tidx_fd >= 0) {
-                        mq_seg_close_index(seg);
-                        seg->idx_evicted = true;
-                    }
                 } else if (seg->fd >= 0) {
                     all = false; /* a reader uses it: closed on a later try */
+                }
+                /* The writer's alone (readers open the files by name), used under mu or flush_mu. A sealed
+                 * segment's that are not synced yet stay marked so: the next flush syncs them through
+                 * reopened ones (mq_seg_unsynced()). */
+                if (seg->idx_fd >= 0 || seg->tidx_fd >= 0) {
+                    mq_seg_close_index(seg);
+                    seg->idx_evicted = true;
                 }
                 pthread_mutex_unlock(&seg->fd_mu);
             }
@@ -110,7 +117,7 @@ static bool mq_fdc_close(struct mq_part *part)
     pthread_mutex_unlock(&part->flush_mu);
     if (all && part->dir_fd >= 0) {
         all = false;
-        if (mq_recompact_trylock()) {
+        if (pthread_mutex_trylock(&part->rewrite_mu) == 0) {
             if (pthread_mutex_trylock(&part->flush_mu) == 0) {
                 if (pthread_mutex_trylock(&part->dir_mu) == 0) {
                     close(part->dir_fd);
@@ -120,7 +127,7 @@ static bool mq_fdc_close(struct mq_part *part)
                 }
                 pthread_mutex_unlock(&part->flush_mu);
             }
-            mq_recompact_unlock();
+            pthread_mutex_unlock(&part->rewrite_mu);
         }
     }
     return all;
@@ -167,7 +174,7 @@ void mq_fdc_forget(struct mq_part *part)
 
 int mq_part_dir_fd(struct mq_part *part)
 {
-    /* The flusher (under flush_mu) and the recompactor (under its lock) may both reopen it at once; the
+    /* The flusher (under flush_mu) and the recompactor (under rewrite_mu) may both reopen it at once; the
      * evictor closes it only holding both, so once open it stays open while either is held. */
     pthread_mutex_lock(&part->dir_mu);
     bool opened = false;

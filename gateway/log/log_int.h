@@ -178,7 +178,8 @@ struct mq_part {
     int32_t id;
     char *dir;
     int dir_fd; /* opened on demand (mq_part_dir_fd()); the fd cache closes it while the partition is idle */
-    pthread_mutex_t dir_mu; /* the reopen of dir_fd */
+    pthread_mutex_t dir_mu;     /* the reopen of dir_fd */
+    pthread_mutex_t rewrite_mu; /* held while recompact.c uses dir_fd: the fd cache leaves it open then */
     bool on_log_fs; /* the directory is on the data directory's filesystem (which the flusher syncfs's) */
 
     pthread_rwlock_t segs_lock;
@@ -344,14 +345,11 @@ void mq_fdc_touch(struct mq_part *part);
 /* Takes a partition that closes off the list. */
 void mq_fdc_forget(struct mq_part *part);
 /* The directory's descriptor, reopened if the fd cache closed it; -1 with errno when it cannot be. The
- * caller holds flush_mu or recompact.c's lock (or the partition is not open yet), which the fd cache needs
- * to close it, so it stays valid while they are held. */
+ * caller holds flush_mu or rewrite_mu (or the partition is not open yet), which the fd cache needs to close
+ * it, so it stays valid while they are held. */
 int mq_part_dir_fd(struct mq_part *part);
 
 /* recompact.c */
-/* Try-locks and unlocks the lock under which a rewrite uses a partition's directory (the fd cache). */
-bool mq_recompact_trylock(void);
-void mq_recompact_unlock(void);
 /* Write mode, before the segments are listed: completes a committed rewrite, removes unfinished ones. */
 enum mq_err mq_recompact_recover(struct mq_part *part);
 /* Starts the recompactor thread (unless recompact_after_ms is -1); stop joins it, free releases it. */

@@ -64,6 +64,9 @@ enum mq_err mq_part_new_segment(struct mq_part *part, int64_t base)
     }
     part->dir_dirty = true;
     part->checkpoint_due = true;
+    /* Three files opened: a partition the fd cache closed while it was idle is on its list again (a no-op
+     * while the partition opens) */
+    mq_fdc_touch(part);
     return MQ_OK;
 }
 
@@ -356,11 +359,12 @@ size_t mq_part_trim(struct mq_part *part)
     return freed;
 }
 
-/* Whether seg has bytes to fdatasync, or (sealed) index files still to sync and close. Under mu. */
+/* Whether seg has bytes to fdatasync, or (sealed) index files still to sync and close: open, or closed by
+ * the fd cache before they were synced (idx_evicted). Under mu. */
 static bool mq_seg_unsynced(const struct mq_segment *seg, bool sealed)
 {
     return atomic_load(&seg->durable_size) != atomic_load(&seg->size) ||
-           (sealed && (seg->idx_fd >= 0 || seg->tidx_fd >= 0));
+           (sealed && (seg->idx_fd >= 0 || seg->tidx_fd >= 0 || seg->idx_evicted));
 }
 
 enum mq_err mq_part_flush_tick(struct mq_part *part)
@@ -515,8 +519,10 @@ enum mq_err mq_part_flush_end(struct mq_flush *f, enum mq_err serr)
             struct mq_segment *seg = f->items[i].seg;
             if (f->items[i].size > atomic_load(&seg->durable_size))
                 atomic_store(&seg->durable_size, f->items[i].size);
-            if (f->items[i].sealed)
+            if (f->items[i].sealed) {
                 mq_seg_close_index(seg);
+                seg->idx_evicted = false; /* synced: by the files reopened, or by the syncfs */
+            }
         }
         if (f->end > atomic_load(&part->durable_end))
             atomic_store(&part->durable_end, f->end);
@@ -812,6 +818,7 @@ void mq_part_free(struct mq_part *part)
     if (part->dir_fd >= 0)
         close(part->dir_fd);
     pthread_mutex_destroy(&part->dir_mu);
+    pthread_mutex_destroy(&part->rewrite_mu);
     pthread_rwlock_destroy(&part->segs_lock);
     pthread_mutex_destroy(&part->mu);
     pthread_mutex_destroy(&part->flush_mu);
@@ -831,6 +838,7 @@ enum mq_err mq_part_open(struct mq_log *log, const char *topic, int32_t id, stru
     part->id = id;
     part->dir_fd = -1;
     pthread_mutex_init(&part->dir_mu, NULL);
+    pthread_mutex_init(&part->rewrite_mu, NULL);
     part->ret.ms = MQ_RETENTION_MS_DEFAULT;
     pthread_rwlock_init(&part->segs_lock, NULL);
     pthread_mutex_init(&part->mu, NULL);

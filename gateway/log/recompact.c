@@ -49,18 +49,10 @@
 #define MQ_RCP_MAGIC         0x4d515243u /* "MQRC" */
 #define MQ_RCP_SIZE          16          /* magic, base offset, CRC-32C of the first 12 bytes */
 
-/* One rewrite at a time in the process: the recompactor thread, or a caller of mq_part_recompact(). */
+/* One rewrite at a time in the process: the recompactor thread, or a caller of mq_part_recompact(). The
+ * partition's own rewrite_mu (taken after it) is what keeps the fd cache off its directory meanwhile: this
+ * lock is held across a whole pass, and a cache that had to wait for it could close no directory at all. */
 static pthread_mutex_t mq_rc_mu = PTHREAD_MUTEX_INITIALIZER;
-
-bool mq_recompact_trylock(void)
-{
-    return pthread_mutex_trylock(&mq_rc_mu) == 0;
-}
-
-void mq_recompact_unlock(void)
-{
-    pthread_mutex_unlock(&mq_rc_mu);
-}
 
 static char *mq_path_cat(const char *a, const char *b)
 {
@@ -422,6 +414,7 @@ static enum mq_rc_result mq_rc_commit(struct mq_part *part, struct mq_segment *o
         pthread_mutex_unlock(&part->mu);
         goto out;
     }
+    ns->owner = part; /* its reopens count in the fd cache, as the other segments' */
     pthread_rwlock_wrlock(&part->segs_lock);
     part->segs[i] = ns;
     pthread_rwlock_unlock(&part->segs_lock);
@@ -429,7 +422,8 @@ static enum mq_rc_result mq_rc_commit(struct mq_part *part, struct mq_segment *o
     pthread_mutex_lock(&part->hint_mu);
     part->hint_offset = -1; /* a position in the old file */
     pthread_mutex_unlock(&part->hint_mu);
-    mq_seg_unref(old); /* the list's reference */
+    mq_seg_unref(old);  /* the list's reference */
+    mq_fdc_touch(part); /* the new file is open: the cache may have closed the partition meanwhile */
     res = MQ_RC_DONE;
 out:
     free(cl);
@@ -517,7 +511,7 @@ static struct mq_segment *mq_rc_due(struct mq_part *part, int64_t now_ms, int *c
          * (the flusher closes a sealed segment's index files once it synced them). */
         if (seg->base_offset >= atomic_load(&part->rp_seg_base) ||
             atomic_load(&seg->durable_size) != atomic_load(&seg->size) || seg->idx_fd >= 0 ||
-            seg->tidx_fd >= 0)
+            seg->tidx_fd >= 0 || seg->idx_evicted)
             break;
         int64_t mts = mq_seg_max_ts(seg);
         if (after > 0 && (mts < 0 || now_ms - mts < after))
@@ -538,9 +532,17 @@ static enum mq_err mq_part_recompact_stop(struct mq_part *part, int64_t now_ms, 
         *segments = 0;
     if (!mq_part_writer(part))
         return MQ_ERR_READONLY;
+    /* Nothing to rewrite without a codec or a closed segment: such a partition is not touched at all, so
+     * that a pass over thousands of idle partitions reopens none of the directories the fd cache closed. */
+    pthread_mutex_lock(&part->mu);
+    bool maybe = part->codec != MQ_CODEC_NONE && part->nsegs > 1;
+    pthread_mutex_unlock(&part->mu);
+    if (!maybe)
+        return MQ_OK;
     pthread_mutex_lock(&mq_rc_mu);
+    pthread_mutex_lock(&part->rewrite_mu);
     if (!part->rc_loaded) {
-        mq_part_dir_fd(part); /* the fd cache may have closed it; reopened under mq_rc_mu, which it needs */
+        mq_part_dir_fd(part); /* the fd cache may have closed it; reopened under rewrite_mu, which it needs */
         part->rc_below = mq_rcp_read(part);
         part->rc_loaded = true;
     }
@@ -568,6 +570,7 @@ static enum mq_err mq_part_recompact_stop(struct mq_part *part, int64_t now_ms, 
         part->rc_below = next_base;
         mq_rcp_write(part, next_base);
     }
+    pthread_mutex_unlock(&part->rewrite_mu);
     pthread_mutex_unlock(&mq_rc_mu);
     return err;
 }

@@ -2,7 +2,8 @@
  * test_log_fds.c - the log with many partitions: 10,000 partitions written and read back under a hard
  * RLIMIT_NOFILE of 4,096 (the fd cache closes idle partitions' descriptors and reopens them on demand),
  * writing again to partitions whose descriptors were closed, a reader process's view of them, and a small
- * explicit bound (max_open_files) that the process's descriptor count stays near.
+ * explicit bound (max_open_files) that the process's descriptor count stays near, also across a
+ * recompaction pass.
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -182,10 +183,60 @@ static void test_small_bound(void)
     mq_test_rmdir(dir);
 }
 
+/* The bound of 64 across a recompaction pass over 160 partitions, 40 of them with closed segments to
+ * rewrite and 120 without a codec. A pass used to hold a process-wide lock that the fd cache needed to
+ * close any partition's directory, and to reopen every partition's directory, codec or not: the pass
+ * itself left them all open, and a recompactor preempted while holding the lock kept the cache from
+ * closing any, which at 10,000 partitions under a hard limit of 4,096 ended in EMFILE (test_ten_thousand,
+ * in a CI run under load). */
+static void test_recompaction_pass(void)
+{
+    const int32_t np = 160, zp = 40; /* partitions 0 .. zp-1 compress */
+    char *dir = mq_test_tmpdir("fds-rc");
+    struct mq_log_conf c = small_conf();
+    c.max_open_files = 64;
+    c.segment_ms = 20;         /* a roll every 21 records: closed segments for the pass to rewrite */
+    c.recompact_after_ms = -1; /* no recompactor thread: the test's pass instead */
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    int base = open_fds();
+    CU_ASSERT_FATAL(mq_log_topic_create(log, "z", np) == MQ_OK);
+    for (int32_t p = 0; p < np; p++) {
+        struct mq_part *part = get_part(log, "z", p);
+        if (p < zp)
+            mq_part_set_compression(part, MQ_CODEC_ZSTD);
+        for (int64_t k = 0; k < 50; k++) { /* a batch each, for the rewrite to pack */
+            char v[64];
+            int vl = snprintf(v, sizeof v, "p%" PRId32 "-%" PRId64, p, k);
+            struct mq_record r = {1700000000000LL + k, NULL, -1, v, vl, NULL, 0};
+            CU_ASSERT_FATAL(mq_part_append(part, &r, 1, NULL) == MQ_OK);
+        }
+    }
+    for (int32_t p = 0; p < np; p++)
+        CU_ASSERT_FATAL(mq_part_wait_durable(get_part(log, "z", p), 49, 60000) == MQ_OK);
+    int before = open_fds() - base;
+    CU_ASSERT(mq_log_recompact(log, 0) == MQ_OK); /* recompact_after_ms -1: every closed segment is due */
+    int after = open_fds() - base;
+    struct mq_log_stats st;
+    mq_log_stats(log, &st);
+    fprintf(stderr,
+            "max_open_files 64, a pass that rewrote %" PRId64 " segments: %d descriptors above the start "
+            "before it, %d after\n",
+            st.recompacted_segments, before, after);
+    CU_ASSERT(st.recompacted_segments >= zp);
+    CU_ASSERT(after <= 2 * 64);
+    bool all = true;
+    for (int32_t p = 0; p < np && all; p++)
+        all = check_part(log, "z", p, 50);
+    CU_ASSERT(all);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    mq_test_rmdir(dir);
+}
+
 int main(void)
 {
     static const struct mq_test tests[] = {
         MQ_TEST(test_small_bound),
+        MQ_TEST(test_recompaction_pass),
         MQ_TEST(test_ten_thousand),
         MQ_TEST_END,
     };
