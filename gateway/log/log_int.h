@@ -159,6 +159,9 @@ enum mq_err mq_seg_write_index(struct mq_segment *seg);
 enum mq_err mq_seg_seal_index(struct mq_segment *seg);
 /* Largest timestamp of a segment: known for the active one, read lazily from the time index otherwise. */
 int64_t mq_seg_max_ts(struct mq_segment *seg);
+/* Reopens the index files the fd cache closed (idx_evicted), for a write or a sync through them (writer,
+ * under part->mu or alone). */
+enum mq_err mq_seg_reopen_index(struct mq_segment *seg);
 /* Opens the index files of the segment becoming active and truncates them to what is trusted. Both or
  * neither: on failure both are closed (fd -1) and errno says why. A segment whose index files cannot be
  * opened (a directory in their place) works without them: entries for a closed file are dropped, and lookups
@@ -445,10 +448,10 @@ struct mq_flush {
     enum mq_err write_err; /* what writing the open batch and backlog said */
     struct mq_sync_item few[4], *items;
     size_t nitems;
-    int64_t end;   /* the written end to publish */
-    bool sync_dir; /* a segment file was created */
-    bool ckpt;     /* a recovery point is due */
-    bool ckpt_dup_failed;
+    int64_t end;          /* the written end to publish */
+    bool sync_dir;        /* a segment file was created */
+    bool ckpt;            /* a recovery point is due */
+    enum mq_err ckpt_err; /* the index files could not be reopened or duplicated: no recovery point */
     int ckpt_idx_fd, ckpt_tidx_fd;
     int64_t ckpt_bytes;
     struct mq_rp rp;

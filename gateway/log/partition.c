@@ -445,10 +445,15 @@ void mq_part_flush_begin(struct mq_part *part, struct mq_flush *f)
                                atomic_load(&act->next_offset),
                                atomic_load(&act->max_ts),
                                act->max_ts_offset};
-        /* An index file that is not open (unusable, see mq_seg_open_index()) has nothing to sync. */
-        f->ckpt_dup_failed = act->idx_evicted ||
-                             (act->idx_fd >= 0 && (f->ckpt_idx_fd = dup(act->idx_fd)) < 0) ||
-                             (act->tidx_fd >= 0 && (f->ckpt_tidx_fd = dup(act->tidx_fd)) < 0);
+        /* The recovery point vouches for the index entries written so far, so they are synced first, through
+         * descriptors of the flush's own. Index files the fd cache closed are reopened for it (a writeback
+         * error not yet reported reaches a descriptor opened later); one that is not open for another reason
+         * (unusable, see mq_seg_open_index()) has nothing to sync. */
+        enum mq_err cerr = mq_seg_reopen_index(act);
+        if (cerr == MQ_OK && ((act->idx_fd >= 0 && (f->ckpt_idx_fd = dup(act->idx_fd)) < 0) ||
+                              (act->tidx_fd >= 0 && (f->ckpt_tidx_fd = dup(act->tidx_fd)) < 0)))
+            cerr = mq_err_from_errno(errno);
+        f->ckpt_err = cerr;
     }
     f->ckpt_bytes = part->bytes_since_checkpoint;
     f->bytes = part->unflushed_bytes;
@@ -490,11 +495,17 @@ enum mq_err mq_part_flush_end(struct mq_flush *f, enum mq_err serr)
     struct mq_part *part = f->part;
     bool ckpt = f->ckpt;
     if (serr == MQ_OK && ckpt && !f->rp_staged) {
-        /* A failure leaves the data durable, only the checkpoint older; mq_rp_write() says why itself. */
-        if (f->ckpt_dup_failed || (f->ckpt_idx_fd >= 0 && fdatasync(f->ckpt_idx_fd) != 0) ||
-            (f->ckpt_tidx_fd >= 0 && fdatasync(f->ckpt_tidx_fd) != 0)) {
-            MQ_WARN("%s: recovery point not written (%s); the next open scans further", part->dir,
-                    mq_strerror(MQ_ERR_IO));
+        /* A failure leaves the data durable, only the checkpoint older; mq_rp_write() says why itself, and
+         * this says it once until a recovery point is written again (as mq_rp_write()). */
+        enum mq_err cerr = f->ckpt_err;
+        if (cerr == MQ_OK && ((f->ckpt_idx_fd >= 0 && fdatasync(f->ckpt_idx_fd) != 0) ||
+                              (f->ckpt_tidx_fd >= 0 && fdatasync(f->ckpt_tidx_fd) != 0)))
+            cerr = mq_err_from_errno(errno);
+        if (cerr != MQ_OK) {
+            if (!atomic_exchange(&part->rp_failing, true))
+                MQ_WARN("%s: recovery point not written: its index files could not be synced (%s); the next "
+                        "open scans further",
+                        part->dir, mq_strerror(cerr));
             ckpt = false;
         } else if (mq_rp_write(part, &f->rp) != MQ_OK) {
             ckpt = false;

@@ -121,8 +121,7 @@ int mq_seg_fd(struct mq_segment *seg)
     return fd;
 }
 
-/* Reopens the index files the fd cache closed (writer, under part->mu or alone). */
-static enum mq_err mq_seg_reopen_index(struct mq_segment *seg)
+enum mq_err mq_seg_reopen_index(struct mq_segment *seg)
 {
     if (!seg->idx_evicted)
         return MQ_OK;
