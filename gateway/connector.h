@@ -57,6 +57,8 @@ struct mq_connector_stats {
     uint64_t disconnects; /* connections lost */
     uint64_t paused_ms;   /* time spent not reading because the store pushed back */
     bool connected;
+    char last_error[256]; /* while not connected: why the last attempt failed or the connection was lost,
+                             as logged; "" while connected (filled by stats() itself, under its lock) */
 };
 
 /* The live form of those counters, kept by an instance's threads and read by stats() from any thread. */

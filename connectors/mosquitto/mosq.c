@@ -416,6 +416,11 @@ static void mq_mosq_stats(void *instance, struct mq_connector_stats *st)
     if (!m)
         return;
     mq_connector_counters_read(&m->st, st);
+    if (m->sync_ready) {
+        pthread_mutex_lock(&m->mu);
+        snprintf(st->last_error, sizeof st->last_error, "%s", m->last_error);
+        pthread_mutex_unlock(&m->mu);
+    }
 }
 
 const struct mq_connector mq_connector_mosquitto = {

@@ -298,6 +298,11 @@ void *mq_mosq_thread(void *arg)
         bool permanent = !was_connected && m->connack_rc != 0 &&
                          mq_reconnect_refusal_permanent(b->protocol == 5 ? 5 : 4, m->connack_rc);
         int64_t delay = mq_reconnect_failed(&m->reconnect, permanent);
+        pthread_mutex_lock(&m->mu);
+        size_t wn = strnlen(why, sizeof m->last_error - 1); /* /readyz shows it: the start is enough */
+        memcpy(m->last_error, why, wn);
+        m->last_error[wn] = '\0';
+        pthread_mutex_unlock(&m->mu);
         /* once per change of reason, not at every retry (reconnect.h) */
         int lv = mq_reconnect_news(&m->reconnect, why) ? MQ_LV_WARN : MQ_LV_DEBUG;
         if (was_connected)
@@ -346,6 +351,9 @@ void mq_mosq_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, co
     m->connack_ok = true;
     int failed = m->reconnect.attempts;
     mq_reconnect_connected(&m->reconnect);
+    pthread_mutex_lock(&m->mu);
+    m->last_error[0] = '\0';
+    pthread_mutex_unlock(&m->mu);
     atomic_fetch_add(&m->st.connects, 1);
     atomic_store(&m->st.connected, true);
     char after[64] = "";

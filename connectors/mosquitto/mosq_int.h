@@ -52,6 +52,7 @@ struct mq_mosq {
     bool first_connect_done;       /* CONNECT properties (MQTT 5) were handed to libmosquitto */
     struct mq_reconnect reconnect; /* the backoff (gateway/connector/reconnect.h) */
     char lib_error[256];           /* libmosquitto's first error line of the current connection attempt */
+    char last_error[256];          /* stats' last_error; under mu (stats() reads it from other threads) */
 
     /* durable_ack (mosq_msg.c fills it, mosq_conn.c drains it): for the messages read since the last write
      * phase, the highest offset stored in each partition. Their PUBACKs wait in libmosquitto's output

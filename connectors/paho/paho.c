@@ -281,6 +281,11 @@ static void mq_paho_stats(void *instance, struct mq_connector_stats *st)
     if (!p)
         return;
     mq_connector_counters_read(&p->st, st);
+    if (p->lock_init) { /* held only briefly, never across a blocking callback */
+        pthread_mutex_lock(&p->lock);
+        snprintf(st->last_error, sizeof st->last_error, "%s", p->last_error);
+        pthread_mutex_unlock(&p->lock);
+    }
 }
 
 const struct mq_connector mq_connector_paho = {

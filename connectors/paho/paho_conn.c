@@ -47,6 +47,9 @@ static void mq_paho_log_retry(struct mq_paho *p, const char *what, const char *w
     char key[sizeof reason + 64];
     snprintf(key, sizeof key, "%s: %s", what, reason);
     bool news = mq_reconnect_news(&p->reconnect, key);
+    size_t kn = strnlen(key, sizeof p->last_error - 1); /* /readyz shows it: the start is enough */
+    memcpy(p->last_error, key, kn);
+    p->last_error[kn] = '\0';
     MQ_DIAG(news ? MQ_LV_WARN : MQ_LV_DEBUG, "broker %s (%s): %s: %s; reconnecting in %lld ms (attempt %d)%s",
             p->broker->name, p->client_id, what, reason, (long long)(in > 0 ? in : 0), p->reconnect.attempts,
             news ? "" : ", the same failure again");
@@ -143,6 +146,7 @@ static void mq_paho_connected(struct mq_paho *p, int session_present)
         p->state = MQ_PAHO_CONNECTED;
     int failed = p->reconnect.attempts;
     mq_reconnect_connected(&p->reconnect);
+    p->last_error[0] = '\0';
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
     atomic_fetch_add(&p->st.connects, 1);

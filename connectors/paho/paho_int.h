@@ -62,7 +62,8 @@ struct mq_paho {
     bool stopping;
     struct mq_reconnect reconnect; /* the backoff (gateway/connector/reconnect.h) */
     int64_t next_attempt_ms;       /* monotonic */
-    char tls_error[256]; /* OpenSSL's first error line of the current attempt (Paho's ssl_error_cb) */
+    char tls_error[256];  /* OpenSSL's first error line of the current attempt (Paho's ssl_error_cb) */
+    char last_error[256]; /* stats' last_error: the reason of the last failure logged; under lock */
 
     atomic_bool stop_flag; /* stopping, readable without the lock from the message callback */
     atomic_int in_callback;

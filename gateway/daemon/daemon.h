@@ -62,6 +62,7 @@ struct mq_sup_broker {
     const char *name, *url; /* valid during the callback */
     size_t sessions, connected;
     uint64_t messages, bytes, connects, disconnects, paused_ms;
+    char last_error[256]; /* why a session that is down is down (its connector's last_error), or "" */
 };
 
 /* Calls fn once per broker that has instances, in configuration order. Any thread; a reload waits. */

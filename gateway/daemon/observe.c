@@ -326,8 +326,9 @@ static void mq_snap_verdicts(struct mq_observe *o, struct mq_snap *s)
         mq_snap_not_ready(s, f, "store: no free space left in %s", mq_store_dir(o->src.store));
     for (size_t i = 0; i < s->nbrokers; i++)
         if (s->brokers[i].connected < s->brokers[i].sessions)
-            mq_snap_not_ready(s, f, "broker %s: %zu of %zu connections up", s->brokers[i].name,
-                              s->brokers[i].connected, s->brokers[i].sessions);
+            mq_snap_not_ready(s, f, "broker %s: %zu of %zu connections up%s%s", s->brokers[i].name,
+                              s->brokers[i].connected, s->brokers[i].sessions,
+                              s->brokers[i].last_error[0] ? ": " : "", s->brokers[i].last_error);
     for (size_t i = 0; i < s->nfwds; i++)
         if (s->fwds[i].state != MQ_FWD_DELIVERING)
             mq_snap_not_ready(s, f, "forwarder %s: %s", s->fwds[i].name, s->fwds[i].state_text);
@@ -675,8 +676,13 @@ static void mq_obs_status(struct mq_observe *o, const struct mq_snap *s, FILE *f
         mq_json_str(f, b->url);
         fprintf(f,
                 ",\"sessions\":%zu,\"connected\":%zu,\"connects\":%" PRIu64 ",\"disconnects\":%" PRIu64
-                ",\"messages\":%" PRIu64 ",\"payload_bytes\":%" PRIu64 ",\"paused_ms\":%" PRIu64 "}",
+                ",\"messages\":%" PRIu64 ",\"payload_bytes\":%" PRIu64 ",\"paused_ms\":%" PRIu64,
                 b->sessions, b->connected, b->connects, b->disconnects, b->messages, b->bytes, b->paused_ms);
+        if (b->last_error[0]) { /* why a session is down, as logged */
+            fputs(",\"last_error\":", f);
+            mq_json_str(f, b->last_error);
+        }
+        fputc('}', f);
     }
     fputs("],\"mappings\":[", f);
     for (size_t i = 0; i < s->nmappings; i++) {

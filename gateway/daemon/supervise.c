@@ -355,6 +355,8 @@ void mq_sup_brokers(struct mq_sup *sup, void (*fn)(void *opaque, const struct mq
             b.connects += st.connects;
             b.disconnects += st.disconnects;
             b.paused_ms += st.paused_ms;
+            if (!st.connected && st.last_error[0] && !b.last_error[0])
+                snprintf(b.last_error, sizeof b.last_error, "%s", st.last_error);
         }
         fn(opaque, &b);
     }
