@@ -13,13 +13,15 @@ What must hold:
   all of it is stored, before the secure broker's files come back;
 - mqlogd says why once, naming the missing file and the broker, not once per retry (the broker's log
   counts the retries: each is a TCP connection to its TLS port);
-- /readyz answers 503 naming the secure broker, and `mqlog status` exits 4;
+- /readyz answers 503 naming the secure broker and the missing file, `mqlog status` shows the same and exits
+  4, and status.json has it as the broker's last_error;
 - a reload (SIGHUP) in the meantime is refused naming the missing files, and stops nothing;
 - once the files are back, mqlogd reconnects by itself and the messages the broker queued for its persistent
   session meanwhile are stored: every secure message exactly once, every plain message exactly once;
 - a password changed at the broker and in the password file is taken up by a reload (connectors read the
   password file only when they are created).
 """
+import json
 import os
 import shutil
 import signal
@@ -90,7 +92,8 @@ def main():
     saved = {n: open(p, "rb").read() for n, p in files.items()}
 
     hport = e.free_port()
-    quick = {"reconnect_min": "100ms", "reconnect_max": "500ms"}
+    # connect_timeout: an attempt that races the broker's restart can wait that long for its CONNACK
+    quick = {"reconnect_min": "100ms", "reconnect_max": "500ms", "connect_timeout": "2s"}
     conf = e.config(
         [dict(e.broker(secure.port, CONNECTOR, "vanish-secure-" + CONNECTOR, name="secure", durable_ack=True,
                        username="gw", password_file=pwfile, tls={"ca": files["ca.pem"],
@@ -134,13 +137,18 @@ def main():
     secure.restart()
     out_at = time.monotonic()
 
-    status, body = e.wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(hport, "/readyz")), 5,
-                              "/readyz to say not ready")
-    e.check("broker secure" in body and "broker plain" not in body, "/readyz body: %r" % body)
+    # /readyz says which broker is down and why, once the first reconnect has failed
+    status, body = e.wait_for(lambda: (lambda r: r if r[0] == 503 and files["ca.pem"] in r[1] else None)(
+        get(hport, "/readyz")), 5, "/readyz to say not ready, naming the missing CA file")
+    e.check("broker secure: 0 of 1 connections up" in body and "broker plain" not in body, "/readyz body: %r" % body)
     e.log("/readyz %d after %.1f s: %s" % (status, time.monotonic() - out_at, body.strip()))
     p = e.run([e.MQLOG, "status", "--url", "http://127.0.0.1:%d" % hport], check=False, timeout=30)
-    e.check(p.returncode == 4, "mqlog status exited %d with the secure broker out:\n%s%s" %
-            (p.returncode, p.stdout, p.stderr))
+    e.check(p.returncode == 4 and files["ca.pem"] in p.stdout,
+            "mqlog status exited %d with the secure broker out:\n%s%s" % (p.returncode, p.stdout, p.stderr))
+    doc = json.loads(get(hport, "/status.json")[1])
+    sec = [b for b in doc["brokers"] if b["name"] == "secure"]
+    e.check(sec and sec[0]["connected"] == 0 and files["ca.pem"] in sec[0].get("last_error", ""),
+            "status.json's secure broker: %r" % sec)
 
     # messages for mqlogd's session pile up at the secure broker meanwhile
     e.publish(secure.pub_port, N2, qos=1, topics=5, first=N1, prefix="sec", client_id="vanish-pub-sec")
@@ -182,13 +190,15 @@ def main():
     back_at = time.monotonic()
     e.wait_for(lambda: get(hport, "/readyz")[0] == 200, 10, "/readyz to answer 200 once the files are back")
     e.log("reconnected %.1f s after the files came back" % (time.monotonic() - back_at))
+    sec = [b for b in json.loads(get(hport, "/status.json")[1])["brokers"] if b["name"] == "secure"]
+    e.check(sec and "last_error" not in sec[0], "status.json keeps a last_error once connected: %r" % sec)
     e.wait_complete(d.data, "sec", N1 + N2, prefix="sec", timeout=30, alive=alive)
 
     # a rotated password: the broker restarts with a new one and refuses mqlogd, which read its password
     # file when it started; the operator writes the new password and reloads, and mqlogd logs in again
     e.run(["mosquitto_passwd", "-b", passwd, "gw", "n3w word"])
     secure.restart()
-    e.wait_for(lambda: "not authori" in d.log().lower(), 10,
+    e.wait_for(lambda: "not authori" in d.log().lower(), 15,
                "mqlogd to be refused with the old password")
     with open(pwfile, "w") as f:
         f.write("n3w word\n")
