@@ -50,7 +50,10 @@ static const struct mq_csection mq_csection_tls = {
     .name = "brokers[].tls",
     .what = "a broker's tls section",
     .doc = "TLS settings of an mqtts:// broker. Relative file names are relative to the directory of the "
-           "file they are written in.",
+           "file they are written in. --check reads the files; both clients read them again at every "
+           "connection attempt, so a file that goes missing while mqlogd runs fails the reconnects, which "
+           "are retried and logged once naming the file (/readyz says it too), and a replaced file is used "
+           "from the next connection.",
     .keys = mq_keys_tls,
     .check = mq_tls_check,
 };
@@ -128,7 +131,9 @@ static const struct mq_ckey mq_keys_broker[] = {
      .off = BRK(password_file),
      .def_doc = "none",
      .doc = "File whose first line is the password (kept out of the configuration). MQTT 3.1.1 needs "
-            "username with it."},
+            "username with it. Read by --check, at start, and on reload (SIGHUP), where a changed password "
+            "makes the broker's connections be made again with it; deleting the file while mqlogd runs "
+            "changes nothing until then."},
     {.name = "tls",
      .type = MQ_CT_MAP,
      .off = BRK(tls_opts),
