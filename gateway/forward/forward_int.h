@@ -85,7 +85,9 @@ struct mq_fwd {
     int64_t next_discover_ms;
     int64_t next_ckpt_ms;
     int64_t next_state_ms;    /* an outage's reworded reason reaches the catalog at most this often */
-    int64_t last_delivery_ms; /* when the last delivery report said "stored" */
+    int64_t last_delivery_ms; /* when the last delivery report said "stored" (at most a round late) */
+    uint64_t deliveries;      /* delivery reports that said "stored" (counted by the callback) */
+    uint64_t deliveries_seen; /* ... when last_delivery_ms was last set */
     int64_t queued_since_ms;  /* librdkafka's queue has not been empty since (0: it is empty) */
     int64_t pump_start_ms;    /* when the current (last) round began */
     int64_t busy_since_ms;    /* the forwarder has been sending since (0: idle) */
@@ -127,6 +129,8 @@ void mq_fwd_outage(struct mq_fwd *f, const char *what, const char *why);
 void mq_fwd_reset(struct mq_fwd *f);
 /* Sorts a transactional API error: returns 0 retriable, 1 abortable, 2 fatal; destroys e. */
 int mq_fwd_txn_error(struct mq_fwd *f, rd_kafka_error_t *e, const char *what);
+/* Sets last_delivery_ms and delivered_ms to now if a delivery was reported since the last call. */
+void mq_fwd_note_deliveries(struct mq_fwd *f);
 /* Commits the open transaction; on failure aborts it or resets the producer. */
 void mq_fwd_commit(struct mq_fwd *f);
 

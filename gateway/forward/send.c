@@ -17,7 +17,8 @@
 #include "util/diag.h"
 #include "util/parse.h"
 
-#define MQ_FWD_TXN_MS 500 /* a transaction gathers records this long while there is a backlog */
+#define MQ_FWD_TXN_MS      500 /* a transaction gathers records this long while there is a backlog */
+#define MQ_FWD_CLOCK_EVERY 64  /* the send loop looks at the clock once per this many records */
 
 /* ---- at_least_once: delivery reports ---- */
 
@@ -98,8 +99,7 @@ void mq_fwd_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
             f->rewind = true; /* exactly_once: the commit fails and the transaction is aborted */
         return;
     }
-    f->last_delivery_ms = mq_mono_ms();
-    atomic_store(&f->delivered_ms, f->last_delivery_ms);
+    f->deliveries++; /* the time is taken once per round (mq_fwd_note_deliveries()), not per record */
     if (f->mode == MQ_FWD_EXACTLY_ONCE)
         return; /* counted at commit: a delivered record of an aborted transaction is not forwarded */
     atomic_fetch_add(&f->records_sent, 1);
@@ -280,8 +280,10 @@ static long mq_fwd_send_part(struct mq_fwd *f, struct mq_fwd_part *p, long budge
     }
     long sent = 0;
     /* The deadline ends the transaction's round even when every record fits the queue: with
-     * max_bytes_per_s the pacing, not a full queue, is what takes the time. */
-    while (sent < budget && !atomic_load(&f->stop) && mq_mono_ms() < deadline) {
+     * max_bytes_per_s the pacing, not a full queue, is what takes the time. The clock is read every
+     * MQ_FWD_CLOCK_EVERY records: a read costs as much as a tenth of a record's whole path. */
+    while (sent < budget && !atomic_load(&f->stop) &&
+           ((sent & (MQ_FWD_CLOCK_EVERY - 1)) != 0 || mq_mono_ms() < deadline)) {
         struct mq_record_view rv;
         int rc = mq_cursor_next(p->cur, &rv);
         if (rc == 0)
