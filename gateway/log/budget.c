@@ -3,9 +3,8 @@
  * goes first when it holds more.
  *
  * The budget has two limits, either or both set:
- *   log.max_disk_bytes  the total of the segment (.log) files of every partition open in this log
- *                       (partitions never opened since the start are not counted; mqlogd opens a partition
- *                       when it first writes or serves it). Index files and recovery points are not counted.
+ *   log.max_disk_bytes  the total of the segment (.log) files of every partition of the data directory,
+ *                       open or not. Index files and recovery points are not counted.
  *   log.min_free_bytes  the space left free on the file system of the data directory (statvfs f_bavail *
  *                       f_frsize: what an unprivileged writer may still use).
  *
@@ -39,18 +38,33 @@
  * fill up to max_pending_bytes and ingestion is pushed back exactly as on a full disk; the backlogs are
  * retried at every flush tick, so writing resumes by itself as soon as room returns. Both are logged once.
  *
+ * Partitions are opened lazily (mqlogd opens one when it first writes or serves it), and 10,000 of them must
+ * stay cheap, so the log does not open them all to count them: at open it lists the partition directories
+ * and stats their segment files (mq_budget_scan(); nothing stays open), and keeps one small "cold" entry per
+ * partition not opened since: its bytes and the base offset of its oldest segment. A pass counts the cold
+ * bytes with the open partitions'. When it must delete and the oldest segment of all is a cold partition's
+ * (by the newest timestamp of that segment, read from its time index the first time a pass needs it, or its
+ * file's mtime when the index has no entry), it opens that partition then (mq_log_part_for_budget()), which
+ * turns the entry into an open partition whose forwarder hold is asked as for any other, and weighs again.
+ * A cold entry is assumed unheld until then: opening it is what lets the hold be asked.
+ *
  * Locks: space_mu guards the counts of the write-time check and is taken under part->mu (by the writer) or
  * alone; budget_mu serialises passes, which take each partition's mu in turn and never hold space_mu then.
  */
 #include "log/log_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
+#include "log/batch.h"
 #include "util/diag.h"
 
 void mq_log_stats(struct mq_log *log, struct mq_log_stats *st)
@@ -168,6 +182,214 @@ void mq_budget_add(struct mq_log *log, int64_t bytes)
     pthread_mutex_unlock(&log->space_mu);
 }
 
+/* ---- the partitions not open: cold entries ---- */
+
+static int mq_cold_cmp(const void *a, const void *b)
+{
+    const struct mq_cold_part *x = a, *y = b;
+    int c = strcmp(x->topic, y->topic);
+    return c ? c : (x->id > y->id) - (x->id < y->id);
+}
+
+/* Whether name is a segment file name ("%020d.log"); its base offset in *base. */
+static bool mq_cold_seg_name(const char *name, int64_t *base)
+{
+    if (strlen(name) != 24 || strcmp(name + 20, ".log") != 0)
+        return false;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9' || v > (INT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (name[i] - '0');
+    }
+    *base = v;
+    return true;
+}
+
+struct mq_cold_scan {
+    struct mq_log *log;
+    size_t cap;
+    enum mq_err err;
+};
+
+static void mq_cold_scan_one(void *opaque, const char *topic, int32_t id)
+{
+    struct mq_cold_scan *sc = opaque;
+    struct mq_log *log = sc->log;
+    if (sc->err != MQ_OK)
+        return;
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s-%d", log->dir, topic, (int)id) < 0) {
+        sc->err = MQ_ERR_NOMEM;
+        return;
+    }
+    DIR *d = opendir(path);
+    free(path);
+    if (!d)
+        return; /* gone meanwhile, or not readable: opening it would fail too, and report why */
+    struct mq_cold_part c = {.id = id, .first = -1};
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        int64_t base;
+        struct stat st;
+        if (!mq_cold_seg_name(de->d_name, &base) || fstatat(dirfd(d), de->d_name, &st, 0) != 0 ||
+            !S_ISREG(st.st_mode))
+            continue;
+        c.bytes += (int64_t)st.st_size;
+        if (c.first < 0 || base < c.first)
+            c.first = base;
+    }
+    closedir(d);
+    if (log->ncold == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 64;
+        struct mq_cold_part *nc = realloc(log->cold, cap * sizeof *nc);
+        if (!nc) {
+            sc->err = MQ_ERR_NOMEM;
+            return;
+        }
+        log->cold = nc;
+        sc->cap = cap;
+    }
+    if (!(c.topic = strdup(topic))) {
+        sc->err = MQ_ERR_NOMEM;
+        return;
+    }
+    log->cold[log->ncold++] = c;
+    log->cold_bytes += c.bytes;
+}
+
+enum mq_err mq_budget_scan(struct mq_log *log)
+{
+    struct mq_cold_scan sc = {log, 0, MQ_OK};
+    enum mq_err err = mq_log_scan_dirs(log->dir, mq_cold_scan_one, &sc);
+    if (err == MQ_OK)
+        err = sc.err;
+    if (err != MQ_OK) {
+        mq_budget_cold_free(log);
+        return err;
+    }
+    if (log->ncold > 1)
+        qsort(log->cold, log->ncold, sizeof *log->cold, mq_cold_cmp);
+    log->budget_used = log->cold_bytes;
+    atomic_store(&log->disk_bytes, log->cold_bytes);
+    return MQ_OK;
+}
+
+/* The entry of topic-id (cold_mu held), gone or not; NULL when there is none. */
+static struct mq_cold_part *mq_cold_find(struct mq_log *log, const char *topic, int32_t id)
+{
+    struct mq_cold_part key = {.topic = (char *)topic, .id = id};
+    return log->ncold ? bsearch(&key, log->cold, log->ncold, sizeof *log->cold, mq_cold_cmp) : NULL;
+}
+
+/* Marks c gone (cold_mu held); returns the bytes it counted. */
+static int64_t mq_cold_gone(struct mq_log *log, struct mq_cold_part *c)
+{
+    if (c->gone)
+        return 0;
+    c->gone = true;
+    log->cold_bytes -= c->bytes;
+    return c->bytes;
+}
+
+int64_t mq_budget_cold_take(struct mq_log *log, const char *topic, int32_t id)
+{
+    pthread_mutex_lock(&log->cold_mu);
+    struct mq_cold_part *c = mq_cold_find(log, topic, id);
+    int64_t bytes = c ? mq_cold_gone(log, c) : 0;
+    pthread_mutex_unlock(&log->cold_mu);
+    return bytes;
+}
+
+void mq_budget_cold_forget(struct mq_log *log, const char *topic)
+{
+    pthread_mutex_lock(&log->cold_mu);
+    for (size_t i = 0; i < log->ncold; i++)
+        if (strcmp(log->cold[i].topic, topic) == 0)
+            (void)mq_cold_gone(log, &log->cold[i]); /* the next pass counts without them */
+    pthread_mutex_unlock(&log->cold_mu);
+}
+
+void mq_budget_cold_free(struct mq_log *log)
+{
+    for (size_t i = 0; i < log->ncold; i++)
+        free(log->cold[i].topic);
+    free(log->cold);
+    log->cold = NULL;
+    log->ncold = 0;
+    log->cold_bytes = 0;
+}
+
+/* The newest timestamp of the oldest segment of c: the last entry of its time index, as an open partition's
+ * closed segment tells it (mq_seg_max_ts()), or the mtime of its file when the index has none (a small or
+ * active segment), which is when its newest record was written. */
+static int64_t mq_cold_first_ts(struct mq_log *log, const struct mq_cold_part *c)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s/%s-%d/%020" PRId64 ".timeindex", log->dir, c->topic, (int)c->id, c->first) < 0)
+        return -1;
+    int64_t ts = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        int64_t n = mq_fd_size(fd) / MQ_TIDX_ENTRY;
+        uint8_t e[MQ_TIDX_ENTRY];
+        if (n > 0 && pread(fd, e, sizeof e, (off_t)((n - 1) * MQ_TIDX_ENTRY)) == (ssize_t)sizeof e)
+            ts = (int64_t)mq_be64_get(e);
+        close(fd);
+    }
+    struct stat st;
+    size_t len = strlen(path);
+    memcpy(path + len - strlen(".timeindex"), ".log", sizeof ".log");
+    if (ts < 0 && stat(path, &st) == 0)
+        ts = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    free(path);
+    return ts;
+}
+
+/* The cold entry whose oldest segment is the oldest (its topic copied into *topic, which the caller frees);
+ * false when no cold entry has a segment that could go. */
+static bool mq_cold_pick(struct mq_log *log, char **topic, int32_t *id, int64_t *max_ts)
+{
+    pthread_mutex_lock(&log->cold_mu);
+    struct mq_cold_part *best = NULL;
+    for (size_t i = 0; i < log->ncold; i++) {
+        struct mq_cold_part *c = &log->cold[i];
+        if (c->gone || c->stuck || c->bytes <= 0 || c->first < 0)
+            continue;
+        if (!c->ts_known) { /* once per entry: a cold partition does not change */
+            c->first_ts = mq_cold_first_ts(log, c);
+            c->ts_known = true;
+        }
+        if (!best || c->first_ts < best->first_ts)
+            best = c;
+    }
+    bool ok = best && (*topic = strdup(best->topic)) != NULL;
+    if (ok) {
+        *id = best->id;
+        *max_ts = best->first_ts;
+    }
+    pthread_mutex_unlock(&log->cold_mu);
+    return ok;
+}
+
+/* A cold entry that could not be opened is not picked again; one whose directory is gone no longer counts
+ * (returns its bytes). */
+static int64_t mq_cold_failed(struct mq_log *log, const char *topic, int32_t id, enum mq_err err)
+{
+    pthread_mutex_lock(&log->cold_mu);
+    struct mq_cold_part *c = mq_cold_find(log, topic, id);
+    int64_t gone = 0;
+    if (c && err == MQ_ERR_NOENT)
+        gone = mq_cold_gone(log, c);
+    else if (c)
+        c->stuck = true;
+    pthread_mutex_unlock(&log->cold_mu);
+    if (err != MQ_ERR_NOENT)
+        MQ_WARN("%s/%s-%d: disk budget: cannot open the partition to delete its oldest segment: %s", log->dir,
+                topic, (int)id, mq_strerror(err));
+    return gone;
+}
+
 /* The partition whose first segment goes next: unheld before held, then the oldest newest record. -1 when
  * no partition has a segment that can go now. */
 static ssize_t mq_budget_pick(struct mq_part **parts, size_t n, const int64_t *holds, const bool *skip,
@@ -235,7 +457,27 @@ static void mq_budget_log_deletion(struct mq_log *log, struct mq_part *part, int
     }
 }
 
-bool mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n)
+/* Grows the pass's arrays to hold one partition more. */
+static bool mq_budget_grow(struct mq_part ***parts, int64_t **holds, bool **skip, size_t n, size_t *cap)
+{
+    if (n < *cap)
+        return true;
+    size_t cap2 = *cap * 2;
+    struct mq_part **p = realloc(*parts, cap2 * sizeof *p);
+    if (p)
+        *parts = p;
+    int64_t *h = p ? realloc(*holds, cap2 * sizeof *h) : NULL;
+    if (h)
+        *holds = h;
+    bool *s = h ? realloc(*skip, cap2 * sizeof *s) : NULL;
+    if (s)
+        *skip = s;
+    if (s)
+        *cap = cap2;
+    return s != NULL;
+}
+
+bool mq_log_budget(struct mq_log *log)
 {
     const struct mq_log_conf *conf = &log->conf;
     if (!mq_budget_on(conf))
@@ -243,12 +485,25 @@ bool mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n)
     pthread_mutex_lock(&log->budget_mu);
     /* Count anew, under space_mu so that no write is counted twice or lost: a write admitted before is in
      * budget_inflight until mq_budget_wrote(), and in the segment sizes from a moment before that; the
-     * overlap counts it twice for a moment, which only keeps more room. */
+     * overlap counts it twice for a moment, which only keeps more room. The table, the cold bytes and
+     * space_mu are taken together: a partition opened meanwhile moves its bytes from the cold entry to the
+     * open ones under space_mu after this count (mq_log_part()). */
     struct mq_budget_goal g = {conf->max_disk_bytes, conf->min_free_bytes, 0, -1, 0, 0, 0};
+    size_t n;
+    pthread_mutex_lock(&log->mu);
+    struct mq_part **parts = mq_log_parts_copy(log, &n);
+    pthread_mutex_lock(&log->cold_mu);
+    int64_t total = log->cold_bytes;
     pthread_mutex_lock(&log->space_mu);
-    int64_t total = 0;
-    for (size_t i = 0; i < n; i++)
+    pthread_mutex_unlock(&log->cold_mu);
+    pthread_mutex_unlock(&log->mu);
+    for (size_t i = 0; parts && i < n; i++)
         total += mq_part_disk_bytes(parts[i]);
+    if (!parts) {
+        pthread_mutex_unlock(&log->space_mu);
+        pthread_mutex_unlock(&log->budget_mu);
+        return false; /* the next check tries again */
+    }
     log->budget_used = total;
     g.used = total + log->budget_inflight;
     g.want = log->budget_want;
@@ -263,14 +518,20 @@ bool mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n)
     int cause = mq_budget_over(&g);
     if (cause < 0) {
         atomic_store(&log->budget_stuck, false);
+        free(parts);
         pthread_mutex_unlock(&log->budget_mu);
         return g.want > 0;
     }
     /* The holds are asked once per pass: a forwarder that moves on meanwhile only makes the count of
      * dropped records an upper bound. */
-    int64_t *holds = malloc((n ? n : 1) * sizeof *holds);
-    bool *skip = calloc(n ? n : 1, sizeof *skip);
-    if (!holds || !skip) {
+    size_t cap = n + 8;
+    struct mq_part **grown = realloc(parts, cap * sizeof *grown);
+    if (grown)
+        parts = grown;
+    int64_t *holds = malloc(cap * sizeof *holds);
+    bool *skip = calloc(cap, sizeof *skip);
+    if (!grown || !holds || !skip) {
+        free(parts);
         free(holds);
         free(skip);
         pthread_mutex_unlock(&log->budget_mu);
@@ -282,6 +543,34 @@ bool mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n)
     while ((cause = mq_budget_over(&g)) >= 0) {
         struct mq_seg_facts f;
         ssize_t i = mq_budget_pick(parts, n, holds, skip, &f);
+        char *ctopic;
+        int32_t cid;
+        int64_t cts;
+        if (mq_cold_pick(log, &ctopic, &cid, &cts) && (i < 0 || f.next > holds[i] || cts < f.max_ts)) {
+            /* The oldest segment is a cold partition's (or the oldest open one is held): open it, ask its
+             * hold and weigh again. */
+            struct mq_part *part = NULL;
+            enum mq_err err = mq_budget_grow(&parts, &holds, &skip, n, &cap)
+                                  ? mq_log_part_for_budget(log, ctopic, cid, &part)
+                                  : MQ_ERR_NOMEM;
+            if (err != MQ_OK) {
+                int64_t gone = mq_cold_failed(log, ctopic, cid, err);
+                total -= gone;
+                g.used -= gone;
+            } else {
+                bool known = false;
+                for (size_t j = 0; j < n && !known; j++)
+                    known = parts[j] == part;
+                if (!known) {
+                    parts[n] = part;
+                    holds[n] = mq_log_hold(log, part);
+                    skip[n] = false;
+                    n++;
+                }
+            }
+            free(ctopic);
+            continue;
+        }
         if (i < 0)
             break;
         struct mq_part *part = parts[i];
@@ -325,6 +614,7 @@ bool mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n)
                      "is pushed back",
                      log->dir, g.min_free, g.free);
     }
+    free(parts);
     free(holds);
     free(skip);
     pthread_mutex_unlock(&log->budget_mu);

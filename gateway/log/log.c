@@ -71,13 +71,13 @@ static enum mq_err mq_log_maintain(struct mq_log *log, struct mq_part **parts, s
         if (err != MQ_OK && first == MQ_OK)
             first = err;
     }
-    mq_log_budget(log, parts, n);
+    mq_log_budget(log);
     return first;
 }
 
-/* A copy of the partition table (log->mu held). Partitions are never freed before the log closes (a deleted
- * topic's are retired, not freed), so the pointers stay valid once the table lock is released. */
-static struct mq_part **mq_log_parts_copy(struct mq_log *log, size_t *n)
+/* Partitions are never freed before the log closes (a deleted topic's are retired, not freed), so the
+ * pointers of a copy stay valid once the table lock is released. */
+struct mq_part **mq_log_parts_copy(struct mq_log *log, size_t *n)
 {
     *n = log->nparts;
     struct mq_part **parts = malloc((*n ? *n : 1) * sizeof *parts);
@@ -340,7 +340,7 @@ static void *mq_log_flusher(void *arg)
                 next_budget = mono + MQ_BUDGET_CHECK_MS;
                 last_budget = mono;
                 atomic_store(&log->budget_due, false);
-                room = mq_log_budget(log, parts, n);
+                room = mq_log_budget(log);
             }
             free(parts);
             if (room) {
@@ -404,6 +404,7 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
     pthread_cond_init(&log->cb_cv, NULL);
     pthread_mutex_init(&log->budget_mu, NULL);
     pthread_mutex_init(&log->space_mu, NULL);
+    pthread_mutex_init(&log->cold_mu, NULL);
     mq_fdc_init(log);
     log->dir = strdup(dir);
     enum mq_err err = MQ_OK;
@@ -447,6 +448,12 @@ enum mq_err mq_log_open(const char *dir, enum mq_log_mode mode, const struct mq_
         int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
         if (ftruncate(log->lock_fd, 0) != 0 || pwrite(log->lock_fd, pid, (size_t)len, 0) != len)
             MQ_DEBUG("%s/.lock: could not record the pid", dir);
+        /* Before the flusher starts: the budget counts every partition on disk from its first pass. */
+        if (mq_budget_on(c) && (err = mq_budget_scan(log)) != MQ_OK) {
+            mq_errf(err, errstr, errstr_size, "cannot list the partitions of %s for the disk budget: %s", dir,
+                    mq_strerror(err));
+            goto fail;
+        }
         log->sync_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         log->syncfs_ok = log->sync_fd >= 0 && mq_kernel_at_least(5, 8);
         if (pthread_create(&log->flusher, NULL, mq_log_flusher, log) != 0) {
@@ -501,6 +508,8 @@ enum mq_err mq_log_close(struct mq_log *log)
     pthread_mutex_destroy(&log->fdc_mu);
     mq_recompactor_free(log);
     pthread_mutex_destroy(&log->space_mu);
+    mq_budget_cold_free(log);
+    pthread_mutex_destroy(&log->cold_mu);
     free(log->dir);
     free(log);
     return first;
@@ -606,7 +615,8 @@ enum mq_err mq_log_topic_create(struct mq_log *log, const char *topic, int32_t p
     return MQ_OK;
 }
 
-enum mq_err mq_log_part(struct mq_log *log, const char *topic, int32_t partition, struct mq_part **partp)
+static enum mq_err mq_log_part_get(struct mq_log *log, const char *topic, int32_t partition, bool budget,
+                                   struct mq_part **partp)
 {
     if (!mq_topic_name_valid(topic) || partition < 0)
         return MQ_ERR_INVAL;
@@ -635,13 +645,29 @@ enum mq_err mq_log_part(struct mq_log *log, const char *topic, int32_t partition
     if (err == MQ_OK)
         err = mq_part_open(log, topic, partition, &part);
     if (err == MQ_OK) {
+        if (budget) {
+            struct mq_retention keep = {0, 0};
+            mq_part_set_retention(part, &keep);
+        }
         log->parts[log->nparts++] = part;
         *partp = part;
+        /* its bytes count as an open partition's from now on, no longer as a cold entry's */
         if (log->mode == MQ_LOG_WRITE)
-            mq_budget_add(log, mq_part_disk_bytes(part)); /* its bytes count from now on */
+            mq_budget_add(log, mq_part_disk_bytes(part) - mq_budget_cold_take(log, topic, partition));
     }
     pthread_mutex_unlock(&log->mu);
     return err;
+}
+
+enum mq_err mq_log_part(struct mq_log *log, const char *topic, int32_t partition, struct mq_part **partp)
+{
+    return mq_log_part_get(log, topic, partition, false, partp);
+}
+
+enum mq_err mq_log_part_for_budget(struct mq_log *log, const char *topic, int32_t partition,
+                                   struct mq_part **partp)
+{
+    return mq_log_part_get(log, topic, partition, true, partp);
 }
 
 static int mq_cmp_str(const void *a, const void *b)
@@ -739,6 +765,7 @@ enum mq_err mq_log_topic_retire(struct mq_log *log, const char *topic)
             log->parts[keep++] = log->parts[i];
     }
     log->nparts = keep;
+    mq_budget_cold_forget(log, topic);
     pthread_mutex_unlock(&log->mu);
     return MQ_OK;
 }

@@ -240,6 +240,19 @@ struct mq_log_hook {
     int old_calls; /* calls in progress of replaced callbacks */
 };
 
+/* A partition directory on disk that the log has not opened (budget.c): what the disk budget needs to count
+ * it and to weigh its oldest segment, and nothing more (no descriptor; 48 bytes and the topic's name). */
+struct mq_cold_part {
+    char *topic;
+    int32_t id;
+    bool gone;        /* opened since, or its topic deleted: no longer counted here */
+    bool stuck;       /* it could not be opened: counted, but not picked for deletion again */
+    bool ts_known;    /* first_ts has been read */
+    int64_t bytes;    /* its segment (.log) files, by stat(2) when the log opened */
+    int64_t first;    /* the base offset of its oldest segment (-1: none) */
+    int64_t first_ts; /* the newest timestamp of its oldest segment, read when a pass first needs it */
+};
+
 struct mq_log {
     char *dir;
     enum mq_log_mode mode;
@@ -268,6 +281,13 @@ struct mq_log {
     int64_t budget_inflight; /* bytes admitted and not yet counted in budget_used */
     int64_t budget_want;     /* bytes of the writes refused since the last pass: room it makes */
     bool budget_refusing;    /* writes were refused while stuck: the first admitted one logs the resume */
+    /* The partition directories not opened since the start (budget.c), sorted by topic and partition: the
+     * budget counts their segments from the start and deletes from them as from the open ones. Under
+     * cold_mu, taken after mu and before space_mu. */
+    pthread_mutex_t cold_mu;
+    struct mq_cold_part *cold;
+    size_t ncold;
+    int64_t cold_bytes;                                              /* the bytes of the entries not gone */
     _Atomic int64_t disk_bytes, dropped_unforwarded, budget_refused; /* mq_log_stats() */
     _Atomic int64_t early_deleted[2], early_deleted_bytes[2];        /* by enum mq_budget_cause */
     /* read by the operator endpoints (mq_log_stats(), mq_log_flush_histo()) */
@@ -291,6 +311,13 @@ struct mq_log {
 };
 
 /* log.c */
+/* A copy of the partition table (log->mu held); the caller frees it. NULL when out of memory. */
+struct mq_part **mq_log_parts_copy(struct mq_log *log, size_t *n);
+/* mq_log_part() for the disk budget: a partition it opens gets no time retention until its owner sets
+ * one (mq_part_set_retention()), so that opening it only to delete its oldest segment deletes nothing
+ * else. */
+enum mq_err mq_log_part_for_budget(struct mq_log *log, const char *topic, int32_t partition,
+                                   struct mq_part **partp);
 #define MQ_TRIM_MS 1000 /* how often the flusher looks for idle partitions (mq_part_trim()) */
 /* Segment bytes and records not yet durable over the open partitions, now (mq_log_stats()). */
 void mq_log_usage(struct mq_log *log, int64_t *bytes, int64_t *durable_lag);
@@ -324,10 +351,20 @@ static inline bool mq_budget_on(const struct mq_log_conf *conf)
 {
     return conf->max_disk_bytes > 0 || conf->min_free_bytes > 0;
 }
-/* The budget over parts[0..n) (the open partitions): counts their bytes anew and deletes the oldest segments
- * while the budget is exceeded, making room for the writes refused since the last pass. Returns true when
+/* The budget over every partition of the data directory, open or not: counts their bytes anew and deletes
+ * the oldest segments while the budget is exceeded (opening a partition not open yet when its oldest segment
+ * goes next), making room for the writes refused since the last pass. Returns true when
  * writes were waiting and room was made for them (the caller writes its backlogs at once). */
-bool mq_log_budget(struct mq_log *log, struct mq_part **parts, size_t n);
+bool mq_log_budget(struct mq_log *log);
+/* Lists the partition directories of the data directory with the sizes of their segment files (stat only,
+ * nothing kept open), as the budget's cold entries; at open, before any partition is opened. */
+enum mq_err mq_budget_scan(struct mq_log *log);
+/* The cold entry of topic-id leaves the cold list (log->mu held: the partition is being opened); returns
+ * the bytes it counted (0 when there was none). */
+int64_t mq_budget_cold_take(struct mq_log *log, const char *topic, int32_t id);
+/* Every cold entry of topic leaves the cold list (the topic is deleted). */
+void mq_budget_cold_forget(struct mq_log *log, const char *topic);
+void mq_budget_cold_free(struct mq_log *log);
 /* The write-time check, by the writer under part->mu before a batch of `size` bytes goes to a segment file
  * (only when mq_budget_on()). MQ_OK: the bytes are admitted; call mq_budget_wrote() once the write is done or
  * failed. MQ_ERR_NOSPC: the batch does not fit; nothing is admitted, and a pass is asked for. */

@@ -1202,6 +1202,95 @@ static enum mq_err append_waiting(struct mq_part *part, int64_t from, int n)
     }
 }
 
+/* The bytes of the segment (.log) files of partition directory dir/name, and the base offset of its oldest
+ * one in *first (-1: none). */
+static int64_t seg_bytes_of(const char *dir, const char *name, int64_t *first)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    DIR *d = opendir(path);
+    CU_ASSERT_FATAL(d != NULL);
+    int64_t total = 0;
+    *first = -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        size_t len = strlen(de->d_name);
+        if (len != 24 || strcmp(de->d_name + 20, ".log") != 0 || fstatat(dirfd(d), de->d_name, &st, 0) != 0)
+            continue;
+        total += st.st_size;
+        int64_t base = strtoll(de->d_name, NULL, 10);
+        if (*first < 0 || base < *first)
+            *first = base;
+    }
+    closedir(d);
+    return total;
+}
+
+/* The disk cap covers the partitions not opened since the start: after a restart with a cap below what is
+ * on disk, writes to one topic delete the oldest segments of the others, which are never opened by the
+ * writer, and the segment bytes on disk stay at or below the cap after every write. */
+static void test_disk_cap_cold(void)
+{
+    char *dir = mq_test_tmpdir("capcold");
+    struct mq_log_conf c = small_conf();
+    struct mq_log *log = open_log(dir, MQ_LOG_WRITE, &c);
+    /* "old" holds the oldest records, "mid" newer ones, "new" the newest: the topic written after */
+    CU_ASSERT(mq_log_topic_create(log, "old", 1) == MQ_OK && mq_log_topic_create(log, "mid", 1) == MQ_OK &&
+              mq_log_topic_create(log, "new", 1) == MQ_OK);
+    CU_ASSERT(produce_at(get_part(log, "old", 0), 0, 10000, 1700000000000LL) == MQ_OK);
+    CU_ASSERT(produce_at(get_part(log, "mid", 0), 0, 10000, 1800000000000LL) == MQ_OK);
+    CU_ASSERT(produce_at(get_part(log, "new", 0), 0, 2000, 1900000000000LL) == MQ_OK);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    int64_t old_first, mid_first, new_first;
+    int64_t old0 = seg_bytes_of(dir, "old-0", &old_first), mid0 = seg_bytes_of(dir, "mid-0", &mid_first);
+    int64_t total = old0 + mid0 + seg_bytes_of(dir, "new-0", &new_first);
+    CU_ASSERT(old_first == 0 && mid_first == 0 && old0 > 3 * c.segment_bytes);
+
+    c.max_disk_bytes = total - 1;
+    log = open_log(dir, MQ_LOG_WRITE, &c);
+    struct mq_log_stats ls;
+    mq_log_stats(log, &ls);
+    CU_ASSERT_EQUAL(ls.disk_bytes, total); /* counted from the start, no partition open */
+    struct mq_part *p = get_part(log, "new", 0);
+    char v[128];
+    struct mq_record recs[50];
+    int64_t most = 0;
+    for (int64_t off = 2000; off < 6000; off += 50) {
+        for (int i = 0; i < 50; i++) {
+            int vl = make_value(off + i, v, sizeof v);
+            recs[i] = (struct mq_record){1950000000000LL + (off + i) * 10, NULL, -1, v, vl, NULL, 0};
+        }
+        int64_t deadline = mq_mono_ms() + 10000, first = -1;
+        enum mq_err e;
+        while ((e = mq_part_append(p, recs, 50, &first)) == MQ_ERR_NOSPC && mq_mono_ms() < deadline)
+            mq_sleep_ms(1); /* the flusher thread makes room: poll for it */
+        CU_ASSERT_FATAL(e == MQ_OK && first == off);
+        int64_t f, now = seg_bytes_of(dir, "old-0", &f) + seg_bytes_of(dir, "mid-0", &f) +
+                         seg_bytes_of(dir, "new-0", &f);
+        most = now > most ? now : most;
+    }
+    CU_ASSERT(most <= c.max_disk_bytes);
+    /* the oldest segments went, and they were the unopened "old"'s; "mid" and "new" kept all of theirs */
+    int64_t old1 = seg_bytes_of(dir, "old-0", &old_first), mid1 = seg_bytes_of(dir, "mid-0", &mid_first);
+    seg_bytes_of(dir, "new-0", &new_first);
+    CU_ASSERT(old_first > 0 && old1 < old0 && mid_first == 0 && mid1 == mid0 && new_first == 0);
+    mq_log_stats(log, &ls);
+    CU_ASSERT(ls.cap_deleted_segments > 0 && ls.dropped_unforwarded == 0 &&
+              ls.disk_bytes <= c.max_disk_bytes);
+    /* "mid" was never opened by the pass: it stays a cold entry */
+    pthread_mutex_lock(&log->mu);
+    bool mid_open = false;
+    for (size_t i = 0; i < log->nparts; i++)
+        mid_open = mid_open || strcmp(log->parts[i]->topic, "mid") == 0;
+    pthread_mutex_unlock(&log->mu);
+    CU_ASSERT(!mid_open);
+    CU_ASSERT(mq_log_close(log) == MQ_OK);
+    int64_t problems = -1;
+    CU_ASSERT(mq_log_verify(dir, NULL, NULL, &problems, NULL) == MQ_OK && problems == 0);
+    mq_test_rmdir(dir);
+}
+
 /* The segment files of partition dir "<dir>/t-<p>" added to seen[0..*n) (base offsets, no repeats); returns
  * how many there are now. */
 static int segs_seen(const char *dir, int p, int64_t *seen, int *n, int cap)
@@ -1433,6 +1522,7 @@ int main(void)
         MQ_TEST(test_retention),
         MQ_TEST(test_retention_hold),
         MQ_TEST(test_disk_cap),
+        MQ_TEST(test_disk_cap_cold),
         MQ_TEST(test_disk_budget),
         MQ_TEST(test_crash_cut_and_flip),
         MQ_TEST(test_index_rebuild),
