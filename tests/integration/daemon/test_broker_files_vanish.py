@@ -28,8 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import e2e_lib as e
 
@@ -62,14 +60,6 @@ class SecureBroker(e.Broker):
                      self.pub_port))
         self.proc = None
         self.start()
-
-
-def get(port, path):
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
 
 
 def main():
@@ -113,7 +103,7 @@ def main():
 
     sec_probes = e.wait_subscribed(secure.pub_port, d.data, "sec", 1, 5, prefix="sec")
     pln_probes = e.wait_subscribed(plain.port, d.data, "pln", 1, 5, prefix="pln")
-    e.wait_for(lambda: get(hport, "/readyz")[0] == 200, 10, "/readyz to answer 200 with both brokers up")
+    e.wait_for(lambda: e.http_get(hport, "/readyz")[0] == 200, 10, "/readyz to answer 200 with both brokers up")
 
     pub = e.publish(plain.port, NP, qos=1, topics=5, prefix="pln", client_id="vanish-pub-plain",
                     rate=PLAIN_RATE, background=True)
@@ -139,13 +129,13 @@ def main():
 
     # /readyz says which broker is down and why, once the first reconnect has failed
     status, body = e.wait_for(lambda: (lambda r: r if r[0] == 503 and files["ca.pem"] in r[1] else None)(
-        get(hport, "/readyz")), 5, "/readyz to say not ready, naming the missing CA file")
+        e.http_get(hport, "/readyz")), 5, "/readyz to say not ready, naming the missing CA file")
     e.check("broker secure: 0 of 1 connections up" in body and "broker plain" not in body, "/readyz body: %r" % body)
     e.log("/readyz %d after %.1f s: %s" % (status, time.monotonic() - out_at, body.strip()))
     p = e.run([e.MQLOG, "status", "--url", "http://127.0.0.1:%d" % hport], check=False, timeout=30)
     e.check(p.returncode == 4 and files["ca.pem"] in p.stdout,
             "mqlog status exited %d with the secure broker out:\n%s%s" % (p.returncode, p.stdout, p.stderr))
-    doc = json.loads(get(hport, "/status.json")[1])
+    doc = json.loads(e.http_get(hport, "/status.json")[1])
     sec = [b for b in doc["brokers"] if b["name"] == "secure"]
     e.check(sec and sec[0]["connected"] == 0 and files["ca.pem"] in sec[0].get("last_error", ""),
             "status.json's secure broker: %r" % sec)
@@ -165,7 +155,7 @@ def main():
     e.check_stream(recs, NP, 5, prefix="pln", qos=1, broker="plain", exact=True)
     e.check(pln_at_out < NP, "the plain stream was stored before the outage began: nothing was tested")
     e.check(e.stored(d.data, "sec") == N1 + sec_probes, "secure records stored while it was out")
-    status, body = get(hport, "/readyz")
+    status, body = e.http_get(hport, "/readyz")
     e.check(status == 503 and "broker secure" in body, "/readyz with the secure broker still out: %d %r" %
             (status, body))
 
@@ -188,9 +178,9 @@ def main():
     with open(pwfile, "w") as f:
         f.write("s3cret word\n")
     back_at = time.monotonic()
-    e.wait_for(lambda: get(hport, "/readyz")[0] == 200, 10, "/readyz to answer 200 once the files are back")
+    e.wait_for(lambda: e.http_get(hport, "/readyz")[0] == 200, 10, "/readyz to answer 200 once the files are back")
     e.log("reconnected %.1f s after the files came back" % (time.monotonic() - back_at))
-    sec = [b for b in json.loads(get(hport, "/status.json")[1])["brokers"] if b["name"] == "secure"]
+    sec = [b for b in json.loads(e.http_get(hport, "/status.json")[1])["brokers"] if b["name"] == "secure"]
     e.check(sec and "last_error" not in sec[0], "status.json keeps a last_error once connected: %r" % sec)
     e.wait_complete(d.data, "sec", N1 + N2, prefix="sec", timeout=30, alive=alive)
 
@@ -204,7 +194,7 @@ def main():
         f.write("n3w word\n")
     d.proc.send_signal(signal.SIGHUP)
     e.wait_for(lambda: "password file %s changed" % pwfile in d.log(), 10, "the reload to see the new password")
-    e.wait_for(lambda: get(hport, "/readyz")[0] == 200, 10, "mqlogd to log in with the new password")
+    e.wait_for(lambda: e.http_get(hport, "/readyz")[0] == 200, 10, "mqlogd to log in with the new password")
     e.publish(secure.pub_port, N3, qos=1, topics=5, first=N1 + N2, prefix="sec", client_id="vanish-pub-sec")
     recs = e.wait_complete(d.data, "sec", N1 + N2 + N3, prefix="sec", timeout=30, alive=alive)
     e.check_stream(recs, N1 + N2 + N3, 5, prefix="sec", qos=1, broker="secure", exact=True)

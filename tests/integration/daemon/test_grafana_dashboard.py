@@ -16,30 +16,12 @@ import re
 import shutil
 import subprocess
 import time
-import urllib.request
 
 import e2e_lib as e
 
 N = e.scaled(400)
 SITE = "plant-7"
 DASHBOARD = os.path.join(os.environ["MQ_SOURCE_DIR"], "contrib", "grafana", "mqlog.json")
-
-
-def scrape(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
-        text = r.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
-            e.check(m, "not a sample line: %r" % line)
-            labels = frozenset(re.findall(r'([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
-            samples[(m.group(1), labels)] = float(m.group(3))
-    return samples
-
-
-def value(samples, name, **labels):
-    return samples.get((name, frozenset(labels.items())))
 
 
 def panels_of(dash):
@@ -114,19 +96,20 @@ def main():
 
     # the forwarder, live: everything sent, nothing behind
     def caught_up():
-        s = scrape(hport)
-        done = value(s, "mqlog_forwarder_records_sent_total", forwarder="central") == total and \
-            value(s, "mqlog_forwarder_lag_records", forwarder="central") == 0
+        s = e.parse_metrics(e.http_get(hport, "/metrics")[1])
+        done = e.metric_value(s, "mqlog_forwarder_records_sent_total", forwarder="central") == total and \
+            e.metric_value(s, "mqlog_forwarder_lag_records", forwarder="central") == 0
         return s if done else None
 
     s = e.wait_for(caught_up, 60, "the forwarder to send all %d records of t1 and have no lag" % total)
-    e.check(value(s, "mqlog_forwarder_up", forwarder="central") == 1, "forwarder not up")
-    e.check(value(s, "mqlog_forwarder_state", forwarder="central", state="delivering") == 1, "state not delivering")
+    e.check(e.metric_value(s, "mqlog_forwarder_up", forwarder="central") == 1, "forwarder not up")
+    e.check(e.metric_value(s, "mqlog_forwarder_state", forwarder="central", state="delivering") == 1,
+            "state not delivering")
     others = [k for k, v in s.items() if k[0] == "mqlog_forwarder_state" and v == 1]
     e.check(len(others) == 1, "more than one state set: %r" % others)
-    e.check(value(s, "mqlog_forwarder_lag_bytes", forwarder="central") == 0, "lag bytes not 0")
-    e.check(value(s, "mqlog_forwarder_lag_seconds", forwarder="central") == 0, "lag seconds not 0")
-    e.check(value(s, "mqlog_forwarder_bytes_sent_total", forwarder="central") > 0, "no bytes sent counted")
+    e.check(e.metric_value(s, "mqlog_forwarder_lag_bytes", forwarder="central") == 0, "lag bytes not 0")
+    e.check(e.metric_value(s, "mqlog_forwarder_lag_seconds", forwarder="central") == 0, "lag seconds not 0")
+    e.check(e.metric_value(s, "mqlog_forwarder_bytes_sent_total", forwarder="central") > 0, "no bytes sent counted")
     remote = e.wait_forwarded(mock.bootstrap, "%s.t1" % SITE, t1, timeout=60)
     e.check(len(remote) == total, "the cluster holds %d records, the metrics say %d sent" % (len(remote), total))
 

@@ -5,7 +5,8 @@ lines a test waits for (Proc), the test publisher (mq_pub), reading the log back
 json`, and the checker of the published streams (every message once, in per-topic order, with its headers).
 For forwarding: a central Kafka cluster (KafkaMock, librdkafka's mock cluster) and read_remote(), which reads
 a topic of it back record by record. For the Kafka endpoint's security: certificates made with the openssl CLI
-(make_certs()) and SASL users added with `mqlog user` (user_add()).
+(make_certs()) and SASL users added with `mqlog user` (user_add()). For mqlogd's HTTP endpoint: http_get(),
+and parse_metrics() / metric_value() over a /metrics scrape.
 
 ctest puts this directory on PYTHONPATH; paths come from the environment it sets: MQLOGD, MQLOG, MQ_PUB,
 MQ_KAFKA_MOCK, MQ_KAFKA_DUMP, MQ_SOURCE_DIR; MQ_E2E_SCALE scales the message counts (sanitizer builds use fewer); MQ_E2E_KEEP=1 keeps the
@@ -18,6 +19,7 @@ import collections
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -26,6 +28,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 MQLOGD = os.environ.get("MQLOGD", "mqlogd")
 MQLOG = os.environ.get("MQLOG", "mqlog")
@@ -99,6 +103,33 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def http_get(port, path):
+    """(status, body) of GET path from mqlogd's HTTP endpoint on port; an error status is returned, not raised."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} of a Prometheus exposition (a /metrics scrape)."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
+        check(m, "not a sample line: %r" % line)
+        labels = frozenset(re.findall(r'([a-zA-Z_]+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric_value(samples, name, **labels):
+    """The value of one sample of parse_metrics()'s result, or None."""
+    return samples.get((name, frozenset(labels.items())))
 
 
 def port_open(port):
