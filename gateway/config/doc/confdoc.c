@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config/table.h"
+#include "man/docgen.h"
 #include "man/man.h"
 
 static const char mq_doc_intro[] =
@@ -342,25 +343,6 @@ static int mq_doc_render(char **buf, size_t *len)
     return fclose(out) == 0 ? 0 : -1;
 }
 
-static int mq_doc_read(const char *path, char **buf, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    FILE *mem = open_memstream(buf, len);
-    if (!mem) {
-        fclose(f);
-        return -1;
-    }
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, mem);
-    int rc = ferror(f) ? -1 : 0;
-    fclose(f);
-    return fclose(mem) == 0 ? rc : -1;
-}
-
 /* The reference as the manual page mqlogd.yaml(5): the Markdown converted, plus the files and related
  * pages a manual page names. */
 static int mq_doc_man(const char *doc, const char *date, const char *version, const char *path)
@@ -414,31 +396,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "confdoc: out of memory\n");
         return 2;
     }
-    int rc = 0;
-    if (argc == 1) {
-        rc = fwrite(doc, 1, len, stdout) == len ? 0 : 2;
-    } else if (argc == 3 && strcmp(argv[1], "-o") == 0) {
-        FILE *f = fopen(argv[2], "wb");
-        if (!f || fwrite(doc, 1, len, f) != len || fclose(f) != 0) {
-            perror(argv[2]);
-            rc = 2;
-        }
-    } else if (argc == 3 && strcmp(argv[1], "--check") == 0) {
-        char *have = NULL;
-        size_t hlen = 0;
-        if (mq_doc_read(argv[2], &have, &hlen) != 0) {
-            perror(argv[2]);
-            rc = 2;
-        } else if (hlen != len || memcmp(have, doc, len) != 0) {
-            fprintf(stderr,
-                    "%s is not what the key table renders: run `cmake --build BUILD --target confdoc`\n",
-                    argv[2]);
-            rc = 1;
-        }
-        free(have);
-    } else if (argc == 5 && strcmp(argv[1], "--man") == 0) {
+    int rc = mq_docgen_main(argc, argv, doc, len, "key table", "confdoc");
+    if (rc < 0 && argc == 5 && strcmp(argv[1], "--man") == 0) {
         rc = mq_doc_man(doc, argv[2], argv[3], argv[4]);
-    } else {
+    } else if (rc < 0) {
         fprintf(stderr, "usage: %s [-o FILE | --check FILE | --man DATE VERSION FILE]\n", argv[0]);
         rc = 2;
     }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "man/docgen.h"
 #include "metrics/metrics.h"
 
 static const char mq_doc_intro[] =
@@ -73,25 +74,6 @@ static int mq_doc_render(char **buf, size_t *len)
     return fclose(out) == 0 ? 0 : -1;
 }
 
-static int mq_doc_read(const char *path, char **buf, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    FILE *mem = open_memstream(buf, len);
-    if (!mem) {
-        fclose(f);
-        return -1;
-    }
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        fwrite(chunk, 1, n, mem);
-    int rc = ferror(f) ? -1 : 0;
-    fclose(f);
-    return fclose(mem) == 0 ? rc : -1;
-}
-
 int main(int argc, char **argv)
 {
     char *doc = NULL;
@@ -100,30 +82,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "metricsdoc: out of memory\n");
         return 2;
     }
-    int rc = 0;
-    if (argc == 1) {
-        rc = fwrite(doc, 1, len, stdout) == len ? 0 : 2;
-    } else if (argc == 3 && strcmp(argv[1], "-o") == 0) {
-        FILE *f = fopen(argv[2], "wb");
-        if (!f || fwrite(doc, 1, len, f) != len || fclose(f) != 0) {
-            perror(argv[2]);
-            rc = 2;
-        }
-    } else if (argc == 3 && strcmp(argv[1], "--check") == 0) {
-        char *have = NULL;
-        size_t hlen = 0;
-        if (mq_doc_read(argv[2], &have, &hlen) != 0) {
-            perror(argv[2]);
-            rc = 2;
-        } else if (hlen != len || memcmp(have, doc, len) != 0) {
-            fprintf(stderr,
-                    "%s is not what the metric table renders: run `cmake --build BUILD --target "
-                    "metricsdoc`\n",
-                    argv[2]);
-            rc = 1;
-        }
-        free(have);
-    } else {
+    int rc = mq_docgen_main(argc, argv, doc, len, "metric table", "metricsdoc");
+    if (rc < 0) {
         fprintf(stderr, "usage: %s [-o FILE | --check FILE]\n", argv[0]);
         rc = 2;
     }
