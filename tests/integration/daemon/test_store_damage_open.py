@@ -199,7 +199,7 @@ def catalog_case(name, src, broker, records, damage_fn, verify_says, first):
     c.start()
     line = damage_logged_once(c, "rebuilt its row")
     e.check("topic %s" % TOPIC in line and "dmg-0" in line, "%s: the log line %r" % (name, line))
-    summary = damage_logged_once(c, "Consumer-group offsets")
+    summary = damage_logged_once(c, "consumer-group offsets")
     e.check("catalog.db" in summary, "%s: %r" % (name, summary))
     got = consume(c.data)
     e.check(got == records, "%s: mqlog consume read %d of %d records" % (name, len(got), len(records)))
