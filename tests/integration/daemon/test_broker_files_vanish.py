@@ -147,7 +147,7 @@ def main():
     e.wait_for(lambda: tls_attempts() - attempts_before >= 4, 15, "mqlogd to try the secure broker 4 times")
     # a reload meanwhile is refused (the files are missing) and stops nothing
     d.proc.send_signal(signal.SIGHUP)
-    e.wait_for(lambda: "reload rejected" in d.log(), 10, "the reload to be refused")
+    e.wait_for(lambda: "reload rejected" in d.log(), 30, "the reload to be refused")
     # the plain stream ends while the secure broker is out (its files come back only afterwards): every
     # plain message is stored meanwhile, exactly once
     e.wait_publisher(pub, "plain publisher")
@@ -178,7 +178,7 @@ def main():
     with open(pwfile, "w") as f:
         f.write("s3cret word\n")
     back_at = time.monotonic()
-    e.wait_for(lambda: e.http_get(hport, "/readyz")[0] == 200, 10, "/readyz to answer 200 once the files are back")
+    e.wait_for(lambda: e.http_get(hport, "/readyz")[0] == 200, 30, "/readyz to answer 200 once the files are back")
     e.log("reconnected %.1f s after the files came back" % (time.monotonic() - back_at))
     sec = [b for b in json.loads(e.http_get(hport, "/status.json")[1])["brokers"] if b["name"] == "secure"]
     e.check(sec and "last_error" not in sec[0], "status.json keeps a last_error once connected: %r" % sec)
@@ -188,13 +188,13 @@ def main():
     # file when it started; the operator writes the new password and reloads, and mqlogd logs in again
     e.run(["mosquitto_passwd", "-b", passwd, "gw", "n3w word"])
     secure.restart()
-    e.wait_for(lambda: "not authori" in d.log().lower(), 15,
+    e.wait_for(lambda: "not authori" in d.log().lower(), 30,
                "mqlogd to be refused with the old password")
     with open(pwfile, "w") as f:
         f.write("n3w word\n")
     d.proc.send_signal(signal.SIGHUP)
-    e.wait_for(lambda: "password file %s changed" % pwfile in d.log(), 10, "the reload to see the new password")
-    e.wait_for(lambda: e.http_get(hport, "/readyz")[0] == 200, 10, "mqlogd to log in with the new password")
+    e.wait_for(lambda: "password file %s changed" % pwfile in d.log(), 30, "the reload to see the new password")
+    e.wait_for(lambda: e.http_get(hport, "/readyz")[0] == 200, 30, "mqlogd to log in with the new password")
     e.publish(secure.pub_port, N3, qos=1, topics=5, first=N1 + N2, prefix="sec", client_id="vanish-pub-sec")
     recs = e.wait_complete(d.data, "sec", N1 + N2 + N3, prefix="sec", timeout=30, alive=alive)
     e.check_stream(recs, N1 + N2 + N3, 5, prefix="sec", qos=1, broker="secure", exact=True)
