@@ -179,6 +179,13 @@ static enum mq_err mq_daemon_acl(const struct mq_config *cfg, struct mq_acl **ac
     return err;
 }
 
+/* DescribeConfigs' compression.type: what ingest writes the topic with (the server stops before ingest). */
+static int mq_daemon_topic_codec(void *opaque, const char *topic)
+{
+    struct mq_daemon *d = opaque;
+    return mq_ingest_topic_codec(d->ingest, topic);
+}
+
 static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
 {
     const struct mq_config *cfg = d->dc->cfg;
@@ -214,6 +221,8 @@ static enum mq_err mq_daemon_kafka_start(struct mq_daemon *d)
     kc.send_timeout_ms = cfg->kafka.send_timeout_ms;
     kc.max_request_partitions = (int32_t)cfg->kafka.max_request_partitions;
     kc.fetch_max_bytes = (int32_t)cfg->kafka.fetch_max_bytes;
+    kc.topic_codec = mq_daemon_topic_codec;
+    kc.topic_codec_opaque = d;
     enum mq_err err = mq_daemon_acl(cfg, &kc.acl);
     if (err != MQ_OK) {
         free(lc);

@@ -209,6 +209,11 @@ void mq_ingest_topic_refresh(struct mq_ingest *in, const char *name);
  * a message in since the start); where gets the mapping's "FILE:LINE:COL". Any thread. */
 bool mq_ingest_topic_mapping(struct mq_ingest *in, const char *name, char *where, size_t where_size);
 
+/* The codec (enum mq_codec) the routes in force write topic `name`'s batches with: its mapping's when ingest
+ * stored a message in it since the start, else the one every mapping (and the unmatched topic) shares; -1
+ * when neither says. Any thread. */
+int mq_ingest_topic_codec(struct mq_ingest *in, const char *name);
+
 /* Deletes topic `name` from the store (mq_store_topic_delete()) with no message of ingest opening it in
  * between, and forgets its partitions: the next message routed to it creates it again, as a first message
  * does. A message being stored at that moment may be lost with the topic, as in Kafka. Any thread. */

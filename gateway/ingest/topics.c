@@ -312,6 +312,32 @@ bool mq_ingest_topic_mapping(struct mq_ingest *in, const char *name, char *where
     return found;
 }
 
+int mq_ingest_topic_codec(struct mq_ingest *in, const char *name)
+{
+    pthread_mutex_lock(&in->map_mu);
+    struct mq_itopic *t = mq_tmap_find(atomic_load(&in->map), name, mq_hash(name));
+    bool known = t && !t->gone;
+    pthread_mutex_unlock(&in->map_mu);
+    unsigned e =
+        atomic_load(&in->epoch) & 1; /* the read side of the routes, as in mq_ingest_topic_mapping() */
+    atomic_fetch_add(&in->readers[e].v, 1);
+    struct mq_ingest_routes *routes = atomic_load(&in->routes);
+    struct mq_ingest_probe pr;
+    int codec = -1;
+    if (known && mq_ingest_probe(routes, t, &pr))
+        codec = pr.mapping >= 0 && (size_t)pr.mapping < routes->nrets ? routes->pols[pr.mapping].codec
+                                                                      : routes->unmatched_pol.codec;
+    else {
+        /* a topic not written since the start: only a codec all mappings share says which it gets */
+        codec = routes->unmatched_pol.codec;
+        for (size_t i = 0; i < routes->nrets && codec >= 0; i++)
+            if (routes->pols[i].codec != codec)
+                codec = -1;
+    }
+    atomic_fetch_sub(&in->readers[e].v, 1);
+    return codec;
+}
+
 enum mq_err mq_ingest_routes_check(struct mq_ingest *in, const struct mq_ingest_routes *routes, int *mapping,
                                    char *why, size_t why_size)
 {

@@ -22,6 +22,7 @@
 #include "kafka/group.h"
 #include "kafka/proto_admin.h"
 #include "kafka/server_int.h"
+#include "log/codec.h"
 #include "log/log.h"
 #include "util/diag.h"
 
@@ -265,7 +266,8 @@ enum setting_from {
     FROM_RETENTION_BYTES,
     FROM_SEGMENT_BYTES,
     FROM_SEGMENT_MS,
-    FROM_INDEX_INTERVAL
+    FROM_INDEX_INTERVAL,
+    FROM_CODEC
 };
 
 /* A topic setting: its name, Kafka's type for it, where its value comes from and Kafka's default. */
@@ -280,13 +282,15 @@ struct topic_setting {
 
 /*
  * What a topic reports, in Kafka's name order. Retention is per topic (the catalog: a topic-level setting
- * for Kafka), the segment settings are the log's (a broker-level one). The text settings are what mqlog
- * always does: it deletes old segments (never compacts), keeps the producers' compression, and has one
- * replica.
+ * for Kafka), the segment settings are the log's (a broker-level one). compression.type is the codec the
+ * topic's mapping writes its batches with (mappings[].compression or log.compression), a topic-level setting
+ * for Kafka as well: "uncompressed", "lz4" or "zstd", Kafka's names; "producer", Kafka's default, only when
+ * the server cannot tell (a topic not written since the start whose mappings differ in codec). The text
+ * settings are what mqlog always does: it deletes old segments (never compacts) and has one replica.
  */
 static const struct topic_setting settings[] = {
     {"cleanup.policy", MQ_KCFG_TYPE_LIST, FROM_TEXT, 0, 0, "delete"},
-    {"compression.type", MQ_KCFG_TYPE_STRING, FROM_TEXT, 0, 0, "producer"},
+    {"compression.type", MQ_KCFG_TYPE_STRING, FROM_CODEC, MQ_KCFG_SOURCE_DYNAMIC_TOPIC, 0, "producer"},
     {"index.interval.bytes", MQ_KCFG_TYPE_INT, FROM_INDEX_INTERVAL, MQ_KCFG_SOURCE_STATIC_BROKER,
      KAFKA_INDEX_INTERVAL_DEFAULT, NULL},
     {"min.insync.replicas", MQ_KCFG_TYPE_INT, FROM_TEXT, 0, 0, "1"},
@@ -317,6 +321,25 @@ static int64_t setting_value(const struct topic_setting *s, const struct mq_cata
         return lc->index_interval_bytes;
     default:
         return 0;
+    }
+}
+
+/* Kafka's compression.type value for a codec (enum mq_codec), NULL for one it has no name for. */
+static const char *codec_name(int codec)
+{
+    switch (codec) {
+    case MQ_CODEC_NONE:
+        return "uncompressed";
+    case MQ_CODEC_GZIP:
+        return "gzip";
+    case MQ_CODEC_SNAPPY:
+        return "snappy";
+    case MQ_CODEC_LZ4:
+        return "lz4";
+    case MQ_CODEC_ZSTD:
+        return "zstd";
+    default:
+        return NULL;
     }
 }
 
@@ -352,6 +375,18 @@ static bool topic_configs(struct req *r, struct mq_kafka_config_resource *res,
         c->source = MQ_KCFG_SOURCE_DEFAULT;
         if (s->from == FROM_TEXT) {
             c->value = s->text;
+            continue;
+        }
+        if (s->from == FROM_CODEC) {
+            struct mq_kafka_server *srv = r->conn->srv;
+            int codec =
+                srv->conf.topic_codec ? srv->conf.topic_codec(srv->conf.topic_codec_opaque, t->name) : -1;
+            const char *name = codec_name(codec);
+            c->value = name ? name : s->text;
+            if (name) {
+                c->is_default = false;
+                c->source = s->source_if_set;
+            }
             continue;
         }
         int64_t v = setting_value(s, t, &lc);

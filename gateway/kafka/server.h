@@ -111,6 +111,10 @@ struct mq_kafka_server_conf {
     bool install_durable_cb;        /* set the log's durable callback (default true); when false, whoever
                                        owns the callback must call mq_kafka_server_notify() from it */
     struct mq_kafka_groups_conf groups;
+    /* The codec (enum mq_codec) topic's batches are written with, for DescribeConfigs' compression.type;
+     * -1 when it is not known. NULL (default): never known. Called from the server's thread. */
+    int (*topic_codec)(void *opaque, const char *topic);
+    void *topic_codec_opaque;
     struct mq_acl *acl; /* the authorization rules; NULL (default): every request is allowed. Taken by
                            mq_kafka_server_start() on success (the caller still owns it on failure). */
 };

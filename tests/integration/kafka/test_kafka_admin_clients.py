@@ -7,7 +7,8 @@ does not serve (issue 12):
    calls of confluent-kafka 2.x's AdminClient) lists both groups and describes rg with its member, host and
    assignment; deleting rg is refused with NON_EMPTY_GROUP.
 3. confluent-kafka's AdminClient (Debian's 1.7): list_groups shows rg and its member, describe_configs shows
-   t's retention (2 days, not the default) and "plain"'s (Kafka's default); create_topics and
+   t's retention (2 days, not the default) and "plain"'s (Kafka's default) and t's compression.type (zstd,
+   log.compression, a topic-level setting as Kafka's source says); create_topics and
    delete_topics reach the server and come back with INVALID_REQUEST and mqlog's message, and the client
    goes on working.
 4. kafka-python's KafkaAdminClient: list_consumer_groups, describe_consumer_groups, describe_configs,
@@ -133,6 +134,10 @@ def test_confluent_kafka(bootstrap):
     e.check(rp.value == str(KAFKA_DEFAULT_RETENTION_MS) and rp.is_default, "plain retention.ms: %s" % rp.value)
     e.check(got["t"]["retention.bytes"].value == str(1 << 30) and got["t"]["cleanup.policy"].value == "delete"
             and got["plain"]["retention.bytes"].value == "-1", "t/plain configs: %s" % got)
+    # the codec the log section gives every topic (no mapping names its own), a topic-level setting
+    ct = got["t"]["compression.type"]
+    e.check(ct.value == "zstd" and not ct.is_default and getattr(ct.source, "value", ct.source) == 1,
+            "t compression.type: %s default=%s source=%s" % (ct.value, ct.is_default, ct.source))
     for what, fs in (("create_topics", a.create_topics([NewTopic("new", 1, 1)])),
                      ("delete_topics", a.delete_topics(["t"], operation_timeout=5))):
         for f in fs.values():
@@ -190,6 +195,8 @@ def test_kafka_python(bootstrap, data_dir):
         entries = {c[0]: c for c in res[4]}
         e.check(res[0] == 0 and entries["retention.ms"][1] == str(TWO_DAYS_MS) and entries["retention.ms"][3] == 1,
                 "describe_configs t: %s" % (res,))
+        e.check(entries["compression.type"][1] == "zstd" and entries["compression.type"][3] == 1,
+                "describe_configs t compression.type: %s" % (entries["compression.type"],))
         for what, call in (("create_topics", lambda: a.create_topics([NewPyTopic("new", 1, 1)])),
                            ("delete_topics", lambda: a.delete_topics(["t"])),
                            ("create_partitions", lambda: a.create_partitions({"t": NewPyPartitions(4)}))):
@@ -323,7 +330,8 @@ def test_unsupported(d, port):
 def main():
     port = e.free_port()
     bootstrap = "127.0.0.1:%d" % port
-    d = e.Daemon("data_dir: @DATA@\nbrokers: []\nmappings: []\nkafka:\n  listen: \"%s\"\n" % bootstrap)
+    d = e.Daemon("data_dir: @DATA@\nlog:\n  compression: zstd\nbrokers: []\nmappings: []\nkafka:\n"
+                 "  listen: \"%s\"\n" % bootstrap)
     e.run([e.MQLOG, "create", "-d", d.data, "t", "--partitions", "2", "--retention", "2d",
            "--retention-bytes", "1GiB"])
     e.run([e.MQLOG, "create", "-d", d.data, "plain", "--partitions", "1"])
