@@ -37,16 +37,6 @@ def values(codec):
             for i in range(RECORDS)]
 
 
-def recv_all(s, n):
-    b = b""
-    while len(b) < n:
-        chunk = s.recv(n - len(b))
-        if not chunk:
-            e.fail("the endpoint closed the connection")
-        b += chunk
-    return b
-
-
 def fetch_raw(port, version, topic):
     """One Fetch (v3 or v4) of partition 0 of topic from offset 0: (error code, records bytes)."""
     body = struct.pack(">iiii", -1, 1000, 1, 1 << 22)  # replica, max wait, min bytes, max bytes
@@ -59,7 +49,7 @@ def fetch_raw(port, version, topic):
     with socket.create_connection(("127.0.0.1", PORT), timeout=10) as s:
         msg = hdr + body
         s.sendall(struct.pack(">i", len(msg)) + msg)
-        resp = recv_all(s, struct.unpack(">i", recv_all(s, 4))[0])
+        resp = e.recv_all(s, struct.unpack(">i", e.recv_all(s, 4))[0])
     pos = 4 + 4  # correlation id, throttle time
     e.check(struct.unpack_from(">i", resp, pos)[0] == 1, "Fetch v%d: not one topic" % version)
     pos += 4

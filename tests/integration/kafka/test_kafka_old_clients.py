@@ -64,8 +64,8 @@ def fetch_raw(broker_port, version, partition, offset):
     with socket.create_connection(("127.0.0.1", broker_port), timeout=10) as s:
         msg = hdr + body
         s.sendall(struct.pack(">i", len(msg)) + msg)
-        size = struct.unpack(">i", recv_all(s, 4))[0]
-        resp = recv_all(s, size)
+        size = struct.unpack(">i", e.recv_all(s, 4))[0]
+        resp = e.recv_all(s, size)
     pos = 4  # correlation id
     e.check(struct.unpack_from(">i", resp, 0)[0] == 7, "Fetch v%d: wrong correlation id" % version)
     if version >= 1:
@@ -83,16 +83,6 @@ def fetch_raw(broker_port, version, partition, offset):
     pos += 4
     e.check(pos + mlen == len(resp), "Fetch v%d: %d bytes after the message set" % (version, len(resp) - pos - mlen))
     return resp[pos:pos + mlen]
-
-
-def recv_all(s, n):
-    b = b""
-    while len(b) < n:
-        chunk = s.recv(n - len(b))
-        if not chunk:
-            e.fail("the endpoint closed the connection")
-        b += chunk
-    return b
 
 
 def parse_messages(data, version):

@@ -132,6 +132,17 @@ def metric_value(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))
 
 
+def recv_all(s, n):
+    """Exactly n bytes from socket s (a raw Kafka request's answer); fails the test when the peer closes first."""
+    b = b""
+    while len(b) < n:
+        chunk = s.recv(n - len(b))
+        if not chunk:
+            fail("the endpoint closed the connection")
+        b += chunk
+    return b
+
+
 def port_open(port):
     s = socket.socket()
     s.settimeout(0.5)
