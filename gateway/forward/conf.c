@@ -19,6 +19,10 @@
 #define MQ_FWD_QUEUE_KBYTES   "4096"
 #define MQ_FWD_QUEUE_MESSAGES "5000"
 #define MQ_FWD_BATCH_BYTES    "262144"
+/* While a backlog drains the queue refills a little after each delivery report, and librdkafka's default
+ * linger of 5 ms sent the partial batches that had formed by then: 20 ms lets them fill, which cost 15% less
+ * CPU per record (tests/bench/forward). The latency it adds is small next to a transaction's 500 ms. */
+#define MQ_FWD_LINGER_MS "20"
 
 static enum mq_err mq_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
                                size_t errstr_size)
@@ -128,6 +132,8 @@ enum mq_err mq_fwd_conf_build(struct mq_fwd *f, const struct mq_config_forward *
         err = mq_conf_set(c, "queue.buffering.max.messages", MQ_FWD_QUEUE_MESSAGES, errstr, errstr_size);
     if (err == MQ_OK)
         err = mq_conf_set(c, "batch.size", MQ_FWD_BATCH_BYTES, errstr, errstr_size);
+    if (err == MQ_OK)
+        err = mq_conf_set(c, "linger.ms", MQ_FWD_LINGER_MS, errstr, errstr_size);
     /* The operator's pass-through properties override the defaults above; the config loader refuses the
      * ones that would change what the forwarder depends on (below). */
     for (size_t i = 0; err == MQ_OK && i < fc->nprops; i++)
