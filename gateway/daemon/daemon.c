@@ -376,9 +376,8 @@ static void mq_daemon_reload(struct mq_daemon *d)
 static const char *mq_daemon_stale_loop(struct mq_daemon *d, int64_t stale_ms, int64_t *age_ms)
 {
     int64_t now = mq_mono_ms();
-    struct mq_log_stats ls;
-    mq_log_stats(mq_store_log(d->store), &ls);
-    if ((*age_ms = now - ls.heartbeat_ms) > stale_ms)
+    /* the heartbeat alone: a flusher stuck holding a partition's lock must not stall this loop too */
+    if ((*age_ms = now - mq_log_heartbeat_ms(mq_store_log(d->store))) > stale_ms)
         return "store flusher";
     if (d->kafka) {
         struct mq_kafka_server_stats ks;

@@ -355,7 +355,24 @@ static void mq_snap_rates(struct mq_observe *o, struct mq_snap *s)
             }
 }
 
-/* Takes the snapshot; full: everything (metrics, status), else only what health and readiness need. */
+/* Only the heartbeats, for /healthz: atomics, no lock that a stuck loop could hold, so that the answer
+ * (503 naming the stale loop) comes at once whatever hangs. */
+static void mq_snap_health(struct mq_observe *o, struct mq_snap *s)
+{
+    memset(s, 0, sizeof *s);
+    s->now_mono = mq_mono_ms();
+    s->now_wall = mq_now_ms();
+    s->free_bytes = -1;
+    s->log.heartbeat_ms = mq_log_heartbeat_ms(mq_store_log(o->src.store));
+    if (o->src.kafka) {
+        s->kafka = true;
+        mq_kafka_server_stats(o->src.kafka, &s->ks);
+    }
+    mq_snap_verdicts(o, s);
+}
+
+/* Takes the snapshot; full: everything (metrics, status), else only what health and readiness need. The
+ * log's figures wait at most MQ_LOG_STATS_WAIT_MS for partition locks (mq_log_stats()). */
 static void mq_snap_take(struct mq_observe *o, struct mq_snap *s, bool full)
 {
     memset(s, 0, sizeof *s);
@@ -810,7 +827,10 @@ static void mq_obs_answer(void *opaque, const char *path, struct mq_http_resp *r
         fputs("not found: mqlogd serves /, /metrics, /healthz, /readyz and /status.json\n", f);
     } else {
         struct mq_snap s;
-        mq_snap_take(o, &s, what == METRICS || what == STATUS);
+        if (what == HEALTH)
+            mq_snap_health(o, &s);
+        else
+            mq_snap_take(o, &s, what == METRICS || what == STATUS);
         if (what == METRICS) {
             resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
             mq_obs_metrics(o, &s, f);

@@ -83,7 +83,12 @@ void mq_log_stats(struct mq_log *log, struct mq_log_stats *st)
     st->heartbeat_ms = atomic_load(&log->heartbeat_ms);
     st->recompacted_segments = atomic_load(&log->recompacted_segments);
     st->recompact_saved_bytes = atomic_load(&log->recompact_saved_bytes);
-    mq_log_usage(log, &st->open_bytes, &st->durable_lag);
+    st->unread_partitions = mq_log_usage(log, &st->open_bytes, &st->durable_lag, MQ_LOG_STATS_WAIT_MS);
+}
+
+int64_t mq_log_heartbeat_ms(struct mq_log *log)
+{
+    return atomic_load(&log->heartbeat_ms);
 }
 
 void mq_log_flush_histo(struct mq_log *log, struct mq_histo_snap *snap)

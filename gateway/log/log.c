@@ -86,18 +86,36 @@ struct mq_part **mq_log_parts_copy(struct mq_log *log, size_t *n)
     return parts;
 }
 
-void mq_log_usage(struct mq_log *log, int64_t *bytes, int64_t *durable_lag)
+int64_t mq_log_usage(struct mq_log *log, int64_t *bytes, int64_t *durable_lag, int64_t wait_ms)
 {
+    /* One deadline for the whole count: once it has passed, each lock is only tried. The table lock too:
+     * the flusher holds it only between turns, but an opening partition's recovery holds it longer. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (wait_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    *bytes = *durable_lag = 0;
+    if (pthread_mutex_clocklock(&log->mu, CLOCK_MONOTONIC, &deadline) != 0)
+        return (int64_t)log->nparts; /* a racy read, for the count only */
     size_t n;
-    pthread_mutex_lock(&log->mu);
     struct mq_part **parts = mq_log_parts_copy(log, &n);
     pthread_mutex_unlock(&log->mu);
-    *bytes = *durable_lag = 0;
+    int64_t unread = 0;
     for (size_t i = 0; parts && i < n; i++) {
-        *bytes += mq_part_disk_bytes(parts[i]);
-        *durable_lag += mq_part_durable_lag(parts[i]);
+        int64_t b, lag;
+        if (mq_part_usage_within(parts[i], &deadline, &b, &lag)) {
+            *bytes += b;
+            *durable_lag += lag;
+        } else {
+            unread++;
+        }
     }
     free(parts);
+    return unread;
 }
 
 enum mq_err mq_log_apply_retention(struct mq_log *log, int64_t now_ms)

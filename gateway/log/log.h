@@ -138,9 +138,15 @@ struct mq_log_stats {
     int64_t heartbeat_ms;               /* mq_mono_ms() when the flusher thread last turned (writer) */
     int64_t recompacted_segments;       /* closed segments rewritten as large compressed batches */
     int64_t recompact_saved_bytes;      /* bytes those rewrites saved */
+    int64_t unread_partitions;          /* open partitions left out of open_bytes and durable_lag: their
+                                           locks were held past MQ_LOG_STATS_WAIT_MS */
 };
-/* Fills st; counting open_bytes and durable_lag takes each open partition's locks briefly. */
+/* Fills st; counting open_bytes and durable_lag takes each open partition's locks briefly, waiting at most
+ * MQ_LOG_STATS_WAIT_MS in all (a flusher stuck holding one must not stall an operator's request). */
 void mq_log_stats(struct mq_log *log, struct mq_log_stats *st);
+#define MQ_LOG_STATS_WAIT_MS 200
+/* mq_mono_ms() when the flusher thread last turned (writer): an atomic read, no lock (/healthz, watchdog). */
+int64_t mq_log_heartbeat_ms(struct mq_log *log);
 /* The durations of the group commits (each partition's flush with its syncs). */
 struct mq_histo_snap;
 void mq_log_flush_histo(struct mq_log *log, struct mq_histo_snap *snap);

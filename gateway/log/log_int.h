@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "log/log.h"
 #include "util/histo.h"
@@ -319,8 +320,9 @@ struct mq_part **mq_log_parts_copy(struct mq_log *log, size_t *n);
 enum mq_err mq_log_part_for_budget(struct mq_log *log, const char *topic, int32_t partition,
                                    struct mq_part **partp);
 #define MQ_TRIM_MS 1000 /* how often the flusher looks for idle partitions (mq_part_trim()) */
-/* Segment bytes and records not yet durable over the open partitions, now (mq_log_stats()). */
-void mq_log_usage(struct mq_log *log, int64_t *bytes, int64_t *durable_lag);
+/* Segment bytes and records not yet durable over the open partitions, now (mq_log_stats()), waiting at most
+ * wait_ms in all for their locks; returns how many partitions were left out for it. */
+int64_t mq_log_usage(struct mq_log *log, int64_t *bytes, int64_t *durable_lag, int64_t wait_ms);
 /* Calls the durable callback, if one is set, with no lock held, counting the call in progress. */
 void mq_log_durable_notify(struct mq_log *log, struct mq_part *part, int64_t durable_end);
 /* The retention hold of part (INT64_MAX when none is set), asked with no lock held. */
@@ -407,6 +409,10 @@ struct mq_seg_facts {
 };
 /* Bytes of the partition's segment files. */
 int64_t mq_part_disk_bytes(struct mq_part *part);
+/* mq_part_disk_bytes() and mq_part_durable_lag() waiting for the partition's locks until deadline
+ * (CLOCK_MONOTONIC) at most; false when they stayed held. */
+bool mq_part_usage_within(struct mq_part *part, const struct timespec *deadline, int64_t *bytes,
+                          int64_t *lag);
 /* Records produced into the partition and not yet durable. */
 int64_t mq_part_durable_lag(struct mq_part *part);
 /* Fills *f with the partition's first segment; false when there is nothing to delete: the only segment is

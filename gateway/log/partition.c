@@ -748,6 +748,23 @@ int64_t mq_part_disk_bytes(struct mq_part *part)
     return total;
 }
 
+bool mq_part_usage_within(struct mq_part *part, const struct timespec *deadline, int64_t *bytes, int64_t *lag)
+{
+    if (pthread_rwlock_clockrdlock(&part->segs_lock, CLOCK_MONOTONIC, deadline) != 0)
+        return false;
+    int64_t total = 0;
+    for (size_t i = 0; i < part->nsegs; i++)
+        total += atomic_load(&part->segs[i]->size);
+    pthread_rwlock_unlock(&part->segs_lock);
+    if (pthread_mutex_clocklock(&part->mu, CLOCK_MONOTONIC, deadline) != 0)
+        return false;
+    int64_t l = part->next_offset - atomic_load(&part->durable_end);
+    pthread_mutex_unlock(&part->mu);
+    *bytes = total;
+    *lag = l > 0 ? l : 0;
+    return true;
+}
+
 int64_t mq_part_durable_lag(struct mq_part *part)
 {
     pthread_mutex_lock(&part->mu);

@@ -6,7 +6,8 @@ NOTIFY_SOCKET the test listens on and WATCHDOG_USEC set, as systemd sets them fo
 - one loop hung, the process alive: the test freezes only the store's flusher thread (ptrace-stops the thread
   named mqlog-flusher; the other threads run on) and the keep-alives stop for longer than the watchdog
   interval, so systemd would restart mqlogd, while /status.json, still answering, shows the store loop's
-  age;
+  age; once that is past 10 s, /healthz answers 503 naming it at once (it reads heartbeats only, never a
+  partition lock), and /metrics answers too;
 - the thread released, the keep-alives come back and mqlogd stops cleanly.
 """
 import ctypes
@@ -109,6 +110,18 @@ def main():
     e.check("watchdog: the store flusher has not turned for" in d.log(), "no warning logged")
     e.log("keep-alives stopped %.1f s after the flusher froze; silent for %.1f s, mqlogd alive"
           % (ka.times[-1] - frozen, ka.silent_for()))
+
+    # /healthz reads only heartbeats: once the store loop is stale (10 s) it answers 503 at once, and
+    # /metrics answers too (it waits at most 200 ms in all for partition locks a stuck flusher may hold)
+    e.wait_for(lambda: status_json(hport)["loops"]["store"]["age_ms"] > 10500, 20, "the store loop to go stale")
+    t0 = time.monotonic()
+    code, body = e.http_get(hport, "/healthz")
+    took = time.monotonic() - t0
+    e.check(code == 503 and "stale: the store loop" in body and took < 2, "/healthz: %d %r in %.2f s" % (code, body, took))
+    t0 = time.monotonic()
+    code, _ = e.http_get(hport, "/metrics")
+    e.check(code == 200 and time.monotonic() - t0 < 3, "/metrics: %d in %.2f s" % (code, time.monotonic() - t0))
+    e.log("/healthz answered 503 in %.3f s with the flusher frozen" % took)
 
     before = len(ka.times)
     ptrace(PTRACE_DETACH, tid)
