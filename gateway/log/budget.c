@@ -548,10 +548,13 @@ bool mq_log_budget(struct mq_log *log)
     while ((cause = mq_budget_over(&g)) >= 0) {
         struct mq_seg_facts f;
         ssize_t i = mq_budget_pick(parts, n, holds, skip, &f);
-        char *ctopic;
+        char *ctopic = NULL;
         int32_t cid;
         int64_t cts;
-        if (mq_cold_pick(log, &ctopic, &cid, &cts) && (i < 0 || f.next > holds[i] || cts < f.max_ts)) {
+        bool cold = mq_cold_pick(log, &ctopic, &cid, &cts) && (i < 0 || f.next > holds[i] || cts < f.max_ts);
+        if (!cold)
+            free(ctopic); /* an open partition's segment goes first */
+        if (cold) {
             /* The oldest segment is a cold partition's (or the oldest open one is held): open it, ask its
              * hold and weigh again. */
             struct mq_part *part = NULL;
