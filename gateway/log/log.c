@@ -99,7 +99,7 @@ int64_t mq_log_usage(struct mq_log *log, int64_t *bytes, int64_t *durable_lag, i
         deadline.tv_nsec -= 1000000000;
     }
     *bytes = *durable_lag = 0;
-    if (pthread_mutex_clocklock(&log->mu, CLOCK_MONOTONIC, &deadline) != 0)
+    if (!mq_mutex_lock_before(&log->mu, &deadline))
         return (int64_t)log->nparts; /* a racy read, for the count only */
     size_t n;
     struct mq_part **parts = mq_log_parts_copy(log, &n);
