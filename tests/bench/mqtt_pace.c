@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     for (long long i = 0; i < count; i++) {
         int64_t due = start + (int64_t)((double)i * 1e9 / (double)rate);
         struct timespec ts = {.tv_sec = due / 1000000000, .tv_nsec = due % 1000000000};
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) { /* pacing, not a wait */
         }
         memset(payload, 'x', (size_t)size);
         int n = snprintf(payload, (size_t)size, "%lld %lld ", (long long)wall_us(), i);
