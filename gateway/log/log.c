@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "util/diag.h"
+#include "util/lockwait.h"
 #include "util/parse.h"
 
 void mq_log_conf_defaults(struct mq_log_conf *conf)
@@ -90,14 +91,7 @@ int64_t mq_log_usage(struct mq_log *log, int64_t *bytes, int64_t *durable_lag, i
 {
     /* One deadline for the whole count: once it has passed, each lock is only tried. The table lock too:
      * the flusher holds it only between turns, but an opening partition's recovery holds it longer. */
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += wait_ms / 1000;
-    deadline.tv_nsec += (wait_ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
+    struct timespec deadline = mq_deadline_in_ms(wait_ms);
     *bytes = *durable_lag = 0;
     if (!mq_mutex_lock_before(&log->mu, &deadline))
         return (int64_t)log->nparts; /* a racy read, for the count only */
@@ -317,14 +311,7 @@ static void *mq_log_flusher(void *arg)
         atomic_store(&log->heartbeat_ms, mq_mono_ms()); /* /healthz: the flusher turns */
         if (!log->kick) {
             int64_t wait_ms = log->conf.flush_interval_ms > 0 ? log->conf.flush_interval_ms : 1000;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += wait_ms / 1000;
-            ts.tv_nsec += (wait_ms % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            struct timespec ts = mq_deadline_in_ms(wait_ms);
             pthread_cond_timedwait(&log->cv, &log->mu, &ts);
         }
         if (log->stop)

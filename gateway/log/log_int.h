@@ -399,9 +399,6 @@ enum mq_err mq_recompactor_start(struct mq_log *log);
 void mq_recompactor_stop(struct mq_log *log);
 void mq_recompactor_free(struct mq_log *log);
 
-/* Takes mu unless CLOCK_MONOTONIC reaches deadline first: true when taken (partition.c). */
-bool mq_mutex_lock_before(pthread_mutex_t *mu, const struct timespec *deadline);
-
 /* partition.c */
 /* The first segment of a partition, as the disk budget weighs it. */
 struct mq_seg_facts {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "util/diag.h"
+#include "util/lockwait.h"
 #include "util/parse.h"
 
 /* ---- segment list ---- */
@@ -746,45 +747,6 @@ int64_t mq_part_disk_bytes(struct mq_part *part)
         total += atomic_load(&part->segs[i]->size);
     pthread_rwlock_unlock(&part->segs_lock);
     return total;
-}
-
-/* Whether CLOCK_MONOTONIC has reached deadline. */
-static bool mq_deadline_passed(const struct timespec *deadline)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > deadline->tv_sec ||
-           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
-/* Sleeps between two tries of a lock: 50 µs, doubling up to 2 ms. */
-static void mq_lock_backoff(long *ns)
-{
-    struct timespec d = {0, *ns};
-    nanosleep(&d, NULL);
-    if (*ns < 2000000)
-        *ns *= 2;
-}
-
-/* The lock-before-a-deadline functions try the lock and sleep briefly between tries, rather than call
- * pthread_mutex_clocklock() and pthread_rwlock_clockrdlock(): GCC 12's ThreadSanitizer intercepts neither,
- * so it took every unlock after them for the unlock of a mutex nobody held. */
-bool mq_mutex_lock_before(pthread_mutex_t *mu, const struct timespec *deadline)
-{
-    for (long ns = 50000;; mq_lock_backoff(&ns))
-        if (pthread_mutex_trylock(mu) == 0)
-            return true;
-        else if (mq_deadline_passed(deadline))
-            return false;
-}
-
-static bool mq_rwlock_rdlock_before(pthread_rwlock_t *rw, const struct timespec *deadline)
-{
-    for (long ns = 50000;; mq_lock_backoff(&ns))
-        if (pthread_rwlock_tryrdlock(rw) == 0)
-            return true;
-        else if (mq_deadline_passed(deadline))
-            return false;
 }
 
 bool mq_part_usage_within(struct mq_part *part, const struct timespec *deadline, int64_t *bytes, int64_t *lag)
